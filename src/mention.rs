@@ -1,0 +1,186 @@
+//! The contracts between stages: [`Mention`] (connectors → everything else) and
+//! [`EnrichedMention`] (enrich stage → sink, trends, alerts). JSON Schemas for both live in
+//! `schemas/`; a test checks they agree with these types.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::sentiment::{Label, Sentiment};
+
+/// One post, comment or article that mentions something the user listens for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mention {
+    /// The platform's own id for the post.
+    pub id: String,
+    /// Where it was posted: `mastodon`, `bluesky`, `reddit`, `rss`, `hn`, `x`, `webhook`, `synth`...
+    pub platform: String,
+    pub text: String,
+    /// When the author posted it (event time), RFC 3339 UTC.
+    pub created_at: DateTime<Utc>,
+    pub author: Author,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The platform's language hint (ISO 639-1), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Metrics>,
+    /// When a connector read it; used to measure end-to-end latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingested_at: Option<DateTime<Utc>>,
+    /// Fields this version of gema does not know, kept as they came.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Author {
+    pub id: String,
+    pub handle: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub followers: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    #[serde(default)]
+    pub likes: u32,
+    #[serde(default)]
+    pub reposts: u32,
+    #[serde(default)]
+    pub replies: u32,
+}
+
+/// Why a message is not a valid [`Mention`].
+#[derive(Debug, thiserror::Error)]
+pub enum MentionError {
+    #[error("not UTF-8 at byte {0}")]
+    NotUtf8(usize),
+    #[error("invalid JSON mention: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("field `{0}` must not be empty")]
+    Empty(&'static str),
+    #[error("field `text` is {0} bytes, over the limit of {MAX_TEXT_BYTES}")]
+    TooLong(usize),
+}
+
+impl MentionError {
+    /// A short, fixed reason code for metrics and the dead-letter topic.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            MentionError::NotUtf8(_) => "not_utf8",
+            MentionError::Json(e) if e.is_syntax() || e.is_eof() => "invalid_json",
+            MentionError::Json(_) => "schema",
+            MentionError::Empty(_) => "empty_field",
+            MentionError::TooLong(_) => "too_long",
+        }
+    }
+}
+
+/// Texts longer than this are rejected (long-form articles are truncated by their connector).
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+
+/// The key of each Kafka record and ClickHouse row for a mention: `<platform>:<id>`.
+pub fn mention_key(platform: &str, id: &str) -> String {
+    format!("{platform}:{id}")
+}
+
+impl Mention {
+    /// Parses and validates raw bytes from a connector.
+    pub fn parse(bytes: &[u8]) -> Result<Mention, MentionError> {
+        let s = std::str::from_utf8(bytes).map_err(|e| MentionError::NotUtf8(e.valid_up_to()))?;
+        let mention: Mention = serde_json::from_str(s)?;
+        mention.validate()?;
+        Ok(mention)
+    }
+
+    pub fn validate(&self) -> Result<(), MentionError> {
+        if self.id.trim().is_empty() {
+            return Err(MentionError::Empty("id"));
+        }
+        if self.platform.trim().is_empty() {
+            return Err(MentionError::Empty("platform"));
+        }
+        if self.text.trim().is_empty() {
+            return Err(MentionError::Empty("text"));
+        }
+        if self.author.id.trim().is_empty() {
+            return Err(MentionError::Empty("author.id"));
+        }
+        if self.text.len() > MAX_TEXT_BYTES {
+            return Err(MentionError::TooLong(self.text.len()));
+        }
+        Ok(())
+    }
+
+    pub fn key(&self) -> String {
+        mention_key(&self.platform, &self.id)
+    }
+}
+
+/// A mention with everything the enrich stage derived from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnrichedMention {
+    /// `<platform>:<id>`, the same as the Kafka key.
+    pub key: String,
+    pub mention: Mention,
+    /// Detected language: `en`, `id` or `other`.
+    pub lang: String,
+    pub lang_confidence: f32,
+    pub sentiment: Sentiment,
+    /// Which model produced `sentiment`.
+    pub sentiment_model: String,
+    /// Text after normalisation (URLs and handles replaced, lower case, elongations squeezed).
+    pub normalized_text: String,
+    /// Lower-case hashtags without `#`.
+    pub hashtags: Vec<String>,
+    /// Lower-case handles without `@`.
+    pub mentions: Vec<String>,
+    pub urls: Vec<String>,
+    pub emojis: Vec<String>,
+    /// Content words after English and Indonesian stop words.
+    pub keywords: Vec<String>,
+    /// Names of the tracked queries this mention matches.
+    pub queries: Vec<String>,
+    pub enriched_at: DateTime<Utc>,
+}
+
+impl EnrichedMention {
+    pub fn is_negative(&self) -> bool {
+        self.sentiment.label == Label::Negative
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"id":"1","platform":"x","text":"hi","created_at":"2026-11-26T10:00:00Z","author":{"id":"a","handle":"ann"},"foo":{"bar":1}}"#;
+
+    #[test]
+    fn parses_and_keeps_unknown_fields_in_extra() {
+        let m = Mention::parse(GOOD.as_bytes()).unwrap();
+        assert_eq!(m.key(), "x:1");
+        assert_eq!(m.extra.get("foo").unwrap()["bar"], 1);
+    }
+
+    #[test]
+    fn rejects_bad_input_with_a_reason() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"{not json", "invalid_json"),
+            (b"{\"id\":\"1\"}", "schema"),
+            (b"\xff\xfe", "not_utf8"),
+            (br#"{"id":"1","platform":"x","text":"  ","created_at":"2026-11-26T10:00:00Z","author":{"id":"a","handle":"a"}}"#, "empty_field"),
+            (br#"{"id":"1","platform":"x","text":"t","created_at":"yesterday","author":{"id":"a","handle":"a"}}"#, "schema"),
+        ];
+        for (input, reason) in cases {
+            let err = Mention::parse(input).unwrap_err();
+            assert_eq!(err.reason(), *reason, "{err}");
+        }
+    }
+}

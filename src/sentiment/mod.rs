@@ -1,0 +1,70 @@
+//! Sentiment scoring for social text in English and Indonesian.
+//!
+//! Everything here is pure (no I/O on the hot path): the enrich stage loads a [`SentimentModel`] once
+//! at start-up and calls [`SentimentModel::classify`] for every mention.
+
+pub mod lang;
+pub mod lexicon;
+
+use serde::{Deserialize, Serialize};
+
+pub use lang::Lang;
+
+/// The sentiment class of a mention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Label {
+    Negative,
+    Neutral,
+    Positive,
+    /// The text is in a language the model does not know; never a confident guess.
+    Unscored,
+}
+
+impl Label {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Label::Negative => "negative",
+            Label::Neutral => "neutral",
+            Label::Positive => "positive",
+            Label::Unscored => "unscored",
+        }
+    }
+}
+
+impl std::str::FromStr for Label {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "negative" => Ok(Label::Negative),
+            "neutral" => Ok(Label::Neutral),
+            "positive" => Ok(Label::Positive),
+            "unscored" => Ok(Label::Unscored),
+            other => Err(format!(
+                "unknown sentiment label {other:?} (expected negative, neutral, positive or unscored)"
+            )),
+        }
+    }
+}
+
+/// What a model says about one text.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sentiment {
+    pub label: Label,
+    /// Polarity in [-1, 1]: negative below zero.
+    pub score: f32,
+    /// How sure the model is of `label`, in [0, 1]; 0 for [`Label::Unscored`].
+    pub confidence: f32,
+}
+
+impl Sentiment {
+    pub const UNSCORED: Sentiment = Sentiment { label: Label::Unscored, score: 0.0, confidence: 0.0 };
+}
+
+/// A sentiment classifier. Implementations are immutable after loading and shared across tasks.
+pub trait SentimentModel: Send + Sync {
+    /// Short name recorded on each enriched mention (e.g. `lexicon-v1`).
+    fn name(&self) -> &str;
+    /// Classifies one text already known to be in `lang`.
+    fn classify(&self, text: &str, lang: Lang) -> Sentiment;
+}
