@@ -1,7 +1,17 @@
 //! gema: a streaming social-listening and sentiment pipeline on Kafka and ClickHouse.
 //!
 //! Stages talk only through Kafka topics (see `README.md` for the data flow):
-//! connectors → `mentions.raw` → [`enrich`] → `mentions.enriched` → [`store`] (ClickHouse).
+//! connectors ([`sources`]) → `mentions.raw` → [`enrich`] → `mentions.enriched` → [`store`]
+//! (ClickHouse) → [`query`].
 
+pub mod config;
+pub mod enrich;
+pub mod error;
+pub mod kafka;
 pub mod mention;
+pub mod metrics;
+pub mod pipeline;
+pub mod query;
 pub mod sentiment;
+pub mod sources;
+pub mod store;

@@ -67,6 +67,8 @@ pub enum MentionError {
     Empty(&'static str),
     #[error("field `text` is {0} bytes, over the limit of {MAX_TEXT_BYTES}")]
     TooLong(usize),
+    #[error("field `{0}` is {1}, outside 1970-01-01..2100-01-01")]
+    OutOfRange(&'static str, DateTime<Utc>),
 }
 
 impl MentionError {
@@ -78,6 +80,7 @@ impl MentionError {
             MentionError::Json(_) => "schema",
             MentionError::Empty(_) => "empty_field",
             MentionError::TooLong(_) => "too_long",
+            MentionError::OutOfRange(..) => "out_of_range",
         }
     }
 }
@@ -114,6 +117,14 @@ impl Mention {
         }
         if self.text.len() > MAX_TEXT_BYTES {
             return Err(MentionError::TooLong(self.text.len()));
+        }
+        // ClickHouse's DateTime holds 1970..2106; anything outside is a connector bug.
+        let in_range = |t: &DateTime<Utc>| (0..4_102_444_800).contains(&t.timestamp());
+        if !in_range(&self.created_at) {
+            return Err(MentionError::OutOfRange("created_at", self.created_at));
+        }
+        if let Some(t) = self.ingested_at.filter(|t| !in_range(t)) {
+            return Err(MentionError::OutOfRange("ingested_at", t));
         }
         Ok(())
     }
@@ -177,6 +188,7 @@ mod tests {
             (b"\xff\xfe", "not_utf8"),
             (br#"{"id":"1","platform":"x","text":"  ","created_at":"2026-11-26T10:00:00Z","author":{"id":"a","handle":"a"}}"#, "empty_field"),
             (br#"{"id":"1","platform":"x","text":"t","created_at":"yesterday","author":{"id":"a","handle":"a"}}"#, "schema"),
+            (br#"{"id":"1","platform":"x","text":"t","created_at":"1900-01-01T00:00:00Z","author":{"id":"a","handle":"a"}}"#, "out_of_range"),
         ];
         for (input, reason) in cases {
             let err = Mention::parse(input).unwrap_err();

@@ -1,0 +1,86 @@
+//! `gema synth` and `gema replay`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use chrono::{DateTime, Duration, Utc};
+use gema::config::Config;
+use gema::kafka::Topics;
+use gema::sources::replay::{self, ReplayOptions, Speed};
+use gema::sources::synth::{self, SynthOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct SynthArgs {
+    /// Valid mentions to generate.
+    #[arg(long, default_value_t = 3000)]
+    pub count: usize,
+    /// Random seed: the same seed gives the same feed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Event time of the first mention (RFC 3339).
+    #[arg(long, default_value = "2026-11-26T00:00:00Z")]
+    pub start: DateTime<Utc>,
+    /// Hours of event time the feed covers.
+    #[arg(long, default_value_t = 3.0)]
+    pub hours: f64,
+    /// Malformed lines to mix in (they must end in the dead-letter topic).
+    #[arg(long, default_value_t = 0)]
+    pub malformed: usize,
+    /// Output file; standard output when absent.
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+}
+
+pub fn synth(args: &SynthArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.hours > 0.0, "--hours must be positive, got {}", args.hours);
+    let lines = synth::generate(&SynthOptions {
+        seed: args.seed,
+        count: args.count,
+        start: args.start,
+        span: Duration::milliseconds((args.hours * 3_600_000.0) as i64),
+        malformed: args.malformed,
+    });
+    let mut out: Box<dyn Write> = match &args.out {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    for l in &lines {
+        writeln!(out, "{l}")?;
+    }
+    out.flush()?;
+    if let Some(p) = &args.out {
+        eprintln!("Wrote {} lines ({} valid, {} malformed) to {}", lines.len(), args.count, args.malformed, p.display());
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// JSONL file, one mention per line.
+    pub file: PathBuf,
+    /// max, or a factor of event time: 1x (real time), 60x (an hour per minute)...
+    #[arg(long, default_value = "max")]
+    pub speed: Speed,
+    /// Shift event times so the feed ends now (with --speed max) or starts now (paced), so
+    /// that `--since 1h` queries see it.
+    #[arg(long)]
+    pub retime: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+pub async fn replay(config: &Config, args: &ReplayArgs) -> anyhow::Result<()> {
+    let opts = ReplayOptions {
+        path: args.file.clone(),
+        speed: args.speed,
+        retime: args.retime,
+        progress: !args.quiet,
+    };
+    let summary = replay::replay(&config.kafka, &Topics::new(&config.kafka.topic_prefix), &opts).await?;
+    println!("{summary}");
+    Ok(())
+}

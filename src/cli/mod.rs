@@ -1,0 +1,86 @@
+//! Command-line arguments and dispatch. Each subcommand's work lives in the library; this module
+//! only parses, connects and prints.
+
+mod demo;
+mod feed;
+mod query;
+mod stages;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use gema::config::Config;
+
+/// gema — hear everything said about your brand, in English and Indonesian, as it happens.
+///
+/// Mentions flow from connectors into Kafka, get language, sentiment, hashtags and keywords in the
+/// enrich stage, and land in ClickHouse, where `gema trends` and `gema mentions` read them.
+#[derive(Debug, Parser)]
+#[command(name = "gema", version, propagate_version = true)]
+pub struct Cli {
+    /// Config file (TOML). Default: ./gema.toml when it exists. Env vars GEMA_* override it.
+    #[arg(long, global = true, env = "GEMA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// More log output (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole demo: migrate, start the stages, replay the bundled feed, print trends,
+    /// negative mentions and dead letters, then stop cleanly.
+    Demo(demo::DemoArgs),
+    /// Create the ClickHouse database and tables (idempotent, versioned) and the Kafka topics.
+    Migrate,
+    /// Generate a synthetic feed of mentions (JSONL), deterministic for a --seed.
+    Synth(feed::SynthArgs),
+    /// Send a JSONL file of mentions to the raw topic.
+    Replay(feed::ReplayArgs),
+    /// Run every stage in one process until Ctrl-C / SIGTERM (drains, flushes, commits).
+    Run(stages::RunArgs),
+    /// Run only the enrich stage (raw → enriched / dead letters).
+    Enrich,
+    /// Run only the ClickHouse sink stage (enriched → table `mentions`).
+    Sink,
+    /// Top hashtags and keywords with their sentiment mix.
+    Trends(query::TrendsArgs),
+    /// Search stored mentions, newest first.
+    Mentions(query::MentionsArgs),
+    /// Show what is in the dead-letter topic and why.
+    Dlq(query::DlqArgs),
+    /// Show topic sizes, stage lag and stored mention count.
+    Status,
+}
+
+pub fn init_logging(cli: &Cli) {
+    let default = match (cli.verbose, &cli.command) {
+        (0, Command::Run(_) | Command::Enrich | Command::Sink) => "info",
+        (0, _) => "warn",
+        (1, _) => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},librdkafka=error")));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref()).context("loading configuration")?;
+    match cli.command {
+        Command::Demo(args) => demo::run(&config, &args).await,
+        Command::Migrate => stages::migrate(&config).await,
+        Command::Synth(args) => feed::synth(&args),
+        Command::Replay(args) => feed::replay(&config, &args).await,
+        Command::Run(args) => stages::run(&config, &args).await,
+        Command::Enrich => stages::run(&config, &stages::RunArgs::only("enrich")).await,
+        Command::Sink => stages::run(&config, &stages::RunArgs::only("sink")).await,
+        Command::Trends(args) => query::trends(&config, &args).await,
+        Command::Mentions(args) => query::mentions(&config, &args).await,
+        Command::Dlq(args) => query::dlq(&config, &args),
+        Command::Status => query::status(&config).await,
+    }
+}

@@ -1,0 +1,213 @@
+//! `gema trends`, `gema mentions`, `gema dlq`, `gema status`.
+
+use chrono::{DateTime, Utc};
+use gema::config::Config;
+use gema::enrich::dlq::read_dead_letters;
+use gema::kafka::{lag, Topics};
+use gema::query::mentions::{self, MentionFilter, MentionHit};
+use gema::query::trends::{self, TermCount, TermKind};
+use gema::query::{table, time::parse_time};
+use gema::sentiment::Label;
+use gema::store::{self, Store};
+
+fn time_arg(s: &str) -> Result<DateTime<Utc>, String> {
+    parse_time(s, Utc::now())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TrendsArgs {
+    /// Start of the window: a duration ago (15m, 1h, 7d) or an RFC 3339 time.
+    #[arg(long, default_value = "1h", value_parser = time_arg)]
+    pub since: DateTime<Utc>,
+    /// End of the window (default: now).
+    #[arg(long, value_parser = time_arg)]
+    pub until: Option<DateTime<Utc>>,
+    /// How many terms to show.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub top: u64,
+    /// Which terms to rank.
+    #[arg(long, value_enum, default_value_t = TermKind::All)]
+    pub kind: TermKind,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn trends_table(rows: &[TermCount]) -> String {
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            vec![
+                format!("{}", i + 1),
+                t.term.clone(),
+                t.mentions.to_string(),
+                t.authors.to_string(),
+                format!("{:.0}%", t.negative_share() * 100.0),
+                format!("{}/{}/{}", t.negative, t.neutral, t.positive),
+            ]
+        })
+        .collect();
+    table::render(&["#", "term", "mentions", "authors", "negative", "neg/neu/pos"], &body, 40)
+}
+
+pub async fn trends(config: &Config, args: &TrendsArgs) -> anyhow::Result<()> {
+    let store = store::connect(&config.clickhouse).await?;
+    let until = args.until.unwrap_or_else(Utc::now);
+    let rows = trends::top_terms(&store, args.kind, args.since, until, args.top).await?;
+    if args.json {
+        for r in &rows {
+            println!("{}", serde_json::to_string(r)?);
+        }
+    } else if rows.is_empty() {
+        println!("No mentions between {} and {}.", args.since.to_rfc3339(), until.to_rfc3339());
+    } else {
+        print!("{}", trends_table(&rows));
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MentionsArgs {
+    /// Only this sentiment: negative, neutral, positive or unscored.
+    #[arg(long)]
+    pub sentiment: Option<Label>,
+    /// Start of the window: a duration ago (15m, 1h, 7d) or an RFC 3339 time.
+    #[arg(long, default_value = "1h", value_parser = time_arg)]
+    pub since: DateTime<Utc>,
+    /// End of the window (default: now).
+    #[arg(long, value_parser = time_arg)]
+    pub until: Option<DateTime<Utc>>,
+    /// Only this language: en, id or other.
+    #[arg(long)]
+    pub lang: Option<String>,
+    /// Only this platform (x, mastodon, bluesky, reddit, rss, hn...).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Only mentions whose text contains this (case-insensitive).
+    #[arg(long)]
+    pub text: Option<String>,
+    /// Most mentions to show.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10000))]
+    pub limit: u64,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn mentions_table(rows: &[MentionHit]) -> String {
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|m| {
+            vec![
+                m.created_at.format("%m-%d %H:%M").to_string(),
+                m.platform.clone(),
+                format!("@{}", m.author_handle),
+                m.author_followers.to_string(),
+                format!("{} {:+.2}", m.sentiment, m.sentiment_score),
+                m.text.clone(),
+                m.url.clone(),
+            ]
+        })
+        .collect();
+    table::render(&["time (UTC)", "platform", "author", "followers", "sentiment", "text", "link"], &body, 70)
+}
+
+pub async fn mentions(config: &Config, args: &MentionsArgs) -> anyhow::Result<()> {
+    let store = store::connect(&config.clickhouse).await?;
+    let filter = MentionFilter {
+        since: args.since,
+        until: args.until.unwrap_or_else(Utc::now),
+        sentiment: args.sentiment,
+        lang: args.lang.clone(),
+        platform: args.platform.clone(),
+        text: args.text.clone(),
+        limit: args.limit,
+    };
+    let rows = mentions::search(&store, &filter).await?;
+    if args.json {
+        for r in &rows {
+            println!("{}", serde_json::to_string(r)?);
+        }
+    } else if rows.is_empty() {
+        println!("No mentions match.");
+    } else {
+        print!("{}", mentions_table(&rows));
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DlqArgs {
+    /// Most dead letters to show.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn dlq_table(config: &Config, limit: usize) -> anyhow::Result<(usize, String)> {
+    let topics = Topics::new(&config.kafka.topic_prefix);
+    let records = read_dead_letters(&config.kafka, &topics.dlq, limit)?;
+    let body: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            let (reason, source, error) = match &r.dead_letter {
+                Some(d) => (d.reason.clone(), format!("{}/{}@{}", d.topic, d.partition, d.offset), d.error.clone()),
+                None => ("?".into(), "?".into(), "no gema headers".into()),
+            };
+            vec![reason, source, error, r.original.clone()]
+        })
+        .collect();
+    Ok((records.len(), table::render(&["reason", "source", "error", "original"], &body, 60)))
+}
+
+pub fn dlq(config: &Config, args: &DlqArgs) -> anyhow::Result<()> {
+    if args.json {
+        let topics = Topics::new(&config.kafka.topic_prefix);
+        for r in read_dead_letters(&config.kafka, &topics.dlq, args.limit)? {
+            println!("{}", serde_json::to_string(&r)?);
+        }
+        return Ok(());
+    }
+    let (n, table) = dlq_table(config, args.limit)?;
+    if n == 0 {
+        println!("The dead-letter topic is empty.");
+    } else {
+        print!("{table}");
+    }
+    Ok(())
+}
+
+/// Topic sizes, stage lag and stored mentions.
+pub async fn status_lines(config: &Config, store: Option<&Store>) -> anyhow::Result<Vec<String>> {
+    let t = Topics::new(&config.kafka.topic_prefix);
+    let k = &config.kafka;
+    let mut out = vec![
+        format!("Kafka {}:", k.brokers),
+        format!("  {:<28} {:>9} messages", t.raw, lag::topic_size(k, &t.raw)?),
+        format!("  {:<28} {:>9} messages", t.enriched, lag::topic_size(k, &t.enriched)?),
+        format!("  {:<28} {:>9} messages", t.dlq, lag::topic_size(k, &t.dlq)?),
+        format!("  stage enrich lag   {:>9}", lag::group_lag(k, &t.group("enrich"), &t.raw)?),
+        format!("  stage sink-ch lag  {:>9}", lag::group_lag(k, &t.group("sink-ch"), &t.enriched)?),
+    ];
+    if let Some(store) = store {
+        out.push(format!(
+            "ClickHouse {} ({}): {} distinct mentions in {}.mentions",
+            config.clickhouse.url,
+            store.version,
+            store.count_mentions().await?,
+            store.database
+        ));
+    }
+    Ok(out)
+}
+
+pub async fn status(config: &Config) -> anyhow::Result<()> {
+    let store = store::connect(&config.clickhouse).await?;
+    for l in status_lines(config, Some(&store)).await? {
+        println!("{l}");
+    }
+    Ok(())
+}

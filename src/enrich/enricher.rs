@@ -1,0 +1,100 @@
+//! The pure part of the enrich stage: one [`Mention`] in, one [`EnrichedMention`] out.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use crate::mention::{EnrichedMention, Mention};
+use crate::sentiment::{lang, Lang, Sentiment, SentimentModel};
+
+use super::extract::{extract, keywords};
+
+/// Most keywords kept per mention.
+const MAX_KEYWORDS: usize = 12;
+
+/// Enriches mentions with a shared sentiment model. Cheap to clone.
+#[derive(Clone)]
+pub struct Enricher {
+    model: Arc<dyn SentimentModel>,
+}
+
+impl Enricher {
+    pub fn new(model: Arc<dyn SentimentModel>) -> Self {
+        Enricher { model }
+    }
+
+    pub fn model_name(&self) -> &str {
+        self.model.name()
+    }
+
+    /// Language, sentiment and entities of one mention.
+    pub fn enrich(&self, mention: Mention) -> EnrichedMention {
+        let extracted = extract(&mention.text);
+        let (detected, confidence) = lang::detect(&mention.text);
+        // A platform's hint decides only when detection has no evidence either way.
+        let (lang, lang_confidence) = match (&mention.lang, detected) {
+            (Some(hint), Lang::Other) if confidence == 0.0 => (Lang::from_hint(hint), 0.5),
+            _ => (detected, confidence),
+        };
+        let sentiment = match lang {
+            Lang::Other => Sentiment::UNSCORED,
+            _ => self.model.classify(&mention.text, lang),
+        };
+        let mut kw = keywords(&extracted.normalized, MAX_KEYWORDS);
+        // Hashtags are reported on their own; do not count them twice as keywords.
+        kw.retain(|k| !extracted.hashtags.contains(k));
+        EnrichedMention {
+            key: mention.key(),
+            lang: lang.as_str().to_string(),
+            lang_confidence,
+            sentiment,
+            sentiment_model: self.model.name().to_string(),
+            normalized_text: extracted.normalized,
+            hashtags: extracted.hashtags,
+            mentions: extracted.handles,
+            urls: extracted.urls,
+            emojis: extracted.emojis,
+            keywords: kw,
+            queries: Vec::new(),
+            enriched_at: Utc::now(),
+            mention,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sentiment::lexicon::LexiconModel;
+    use crate::sentiment::Label;
+
+    fn mention(text: &str, lang: Option<&str>) -> Mention {
+        let json = serde_json::json!({
+            "id": "9", "platform": "mastodon", "text": text,
+            "created_at": "2026-11-26T10:00:00Z", "author": {"id": "u1", "handle": "ann"},
+            "lang": lang,
+        });
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn enriches_a_negative_indonesian_complaint() {
+        let e = Enricher::new(Arc::new(LexiconModel));
+        let out = e.enrich(mention("Saldo hilang, transfer gagal @NusaPay #NusaPayError kecewa banget", None));
+        assert_eq!(out.key, "mastodon:9");
+        assert_eq!(out.lang, "id");
+        assert_eq!(out.sentiment.label, Label::Negative);
+        assert_eq!(out.hashtags, vec!["nusapayerror"]);
+        assert_eq!(out.mentions, vec!["nusapay"]);
+        assert!(out.keywords.contains(&"saldo".to_string()));
+        assert!(!out.keywords.contains(&"nusapayerror".to_string()));
+    }
+
+    #[test]
+    fn other_languages_are_unscored() {
+        let e = Enricher::new(Arc::new(LexiconModel));
+        let out = e.enrich(mention("Das ist wirklich gut", Some("de")));
+        assert_eq!(out.lang, "other");
+        assert_eq!(out.sentiment, Sentiment::UNSCORED);
+    }
+}

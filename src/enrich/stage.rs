@@ -1,0 +1,171 @@
+//! The enrich stage's Kafka loop (consumer group `<prefix>-enrich`).
+//!
+//! Messages are handled in small batches: every message of a batch is parsed, enriched and
+//! produced (to `mentions.enriched` or the DLQ), then the stage awaits every delivery report and
+//! only then stores the batch's offsets. A crash anywhere re-delivers the whole unacknowledged
+//! batch: at-least-once, and the keyed ClickHouse table collapses the repeats.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::Consumer;
+use rdkafka::message::{BorrowedMessage, Message, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::error::KafkaError;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::error::StageError;
+use crate::kafka::{self, offsets::commit_now, OffsetTracker, Topics};
+use crate::mention::Mention;
+use crate::metrics::Metrics;
+
+use super::dlq::DeadLetter;
+use super::Enricher;
+
+/// Runs the enrich stage until `shutdown` is cancelled; then finishes the current batch, commits
+/// and returns.
+pub async fn run(
+    config: &Config,
+    enricher: Enricher,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> Result<(), StageError> {
+    let topics = Topics::new(&config.kafka.topic_prefix);
+    let consumer = kafka::consumer(&config.kafka, &topics.group("enrich"))
+        .map_err(StageError::kafka("create the enrich consumer"))?;
+    consumer
+        .subscribe(&[&topics.raw])
+        .map_err(StageError::kafka("subscribe to the raw topic"))?;
+    let producer = kafka::producer(&config.kafka).map_err(StageError::kafka("create a producer"))?;
+    let linger = Duration::from_millis(config.enrich.batch_linger_ms);
+    let mut tracker = OffsetTracker::new();
+    tracing::info!(topic = %topics.raw, model = enricher.model_name(), "Enrich stage started");
+
+    loop {
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            m = consumer.recv() => m,
+        };
+        let mut batch = Batch::default();
+        match first {
+            Ok(m) => handle(&m, &enricher, &topics, &producer, &metrics, &mut batch, &mut tracker).await?,
+            Err(e) => tracing::warn!(error = %e, "Kafka consumer error"),
+        }
+        let deadline = Instant::now() + linger;
+        while batch.len < config.enrich.batch_max {
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(Ok(m)) => {
+                    handle(&m, &enricher, &topics, &producer, &metrics, &mut batch, &mut tracker)
+                        .await?
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "Kafka consumer error"),
+                Err(_) => break,
+            }
+        }
+        batch.acknowledged().await?;
+        tracker.store(&consumer);
+    }
+    commit_now(&consumer).map_err(StageError::kafka("commit offsets on shutdown"))?;
+    tracing::info!("Enrich stage stopped after committing its offsets");
+    Ok(())
+}
+
+/// Delivery reports of one batch's outputs.
+#[derive(Default)]
+struct Batch {
+    len: usize,
+    deliveries: Vec<DeliveryFuture>,
+}
+
+impl Batch {
+    /// Waits until every record of the batch is acknowledged by Kafka.
+    async fn acknowledged(&mut self) -> Result<(), StageError> {
+        for d in self.deliveries.drain(..) {
+            match d.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(StageError::Kafka { action: "deliver a record", source: e }),
+                Err(_) => {
+                    return Err(StageError::Kafka {
+                        action: "deliver a record",
+                        source: KafkaError::Canceled,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues a record, waiting for earlier deliveries while the producer queue is full.
+    async fn send(
+        &mut self,
+        producer: &FutureProducer,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        headers: Option<OwnedHeaders>,
+    ) -> Result<(), StageError> {
+        loop {
+            let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(payload);
+            if let Some(k) = key {
+                record = record.key(k);
+            }
+            if let Some(h) = headers.clone() {
+                record = record.headers(h);
+            }
+            match producer.send_result(record) {
+                Ok(d) => {
+                    self.deliveries.push(d);
+                    return Ok(());
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    self.acknowledged().await?;
+                    if self.deliveries.is_empty() {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+                Err((e, _)) => return Err(StageError::Kafka { action: "queue a record", source: e }),
+            }
+        }
+    }
+}
+
+async fn handle(
+    msg: &BorrowedMessage<'_>,
+    enricher: &Enricher,
+    topics: &Topics,
+    producer: &FutureProducer,
+    metrics: &Metrics,
+    batch: &mut Batch,
+    tracker: &mut OffsetTracker,
+) -> Result<(), StageError> {
+    metrics.enrich_received.inc();
+    let payload = msg.payload().unwrap_or(&[]);
+    match Mention::parse(payload) {
+        Ok(mention) => {
+            let enriched = enricher.enrich(mention);
+            let json = serde_json::to_vec(&enriched).expect("an enriched mention serialises");
+            batch
+                .send(producer, &topics.enriched, Some(enriched.key.as_bytes()), &json, None)
+                .await?;
+            metrics.enrich_enriched.inc();
+        }
+        Err(err) => {
+            let dead = DeadLetter {
+                stage: "enrich".into(),
+                reason: err.reason().into(),
+                error: err.to_string(),
+                topic: msg.topic().to_string(),
+                partition: msg.partition(),
+                offset: msg.offset(),
+            };
+            batch.send(producer, &topics.dlq, msg.key(), payload, Some(dead.headers())).await?;
+            metrics.dead_lettered(err.reason());
+        }
+    }
+    batch.len += 1;
+    tracker.track(msg.topic(), msg.partition(), msg.offset());
+    Ok(())
+}

@@ -1,0 +1,50 @@
+//! Producer and consumer construction with gema's delivery guarantees.
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::FutureProducer;
+
+use crate::config::KafkaConfig;
+
+/// Client settings shared by every client: brokers plus the user's pass-through options.
+pub fn base_config(config: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.brokers);
+    for (k, v) in &config.options {
+        c.set(k, v);
+    }
+    c
+}
+
+/// An idempotent producer: retries never duplicate or reorder records within a partition.
+pub fn producer(config: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
+    let mut c = base_config(config);
+    c.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .set("message.timeout.ms", "60000");
+    // User options win over gema's defaults.
+    for (k, v) in &config.options {
+        c.set(k, v);
+    }
+    c.create()
+}
+
+/// A consumer in `group` for at-least-once processing: offsets are committed only after the
+/// stage stores them with [`super::OffsetTracker`], i.e. after its outputs are acknowledged.
+pub fn consumer(config: &KafkaConfig, group: &str) -> Result<StreamConsumer, KafkaError> {
+    let mut c = base_config(config);
+    c.set("group.id", group)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000")
+        .set("enable.partition.eof", "false");
+    for (k, v) in &config.options {
+        c.set(k, v);
+    }
+    c.create()
+}

@@ -1,0 +1,54 @@
+//! Consumer-group lag: how many messages a stage has not yet committed.
+
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::config::KafkaConfig;
+
+/// Messages in `topic` not yet committed by `group` (all of them when it never committed).
+pub fn group_lag(config: &KafkaConfig, group: &str, topic: &str) -> Result<i64, KafkaError> {
+    let consumer: BaseConsumer = super::client::base_config(config)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut tpl = TopicPartitionList::new();
+    for p in &partitions {
+        tpl.add_partition(topic, *p);
+    }
+    let committed = consumer.committed_offsets(tpl, timeout)?;
+    let mut lag = 0;
+    for p in partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, p, timeout)?;
+        let done = match committed.find_partition(topic, p).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => o,
+            _ => low,
+        };
+        lag += (high - done).max(0);
+    }
+    Ok(lag)
+}
+
+/// Number of messages currently in `topic` (sum of high − low watermarks).
+pub fn topic_size(config: &KafkaConfig, topic: &str) -> Result<i64, KafkaError> {
+    let consumer: BaseConsumer = super::client::base_config(config).create()?;
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let mut n = 0;
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            let (low, high) = consumer.fetch_watermarks(topic, p.id(), timeout)?;
+            n += high - low;
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,10 @@
+//! Kafka plumbing shared by every stage: topic names, client construction, offset tracking.
+
+pub mod client;
+pub mod lag;
+pub mod offsets;
+pub mod topics;
+
+pub use client::{consumer, producer};
+pub use offsets::OffsetTracker;
+pub use topics::Topics;

@@ -1,0 +1,79 @@
+//! Topic and consumer-group names, and creating the topics.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::RDKafkaErrorCode;
+
+use crate::config::KafkaConfig;
+
+/// The names of gema's topics and consumer groups, all derived from `kafka.topic_prefix`.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    pub prefix: String,
+    /// Mentions as connectors produced them (key `<platform>:<id>`).
+    pub raw: String,
+    /// Mentions with language, sentiment and entities.
+    pub enriched: String,
+    /// Messages no stage could process: the original bytes plus the reason in headers.
+    pub dlq: String,
+}
+
+impl Topics {
+    pub fn new(prefix: &str) -> Topics {
+        Topics {
+            prefix: prefix.to_string(),
+            raw: format!("{prefix}.mentions.raw"),
+            enriched: format!("{prefix}.mentions.enriched"),
+            dlq: format!("{prefix}.mentions.dlq"),
+        }
+    }
+
+    pub fn all(&self) -> [&str; 3] {
+        [&self.raw, &self.enriched, &self.dlq]
+    }
+
+    /// The consumer group of a stage, e.g. `gema-enrich`.
+    pub fn group(&self, stage: &str) -> String {
+        format!("{}-{stage}", self.prefix)
+    }
+}
+
+/// Why topics could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error("cannot create Kafka admin client for {brokers}: {source}")]
+    Client { brokers: String, source: rdkafka::error::KafkaError },
+    #[error("cannot reach Kafka at {brokers} to create topics: {source}")]
+    Request { brokers: String, source: rdkafka::error::KafkaError },
+    #[error("cannot create topic {topic}: {code}")]
+    Create { topic: String, code: RDKafkaErrorCode },
+}
+
+/// Creates gema's topics when they do not exist yet (existing ones are left as they are).
+pub async fn ensure_topics(config: &KafkaConfig, topics: &Topics) -> Result<(), TopicError> {
+    let admin: AdminClient<DefaultClientContext> = super::client::base_config(config)
+        .create()
+        .map_err(|source| TopicError::Client { brokers: config.brokers.clone(), source })?;
+    let new: Vec<NewTopic> = topics
+        .all()
+        .iter()
+        .map(|t| {
+            NewTopic::new(t, config.partitions, TopicReplication::Fixed(config.replication_factor))
+        })
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .create_topics(&new, &opts)
+        .await
+        .map_err(|source| TopicError::Request { brokers: config.brokers.clone(), source })?;
+    for result in results {
+        match result {
+            Ok(_) => {}
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(TopicError::Create { topic, code }),
+        }
+    }
+    Ok(())
+}

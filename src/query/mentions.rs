@@ -1,0 +1,82 @@
+//! Searching stored mentions.
+
+use chrono::{DateTime, Utc};
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+use crate::sentiment::Label;
+use crate::store::client::{Store, StoreError};
+
+/// Filters for [`search`]; `None` means any.
+#[derive(Debug, Clone)]
+pub struct MentionFilter {
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub sentiment: Option<Label>,
+    pub lang: Option<String>,
+    pub platform: Option<String>,
+    /// Case-insensitive substring of the text.
+    pub text: Option<String>,
+    pub limit: u64,
+}
+
+/// One mention as the CLI shows it.
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct MentionHit {
+    pub key: String,
+    pub platform: String,
+    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    pub created_at: DateTime<Utc>,
+    pub author_handle: String,
+    pub author_followers: u64,
+    pub text: String,
+    pub url: String,
+    pub lang: String,
+    pub sentiment: String,
+    pub sentiment_score: f32,
+    pub sentiment_confidence: f32,
+}
+
+/// Newest mentions first that pass `filter`.
+pub async fn search(store: &Store, filter: &MentionFilter) -> Result<Vec<MentionHit>, StoreError> {
+    let mut sql = String::from(
+        "SELECT key, platform, created_at, author_handle, author_followers, text, url, lang, \
+         sentiment, sentiment_score, sentiment_confidence FROM mentions FINAL \
+         WHERE created_at >= toDateTime(?) AND created_at < toDateTime(?)",
+    );
+    // Each optional filter adds one placeholder; values are bound below in the same order.
+    if filter.sentiment.is_some() {
+        sql.push_str(" AND sentiment = ?");
+    }
+    if filter.lang.is_some() {
+        sql.push_str(" AND lang = ?");
+    }
+    if filter.platform.is_some() {
+        sql.push_str(" AND platform = ?");
+    }
+    if filter.text.is_some() {
+        sql.push_str(" AND positionCaseInsensitiveUTF8(text, ?) > 0");
+    }
+    sql.push_str(" ORDER BY created_at DESC, key LIMIT ?");
+    let mut q = store
+        .client
+        .query(&sql)
+        .bind(filter.since.timestamp().max(0))
+        .bind(filter.until.timestamp().max(0));
+    if let Some(s) = filter.sentiment {
+        q = q.bind(s.as_str());
+    }
+    if let Some(l) = &filter.lang {
+        q = q.bind(l.as_str());
+    }
+    if let Some(p) = &filter.platform {
+        q = q.bind(p.as_str());
+    }
+    if let Some(t) = &filter.text {
+        q = q.bind(t.as_str());
+    }
+    q.bind(filter.limit)
+        .fetch_all()
+        .await
+        .map_err(|source| StoreError::Query { what: "search mentions".into(), source })
+}

@@ -1,0 +1,77 @@
+//! Top terms by volume over a time window, with their sentiment mix.
+
+use chrono::{DateTime, Utc};
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+use crate::store::client::{Store, StoreError};
+
+/// Which terms to rank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TermKind {
+    /// Hashtags and keywords.
+    All,
+    Hashtags,
+    Keywords,
+    /// @handles mentioned.
+    Handles,
+}
+
+/// One ranked term.
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct TermCount {
+    pub term: String,
+    pub mentions: u64,
+    /// Distinct authors: one spammy account posting 100 times counts once here.
+    pub authors: u64,
+    pub negative: u64,
+    pub neutral: u64,
+    pub positive: u64,
+}
+
+impl TermCount {
+    /// Share of scored mentions that are negative, in [0, 1].
+    pub fn negative_share(&self) -> f64 {
+        let scored = self.negative + self.neutral + self.positive;
+        if scored == 0 {
+            0.0
+        } else {
+            self.negative as f64 / scored as f64
+        }
+    }
+}
+
+/// The top `limit` terms of mentions created in `[since, until)`, by mentions then authors.
+pub async fn top_terms(
+    store: &Store,
+    kind: TermKind,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<TermCount>, StoreError> {
+    let terms = match kind {
+        TermKind::All => "arrayConcat(arrayMap(h -> concat('#', h), hashtags), keywords)",
+        TermKind::Hashtags => "arrayMap(h -> concat('#', h), hashtags)",
+        TermKind::Keywords => "keywords",
+        TermKind::Handles => "arrayMap(h -> concat('@', h), mentions)",
+    };
+    // FINAL collapses redelivered mentions so every count is exact.
+    let sql = format!(
+        "SELECT term, count() AS mentions, uniqExact(author_id) AS authors, \
+         countIf(sentiment = 'negative') AS negative, countIf(sentiment = 'neutral') AS neutral, \
+         countIf(sentiment = 'positive') AS positive \
+         FROM mentions FINAL ARRAY JOIN {terms} AS term \
+         WHERE created_at >= toDateTime(?) AND created_at < toDateTime(?) \
+         GROUP BY term ORDER BY mentions DESC, authors DESC, term LIMIT ?"
+    );
+    store
+        .client
+        .query(&sql)
+        .bind(since.timestamp().max(0))
+        .bind(until.timestamp().max(0))
+        .bind(limit)
+        .fetch_all()
+        .await
+        .map_err(|source| StoreError::Query { what: "top terms".into(), source })
+}

@@ -1,0 +1,4 @@
+//! Where mentions come from: the synthetic feed generator and the file replayer.
+
+pub mod replay;
+pub mod synth;

@@ -1,0 +1,300 @@
+//! `gema replay`: a JSONL file → `mentions.raw`, optionally paced by event time.
+//!
+//! Every non-blank line is sent, valid or not: the enrich stage is the one place that validates,
+//! so malformed lines end in the dead-letter topic with their reason instead of vanishing here.
+//! Replay only reports them (and refuses lines too large for Kafka).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::{DateTime, Duration, Utc};
+use indicatif::{ProgressBar, ProgressStyle};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::config::KafkaConfig;
+use crate::kafka::{self, Topics};
+use crate::mention::Mention;
+
+/// Kafka's default `message.max.bytes` is about 1 MB.
+pub const MAX_LINE_BYTES: usize = 1_000_000;
+
+/// How fast to replay.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Speed {
+    /// As fast as Kafka takes it.
+    Max,
+    /// Event time × this factor (1 = real time, 60 = an hour per minute).
+    Factor(f64),
+}
+
+impl std::str::FromStr for Speed {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("max") {
+            return Ok(Speed::Max);
+        }
+        let n = s.trim_end_matches(['x', 'X']);
+        match n.parse::<f64>() {
+            Ok(f) if f > 0.0 && f.is_finite() => Ok(Speed::Factor(f)),
+            _ => Err(format!("invalid speed {s:?}: use max, or a factor such as 1x or 60x")),
+        }
+    }
+}
+
+/// What to replay and how.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    pub path: PathBuf,
+    pub speed: Speed,
+    /// Shift event times so the feed ends now (`max`) or starts now (paced).
+    pub retime: bool,
+    pub progress: bool,
+}
+
+/// What a replay did.
+#[derive(Debug, Default, Clone)]
+pub struct ReplaySummary {
+    pub lines: u64,
+    pub blank: u64,
+    /// Records acknowledged by Kafka (valid and malformed).
+    pub sent: u64,
+    pub valid: u64,
+    /// Malformed lines sent on for the enrich stage to dead-letter, by reason.
+    pub malformed: BTreeMap<String, u64>,
+    /// Line numbers (1-based) and reasons of lines not sent at all.
+    pub rejected: Vec<(u64, String)>,
+    pub elapsed: StdDuration,
+}
+
+impl fmt::Display for ReplaySummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        writeln!(f, "Replay summary")?;
+        writeln!(f, "  lines read      {:>9}", self.lines)?;
+        writeln!(f, "  sent to Kafka   {:>9}  ({:.0} msgs/s)", self.sent, self.sent as f64 / secs)?;
+        writeln!(f, "    valid         {:>9}", self.valid)?;
+        let bad: u64 = self.malformed.values().sum();
+        writeln!(f, "    malformed     {:>9}  (the enrich stage dead-letters these)", bad)?;
+        for (reason, n) in &self.malformed {
+            writeln!(f, "      {reason:<14}{n:>8}")?;
+        }
+        writeln!(f, "  blank lines     {:>9}", self.blank)?;
+        writeln!(f, "  rejected        {:>9}", self.rejected.len())?;
+        for (line, reason) in self.rejected.iter().take(10) {
+            writeln!(f, "    line {line}: {reason}")?;
+        }
+        write!(f, "  elapsed         {:>8.2}s", secs)
+    }
+}
+
+/// Why a replay stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("Kafka producer for {brokers}: {source}")]
+    Kafka { brokers: String, source: KafkaError },
+    #[error(transparent)]
+    Topics(#[from] crate::kafka::topics::TopicError),
+}
+
+fn open(path: &Path) -> Result<BufReader<std::fs::File>, ReplayError> {
+    std::fs::File::open(path)
+        .map(|f| BufReader::with_capacity(1 << 20, f))
+        .map_err(|source| ReplayError::Read { path: path.to_path_buf(), source })
+}
+
+/// Reads each line as bytes (lines need not be UTF-8), without the line ending.
+fn for_each_line(
+    path: &Path,
+    mut f: impl FnMut(u64, &[u8]) -> Result<(), ReplayError>,
+) -> Result<(), ReplayError> {
+    let mut reader = open(path)?;
+    let mut buf = Vec::new();
+    let mut n = 0;
+    loop {
+        buf.clear();
+        let read = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|source| ReplayError::Read { path: path.to_path_buf(), source })?;
+        if read == 0 {
+            return Ok(());
+        }
+        n += 1;
+        while matches!(buf.last(), Some(b'\n' | b'\r')) {
+            buf.pop();
+        }
+        f(n, &buf)?;
+    }
+}
+
+/// First and last event time among the valid lines.
+fn time_range(path: &Path) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, ReplayError> {
+    let mut range: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
+    for_each_line(path, |_, line| {
+        if let Ok(m) = Mention::parse(line) {
+            range = Some(match range {
+                None => (m.created_at, m.created_at),
+                Some((a, b)) => (a.min(m.created_at), b.max(m.created_at)),
+            });
+        }
+        Ok(())
+    })?;
+    Ok(range)
+}
+
+/// Replays `opts.path` into the raw topic (created if missing) and waits for every delivery.
+pub async fn replay(
+    config: &KafkaConfig,
+    topics: &Topics,
+    opts: &ReplayOptions,
+) -> Result<ReplaySummary, ReplayError> {
+    kafka::topics::ensure_topics(config, topics).await?;
+    let producer = kafka::producer(config)
+        .map_err(|source| ReplayError::Kafka { brokers: config.brokers.clone(), source })?;
+    let range = time_range(&opts.path)?;
+    let now = Utc::now();
+    let shift = match (opts.retime, range, opts.speed) {
+        (true, Some((_, last)), Speed::Max) => now - last,
+        (true, Some((first, _)), Speed::Factor(_)) => now - first,
+        _ => Duration::zero(),
+    };
+    let first_event = range.map(|r| r.0 + shift);
+    let file_len = std::fs::metadata(&opts.path).map(|m| m.len()).unwrap_or(0);
+    let bar = if opts.progress { ProgressBar::new(file_len) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} [{bar:30}] {msg} {elapsed}")
+            .unwrap()
+            .progress_chars("=> "),
+    );
+
+    let started = Instant::now();
+    let mut summary = ReplaySummary::default();
+    let mut in_flight: VecDeque<DeliveryFuture> = VecDeque::new();
+    let mut reader = open(&opts.path)?;
+    let mut line = Vec::new();
+    let mut bytes_done = 0u64;
+    let name = opts.path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    loop {
+        line.clear();
+        // A local file read is quick; blocking the runtime thread for it is fine in a CLI command.
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|source| ReplayError::Read { path: opts.path.clone(), source })?;
+        if read == 0 {
+            break;
+        }
+        bytes_done += read as u64;
+        summary.lines += 1;
+        let n = summary.lines;
+        while matches!(line.last(), Some(b'\n' | b'\r')) {
+            line.pop();
+        }
+        if line.iter().all(|b| b.is_ascii_whitespace()) {
+            summary.blank += 1;
+            continue;
+        }
+        if line.len() > MAX_LINE_BYTES {
+            summary.rejected.push((
+                n,
+                format!("{} bytes, over Kafka's message limit of {MAX_LINE_BYTES}", line.len()),
+            ));
+            continue;
+        }
+        let (key, payload) = match Mention::parse(&line) {
+            Ok(mut m) => {
+                m.created_at += shift;
+                if let (Speed::Factor(f), Some(first)) = (opts.speed, first_event) {
+                    let due = StdDuration::from_secs_f64(
+                        (m.created_at - first).num_milliseconds().max(0) as f64 / 1000.0 / f,
+                    );
+                    let elapsed = started.elapsed();
+                    if due > elapsed {
+                        tokio::time::sleep(due - elapsed).await;
+                    }
+                }
+                m.ingested_at = Some(Utc::now());
+                summary.valid += 1;
+                (m.key(), serde_json::to_vec(&m).expect("a mention serialises"))
+            }
+            Err(e) => {
+                *summary.malformed.entry(e.reason().to_string()).or_default() += 1;
+                (format!("replay:{name}:{n}"), line.clone())
+            }
+        };
+        send(&producer, &topics.raw, &key, &payload, &mut in_flight, &mut summary, config).await?;
+        if n % 1000 == 0 {
+            bar.set_position(bytes_done);
+            bar.set_message(format!("{} sent", summary.sent));
+        }
+    }
+    while let Some(d) = in_flight.pop_front() {
+        ack(d, &mut summary, config).await?;
+    }
+    bar.finish_and_clear();
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+async fn ack(d: DeliveryFuture, summary: &mut ReplaySummary, config: &KafkaConfig) -> Result<(), ReplayError> {
+    match d.await {
+        Ok(Ok(_)) => {
+            summary.sent += 1;
+            Ok(())
+        }
+        Ok(Err((source, _))) => Err(ReplayError::Kafka { brokers: config.brokers.clone(), source }),
+        Err(_) => Err(ReplayError::Kafka { brokers: config.brokers.clone(), source: KafkaError::Canceled }),
+    }
+}
+
+async fn send(
+    producer: &FutureProducer,
+    topic: &str,
+    key: &str,
+    payload: &[u8],
+    in_flight: &mut VecDeque<DeliveryFuture>,
+    summary: &mut ReplaySummary,
+    config: &KafkaConfig,
+) -> Result<(), ReplayError> {
+    // Bound memory: at most this many records awaiting their delivery report.
+    while in_flight.len() >= 50_000 {
+        let d = in_flight.pop_front().expect("non-empty");
+        ack(d, summary, config).await?;
+    }
+    loop {
+        match producer.send_result(FutureRecord::to(topic).key(key).payload(payload)) {
+            Ok(d) => {
+                in_flight.push_back(d);
+                return Ok(());
+            }
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                match in_flight.pop_front() {
+                    Some(d) => ack(d, summary, config).await?,
+                    None => tokio::time::sleep(StdDuration::from_millis(5)).await,
+                }
+            }
+            Err((source, _)) => {
+                return Err(ReplayError::Kafka { brokers: config.brokers.clone(), source })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_speeds() {
+        assert_eq!("max".parse::<Speed>().unwrap(), Speed::Max);
+        assert_eq!("60x".parse::<Speed>().unwrap(), Speed::Factor(60.0));
+        assert_eq!("1".parse::<Speed>().unwrap(), Speed::Factor(1.0));
+        assert!("fast".parse::<Speed>().unwrap_err().contains("fast"));
+        assert!("0x".parse::<Speed>().is_err());
+    }
+}

@@ -1,0 +1,80 @@
+//! Connecting to ClickHouse and adapting to the server's version.
+
+use clickhouse::Client;
+
+use crate::config::ClickHouseConfig;
+
+/// A ClickHouse client bound to gema's database, plus what the server supports.
+#[derive(Clone)]
+pub struct Store {
+    pub client: Client,
+    /// The server's `version()`, e.g. `18.16.1` or `25.3.2.39`.
+    pub version: String,
+    pub database: String,
+}
+
+/// Why ClickHouse could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot reach ClickHouse at {url}: {source} (is it running? `scripts/services.sh up`)")]
+    Connect { url: String, source: clickhouse::error::Error },
+    #[error("ClickHouse query failed ({what}): {source}")]
+    Query { what: String, source: clickhouse::error::Error },
+    #[error("migration {name} failed: {source}")]
+    Migration { name: String, source: clickhouse::error::Error },
+}
+
+/// Row validation (`RowBinaryWithNamesAndTypes`) needs a server of this major version or newer;
+/// older servers (e.g. Debian's 18.16) get unvalidated `RowBinary`.
+pub const VALIDATION_MIN_MAJOR: u32 = 24;
+
+pub fn server_supports_validation(version: &str) -> bool {
+    version.split('.').next().and_then(|m| m.parse::<u32>().ok()).unwrap_or(0) >= VALIDATION_MIN_MAJOR
+}
+
+fn base_client(config: &ClickHouseConfig) -> Client {
+    let mut client = Client::default().with_url(&config.url).with_user(&config.user);
+    if let Some(p) = &config.password {
+        client = client.with_password(p);
+    }
+    client
+}
+
+/// Connects, detects the server version and turns the client's schema validation on where the
+/// server supports it. The database itself may not exist yet (see [`super::migrate`]).
+pub async fn connect(config: &ClickHouseConfig) -> Result<Store, StoreError> {
+    let probe = base_client(config).with_validation(false);
+    let version: String = probe
+        .query("SELECT version()")
+        .fetch_one()
+        .await
+        .map_err(|source| StoreError::Connect { url: config.url.clone(), source })?;
+    let validation = server_supports_validation(&version);
+    tracing::info!(url = %config.url, %version, validation, "Connected to ClickHouse");
+    let client = base_client(config).with_database(&config.database).with_validation(validation);
+    Ok(Store { client, version, database: config.database.clone() })
+}
+
+impl Store {
+    /// Number of distinct mentions stored.
+    pub async fn count_mentions(&self) -> Result<u64, StoreError> {
+        self.client
+            .query("SELECT uniqExact(key) FROM mentions")
+            .fetch_one()
+            .await
+            .map_err(|source| StoreError::Query { what: "count mentions".into(), source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_only_on_modern_servers() {
+        assert!(!server_supports_validation("18.16.1"));
+        assert!(!server_supports_validation("23.8.1.1"));
+        assert!(server_supports_validation("25.3.2.39"));
+        assert!(!server_supports_validation("garbage"));
+    }
+}

@@ -1,0 +1,8 @@
+//! ClickHouse: connection and server-version detection, migrations, the mentions sink, queries.
+
+pub mod client;
+pub mod migrate;
+pub mod row;
+pub mod sink;
+
+pub use client::{connect, Store};
