@@ -52,3 +52,23 @@ pub fn topic_size(config: &KafkaConfig, topic: &str) -> Result<i64, KafkaError> 
     }
     Ok(n)
 }
+
+/// Moves `group`'s committed offsets on `topic` back to the start of every partition, so the
+/// stage re-processes everything still retained (e.g. after a model change). The group must have
+/// no running members.
+pub fn rewind_group(config: &KafkaConfig, group: &str, topic: &str) -> Result<(), KafkaError> {
+    let consumer: BaseConsumer = super::client::base_config(config)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let mut tpl = TopicPartitionList::new();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            let (low, _) = consumer.fetch_watermarks(topic, p.id(), timeout)?;
+            tpl.add_partition_offset(topic, p.id(), Offset::Offset(low))?;
+        }
+    }
+    consumer.commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+}

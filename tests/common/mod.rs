@@ -1,0 +1,139 @@
+//! Shared set-up for integration tests against the real Kafka and ClickHouse started by
+//! `scripts/services.sh up` (addresses from GEMA_KAFKA_BROKERS / GEMA_CLICKHOUSE_URL, defaulting
+//! to the script's). Each test gets its own topic prefix and database, so tests run in parallel
+//! and can be re-run.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gema::config::Config;
+use gema::enrich::dlq::read_dead_letters;
+use gema::enrich::Enricher;
+use gema::kafka::{lag, Topics};
+use gema::metrics::Metrics;
+use gema::pipeline::{spawn_stages, Stage};
+use gema::sentiment::lexicon::LexiconModel;
+use gema::store::{self, migrate::migrate, Store};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub struct TestEnv {
+    pub config: Config,
+    pub topics: Topics,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestEnv {
+    pub fn new(name: &str) -> TestEnv {
+        let id = uuid::Uuid::new_v4().simple().to_string()[..10].to_string();
+        let mut config = Config::default();
+        if let Ok(b) = std::env::var("GEMA_KAFKA_BROKERS") {
+            config.kafka.brokers = b;
+        }
+        if let Ok(u) = std::env::var("GEMA_CLICKHOUSE_URL") {
+            config.clickhouse.url = u;
+        }
+        config.kafka.topic_prefix = format!("test-{name}-{id}");
+        config.clickhouse.database = format!("test_{}_{id}", name.replace('-', "_"));
+        config.sink.period_ms = 300;
+        let topics = Topics::new(&config.kafka.topic_prefix);
+        TestEnv { config, topics, dir: tempfile::tempdir().unwrap() }
+    }
+
+    /// Connects to ClickHouse and applies the migrations to this test's database.
+    pub async fn store(&self) -> Store {
+        let store = store::connect(&self.config.clickhouse).await.unwrap_or_else(|e| {
+            panic!("{e}\nStart the services first: scripts/services.sh up")
+        });
+        migrate(&store).await.unwrap();
+        store
+    }
+
+    /// Writes `lines` (raw bytes, one per line) to a feed file.
+    pub fn feed(&self, lines: &[Vec<u8>]) -> PathBuf {
+        let path = self.dir.path().join("feed.jsonl");
+        let mut f = std::fs::File::create(&path).unwrap();
+        for l in lines {
+            f.write_all(l).unwrap();
+            f.write_all(b"\n").unwrap();
+        }
+        path
+    }
+
+    /// Both stages' committed offsets have reached the end of their input topics.
+    pub async fn wait_drained(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let e = lag::group_lag(&self.config.kafka, &self.topics.group("enrich"), &self.topics.raw).unwrap();
+            let s = lag::group_lag(&self.config.kafka, &self.topics.group("sink-ch"), &self.topics.enriched).unwrap();
+            if e == 0 && s == 0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "not drained after {timeout:?}: enrich lag {e}, sink lag {s}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Distinct dead letters, identified by their source partition and offset.
+    pub fn dead_letters(&self) -> Vec<gema::enrich::dlq::DeadLetterRecord> {
+        read_dead_letters(&self.config.kafka, &self.topics.dlq, usize::MAX).unwrap()
+    }
+
+    pub fn distinct_dead_letters(&self) -> usize {
+        let set: std::collections::HashSet<(i32, i64)> = self
+            .dead_letters()
+            .iter()
+            .map(|r| {
+                let d = r.dead_letter.as_ref().expect("dead letters carry gema headers");
+                (d.partition, d.offset)
+            })
+            .collect();
+        set.len()
+    }
+
+    pub async fn cleanup(&self, store: &Store) {
+        let _ = store
+            .client
+            .clone()
+            .with_database("default")
+            .query(&format!("DROP DATABASE IF EXISTS {}", self.config.clickhouse.database))
+            .execute()
+            .await;
+    }
+}
+
+/// The enrich and sink stages running in this process until [`Stages::stop`].
+pub struct Stages {
+    pub metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Stages {
+    pub fn start(env: &TestEnv, store: &Store) -> Stages {
+        let metrics = Arc::new(Metrics::default());
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let enricher = Enricher::new(Arc::new(LexiconModel));
+        spawn_stages(
+            &mut tasks,
+            &[Stage::Enrich, Stage::Sink],
+            &env.config,
+            &enricher,
+            Some(store),
+            &metrics,
+            &shutdown,
+        );
+        Stages { metrics, shutdown, tasks }
+    }
+
+    /// Graceful stop: drain, flush, commit.
+    pub async fn stop(mut self) -> Arc<Metrics> {
+        self.shutdown.cancel();
+        while self.tasks.join_next().await.is_some() {}
+        self.metrics
+    }
+}

@@ -1,0 +1,171 @@
+//! The pipeline on the real Kafka and ClickHouse: nothing lost, nothing duplicated.
+//! Needs `scripts/services.sh up` (the README's test command does it).
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::Duration as ChronoDuration;
+use common::{Stages, TestEnv};
+use gema::kafka::lag;
+use gema::sources::replay::{replay, ReplayOptions, Speed};
+use gema::sources::synth::{generate, SynthOptions};
+
+/// `valid` synthetic mentions with malformed lines of every kind mixed in; returns the lines and
+/// the malformed ones.
+fn feed_lines(valid: usize, seed: u64) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let mut lines: Vec<Vec<u8>> = generate(&SynthOptions {
+        seed,
+        count: valid,
+        start: "2026-11-26T00:00:00Z".parse().unwrap(),
+        span: ChronoDuration::hours(2),
+        malformed: 12,
+    })
+    .into_iter()
+    .map(String::into_bytes)
+    .collect();
+    let extra: Vec<Vec<u8>> = vec![
+        b"\xff\xfe not utf-8 at all".to_vec(),
+        br#"{"id":"old","platform":"x","text":"from 1900","created_at":"1900-01-01T00:00:00Z","author":{"id":"a","handle":"a"}}"#.to_vec(),
+        br#"{"id":"noauthor","platform":"x","text":"who wrote this","created_at":"2026-11-26T00:00:00Z"}"#.to_vec(),
+        br#"[1,2,3]"#.to_vec(),
+    ];
+    for (i, l) in extra.into_iter().enumerate() {
+        let at = (i + 1) * lines.len() / 5;
+        lines.insert(at, l);
+    }
+    let malformed = lines
+        .iter()
+        .filter(|l| gema::mention::Mention::parse(l).is_err())
+        .cloned()
+        .collect();
+    (lines, malformed)
+}
+
+async fn replay_file(env: &TestEnv, path: std::path::PathBuf) -> gema::sources::replay::ReplaySummary {
+    let opts = ReplayOptions { path, speed: Speed::Max, retime: false, progress: false };
+    replay(&env.config.kafka, &env.topics, &opts).await.expect("replay to the real Kafka")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_line_ends_in_clickhouse_or_the_dlq_and_reconsuming_changes_no_count() {
+    let env = TestEnv::new("dlq");
+    let store = env.store().await;
+    let (lines, malformed) = feed_lines(3000, 11);
+    let n = lines.len();
+    assert_eq!(malformed.len(), 16);
+
+    let summary = replay_file(&env, env.feed(&lines)).await;
+    assert_eq!(summary.sent as usize, n, "replay sends every line, valid or not");
+    assert_eq!(summary.valid as usize, n - malformed.len());
+
+    let stages = Stages::start(&env, &store);
+    env.wait_drained(Duration::from_secs(120)).await;
+    let metrics = stages.stop().await;
+    assert_eq!(metrics.enrich_received.get() as usize, n);
+
+    let distinct = store.count_mentions().await.unwrap() as usize;
+    let dead = env.dead_letters();
+    assert_eq!(distinct, n - malformed.len(), "every valid line is one distinct mention");
+    assert_eq!(env.distinct_dead_letters(), malformed.len(), "every malformed line is in the DLQ");
+    assert_eq!(distinct + env.distinct_dead_letters(), n);
+
+    // The DLQ keeps the original bytes and says why.
+    let originals: HashSet<String> = dead.iter().map(|r| r.original.clone()).collect();
+    for m in &malformed {
+        assert!(originals.contains(&String::from_utf8_lossy(m).into_owned()), "missing in DLQ: {:?}", String::from_utf8_lossy(m));
+    }
+    let reasons: HashSet<String> =
+        dead.iter().map(|r| r.dead_letter.as_ref().unwrap().reason.clone()).collect();
+    for r in ["invalid_json", "schema", "empty_field", "not_utf8", "out_of_range"] {
+        assert!(reasons.contains(r), "no dead letter with reason {r}: {reasons:?}");
+    }
+    assert!(dead.iter().all(|r| {
+        let d = r.dead_letter.as_ref().unwrap();
+        d.topic == env.topics.raw && d.stage == "enrich" && !d.error.is_empty()
+    }));
+
+    // Enrichment really happened: the burst hashtag is stored with negative sentiment.
+    let negative_burst: u64 = store
+        .client
+        .query("SELECT count() FROM mentions FINAL WHERE has(hashtags, 'nusapaydown') AND sentiment = 'negative'")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert!(negative_burst > 100, "negative burst mentions stored: {negative_burst}");
+
+    // Re-consume everything from offset 0: no count changes.
+    lag::rewind_group(&env.config.kafka, &env.topics.group("enrich"), &env.topics.raw).unwrap();
+    lag::rewind_group(&env.config.kafka, &env.topics.group("sink-ch"), &env.topics.enriched).unwrap();
+    assert!(lag::group_lag(&env.config.kafka, &env.topics.group("enrich"), &env.topics.raw).unwrap() > 0);
+    let stages = Stages::start(&env, &store);
+    env.wait_drained(Duration::from_secs(120)).await;
+    let metrics = stages.stop().await;
+    assert_eq!(metrics.enrich_received.get() as usize, n, "the second pass really re-read everything");
+    assert_eq!(store.count_mentions().await.unwrap() as usize, distinct);
+    assert_eq!(env.distinct_dead_letters(), malformed.len());
+    let final_rows: u64 = store.client.query("SELECT count() FROM mentions FINAL").fetch_one().await.unwrap();
+    assert_eq!(final_rows as usize, distinct, "redelivered rows collapse under FINAL");
+    env.cleanup(&store).await;
+}
+
+fn spawn_gema(env: &TestEnv, args: &[&str]) -> Child {
+    let empty = env.dir.path().join("empty.toml");
+    std::fs::write(&empty, "").unwrap();
+    Command::new(env!("CARGO_BIN_EXE_gema"))
+        .arg("--config")
+        .arg(&empty)
+        .args(args)
+        .env("GEMA_KAFKA_BROKERS", &env.config.kafka.brokers)
+        .env("GEMA_KAFKA_TOPIC_PREFIX", &env.config.kafka.topic_prefix)
+        .env("GEMA_CLICKHOUSE_URL", &env.config.clickhouse.url)
+        .env("GEMA_CLICKHOUSE_DATABASE", &env.config.clickhouse.database)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the gema binary")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_killed_mid_stream_loses_nothing_after_restart() {
+    let env = TestEnv::new("kill");
+    let store = env.store().await;
+    let (lines, malformed) = feed_lines(40_000, 12);
+    let n = lines.len();
+    let path = env.feed(&lines);
+
+    let mut first = spawn_gema(&env, &["run"]);
+    // Replay while the stages run, and kill them (SIGKILL: no drain, no commit) as soon as the
+    // first rows are in ClickHouse, while the replay is still producing.
+    let env_ref = &env;
+    let replaying = async move { replay_file(env_ref, path).await };
+    let killer = async {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let stored = store.count_mentions().await.unwrap_or(0);
+            if stored > 0 {
+                first.kill().unwrap();
+                first.wait().unwrap();
+                return stored;
+            }
+            assert!(Instant::now() < deadline, "the first gema run never wrote a row");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let (summary, stored_at_kill) = tokio::join!(replaying, killer);
+    assert_eq!(summary.sent as usize, n);
+    assert!((stored_at_kill as usize) < n - malformed.len(), "the kill came mid-stream ({stored_at_kill} stored)");
+
+    let mut second = spawn_gema(&env, &["run"]);
+    env.wait_drained(Duration::from_secs(240)).await;
+    // SIGTERM: the graceful path must also leave everything committed.
+    Command::new("kill").arg("-TERM").arg(second.id().to_string()).status().unwrap();
+    assert!(second.wait().unwrap().success(), "gema run exits 0 after SIGTERM");
+
+    assert_eq!(store.count_mentions().await.unwrap() as usize, n - malformed.len(), "no mention lost");
+    assert_eq!(env.distinct_dead_letters(), malformed.len(), "no dead letter lost");
+    assert_eq!(lag::group_lag(&env.config.kafka, &env.topics.group("enrich"), &env.topics.raw).unwrap(), 0);
+    env.cleanup(&store).await;
+}
