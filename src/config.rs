@@ -10,11 +10,21 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid config file {path}: {source}")]
-    Parse { path: PathBuf, source: toml::de::Error },
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
     #[error("invalid value {value:?} for {key}: {reason}")]
-    Invalid { key: String, value: String, reason: String },
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
 }
 
 /// The whole configuration.
@@ -118,7 +128,11 @@ pub struct SinkConfig {
 
 impl Default for SinkConfig {
     fn default() -> Self {
-        SinkConfig { max_rows: 100_000, max_bytes: 64 * 1024 * 1024, period_ms: 1000 }
+        SinkConfig {
+            max_rows: 100_000,
+            max_bytes: 64 * 1024 * 1024,
+            period_ms: 1000,
+        }
     }
 }
 
@@ -134,8 +148,10 @@ impl Config {
         };
         let mut config = match path {
             Some(path) => {
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
                 toml::from_str(&text).map_err(|source| ConfigError::Parse { path, source })?
             }
             None => Config::default(),
@@ -185,7 +201,11 @@ impl Config {
             reason: reason.into(),
         };
         if self.kafka.brokers.trim().is_empty() {
-            return Err(invalid("kafka.brokers", self.kafka.brokers.clone(), "must not be empty"));
+            return Err(invalid(
+                "kafka.brokers",
+                self.kafka.brokers.clone(),
+                "must not be empty",
+            ));
         }
         let prefix_ok = !self.kafka.topic_prefix.is_empty()
             && self
@@ -201,9 +221,14 @@ impl Config {
             ));
         }
         if self.kafka.partitions < 1 {
-            return Err(invalid("kafka.partitions", self.kafka.partitions.to_string(), "must be ≥ 1"));
+            return Err(invalid(
+                "kafka.partitions",
+                self.kafka.partitions.to_string(),
+                "must be ≥ 1",
+            ));
         }
-        if !(self.clickhouse.url.starts_with("http://") || self.clickhouse.url.starts_with("https://"))
+        if !(self.clickhouse.url.starts_with("http://")
+            || self.clickhouse.url.starts_with("https://"))
         {
             return Err(invalid(
                 "clickhouse.url",
@@ -212,7 +237,11 @@ impl Config {
             ));
         }
         let db_ok = !self.clickhouse.database.is_empty()
-            && self.clickhouse.database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            && self
+                .clickhouse
+                .database
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !db_ok {
             return Err(invalid(
                 "clickhouse.database",
@@ -237,7 +266,8 @@ mod tests {
     #[test]
     fn env_overrides_file_and_bad_values_name_the_key() {
         let mut c: Config = toml::from_str("[kafka]\nbrokers = \"a:1\"\n").unwrap();
-        c.apply_env(|k| (k == "GEMA_KAFKA_BROKERS").then(|| "b:2".to_string())).unwrap();
+        c.apply_env(|k| (k == "GEMA_KAFKA_BROKERS").then(|| "b:2".to_string()))
+            .unwrap();
         assert_eq!(c.kafka.brokers, "b:2");
         c.clickhouse.database = "x; DROP".into();
         let err = c.validate().unwrap_err().to_string();
@@ -246,7 +276,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected() {
-        let err = toml::from_str::<Config>("[kafka]\nbrokerz = \"a\"\n").unwrap_err().to_string();
+        let err = toml::from_str::<Config>("[kafka]\nbrokerz = \"a\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("brokerz"), "{err}");
     }
 }

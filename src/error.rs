@@ -7,9 +7,15 @@ use rdkafka::error::KafkaError;
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
     #[error("Kafka: cannot {action}: {source}")]
-    Kafka { action: &'static str, source: KafkaError },
+    Kafka {
+        action: &'static str,
+        source: KafkaError,
+    },
     #[error("ClickHouse: cannot {action}: {source}")]
-    ClickHouse { action: &'static str, source: clickhouse::error::Error },
+    ClickHouse {
+        action: &'static str,
+        source: clickhouse::error::Error,
+    },
     #[error(transparent)]
     Topics(#[from] crate::kafka::topics::TopicError),
 }

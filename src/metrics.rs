@@ -34,7 +34,12 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn dead_lettered(&self, reason: &str) {
-        *self.dead_letters.lock().unwrap().entry(reason.to_string()).or_default() += 1;
+        *self
+            .dead_letters
+            .lock()
+            .unwrap()
+            .entry(reason.to_string())
+            .or_default() += 1;
     }
 
     pub fn dead_letter_total(&self) -> u64 {
@@ -45,17 +50,41 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, v: u64| {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"));
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+            ));
         };
-        counter("gema_enrich_received_total", "Messages read from mentions.raw.", self.enrich_received.get());
-        counter("gema_enrich_enriched_total", "Mentions written to mentions.enriched.", self.enrich_enriched.get());
-        counter("gema_sink_rows_total", "Rows committed to ClickHouse.", self.sink_rows.get());
-        counter("gema_sink_inserts_total", "INSERT statements committed to ClickHouse.", self.sink_inserts.get());
-        counter("gema_stage_restarts_total", "Stages restarted after an error.", self.stage_restarts.get());
+        counter(
+            "gema_enrich_received_total",
+            "Messages read from mentions.raw.",
+            self.enrich_received.get(),
+        );
+        counter(
+            "gema_enrich_enriched_total",
+            "Mentions written to mentions.enriched.",
+            self.enrich_enriched.get(),
+        );
+        counter(
+            "gema_sink_rows_total",
+            "Rows committed to ClickHouse.",
+            self.sink_rows.get(),
+        );
+        counter(
+            "gema_sink_inserts_total",
+            "INSERT statements committed to ClickHouse.",
+            self.sink_inserts.get(),
+        );
+        counter(
+            "gema_stage_restarts_total",
+            "Stages restarted after an error.",
+            self.stage_restarts.get(),
+        );
         out.push_str("# HELP gema_dead_letters_total Messages sent to the dead-letter topic.\n");
         out.push_str("# TYPE gema_dead_letters_total counter\n");
         for (reason, n) in self.dead_letters.lock().unwrap().iter() {
-            out.push_str(&format!("gema_dead_letters_total{{reason=\"{reason}\"}} {n}\n"));
+            out.push_str(&format!(
+                "gema_dead_letters_total{{reason=\"{reason}\"}} {n}\n"
+            ));
         }
         out
     }

@@ -23,8 +23,12 @@ pub enum Stage {
 
 /// Runs `stage` until `shutdown`, restarting it with backoff after an error. A restarted stage
 /// resumes from its group's committed offsets, which cover only acknowledged work.
-pub async fn supervise<F, Fut>(name: &'static str, metrics: Arc<Metrics>, shutdown: CancellationToken, mut stage: F)
-where
+pub async fn supervise<F, Fut>(
+    name: &'static str,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    mut stage: F,
+) where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), StageError>>,
 {
@@ -63,13 +67,20 @@ pub fn spawn_stages(
                 let enricher = enricher.clone();
                 tasks.spawn(async move {
                     supervise("enrich", metrics.clone(), shutdown.clone(), || {
-                        enrich::stage::run(&config, enricher.clone(), metrics.clone(), shutdown.clone())
+                        enrich::stage::run(
+                            &config,
+                            enricher.clone(),
+                            metrics.clone(),
+                            shutdown.clone(),
+                        )
                     })
                     .await
                 });
             }
             Stage::Sink => {
-                let store = store.expect("the sink stage needs a ClickHouse store").clone();
+                let store = store
+                    .expect("the sink stage needs a ClickHouse store")
+                    .clone();
                 tasks.spawn(async move {
                     supervise("sink-ch", metrics.clone(), shutdown.clone(), || {
                         store::sink::run(&config, &store, metrics.clone(), shutdown.clone())
@@ -87,8 +98,9 @@ pub fn cancel_on_signal(token: CancellationToken) {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("install SIGTERM handler");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("install SIGTERM handler");
             tokio::select! {
                 _ = ctrl_c => {}
                 _ = term.recv() => {}

@@ -44,9 +44,19 @@ fn feed_lines(valid: usize, seed: u64) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     (lines, malformed)
 }
 
-async fn replay_file(env: &TestEnv, path: std::path::PathBuf) -> gema::sources::replay::ReplaySummary {
-    let opts = ReplayOptions { path, speed: Speed::Max, retime: false, progress: false };
-    replay(&env.config.kafka, &env.topics, &opts).await.expect("replay to the real Kafka")
+async fn replay_file(
+    env: &TestEnv,
+    path: std::path::PathBuf,
+) -> gema::sources::replay::ReplaySummary {
+    let opts = ReplayOptions {
+        path,
+        speed: Speed::Max,
+        retime: false,
+        progress: false,
+    };
+    replay(&env.config.kafka, &env.topics, &opts)
+        .await
+        .expect("replay to the real Kafka")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,7 +68,10 @@ async fn every_line_ends_in_clickhouse_or_the_dlq_and_reconsuming_changes_no_cou
     assert_eq!(malformed.len(), 16);
 
     let summary = replay_file(&env, env.feed(&lines)).await;
-    assert_eq!(summary.sent as usize, n, "replay sends every line, valid or not");
+    assert_eq!(
+        summary.sent as usize, n,
+        "replay sends every line, valid or not"
+    );
     assert_eq!(summary.valid as usize, n - malformed.len());
 
     let stages = Stages::start(&env, &store);
@@ -68,19 +81,42 @@ async fn every_line_ends_in_clickhouse_or_the_dlq_and_reconsuming_changes_no_cou
 
     let distinct = store.count_mentions().await.unwrap() as usize;
     let dead = env.dead_letters();
-    assert_eq!(distinct, n - malformed.len(), "every valid line is one distinct mention");
-    assert_eq!(env.distinct_dead_letters(), malformed.len(), "every malformed line is in the DLQ");
+    assert_eq!(
+        distinct,
+        n - malformed.len(),
+        "every valid line is one distinct mention"
+    );
+    assert_eq!(
+        env.distinct_dead_letters(),
+        malformed.len(),
+        "every malformed line is in the DLQ"
+    );
     assert_eq!(distinct + env.distinct_dead_letters(), n);
 
     // The DLQ keeps the original bytes and says why.
     let originals: HashSet<String> = dead.iter().map(|r| r.original.clone()).collect();
     for m in &malformed {
-        assert!(originals.contains(&String::from_utf8_lossy(m).into_owned()), "missing in DLQ: {:?}", String::from_utf8_lossy(m));
+        assert!(
+            originals.contains(&String::from_utf8_lossy(m).into_owned()),
+            "missing in DLQ: {:?}",
+            String::from_utf8_lossy(m)
+        );
     }
-    let reasons: HashSet<String> =
-        dead.iter().map(|r| r.dead_letter.as_ref().unwrap().reason.clone()).collect();
-    for r in ["invalid_json", "schema", "empty_field", "not_utf8", "out_of_range"] {
-        assert!(reasons.contains(r), "no dead letter with reason {r}: {reasons:?}");
+    let reasons: HashSet<String> = dead
+        .iter()
+        .map(|r| r.dead_letter.as_ref().unwrap().reason.clone())
+        .collect();
+    for r in [
+        "invalid_json",
+        "schema",
+        "empty_field",
+        "not_utf8",
+        "out_of_range",
+    ] {
+        assert!(
+            reasons.contains(r),
+            "no dead letter with reason {r}: {reasons:?}"
+        );
     }
     assert!(dead.iter().all(|r| {
         let d = r.dead_letter.as_ref().unwrap();
@@ -94,20 +130,53 @@ async fn every_line_ends_in_clickhouse_or_the_dlq_and_reconsuming_changes_no_cou
         .fetch_one()
         .await
         .unwrap();
-    assert!(negative_burst > 100, "negative burst mentions stored: {negative_burst}");
+    assert!(
+        negative_burst > 100,
+        "negative burst mentions stored: {negative_burst}"
+    );
 
     // Re-consume everything from offset 0: no count changes.
-    lag::rewind_group(&env.config.kafka, &env.topics.group("enrich"), &env.topics.raw).unwrap();
-    lag::rewind_group(&env.config.kafka, &env.topics.group("sink-ch"), &env.topics.enriched).unwrap();
-    assert!(lag::group_lag(&env.config.kafka, &env.topics.group("enrich"), &env.topics.raw).unwrap() > 0);
+    lag::rewind_group(
+        &env.config.kafka,
+        &env.topics.group("enrich"),
+        &env.topics.raw,
+    )
+    .unwrap();
+    lag::rewind_group(
+        &env.config.kafka,
+        &env.topics.group("sink-ch"),
+        &env.topics.enriched,
+    )
+    .unwrap();
+    assert!(
+        lag::group_lag(
+            &env.config.kafka,
+            &env.topics.group("enrich"),
+            &env.topics.raw
+        )
+        .unwrap()
+            > 0
+    );
     let stages = Stages::start(&env, &store);
     env.wait_drained(Duration::from_secs(120)).await;
     let metrics = stages.stop().await;
-    assert_eq!(metrics.enrich_received.get() as usize, n, "the second pass really re-read everything");
+    assert_eq!(
+        metrics.enrich_received.get() as usize,
+        n,
+        "the second pass really re-read everything"
+    );
     assert_eq!(store.count_mentions().await.unwrap() as usize, distinct);
     assert_eq!(env.distinct_dead_letters(), malformed.len());
-    let final_rows: u64 = store.client.query("SELECT count() FROM mentions FINAL").fetch_one().await.unwrap();
-    assert_eq!(final_rows as usize, distinct, "redelivered rows collapse under FINAL");
+    let final_rows: u64 = store
+        .client
+        .query("SELECT count() FROM mentions FINAL")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(
+        final_rows as usize, distinct,
+        "redelivered rows collapse under FINAL"
+    );
     env.cleanup(&store).await;
 }
 
@@ -143,29 +212,54 @@ async fn a_stage_killed_mid_stream_loses_nothing_after_restart() {
     let replaying = async move { replay_file(env_ref, path).await };
     let killer = async {
         let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let stored = store.count_mentions().await.unwrap_or(0);
-            if stored > 0 {
-                first.kill().unwrap();
-                first.wait().unwrap();
-                return stored;
-            }
-            assert!(Instant::now() < deadline, "the first gema run never wrote a row");
+        let mut stored = 0;
+        while stored == 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
+            stored = store.count_mentions().await.unwrap_or(0);
         }
+        first.kill().unwrap();
+        first.wait().unwrap();
+        assert!(stored > 0, "the first gema run never wrote a row");
+        stored
     };
     let (summary, stored_at_kill) = tokio::join!(replaying, killer);
     assert_eq!(summary.sent as usize, n);
-    assert!((stored_at_kill as usize) < n - malformed.len(), "the kill came mid-stream ({stored_at_kill} stored)");
+    assert!(
+        (stored_at_kill as usize) < n - malformed.len(),
+        "the kill came mid-stream ({stored_at_kill} stored)"
+    );
 
     let mut second = spawn_gema(&env, &["run"]);
     env.wait_drained(Duration::from_secs(240)).await;
     // SIGTERM: the graceful path must also leave everything committed.
-    Command::new("kill").arg("-TERM").arg(second.id().to_string()).status().unwrap();
-    assert!(second.wait().unwrap().success(), "gema run exits 0 after SIGTERM");
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(second.id().to_string())
+        .status()
+        .unwrap();
+    assert!(
+        second.wait().unwrap().success(),
+        "gema run exits 0 after SIGTERM"
+    );
 
-    assert_eq!(store.count_mentions().await.unwrap() as usize, n - malformed.len(), "no mention lost");
-    assert_eq!(env.distinct_dead_letters(), malformed.len(), "no dead letter lost");
-    assert_eq!(lag::group_lag(&env.config.kafka, &env.topics.group("enrich"), &env.topics.raw).unwrap(), 0);
+    assert_eq!(
+        store.count_mentions().await.unwrap() as usize,
+        n - malformed.len(),
+        "no mention lost"
+    );
+    assert_eq!(
+        env.distinct_dead_letters(),
+        malformed.len(),
+        "no dead letter lost"
+    );
+    assert_eq!(
+        lag::group_lag(
+            &env.config.kafka,
+            &env.topics.group("enrich"),
+            &env.topics.raw
+        )
+        .unwrap(),
+        0
+    );
     env.cleanup(&store).await;
 }

@@ -26,7 +26,11 @@ fn validator(name: &str) -> jsonschema::Validator {
 
 fn demo_feed() -> Vec<String> {
     let path = format!("{}/tests/data/demo-feed.jsonl", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(path).unwrap().lines().map(str::to_string).collect()
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -50,7 +54,11 @@ fn bundled_feed_lines_pass_the_schema_exactly_when_gema_accepts_them() {
             invalid += 1
         }
     }
-    assert_eq!((valid, invalid), (3000, 6), "the demo feed has 3000 valid and 6 malformed lines");
+    assert_eq!(
+        (valid, invalid),
+        (3000, 6),
+        "the demo feed has 3000 valid and 6 malformed lines"
+    );
 }
 
 #[test]

@@ -55,16 +55,35 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
         .await
         .context("preparing Kafka and ClickHouse (are they running? `scripts/services.sh up`)")?
         .expect("the sink needs ClickHouse");
-    println!("== gema demo: Kafka {} · ClickHouse {} {}", config.kafka.brokers, config.clickhouse.url, store.version);
+    println!(
+        "== gema demo: Kafka {} · ClickHouse {} {}",
+        config.kafka.brokers, config.clickhouse.url, store.version
+    );
 
     let metrics = Arc::new(Metrics::default());
     let shutdown = CancellationToken::new();
     pipeline::cancel_on_signal(shutdown.clone());
     let mut tasks = JoinSet::new();
-    pipeline::spawn_stages(&mut tasks, &stages, config, &enricher, Some(&store), &metrics, &shutdown);
+    pipeline::spawn_stages(
+        &mut tasks,
+        &stages,
+        config,
+        &enricher,
+        Some(&store),
+        &metrics,
+        &shutdown,
+    );
 
-    println!("\n== Replaying {} (event times shifted to end now)", args.feed.display());
-    let opts = ReplayOptions { path: args.feed.clone(), speed: Speed::Max, retime: true, progress: true };
+    println!(
+        "\n== Replaying {} (event times shifted to end now)",
+        args.feed.display()
+    );
+    let opts = ReplayOptions {
+        path: args.feed.clone(),
+        speed: Speed::Max,
+        retime: true,
+        progress: true,
+    };
     let topics = Topics::new(&config.kafka.topic_prefix);
     let summary = replay::replay(&config.kafka, &topics, &opts).await?;
     println!("{summary}");
@@ -99,7 +118,10 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
         text: None,
         limit: 15,
     };
-    print!("{}", mentions_table(&mentions::search(&store, &filter).await?));
+    print!(
+        "{}",
+        mentions_table(&mentions::search(&store, &filter).await?)
+    );
 
     println!("\n== Dead letters (malformed input, kept with the reason)");
     let (_, table) = dlq_table(config, 20)?;

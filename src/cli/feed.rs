@@ -33,7 +33,11 @@ pub struct SynthArgs {
 }
 
 pub fn synth(args: &SynthArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.hours > 0.0, "--hours must be positive, got {}", args.hours);
+    anyhow::ensure!(
+        args.hours > 0.0,
+        "--hours must be positive, got {}",
+        args.hours
+    );
     let lines = synth::generate(&SynthOptions {
         seed: args.seed,
         count: args.count,
@@ -52,7 +56,13 @@ pub fn synth(args: &SynthArgs) -> anyhow::Result<()> {
     }
     out.flush()?;
     if let Some(p) = &args.out {
-        eprintln!("Wrote {} lines ({} valid, {} malformed) to {}", lines.len(), args.count, args.malformed, p.display());
+        eprintln!(
+            "Wrote {} lines ({} valid, {} malformed) to {}",
+            lines.len(),
+            args.count,
+            args.malformed,
+            p.display()
+        );
     }
     Ok(())
 }
@@ -80,7 +90,12 @@ pub async fn replay(config: &Config, args: &ReplayArgs) -> anyhow::Result<()> {
         retime: args.retime,
         progress: !args.quiet,
     };
-    let summary = replay::replay(&config.kafka, &Topics::new(&config.kafka.topic_prefix), &opts).await?;
+    let summary = replay::replay(
+        &config.kafka,
+        &Topics::new(&config.kafka.topic_prefix),
+        &opts,
+    )
+    .await?;
     println!("{summary}");
     Ok(())
 }

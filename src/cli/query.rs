@@ -48,7 +48,18 @@ pub fn trends_table(rows: &[TermCount]) -> String {
             ]
         })
         .collect();
-    table::render(&["#", "term", "mentions", "authors", "negative", "neg/neu/pos"], &body, 40)
+    table::render(
+        &[
+            "#",
+            "term",
+            "mentions",
+            "authors",
+            "negative",
+            "neg/neu/pos",
+        ],
+        &body,
+        40,
+    )
 }
 
 pub async fn trends(config: &Config, args: &TrendsArgs) -> anyhow::Result<()> {
@@ -60,7 +71,11 @@ pub async fn trends(config: &Config, args: &TrendsArgs) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(r)?);
         }
     } else if rows.is_empty() {
-        println!("No mentions between {} and {}.", args.since.to_rfc3339(), until.to_rfc3339());
+        println!(
+            "No mentions between {} and {}.",
+            args.since.to_rfc3339(),
+            until.to_rfc3339()
+        );
     } else {
         print!("{}", trends_table(&rows));
     }
@@ -110,7 +125,19 @@ pub fn mentions_table(rows: &[MentionHit]) -> String {
             ]
         })
         .collect();
-    table::render(&["time (UTC)", "platform", "author", "followers", "sentiment", "text", "link"], &body, 70)
+    table::render(
+        &[
+            "time (UTC)",
+            "platform",
+            "author",
+            "followers",
+            "sentiment",
+            "text",
+            "link",
+        ],
+        &body,
+        70,
+    )
 }
 
 pub async fn mentions(config: &Config, args: &MentionsArgs) -> anyhow::Result<()> {
@@ -154,13 +181,20 @@ pub fn dlq_table(config: &Config, limit: usize) -> anyhow::Result<(usize, String
         .iter()
         .map(|r| {
             let (reason, source, error) = match &r.dead_letter {
-                Some(d) => (d.reason.clone(), format!("{}/{}@{}", d.topic, d.partition, d.offset), d.error.clone()),
+                Some(d) => (
+                    d.reason.clone(),
+                    format!("{}/{}@{}", d.topic, d.partition, d.offset),
+                    d.error.clone(),
+                ),
                 None => ("?".into(), "?".into(), "no gema headers".into()),
             };
             vec![reason, source, error, r.original.clone()]
         })
         .collect();
-    Ok((records.len(), table::render(&["reason", "source", "error", "original"], &body, 60)))
+    Ok((
+        records.len(),
+        table::render(&["reason", "source", "error", "original"], &body, 60),
+    ))
 }
 
 pub fn dlq(config: &Config, args: &DlqArgs) -> anyhow::Result<()> {
@@ -186,11 +220,29 @@ pub async fn status_lines(config: &Config, store: Option<&Store>) -> anyhow::Res
     let k = &config.kafka;
     let mut out = vec![
         format!("Kafka {}:", k.brokers),
-        format!("  {:<28} {:>9} messages", t.raw, lag::topic_size(k, &t.raw)?),
-        format!("  {:<28} {:>9} messages", t.enriched, lag::topic_size(k, &t.enriched)?),
-        format!("  {:<28} {:>9} messages", t.dlq, lag::topic_size(k, &t.dlq)?),
-        format!("  stage enrich lag   {:>9}", lag::group_lag(k, &t.group("enrich"), &t.raw)?),
-        format!("  stage sink-ch lag  {:>9}", lag::group_lag(k, &t.group("sink-ch"), &t.enriched)?),
+        format!(
+            "  {:<28} {:>9} messages",
+            t.raw,
+            lag::topic_size(k, &t.raw)?
+        ),
+        format!(
+            "  {:<28} {:>9} messages",
+            t.enriched,
+            lag::topic_size(k, &t.enriched)?
+        ),
+        format!(
+            "  {:<28} {:>9} messages",
+            t.dlq,
+            lag::topic_size(k, &t.dlq)?
+        ),
+        format!(
+            "  stage enrich lag   {:>9}",
+            lag::group_lag(k, &t.group("enrich"), &t.raw)?
+        ),
+        format!(
+            "  stage sink-ch lag  {:>9}",
+            lag::group_lag(k, &t.group("sink-ch"), &t.enriched)?
+        ),
     ];
     if let Some(store) = store {
         out.push(format!(

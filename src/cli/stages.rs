@@ -22,13 +22,21 @@ pub struct RunArgs {
 
 impl RunArgs {
     pub fn only(stage: &str) -> RunArgs {
-        RunArgs { stages: vec![stage.to_string()] }
+        RunArgs {
+            stages: vec![stage.to_string()],
+        }
     }
 
     fn parsed(&self) -> Vec<Stage> {
         self.stages
             .iter()
-            .map(|s| if s == "enrich" { Stage::Enrich } else { Stage::Sink })
+            .map(|s| {
+                if s == "enrich" {
+                    Stage::Enrich
+                } else {
+                    Stage::Sink
+                }
+            })
             .collect()
     }
 }
@@ -53,9 +61,17 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
         store.version,
         store.database,
         applied.len(),
-        if applied.is_empty() { " (up to date)".to_string() } else { format!(": {}", applied.join(", ")) }
+        if applied.is_empty() {
+            " (up to date)".to_string()
+        } else {
+            format!(": {}", applied.join(", "))
+        }
     );
-    println!("Kafka {}: topics {} ready", config.kafka.brokers, topics.all().join(", "));
+    println!(
+        "Kafka {}: topics {} ready",
+        config.kafka.brokers,
+        topics.all().join(", ")
+    );
     Ok(())
 }
 
@@ -73,12 +89,22 @@ pub async fn prepare(config: &Config, stages: &[Stage]) -> anyhow::Result<Option
 pub async fn run(config: &Config, args: &RunArgs) -> anyhow::Result<()> {
     let stages = args.parsed();
     let enricher = enricher(config)?;
-    let store = prepare(config, &stages).await.context("preparing Kafka and ClickHouse")?;
+    let store = prepare(config, &stages)
+        .await
+        .context("preparing Kafka and ClickHouse")?;
     let metrics = Arc::new(Metrics::default());
     let shutdown = CancellationToken::new();
     pipeline::cancel_on_signal(shutdown.clone());
     let mut tasks = JoinSet::new();
-    pipeline::spawn_stages(&mut tasks, &stages, config, &enricher, store.as_ref(), &metrics, &shutdown);
+    pipeline::spawn_stages(
+        &mut tasks,
+        &stages,
+        config,
+        &enricher,
+        store.as_ref(),
+        &metrics,
+        &shutdown,
+    );
     while tasks.join_next().await.is_some() {}
     tracing::info!(
         received = metrics.enrich_received.get(),

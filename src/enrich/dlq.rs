@@ -35,7 +35,12 @@ impl DeadLetter {
             (H_OFFSET, offset.as_str()),
         ]
         .into_iter()
-        .fold(OwnedHeaders::new(), |h, (key, value)| h.insert(Header { key, value: Some(value) }))
+        .fold(OwnedHeaders::new(), |h, (key, value)| {
+            h.insert(Header {
+                key,
+                value: Some(value),
+            })
+        })
     }
 
     /// Reads the headers written by [`DeadLetter::headers`]; `None` if any is missing.
@@ -126,7 +131,7 @@ pub fn read_dead_letters(
             Some(Ok(m)) => {
                 remaining -= 1;
                 out.push(DeadLetterRecord {
-                    dead_letter: m.headers().and_then(|h| DeadLetter::from_headers(h)),
+                    dead_letter: m.headers().and_then(DeadLetter::from_headers),
                     original: String::from_utf8_lossy(m.payload().unwrap_or(&[])).into_owned(),
                     partition: m.partition(),
                     offset: m.offset(),

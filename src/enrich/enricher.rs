@@ -80,7 +80,10 @@ mod tests {
     #[test]
     fn enriches_a_negative_indonesian_complaint() {
         let e = Enricher::new(Arc::new(LexiconModel));
-        let out = e.enrich(mention("Saldo hilang, transfer gagal @NusaPay #NusaPayError kecewa banget", None));
+        let out = e.enrich(mention(
+            "Saldo hilang, transfer gagal @NusaPay #NusaPayError kecewa banget",
+            None,
+        ));
         assert_eq!(out.key, "mastodon:9");
         assert_eq!(out.lang, "id");
         assert_eq!(out.sentiment.label, Label::Negative);

@@ -6,8 +6,9 @@ use regex::Regex;
 
 static URL: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"(?i)\b(?:https?://|www\.)[^\s<>"']+"#).unwrap());
-static HANDLE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?:^|[^\w@])@([A-Za-z0-9_](?:[A-Za-z0-9_.]*[A-Za-z0-9_])?)").unwrap());
+static HANDLE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:^|[^\w@])@([A-Za-z0-9_](?:[A-Za-z0-9_.]*[A-Za-z0-9_])?)").unwrap()
+});
 static HASHTAG: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?:^|[^\w#&])#(\w*[\p{L}_]\w*)").unwrap());
 static EMOJI: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\p{Extended_Pictographic}").unwrap());
@@ -17,7 +18,8 @@ static ELONGATION: LazyLock<Regex> = LazyLock::new(|| {
     let alts: Vec<String> = ('a'..='z').map(|c| format!("{c}{{3,}}")).collect();
     Regex::new(&alts.join("|")).unwrap()
 });
-static WORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[\p{L}\p{N}][\p{L}\p{N}'_-]*").unwrap());
+static WORD: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[\p{L}\p{N}][\p{L}\p{N}'_-]*").unwrap());
 
 /// What was pulled out of one text.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -40,7 +42,9 @@ fn push_unique(v: &mut Vec<String>, s: String) {
 pub fn extract(text: &str) -> Extracted {
     let mut out = Extracted::default();
     for m in URL.find_iter(text) {
-        let url = m.as_str().trim_end_matches(['.', ',', ')', '!', '?', ';', ':']);
+        let url = m
+            .as_str()
+            .trim_end_matches(['.', ',', ')', '!', '?', ';', ':']);
         push_unique(&mut out.urls, url.to_string());
     }
     let no_urls = URL.replace_all(text, " URL ");
@@ -65,7 +69,9 @@ pub fn extract(text: &str) -> Extracted {
 pub fn keywords(normalized: &str, max: usize) -> Vec<String> {
     let mut out = Vec::new();
     for m in WORD.find_iter(normalized) {
-        let w = m.as_str().trim_matches(|c| c == '\'' || c == '-' || c == '_');
+        let w = m
+            .as_str()
+            .trim_matches(|c| c == '\'' || c == '-' || c == '_');
         if w.chars().count() < 3
             || w.chars().all(|c| c.is_numeric())
             || w == "url"
@@ -95,7 +101,12 @@ mod tests {
         assert_eq!(e.handles, vec!["nusapay_id"]);
         assert_eq!(e.hashtags, vec!["nusapayerror", "gakpuas"]);
         assert_eq!(e.emojis, vec!["😡"]);
-        assert!(e.normalized.starts_with("soo slow!!! @user transfer gagal lagi nusapayerror"), "{}", e.normalized);
+        assert!(
+            e.normalized
+                .starts_with("soo slow!!! @user transfer gagal lagi nusapayerror"),
+            "{}",
+            e.normalized
+        );
         assert!(!e.normalized.contains("http"));
     }
 
@@ -107,7 +118,10 @@ mod tests {
 
     #[test]
     fn keywords_drop_stop_words_in_both_languages() {
-        let k = keywords("the coffee at kopikita is really good but yang ini tidak enak url 2026", 10);
+        let k = keywords(
+            "the coffee at kopikita is really good but yang ini tidak enak url 2026",
+            10,
+        );
         assert_eq!(k, vec!["coffee", "kopikita", "good", "enak"]);
     }
 }

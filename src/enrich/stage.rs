@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::error::KafkaError;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -39,7 +39,8 @@ pub async fn run(
     consumer
         .subscribe(&[&topics.raw])
         .map_err(StageError::kafka("subscribe to the raw topic"))?;
-    let producer = kafka::producer(&config.kafka).map_err(StageError::kafka("create a producer"))?;
+    let producer =
+        kafka::producer(&config.kafka).map_err(StageError::kafka("create a producer"))?;
     let linger = Duration::from_millis(config.enrich.batch_linger_ms);
     let mut tracker = OffsetTracker::new();
     tracing::info!(topic = %topics.raw, model = enricher.model_name(), "Enrich stage started");
@@ -51,15 +52,34 @@ pub async fn run(
         };
         let mut batch = Batch::default();
         match first {
-            Ok(m) => handle(&m, &enricher, &topics, &producer, &metrics, &mut batch, &mut tracker).await?,
+            Ok(m) => {
+                handle(
+                    &m,
+                    &enricher,
+                    &topics,
+                    &producer,
+                    &metrics,
+                    &mut batch,
+                    &mut tracker,
+                )
+                .await?
+            }
             Err(e) => tracing::warn!(error = %e, "Kafka consumer error"),
         }
         let deadline = Instant::now() + linger;
         while batch.len < config.enrich.batch_max {
             match tokio::time::timeout_at(deadline, consumer.recv()).await {
                 Ok(Ok(m)) => {
-                    handle(&m, &enricher, &topics, &producer, &metrics, &mut batch, &mut tracker)
-                        .await?
+                    handle(
+                        &m,
+                        &enricher,
+                        &topics,
+                        &producer,
+                        &metrics,
+                        &mut batch,
+                        &mut tracker,
+                    )
+                    .await?
                 }
                 Ok(Err(e)) => tracing::warn!(error = %e, "Kafka consumer error"),
                 Err(_) => break,
@@ -86,7 +106,12 @@ impl Batch {
         for d in self.deliveries.drain(..) {
             match d.await {
                 Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => return Err(StageError::Kafka { action: "deliver a record", source: e }),
+                Ok(Err((e, _))) => {
+                    return Err(StageError::Kafka {
+                        action: "deliver a record",
+                        source: e,
+                    })
+                }
                 Err(_) => {
                     return Err(StageError::Kafka {
                         action: "deliver a record",
@@ -126,7 +151,12 @@ impl Batch {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 }
-                Err((e, _)) => return Err(StageError::Kafka { action: "queue a record", source: e }),
+                Err((e, _)) => {
+                    return Err(StageError::Kafka {
+                        action: "queue a record",
+                        source: e,
+                    })
+                }
             }
         }
     }
@@ -148,7 +178,13 @@ async fn handle(
             let enriched = enricher.enrich(mention);
             let json = serde_json::to_vec(&enriched).expect("an enriched mention serialises");
             batch
-                .send(producer, &topics.enriched, Some(enriched.key.as_bytes()), &json, None)
+                .send(
+                    producer,
+                    &topics.enriched,
+                    Some(enriched.key.as_bytes()),
+                    &json,
+                    None,
+                )
                 .await?;
             metrics.enrich_enriched.inc();
         }
@@ -161,7 +197,15 @@ async fn handle(
                 partition: msg.partition(),
                 offset: msg.offset(),
             };
-            batch.send(producer, &topics.dlq, msg.key(), payload, Some(dead.headers())).await?;
+            batch
+                .send(
+                    producer,
+                    &topics.dlq,
+                    msg.key(),
+                    payload,
+                    Some(dead.headers()),
+                )
+                .await?;
             metrics.dead_lettered(err.reason());
         }
     }

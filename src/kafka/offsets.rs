@@ -54,9 +54,9 @@ impl OffsetTracker {
 pub fn commit_now<C: Consumer>(consumer: &C) -> KafkaResult<()> {
     match consumer.commit_consumer_state(CommitMode::Sync) {
         // Nothing stored since the last commit.
-        Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {
-            Ok(())
-        }
+        Err(rdkafka::error::KafkaError::ConsumerCommit(
+            rdkafka::types::RDKafkaErrorCode::NoOffset,
+        )) => Ok(()),
         other => other,
     }
 }

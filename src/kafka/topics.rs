@@ -44,30 +44,49 @@ impl Topics {
 #[derive(Debug, thiserror::Error)]
 pub enum TopicError {
     #[error("cannot create Kafka admin client for {brokers}: {source}")]
-    Client { brokers: String, source: rdkafka::error::KafkaError },
+    Client {
+        brokers: String,
+        source: rdkafka::error::KafkaError,
+    },
     #[error("cannot reach Kafka at {brokers} to create topics: {source}")]
-    Request { brokers: String, source: rdkafka::error::KafkaError },
+    Request {
+        brokers: String,
+        source: rdkafka::error::KafkaError,
+    },
     #[error("cannot create topic {topic}: {code}")]
-    Create { topic: String, code: RDKafkaErrorCode },
+    Create {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
 }
 
 /// Creates gema's topics when they do not exist yet (existing ones are left as they are).
 pub async fn ensure_topics(config: &KafkaConfig, topics: &Topics) -> Result<(), TopicError> {
     let admin: AdminClient<DefaultClientContext> = super::client::base_config(config)
         .create()
-        .map_err(|source| TopicError::Client { brokers: config.brokers.clone(), source })?;
+        .map_err(|source| TopicError::Client {
+            brokers: config.brokers.clone(),
+            source,
+        })?;
     let new: Vec<NewTopic> = topics
         .all()
         .iter()
         .map(|t| {
-            NewTopic::new(t, config.partitions, TopicReplication::Fixed(config.replication_factor))
+            NewTopic::new(
+                t,
+                config.partitions,
+                TopicReplication::Fixed(config.replication_factor),
+            )
         })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin
         .create_topics(&new, &opts)
         .await
-        .map_err(|source| TopicError::Request { brokers: config.brokers.clone(), source })?;
+        .map_err(|source| TopicError::Request {
+            brokers: config.brokers.clone(),
+            source,
+        })?;
     for result in results {
         match result {
             Ok(_) => {}

@@ -78,5 +78,8 @@ pub async fn search(store: &Store, filter: &MentionFilter) -> Result<Vec<Mention
     q.bind(filter.limit)
         .fetch_all()
         .await
-        .map_err(|source| StoreError::Query { what: "search mentions".into(), source })
+        .map_err(|source| StoreError::Query {
+            what: "search mentions".into(),
+            source,
+        })
 }

@@ -25,7 +25,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => Duration::hours(n),
         "d" => Duration::days(n),
         "w" => Duration::weeks(n),
-        _ => return Err(format!("invalid duration {s:?}: the unit must be s, m, h, d or w")),
+        _ => {
+            return Err(format!(
+                "invalid duration {s:?}: the unit must be s, m, h, d or w"
+            ))
+        }
     };
     Ok(d)
 }
@@ -37,9 +41,19 @@ mod tests {
     #[test]
     fn parses_relative_and_absolute_times() {
         let now: DateTime<Utc> = "2026-11-26T12:00:00Z".parse().unwrap();
-        assert_eq!(parse_time("1h", now).unwrap(), "2026-11-26T11:00:00Z".parse::<DateTime<Utc>>().unwrap());
-        assert_eq!(parse_time("2026-11-25T00:00:00+07:00", now).unwrap().to_rfc3339(), "2026-11-24T17:00:00+00:00");
-        assert!(parse_time("yesterday", now).unwrap_err().contains("yesterday"));
+        assert_eq!(
+            parse_time("1h", now).unwrap(),
+            "2026-11-26T11:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(
+            parse_time("2026-11-25T00:00:00+07:00", now)
+                .unwrap()
+                .to_rfc3339(),
+            "2026-11-24T17:00:00+00:00"
+        );
+        assert!(parse_time("yesterday", now)
+            .unwrap_err()
+            .contains("yesterday"));
         assert!(parse_duration("5y").is_err());
     }
 }

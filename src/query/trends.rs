@@ -73,5 +73,8 @@ pub async fn top_terms(
         .bind(limit)
         .fetch_all()
         .await
-        .map_err(|source| StoreError::Query { what: "top terms".into(), source })
+        .map_err(|source| StoreError::Query {
+            what: "top terms".into(),
+            source,
+        })
 }

@@ -41,7 +41,9 @@ impl std::str::FromStr for Speed {
         let n = s.trim_end_matches(['x', 'X']);
         match n.parse::<f64>() {
             Ok(f) if f > 0.0 && f.is_finite() => Ok(Speed::Factor(f)),
-            _ => Err(format!("invalid speed {s:?}: use max, or a factor such as 1x or 60x")),
+            _ => Err(format!(
+                "invalid speed {s:?}: use max, or a factor such as 1x or 60x"
+            )),
         }
     }
 }
@@ -76,10 +78,19 @@ impl fmt::Display for ReplaySummary {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         writeln!(f, "Replay summary")?;
         writeln!(f, "  lines read      {:>9}", self.lines)?;
-        writeln!(f, "  sent to Kafka   {:>9}  ({:.0} msgs/s)", self.sent, self.sent as f64 / secs)?;
+        writeln!(
+            f,
+            "  sent to Kafka   {:>9}  ({:.0} msgs/s)",
+            self.sent,
+            self.sent as f64 / secs
+        )?;
         writeln!(f, "    valid         {:>9}", self.valid)?;
         let bad: u64 = self.malformed.values().sum();
-        writeln!(f, "    malformed     {:>9}  (the enrich stage dead-letters these)", bad)?;
+        writeln!(
+            f,
+            "    malformed     {:>9}  (the enrich stage dead-letters these)",
+            bad
+        )?;
         for (reason, n) in &self.malformed {
             writeln!(f, "      {reason:<14}{n:>8}")?;
         }
@@ -96,7 +107,10 @@ impl fmt::Display for ReplaySummary {
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("Kafka producer for {brokers}: {source}")]
     Kafka { brokers: String, source: KafkaError },
     #[error(transparent)]
@@ -106,7 +120,10 @@ pub enum ReplayError {
 fn open(path: &Path) -> Result<BufReader<std::fs::File>, ReplayError> {
     std::fs::File::open(path)
         .map(|f| BufReader::with_capacity(1 << 20, f))
-        .map_err(|source| ReplayError::Read { path: path.to_path_buf(), source })
+        .map_err(|source| ReplayError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Reads each line as bytes (lines need not be UTF-8), without the line ending.
@@ -121,7 +138,10 @@ fn for_each_line(
         buf.clear();
         let read = reader
             .read_until(b'\n', &mut buf)
-            .map_err(|source| ReplayError::Read { path: path.to_path_buf(), source })?;
+            .map_err(|source| ReplayError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
         if read == 0 {
             return Ok(());
         }
@@ -133,9 +153,12 @@ fn for_each_line(
     }
 }
 
+/// First and last event time of a feed.
+type TimeRange = (DateTime<Utc>, DateTime<Utc>);
+
 /// First and last event time among the valid lines.
-fn time_range(path: &Path) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, ReplayError> {
-    let mut range: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
+fn time_range(path: &Path) -> Result<Option<TimeRange>, ReplayError> {
+    let mut range: Option<TimeRange> = None;
     for_each_line(path, |_, line| {
         if let Ok(m) = Mention::parse(line) {
             range = Some(match range {
@@ -155,8 +178,10 @@ pub async fn replay(
     opts: &ReplayOptions,
 ) -> Result<ReplaySummary, ReplayError> {
     kafka::topics::ensure_topics(config, topics).await?;
-    let producer = kafka::producer(config)
-        .map_err(|source| ReplayError::Kafka { brokers: config.brokers.clone(), source })?;
+    let producer = kafka::producer(config).map_err(|source| ReplayError::Kafka {
+        brokers: config.brokers.clone(),
+        source,
+    })?;
     let range = time_range(&opts.path)?;
     let now = Utc::now();
     let shift = match (opts.retime, range, opts.speed) {
@@ -166,7 +191,11 @@ pub async fn replay(
     };
     let first_event = range.map(|r| r.0 + shift);
     let file_len = std::fs::metadata(&opts.path).map(|m| m.len()).unwrap_or(0);
-    let bar = if opts.progress { ProgressBar::new(file_len) } else { ProgressBar::hidden() };
+    let bar = if opts.progress {
+        ProgressBar::new(file_len)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
         ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} [{bar:30}] {msg} {elapsed}")
             .unwrap()
@@ -179,13 +208,20 @@ pub async fn replay(
     let mut reader = open(&opts.path)?;
     let mut line = Vec::new();
     let mut bytes_done = 0u64;
-    let name = opts.path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = opts
+        .path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     loop {
         line.clear();
         // A local file read is quick; blocking the runtime thread for it is fine in a CLI command.
         let read = reader
             .read_until(b'\n', &mut line)
-            .map_err(|source| ReplayError::Read { path: opts.path.clone(), source })?;
+            .map_err(|source| ReplayError::Read {
+                path: opts.path.clone(),
+                source,
+            })?;
         if read == 0 {
             break;
         }
@@ -202,7 +238,10 @@ pub async fn replay(
         if line.len() > MAX_LINE_BYTES {
             summary.rejected.push((
                 n,
-                format!("{} bytes, over Kafka's message limit of {MAX_LINE_BYTES}", line.len()),
+                format!(
+                    "{} bytes, over Kafka's message limit of {MAX_LINE_BYTES}",
+                    line.len()
+                ),
             ));
             continue;
         }
@@ -220,14 +259,26 @@ pub async fn replay(
                 }
                 m.ingested_at = Some(Utc::now());
                 summary.valid += 1;
-                (m.key(), serde_json::to_vec(&m).expect("a mention serialises"))
+                (
+                    m.key(),
+                    serde_json::to_vec(&m).expect("a mention serialises"),
+                )
             }
             Err(e) => {
                 *summary.malformed.entry(e.reason().to_string()).or_default() += 1;
                 (format!("replay:{name}:{n}"), line.clone())
             }
         };
-        send(&producer, &topics.raw, &key, &payload, &mut in_flight, &mut summary, config).await?;
+        send(
+            &producer,
+            &topics.raw,
+            &key,
+            &payload,
+            &mut in_flight,
+            &mut summary,
+            config,
+        )
+        .await?;
         if n % 1000 == 0 {
             bar.set_position(bytes_done);
             bar.set_message(format!("{} sent", summary.sent));
@@ -241,14 +292,24 @@ pub async fn replay(
     Ok(summary)
 }
 
-async fn ack(d: DeliveryFuture, summary: &mut ReplaySummary, config: &KafkaConfig) -> Result<(), ReplayError> {
+async fn ack(
+    d: DeliveryFuture,
+    summary: &mut ReplaySummary,
+    config: &KafkaConfig,
+) -> Result<(), ReplayError> {
     match d.await {
         Ok(Ok(_)) => {
             summary.sent += 1;
             Ok(())
         }
-        Ok(Err((source, _))) => Err(ReplayError::Kafka { brokers: config.brokers.clone(), source }),
-        Err(_) => Err(ReplayError::Kafka { brokers: config.brokers.clone(), source: KafkaError::Canceled }),
+        Ok(Err((source, _))) => Err(ReplayError::Kafka {
+            brokers: config.brokers.clone(),
+            source,
+        }),
+        Err(_) => Err(ReplayError::Kafka {
+            brokers: config.brokers.clone(),
+            source: KafkaError::Canceled,
+        }),
     }
 }
 
@@ -279,7 +340,10 @@ async fn send(
                 }
             }
             Err((source, _)) => {
-                return Err(ReplayError::Kafka { brokers: config.brokers.clone(), source })
+                return Err(ReplayError::Kafka {
+                    brokers: config.brokers.clone(),
+                    source,
+                })
             }
         }
     }

@@ -40,9 +40,45 @@ struct Brand {
 }
 
 const BRANDS: &[Brand] = &[
-    Brand { name: "KopiKita", handle: "kopikita", tag: "KopiKita", products: &["es kopi susu", "latte", "croissant", "app", "kopi gula aren", "outlet"] },
-    Brand { name: "NusaPay", handle: "nusapay", tag: "NusaPay", products: &["app", "transfer", "top up", "cashback", "QRIS payment", "paylater"] },
-    Brand { name: "Arunika Air", handle: "arunikaair", tag: "ArunikaAir", products: &["flight", "check-in", "baggage", "seat", "refund", "cabin crew"] },
+    Brand {
+        name: "KopiKita",
+        handle: "kopikita",
+        tag: "KopiKita",
+        products: &[
+            "es kopi susu",
+            "latte",
+            "croissant",
+            "app",
+            "kopi gula aren",
+            "outlet",
+        ],
+    },
+    Brand {
+        name: "NusaPay",
+        handle: "nusapay",
+        tag: "NusaPay",
+        products: &[
+            "app",
+            "transfer",
+            "top up",
+            "cashback",
+            "QRIS payment",
+            "paylater",
+        ],
+    },
+    Brand {
+        name: "Arunika Air",
+        handle: "arunikaair",
+        tag: "ArunikaAir",
+        products: &[
+            "flight",
+            "check-in",
+            "baggage",
+            "seat",
+            "refund",
+            "cabin crew",
+        ],
+    },
 ];
 
 const EN_CHATTER: &[&str] = &[
@@ -120,9 +156,21 @@ const CRISIS_NEWS: &[&str] = &[
 const SPAM_TEXT: &str = "PROMO GACOR!!! Cashback 100% top up NusaPay & KopiKita voucher gratis, klik link sekarang {u} #PromoMurah #NusaPay";
 const POS_EMOJI: &[&str] = &["😍", "👍", "🔥", "☕", "🙏", "❤️", "😊"];
 const NEG_EMOJI: &[&str] = &["😡", "😤", "👎", "😭", "🙄", "🤬"];
-const FIRST: &[&str] = &["andi", "sari", "budi", "dewi", "rina", "agus", "maya", "tom", "jess", "alex", "nina", "fajar", "putri", "eko", "lisa", "mike", "wulan", "reza"];
-const LAST: &[&str] = &["p", "wijaya", "sk", "_", "88", "id", "dev", "travels", "kopi", "jkt", "bdg", "x"];
-const PLATFORMS: &[(&str, u32)] = &[("x", 30), ("mastodon", 15), ("bluesky", 18), ("reddit", 15), ("rss", 8), ("hn", 4)];
+const FIRST: &[&str] = &[
+    "andi", "sari", "budi", "dewi", "rina", "agus", "maya", "tom", "jess", "alex", "nina", "fajar",
+    "putri", "eko", "lisa", "mike", "wulan", "reza",
+];
+const LAST: &[&str] = &[
+    "p", "wijaya", "sk", "_", "88", "id", "dev", "travels", "kopi", "jkt", "bdg", "x",
+];
+const PLATFORMS: &[(&str, u32)] = &[
+    ("x", 30),
+    ("mastodon", 15),
+    ("bluesky", 18),
+    ("reddit", 15),
+    ("rss", 8),
+    ("hn", 4),
+];
 
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
@@ -153,11 +201,20 @@ pub fn generate(opts: &SynthOptions) -> Vec<String> {
                 i % 97
             );
             // Heavy-tailed reach: most authors are small, a few are big.
-            let followers = 10f64.powf(rng.gen_range(1.0..3.0) + rng.gen::<f64>().powi(6) * 3.5) as u64;
-            Author { id: format!("u{:06}", i), handle, followers }
+            let followers =
+                10f64.powf(rng.gen_range(1.0..3.0) + rng.gen::<f64>().powi(6) * 3.5) as u64;
+            Author {
+                id: format!("u{:06}", i),
+                handle,
+                followers,
+            }
         })
         .collect();
-    let spam = Author { id: "u999999".into(), handle: "promo_gacor88".into(), followers: 12 };
+    let spam = Author {
+        id: "u999999".into(),
+        handle: "promo_gacor88".into(),
+        followers: 12,
+    };
 
     let span_s = opts.span.num_seconds().max(60) as f64;
     let n_trend = n / 10;
@@ -167,7 +224,13 @@ pub fn generate(opts: &SynthOptions) -> Vec<String> {
     let mut plan: Vec<(f64, Kind)> = Vec::with_capacity(n);
     for _ in 0..n_background {
         let r: f64 = rng.gen();
-        let kind = if r < 0.55 { Kind::Chatter } else if r < 0.8 { Kind::Praise } else { Kind::Complaint };
+        let kind = if r < 0.55 {
+            Kind::Chatter
+        } else if r < 0.8 {
+            Kind::Praise
+        } else {
+            Kind::Complaint
+        };
         plan.push((rng.gen::<f64>(), kind));
     }
     for _ in 0..n_trend {
@@ -254,7 +317,11 @@ fn mention(
             fill(t.choose(rng).unwrap(), brand, rng, POS_EMOJI)
         }
         Kind::Complaint => {
-            let t = if indonesian { ID_COMPLAINT } else { EN_COMPLAINT };
+            let t = if indonesian {
+                ID_COMPLAINT
+            } else {
+                EN_COMPLAINT
+            };
             fill(t.choose(rng).unwrap(), brand, rng, NEG_EMOJI)
         }
     };
@@ -276,7 +343,10 @@ fn mention(
     let url = match platform {
         "x" => format!("https://x.com/{}/status/{id}", author.handle),
         "mastodon" => format!("https://mastodon.social/@{}/{id}", author.handle),
-        "bluesky" => format!("https://bsky.app/profile/{}.bsky.social/post/{id}", author.handle),
+        "bluesky" => format!(
+            "https://bsky.app/profile/{}.bsky.social/post/{id}",
+            author.handle
+        ),
         "reddit" => format!("https://www.reddit.com/r/indonesia/comments/{id}"),
         "rss" => format!("https://berita.example.id/{id}"),
         _ => format!("https://news.ycombinator.com/item?id={id}"),
@@ -292,10 +362,18 @@ fn mention(
         "metrics": {"likes": likes, "reposts": likes / 5, "replies": likes / 9},
     });
     if matches!(platform, "mastodon" | "bluesky") {
-        m["lang"] = json!(if text.contains(" yang ") || indonesian { "id" } else { "en" });
+        m["lang"] = json!(if text.contains(" yang ") || indonesian {
+            "id"
+        } else {
+            "en"
+        });
     }
     if matches!(kind, Kind::Complaint | Kind::Crisis) && rng.gen_bool(0.3) {
-        let thread = format!("{}-thread-{}", brand.handle, (created_at.timestamp() / 1800));
+        let thread = format!(
+            "{}-thread-{}",
+            brand.handle,
+            (created_at.timestamp() / 1800)
+        );
         m["parent_id"] = json!(thread);
         m["thread_id"] = json!(thread);
     }
@@ -306,12 +384,22 @@ fn mention(
 fn malformed(i: usize, start: DateTime<Utc>) -> String {
     let t = start.to_rfc3339();
     match i % 6 {
-        0 => format!(r#"{{"id":"trunc-{i}","platform":"x","text":"export cut off mid-line","created_at":"{t}","auth"#),
-        1 => format!(r#"{{"id":"notext-{i}","platform":"reddit","created_at":"{t}","author":{{"id":"u1","handle":"a"}}}}"#),
-        2 => format!(r#"{{"id":"badtime-{i}","platform":"x","text":"kemarin sore","created_at":"kemarin","author":{{"id":"u1","handle":"a"}}}}"#),
-        3 => format!(r#"{{"id":"","platform":"bluesky","text":"no id","created_at":"{t}","author":{{"id":"u1","handle":"a"}}}}"#),
+        0 => format!(
+            r#"{{"id":"trunc-{i}","platform":"x","text":"export cut off mid-line","created_at":"{t}","auth"#
+        ),
+        1 => format!(
+            r#"{{"id":"notext-{i}","platform":"reddit","created_at":"{t}","author":{{"id":"u1","handle":"a"}}}}"#
+        ),
+        2 => format!(
+            r#"{{"id":"badtime-{i}","platform":"x","text":"kemarin sore","created_at":"kemarin","author":{{"id":"u1","handle":"a"}}}}"#
+        ),
+        3 => format!(
+            r#"{{"id":"","platform":"bluesky","text":"no id","created_at":"{t}","author":{{"id":"u1","handle":"a"}}}}"#
+        ),
         4 => "--- end of export page 3 ---".to_string(),
-        _ => format!(r#"{{"id":{i},"platform":"hn","text":"id is a number","created_at":"{t}","author":{{"id":"u1","handle":"a"}}}}"#),
+        _ => format!(
+            r#"{{"id":{i},"platform":"hn","text":"id is a number","created_at":"{t}","author":{{"id":"u1","handle":"a"}}}}"#
+        ),
     }
 }
 
@@ -340,19 +428,40 @@ mod tests {
     fn feed_has_the_promised_shape() {
         let lines = generate(&opts(1));
         assert_eq!(lines.len(), 2006);
-        let parsed: Vec<Mention> = lines.iter().filter_map(|l| Mention::parse(l.as_bytes()).ok()).collect();
-        assert_eq!(parsed.len(), 2000, "exactly the malformed lines fail to parse");
+        let parsed: Vec<Mention> = lines
+            .iter()
+            .filter_map(|l| Mention::parse(l.as_bytes()).ok())
+            .collect();
+        assert_eq!(
+            parsed.len(),
+            2000,
+            "exactly the malformed lines fail to parse"
+        );
         let keys: std::collections::HashSet<String> = parsed.iter().map(|m| m.key()).collect();
         assert_eq!(keys.len(), 2000, "keys are unique");
-        assert!(parsed.windows(2).all(|w| w[0].created_at <= w[1].created_at), "sorted by time");
-        let crisis = parsed.iter().filter(|m| m.text.contains("#NusaPayDown")).count();
+        assert!(
+            parsed
+                .windows(2)
+                .all(|w| w[0].created_at <= w[1].created_at),
+            "sorted by time"
+        );
+        let crisis = parsed
+            .iter()
+            .filter(|m| m.text.contains("#NusaPayDown"))
+            .count();
         assert!(crisis >= 200, "negative burst present: {crisis}");
-        let spam = parsed.iter().filter(|m| m.author.handle == "promo_gacor88").count();
+        let spam = parsed
+            .iter()
+            .filter(|m| m.author.handle == "promo_gacor88")
+            .count();
         assert_eq!(spam, 80);
         let trend_late = parsed
             .iter()
             .filter(|m| m.text.contains("#KopiKitaSenja"))
             .all(|m| m.created_at >= opts(1).start + Duration::minutes(99));
-        assert!(trend_late, "the trending hashtag starts after 55% of the span");
+        assert!(
+            trend_late,
+            "the trending hashtag starts after 55% of the span"
+        );
     }
 }

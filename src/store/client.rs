@@ -16,12 +16,23 @@ pub struct Store {
 /// Why ClickHouse could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot reach ClickHouse at {url}: {source} (is it running? `scripts/services.sh up`)")]
-    Connect { url: String, source: clickhouse::error::Error },
+    #[error(
+        "cannot reach ClickHouse at {url}: {source} (is it running? `scripts/services.sh up`)"
+    )]
+    Connect {
+        url: String,
+        source: clickhouse::error::Error,
+    },
     #[error("ClickHouse query failed ({what}): {source}")]
-    Query { what: String, source: clickhouse::error::Error },
+    Query {
+        what: String,
+        source: clickhouse::error::Error,
+    },
     #[error("migration {name} failed: {source}")]
-    Migration { name: String, source: clickhouse::error::Error },
+    Migration {
+        name: String,
+        source: clickhouse::error::Error,
+    },
 }
 
 /// Row validation (`RowBinaryWithNamesAndTypes`) needs a server of this major version or newer;
@@ -29,11 +40,18 @@ pub enum StoreError {
 pub const VALIDATION_MIN_MAJOR: u32 = 24;
 
 pub fn server_supports_validation(version: &str) -> bool {
-    version.split('.').next().and_then(|m| m.parse::<u32>().ok()).unwrap_or(0) >= VALIDATION_MIN_MAJOR
+    version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u32>().ok())
+        .unwrap_or(0)
+        >= VALIDATION_MIN_MAJOR
 }
 
 fn base_client(config: &ClickHouseConfig) -> Client {
-    let mut client = Client::default().with_url(&config.url).with_user(&config.user);
+    let mut client = Client::default()
+        .with_url(&config.url)
+        .with_user(&config.user);
     if let Some(p) = &config.password {
         client = client.with_password(p);
     }
@@ -48,11 +66,20 @@ pub async fn connect(config: &ClickHouseConfig) -> Result<Store, StoreError> {
         .query("SELECT version()")
         .fetch_one()
         .await
-        .map_err(|source| StoreError::Connect { url: config.url.clone(), source })?;
+        .map_err(|source| StoreError::Connect {
+            url: config.url.clone(),
+            source,
+        })?;
     let validation = server_supports_validation(&version);
     tracing::info!(url = %config.url, %version, validation, "Connected to ClickHouse");
-    let client = base_client(config).with_database(&config.database).with_validation(validation);
-    Ok(Store { client, version, database: config.database.clone() })
+    let client = base_client(config)
+        .with_database(&config.database)
+        .with_validation(validation);
+    Ok(Store {
+        client,
+        version,
+        database: config.database.clone(),
+    })
 }
 
 impl Store {
@@ -62,7 +89,10 @@ impl Store {
             .query("SELECT uniqExact(key) FROM mentions")
             .fetch_one()
             .await
-            .map_err(|source| StoreError::Query { what: "count mentions".into(), source })
+            .map_err(|source| StoreError::Query {
+                what: "count mentions".into(),
+                source,
+            })
     }
 }
 

@@ -35,7 +35,11 @@ pub async fn migrate(store: &Store) -> Result<Vec<String>, StoreError> {
                 .map_err(|source| StoreError::Migration { name, source })
         }
     };
-    exec("create database", format!("CREATE DATABASE IF NOT EXISTS {db}")).await?;
+    exec(
+        "create database",
+        format!("CREATE DATABASE IF NOT EXISTS {db}"),
+    )
+    .await?;
     exec(
         "create schema_migrations",
         format!(
@@ -48,7 +52,10 @@ pub async fn migrate(store: &Store) -> Result<Vec<String>, StoreError> {
         .query(&format!("SELECT version FROM {db}.schema_migrations FINAL"))
         .fetch_all()
         .await
-        .map_err(|source| StoreError::Query { what: "read schema_migrations".into(), source })?;
+        .map_err(|source| StoreError::Query {
+            what: "read schema_migrations".into(),
+            source,
+        })?;
     let mut done = Vec::new();
     for (version, name, sql) in MIGRATIONS {
         if applied.iter().any(|a| a.version == *version) {
@@ -70,7 +77,9 @@ pub async fn migrate(store: &Store) -> Result<Vec<String>, StoreError> {
         }
         exec(
             name,
-            format!("INSERT INTO {db}.schema_migrations (version, name) VALUES ({version}, '{name}')"),
+            format!(
+                "INSERT INTO {db}.schema_migrations (version, name) VALUES ({version}, '{name}')"
+            ),
         )
         .await?;
         tracing::info!(migration = name, database = %db, "Applied migration");

@@ -36,7 +36,8 @@ pub async fn run(
     consumer
         .subscribe(&[&topics.enriched])
         .map_err(StageError::kafka("subscribe to the enriched topic"))?;
-    let producer = kafka::producer(&config.kafka).map_err(StageError::kafka("create a producer"))?;
+    let producer =
+        kafka::producer(&config.kafka).map_err(StageError::kafka("create a producer"))?;
     let period = Duration::from_millis(config.sink.period_ms);
     let mut inserter = store
         .client
@@ -48,7 +49,10 @@ pub async fn run(
     tracing::info!(topic = %topics.enriched, table = "mentions", "Sink stage started");
 
     loop {
-        let wait = inserter.time_left().unwrap_or(period).max(Duration::from_millis(1));
+        let wait = inserter
+            .time_left()
+            .unwrap_or(period)
+            .max(Duration::from_millis(1));
         tokio::select! {
             _ = shutdown.cancelled() => break,
             received = tokio::time::timeout(wait, consumer.recv()) => match received {
@@ -88,7 +92,10 @@ pub async fn run(
                 Err(_) => {}
             }
         }
-        let q = inserter.commit().await.map_err(StageError::clickhouse("insert into mentions"))?;
+        let q = inserter
+            .commit()
+            .await
+            .map_err(StageError::clickhouse("insert into mentions"))?;
         if q.rows > 0 {
             metrics.sink_rows.add(q.rows);
             metrics.sink_inserts.inc();
@@ -98,7 +105,10 @@ pub async fn run(
             tracker.store(&consumer);
         }
     }
-    let q = inserter.end().await.map_err(StageError::clickhouse("insert into mentions"))?;
+    let q = inserter
+        .end()
+        .await
+        .map_err(StageError::clickhouse("insert into mentions"))?;
     metrics.sink_rows.add(q.rows);
     tracker.store(&consumer);
     commit_now(&consumer).map_err(StageError::kafka("commit offsets on shutdown"))?;

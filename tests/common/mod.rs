@@ -40,14 +40,18 @@ impl TestEnv {
         config.clickhouse.database = format!("test_{}_{id}", name.replace('-', "_"));
         config.sink.period_ms = 300;
         let topics = Topics::new(&config.kafka.topic_prefix);
-        TestEnv { config, topics, dir: tempfile::tempdir().unwrap() }
+        TestEnv {
+            config,
+            topics,
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     /// Connects to ClickHouse and applies the migrations to this test's database.
     pub async fn store(&self) -> Store {
-        let store = store::connect(&self.config.clickhouse).await.unwrap_or_else(|e| {
-            panic!("{e}\nStart the services first: scripts/services.sh up")
-        });
+        let store = store::connect(&self.config.clickhouse)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\nStart the services first: scripts/services.sh up"));
         migrate(&store).await.unwrap();
         store
     }
@@ -67,12 +71,25 @@ impl TestEnv {
     pub async fn wait_drained(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
-            let e = lag::group_lag(&self.config.kafka, &self.topics.group("enrich"), &self.topics.raw).unwrap();
-            let s = lag::group_lag(&self.config.kafka, &self.topics.group("sink-ch"), &self.topics.enriched).unwrap();
+            let e = lag::group_lag(
+                &self.config.kafka,
+                &self.topics.group("enrich"),
+                &self.topics.raw,
+            )
+            .unwrap();
+            let s = lag::group_lag(
+                &self.config.kafka,
+                &self.topics.group("sink-ch"),
+                &self.topics.enriched,
+            )
+            .unwrap();
             if e == 0 && s == 0 {
                 return;
             }
-            assert!(Instant::now() < deadline, "not drained after {timeout:?}: enrich lag {e}, sink lag {s}");
+            assert!(
+                Instant::now() < deadline,
+                "not drained after {timeout:?}: enrich lag {e}, sink lag {s}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -87,7 +104,10 @@ impl TestEnv {
             .dead_letters()
             .iter()
             .map(|r| {
-                let d = r.dead_letter.as_ref().expect("dead letters carry gema headers");
+                let d = r
+                    .dead_letter
+                    .as_ref()
+                    .expect("dead letters carry gema headers");
                 (d.partition, d.offset)
             })
             .collect();
@@ -99,7 +119,10 @@ impl TestEnv {
             .client
             .clone()
             .with_database("default")
-            .query(&format!("DROP DATABASE IF EXISTS {}", self.config.clickhouse.database))
+            .query(&format!(
+                "DROP DATABASE IF EXISTS {}",
+                self.config.clickhouse.database
+            ))
             .execute()
             .await;
     }
@@ -127,7 +150,11 @@ impl Stages {
             &metrics,
             &shutdown,
         );
-        Stages { metrics, shutdown, tasks }
+        Stages {
+            metrics,
+            shutdown,
+            tasks,
+        }
     }
 
     /// Graceful stop: drain, flush, commit.
