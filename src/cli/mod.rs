@@ -54,6 +54,13 @@ pub enum Command {
     Dlq(query::DlqArgs),
     /// Show topic sizes, stage lag and stored mention count.
     Status,
+    /// Move a stage's committed offsets back to the start of its input topic, so it re-processes
+    /// everything Kafka still holds (e.g. after changing the sentiment model). Stop the stage first.
+    Rewind {
+        /// The stage to rewind.
+        #[arg(value_parser = ["enrich", "sink"])]
+        stage: String,
+    },
 }
 
 pub fn init_logging(cli: &Cli) {
@@ -86,5 +93,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mentions(args) => query::mentions(&config, &args).await,
         Command::Dlq(args) => query::dlq(&config, &args),
         Command::Status => query::status(&config).await,
+        Command::Rewind { stage } => stages::rewind(&config, &stage),
     }
 }

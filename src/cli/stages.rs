@@ -115,3 +115,15 @@ pub async fn run(config: &Config, args: &RunArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+pub fn rewind(config: &Config, stage: &str) -> anyhow::Result<()> {
+    let t = Topics::new(&config.kafka.topic_prefix);
+    let (group, topic) = match stage {
+        "enrich" => (t.group("enrich"), t.raw.clone()),
+        _ => (t.group("sink-ch"), t.enriched.clone()),
+    };
+    gema::kafka::lag::rewind_group(&config.kafka, &group, &topic)
+        .with_context(|| format!("rewinding group {group} on {topic} (is the stage stopped?)"))?;
+    println!("Group {group} now starts again at the beginning of {topic}.");
+    Ok(())
+}

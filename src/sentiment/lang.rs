@@ -31,13 +31,15 @@ impl Lang {
 }
 
 const EN_WORDS: &[&str] = &[
-    "the", "and", "is", "are", "was", "this", "that", "with", "for", "you", "not", "my", "it", "of",
-    "to", "in", "on", "have", "just", "so", "but", "what", "be", "they", "me", "your", "i", "a",
+    "the", "and", "is", "are", "was", "this", "that", "with", "for", "you", "not", "my", "it",
+    "of", "to", "in", "on", "have", "just", "so", "but", "what", "be", "they", "me", "your", "i",
+    "a",
 ];
 const ID_WORDS: &[&str] = &[
     "yang", "dan", "di", "ini", "itu", "tidak", "gak", "ga", "nggak", "aku", "saya", "kamu", "ke",
-    "dari", "banget", "sudah", "udah", "sama", "tapi", "untuk", "buat", "ada", "mau", "juga", "lagi",
-    "kok", "deh", "sih", "dong", "nya", "bgt", "yg", "tdk", "kalau", "kalo", "bisa", "karena",
+    "dari", "banget", "sudah", "udah", "sama", "tapi", "untuk", "buat", "ada", "mau", "juga",
+    "lagi", "kok", "deh", "sih", "dong", "nya", "bgt", "yg", "tdk", "kalau", "kalo", "bisa",
+    "karena",
 ];
 
 /// Detects the language of `text` by counting function words; `Other` when neither language has
@@ -60,8 +62,13 @@ pub fn detect(text: &str) -> (Lang, f32) {
     if en + id == 0 || total == 0 {
         return (Lang::Other, 0.0);
     }
-    let (lang, hits, other) = if id > en { (Lang::Id, id, en) } else { (Lang::En, en, id) };
-    let confidence = (hits - other) as f32 / (hits + other) as f32 * (hits as f32 / total as f32 * 3.0).min(1.0);
+    let (lang, hits, other) = if id > en {
+        (Lang::Id, id, en)
+    } else {
+        (Lang::En, en, id)
+    };
+    let confidence =
+        (hits - other) as f32 / (hits + other) as f32 * (hits as f32 / total as f32 * 3.0).min(1.0);
     (lang, confidence.clamp(0.0, 1.0))
 }
 
@@ -72,7 +79,10 @@ mod tests {
     #[test]
     fn detects_english_and_indonesian() {
         assert_eq!(detect("this is not what I paid for").0, Lang::En);
-        assert_eq!(detect("aku kecewa banget sama pelayanan yang ini").0, Lang::Id);
+        assert_eq!(
+            detect("aku kecewa banget sama pelayanan yang ini").0,
+            Lang::Id
+        );
         assert_eq!(detect("🙂🙂").0, Lang::Other);
     }
 }
