@@ -33,8 +33,9 @@ pub struct Mention {
     /// When a connector read it; used to measure end-to-end latency.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingested_at: Option<DateTime<Utc>>,
-    /// Fields this version of gema does not know, kept as they came.
-    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    /// Fields this version of gema does not know, kept as they came (written back at the top
+    /// level, so a mention round-trips unchanged).
+    #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 

@@ -151,10 +151,20 @@ impl SentimentModel for LexiconModel {
         let mut sum = 0.0f32;
         let mut hits = 0u32;
         let mut negate_left = 0u8;
+        // Negation reaches at most three words and never past the end of a clause.
         for word in text
-            .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+            .split_inclusive(|c: char| matches!(c, ',' | '.' | '!' | '?' | ';' | ':'))
+            .flat_map(|clause| {
+                clause
+                    .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+                    .chain(["."])
+            })
             .filter(|w| !w.is_empty())
         {
+            if word == "." {
+                negate_left = 0;
+                continue;
+            }
             let w = word.to_lowercase();
             if NEGATORS.contains(&w.as_str()) {
                 negate_left = 3;
