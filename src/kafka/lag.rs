@@ -8,8 +8,43 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
 
+/// Errors a fresh or busy broker returns for a while (group coordinator still loading or moving).
+fn transient(e: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode::*;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            NotCoordinator
+                | CoordinatorLoadInProgress
+                | CoordinatorNotAvailable
+                | LeaderNotAvailable
+                | NotLeaderForPartition
+                | RequestTimedOut
+                | OperationTimedOut
+        )
+    )
+}
+
+/// Runs `f`, retrying transient coordinator errors for up to 30 s.
+fn with_retry<T>(mut f: impl FnMut() -> Result<T, KafkaError>) -> Result<T, KafkaError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match f() {
+            Err(e) if transient(&e) && std::time::Instant::now() < deadline => {
+                tracing::debug!(error = %e, "Transient Kafka error; retrying");
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Messages in `topic` not yet committed by `group` (all of them when it never committed).
 pub fn group_lag(config: &KafkaConfig, group: &str, topic: &str) -> Result<i64, KafkaError> {
+    with_retry(|| group_lag_once(config, group, topic))
+}
+
+fn group_lag_once(config: &KafkaConfig, group: &str, topic: &str) -> Result<i64, KafkaError> {
     let consumer: BaseConsumer = super::client::base_config(config)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
@@ -57,6 +92,10 @@ pub fn topic_size(config: &KafkaConfig, topic: &str) -> Result<i64, KafkaError> 
 /// stage re-processes everything still retained (e.g. after a model change). The group must have
 /// no running members.
 pub fn rewind_group(config: &KafkaConfig, group: &str, topic: &str) -> Result<(), KafkaError> {
+    with_retry(|| rewind_group_once(config, group, topic))
+}
+
+fn rewind_group_once(config: &KafkaConfig, group: &str, topic: &str) -> Result<(), KafkaError> {
     let consumer: BaseConsumer = super::client::base_config(config)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
