@@ -153,7 +153,7 @@ impl SentimentModel for LexiconModel {
         let mut negate_left = 0u8;
         // Negation reaches at most three words and never past the end of a clause.
         for word in text
-            .split_inclusive(|c: char| matches!(c, ',' | '.' | '!' | '?' | ';' | ':'))
+            .split_inclusive([',', '.', '!', '?', ';', ':'])
             .flat_map(|clause| {
                 clause
                     .split(|c: char| !(c.is_alphanumeric() || c == '\''))
