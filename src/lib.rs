@@ -4,6 +4,7 @@
 //! connectors ([`sources`]) → `mentions.raw` → [`enrich`] → `mentions.enriched` → [`store`]
 //! (ClickHouse) → [`query`].
 
+pub mod alerts;
 pub mod config;
 pub mod enrich;
 pub mod error;

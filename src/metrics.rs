@@ -30,6 +30,15 @@ pub struct Metrics {
     pub sink_rows: Counter,
     pub sink_inserts: Counter,
     pub stage_restarts: Counter,
+    pub alerts_raised: Counter,
+    pub alerts_delivered: Counter,
+    pub alerts_suppressed: Counter,
+    pub webhook_sent: Counter,
+    pub webhook_failed: Counter,
+    pub webhook_dropped: Counter,
+    pub trend_occurrences: Counter,
+    pub trend_late: Counter,
+    pub trend_events: Counter,
 }
 
 impl Metrics {

@@ -78,18 +78,51 @@ pub fn spawn_stages(
                 });
             }
             Stage::Sink => {
-                let store = store
-                    .expect("the sink stage needs a ClickHouse store")
-                    .clone();
-                tasks.spawn(async move {
-                    supervise("sink-ch", metrics.clone(), shutdown.clone(), || {
-                        store::sink::run(&config, &store, metrics.clone(), shutdown.clone())
-                    })
-                    .await
-                });
+                let store = store.expect("the sink stage needs a ClickHouse store");
+                spawn_sink::<store::sink::Mentions>(
+                    tasks, "sink-ch", &config, store, &metrics, &shutdown,
+                );
+                spawn_sink::<store::sink::Trends>(
+                    tasks,
+                    "sink-trends",
+                    &config,
+                    store,
+                    &metrics,
+                    &shutdown,
+                );
+                spawn_sink::<store::sink::Alerts>(
+                    tasks,
+                    "sink-alerts",
+                    &config,
+                    store,
+                    &metrics,
+                    &shutdown,
+                );
             }
         }
     }
+}
+
+fn spawn_sink<T: store::sink::SinkTable + 'static>(
+    tasks: &mut JoinSet<()>,
+    name: &'static str,
+    config: &Config,
+    store: &Store,
+    metrics: &Arc<Metrics>,
+    shutdown: &CancellationToken,
+) {
+    let (config, store, metrics, shutdown) = (
+        config.clone(),
+        store.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    );
+    tasks.spawn(async move {
+        supervise(name, metrics.clone(), shutdown.clone(), || {
+            store::sink::run::<T>(&config, &store, metrics.clone(), shutdown.clone())
+        })
+        .await
+    });
 }
 
 /// Cancels `token` on the first Ctrl-C or SIGTERM.

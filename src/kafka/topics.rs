@@ -18,6 +18,14 @@ pub struct Topics {
     pub enriched: String,
     /// Messages no stage could process: the original bytes plus the reason in headers.
     pub dlq: String,
+    /// Term occurrences from the enrich stage, keyed by term, for the trend stage.
+    pub terms: String,
+    /// Trend events from the trend stage.
+    pub trends: String,
+    /// Alert candidates (rules, trend stage), keyed by query or term, for the router.
+    pub alerts_raw: String,
+    /// Alerts the router delivered.
+    pub alerts: String,
 }
 
 impl Topics {
@@ -27,11 +35,23 @@ impl Topics {
             raw: format!("{prefix}.mentions.raw"),
             enriched: format!("{prefix}.mentions.enriched"),
             dlq: format!("{prefix}.mentions.dlq"),
+            terms: format!("{prefix}.terms"),
+            trends: format!("{prefix}.trends"),
+            alerts_raw: format!("{prefix}.alerts.raw"),
+            alerts: format!("{prefix}.alerts"),
         }
     }
 
-    pub fn all(&self) -> [&str; 3] {
-        [&self.raw, &self.enriched, &self.dlq]
+    pub fn all(&self) -> [&str; 7] {
+        [
+            &self.raw,
+            &self.enriched,
+            &self.dlq,
+            &self.terms,
+            &self.trends,
+            &self.alerts_raw,
+            &self.alerts,
+        ]
     }
 
     /// The consumer group of a stage, e.g. `gema-enrich`.

@@ -6,11 +6,18 @@ use serde::Deserialize;
 use super::client::{Store, StoreError};
 
 /// Every migration in order: (version, name, SQL with `{db}` for the database).
-pub const MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "0001_mentions",
-    include_str!("../../schemas/clickhouse/0001_mentions.sql"),
-)];
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "0001_mentions",
+        include_str!("../../schemas/clickhouse/0001_mentions.sql"),
+    ),
+    (
+        2,
+        "0002_trends_alerts",
+        include_str!("../../schemas/clickhouse/0002_trends_alerts.sql"),
+    ),
+];
 
 #[derive(Debug, Row, Deserialize)]
 struct Applied {

@@ -76,3 +76,96 @@ impl From<&EnrichedMention> for MentionRow {
         }
     }
 }
+
+/// The `trends` table row.
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct TrendRow {
+    pub term: String,
+    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    pub bucket_start: DateTime<Utc>,
+    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    pub bucket_end: DateTime<Utc>,
+    pub count: u32,
+    pub authors: u32,
+    pub baseline_mean: f32,
+    pub baseline_std: f32,
+    pub score: f32,
+    pub sparkline: Vec<u32>,
+    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    pub detected_at: DateTime<Utc>,
+}
+
+impl TrendRow {
+    /// Reads a trend event as the trend stage writes it to `<prefix>.trends`.
+    pub fn from_json(payload: &[u8]) -> Result<TrendRow, String> {
+        #[derive(Deserialize)]
+        struct Event {
+            term: String,
+            bucket_start: DateTime<Utc>,
+            bucket_end: DateTime<Utc>,
+            count: u32,
+            authors: u32,
+            baseline_mean: f64,
+            baseline_std: f64,
+            score: f64,
+            #[serde(default)]
+            sparkline: Vec<u32>,
+            #[serde(default)]
+            detected_at: Option<DateTime<Utc>>,
+        }
+        let e: Event =
+            serde_json::from_slice(payload).map_err(|e| format!("invalid trend event: {e}"))?;
+        Ok(TrendRow {
+            term: e.term,
+            bucket_start: e.bucket_start,
+            bucket_end: e.bucket_end,
+            count: e.count,
+            authors: e.authors,
+            baseline_mean: e.baseline_mean as f32,
+            baseline_std: e.baseline_std as f32,
+            score: e.score as f32,
+            sparkline: e.sparkline,
+            detected_at: e.detected_at.unwrap_or_else(Utc::now),
+        })
+    }
+}
+
+/// The `alerts` table row (samples as JSON text: readable on every ClickHouse version).
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct AlertRow {
+    pub id: String,
+    pub kind: String,
+    pub severity: String,
+    pub query: String,
+    pub term: String,
+    pub title: String,
+    pub why: String,
+    pub samples: String,
+    pub count: u32,
+    pub thread_id: String,
+    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    pub event_time: DateTime<Utc>,
+    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    pub detected_at: DateTime<Utc>,
+    pub version: u64,
+}
+
+impl From<&crate::alerts::Alert> for AlertRow {
+    fn from(a: &crate::alerts::Alert) -> Self {
+        AlertRow {
+            id: a.id.clone(),
+            kind: a.kind.as_str().to_string(),
+            severity: a.severity.as_str().to_string(),
+            query: a.query.clone().unwrap_or_default(),
+            term: a.term.clone().unwrap_or_default(),
+            title: a.title.clone(),
+            why: a.why.clone(),
+            samples: serde_json::to_string(&a.samples).expect("samples serialise"),
+            count: a.count,
+            thread_id: a.thread_id.clone().unwrap_or_default(),
+            event_time: a.event_time,
+            detected_at: a.detected_at,
+            version: a.detected_at.timestamp_millis().max(0) as u64,
+        }
+    }
+}

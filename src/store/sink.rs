@@ -1,5 +1,5 @@
-//! The ClickHouse sink stage: `mentions.enriched` → table `mentions` (consumer group
-//! `<prefix>-sink-ch`).
+//! The ClickHouse sink stages: a Kafka topic → a table, one consumer group per table
+//! (`<prefix>-sink-ch` for mentions, `<prefix>-sink-trends`, `<prefix>-sink-alerts`).
 //!
 //! Rows stream into one INSERT through the crate's inserter until it reaches its row, byte or
 //! time limit; only when an INSERT has ended (committed by the server) are the offsets of its rows
@@ -20,33 +20,93 @@ use crate::kafka::{self, offsets::commit_now, OffsetTracker, Topics};
 use crate::mention::EnrichedMention;
 use crate::metrics::Metrics;
 
-use super::row::MentionRow;
+use super::row::{AlertRow, MentionRow, TrendRow};
 use super::Store;
 
-/// Runs the sink until `shutdown` is cancelled; then ends the open INSERT, commits and returns.
-pub async fn run(
+/// One table fed from one topic.
+pub trait SinkTable {
+    type Row: clickhouse::RowOwned + clickhouse::RowWrite + serde::Serialize + Send + Sync;
+    /// The table name.
+    const TABLE: &'static str;
+    /// The consumer group suffix (`<prefix>-<GROUP>`).
+    const GROUP: &'static str;
+    fn topic(topics: &Topics) -> &str;
+    /// The row for one message, or why it is not one.
+    fn parse(payload: &[u8]) -> Result<Self::Row, String>;
+}
+
+/// Enriched mentions → `mentions`.
+pub struct Mentions;
+impl SinkTable for Mentions {
+    type Row = MentionRow;
+    const TABLE: &'static str = "mentions";
+    const GROUP: &'static str = "sink-ch";
+    fn topic(topics: &Topics) -> &str {
+        &topics.enriched
+    }
+    fn parse(payload: &[u8]) -> Result<MentionRow, String> {
+        serde_json::from_slice::<EnrichedMention>(payload)
+            .map(|e| MentionRow::from(&e))
+            .map_err(|e| format!("invalid enriched mention: {e}"))
+    }
+}
+
+/// Trend events → `trends`.
+pub struct Trends;
+impl SinkTable for Trends {
+    type Row = TrendRow;
+    const TABLE: &'static str = "trends";
+    const GROUP: &'static str = "sink-trends";
+    fn topic(topics: &Topics) -> &str {
+        &topics.trends
+    }
+    fn parse(payload: &[u8]) -> Result<TrendRow, String> {
+        TrendRow::from_json(payload)
+    }
+}
+
+/// Delivered alerts → `alerts`.
+pub struct Alerts;
+impl SinkTable for Alerts {
+    type Row = AlertRow;
+    const TABLE: &'static str = "alerts";
+    const GROUP: &'static str = "sink-alerts";
+    fn topic(topics: &Topics) -> &str {
+        &topics.alerts
+    }
+    fn parse(payload: &[u8]) -> Result<AlertRow, String> {
+        serde_json::from_slice::<crate::alerts::Alert>(payload)
+            .map(|a| AlertRow::from(&a))
+            .map_err(|e| format!("invalid alert: {e}"))
+    }
+}
+
+/// Runs the sink of table `T` until `shutdown` is cancelled; then ends the open INSERT, commits
+/// and returns.
+pub async fn run<T: SinkTable>(
     config: &Config,
     store: &Store,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Result<(), StageError> {
     let topics = Topics::new(&config.kafka.topic_prefix);
-    let consumer: StreamConsumer = kafka::consumer(&config.kafka, &topics.group("sink-ch"))
-        .map_err(StageError::kafka("create the sink consumer"))?;
+    let topic = T::topic(&topics).to_string();
+    let consumer: StreamConsumer = kafka::consumer(&config.kafka, &topics.group(T::GROUP))
+        .map_err(StageError::kafka("create a sink consumer"))?;
     consumer
-        .subscribe(&[&topics.enriched])
-        .map_err(StageError::kafka("subscribe to the enriched topic"))?;
+        .subscribe(&[&topic])
+        .map_err(StageError::kafka("subscribe to a sink's topic"))?;
     let producer =
         kafka::producer(&config.kafka).map_err(StageError::kafka("create a producer"))?;
     let period = Duration::from_millis(config.sink.period_ms);
     let mut inserter = store
         .client
-        .inserter::<MentionRow>("mentions")
+        .inserter::<T::Row>(T::TABLE)
         .with_max_rows(config.sink.max_rows)
         .with_max_bytes(config.sink.max_bytes)
         .with_period(Some(period));
     let mut tracker = OffsetTracker::new();
-    tracing::info!(topic = %topics.enriched, table = "mentions", "Sink stage started");
+    tracing::info!(%topic, table = T::TABLE, "Sink stage started");
 
     loop {
         let wait = inserter
@@ -58,17 +118,17 @@ pub async fn run(
             received = tokio::time::timeout(wait, consumer.recv()) => match received {
                 Ok(Ok(msg)) => {
                     let payload = msg.payload().unwrap_or(&[]);
-                    match serde_json::from_slice::<EnrichedMention>(payload) {
-                        Ok(e) => inserter
-                            .write(&MentionRow::from(&e))
+                    match T::parse(payload) {
+                        Ok(row) => inserter
+                            .write(&row)
                             .await
                             .map_err(StageError::clickhouse("write a row"))?,
-                        Err(err) => {
+                        Err(error) => {
                             // Only a foreign producer could write this; keep it, with the reason.
                             let dead = DeadLetter {
-                                stage: "sink-ch".into(),
+                                stage: T::GROUP.into(),
                                 reason: "schema".into(),
-                                error: format!("invalid enriched mention: {err}"),
+                                error,
                                 topic: msg.topic().to_string(),
                                 partition: msg.partition(),
                                 offset: msg.offset(),
@@ -95,7 +155,7 @@ pub async fn run(
         let q = inserter
             .commit()
             .await
-            .map_err(StageError::clickhouse("insert into mentions"))?;
+            .map_err(StageError::clickhouse("insert rows"))?;
         if q.rows > 0 {
             metrics.sink_rows.add(q.rows);
             metrics.sink_inserts.inc();
@@ -108,10 +168,13 @@ pub async fn run(
     let q = inserter
         .end()
         .await
-        .map_err(StageError::clickhouse("insert into mentions"))?;
+        .map_err(StageError::clickhouse("insert rows"))?;
     metrics.sink_rows.add(q.rows);
     tracker.store(&consumer);
     commit_now(&consumer).map_err(StageError::kafka("commit offsets on shutdown"))?;
-    tracing::info!("Sink stage stopped after its last INSERT and offset commit");
+    tracing::info!(
+        table = T::TABLE,
+        "Sink stage stopped after its last INSERT and offset commit"
+    );
     Ok(())
 }

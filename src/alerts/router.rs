@@ -1,0 +1,428 @@
+//! The alert router: drops repeats, groups replies in one thread, applies cooldowns per query and
+//! kind, and rate-limits with a digest. Pure: the caller passes the time in.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+
+use super::alert::{alert_id, Alert, AlertKind, Severity};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouterConfig {
+    /// How many alert ids are remembered to drop repeats.
+    pub dedup_capacity: usize,
+    /// Negative comments in one thread within this many seconds become one alert with a count.
+    pub group_window_s: u64,
+    /// After a negative-comment alert for a query, more within this many seconds are suppressed
+    /// (0: every negative comment is delivered, subject to the rate limit).
+    pub cooldown_negative_comment_s: u64,
+    /// After a negative-spike alert for a query, more within this many seconds are suppressed.
+    pub cooldown_negative_spike_s: u64,
+    /// After an emerging-trend alert for a term, more within this many seconds are suppressed.
+    pub cooldown_emerging_trend_s: u64,
+    /// Most alerts delivered per minute; the rest are summarised in one digest at the end of the
+    /// minute. Critical alerts always go through.
+    pub max_per_minute: u32,
+    /// Samples kept in a grouped alert or a digest.
+    pub max_samples: usize,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            dedup_capacity: 100_000,
+            group_window_s: 900,
+            cooldown_negative_comment_s: 0,
+            cooldown_negative_spike_s: 900,
+            cooldown_emerging_trend_s: 1800,
+            max_per_minute: 30,
+            max_samples: 5,
+        }
+    }
+}
+
+/// What the router did with one alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Delivered,
+    /// Same id seen before (a redelivery).
+    Duplicate,
+    /// Folded into the thread's alert with this id.
+    Grouped(String),
+    CoolingDown,
+    /// Held for the next digest.
+    RateLimited,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct RouterStats {
+    pub delivered: u64,
+    pub duplicates: u64,
+    pub grouped: u64,
+    pub cooling_down: u64,
+    pub rate_limited: u64,
+    pub digests: u64,
+}
+
+struct Group {
+    alert: Alert,
+    opened: DateTime<Utc>,
+    emitted_count: u32,
+}
+
+pub struct Router {
+    config: RouterConfig,
+    seen: HashSet<String>,
+    seen_order: VecDeque<String>,
+    groups: HashMap<(String, String), Group>,
+    last_delivered: HashMap<(AlertKind, String), DateTime<Utc>>,
+    minute_start: Option<DateTime<Utc>>,
+    delivered_this_minute: u32,
+    held: Vec<Alert>,
+    pub stats: RouterStats,
+}
+
+impl Router {
+    pub fn new(config: RouterConfig) -> Router {
+        Router {
+            config,
+            seen: HashSet::new(),
+            seen_order: VecDeque::new(),
+            groups: HashMap::new(),
+            last_delivered: HashMap::new(),
+            minute_start: None,
+            delivered_this_minute: 0,
+            held: Vec::new(),
+            stats: RouterStats::default(),
+        }
+    }
+
+    fn remember(&mut self, id: &str) -> bool {
+        if !self.seen.insert(id.to_string()) {
+            return false;
+        }
+        self.seen_order.push_back(id.to_string());
+        while self.seen_order.len() > self.config.dedup_capacity {
+            if let Some(old) = self.seen_order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        true
+    }
+
+    fn cooldown(&self, kind: AlertKind) -> Duration {
+        let s = match kind {
+            AlertKind::NegativeComment => self.config.cooldown_negative_comment_s,
+            AlertKind::NegativeSpike => self.config.cooldown_negative_spike_s,
+            AlertKind::EmergingTrend => self.config.cooldown_emerging_trend_s,
+            AlertKind::Digest => 0,
+        };
+        Duration::seconds(s as i64)
+    }
+
+    /// Routes one alert; returns the decision and the alerts to deliver now (including any
+    /// grouped-thread updates or digest that became due).
+    pub fn route(&mut self, mut alert: Alert, now: DateTime<Utc>) -> (Decision, Vec<Alert>) {
+        let mut out = self.tick(now);
+        if !self.remember(&alert.id) {
+            self.stats.duplicates += 1;
+            return (Decision::Duplicate, out);
+        }
+        let subject = alert
+            .query
+            .clone()
+            .or_else(|| alert.term.clone())
+            .unwrap_or_default();
+
+        if let (AlertKind::NegativeComment, Some(thread)) = (alert.kind, alert.thread_id.clone()) {
+            let key = (subject.clone(), thread.clone());
+            if let Some(g) = self.groups.get_mut(&key) {
+                g.alert.count += 1;
+                g.alert.severity = g.alert.severity.max(alert.severity);
+                if g.alert.samples.len() < self.config.max_samples {
+                    g.alert.samples.extend(alert.samples);
+                }
+                g.alert.why = format!(
+                    "{} negative comments in one thread; latest: {}",
+                    g.alert.count, alert.why
+                );
+                self.stats.grouped += 1;
+                return (Decision::Grouped(g.alert.id.clone()), out);
+            }
+            // The thread's alert gets an id of its own, stable across redeliveries.
+            alert.id = alert_id(AlertKind::NegativeComment, &[&subject, "thread", &thread]);
+            self.remember(&alert.id.clone());
+            self.groups.insert(
+                key,
+                Group {
+                    alert: alert.clone(),
+                    opened: now,
+                    emitted_count: 1,
+                },
+            );
+        }
+
+        let cooldown = self.cooldown(alert.kind);
+        let ck = (alert.kind, subject);
+        if cooldown > Duration::zero() {
+            if let Some(last) = self.last_delivered.get(&ck) {
+                if now - *last < cooldown {
+                    self.stats.cooling_down += 1;
+                    return (Decision::CoolingDown, out);
+                }
+            }
+        }
+        if self.delivered_this_minute >= self.config.max_per_minute
+            && alert.severity < Severity::Critical
+        {
+            self.stats.rate_limited += 1;
+            self.held.push(alert);
+            return (Decision::RateLimited, out);
+        }
+        self.delivered_this_minute += 1;
+        self.last_delivered.insert(ck, now);
+        self.stats.delivered += 1;
+        out.push(alert);
+        (Decision::Delivered, out)
+    }
+
+    /// Emits what became due by `now`: updated thread alerts whose window closed with a higher
+    /// count, and the digest of the minute's held alerts.
+    pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<Alert> {
+        let mut out = Vec::new();
+        let window = Duration::seconds(self.config.group_window_s as i64);
+        let expired: Vec<(String, String)> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| now - g.opened >= window)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in expired {
+            let g = self.groups.remove(&k).expect("present");
+            if g.alert.count > g.emitted_count {
+                let mut update = g.alert;
+                update.detected_at = now;
+                out.push(update);
+            }
+        }
+        let start = *self.minute_start.get_or_insert(now);
+        if now - start >= Duration::seconds(60) {
+            if !self.held.is_empty() {
+                out.push(self.digest(start, now));
+            }
+            self.minute_start = Some(now);
+            self.delivered_this_minute = 0;
+        }
+        out
+    }
+
+    fn digest(&mut self, start: DateTime<Utc>, now: DateTime<Utc>) -> Alert {
+        let held = std::mem::take(&mut self.held);
+        let mut by: BTreeMap<(String, String), u32> = BTreeMap::new();
+        for a in &held {
+            let subject = a
+                .query
+                .clone()
+                .or_else(|| a.term.clone())
+                .unwrap_or_else(|| "-".into());
+            *by.entry((a.kind.as_str().to_string(), subject))
+                .or_default() += 1;
+        }
+        let parts: Vec<String> = by
+            .iter()
+            .map(|((k, s), n)| format!("{n} × {k} ({s})"))
+            .collect();
+        let mut sorted = held.clone();
+        sorted.sort_by(|a, b| b.severity.cmp(&a.severity));
+        self.stats.digests += 1;
+        Alert {
+            id: alert_id(AlertKind::Digest, &[&start.to_rfc3339()]),
+            kind: AlertKind::Digest,
+            severity: sorted.first().map(|a| a.severity).unwrap_or(Severity::Low),
+            query: None,
+            term: None,
+            title: format!("{} more alerts in the last minute", held.len()),
+            why: format!(
+                "Rate limit of {} alerts per minute reached; held back: {}",
+                self.config.max_per_minute,
+                parts.join(", ")
+            ),
+            samples: sorted
+                .iter()
+                .flat_map(|a| a.samples.first().cloned())
+                .take(self.config.max_samples)
+                .collect(),
+            count: held.len() as u32,
+            thread_id: None,
+            event_time: held.iter().map(|a| a.event_time).max().unwrap_or(now),
+            detected_at: now,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(
+        id: &str,
+        kind: AlertKind,
+        query: &str,
+        thread: Option<&str>,
+        severity: Severity,
+    ) -> Alert {
+        Alert {
+            id: id.into(),
+            kind,
+            severity,
+            query: Some(query.into()),
+            term: None,
+            title: "t".into(),
+            why: "w".into(),
+            samples: vec![],
+            count: 1,
+            thread_id: thread.map(String::from),
+            event_time: t(0),
+            detected_at: t(0),
+        }
+    }
+
+    fn t(s: i64) -> DateTime<Utc> {
+        "2026-11-26T10:00:00Z".parse::<DateTime<Utc>>().unwrap() + Duration::seconds(s)
+    }
+
+    #[test]
+    fn drops_repeats() {
+        let mut r = Router::new(RouterConfig::default());
+        let a = alert("a", AlertKind::NegativeComment, "q", None, Severity::Low);
+        assert_eq!(r.route(a.clone(), t(0)).0, Decision::Delivered);
+        assert_eq!(r.route(a, t(1)).0, Decision::Duplicate);
+    }
+
+    #[test]
+    fn groups_a_thread_into_one_alert_with_a_count() {
+        let mut r = Router::new(RouterConfig::default());
+        let (d, out) = r.route(
+            alert(
+                "a",
+                AlertKind::NegativeComment,
+                "q",
+                Some("th"),
+                Severity::Low,
+            ),
+            t(0),
+        );
+        assert_eq!(d, Decision::Delivered);
+        let group_id = out[0].id.clone();
+        for i in 0..9 {
+            let (d, out) = r.route(
+                alert(
+                    &format!("b{i}"),
+                    AlertKind::NegativeComment,
+                    "q",
+                    Some("th"),
+                    Severity::Medium,
+                ),
+                t(10 + i),
+            );
+            assert_eq!(d, Decision::Grouped(group_id.clone()));
+            assert!(out.is_empty());
+        }
+        let update = r.tick(t(901));
+        assert_eq!(update.len(), 1);
+        assert_eq!(
+            (update[0].id.as_str(), update[0].count, update[0].severity),
+            (group_id.as_str(), 10, Severity::Medium)
+        );
+    }
+
+    #[test]
+    fn cooldown_per_query_and_kind() {
+        let mut r = Router::new(RouterConfig::default());
+        assert_eq!(
+            r.route(
+                alert("s1", AlertKind::NegativeSpike, "q", None, Severity::High),
+                t(0)
+            )
+            .0,
+            Decision::Delivered
+        );
+        assert_eq!(
+            r.route(
+                alert("s2", AlertKind::NegativeSpike, "q", None, Severity::High),
+                t(60)
+            )
+            .0,
+            Decision::CoolingDown
+        );
+        assert_eq!(
+            r.route(
+                alert(
+                    "s3",
+                    AlertKind::NegativeSpike,
+                    "other",
+                    None,
+                    Severity::High
+                ),
+                t(61)
+            )
+            .0,
+            Decision::Delivered
+        );
+        assert_eq!(
+            r.route(
+                alert("s4", AlertKind::NegativeSpike, "q", None, Severity::High),
+                t(901)
+            )
+            .0,
+            Decision::Delivered
+        );
+    }
+
+    #[test]
+    fn rate_limit_holds_the_rest_for_a_digest_but_lets_critical_through() {
+        let mut r = Router::new(RouterConfig {
+            max_per_minute: 3,
+            ..RouterConfig::default()
+        });
+        let mut delivered = 0;
+        for i in 0..10 {
+            let (d, _) = r.route(
+                alert(
+                    &format!("a{i}"),
+                    AlertKind::NegativeComment,
+                    "q",
+                    None,
+                    Severity::Low,
+                ),
+                t(i),
+            );
+            delivered += (d == Decision::Delivered) as u32;
+        }
+        assert_eq!(delivered, 3);
+        assert_eq!(
+            r.route(
+                alert(
+                    "crit",
+                    AlertKind::NegativeComment,
+                    "q",
+                    None,
+                    Severity::Critical
+                ),
+                t(20)
+            )
+            .0,
+            Decision::Delivered
+        );
+        let out = r.tick(t(61));
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].kind, out[0].count), (AlertKind::Digest, 7));
+        assert!(
+            out[0].why.contains("7 × negative_comment (q)"),
+            "{}",
+            out[0].why
+        );
+    }
+}
