@@ -235,7 +235,7 @@ impl Router {
             .map(|((k, s), n)| format!("{n} × {k} ({s})"))
             .collect();
         let mut sorted = held.clone();
-        sorted.sort_by(|a, b| b.severity.cmp(&a.severity));
+        sorted.sort_by_key(|a| std::cmp::Reverse(a.severity));
         self.stats.digests += 1;
         Alert {
             id: alert_id(AlertKind::Digest, &[&start.to_rfc3339()]),
