@@ -1,0 +1,1 @@
+//! Trend detection (filled in below).
