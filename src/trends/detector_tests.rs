@@ -117,12 +117,22 @@ fn one_author_posting_500_times_never_trends() {
 
 #[test]
 fn slow_organic_rise_does_not_trend_at_default_sensitivity() {
-    let mut d = detector();
+    // Its score peaks below 2 (measured), so not even `high` (3.0) fires.
+    for sensitivity in [Sensitivity::Medium, Sensitivity::High] {
+        let cfg = DetectorConfig {
+            sensitivity,
+            ..Default::default()
+        };
+        slow_rise(Detector::new(cfg).unwrap());
+    }
+}
+
+fn slow_rise(mut d: Detector) {
     let mut all = Vec::new();
-    for b in 0..90 {
+    for b in 0..110 {
         let mut v = background(b);
-        // +1 author per bucket over 60 buckets, then flat.
-        for a in 0..(b + 1).min(60) {
+        // After warm-up, +1 author per bucket over 60 buckets, then flat.
+        for a in 0..(b - 19).clamp(0, 60) {
             v.push(occ("kopi susu", &format!("fan{a}"), at(b, a * 900)));
         }
         v.sort_by_key(|o| o.event_time);
@@ -160,9 +170,14 @@ fn cold_start_waits_for_warm_up_then_detects_new_terms() {
     let mut d = Detector::new(cfg).unwrap();
     // A replayed feed: the busy term appears in the very first bucket, from 30 authors.
     let mut all = Vec::new();
-    for b in 0..12 {
+    for b in 0..14 {
         for a in 0..30 {
             all.push(occ("busy", &format!("u{a}"), at(b, a * 1_000)));
+        }
+        if b == 2 {
+            for a in 0..25 {
+                all.push(occ("#early", &format!("e{a}"), at(b, a * 1_000 + 1)));
+            }
         }
         if b == 9 {
             for a in 0..25 {
