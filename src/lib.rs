@@ -16,3 +16,5 @@ pub mod query;
 pub mod sentiment;
 pub mod sources;
 pub mod store;
+pub mod tracked;
+pub mod trends;

@@ -1,0 +1,187 @@
+//! Configuration of the trend detector: defaults in one place, validated once.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// How eagerly terms are reported as trending. Sets [`DetectorConfig::threshold`] and
+/// [`DetectorConfig::min_support`] where those are not given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sensitivity {
+    /// Burst score ≥ 6 and ≥ 10 distinct authors: only strong, broad bursts.
+    Low,
+    /// Burst score ≥ 4 and ≥ 5 distinct authors.
+    #[default]
+    Medium,
+    /// Burst score ≥ 3 and ≥ 3 distinct authors: early, noisier.
+    High,
+}
+
+impl Sensitivity {
+    /// `(threshold, min_support)` of this preset.
+    pub fn preset(self) -> (f64, u32) {
+        match self {
+            Sensitivity::Low => (6.0, 10),
+            Sensitivity::Medium => (4.0, 5),
+            Sensitivity::High => (3.0, 3),
+        }
+    }
+}
+
+/// Trend detector settings (`[trends]` in `gema.toml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectorConfig {
+    /// Width of an event-time bucket in milliseconds.
+    pub bucket_ms: u64,
+    /// How far behind the newest event time a bucket stays open for late occurrences, in
+    /// milliseconds. The watermark is `max event time seen − allowed_lateness_ms`; a bucket
+    /// closes (and is scored) once the watermark passes its end. Older occurrences are late.
+    pub allowed_lateness_ms: u64,
+    /// Half-life of the per-term baseline (EWMA of distinct authors per bucket), in active
+    /// buckets.
+    pub baseline_half_life_buckets: f64,
+    /// Preset for `threshold` and `min_support`: `low`, `medium` or `high`.
+    pub sensitivity: Sensitivity,
+    /// Burst score a bucket must reach to trend; overrides the `sensitivity` preset.
+    pub threshold: Option<f64>,
+    /// Distinct authors a bucket must have to trend; overrides the `sensitivity` preset.
+    pub min_support: Option<u32>,
+    /// Smallest variance used in the burst score, so that a term with a flat (or no) history
+    /// needs `threshold × sqrt(variance_floor)` authors above its mean to trend.
+    pub variance_floor: f64,
+    /// Most terms that keep full state (baseline, sparkline, open buckets). When full, the
+    /// least active tenth is evicted.
+    pub max_terms: usize,
+    /// Terms with no occurrence for this many active buckets are evicted.
+    pub idle_evict_buckets: u64,
+    /// After a cold start or a restore, a term trends only once it has this many active
+    /// buckets of history, or the detector has run this many active buckets.
+    pub warmup_buckets: u64,
+    /// Length of the sparkline (distinct authors of the last N active buckets) in events.
+    pub sparkline_buckets: usize,
+    /// Top terms by distinct authors reported for each closed bucket (0: none).
+    pub top_terms: usize,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            bucket_ms: 60_000,
+            allowed_lateness_ms: 120_000,
+            baseline_half_life_buckets: 30.0,
+            sensitivity: Sensitivity::Medium,
+            threshold: None,
+            min_support: None,
+            variance_floor: 1.0,
+            max_terms: 100_000,
+            idle_evict_buckets: 240,
+            warmup_buckets: 10,
+            sparkline_buckets: 30,
+            top_terms: 10,
+        }
+    }
+}
+
+/// An invalid detector setting, naming the key.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[error("invalid trends setting `{key}`: {message}")]
+pub struct ConfigError {
+    pub key: &'static str,
+    pub message: String,
+}
+
+impl DetectorConfig {
+    /// The burst-score threshold in force (explicit, else the preset's).
+    pub fn effective_threshold(&self) -> f64 {
+        self.threshold.unwrap_or(self.sensitivity.preset().0)
+    }
+
+    /// The minimum distinct authors in force (explicit, else the preset's).
+    pub fn effective_min_support(&self) -> u32 {
+        self.min_support.unwrap_or(self.sensitivity.preset().1)
+    }
+
+    /// Checks every setting; the error names the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key, message: &str| {
+            Err(ConfigError {
+                key,
+                message: message.to_string(),
+            })
+        };
+        if self.bucket_ms == 0 || self.bucket_ms > i64::MAX as u64 / 4 {
+            return bad("bucket_ms", "must be a positive number of milliseconds");
+        }
+        if self.allowed_lateness_ms > i64::MAX as u64 / 4 {
+            return bad("allowed_lateness_ms", "is too large");
+        }
+        if !(self.baseline_half_life_buckets.is_finite() && self.baseline_half_life_buckets > 0.0) {
+            return bad(
+                "baseline_half_life_buckets",
+                "must be a positive number of buckets",
+            );
+        }
+        if let Some(t) = self.threshold {
+            if !(t.is_finite() && t > 0.0) {
+                return bad("threshold", "must be a positive number");
+            }
+        }
+        if self.min_support == Some(0) {
+            return bad("min_support", "must be at least 1 author");
+        }
+        if !(self.variance_floor.is_finite() && self.variance_floor > 0.0) {
+            return bad("variance_floor", "must be a positive number");
+        }
+        if self.max_terms == 0 {
+            return bad("max_terms", "must be at least 1");
+        }
+        if self.idle_evict_buckets == 0 {
+            return bad("idle_evict_buckets", "must be at least 1 bucket");
+        }
+        if self.sparkline_buckets == 0 || self.sparkline_buckets > 10_000 {
+            return bad("sparkline_buckets", "must be from 1 to 10000");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_presets_and_overrides() {
+        let c: DetectorConfig = toml::from_str("").unwrap();
+        assert_eq!(c, DetectorConfig::default());
+        assert_eq!(
+            (c.effective_threshold(), c.effective_min_support()),
+            (4.0, 5)
+        );
+        let c: DetectorConfig = toml::from_str("sensitivity = \"high\"\nmin_support = 4").unwrap();
+        assert_eq!(
+            (c.effective_threshold(), c.effective_min_support()),
+            (3.0, 4)
+        );
+        assert!(toml::from_str::<DetectorConfig>("bucket_secs = 60").is_err());
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let c = DetectorConfig {
+            bucket_ms: 0,
+            ..Default::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "bucket_ms");
+        let c = DetectorConfig {
+            min_support: Some(0),
+            ..Default::default()
+        };
+        let e = c.validate().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid trends setting `min_support`: must be at least 1 author"
+        );
+        assert!(DetectorConfig::default().validate().is_ok());
+    }
+}

@@ -1,0 +1,304 @@
+//! Scenario tests for the detector, with explicit event times.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+use super::*;
+
+const MIN: i64 = 60_000;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap()
+}
+
+fn at(bucket: i64, offset_ms: i64) -> DateTime<Utc> {
+    t0() + Duration::milliseconds(bucket * MIN + offset_ms)
+}
+
+fn occ(term: &str, author: &str, time: DateTime<Utc>) -> TermOccurrence {
+    TermOccurrence {
+        term: term.into(),
+        author_id: author.into(),
+        event_time: time,
+    }
+}
+
+/// Steady background for one bucket: a few terms with a deterministic, bounded wobble.
+fn background(b: i64) -> Vec<TermOccurrence> {
+    let mut v = Vec::new();
+    for (k, term) in ["kopi", "#kopikitasenja", "nusapay", "@nusapay_id", "enak"]
+        .iter()
+        .enumerate()
+    {
+        let n = 6 + ((b * 7 + k as i64 * 3) % 5); // 6..=10 authors
+        for a in 0..n {
+            let author = format!("bg{k}-{}", (b * 13 + a) % 40);
+            v.push(occ(term, &author, at(b, a * 1_000)));
+            v.push(occ(term, &author, at(b, a * 1_000 + 500))); // posts twice: counts once
+        }
+    }
+    v
+}
+
+/// Feeds `occs`, advancing after each, and returns every trend.
+fn feed(d: &mut Detector, occs: &[TermOccurrence]) -> Vec<TrendEvent> {
+    let mut out = Vec::new();
+    for o in occs {
+        d.observe(o);
+        out.extend(d.advance().trends);
+    }
+    out
+}
+
+fn detector() -> Detector {
+    Detector::new(DetectorConfig::default()).unwrap()
+}
+
+#[test]
+fn steady_background_never_trends() {
+    let mut d = detector();
+    let all: Vec<_> = (0..240).flat_map(background).collect();
+    let trends = feed(&mut d, &all);
+    assert!(trends.is_empty(), "{:?}", trends.first());
+    assert_eq!(d.stats().late, 0);
+    assert!(d.stats().buckets_closed >= 237);
+}
+
+#[test]
+fn new_hashtag_from_many_authors_trends_within_two_buckets() {
+    let mut d = detector();
+    let mut all: Vec<_> = (0..60).flat_map(background).collect();
+    // Bucket 60 and 61: background plus #nusapaydown from 40 distinct authors.
+    for b in 60..64 {
+        let mut v = background(b);
+        if b < 62 {
+            for a in 0..20 {
+                v.push(occ(
+                    "#nusapaydown",
+                    &format!("angry{}", (b - 60) * 20 + a),
+                    at(b, a * 2_000 + 700),
+                ));
+            }
+        }
+        v.sort_by_key(|o| o.event_time);
+        all.extend(v);
+    }
+    let trends = feed(&mut d, &all);
+    assert_eq!(trends.len(), 1, "{trends:?}");
+    let t = &trends[0];
+    assert_eq!(t.term, "#nusapaydown");
+    assert!(t.bucket_start <= at(61, 0), "{}", t.bucket_start);
+    assert_eq!((t.authors, t.count), (20, 20));
+    assert_eq!(t.baseline_mean, 0.0);
+    assert!(t.score >= 4.0);
+    assert_eq!(t.sparkline, vec![20]);
+    assert_eq!(
+        t.id(),
+        format!("#nusapaydown@{}", at(60, 0).timestamp_millis())
+    );
+}
+
+#[test]
+fn one_author_posting_500_times_never_trends() {
+    let mut d = detector();
+    let mut all: Vec<_> = (0..30).flat_map(background).collect();
+    for b in 30..34 {
+        let mut v = background(b);
+        if b == 30 {
+            for i in 0..500 {
+                v.push(occ("#promo", "spammer", at(b, i * 100)));
+            }
+        }
+        v.sort_by_key(|o| o.event_time);
+        all.extend(v);
+    }
+    let trends = feed(&mut d, &all);
+    assert!(trends.is_empty(), "{trends:?}");
+}
+
+#[test]
+fn slow_organic_rise_does_not_trend_at_default_sensitivity() {
+    // Its score peaks below 2 (measured), so not even `high` (3.0) fires.
+    for sensitivity in [Sensitivity::Medium, Sensitivity::High] {
+        let cfg = DetectorConfig {
+            sensitivity,
+            ..Default::default()
+        };
+        slow_rise(Detector::new(cfg).unwrap());
+    }
+}
+
+fn slow_rise(mut d: Detector) {
+    let mut all = Vec::new();
+    for b in 0..110 {
+        let mut v = background(b);
+        // After warm-up, +1 author per bucket over 60 buckets, then flat.
+        for a in 0..(b - 19).clamp(0, 60) {
+            v.push(occ("kopi susu", &format!("fan{a}"), at(b, a * 900)));
+        }
+        v.sort_by_key(|o| o.event_time);
+        all.extend(v);
+    }
+    let trends = feed(&mut d, &all);
+    assert!(trends.is_empty(), "{trends:?}");
+}
+
+#[test]
+fn late_occurrences_are_counted_not_dropped() {
+    let mut d = detector();
+    assert_eq!(d.observe(&occ("a", "u1", at(0, 0))), Observed::Counted);
+    d.observe(&occ("a", "u2", at(5, 0)));
+    d.advance();
+    // Watermark is 5 − 2 = bucket 3: buckets 0..=2 closed, 3 still open.
+    assert_eq!(d.observe(&occ("a", "u3", at(3, 10))), Observed::Counted);
+    let late = d.observe(&occ("a", "u4", at(2, 59_999)));
+    assert_eq!(
+        late,
+        Observed::Late {
+            bucket_start: at(2, 0),
+            watermark: at(3, 0)
+        }
+    );
+    assert_eq!((d.stats().late, d.stats().counted), (1, 3));
+}
+
+#[test]
+fn cold_start_waits_for_warm_up_then_detects_new_terms() {
+    let cfg = DetectorConfig {
+        warmup_buckets: 5,
+        ..Default::default()
+    };
+    let mut d = Detector::new(cfg).unwrap();
+    // A replayed feed: the busy term appears in the very first bucket, from 30 authors.
+    let mut all = Vec::new();
+    for b in 0..14 {
+        for a in 0..30 {
+            all.push(occ("busy", &format!("u{a}"), at(b, a * 1_000)));
+        }
+        if b == 2 {
+            for a in 0..25 {
+                all.push(occ("#early", &format!("e{a}"), at(b, a * 1_000 + 1)));
+            }
+        }
+        if b == 9 {
+            for a in 0..25 {
+                all.push(occ("#baru", &format!("n{a}"), at(b, a * 1_000 + 1)));
+            }
+        }
+    }
+    all.sort_by_key(|o| o.event_time);
+    let trends = feed(&mut d, &all);
+    let terms: Vec<&str> = trends.iter().map(|t| t.term.as_str()).collect();
+    assert_eq!(terms, vec!["#baru"], "{trends:?}");
+}
+
+#[test]
+fn memory_stays_bounded_with_a_million_distinct_terms() {
+    let cfg = DetectorConfig {
+        max_terms: 10_000,
+        ..Default::default()
+    };
+    let mut d = Detector::new(cfg).unwrap();
+    for i in 0..1_000_000i64 {
+        // 10,000 new terms per bucket, and a steady popular term.
+        let b = i / 10_000;
+        d.observe(&occ(&format!("junk{i}"), "x", at(b, i % 10_000)));
+        if i % 100 == 0 {
+            d.observe(&occ("popular", &format!("p{}", i % 7), at(b, i % 10_000)));
+            d.advance();
+        }
+        assert!(d.tracked_terms() <= 10_000);
+    }
+    assert!(d.tracked_terms() <= 10_000);
+    assert!(d.stats().evicted_capacity + d.stats().evicted_idle >= 990_000);
+    assert!(
+        d.approx_memory_bytes() < 64 << 20,
+        "{}",
+        d.approx_memory_bytes()
+    );
+    let snap = d.snapshot();
+    assert!(
+        snap_has(&snap, "popular"),
+        "heavy hitter survives the churn"
+    );
+}
+
+fn snap_has(s: &DetectorSnapshot, term: &str) -> bool {
+    serde_json::to_value(s).unwrap()["terms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e[0] == term)
+}
+
+#[test]
+fn snapshot_restore_continues_without_false_trends() {
+    let mut d = detector();
+    let before: Vec<_> = (0..40).flat_map(background).collect();
+    assert!(feed(&mut d, &before).is_empty());
+    let json = serde_json::to_string(&d.snapshot()).unwrap();
+    let snap: DetectorSnapshot = serde_json::from_str(&json).unwrap();
+    let mut r = Detector::restore(DetectorConfig::default(), snap).unwrap();
+    assert_eq!(r.tracked_terms(), d.tracked_terms());
+    assert_eq!(r.stats(), d.stats());
+    // The next normal buckets (and a resumption after an outage gap) do not trend.
+    let after: Vec<_> = (40..45).chain(200..205).flat_map(background).collect();
+    assert!(feed(&mut r, &after).is_empty());
+    // A real burst on a restored term still trends right away.
+    let mut burst = background(205);
+    for a in 0..40 {
+        burst.push(occ("kopi", &format!("new{a}"), at(205, a * 1_000)));
+    }
+    burst.extend(background(206));
+    burst.extend(background(207));
+    burst.extend(background(208));
+    let trends = feed(&mut r, &burst);
+    assert_eq!(trends.len(), 1, "{trends:?}");
+    assert_eq!(trends[0].term, "kopi");
+    // A snapshot of a detector is stable.
+    assert_eq!(
+        serde_json::to_string(&r.snapshot()).unwrap(),
+        serde_json::to_string(&r.clone().snapshot()).unwrap()
+    );
+}
+
+#[test]
+fn restore_rejects_a_different_bucket_width() {
+    let snap = detector().snapshot();
+    let cfg = DetectorConfig {
+        bucket_ms: 30_000,
+        ..Default::default()
+    };
+    let e = Detector::restore(cfg, snap).unwrap_err();
+    assert!(e.to_string().contains("bucket_ms = 60000"), "{e}");
+}
+
+#[test]
+fn idle_terms_are_evicted_and_buckets_summarised() {
+    let cfg = DetectorConfig {
+        idle_evict_buckets: 5,
+        top_terms: 2,
+        ..Default::default()
+    };
+    let mut d = Detector::new(cfg).unwrap();
+    d.observe(&occ("once", "u", at(0, 0)));
+    let mut summaries = Vec::new();
+    for b in 0..12 {
+        for a in 0..3 {
+            d.observe(&occ("kopi", &format!("u{a}"), at(b, 10)));
+        }
+        d.observe(&occ("teh", "u", at(b, 20)));
+        d.observe(&occ("teh", "u", at(b, 30)));
+        summaries.extend(d.advance().buckets);
+    }
+    assert_eq!(d.tracked_terms(), 2, "`once` was evicted as idle");
+    assert_eq!(d.stats().evicted_idle, 1);
+    let s = &summaries[0];
+    assert_eq!((s.bucket_start, s.bucket_end), (at(0, 0), at(1, 0)));
+    assert_eq!(s.active_terms, 3);
+    let top: Vec<(&str, u64, u32)> = s
+        .top
+        .iter()
+        .map(|v| (v.term.as_str(), v.count, v.authors))
+        .collect();
+    assert_eq!(top, vec![("kopi", 3, 3), ("teh", 2, 1)]);
+}

@@ -1,0 +1,25 @@
+//! Trend detection over term occurrences: event-time buckets, distinct authors per term and
+//! bucket, a per-term EWMA baseline, a burst score, bounded state, snapshots for restarts.
+//!
+//! Pure library code (no I/O, no clock): the trend stage feeds [`Detector::observe`] from the
+//! `terms` topic, calls [`Detector::advance`] after each batch, and publishes the
+//! [`TrendEvent`]s it returns.
+
+mod baseline;
+mod config;
+mod detector;
+pub mod sketch;
+mod terms;
+
+#[cfg(test)]
+mod detector_tests;
+
+pub use baseline::Baseline;
+pub use config::{ConfigError, DetectorConfig, Sensitivity};
+pub use detector::{
+    Advanced, BucketSummary, Detector, DetectorSnapshot, DetectorStats, Observed, RestoreError,
+    TermVolume, TrendEvent,
+};
+pub use terms::{
+    bigrams, handle_term, hashtag_term, query_negative_term, query_term, TermOccurrence,
+};

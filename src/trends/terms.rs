@@ -1,0 +1,80 @@
+//! Term occurrences, the trend stage's input, and how terms are named.
+//!
+//! A term is a string key: `#tag` (hashtag), `@handle`, a keyword or a bigram (`top up`) after
+//! stop-word removal, `q:<name>` (a tracked query matched) or `qneg:<name>` (a negative mention
+//! matched a tracked query).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One occurrence of a term in one mention (the `terms` topic's record, keyed by `term`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TermOccurrence {
+    pub term: String,
+    /// The platform's author id; trends count distinct authors, never posts.
+    pub author_id: String,
+    /// The mention's `created_at`: buckets are in event time.
+    pub event_time: DateTime<Utc>,
+}
+
+/// Term for a hashtag (given lower case, without `#`).
+pub fn hashtag_term(tag: &str) -> String {
+    format!("#{tag}")
+}
+
+/// Term for a handle (given lower case, without `@`).
+pub fn handle_term(handle: &str) -> String {
+    format!("@{handle}")
+}
+
+/// Term for a mention that matched the tracked query `name`.
+pub fn query_term(name: &str) -> String {
+    format!("q:{name}")
+}
+
+/// Term for a negative mention that matched the tracked query `name`.
+pub fn query_negative_term(name: &str) -> String {
+    format!("qneg:{name}")
+}
+
+/// Bigrams of consecutive content words (stop words already removed upstream), joined with a
+/// space: `[top, up, gagal]` → `["top up", "up gagal"]`. A word repeated back to back makes no
+/// bigram.
+pub fn bigrams(keywords: &[String]) -> Vec<String> {
+    keywords
+        .windows(2)
+        .filter(|w| w[0] != w[1])
+        .map(|w| format!("{} {}", w[0], w[1]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_terms_and_makes_bigrams() {
+        let kw: Vec<String> = ["top", "up", "up", "gagal"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(bigrams(&kw), vec!["top up", "up gagal"]);
+        assert!(bigrams(&kw[..1]).is_empty());
+        assert_eq!(hashtag_term("nusapaydown"), "#nusapaydown");
+        assert_eq!(handle_term("nusapay_id"), "@nusapay_id");
+        assert_eq!(query_term("crisis"), "q:crisis");
+        assert_eq!(query_negative_term("crisis"), "qneg:crisis");
+    }
+
+    #[test]
+    fn occurrence_round_trips_as_json() {
+        let o: TermOccurrence = serde_json::from_str(
+            r##"{"term":"#kopi","author_id":"42","event_time":"2026-11-26T05:00:00Z"}"##,
+        )
+        .unwrap();
+        assert_eq!(o.term, "#kopi");
+        let back: TermOccurrence =
+            serde_json::from_str(&serde_json::to_string(&o).unwrap()).unwrap();
+        assert_eq!(back, o);
+    }
+}
