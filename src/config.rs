@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::alerts::AlertsConfig;
+use crate::tracked::{QuerySet, TrackedQueryConfig};
+use crate::trends::DetectorConfig;
+
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -20,21 +24,47 @@ pub enum ConfigError {
         source: toml::de::Error,
     },
     #[error("invalid value {value:?} for {key}: {reason}")]
-    Invalid {
-        key: String,
-        value: String,
-        reason: String,
-    },
+        Invalid { key: String, value: String, reason: String },
+    #[error("invalid tracked query: {0}")]
+    Query(#[from] crate::tracked::QueryError),
+    #[error("[{section}]: {source}")]
+    Trends { section: &'static str, source: crate::trends::ConfigError },
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub kafka: KafkaConfig,
     pub clickhouse: ClickHouseConfig,
     pub enrich: EnrichConfig,
     pub sink: SinkConfig,
+    /// Tracked queries (`[[tracked]]` with `name` and `query`): what the user listens for.
+    pub tracked: Vec<TrackedQueryConfig>,
+    /// Trend detection over hashtags, handles, keywords and bigrams (`[trends]`).
+    pub trends: DetectorConfig,
+    /// Spike detection over tracked-query volume and negative volume (`[spikes]`).
+    pub spikes: DetectorConfig,
+    /// Alert rules, routing and webhooks (`[alerts]`).
+    pub alerts: AlertsConfig,
+    /// Where stages keep local state (trend detector snapshots).
+    pub state_dir: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            kafka: KafkaConfig::default(),
+            clickhouse: ClickHouseConfig::default(),
+            enrich: EnrichConfig::default(),
+            sink: SinkConfig::default(),
+            tracked: Vec::new(),
+            trends: DetectorConfig::default(),
+            spikes: DetectorConfig::default(),
+            alerts: AlertsConfig::default(),
+            state_dir: PathBuf::from(".gema/state"),
+        }
+    }
 }
 
 /// Where Kafka is and how gema names its topics.
@@ -255,7 +285,15 @@ impl Config {
         if self.sink.max_rows == 0 {
             return Err(invalid("sink.max_rows", "0".into(), "must be ≥ 1"));
         }
+        self.queries()?;
+        self.trends.validate().map_err(|source| ConfigError::Trends { section: "trends", source })?;
+        self.spikes.validate().map_err(|source| ConfigError::Trends { section: "spikes", source })?;
         Ok(())
+    }
+
+    /// The tracked queries, compiled (fails with the query's name and the error's position).
+    pub fn queries(&self) -> Result<QuerySet, ConfigError> {
+        Ok(QuerySet::compile(&self.tracked)?)
     }
 }
 

@@ -8,17 +8,51 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::alerts::{self, webhook::Webhook};
 use crate::config::Config;
 use crate::enrich::{self, Enricher};
 use crate::error::StageError;
 use crate::metrics::Metrics;
 use crate::store::{self, Store};
+use crate::trends;
 
 /// Which stages to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// raw → enriched, terms, negative-comment alerts, dead letters.
     Enrich,
+    /// enriched / trends / alerts topics → ClickHouse tables.
     Sink,
+    /// terms → trend events and spike / emerging-trend alerts.
+    Trends,
+    /// alert candidates → delivered alerts and webhooks.
+    Router,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 4] = [Stage::Enrich, Stage::Sink, Stage::Trends, Stage::Router];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Enrich => "enrich",
+            Stage::Sink => "sink",
+            Stage::Trends => "trends",
+            Stage::Router => "router",
+        }
+    }
+}
+
+/// Everything the stages share.
+#[derive(Clone)]
+pub struct Deps {
+    pub config: Config,
+    pub enricher: Enricher,
+    /// Needed by the sink.
+    pub store: Option<Store>,
+    /// Used by the router.
+    pub webhooks: Vec<Webhook>,
+    pub metrics: Arc<Metrics>,
+    pub shutdown: CancellationToken,
 }
 
 /// Runs `stage` until `shutdown`, restarting it with backoff after an error. A restarted stage
@@ -49,55 +83,42 @@ pub async fn supervise<F, Fut>(
     }
 }
 
-/// Spawns the given stages on `tasks`; they stop (drained and committed) when `shutdown` is
+/// Spawns the given stages on `tasks`; they stop (drained and committed) when `deps.shutdown` is
 /// cancelled.
-pub fn spawn_stages(
-    tasks: &mut JoinSet<()>,
-    stages: &[Stage],
-    config: &Config,
-    enricher: &Enricher,
-    store: Option<&Store>,
-    metrics: &Arc<Metrics>,
-    shutdown: &CancellationToken,
-) {
+pub fn spawn_stages(tasks: &mut JoinSet<()>, stages: &[Stage], deps: &Deps) {
     for stage in stages {
-        let (config, metrics, shutdown) = (config.clone(), metrics.clone(), shutdown.clone());
+        let d = deps.clone();
         match stage {
             Stage::Enrich => {
-                let enricher = enricher.clone();
                 tasks.spawn(async move {
-                    supervise("enrich", metrics.clone(), shutdown.clone(), || {
-                        enrich::stage::run(
-                            &config,
-                            enricher.clone(),
-                            metrics.clone(),
-                            shutdown.clone(),
-                        )
+                    supervise("enrich", d.metrics.clone(), d.shutdown.clone(), || {
+                        enrich::stage::run(&d.config, d.enricher.clone(), d.metrics.clone(), d.shutdown.clone())
                     })
                     .await
                 });
             }
             Stage::Sink => {
-                let store = store.expect("the sink stage needs a ClickHouse store");
-                spawn_sink::<store::sink::Mentions>(
-                    tasks, "sink-ch", &config, store, &metrics, &shutdown,
-                );
-                spawn_sink::<store::sink::Trends>(
-                    tasks,
-                    "sink-trends",
-                    &config,
-                    store,
-                    &metrics,
-                    &shutdown,
-                );
-                spawn_sink::<store::sink::Alerts>(
-                    tasks,
-                    "sink-alerts",
-                    &config,
-                    store,
-                    &metrics,
-                    &shutdown,
-                );
+                let store = deps.store.as_ref().expect("the sink stage needs a ClickHouse store");
+                let (c, m, s) = (&deps.config, &deps.metrics, &deps.shutdown);
+                spawn_sink::<store::sink::Mentions>(tasks, "sink-ch", c, store, m, s);
+                spawn_sink::<store::sink::Trends>(tasks, "sink-trends", c, store, m, s);
+                spawn_sink::<store::sink::Alerts>(tasks, "sink-alerts", c, store, m, s);
+            }
+            Stage::Trends => {
+                tasks.spawn(async move {
+                    supervise("trends", d.metrics.clone(), d.shutdown.clone(), || {
+                        trends::stage::run(&d.config, d.metrics.clone(), d.shutdown.clone())
+                    })
+                    .await
+                });
+            }
+            Stage::Router => {
+                tasks.spawn(async move {
+                    supervise("router", d.metrics.clone(), d.shutdown.clone(), || {
+                        alerts::stage::run(&d.config, &d.webhooks, d.metrics.clone(), d.shutdown.clone())
+                    })
+                    .await
+                });
             }
         }
     }

@@ -44,8 +44,12 @@ pub enum Command {
     Run(stages::RunArgs),
     /// Run only the enrich stage (raw → enriched / dead letters).
     Enrich,
-    /// Run only the ClickHouse sink stage (enriched → table `mentions`).
+        /// Run only the ClickHouse sink stages (mentions, trends and alerts topics → tables).
     Sink,
+    /// Run only the trend stage (term occurrences → trend events, spike and trend alerts).
+    TrendsStage,
+    /// Run only the alert router (dedup, grouping, cooldown, rate limit → alerts topic, webhooks).
+    Router,
     /// Top hashtags and keywords with their sentiment mix.
     Trends(query::TrendsArgs),
     /// Search stored mentions, newest first.
@@ -65,7 +69,7 @@ pub enum Command {
 
 pub fn init_logging(cli: &Cli) {
     let default = match (cli.verbose, &cli.command) {
-        (0, Command::Run(_) | Command::Enrich | Command::Sink) => "info",
+        (0, Command::Run(_) | Command::Enrich | Command::Sink | Command::TrendsStage | Command::Router) => "info",
         (0, _) => "warn",
         (1, _) => "info",
         _ => "debug",
@@ -88,7 +92,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => feed::replay(&config, &args).await,
         Command::Run(args) => stages::run(&config, &args).await,
         Command::Enrich => stages::run(&config, &stages::RunArgs::only("enrich")).await,
-        Command::Sink => stages::run(&config, &stages::RunArgs::only("sink")).await,
+                Command::Sink => stages::run(&config, &stages::RunArgs::only("sink")).await,
+        Command::TrendsStage => stages::run(&config, &stages::RunArgs::only("trends")).await,
+        Command::Router => stages::run(&config, &stages::RunArgs::only("router")).await,
         Command::Trends(args) => query::trends(&config, &args).await,
         Command::Mentions(args) => query::mentions(&config, &args).await,
         Command::Dlq(args) => query::dlq(&config, &args),

@@ -1,4 +1,4 @@
-//! `gema migrate`, `gema run`, `gema enrich`, `gema sink`.
+//! `gema migrate`, `gema run`, and the single-stage commands.
 
 use std::sync::Arc;
 
@@ -7,48 +7,44 @@ use gema::config::Config;
 use gema::enrich::Enricher;
 use gema::kafka::{topics::ensure_topics, Topics};
 use gema::metrics::Metrics;
-use gema::pipeline::{self, Stage};
+use gema::pipeline::{self, Deps, Stage};
 use gema::sentiment::lexicon::LexiconModel;
-use gema::store::{self, migrate::migrate as apply_migrations, Store};
+use gema::store::{self, migrate::migrate as apply_migrations};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Stages to run, comma separated.
-    #[arg(long, value_delimiter = ',', default_values = ["enrich", "sink"], value_parser = ["enrich", "sink"])]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_values = ["enrich", "sink", "trends", "router"],
+        value_parser = ["enrich", "sink", "trends", "router"]
+    )]
     pub stages: Vec<String>,
 }
 
 impl RunArgs {
     pub fn only(stage: &str) -> RunArgs {
-        RunArgs {
-            stages: vec![stage.to_string()],
-        }
+        RunArgs { stages: vec![stage.to_string()] }
     }
 
     fn parsed(&self) -> Vec<Stage> {
-        self.stages
-            .iter()
-            .map(|s| {
-                if s == "enrich" {
-                    Stage::Enrich
-                } else {
-                    Stage::Sink
-                }
-            })
-            .collect()
+        Stage::ALL.into_iter().filter(|s| self.stages.iter().any(|n| n == s.name())).collect()
     }
 }
 
-/// Loads the sentiment model named in the config, once, failing fast with the path and reason.
+/// Loads the sentiment model named in the config once and compiles the tracked queries, failing
+/// fast with the path or the query's error position.
 pub fn enricher(config: &Config) -> anyhow::Result<Enricher> {
-    match config.enrich.sentiment_model.as_str() {
-        "builtin" => Ok(Enricher::new(Arc::new(LexiconModel))),
+    let base = match config.enrich.sentiment_model.as_str() {
+        "builtin" => Enricher::new(Arc::new(LexiconModel)),
         other => anyhow::bail!(
             "enrich.sentiment_model = {other:?}: only `builtin` is available in this build"
         ),
-    }
+    };
+    Ok(base.with_queries(config.queries()?))
 }
 
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
@@ -61,56 +57,48 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
         store.version,
         store.database,
         applied.len(),
-        if applied.is_empty() {
-            " (up to date)".to_string()
-        } else {
-            format!(": {}", applied.join(", "))
-        }
+        if applied.is_empty() { " (up to date)".to_string() } else { format!(": {}", applied.join(", ")) }
     );
-    println!(
-        "Kafka {}: topics {} ready",
-        config.kafka.brokers,
-        topics.all().join(", ")
-    );
+    println!("Kafka {}: topics {} ready", config.kafka.brokers, topics.all().join(", "));
     Ok(())
 }
 
-/// Connects and migrates ClickHouse (when a stage needs it) and creates the topics.
-pub async fn prepare(config: &Config, stages: &[Stage]) -> anyhow::Result<Option<Store>> {
-    ensure_topics(&config.kafka, &Topics::new(&config.kafka.topic_prefix)).await?;
-    if stages.contains(&Stage::Sink) {
+/// Everything `stages` need: topics, ClickHouse (migrated) for the sink, the enricher, webhooks.
+pub async fn deps(config: &Config, stages: &[Stage]) -> anyhow::Result<Deps> {
+    let enricher = enricher(config)?;
+    ensure_topics(&config.kafka, &Topics::new(&config.kafka.topic_prefix))
+        .await
+        .context("creating the Kafka topics (is Kafka running? `scripts/services.sh up`)")?;
+    let store = if stages.contains(&Stage::Sink) {
         let store = store::connect(&config.clickhouse).await?;
         apply_migrations(&store).await?;
-        return Ok(Some(store));
-    }
-    Ok(None)
+        Some(store)
+    } else {
+        None
+    };
+    let metrics = Arc::new(Metrics::default());
+    let webhooks = if stages.contains(&Stage::Router) {
+        gema::alerts::stage::webhooks(config, &metrics).map_err(anyhow::Error::msg)?
+    } else {
+        Vec::new()
+    };
+    Ok(Deps { config: config.clone(), enricher, store, webhooks, metrics, shutdown: CancellationToken::new() })
 }
 
 pub async fn run(config: &Config, args: &RunArgs) -> anyhow::Result<()> {
     let stages = args.parsed();
-    let enricher = enricher(config)?;
-    let store = prepare(config, &stages)
-        .await
-        .context("preparing Kafka and ClickHouse")?;
-    let metrics = Arc::new(Metrics::default());
-    let shutdown = CancellationToken::new();
-    pipeline::cancel_on_signal(shutdown.clone());
+    let deps = deps(config, &stages).await?;
+    pipeline::cancel_on_signal(deps.shutdown.clone());
     let mut tasks = JoinSet::new();
-    pipeline::spawn_stages(
-        &mut tasks,
-        &stages,
-        config,
-        &enricher,
-        store.as_ref(),
-        &metrics,
-        &shutdown,
-    );
+    pipeline::spawn_stages(&mut tasks, &stages, &deps);
     while tasks.join_next().await.is_some() {}
+    let m = &deps.metrics;
     tracing::info!(
-        received = metrics.enrich_received.get(),
-        enriched = metrics.enrich_enriched.get(),
-        dead_letters = metrics.dead_letter_total(),
-        rows = metrics.sink_rows.get(),
+        received = m.enrich_received.get(),
+        enriched = m.enrich_enriched.get(),
+        dead_letters = m.dead_letter_total(),
+        rows = m.sink_rows.get(),
+        alerts = m.alerts_delivered.get(),
         "Stopped"
     );
     Ok(())

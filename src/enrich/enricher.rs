@@ -6,6 +6,8 @@ use chrono::Utc;
 
 use crate::mention::{EnrichedMention, Mention};
 use crate::sentiment::{lang, Lang, Sentiment, SentimentModel};
+use crate::tracked::{Doc, QuerySet};
+use crate::trends::{bigrams, handle_term, hashtag_term, query_negative_term, query_term};
 
 use super::extract::{extract, keywords};
 
@@ -16,11 +18,20 @@ const MAX_KEYWORDS: usize = 12;
 #[derive(Clone)]
 pub struct Enricher {
     model: Arc<dyn SentimentModel>,
+    queries: Arc<QuerySet>,
 }
 
 impl Enricher {
+    /// An enricher with no tracked queries.
     pub fn new(model: Arc<dyn SentimentModel>) -> Self {
-        Enricher { model }
+        let queries = QuerySet::compile(&[]).expect("an empty query set compiles");
+        Enricher { model, queries: Arc::new(queries) }
+    }
+
+    /// Matches `queries` against every mention (names stored in `EnrichedMention::queries`).
+    pub fn with_queries(mut self, queries: QuerySet) -> Self {
+        self.queries = Arc::new(queries);
+        self
     }
 
     pub fn model_name(&self) -> &str {
@@ -43,6 +54,18 @@ impl Enricher {
         let mut kw = keywords(&extracted.normalized, MAX_KEYWORDS);
         // Hashtags are reported on their own; do not count them twice as keywords.
         kw.retain(|k| !extracted.hashtags.contains(k));
+        let queries = if self.queries.is_empty() {
+            Vec::new()
+        } else {
+            self.queries.matches(&Doc {
+                text: &mention.text,
+                hashtags: &extracted.hashtags,
+                handles: &extracted.handles,
+                author_handle: &mention.author.handle,
+                lang: lang.as_str(),
+                platform: &mention.platform,
+            })
+        };
         EnrichedMention {
             key: mention.key(),
             lang: lang.as_str().to_string(),
@@ -55,11 +78,27 @@ impl Enricher {
             urls: extracted.urls,
             emojis: extracted.emojis,
             keywords: kw,
-            queries: Vec::new(),
+            queries,
             enriched_at: Utc::now(),
             mention,
         }
     }
+}
+
+/// The terms a mention contributes to trend detection: `#hashtags`, `@handles`, keywords,
+/// bigrams, `q:<query>` per matched query and `qneg:<query>` when it is also negative.
+pub fn terms_of(e: &EnrichedMention) -> Vec<String> {
+    let mut terms: Vec<String> = e.hashtags.iter().map(|h| hashtag_term(h)).collect();
+    terms.extend(e.mentions.iter().map(|h| handle_term(h)));
+    terms.extend(e.keywords.iter().cloned());
+    terms.extend(bigrams(&e.keywords));
+    for q in &e.queries {
+        terms.push(query_term(q));
+        if e.is_negative() {
+            terms.push(query_negative_term(q));
+        }
+    }
+    terms
 }
 
 #[cfg(test)]

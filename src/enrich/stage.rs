@@ -16,13 +16,16 @@ use rdkafka::types::RDKafkaErrorCode;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::alerts::rules::negative_comment;
 use crate::config::Config;
 use crate::error::StageError;
 use crate::kafka::{self, offsets::commit_now, OffsetTracker, Topics};
 use crate::mention::Mention;
 use crate::metrics::Metrics;
+use crate::trends::record::TermBatch;
 
 use super::dlq::DeadLetter;
+use super::enricher::terms_of;
 use super::Enricher;
 
 /// Runs the enrich stage until `shutdown` is cancelled; then finishes the current batch, commits
@@ -44,6 +47,7 @@ pub async fn run(
     let linger = Duration::from_millis(config.enrich.batch_linger_ms);
     let mut tracker = OffsetTracker::new();
     tracing::info!(topic = %topics.raw, model = enricher.model_name(), "Enrich stage started");
+    let ctx = Ctx { enricher: &enricher, topics: &topics, producer: &producer, metrics: &metrics, config };
 
     loop {
         let first = tokio::select! {
@@ -53,16 +57,7 @@ pub async fn run(
         let mut batch = Batch::default();
         match first {
             Ok(m) => {
-                handle(
-                    &m,
-                    &enricher,
-                    &topics,
-                    &producer,
-                    &metrics,
-                    &mut batch,
-                    &mut tracker,
-                )
-                .await?
+                handle(&m, &ctx, &mut batch, &mut tracker).await?
             }
             Err(e) => tracing::warn!(error = %e, "Kafka consumer error"),
         }
@@ -70,21 +65,13 @@ pub async fn run(
         while batch.len < config.enrich.batch_max {
             match tokio::time::timeout_at(deadline, consumer.recv()).await {
                 Ok(Ok(m)) => {
-                    handle(
-                        &m,
-                        &enricher,
-                        &topics,
-                        &producer,
-                        &metrics,
-                        &mut batch,
-                        &mut tracker,
-                    )
-                    .await?
+                    handle(&m, &ctx, &mut batch, &mut tracker).await?
                 }
                 Ok(Err(e)) => tracing::warn!(error = %e, "Kafka consumer error"),
                 Err(_) => break,
             }
         }
+        batch.flush_terms(&producer, &topics.terms).await?;
         batch.acknowledged().await?;
         tracker.store(&consumer);
     }
@@ -93,14 +80,34 @@ pub async fn run(
     Ok(())
 }
 
-/// Delivery reports of one batch's outputs.
+/// What every message of the stage needs.
+struct Ctx<'a> {
+    enricher: &'a Enricher,
+    topics: &'a Topics,
+    producer: &'a FutureProducer,
+    metrics: &'a Metrics,
+    config: &'a Config,
+}
+
+/// Delivery reports of one batch's outputs, and its term occurrences.
 #[derive(Default)]
 struct Batch {
     len: usize,
     deliveries: Vec<DeliveryFuture>,
+    terms: TermBatch,
 }
 
 impl Batch {
+    /// Produces the batch's term records (one per term).
+    async fn flush_terms(&mut self, producer: &FutureProducer, topic: &str) -> Result<(), StageError> {
+        let records: Vec<_> = self.terms.drain().collect();
+        for r in records {
+            let json = serde_json::to_vec(&r).expect("a term record serialises");
+            self.send(producer, topic, Some(r.term.as_bytes()), &json, None).await?;
+        }
+        Ok(())
+    }
+
     /// Waits until every record of the batch is acknowledged by Kafka.
     async fn acknowledged(&mut self) -> Result<(), StageError> {
         for d in self.deliveries.drain(..) {
@@ -164,13 +171,11 @@ impl Batch {
 
 async fn handle(
     msg: &BorrowedMessage<'_>,
-    enricher: &Enricher,
-    topics: &Topics,
-    producer: &FutureProducer,
-    metrics: &Metrics,
+    ctx: &Ctx<'_>,
     batch: &mut Batch,
     tracker: &mut OffsetTracker,
 ) -> Result<(), StageError> {
+    let Ctx { enricher, topics, producer, metrics, config } = *ctx;
     metrics.enrich_received.inc();
     let payload = msg.payload().unwrap_or(&[]);
     match Mention::parse(payload) {
@@ -186,7 +191,15 @@ async fn handle(
                     None,
                 )
                 .await?;
-            metrics.enrich_enriched.inc();
+                        metrics.enrich_enriched.inc();
+            if let Some(alert) = negative_comment(&enriched, &config.alerts.negative_comment) {
+                // Keyed by query, so one router instance sees all of a query's alerts.
+                let key = alert.query.clone().unwrap_or_default();
+                let json = serde_json::to_vec(&alert).expect("an alert serialises");
+                batch.send(producer, &topics.alerts_raw, Some(key.as_bytes()), &json, None).await?;
+                metrics.alerts_raised.inc();
+            }
+            batch.terms.add(&enriched, terms_of(&enriched));
         }
         Err(err) => {
             let dead = DeadLetter {

@@ -78,3 +78,41 @@ pub async fn top_terms(
             source,
         })
 }
+
+/// A term's strongest burst in the window.
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct Rising {
+    pub term: String,
+    pub score: f32,
+    pub authors: u32,
+    pub count: u32,
+    pub baseline_mean: f32,
+    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    pub bucket_start: DateTime<Utc>,
+    pub sparkline: Vec<u32>,
+}
+
+/// "Rising now": terms whose buckets in `[since, until)` crossed the burst threshold, strongest
+/// burst first (tracked-query terms `q:`/`qneg:` included).
+pub async fn rising(
+    store: &Store,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<Rising>, StoreError> {
+    store
+        .client
+        .query(
+            "SELECT term, max(score) AS score, argMax(authors, score) AS authors, \
+             argMax(count, score) AS count, argMax(baseline_mean, score) AS baseline_mean, \
+             argMax(bucket_start, score) AS bucket_start, argMax(sparkline, score) AS sparkline \
+             FROM trends FINAL WHERE bucket_start >= toDateTime(?) AND bucket_start < toDateTime(?) \
+             GROUP BY term ORDER BY score DESC, term LIMIT ?",
+        )
+        .bind(since.timestamp().max(0))
+        .bind(until.timestamp().max(0))
+        .bind(limit)
+        .fetch_all()
+        .await
+        .map_err(|source| StoreError::Query { what: "rising terms".into(), source })
+}

@@ -8,7 +8,9 @@
 mod baseline;
 mod config;
 mod detector;
+pub mod record;
 pub mod sketch;
+pub mod stage;
 mod terms;
 
 #[cfg(test)]

@@ -1,0 +1,96 @@
+//! The alert router stage (consumer group `<prefix>-router`): alert candidates from
+//! `<prefix>.alerts.raw` → [`Router`] → `<prefix>.alerts` (which the ClickHouse sink stores) and
+//! webhooks. Offsets are stored once the delivered alerts are acknowledged by Kafka; webhooks run
+//! on their own bounded queues and never hold the stage up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use rdkafka::consumer::Consumer;
+use rdkafka::message::Message;
+use rdkafka::producer::FutureRecord;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::error::StageError;
+use crate::kafka::{self, offsets::commit_now, OffsetTracker, Topics};
+use crate::metrics::Metrics;
+
+use super::router::{Decision, Router};
+use super::webhook::Webhook;
+use super::Alert;
+
+/// Starts one delivery task per configured webhook (fails on a missing secret variable).
+pub fn webhooks(config: &Config, metrics: &Arc<Metrics>) -> Result<Vec<Webhook>, String> {
+    config.alerts.webhooks.iter().map(|w| Webhook::spawn(w.clone(), metrics.clone())).collect()
+}
+
+/// Runs the router until `shutdown` is cancelled.
+pub async fn run(
+    config: &Config,
+    webhooks: &[Webhook],
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> Result<(), StageError> {
+    let topics = Topics::new(&config.kafka.topic_prefix);
+    let consumer = kafka::consumer(&config.kafka, &topics.group("router"))
+        .map_err(StageError::kafka("create the router consumer"))?;
+    consumer.subscribe(&[&topics.alerts_raw]).map_err(StageError::kafka("subscribe to the raw alerts topic"))?;
+    let producer = kafka::producer(&config.kafka).map_err(StageError::kafka("create a producer"))?;
+    let mut router = Router::new(config.alerts.router.clone());
+    let mut tracker = OffsetTracker::new();
+    tracing::info!(topic = %topics.alerts_raw, webhooks = webhooks.len(), "Alert router started");
+
+    loop {
+        let received = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            m = tokio::time::timeout(Duration::from_millis(1000), consumer.recv()) => m,
+        };
+        let now = Utc::now();
+        let mut out = Vec::new();
+        match received {
+            Ok(Ok(msg)) => {
+                match serde_json::from_slice::<Alert>(msg.payload().unwrap_or(&[])) {
+                    Ok(alert) => {
+                        let (decision, due) = router.route(alert, now);
+                        if decision != Decision::Delivered {
+                            metrics.alerts_suppressed.inc();
+                        }
+                        out.extend(due);
+                    }
+                    Err(e) => tracing::warn!(offset = msg.offset(), error = %e, "Skipping a malformed alert"),
+                }
+                tracker.track(msg.topic(), msg.partition(), msg.offset());
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "Kafka consumer error"),
+            Err(_) => out.extend(router.tick(now)),
+        }
+        let mut deliveries = Vec::new();
+        for alert in &out {
+            let json = serde_json::to_vec(alert).expect("an alert serialises");
+            let d = producer
+                .send_result(FutureRecord::to(&topics.alerts).key(&alert.id).payload(&json))
+                .map_err(|(source, _)| StageError::Kafka { action: "queue an alert", source })?;
+            deliveries.push(d);
+            for w in webhooks {
+                w.offer(alert);
+            }
+            metrics.alerts_delivered.inc();
+        }
+        for d in deliveries {
+            if let Ok(Err((source, _))) | Err(source) = d.await.map_err(|_| rdkafka::error::KafkaError::Canceled) {
+                return Err(StageError::Kafka { action: "deliver an alert", source });
+            }
+        }
+        tracker.store(&consumer);
+    }
+    commit_now(&consumer).map_err(StageError::kafka("commit offsets on shutdown"))?;
+    tracing::info!(
+        delivered = router.stats.delivered,
+        duplicates = router.stats.duplicates,
+        grouped = router.stats.grouped,
+        "Alert router stopped"
+    );
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! The `terms` topic's records: one term's occurrences from one enrich batch (key: the term), so
+//! the trend stage can shard by term and popular terms cost one record per batch, not per mention.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::alerts::Sample;
+use crate::mention::EnrichedMention;
+
+use super::TermOccurrence;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TermRecord {
+    pub term: String,
+    pub occurrences: Vec<Occurrence>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Occurrence {
+    pub author_id: String,
+    pub event_time: DateTime<Utc>,
+    /// For `qneg:` terms only: what the negative mention was about, so a spike alert can say why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<SpikeContext>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpikeContext {
+    /// The mention's hashtags (`#x`), keywords and bigrams.
+    pub terms: Vec<String>,
+    pub sample: Sample,
+}
+
+impl TermRecord {
+    pub fn occurrences(&self) -> impl Iterator<Item = TermOccurrence> + '_ {
+        self.occurrences.iter().map(|o| TermOccurrence {
+            term: self.term.clone(),
+            author_id: o.author_id.clone(),
+            event_time: o.event_time,
+        })
+    }
+}
+
+/// Term occurrences of a batch of mentions, grouped by term.
+#[derive(Debug, Default)]
+pub struct TermBatch {
+    by_term: HashMap<String, Vec<Occurrence>>,
+}
+
+impl TermBatch {
+    pub fn add(&mut self, e: &EnrichedMention, terms: Vec<String>) {
+        let plain: Vec<String> =
+            terms.iter().filter(|t| !t.starts_with("q:") && !t.starts_with("qneg:")).cloned().collect();
+        for term in terms {
+            let context = term.starts_with("qneg:").then(|| SpikeContext {
+                terms: plain.clone(),
+                sample: Sample::from(e),
+            });
+            self.by_term.entry(term).or_default().push(Occurrence {
+                author_id: e.mention.author.id.clone(),
+                event_time: e.mention.created_at,
+                context,
+            });
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_term.is_empty()
+    }
+
+    /// The records to produce, emptying the batch.
+    pub fn drain(&mut self) -> impl Iterator<Item = TermRecord> + '_ {
+        self.by_term.drain().map(|(term, occurrences)| TermRecord { term, occurrences })
+    }
+}
