@@ -372,7 +372,7 @@ fn bare(text: &str, pos: usize) -> Result<Expr, SyntaxError> {
             tag,
             pos + 1,
             "a hashtag after '#'",
-            |c| is_word_char(c),
+            is_word_char,
         )?));
     }
     if let Some(handle) = text.strip_prefix('@') {
