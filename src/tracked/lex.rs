@@ -102,6 +102,9 @@ pub(super) fn lex(src: &str) -> Result<Vec<Token>, SyntaxError> {
                             )
                         }
                     },
+                    t if t.len() > 5 && t[..5].eq_ignore_ascii_case("near/") => {
+                        return err(pos, "operators are upper case: write NEAR/n")
+                    }
                     _ => Tok::Bare(text),
                 };
                 out.push(Token { tok, pos });

@@ -18,6 +18,9 @@ use super::text::{fold, is_word_char, words};
 /// Most words allowed between the two sides of `NEAR/n`.
 pub const MAX_NEAR: u32 = 100;
 
+/// Deepest nesting of `(` and `NOT`/`-` a query may have (keeps evaluation off deep stacks).
+pub const MAX_DEPTH: usize = 64;
+
 /// Shortest prefix (in characters, after folding) that a `word*` wildcard may have.
 pub const MIN_PREFIX_CHARS: usize = 2;
 
@@ -74,6 +77,7 @@ pub fn parse(src: &str) -> Result<Expr, SyntaxError> {
         tokens,
         at: 0,
         end: src.chars().count() + 1,
+        depth: 0,
     };
     let expr = p.or("at the start of the query")?;
     match p.peek() {
@@ -91,6 +95,8 @@ struct Parser {
     at: usize,
     /// Position reported for "end of query".
     end: usize,
+    /// Current nesting of `(` and `NOT`/`-`.
+    depth: usize,
 }
 
 impl Parser {
@@ -149,18 +155,30 @@ impl Parser {
         })
     }
 
-    fn unary(&mut self, ctx: &str) -> Result<Expr, SyntaxError> {
-        match self.peek().map(|t| &t.tok) {
-            Some(Tok::Not) => {
-                self.next();
-                Ok(Expr::Not(Box::new(self.unary("after NOT")?)))
-            }
-            Some(Tok::Minus) => {
-                self.next();
-                Ok(Expr::Not(Box::new(self.unary("after '-'")?)))
-            }
-            _ => self.near(ctx),
+    fn enter(&mut self, pos: usize) -> Result<(), SyntaxError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return err(
+                pos,
+                format!("the query nests '(' and NOT deeper than {MAX_DEPTH} levels"),
+            );
         }
+        Ok(())
+    }
+
+    fn unary(&mut self, ctx: &str) -> Result<Expr, SyntaxError> {
+        let ctx = match self.peek() {
+            Some(Token { tok: Tok::Not, .. }) => "after NOT",
+            Some(Token {
+                tok: Tok::Minus, ..
+            }) => "after '-'",
+            _ => return self.near(ctx),
+        };
+        let pos = self.next().map_or(self.end, |t| t.pos);
+        self.enter(pos)?;
+        let inner = self.unary(ctx)?;
+        self.depth -= 1;
+        Ok(Expr::Not(Box::new(inner)))
     }
 
     fn near(&mut self, ctx: &str) -> Result<Expr, SyntaxError> {
@@ -214,7 +232,9 @@ impl Parser {
         match tok.tok {
             Tok::LParen => {
                 self.next();
+                self.enter(tok.pos)?;
                 let inner = self.or("after '('")?;
+                self.depth -= 1;
                 match self.next() {
                     Some(Token {
                         tok: Tok::RParen, ..
@@ -446,7 +466,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_position_and_what_was_expected() {
-        let cases: Vec<(&str, usize, &str)> = vec![
+        let mut cases: Vec<(&str, usize, &str)> = vec![
             ("", 1, "expected a term or '(' at the start of the query"),
             ("   ", 4, "expected a term or '(' at the start of the query"),
             ("nusapay AND", 12, "expected a term or '(' after AND"),
@@ -501,7 +521,20 @@ mod tests {
                 6,
                 "expected a value of letters and digits after lang:",
             ),
+            ("a near/3 b", 3, "operators are upper case: write NEAR/n"),
         ];
+        let deep = format!("{}a{}", "(".repeat(100), ")".repeat(100));
+        let nots = "NOT ".repeat(100) + "a";
+        cases.push((
+            &deep,
+            65,
+            "the query nests '(' and NOT deeper than 64 levels",
+        ));
+        cases.push((
+            &nots,
+            257,
+            "the query nests '(' and NOT deeper than 64 levels",
+        ));
         for (src, pos, msg) in cases {
             let e = parse(src).expect_err(src);
             assert_eq!(e.position, pos, "query {src:?}: {}", e.message);
