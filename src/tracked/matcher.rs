@@ -49,7 +49,8 @@ pub enum QueryError {
     #[error("query \"{name}\": at position {position}: {message}")]
     Syntax {
         name: String,
-        /// 1-based character position in the query text.
+        /// 1-based character position in the query text; one past the last character when
+        /// the query ended too early.
         position: usize,
         message: String,
     },

@@ -20,6 +20,7 @@
 //! Words are runs of letters, digits and `_`; everything else (including the `.` and `/` of
 //! URLs) separates words, so `nusapay` also matches `nusapay.co.id`.
 
+mod lex;
 mod matcher;
 mod parse;
 mod text;

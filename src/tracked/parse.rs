@@ -12,10 +12,14 @@
 //! primary := "(" or ")" | word | word* | "phrase" | #tag | @handle | lang:xx | platform:xx
 //! ```
 
+use super::lex::{lex, Tok, Token};
 use super::text::{fold, is_word_char, words};
 
 /// Most words allowed between the two sides of `NEAR/n`.
 pub const MAX_NEAR: u32 = 100;
+
+/// Deepest nesting of `(` and `NOT`/`-` a query may have (keeps evaluation off deep stacks).
+pub const MAX_DEPTH: usize = 64;
 
 /// Shortest prefix (in characters, after folding) that a `word*` wildcard may have.
 pub const MIN_PREFIX_CHARS: usize = 2;
@@ -59,120 +63,11 @@ pub struct SyntaxError {
     pub message: String,
 }
 
-fn err<T>(position: usize, message: impl Into<String>) -> Result<T, SyntaxError> {
+pub(super) fn err<T>(position: usize, message: impl Into<String>) -> Result<T, SyntaxError> {
     Err(SyntaxError {
         position,
         message: message.into(),
     })
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    LParen,
-    RParen,
-    And,
-    Or,
-    Not,
-    Minus,
-    Near(u32),
-    Phrase(String),
-    Bare(String),
-}
-
-#[derive(Debug, Clone)]
-struct Token {
-    tok: Tok,
-    /// 1-based character position of the token's first character.
-    pos: usize,
-}
-
-impl Tok {
-    fn describe(&self) -> String {
-        match self {
-            Tok::LParen => "'('".into(),
-            Tok::RParen => "')'".into(),
-            Tok::And => "AND".into(),
-            Tok::Or => "OR".into(),
-            Tok::Not => "NOT".into(),
-            Tok::Minus => "'-'".into(),
-            Tok::Near(n) => format!("NEAR/{n}"),
-            Tok::Phrase(p) => format!("\"{p}\""),
-            Tok::Bare(b) => format!("'{b}'"),
-        }
-    }
-}
-
-fn lex(src: &str) -> Result<Vec<Token>, SyntaxError> {
-    let chars: Vec<char> = src.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let pos = i + 1;
-        if c.is_whitespace() {
-            i += 1;
-            continue;
-        }
-        match c {
-            '(' | ')' => {
-                let tok = if c == '(' { Tok::LParen } else { Tok::RParen };
-                out.push(Token { tok, pos });
-                i += 1;
-            }
-            '"' => {
-                let Some(len) = chars[i + 1..].iter().position(|&q| q == '"') else {
-                    return err(
-                        pos,
-                        "unclosed '\"': expected a closing '\"' for this phrase",
-                    );
-                };
-                let text: String = chars[i + 1..i + 1 + len].iter().collect();
-                out.push(Token {
-                    tok: Tok::Phrase(text),
-                    pos,
-                });
-                i += len + 2;
-            }
-            '-' => {
-                out.push(Token {
-                    tok: Tok::Minus,
-                    pos,
-                });
-                i += 1;
-            }
-            _ => {
-                let start = i;
-                while i < chars.len() && !chars[i].is_whitespace() && !"()\"".contains(chars[i]) {
-                    i += 1;
-                }
-                let text: String = chars[start..i].iter().collect();
-                let tok = match text.as_str() {
-                    "AND" => Tok::And,
-                    "OR" => Tok::Or,
-                    "NOT" => Tok::Not,
-                    "NEAR" => {
-                        return err(pos, "expected NEAR/n with a number of words, e.g. NEAR/3")
-                    }
-                    t if t.starts_with("NEAR/") => match t[5..].parse::<u32>() {
-                        Ok(n) if (1..=MAX_NEAR).contains(&n) => Tok::Near(n),
-                        _ => {
-                            return err(
-                                pos + 5,
-                                format!(
-                                    "expected a number of words from 1 to {MAX_NEAR} after \
-                                         NEAR/ (e.g. NEAR/3), found '{}'",
-                                    &t[5..]
-                                ),
-                            )
-                        }
-                    },
-                    _ => Tok::Bare(text),
-                };
-                out.push(Token { tok, pos });
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// Parses one query. An empty or blank query is an error.
@@ -182,6 +77,7 @@ pub fn parse(src: &str) -> Result<Expr, SyntaxError> {
         tokens,
         at: 0,
         end: src.chars().count() + 1,
+        depth: 0,
     };
     let expr = p.or("at the start of the query")?;
     match p.peek() {
@@ -199,6 +95,8 @@ struct Parser {
     at: usize,
     /// Position reported for "end of query".
     end: usize,
+    /// Current nesting of `(` and `NOT`/`-`.
+    depth: usize,
 }
 
 impl Parser {
@@ -257,18 +155,30 @@ impl Parser {
         })
     }
 
-    fn unary(&mut self, ctx: &str) -> Result<Expr, SyntaxError> {
-        match self.peek().map(|t| &t.tok) {
-            Some(Tok::Not) => {
-                self.next();
-                Ok(Expr::Not(Box::new(self.unary("after NOT")?)))
-            }
-            Some(Tok::Minus) => {
-                self.next();
-                Ok(Expr::Not(Box::new(self.unary("after '-'")?)))
-            }
-            _ => self.near(ctx),
+    fn enter(&mut self, pos: usize) -> Result<(), SyntaxError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return err(
+                pos,
+                format!("the query nests '(' and NOT deeper than {MAX_DEPTH} levels"),
+            );
         }
+        Ok(())
+    }
+
+    fn unary(&mut self, ctx: &str) -> Result<Expr, SyntaxError> {
+        let ctx = match self.peek() {
+            Some(Token { tok: Tok::Not, .. }) => "after NOT",
+            Some(Token {
+                tok: Tok::Minus, ..
+            }) => "after '-'",
+            _ => return self.near(ctx),
+        };
+        let pos = self.next().map_or(self.end, |t| t.pos);
+        self.enter(pos)?;
+        let inner = self.unary(ctx)?;
+        self.depth -= 1;
+        Ok(Expr::Not(Box::new(inner)))
     }
 
     fn near(&mut self, ctx: &str) -> Result<Expr, SyntaxError> {
@@ -322,7 +232,9 @@ impl Parser {
         match tok.tok {
             Tok::LParen => {
                 self.next();
+                self.enter(tok.pos)?;
                 let inner = self.or("after '('")?;
+                self.depth -= 1;
                 match self.next() {
                     Some(Token {
                         tok: Tok::RParen, ..
@@ -372,7 +284,7 @@ fn bare(text: &str, pos: usize) -> Result<Expr, SyntaxError> {
             tag,
             pos + 1,
             "a hashtag after '#'",
-            |c| is_word_char(c),
+            is_word_char,
         )?));
     }
     if let Some(handle) = text.strip_prefix('@') {
@@ -554,7 +466,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_position_and_what_was_expected() {
-        let cases: Vec<(&str, usize, &str)> = vec![
+        let mut cases: Vec<(&str, usize, &str)> = vec![
             ("", 1, "expected a term or '(' at the start of the query"),
             ("   ", 4, "expected a term or '(' at the start of the query"),
             ("nusapay AND", 12, "expected a term or '(' after AND"),
@@ -609,7 +521,20 @@ mod tests {
                 6,
                 "expected a value of letters and digits after lang:",
             ),
+            ("a near/3 b", 3, "operators are upper case: write NEAR/n"),
         ];
+        let deep = format!("{}a{}", "(".repeat(100), ")".repeat(100));
+        let nots = "NOT ".repeat(100) + "a";
+        cases.push((
+            &deep,
+            65,
+            "the query nests '(' and NOT deeper than 64 levels",
+        ));
+        cases.push((
+            &nots,
+            257,
+            "the query nests '(' and NOT deeper than 64 levels",
+        ));
         for (src, pos, msg) in cases {
             let e = parse(src).expect_err(src);
             assert_eq!(e.position, pos, "query {src:?}: {}", e.message);

@@ -58,7 +58,7 @@ pub struct DetectorConfig {
     /// After a cold start or a restore, a term trends only once it has this many active
     /// buckets of history, or the detector has run this many active buckets.
     pub warmup_buckets: u64,
-    /// Length of the sparkline (distinct authors of the last N active buckets) in events.
+    /// Number of active buckets (distinct authors each) in a trend event's sparkline.
     pub sparkline_buckets: usize,
     /// Top terms by distinct authors reported for each closed bucket (0: none).
     pub top_terms: usize,

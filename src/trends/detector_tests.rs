@@ -241,7 +241,10 @@ fn snapshot_restore_continues_without_false_trends() {
     assert_eq!(r.tracked_terms(), d.tracked_terms());
     assert_eq!(r.stats(), d.stats());
     // The next normal buckets (and a resumption after an outage gap) do not trend.
-    let after: Vec<_> = (40..45).chain(200..205).flat_map(background).collect();
+    let mut after: Vec<_> = (40..45).chain(200..205).flat_map(background).collect();
+    // A term the snapshot never saw, right after the restore: held back by the warm-up rule.
+    after.extend((0..30).map(|a| occ("#fresh", &format!("f{a}"), at(41, 59_000))));
+    after.sort_by_key(|o| o.event_time);
     assert!(feed(&mut r, &after).is_empty());
     // A real burst on a restored term still trends right away.
     let mut burst = background(205);
@@ -301,4 +304,49 @@ fn idle_terms_are_evicted_and_buckets_summarised() {
         .map(|v| (v.term.as_str(), v.count, v.authors))
         .collect();
     assert_eq!(top, vec![("kopi", 3, 3), ("teh", 2, 1)]);
+}
+
+#[test]
+fn advance_to_closes_buckets_on_an_idle_stream() {
+    let cfg = DetectorConfig {
+        warmup_buckets: 0,
+        ..Default::default()
+    };
+    let mut d = Detector::new(cfg).unwrap();
+    for a in 0..8 {
+        d.observe(&occ("#sepi", &format!("u{a}"), at(0, a * 1_000)));
+    }
+    assert!(d.advance().trends.is_empty(), "bucket 0 is still open");
+    let closed = d.advance_to(at(3, 0));
+    assert_eq!(closed.trends.len(), 1);
+    assert_eq!(closed.trends[0].term, "#sepi");
+    assert_eq!(closed.buckets.len(), 1, "empty buckets are skipped");
+    assert_eq!(d.watermark(), Some(at(1, 0)));
+    assert!(
+        d.advance_to(at(2, 0)).trends.is_empty(),
+        "time never moves back"
+    );
+    assert_eq!(d.watermark(), Some(at(1, 0)));
+}
+
+#[test]
+fn sensitivity_sets_threshold_and_support() {
+    // A new term from 7 authors: enough for medium (≥ 5) and high, not for low (≥ 10).
+    for (sensitivity, fires) in [
+        (Sensitivity::Low, false),
+        (Sensitivity::Medium, true),
+        (Sensitivity::High, true),
+    ] {
+        let cfg = DetectorConfig {
+            sensitivity,
+            warmup_buckets: 0,
+            ..Default::default()
+        };
+        let mut d = Detector::new(cfg).unwrap();
+        for a in 0..7 {
+            d.observe(&occ("#x", &format!("u{a}"), at(0, a)));
+        }
+        let n = d.advance_to(at(5, 0)).trends.len();
+        assert_eq!(n == 1, fires, "{sensitivity:?}");
+    }
 }
