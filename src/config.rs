@@ -24,11 +24,18 @@ pub enum ConfigError {
         source: toml::de::Error,
     },
     #[error("invalid value {value:?} for {key}: {reason}")]
-        Invalid { key: String, value: String, reason: String },
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
     #[error("invalid tracked query: {0}")]
     Query(#[from] crate::tracked::QueryError),
     #[error("[{section}]: {source}")]
-    Trends { section: &'static str, source: crate::trends::ConfigError },
+    Trends {
+        section: &'static str,
+        source: crate::trends::ConfigError,
+    },
 }
 
 /// The whole configuration.
@@ -59,7 +66,11 @@ impl Default for Config {
             enrich: EnrichConfig::default(),
             sink: SinkConfig::default(),
             tracked: Vec::new(),
-            trends: DetectorConfig::default(),
+            // Term vocabularies are large and noisy: only strong, broad bursts of words trend.
+            trends: DetectorConfig {
+                sensitivity: crate::trends::Sensitivity::Low,
+                ..DetectorConfig::default()
+            },
             spikes: DetectorConfig::default(),
             alerts: AlertsConfig::default(),
             state_dir: PathBuf::from(".gema/state"),
@@ -286,8 +297,18 @@ impl Config {
             return Err(invalid("sink.max_rows", "0".into(), "must be ≥ 1"));
         }
         self.queries()?;
-        self.trends.validate().map_err(|source| ConfigError::Trends { section: "trends", source })?;
-        self.spikes.validate().map_err(|source| ConfigError::Trends { section: "spikes", source })?;
+        self.trends
+            .validate()
+            .map_err(|source| ConfigError::Trends {
+                section: "trends",
+                source,
+            })?;
+        self.spikes
+            .validate()
+            .map_err(|source| ConfigError::Trends {
+                section: "spikes",
+                source,
+            })?;
         Ok(())
     }
 

@@ -92,13 +92,21 @@ pub fn spawn_stages(tasks: &mut JoinSet<()>, stages: &[Stage], deps: &Deps) {
             Stage::Enrich => {
                 tasks.spawn(async move {
                     supervise("enrich", d.metrics.clone(), d.shutdown.clone(), || {
-                        enrich::stage::run(&d.config, d.enricher.clone(), d.metrics.clone(), d.shutdown.clone())
+                        enrich::stage::run(
+                            &d.config,
+                            d.enricher.clone(),
+                            d.metrics.clone(),
+                            d.shutdown.clone(),
+                        )
                     })
                     .await
                 });
             }
             Stage::Sink => {
-                let store = deps.store.as_ref().expect("the sink stage needs a ClickHouse store");
+                let store = deps
+                    .store
+                    .as_ref()
+                    .expect("the sink stage needs a ClickHouse store");
                 let (c, m, s) = (&deps.config, &deps.metrics, &deps.shutdown);
                 spawn_sink::<store::sink::Mentions>(tasks, "sink-ch", c, store, m, s);
                 spawn_sink::<store::sink::Trends>(tasks, "sink-trends", c, store, m, s);
@@ -115,7 +123,12 @@ pub fn spawn_stages(tasks: &mut JoinSet<()>, stages: &[Stage], deps: &Deps) {
             Stage::Router => {
                 tasks.spawn(async move {
                     supervise("router", d.metrics.clone(), d.shutdown.clone(), || {
-                        alerts::stage::run(&d.config, &d.webhooks, d.metrics.clone(), d.shutdown.clone())
+                        alerts::stage::run(
+                            &d.config,
+                            &d.webhooks,
+                            d.metrics.clone(),
+                            d.shutdown.clone(),
+                        )
                     })
                     .await
                 });

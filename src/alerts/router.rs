@@ -22,8 +22,9 @@ pub struct RouterConfig {
     pub cooldown_negative_spike_s: u64,
     /// After an emerging-trend alert for a term, more within this many seconds are suppressed.
     pub cooldown_emerging_trend_s: u64,
-    /// Most alerts delivered per minute; the rest are summarised in one digest at the end of the
-    /// minute. Critical alerts always go through.
+    /// Most negative-comment alerts delivered per minute; the rest are summarised in one digest
+    /// at the end of the minute. Critical ones always go through, and spike and trend alerts are
+    /// limited by their cooldowns instead, so a flood of comments never hides a spike.
     pub max_per_minute: u32,
     /// Samples kept in a grouped alert or a digest.
     pub max_samples: usize,
@@ -174,14 +175,16 @@ impl Router {
                 }
             }
         }
-        if self.delivered_this_minute >= self.config.max_per_minute
-            && alert.severity < Severity::Critical
-        {
+        let limited =
+            alert.kind == AlertKind::NegativeComment && alert.severity < Severity::Critical;
+        if limited && self.delivered_this_minute >= self.config.max_per_minute {
             self.stats.rate_limited += 1;
             self.held.push(alert);
             return (Decision::RateLimited, out);
         }
-        self.delivered_this_minute += 1;
+        if limited {
+            self.delivered_this_minute += 1;
+        }
         self.last_delivered.insert(ck, now);
         self.stats.delivered += 1;
         out.push(alert);
@@ -214,6 +217,23 @@ impl Router {
             }
             self.minute_start = Some(now);
             self.delivered_this_minute = 0;
+        }
+        out
+    }
+
+    /// Emits everything still pending (thread updates, the digest) now, e.g. on shutdown.
+    pub fn flush(&mut self, now: DateTime<Utc>) -> Vec<Alert> {
+        let mut out = Vec::new();
+        for (_, g) in self.groups.drain() {
+            if g.alert.count > g.emitted_count {
+                let mut update = g.alert;
+                update.detected_at = now;
+                out.push(update);
+            }
+        }
+        if !self.held.is_empty() {
+            let start = self.minute_start.unwrap_or(now);
+            out.push(self.digest(start, now));
         }
         out
     }

@@ -19,7 +19,8 @@ pub struct NegativeCommentConfig {
     pub followers_high: u64,
     /// ...or `critical`.
     pub followers_critical: u64,
-    /// Likes + reposts + replies at or above this raise the severity one level.
+    /// Likes + reposts + replies at or above this raise the severity one level (up to `high`
+    /// for authors below `followers_high`).
     pub engagement_bump: u64,
     /// Words that raise the severity one level (matched on the normalised text, whole words).
     pub crisis_terms: Vec<String>,
@@ -32,7 +33,7 @@ impl Default for NegativeCommentConfig {
             followers_medium: 1_000,
             followers_high: 10_000,
             followers_critical: 100_000,
-            engagement_bump: 100,
+            engagement_bump: 250,
             crisis_terms: [
                 "refund", "scam", "fraud", "lawsuit", "sue", "hacked", "stolen", "police",
                 "boycott", "penipuan", "tipu", "nipu", "kecewa", "lapor", "polisi", "somasi",
@@ -53,7 +54,7 @@ pub fn negative_comment(e: &EnrichedMention, config: &NegativeCommentConfig) -> 
     }
     let query = e.queries.first()?;
     let followers = e.mention.author.followers.unwrap_or(0);
-    let mut severity = if followers >= config.followers_critical {
+    let base = if followers >= config.followers_critical {
         Severity::Critical
     } else if followers >= config.followers_high {
         Severity::High
@@ -71,8 +72,16 @@ pub fn negative_comment(e: &EnrichedMention, config: &NegativeCommentConfig) -> 
         .metrics
         .map(|m| m.likes as u64 + m.reposts as u64 + m.replies as u64)
         .unwrap_or(0);
+    // Engagement and crisis terms raise the severity, but only reach makes a mention critical
+    // on its own: a small account gets at most `high`.
+    let cap = if base >= Severity::High {
+        Severity::Critical
+    } else {
+        Severity::High
+    };
+    let mut severity = base;
     if engagement >= config.engagement_bump {
-        severity = severity.bump();
+        severity = severity.bump().min(cap);
         reasons.push(format!(
             "high engagement ({engagement} likes, reposts and replies)"
         ));
@@ -89,7 +98,7 @@ pub fn negative_comment(e: &EnrichedMention, config: &NegativeCommentConfig) -> 
         .filter(|t| words.contains(t))
         .collect();
     if !crisis.is_empty() {
-        severity = severity.bump();
+        severity = severity.bump().min(cap);
         reasons.push(format!("crisis terms: {}", crisis.join(", ")));
     }
     let thread_id = e
@@ -190,14 +199,24 @@ mod tests {
         assert!(
             negative_comment(&enriched("love it, great app", 50, 0, &["nusapay"]), &c).is_none()
         );
-        assert!(negative_comment(&enriched("this is the worst app ever", 50, 0, &[]), &c).is_none());
+        assert!(
+            negative_comment(&enriched("this is the worst app ever", 50, 0, &[]), &c).is_none()
+        );
     }
 
     #[test]
     fn the_same_mention_always_gets_the_same_id() {
         let c = NegativeCommentConfig::default();
-        let a = negative_comment(&enriched("this is the worst app ever", 50, 0, &["nusapay"]), &c).unwrap();
-        let b = negative_comment(&enriched("this is the worst app ever", 50, 0, &["nusapay"]), &c).unwrap();
+        let a = negative_comment(
+            &enriched("this is the worst app ever", 50, 0, &["nusapay"]),
+            &c,
+        )
+        .unwrap();
+        let b = negative_comment(
+            &enriched("this is the worst app ever", 50, 0, &["nusapay"]),
+            &c,
+        )
+        .unwrap();
         assert_eq!(a.id, b.id);
     }
 }

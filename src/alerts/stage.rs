@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
-use rdkafka::producer::FutureRecord;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -23,7 +23,12 @@ use super::Alert;
 
 /// Starts one delivery task per configured webhook (fails on a missing secret variable).
 pub fn webhooks(config: &Config, metrics: &Arc<Metrics>) -> Result<Vec<Webhook>, String> {
-    config.alerts.webhooks.iter().map(|w| Webhook::spawn(w.clone(), metrics.clone())).collect()
+    config
+        .alerts
+        .webhooks
+        .iter()
+        .map(|w| Webhook::spawn(w.clone(), metrics.clone()))
+        .collect()
 }
 
 /// Runs the router until `shutdown` is cancelled.
@@ -36,8 +41,11 @@ pub async fn run(
     let topics = Topics::new(&config.kafka.topic_prefix);
     let consumer = kafka::consumer(&config.kafka, &topics.group("router"))
         .map_err(StageError::kafka("create the router consumer"))?;
-    consumer.subscribe(&[&topics.alerts_raw]).map_err(StageError::kafka("subscribe to the raw alerts topic"))?;
-    let producer = kafka::producer(&config.kafka).map_err(StageError::kafka("create a producer"))?;
+    consumer
+        .subscribe(&[&topics.alerts_raw])
+        .map_err(StageError::kafka("subscribe to the raw alerts topic"))?;
+    let producer =
+        kafka::producer(&config.kafka).map_err(StageError::kafka("create a producer"))?;
     let mut router = Router::new(config.alerts.router.clone());
     let mut tracker = OffsetTracker::new();
     tracing::info!(topic = %topics.alerts_raw, webhooks = webhooks.len(), "Alert router started");
@@ -59,32 +67,27 @@ pub async fn run(
                         }
                         out.extend(due);
                     }
-                    Err(e) => tracing::warn!(offset = msg.offset(), error = %e, "Skipping a malformed alert"),
+                    Err(e) => {
+                        tracing::warn!(offset = msg.offset(), error = %e, "Skipping a malformed alert")
+                    }
                 }
                 tracker.track(msg.topic(), msg.partition(), msg.offset());
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "Kafka consumer error"),
             Err(_) => out.extend(router.tick(now)),
         }
-        let mut deliveries = Vec::new();
-        for alert in &out {
-            let json = serde_json::to_vec(alert).expect("an alert serialises");
-            let d = producer
-                .send_result(FutureRecord::to(&topics.alerts).key(&alert.id).payload(&json))
-                .map_err(|(source, _)| StageError::Kafka { action: "queue an alert", source })?;
-            deliveries.push(d);
-            for w in webhooks {
-                w.offer(alert);
-            }
-            metrics.alerts_delivered.inc();
-        }
-        for d in deliveries {
-            if let Ok(Err((source, _))) | Err(source) = d.await.map_err(|_| rdkafka::error::KafkaError::Canceled) {
-                return Err(StageError::Kafka { action: "deliver an alert", source });
-            }
-        }
+        deliver(&out, &producer, &topics.alerts, webhooks, &metrics).await?;
         tracker.store(&consumer);
     }
+    // What the router still holds (a digest, thread counts) goes out before the offsets commit.
+    deliver(
+        &router.flush(Utc::now()),
+        &producer,
+        &topics.alerts,
+        webhooks,
+        &metrics,
+    )
+    .await?;
     commit_now(&consumer).map_err(StageError::kafka("commit offsets on shutdown"))?;
     tracing::info!(
         delivered = router.stats.delivered,
@@ -93,4 +96,31 @@ pub async fn run(
         "Alert router stopped"
     );
     Ok(())
+}
+
+/// Produces `alerts` to the alerts topic (awaiting every acknowledgement) and offers them to the
+/// webhooks.
+async fn deliver(
+    alerts: &[Alert],
+    producer: &FutureProducer,
+    topic: &str,
+    webhooks: &[Webhook],
+    metrics: &Metrics,
+) -> Result<(), StageError> {
+    let mut deliveries = Vec::new();
+    for alert in alerts {
+        let json = serde_json::to_vec(alert).expect("an alert serialises");
+        let d = producer
+            .send_result(FutureRecord::to(topic).key(&alert.id).payload(&json))
+            .map_err(|(source, _)| StageError::Kafka {
+                action: "queue an alert",
+                source,
+            })?;
+        deliveries.push(d);
+        for w in webhooks {
+            w.offer(alert);
+        }
+        metrics.alerts_delivered.inc();
+    }
+    crate::kafka::delivery::acknowledged(deliveries, "deliver an alert").await
 }

@@ -1,86 +1,119 @@
 //! `gema demo`: the whole pipeline on the bundled feed, in one command.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::Utc;
 use gema::config::Config;
 use gema::kafka::{lag, Topics};
-use gema::metrics::Metrics;
 use gema::pipeline::{self, Stage};
+use gema::query::alerts;
 use gema::query::mentions::{self, MentionFilter};
 use gema::query::trends::{self, TermKind};
 use gema::sentiment::Label;
 use gema::sources::replay::{self, ReplayOptions, Speed};
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
-use super::query::{dlq_table, mentions_table, status_lines, trends_table};
-use super::stages::{enricher, prepare};
+use super::query::{
+    alerts_table, dlq_table, mentions_table, rising_table, status_lines, trends_table,
+};
+use super::stages::deps;
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
     /// The feed to replay.
     #[arg(long, default_value = "tests/data/demo-feed.jsonl")]
     pub feed: PathBuf,
+    /// Replay speed: event time × this factor (the bundled 3-hour feed takes 18 s at 600x), or
+    /// max. Paced, the stream arrives as it would live, in event-time order across partitions.
+    #[arg(long, default_value = "600x")]
+    pub speed: Speed,
     /// Give up waiting for the stages after this many seconds.
     #[arg(long, default_value_t = 180)]
     pub timeout_s: u64,
 }
 
-/// Waits until both stages have committed everything in their input topics.
-pub async fn wait_for_drain(config: &Config, timeout: Duration) -> anyhow::Result<()> {
+/// Every stage's consumer group and its input topic.
+pub fn groups(t: &Topics) -> Vec<(String, String)> {
+    vec![
+        (t.group("enrich"), t.raw.clone()),
+        (t.group("sink-ch"), t.enriched.clone()),
+        (t.group("trends"), t.terms.clone()),
+        (t.group("router"), t.alerts_raw.clone()),
+        (t.group("sink-trends"), t.trends.clone()),
+        (t.group("sink-alerts"), t.alerts.clone()),
+    ]
+}
+
+/// Waits until every stage has committed everything in its input topic, and it stayed so for
+/// `settle` (the trend stage closes its last buckets after a quiet spell, which makes more work).
+pub async fn wait_for_drain(
+    config: &Config,
+    timeout: Duration,
+    settle: Duration,
+) -> anyhow::Result<()> {
     let t = Topics::new(&config.kafka.topic_prefix);
     let deadline = Instant::now() + timeout;
+    let mut quiet_since: Option<Instant> = None;
     loop {
-        let enrich = lag::group_lag(&config.kafka, &t.group("enrich"), &t.raw)?;
-        let sink = lag::group_lag(&config.kafka, &t.group("sink-ch"), &t.enriched)?;
-        if enrich == 0 && sink == 0 {
-            return Ok(());
+        let mut behind = Vec::new();
+        for (group, topic) in groups(&t) {
+            let lag = lag::group_lag(&config.kafka, &group, &topic)?;
+            if lag > 0 {
+                behind.push(format!("{group} {lag}"));
+            }
+        }
+        if behind.is_empty() {
+            let since = *quiet_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= settle {
+                return Ok(());
+            }
+        } else {
+            quiet_since = None;
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "stages still behind after {timeout:?}: enrich lag {enrich}, sink lag {sink}"
+            "stages still behind after {timeout:?}: {}",
+            behind.join(", ")
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 
 pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
-    let stages = [Stage::Enrich, Stage::Sink];
-    let enricher = enricher(config)?;
-    let store = prepare(config, &stages)
+    anyhow::ensure!(
+        !config.tracked.is_empty(),
+        "no tracked queries configured: run the demo from the repository root (it reads gema.toml) or pass --config"
+    );
+    let deps = deps(config, &Stage::ALL)
         .await
-        .context("preparing Kafka and ClickHouse (are they running? `scripts/services.sh up`)")?
-        .expect("the sink needs ClickHouse");
+        .context("preparing Kafka and ClickHouse")?;
+    let store = deps.store.clone().expect("the sink needs ClickHouse");
     println!(
-        "== gema demo: Kafka {} · ClickHouse {} {}",
-        config.kafka.brokers, config.clickhouse.url, store.version
+        "== gema demo: Kafka {} · ClickHouse {} {} · tracking {}",
+        config.kafka.brokers,
+        config.clickhouse.url,
+        store.version,
+        config
+            .tracked
+            .iter()
+            .map(|q| q.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
-
-    let metrics = Arc::new(Metrics::default());
-    let shutdown = CancellationToken::new();
-    pipeline::cancel_on_signal(shutdown.clone());
+    pipeline::cancel_on_signal(deps.shutdown.clone());
     let mut tasks = JoinSet::new();
-    pipeline::spawn_stages(
-        &mut tasks,
-        &stages,
-        config,
-        &enricher,
-        Some(&store),
-        &metrics,
-        &shutdown,
-    );
+    pipeline::spawn_stages(&mut tasks, &Stage::ALL, &deps);
 
     println!(
-        "\n== Replaying {} (event times shifted to end now)",
-        args.feed.display()
+        "\n== Replaying {} at {:?} (event times shifted so the feed ends as the replay does)",
+        args.feed.display(),
+        args.speed
     );
     let opts = ReplayOptions {
         path: args.feed.clone(),
-        speed: Speed::Max,
+        speed: args.speed,
         retime: true,
         progress: true,
     };
@@ -89,14 +122,23 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
     println!("{summary}");
 
     let started = Instant::now();
-    wait_for_drain(config, Duration::from_secs(args.timeout_s)).await?;
+    wait_for_drain(
+        config,
+        Duration::from_secs(args.timeout_s),
+        Duration::from_secs(5),
+    )
+    .await?;
+    let m = &deps.metrics;
     println!(
-        "\n== Pipeline drained in {:.1}s: enrich read {}, enriched {}, dead-lettered {}; sink wrote {} rows",
+        "\n== Pipeline drained in {:.1}s: enrich read {}, enriched {}, dead-lettered {}; {} mention rows stored; \
+         {} alert candidates, {} alerts delivered",
         started.elapsed().as_secs_f64(),
-        metrics.enrich_received.get(),
-        metrics.enrich_enriched.get(),
-        metrics.dead_letter_total(),
-        metrics.sink_rows.get()
+        m.enrich_received.get(),
+        m.enrich_enriched.get(),
+        m.dead_letter_total(),
+        m.sink_rows.get(),
+        m.alerts_raised.get(),
+        m.alerts_delivered.get()
     );
     for l in status_lines(config, Some(&store)).await? {
         println!("{l}");
@@ -104,9 +146,24 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
 
     let now = Utc::now();
     let hour_ago = now - chrono::Duration::hours(1);
-    println!("\n== Trending in the last hour (hashtags and keywords)");
-    let top = trends::top_terms(&store, TermKind::All, hour_ago, now, 15).await?;
-    print!("{}", trends_table(&top));
+    let feed_start = now - chrono::Duration::hours(4);
+    println!("\n== Alerts (newest first)");
+    print!(
+        "{}",
+        alerts_table(&alerts::list(&store, feed_start, now, None, None, 15).await?)
+    );
+
+    println!("\n== Rising now: strongest bursts over the feed (score = authors above baseline, in std devs)");
+    print!(
+        "{}",
+        rising_table(&trends::rising(&store, feed_start, now, 10).await?)
+    );
+
+    println!("\n== Top volume in the last hour (hashtags and keywords)");
+    print!(
+        "{}",
+        trends_table(&trends::top_terms(&store, TermKind::All, hour_ago, now, 10).await?)
+    );
 
     println!("\n== Negative mentions in the last hour (newest first)");
     let filter = MentionFilter {
@@ -116,7 +173,7 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
         lang: None,
         platform: None,
         text: None,
-        limit: 15,
+        limit: 10,
     };
     print!(
         "{}",
@@ -127,8 +184,11 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
     let (_, table) = dlq_table(config, 20)?;
     print!("{table}");
 
-    shutdown.cancel();
+    deps.shutdown.cancel();
     while tasks.join_next().await.is_some() {}
-    println!("\nStages stopped cleanly. Explore further: `gema trends --since 3h`, `gema mentions --sentiment negative --since 3h`, `gema status`.");
+    println!(
+        "\nStages stopped cleanly. Explore further: `gema alerts --since 4h`, `gema trends --rising --since 4h`, \
+         `gema mentions --sentiment negative --since 4h`, `gema status`."
+    );
     Ok(())
 }

@@ -74,8 +74,8 @@ pub struct ReplayArgs {
     /// max, or a factor of event time: 1x (real time), 60x (an hour per minute)...
     #[arg(long, default_value = "max")]
     pub speed: Speed,
-    /// Shift event times so the feed ends now (with --speed max) or starts now (paced), so
-    /// that `--since 1h` queries see it.
+    /// Shift event times so the feed's last mention lands when the replay ends (now with
+    /// --speed max), so `--since 1h` queries see it and event time never runs ahead of the clock.
     #[arg(long)]
     pub retime: bool,
     /// No progress bar.

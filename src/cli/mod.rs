@@ -44,18 +44,20 @@ pub enum Command {
     Run(stages::RunArgs),
     /// Run only the enrich stage (raw → enriched / dead letters).
     Enrich,
-        /// Run only the ClickHouse sink stages (mentions, trends and alerts topics → tables).
+    /// Run only the ClickHouse sink stages (mentions, trends and alerts topics → tables).
     Sink,
     /// Run only the trend stage (term occurrences → trend events, spike and trend alerts).
     TrendsStage,
     /// Run only the alert router (dedup, grouping, cooldown, rate limit → alerts topic, webhooks).
     Router,
-    /// Top hashtags and keywords with their sentiment mix.
+    /// Top hashtags and keywords with their sentiment mix, or what is rising (--rising).
     Trends(query::TrendsArgs),
     /// Search stored mentions, newest first.
     Mentions(query::MentionsArgs),
     /// Show what is in the dead-letter topic and why.
     Dlq(query::DlqArgs),
+    /// List alerts, or acknowledge / resolve / reopen one.
+    Alerts(query::AlertsArgs),
     /// Show topic sizes, stage lag and stored mention count.
     Status,
     /// Move a stage's committed offsets back to the start of its input topic, so it re-processes
@@ -69,7 +71,14 @@ pub enum Command {
 
 pub fn init_logging(cli: &Cli) {
     let default = match (cli.verbose, &cli.command) {
-        (0, Command::Run(_) | Command::Enrich | Command::Sink | Command::TrendsStage | Command::Router) => "info",
+        (
+            0,
+            Command::Run(_)
+            | Command::Enrich
+            | Command::Sink
+            | Command::TrendsStage
+            | Command::Router,
+        ) => "info",
         (0, _) => "warn",
         (1, _) => "info",
         _ => "debug",
@@ -92,12 +101,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => feed::replay(&config, &args).await,
         Command::Run(args) => stages::run(&config, &args).await,
         Command::Enrich => stages::run(&config, &stages::RunArgs::only("enrich")).await,
-                Command::Sink => stages::run(&config, &stages::RunArgs::only("sink")).await,
+        Command::Sink => stages::run(&config, &stages::RunArgs::only("sink")).await,
         Command::TrendsStage => stages::run(&config, &stages::RunArgs::only("trends")).await,
         Command::Router => stages::run(&config, &stages::RunArgs::only("router")).await,
         Command::Trends(args) => query::trends(&config, &args).await,
         Command::Mentions(args) => query::mentions(&config, &args).await,
         Command::Dlq(args) => query::dlq(&config, &args),
+        Command::Alerts(args) => query::alerts(&config, &args).await,
         Command::Status => query::status(&config).await,
         Command::Rewind { stage } => stages::rewind(&config, &stage),
     }

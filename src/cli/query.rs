@@ -28,6 +28,9 @@ pub struct TrendsArgs {
     /// Which terms to rank.
     #[arg(long, value_enum, default_value_t = TermKind::All)]
     pub kind: TermKind,
+    /// Show what is rising (burst score against each term's baseline) instead of top volume.
+    #[arg(long)]
+    pub rising: bool,
     /// One JSON object per line instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -65,6 +68,17 @@ pub fn trends_table(rows: &[TermCount]) -> String {
 pub async fn trends(config: &Config, args: &TrendsArgs) -> anyhow::Result<()> {
     let store = store::connect(&config.clickhouse).await?;
     let until = args.until.unwrap_or_else(Utc::now);
+    if args.rising {
+        let rows = trends::rising(&store, args.since, until, args.top).await?;
+        if args.json {
+            for r in &rows {
+                println!("{}", serde_json::to_string(r)?);
+            }
+        } else {
+            print!("{}", rising_table(&rows));
+        }
+        return Ok(());
+    }
     let rows = trends::top_terms(&store, args.kind, args.since, until, args.top).await?;
     if args.json {
         for r in &rows {
@@ -260,6 +274,139 @@ pub async fn status(config: &Config) -> anyhow::Result<()> {
     let store = store::connect(&config.clickhouse).await?;
     for l in status_lines(config, Some(&store)).await? {
         println!("{l}");
+    }
+    Ok(())
+}
+
+pub fn alerts_table(rows: &[gema::query::alerts::StoredAlert]) -> String {
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|a| {
+            let link = serde_json::from_str::<Vec<gema::alerts::Sample>>(&a.samples)
+                .ok()
+                .and_then(|s| s.first().map(|s| s.url.clone()))
+                .unwrap_or_default();
+            vec![
+                a.detected_at.format("%H:%M:%S").to_string(),
+                a.severity.clone(),
+                a.kind.clone(),
+                a.status.clone(),
+                a.id.clone(),
+                format!("{} — {}", a.title, a.why),
+                link,
+            ]
+        })
+        .collect();
+    if body.is_empty() {
+        return "No alerts.\n".into();
+    }
+    table::render(
+        &[
+            "detected",
+            "severity",
+            "kind",
+            "status",
+            "id",
+            "what and why",
+            "link",
+        ],
+        &body,
+        110,
+    )
+}
+
+pub fn rising_table(rows: &[gema::query::trends::Rising]) -> String {
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.term.clone(),
+                format!("{:.1}", r.score),
+                r.authors.to_string(),
+                format!("{:.1}", r.baseline_mean),
+                r.bucket_start.format("%m-%d %H:%M").to_string(),
+                gema::trends::stage::sparkline(&r.sparkline),
+            ]
+        })
+        .collect();
+    if body.is_empty() {
+        return "Nothing crossed the burst threshold.\n".into();
+    }
+    table::render(
+        &[
+            "term",
+            "score",
+            "authors",
+            "baseline",
+            "bucket (UTC)",
+            "recent buckets",
+        ],
+        &body,
+        40,
+    )
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AlertsArgs {
+    #[command(subcommand)]
+    pub action: Option<AlertAction>,
+    /// Start of the window: a duration ago (15m, 1h, 7d) or an RFC 3339 time.
+    #[arg(long, default_value = "24h", value_parser = time_arg)]
+    pub since: DateTime<Utc>,
+    /// Only this kind: negative_comment, negative_spike, emerging_trend or digest.
+    #[arg(long, value_parser = ["negative_comment", "negative_spike", "emerging_trend", "digest"])]
+    pub kind: Option<String>,
+    /// Only this status: new, acknowledged or resolved.
+    #[arg(long, value_parser = ["new", "acknowledged", "resolved"])]
+    pub status: Option<String>,
+    /// Most alerts to show.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10000))]
+    pub limit: u64,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AlertAction {
+    /// Mark an alert as acknowledged (someone is on it).
+    Ack { id: String },
+    /// Mark an alert as resolved.
+    Resolve { id: String },
+    /// Mark an alert as new again.
+    Reopen { id: String },
+}
+
+pub async fn alerts(config: &Config, args: &AlertsArgs) -> anyhow::Result<()> {
+    let store = store::connect(&config.clickhouse).await?;
+    if let Some(action) = &args.action {
+        let (id, status) = match action {
+            AlertAction::Ack { id } => (id, "acknowledged"),
+            AlertAction::Resolve { id } => (id, "resolved"),
+            AlertAction::Reopen { id } => (id, "new"),
+        };
+        anyhow::ensure!(
+            gema::query::alerts::set_status(&store, id, status).await?,
+            "no alert with id {id:?} (see `gema alerts`)"
+        );
+        println!("Alert {id} is now {status}.");
+        return Ok(());
+    }
+    let rows = gema::query::alerts::list(
+        &store,
+        args.since,
+        Utc::now() + chrono::Duration::minutes(1),
+        args.kind.as_deref(),
+        args.status.as_deref(),
+        args.limit,
+    )
+    .await?;
+    if args.json {
+        for r in &rows {
+            println!("{}", serde_json::to_string(r)?);
+        }
+    } else {
+        print!("{}", alerts_table(&rows));
     }
     Ok(())
 }

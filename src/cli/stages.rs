@@ -27,11 +27,16 @@ pub struct RunArgs {
 
 impl RunArgs {
     pub fn only(stage: &str) -> RunArgs {
-        RunArgs { stages: vec![stage.to_string()] }
+        RunArgs {
+            stages: vec![stage.to_string()],
+        }
     }
 
     fn parsed(&self) -> Vec<Stage> {
-        Stage::ALL.into_iter().filter(|s| self.stages.iter().any(|n| n == s.name())).collect()
+        Stage::ALL
+            .into_iter()
+            .filter(|s| self.stages.iter().any(|n| n == s.name()))
+            .collect()
     }
 }
 
@@ -57,9 +62,17 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
         store.version,
         store.database,
         applied.len(),
-        if applied.is_empty() { " (up to date)".to_string() } else { format!(": {}", applied.join(", ")) }
+        if applied.is_empty() {
+            " (up to date)".to_string()
+        } else {
+            format!(": {}", applied.join(", "))
+        }
     );
-    println!("Kafka {}: topics {} ready", config.kafka.brokers, topics.all().join(", "));
+    println!(
+        "Kafka {}: topics {} ready",
+        config.kafka.brokers,
+        topics.all().join(", ")
+    );
     Ok(())
 }
 
@@ -82,7 +95,14 @@ pub async fn deps(config: &Config, stages: &[Stage]) -> anyhow::Result<Deps> {
     } else {
         Vec::new()
     };
-    Ok(Deps { config: config.clone(), enricher, store, webhooks, metrics, shutdown: CancellationToken::new() })
+    Ok(Deps {
+        config: config.clone(),
+        enricher,
+        store,
+        webhooks,
+        metrics,
+        shutdown: CancellationToken::new(),
+    })
 }
 
 pub async fn run(config: &Config, args: &RunArgs) -> anyhow::Result<()> {

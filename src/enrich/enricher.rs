@@ -25,7 +25,10 @@ impl Enricher {
     /// An enricher with no tracked queries.
     pub fn new(model: Arc<dyn SentimentModel>) -> Self {
         let queries = QuerySet::compile(&[]).expect("an empty query set compiles");
-        Enricher { model, queries: Arc::new(queries) }
+        Enricher {
+            model,
+            queries: Arc::new(queries),
+        }
     }
 
     /// Matches `queries` against every mention (names stored in `EnrichedMention::queries`).

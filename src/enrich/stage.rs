@@ -47,7 +47,13 @@ pub async fn run(
     let linger = Duration::from_millis(config.enrich.batch_linger_ms);
     let mut tracker = OffsetTracker::new();
     tracing::info!(topic = %topics.raw, model = enricher.model_name(), "Enrich stage started");
-    let ctx = Ctx { enricher: &enricher, topics: &topics, producer: &producer, metrics: &metrics, config };
+    let ctx = Ctx {
+        enricher: &enricher,
+        topics: &topics,
+        producer: &producer,
+        metrics: &metrics,
+        config,
+    };
 
     loop {
         let first = tokio::select! {
@@ -56,17 +62,13 @@ pub async fn run(
         };
         let mut batch = Batch::default();
         match first {
-            Ok(m) => {
-                handle(&m, &ctx, &mut batch, &mut tracker).await?
-            }
+            Ok(m) => handle(&m, &ctx, &mut batch, &mut tracker).await?,
             Err(e) => tracing::warn!(error = %e, "Kafka consumer error"),
         }
         let deadline = Instant::now() + linger;
         while batch.len < config.enrich.batch_max {
             match tokio::time::timeout_at(deadline, consumer.recv()).await {
-                Ok(Ok(m)) => {
-                    handle(&m, &ctx, &mut batch, &mut tracker).await?
-                }
+                Ok(Ok(m)) => handle(&m, &ctx, &mut batch, &mut tracker).await?,
                 Ok(Err(e)) => tracing::warn!(error = %e, "Kafka consumer error"),
                 Err(_) => break,
             }
@@ -99,35 +101,23 @@ struct Batch {
 
 impl Batch {
     /// Produces the batch's term records (one per term).
-    async fn flush_terms(&mut self, producer: &FutureProducer, topic: &str) -> Result<(), StageError> {
+    async fn flush_terms(
+        &mut self,
+        producer: &FutureProducer,
+        topic: &str,
+    ) -> Result<(), StageError> {
         let records: Vec<_> = self.terms.drain().collect();
         for r in records {
             let json = serde_json::to_vec(&r).expect("a term record serialises");
-            self.send(producer, topic, Some(r.term.as_bytes()), &json, None).await?;
+            self.send(producer, topic, Some(r.term.as_bytes()), &json, None)
+                .await?;
         }
         Ok(())
     }
 
     /// Waits until every record of the batch is acknowledged by Kafka.
     async fn acknowledged(&mut self) -> Result<(), StageError> {
-        for d in self.deliveries.drain(..) {
-            match d.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => {
-                    return Err(StageError::Kafka {
-                        action: "deliver a record",
-                        source: e,
-                    })
-                }
-                Err(_) => {
-                    return Err(StageError::Kafka {
-                        action: "deliver a record",
-                        source: KafkaError::Canceled,
-                    })
-                }
-            }
-        }
-        Ok(())
+        crate::kafka::delivery::acknowledged(self.deliveries.drain(..), "deliver a record").await
     }
 
     /// Queues a record, waiting for earlier deliveries while the producer queue is full.
@@ -175,7 +165,13 @@ async fn handle(
     batch: &mut Batch,
     tracker: &mut OffsetTracker,
 ) -> Result<(), StageError> {
-    let Ctx { enricher, topics, producer, metrics, config } = *ctx;
+    let Ctx {
+        enricher,
+        topics,
+        producer,
+        metrics,
+        config,
+    } = *ctx;
     metrics.enrich_received.inc();
     let payload = msg.payload().unwrap_or(&[]);
     match Mention::parse(payload) {
@@ -191,12 +187,20 @@ async fn handle(
                     None,
                 )
                 .await?;
-                        metrics.enrich_enriched.inc();
+            metrics.enrich_enriched.inc();
             if let Some(alert) = negative_comment(&enriched, &config.alerts.negative_comment) {
                 // Keyed by query, so one router instance sees all of a query's alerts.
                 let key = alert.query.clone().unwrap_or_default();
                 let json = serde_json::to_vec(&alert).expect("an alert serialises");
-                batch.send(producer, &topics.alerts_raw, Some(key.as_bytes()), &json, None).await?;
+                batch
+                    .send(
+                        producer,
+                        &topics.alerts_raw,
+                        Some(key.as_bytes()),
+                        &json,
+                        None,
+                    )
+                    .await?;
                 metrics.alerts_raised.inc();
             }
             batch.terms.add(&enriched, terms_of(&enriched));

@@ -1,6 +1,7 @@
 //! Kafka plumbing shared by every stage: topic names, client construction, offset tracking.
 
 pub mod client;
+pub mod delivery;
 pub mod lag;
 pub mod offsets;
 pub mod topics;

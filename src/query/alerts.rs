@@ -51,7 +51,11 @@ pub async fn list(
         sql.push_str(" AND status = ?");
     }
     sql.push_str(" ORDER BY detected_at DESC, id LIMIT ?");
-    let mut q = store.client.query(&sql).bind(since.timestamp().max(0)).bind(until.timestamp().max(0));
+    let mut q = store
+        .client
+        .query(&sql)
+        .bind(since.timestamp().max(0))
+        .bind(until.timestamp().max(0));
     if let Some(k) = kind {
         q = q.bind(k);
     }
@@ -61,7 +65,10 @@ pub async fn list(
     q.bind(limit)
         .fetch_all()
         .await
-        .map_err(|source| StoreError::Query { what: "list alerts".into(), source })
+        .map_err(|source| StoreError::Query {
+            what: "list alerts".into(),
+            source,
+        })
 }
 
 #[derive(Debug, Row, Serialize)]
@@ -82,7 +89,10 @@ pub async fn set_status(store: &Store, id: &str, status: &str) -> Result<bool, S
         .bind(id)
         .fetch_one()
         .await
-        .map_err(|source| StoreError::Query { what: "find alert".into(), source })?;
+        .map_err(|source| StoreError::Query {
+            what: "find alert".into(),
+            source,
+        })?;
     if exists == 0 {
         return Ok(false);
     }
@@ -91,7 +101,10 @@ pub async fn set_status(store: &Store, id: &str, status: &str) -> Result<bool, S
         .client
         .insert::<StatusRow>("alert_status")
         .await
-        .map_err(|source| StoreError::Query { what: "set alert status".into(), source })?;
+        .map_err(|source| StoreError::Query {
+            what: "set alert status".into(),
+            source,
+        })?;
     insert
         .write(&StatusRow {
             id: id.to_string(),
@@ -100,7 +113,13 @@ pub async fn set_status(store: &Store, id: &str, status: &str) -> Result<bool, S
             version: now.timestamp_micros().max(0) as u64,
         })
         .await
-        .map_err(|source| StoreError::Query { what: "set alert status".into(), source })?;
-    insert.end().await.map_err(|source| StoreError::Query { what: "set alert status".into(), source })?;
+        .map_err(|source| StoreError::Query {
+            what: "set alert status".into(),
+            source,
+        })?;
+    insert.end().await.map_err(|source| StoreError::Query {
+        what: "set alert status".into(),
+        source,
+    })?;
     Ok(true)
 }

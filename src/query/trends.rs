@@ -103,11 +103,15 @@ pub async fn rising(
     store
         .client
         .query(
-            "SELECT term, max(score) AS score, argMax(authors, score) AS authors, \
-             argMax(count, score) AS count, argMax(baseline_mean, score) AS baseline_mean, \
-             argMax(bucket_start, score) AS bucket_start, argMax(sparkline, score) AS sparkline \
+                        // Aliases differ from column names: ClickHouse resolves an alias before a column, and
+            // `argMax(authors, score) AS authors` would refer to itself.
+            "SELECT term, best AS score, a AS authors, c AS count, m AS baseline_mean, \
+             b AS bucket_start, s AS sparkline FROM ( \
+             SELECT term, max(score) AS best, argMax(authors, score) AS a, argMax(count, score) AS c, \
+             argMax(baseline_mean, score) AS m, argMax(bucket_start, score) AS b, \
+             argMax(sparkline, score) AS s \
              FROM trends FINAL WHERE bucket_start >= toDateTime(?) AND bucket_start < toDateTime(?) \
-             GROUP BY term ORDER BY score DESC, term LIMIT ?",
+             GROUP BY term) ORDER BY score DESC, term LIMIT ?",
         )
         .bind(since.timestamp().max(0))
         .bind(until.timestamp().max(0))

@@ -184,9 +184,14 @@ pub async fn replay(
     })?;
     let range = time_range(&opts.path)?;
     let now = Utc::now();
+    // Retimed, the feed's last event lands when the replay ends: at once at max speed, after
+    // (span / factor) when paced. Event times then never run ahead of the wall clock.
     let shift = match (opts.retime, range, opts.speed) {
         (true, Some((_, last)), Speed::Max) => now - last,
-        (true, Some((first, _)), Speed::Factor(_)) => now - first,
+        (true, Some((first, last)), Speed::Factor(f)) => {
+            let replay_ms = ((last - first).num_milliseconds() as f64 / f) as i64;
+            now + Duration::milliseconds(replay_ms) - last
+        }
         _ => Duration::zero(),
     };
     let first_event = range.map(|r| r.0 + shift);

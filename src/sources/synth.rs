@@ -4,8 +4,8 @@
 //! Over the span of event time the feed contains:
 //! - ordinary chatter, praise and complaints about KopiKita (coffee), NusaPay (e-wallet) and
 //!   Arunika Air (airline), on six platforms;
-//! - a hashtag that starts trending (`#KopiKitaSenja`, a new menu) from 55 % of the span on, its
-//!   rate growing exponentially;
+//! - a hashtag that starts trending (`#KopiKitaSenja`, a new menu) at 60 % of the span, bursting
+//!   at once and staying in the conversation;
 //! - a negative burst: a NusaPay outage (`#NusaPayDown`, lost balances, failed transfers) from
 //!   78 % to 90 % of the span;
 //! - one spammy account posting the same promo with a link all the time;
@@ -202,7 +202,7 @@ pub fn generate(opts: &SynthOptions) -> Vec<String> {
             );
             // Heavy-tailed reach: most authors are small, a few are big.
             let followers =
-                10f64.powf(rng.gen_range(1.0..3.0) + rng.gen::<f64>().powi(6) * 3.5) as u64;
+                10f64.powf(rng.gen_range(0.7..2.7) + rng.gen::<f64>().powi(8) * 3.5) as u64;
             Author {
                 id: format!("u{:06}", i),
                 handle,
@@ -234,10 +234,10 @@ pub fn generate(opts: &SynthOptions) -> Vec<String> {
         plan.push((rng.gen::<f64>(), kind));
     }
     for _ in 0..n_trend {
-        // Exponential ramp on [0.55, 1.0]: inverse CDF of a density ∝ e^(6x).
+        // A launch: the hashtag appears at 60 % of the span and bursts at once (density ∝ 1/√x
+        // after the onset), then stays in the conversation.
         let u: f64 = rng.gen();
-        let x = (1.0 + u * (6f64.exp() - 1.0)).ln() / 6.0;
-        plan.push((0.55 + 0.45 * x, Kind::Trend));
+        plan.push((0.60 + 0.40 * u * u, Kind::Trend));
     }
     for _ in 0..n_crisis {
         plan.push((rng.gen_range(0.78..0.90), Kind::Crisis));
@@ -351,7 +351,8 @@ fn mention(
         "rss" => format!("https://berita.example.id/{id}"),
         _ => format!("https://news.ycombinator.com/item?id={id}"),
     };
-    let likes = (rng.gen::<f64>().powi(3) * 400.0) as u32;
+    // Most posts get a handful of likes; a few get hundreds.
+    let likes = (rng.gen::<f64>().powi(6) * 600.0) as u32;
     let mut m = json!({
         "id": id,
         "platform": platform,
@@ -458,10 +459,7 @@ mod tests {
         let trend_late = parsed
             .iter()
             .filter(|m| m.text.contains("#KopiKitaSenja"))
-            .all(|m| m.created_at >= opts(1).start + Duration::minutes(99));
-        assert!(
-            trend_late,
-            "the trending hashtag starts after 55% of the span"
-        );
+            .all(|m| m.created_at >= opts(1).start + Duration::minutes(108));
+        assert!(trend_late, "the trending hashtag starts at 60% of the span");
     }
 }

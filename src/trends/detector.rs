@@ -263,9 +263,8 @@ impl Detector {
         self.stats.counted += 1;
         let max = self.max_event_ms.map_or(t, |m| m.max(t));
         self.max_event_ms = Some(max);
-        if self.next_close.is_none() {
-            self.next_close = Some(self.close_below(max).min(b));
-        }
+        // Nothing is late before the first bucket closes: with several partitions, the first
+        // record read need not be the oldest.
         if !self.terms.contains_key(&occ.term) {
             if self.terms.len() >= self.cfg.max_terms {
                 self.evict_least_active(b);
@@ -311,11 +310,24 @@ impl Detector {
 
     /// Closes every bucket the watermark has passed and returns what trended.
     pub fn advance(&mut self) -> Advanced {
-        let mut out = Advanced::default();
         let Some(max) = self.max_event_ms else {
-            return out;
+            return Advanced::default();
         };
-        let target = self.close_below(max);
+        self.close_before(self.close_below(max))
+    }
+
+    /// Closes every bucket that ends at or before `watermark`, a watermark the caller computes
+    /// (e.g. the minimum over the input partitions of their newest event time minus the allowed
+    /// lateness), and returns what trended. Never moves time backwards.
+    pub fn advance_until(&mut self, watermark: DateTime<Utc>) -> Advanced {
+        if self.max_event_ms.is_none() {
+            return Advanced::default();
+        }
+        self.close_before(watermark.timestamp_millis().div_euclid(self.bucket_ms()))
+    }
+
+    fn close_before(&mut self, target: i64) -> Advanced {
+        let mut out = Advanced::default();
         if self.next_close.is_some_and(|nc| target <= nc) {
             return out;
         }
@@ -334,9 +346,6 @@ impl Detector {
         let now = now.timestamp_millis();
         let max = self.max_event_ms.map_or(now, |m| m.max(now));
         self.max_event_ms = Some(max);
-        if self.next_close.is_none() {
-            self.next_close = Some(self.close_below(max));
-        }
         self.advance()
     }
 

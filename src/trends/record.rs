@@ -51,8 +51,11 @@ pub struct TermBatch {
 
 impl TermBatch {
     pub fn add(&mut self, e: &EnrichedMention, terms: Vec<String>) {
-        let plain: Vec<String> =
-            terms.iter().filter(|t| !t.starts_with("q:") && !t.starts_with("qneg:")).cloned().collect();
+        let plain: Vec<String> = terms
+            .iter()
+            .filter(|t| !t.starts_with("q:") && !t.starts_with("qneg:"))
+            .cloned()
+            .collect();
         for term in terms {
             let context = term.starts_with("qneg:").then(|| SpikeContext {
                 terms: plain.clone(),
@@ -72,6 +75,8 @@ impl TermBatch {
 
     /// The records to produce, emptying the batch.
     pub fn drain(&mut self) -> impl Iterator<Item = TermRecord> + '_ {
-        self.by_term.drain().map(|(term, occurrences)| TermRecord { term, occurrences })
+        self.by_term
+            .drain()
+            .map(|(term, occurrences)| TermRecord { term, occurrences })
     }
 }

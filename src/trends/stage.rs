@@ -92,14 +92,22 @@ impl QueryContext {
             .filter(|(_, n)| **n >= 3)
             .map(|(t, n)| {
                 let b = before.get(t).copied().unwrap_or(0);
-                let ratio = ((*n as f64 + 0.5) / n_spike as f64) / ((b as f64 + 0.5) / n_before as f64);
+                let ratio =
+                    ((*n as f64 + 0.5) / n_spike as f64) / ((b as f64 + 0.5) / n_before as f64);
                 (ratio * (*n as f64).sqrt(), t.clone(), *n, b)
             })
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         samples.sort_by_key(|s| std::cmp::Reverse(s.author_followers));
         samples.truncate(5);
-        (scored.into_iter().take(5).map(|(_, t, n, b)| (t, n, b)).collect(), samples)
+        (
+            scored
+                .into_iter()
+                .take(5)
+                .map(|(_, t, n, b)| (t, n, b))
+                .collect(),
+            samples,
+        )
     }
 }
 
@@ -107,11 +115,18 @@ impl QueryContext {
 pub fn sparkline(values: &[u32]) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     let max = values.iter().copied().max().unwrap_or(0).max(1);
-    values.iter().map(|v| BARS[((*v as usize) * 7).div_ceil(max as usize).min(7)]).collect()
+    values
+        .iter()
+        .map(|v| BARS[((*v as usize) * 7).div_ceil(max as usize).min(7)])
+        .collect()
 }
 
 fn window(e: &TrendEvent) -> String {
-    format!("{}–{} UTC", e.bucket_start.format("%H:%M"), e.bucket_end.format("%H:%M"))
+    format!(
+        "{}–{} UTC",
+        e.bucket_start.format("%H:%M"),
+        e.bucket_end.format("%H:%M")
+    )
 }
 
 fn severity_of(e: &TrendEvent) -> Severity {
@@ -163,7 +178,11 @@ pub fn emerging_trend_alert(events: &[TrendEvent], now: DateTime<Utc>) -> Option
     })
 }
 
-fn query_alert(e: &TrendEvent, contexts: &HashMap<String, QueryContext>, now: DateTime<Utc>) -> Option<Alert> {
+fn query_alert(
+    e: &TrendEvent,
+    contexts: &HashMap<String, QueryContext>,
+    now: DateTime<Utc>,
+) -> Option<Alert> {
     if let Some(q) = e.term.strip_prefix("qneg:") {
         let (terms, samples) = contexts
             .get(q)
@@ -179,8 +198,10 @@ fn query_alert(e: &TrendEvent, contexts: &HashMap<String, QueryContext>, now: Da
             sparkline(&e.sparkline)
         );
         if !terms.is_empty() {
-            let parts: Vec<String> =
-                terms.iter().map(|(t, n, b)| format!("{t} ({n} in the spike, {b} before)")).collect();
+            let parts: Vec<String> = terms
+                .iter()
+                .map(|(t, n, b)| format!("{t} ({n} in the spike, {b} before)"))
+                .collect();
             why.push_str(&format!("; driving it: {}", parts.join(", ")));
         }
         return Some(Alert {
@@ -224,7 +245,9 @@ fn query_alert(e: &TrendEvent, contexts: &HashMap<String, QueryContext>, now: Da
 }
 
 fn state_path(config: &Config, name: &str) -> PathBuf {
-    config.state_dir.join(format!("{}-{name}.json", config.kafka.topic_prefix))
+    config
+        .state_dir
+        .join(format!("{}-{name}.json", config.kafka.topic_prefix))
 }
 
 fn load(config: &Config, name: &str, cfg: &DetectorConfig) -> Detector {
@@ -247,7 +270,10 @@ fn save(config: &Config, name: &str, d: &Detector) {
     let write = || -> std::io::Result<()> {
         std::fs::create_dir_all(&config.state_dir)?;
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&d.snapshot()).expect("snapshot serialises"))?;
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec(&d.snapshot()).expect("snapshot serialises"),
+        )?;
         std::fs::rename(&tmp, &path)
     };
     if let Err(e) = write() {
@@ -256,12 +282,19 @@ fn save(config: &Config, name: &str, d: &Detector) {
 }
 
 /// Runs the trend stage until `shutdown` is cancelled.
-pub async fn run(config: &Config, metrics: Arc<Metrics>, shutdown: CancellationToken) -> Result<(), StageError> {
+pub async fn run(
+    config: &Config,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> Result<(), StageError> {
     let topics = Topics::new(&config.kafka.topic_prefix);
     let consumer = kafka::consumer(&config.kafka, &topics.group("trends"))
         .map_err(StageError::kafka("create the trends consumer"))?;
-    consumer.subscribe(&[&topics.terms]).map_err(StageError::kafka("subscribe to the terms topic"))?;
-    let producer = kafka::producer(&config.kafka).map_err(StageError::kafka("create a producer"))?;
+    consumer
+        .subscribe(&[&topics.terms])
+        .map_err(StageError::kafka("subscribe to the terms topic"))?;
+    let producer =
+        kafka::producer(&config.kafka).map_err(StageError::kafka("create a producer"))?;
     let mut trends = load(config, "trends", &config.trends);
     let mut spikes = load(config, "spikes", &config.spikes);
     let mut contexts: HashMap<String, QueryContext> = HashMap::new();
@@ -269,6 +302,9 @@ pub async fn run(config: &Config, metrics: Arc<Metrics>, shutdown: CancellationT
     let mut last_input = Instant::now();
     let mut last_save = Instant::now();
     let bucket_ms = config.spikes.bucket_ms as i64;
+    // Newest event time per input partition: the watermark is the oldest of them (minus the
+    // allowed lateness), so a partition read ahead of the others does not make theirs late.
+    let mut partition_max: HashMap<i32, i64> = HashMap::new();
     tracing::info!(topic = %topics.terms, "Trend stage started");
 
     loop {
@@ -285,8 +321,21 @@ pub async fn run(config: &Config, metrics: Arc<Metrics>, shutdown: CancellationT
                     let payload = msg.payload().unwrap_or(&[]);
                     match serde_json::from_slice::<TermRecord>(payload) {
                         Ok(record) => {
+                            if let Some(newest) = record
+                                .occurrences
+                                .iter()
+                                .map(|o| o.event_time.timestamp_millis())
+                                .max()
+                            {
+                                let m = partition_max.entry(msg.partition()).or_insert(newest);
+                                *m = (*m).max(newest);
+                            }
                             let query = record.term.strip_prefix("qneg:").map(str::to_string);
-                            let detector = if is_query_term(&record.term) { &mut spikes } else { &mut trends };
+                            let detector = if is_query_term(&record.term) {
+                                &mut spikes
+                            } else {
+                                &mut trends
+                            };
                             for occ in record.occurrences() {
                                 metrics.trend_occurrences.inc();
                                 if let Observed::Late { .. } = detector.observe(&occ) {
@@ -303,7 +352,9 @@ pub async fn run(config: &Config, metrics: Arc<Metrics>, shutdown: CancellationT
                                 }
                             }
                         }
-                        Err(e) => tracing::warn!(offset = msg.offset(), error = %e, "Skipping a malformed term record"),
+                        Err(e) => {
+                            tracing::warn!(offset = msg.offset(), error = %e, "Skipping a malformed term record")
+                        }
                     }
                     tracker.track(msg.topic(), msg.partition(), msg.offset());
                 }
@@ -319,13 +370,28 @@ pub async fn run(config: &Config, metrics: Arc<Metrics>, shutdown: CancellationT
             };
         }
         let now = Utc::now();
-        let (mut t, mut s) = (trends.advance(), spikes.advance());
+        let oldest = partition_max.values().min().copied();
+        let until = |lateness_ms: u64| {
+            let ms = oldest
+                .unwrap_or(i64::MIN)
+                .saturating_sub(lateness_ms as i64);
+            DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
+        };
+        let (mut t, mut s) = (
+            trends.advance_until(until(config.trends.allowed_lateness_ms)),
+            spikes.advance_until(until(config.spikes.allowed_lateness_ms)),
+        );
         if received > 0 {
             last_input = Instant::now();
         } else if last_input.elapsed() >= IDLE_FLUSH {
-            let (t2, s2) = (trends.advance_to(now), spikes.advance_to(now));
-            t.trends.extend(t2.trends);
-            s.trends.extend(s2.trends);
+            // Only once a detector has data: moving an empty detector to the wall clock would
+            // make a replay of older mentions that starts later entirely late.
+            if trends.watermark().is_some() {
+                t.trends.extend(trends.advance_to(now).trends);
+            }
+            if spikes.watermark().is_some() {
+                s.trends.extend(spikes.advance_to(now).trends);
+            }
         }
         let mut deliveries = Vec::new();
         for e in t.trends.iter().chain(s.trends.iter()) {
@@ -336,31 +402,34 @@ pub async fn run(config: &Config, metrics: Arc<Metrics>, shutdown: CancellationT
         // One emerging-trend alert per closed bucket of the term detector.
         let mut by_bucket: Vec<Vec<TrendEvent>> = Vec::new();
         for e in t.trends {
-            match by_bucket.iter_mut().find(|b| b[0].bucket_start == e.bucket_start) {
+            match by_bucket
+                .iter_mut()
+                .find(|b| b[0].bucket_start == e.bucket_start)
+            {
                 Some(b) => b.push(e),
                 None => by_bucket.push(vec![e]),
             }
         }
-        let mut alerts: Vec<Alert> = by_bucket.iter().filter_map(|b| emerging_trend_alert(b, now)).collect();
-        alerts.extend(s.trends.iter().filter_map(|e| query_alert(e, &contexts, now)));
+        let mut alerts: Vec<Alert> = by_bucket
+            .iter()
+            .filter_map(|b| emerging_trend_alert(b, now))
+            .collect();
+        alerts.extend(
+            s.trends
+                .iter()
+                .filter_map(|e| query_alert(e, &contexts, now)),
+        );
         for a in &alerts {
             metrics.alerts_raised.inc();
-            let key = a.query.clone().or_else(|| a.term.clone()).unwrap_or_default();
+            let key = a
+                .query
+                .clone()
+                .or_else(|| a.term.clone())
+                .unwrap_or_default();
             let json = serde_json::to_vec(a).expect("an alert serialises");
             deliveries.push(send(&producer, &topics.alerts_raw, &key, &json)?);
         }
-        for d in deliveries {
-            match d.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((source, _))) => return Err(StageError::Kafka { action: "deliver a trend record", source }),
-                Err(_) => {
-                    return Err(StageError::Kafka {
-                        action: "deliver a trend record",
-                        source: rdkafka::error::KafkaError::Canceled,
-                    })
-                }
-            }
-        }
+        kafka::delivery::acknowledged(deliveries, "deliver a trend record").await?;
         tracker.store(&consumer);
         if last_save.elapsed() >= SNAPSHOT_EVERY {
             save(config, "trends", &trends);
@@ -371,7 +440,10 @@ pub async fn run(config: &Config, metrics: Arc<Metrics>, shutdown: CancellationT
     save(config, "trends", &trends);
     save(config, "spikes", &spikes);
     commit_now(&consumer).map_err(StageError::kafka("commit offsets on shutdown"))?;
-    tracing::info!(terms = trends.tracked_terms(), "Trend stage stopped after saving its state");
+    tracing::info!(
+        terms = trends.tracked_terms(),
+        "Trend stage stopped after saving its state"
+    );
     Ok(())
 }
 
@@ -383,7 +455,10 @@ fn send(
 ) -> Result<rdkafka::producer::DeliveryFuture, StageError> {
     producer
         .send_result(FutureRecord::to(topic).key(key).payload(payload))
-        .map_err(|(source, _)| StageError::Kafka { action: "queue a trend record", source })
+        .map_err(|(source, _)| StageError::Kafka {
+            action: "queue a trend record",
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -406,11 +481,29 @@ mod tests {
 
     #[test]
     fn one_emerging_alert_per_bucket_names_the_rest() {
-        let a = emerging_trend_alert(&[event("pandan", 20, 19.8), event("#kopikitasenja", 40, 39.8)], Utc::now()).unwrap();
+        let a = emerging_trend_alert(
+            &[event("pandan", 20, 19.8), event("#kopikitasenja", 40, 39.8)],
+            Utc::now(),
+        )
+        .unwrap();
         assert_eq!(a.term.as_deref(), Some("#kopikitasenja"));
-        assert!(a.why.contains("40 distinct authors used #kopikitasenja in 10:05–10:06 UTC"), "{}", a.why);
-        assert!(a.why.contains("rising with it: pandan (20 authors)"), "{}", a.why);
-        assert_eq!(a.id, emerging_trend_alert(&[event("#kopikitasenja", 40, 39.8)], Utc::now()).unwrap().id);
+        assert!(
+            a.why
+                .contains("40 distinct authors used #kopikitasenja in 10:05–10:06 UTC"),
+            "{}",
+            a.why
+        );
+        assert!(
+            a.why.contains("rising with it: pandan (20 authors)"),
+            "{}",
+            a.why
+        );
+        assert_eq!(
+            a.id,
+            emerging_trend_alert(&[event("#kopikitasenja", 40, 39.8)], Utc::now())
+                .unwrap()
+                .id
+        );
     }
 
     #[test]
@@ -427,10 +520,18 @@ mod tests {
         };
         let spike_ms = event("x", 1, 1.0).bucket_start.timestamp_millis();
         for i in 0..10 {
-            c.add(spike_ms - 60_000 * (i + 1), &["app".into(), "slow".into()], &sample);
+            c.add(
+                spike_ms - 60_000 * (i + 1),
+                &["app".into(), "slow".into()],
+                &sample,
+            );
         }
         for _ in 0..30 {
-            c.add(spike_ms, &["#nusapaydown".into(), "saldo".into(), "app".into()], &sample);
+            c.add(
+                spike_ms,
+                &["#nusapaydown".into(), "saldo".into(), "app".into()],
+                &sample,
+            );
         }
         contexts.insert("nusapay".to_string(), c);
         let a = query_alert(&event("qneg:nusapay", 30, 29.8), &contexts, Utc::now()).unwrap();
@@ -438,7 +539,11 @@ mod tests {
         assert_eq!(a.query.as_deref(), Some("nusapay"));
         assert!(a.why.contains("driving it: "), "{}", a.why);
         let driving = a.why.split("driving it: ").nth(1).unwrap();
-        assert!(driving.starts_with("#nusapaydown (30 in the spike, 0 before)") || driving.starts_with("saldo"), "{driving}");
+        assert!(
+            driving.starts_with("#nusapaydown (30 in the spike, 0 before)")
+                || driving.starts_with("saldo"),
+            "{driving}"
+        );
         assert!(!driving.starts_with("app"), "{driving}");
         assert_eq!(a.samples.len(), 5);
     }

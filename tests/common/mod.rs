@@ -14,7 +14,7 @@ use gema::enrich::dlq::read_dead_letters;
 use gema::enrich::Enricher;
 use gema::kafka::{lag, Topics};
 use gema::metrics::Metrics;
-use gema::pipeline::{spawn_stages, Stage};
+use gema::pipeline::{spawn_stages, Deps, Stage};
 use gema::sentiment::lexicon::LexiconModel;
 use gema::store::{self, migrate::migrate, Store};
 use tokio::task::JoinSet;
@@ -136,25 +136,33 @@ pub struct Stages {
 }
 
 impl Stages {
-    pub fn start(env: &TestEnv, store: &Store) -> Stages {
+    /// Starts `stages` with the built-in model and the env's tracked queries.
+    pub fn start_only(env: &TestEnv, store: &Store, stages: &[Stage]) -> Stages {
         let metrics = Arc::new(Metrics::default());
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        let enricher = Enricher::new(Arc::new(LexiconModel));
-        spawn_stages(
-            &mut tasks,
-            &[Stage::Enrich, Stage::Sink],
-            &env.config,
-            &enricher,
-            Some(store),
-            &metrics,
-            &shutdown,
-        );
+        let enricher = Enricher::new(Arc::new(LexiconModel))
+            .with_queries(env.config.queries().expect("test queries compile"));
+        let webhooks = gema::alerts::stage::webhooks(&env.config, &metrics).unwrap();
+        let deps = Deps {
+            config: env.config.clone(),
+            enricher,
+            store: Some(store.clone()),
+            webhooks,
+            metrics: metrics.clone(),
+            shutdown: shutdown.clone(),
+        };
+        spawn_stages(&mut tasks, stages, &deps);
         Stages {
             metrics,
             shutdown,
             tasks,
         }
+    }
+
+    /// The enrich and mentions sink stages.
+    pub fn start(env: &TestEnv, store: &Store) -> Stages {
+        Self::start_only(env, store, &[Stage::Enrich, Stage::Sink])
     }
 
     /// Graceful stop: drain, flush, commit.
