@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -12,6 +12,7 @@ use crate::alerts::{self, webhook::Webhook};
 use crate::config::Config;
 use crate::enrich::{self, Enricher};
 use crate::error::StageError;
+use crate::kafka::{lag, Topics};
 use crate::metrics::Metrics;
 use crate::store::{self, Store};
 use crate::trends;
@@ -178,4 +179,53 @@ pub fn cancel_on_signal(token: CancellationToken) {
         tracing::info!("Shutdown requested: draining, flushing and committing");
         token.cancel();
     });
+}
+
+/// Every stage's consumer group and its input topic.
+pub fn stage_groups(t: &Topics) -> Vec<(String, String)> {
+    vec![
+        (t.group("enrich"), t.raw.clone()),
+        (t.group("sink-ch"), t.enriched.clone()),
+        (t.group("trends"), t.terms.clone()),
+        (t.group("router"), t.alerts_raw.clone()),
+        (t.group("sink-trends"), t.trends.clone()),
+        (t.group("sink-alerts"), t.alerts.clone()),
+    ]
+}
+
+/// Waits until every stage has committed everything in its input topic, and it stayed so for
+/// `settle` (the trend stage closes its last buckets after a quiet spell, which makes more work).
+pub async fn wait_for_drain(
+    config: &Config,
+    timeout: Duration,
+    settle: Duration,
+) -> Result<(), String> {
+    let t = Topics::new(&config.kafka.topic_prefix);
+    let deadline = Instant::now() + timeout;
+    let mut quiet_since: Option<Instant> = None;
+    loop {
+        let mut behind = Vec::new();
+        for (group, topic) in stage_groups(&t) {
+            let lag = lag::group_lag(&config.kafka, &group, &topic)
+                .map_err(|e| format!("reading the lag of {group}: {e}"))?;
+            if lag > 0 {
+                behind.push(format!("{group} {lag}"));
+            }
+        }
+        if behind.is_empty() {
+            let since = *quiet_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= settle {
+                return Ok(());
+            }
+        } else {
+            quiet_since = None;
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "stages still behind after {timeout:?}: {}",
+                behind.join(", ")
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }

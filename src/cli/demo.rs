@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::Utc;
 use gema::config::Config;
-use gema::kafka::{lag, Topics};
+use gema::kafka::Topics;
 use gema::pipeline::{self, Stage};
 use gema::query::alerts;
 use gema::query::mentions::{self, MentionFilter};
@@ -32,53 +32,6 @@ pub struct DemoArgs {
     /// Give up waiting for the stages after this many seconds.
     #[arg(long, default_value_t = 180)]
     pub timeout_s: u64,
-}
-
-/// Every stage's consumer group and its input topic.
-pub fn groups(t: &Topics) -> Vec<(String, String)> {
-    vec![
-        (t.group("enrich"), t.raw.clone()),
-        (t.group("sink-ch"), t.enriched.clone()),
-        (t.group("trends"), t.terms.clone()),
-        (t.group("router"), t.alerts_raw.clone()),
-        (t.group("sink-trends"), t.trends.clone()),
-        (t.group("sink-alerts"), t.alerts.clone()),
-    ]
-}
-
-/// Waits until every stage has committed everything in its input topic, and it stayed so for
-/// `settle` (the trend stage closes its last buckets after a quiet spell, which makes more work).
-pub async fn wait_for_drain(
-    config: &Config,
-    timeout: Duration,
-    settle: Duration,
-) -> anyhow::Result<()> {
-    let t = Topics::new(&config.kafka.topic_prefix);
-    let deadline = Instant::now() + timeout;
-    let mut quiet_since: Option<Instant> = None;
-    loop {
-        let mut behind = Vec::new();
-        for (group, topic) in groups(&t) {
-            let lag = lag::group_lag(&config.kafka, &group, &topic)?;
-            if lag > 0 {
-                behind.push(format!("{group} {lag}"));
-            }
-        }
-        if behind.is_empty() {
-            let since = *quiet_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= settle {
-                return Ok(());
-            }
-        } else {
-            quiet_since = None;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "stages still behind after {timeout:?}: {}",
-            behind.join(", ")
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
 }
 
 pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
@@ -122,12 +75,13 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
     println!("{summary}");
 
     let started = Instant::now();
-    wait_for_drain(
+    pipeline::wait_for_drain(
         config,
         Duration::from_secs(args.timeout_s),
         Duration::from_secs(5),
     )
-    .await?;
+    .await
+    .map_err(anyhow::Error::msg)?;
     let m = &deps.metrics;
     println!(
         "\n== Pipeline drained in {:.1}s: enrich read {}, enriched {}, dead-lettered {}; {} mention rows stored; \

@@ -94,6 +94,14 @@ impl TestEnv {
         }
     }
 
+    /// Every stage's group has committed all of its input and stayed so for 5 s (the trend
+    /// stage closes its last buckets when input stops).
+    pub async fn wait_all_drained(&self, timeout: Duration) {
+        gema::pipeline::wait_for_drain(&self.config, timeout, Duration::from_secs(5))
+            .await
+            .unwrap();
+    }
+
     /// Distinct dead letters, identified by their source partition and offset.
     pub fn dead_letters(&self) -> Vec<gema::enrich::dlq::DeadLetterRecord> {
         read_dead_letters(&self.config.kafka, &self.topics.dlq, usize::MAX).unwrap()

@@ -1,0 +1,214 @@
+//! Trends and alerts through the real stages on the real Kafka and ClickHouse: a replayed feed
+//! with a negative crisis, a launching hashtag and a spam account gives a negative-spike alert
+//! that names its cause, an emerging-trend alert, no trend for the spammer, signed webhooks.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Duration as ChronoDuration;
+use common::{Stages, TestEnv};
+use gema::alerts::webhook::{sign, WebhookConfig, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use gema::alerts::Severity;
+use gema::pipeline::Stage;
+use gema::query::alerts::list;
+use gema::sources::replay::{replay, ReplayOptions, Speed};
+use gema::sources::synth::{generate, SynthOptions};
+use gema::tracked::TrackedQueryConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+type Received = Arc<Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>>;
+
+/// A minimal HTTP/1.1 endpoint on loopback that records every POST and answers 200.
+async fn webhook_receiver() -> (String, Received) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let received: Received = Arc::default();
+    let store = received.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                    let headers: Vec<(String, String)> = head
+                        .lines()
+                        .skip(1)
+                        .filter_map(|l| l.split_once(':'))
+                        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                        .collect();
+                    let len: usize = headers
+                        .iter()
+                        .find(|(k, _)| k == "content-length")
+                        .map(|(_, v)| v.parse().unwrap())
+                        .unwrap_or(0);
+                    while buf.len() < end + 4 + len {
+                        let n = sock.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    let body = buf[end + 4..end + 4 + len].to_vec();
+                    store.lock().unwrap().push((headers, body));
+                    let _ = sock
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                    buf.drain(..end + 4 + len);
+                }
+            });
+        }
+    });
+    (url, received)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crisis_launch_and_spam_give_the_right_alerts_with_reasons_and_signed_webhooks() {
+    let mut env = TestEnv::new("alerts");
+    let (url, received) = webhook_receiver().await;
+    std::env::set_var("GEMA_TEST_WEBHOOK_SECRET", "s3cret");
+    env.config.tracked = vec![
+        TrackedQueryConfig {
+            name: "nusapay".into(),
+            query: "nusapay OR @nusapay OR #nusapay*".into(),
+        },
+        TrackedQueryConfig {
+            name: "kopikita".into(),
+            query: "kopikita OR @kopikita OR #kopikita*".into(),
+        },
+    ];
+    env.config.alerts.webhooks = vec![WebhookConfig {
+        url,
+        secret_env: Some("GEMA_TEST_WEBHOOK_SECRET".into()),
+        min_severity: Severity::High,
+        timeout_ms: 2000,
+        max_retries: 2,
+        queue_capacity: 100,
+    }];
+    env.config.state_dir = env.dir.path().join("state");
+    let store = env.store().await;
+
+    // Two hours of event time, about 17 mentions a minute, replayed at 900x (8 s).
+    let lines: Vec<Vec<u8>> = generate(&SynthOptions {
+        seed: 5,
+        count: 2000,
+        start: "2026-11-26T00:00:00Z".parse().unwrap(),
+        span: ChronoDuration::hours(2),
+        malformed: 0,
+    })
+    .into_iter()
+    .map(String::into_bytes)
+    .collect();
+    let path = env.feed(&lines);
+    let stages = Stages::start_only(&env, &store, &Stage::ALL);
+    let opts = ReplayOptions {
+        path,
+        speed: Speed::Factor(900.0),
+        retime: false,
+        progress: false,
+    };
+    replay(&env.config.kafka, &env.topics, &opts).await.unwrap();
+    env.wait_all_drained(Duration::from_secs(120)).await;
+    let metrics = stages.stop().await;
+    assert!(
+        metrics.trend_late.get() == 0,
+        "no occurrence was late: {}",
+        metrics.trend_late.get()
+    );
+
+    let since = "2026-01-01T00:00:00Z".parse().unwrap();
+    let until = chrono::Utc::now() + ChronoDuration::hours(1);
+    let alerts = list(&store, since, until, None, None, 1000).await.unwrap();
+    let spikes: Vec<_> = alerts
+        .iter()
+        .filter(|a| a.kind == "negative_spike")
+        .collect();
+    assert!(!spikes.is_empty(), "a negative spike alert for the crisis");
+    let spike = spikes
+        .iter()
+        .find(|a| a.query == "nusapay")
+        .expect("the spike is about nusapay");
+    assert!(
+        spike.why.contains("#nusapaydown"),
+        "the why names the crisis hashtag: {}",
+        spike.why
+    );
+    assert!(
+        spike.samples.contains("nusapay") || spike.samples.to_lowercase().contains("nusapay"),
+        "with samples"
+    );
+    // The crisis runs from 78 % to 90 % of the span: 01:33:36–01:48:00.
+    let crisis_start: chrono::DateTime<chrono::Utc> = "2026-11-26T01:33:36Z".parse().unwrap();
+    let first_spike = spikes.iter().map(|a| a.event_time).min().unwrap();
+    assert!(
+        first_spike >= crisis_start && first_spike <= crisis_start + ChronoDuration::minutes(3),
+        "the spike is detected within 2 buckets of the crisis start: {first_spike}"
+    );
+
+    let trending: Vec<&str> = alerts
+        .iter()
+        .filter(|a| a.kind == "emerging_trend")
+        .map(|a| a.term.as_str())
+        .collect();
+    assert!(
+        trending.contains(&"#kopikitasenja"),
+        "the launch hashtag trends: {trending:?}"
+    );
+    let spam_trends: u64 = store
+        .client
+        .query("SELECT count() FROM trends WHERE term IN ('#promomurah', '@promo_gacor88', 'gacor', 'promo gacor')")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(spam_trends, 0, "one spam account never makes a trend");
+
+    // Negative-comment alerts have deterministic ids: each mention alerts once.
+    let comments = alerts
+        .iter()
+        .filter(|a| a.kind == "negative_comment")
+        .count();
+    assert!(comments > 0);
+    let distinct: std::collections::HashSet<&str> = alerts.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(distinct.len(), alerts.len());
+
+    // Webhooks: only high and critical, each signed over "<timestamp>.<body>".
+    let got = received.lock().unwrap().clone();
+    assert!(!got.is_empty(), "the webhook received alerts");
+    for (headers, body) in &got {
+        let h = |k: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == &k.to_ascii_lowercase())
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        let ts: i64 = h(TIMESTAMP_HEADER).parse().unwrap();
+        assert_eq!(h(SIGNATURE_HEADER), sign(b"s3cret", ts, body));
+        let json: serde_json::Value = serde_json::from_slice(body).unwrap();
+        assert!(
+            json["text"].as_str().unwrap().starts_with("*["),
+            "Slack text: {json}"
+        );
+        let sev = json["gema_alert"]["severity"].as_str().unwrap();
+        assert!(
+            sev == "high" || sev == "critical",
+            "min_severity filters: {sev}"
+        );
+    }
+    env.cleanup(&store).await;
+}
