@@ -48,8 +48,11 @@ pub struct Config {
     pub sink: SinkConfig,
     /// Tracked queries (`[[tracked]]` with `name` and `query`): what the user listens for.
     pub tracked: Vec<TrackedQueryConfig>,
-    /// Trend detection over hashtags, handles, keywords and bigrams (`[trends]`).
+    /// Trend detection over hashtags and @handles (`[trends]`).
     pub trends: DetectorConfig,
+    /// Trend detection over keywords and bigrams (`[keywords]`): a large, noisy vocabulary, so
+    /// only strong, broad bursts (low sensitivity by default).
+    pub keywords: DetectorConfig,
     /// Spike detection over tracked-query volume and negative volume (`[spikes]`).
     pub spikes: DetectorConfig,
     /// Alert rules, routing and webhooks (`[alerts]`).
@@ -66,8 +69,8 @@ impl Default for Config {
             enrich: EnrichConfig::default(),
             sink: SinkConfig::default(),
             tracked: Vec::new(),
-            // Term vocabularies are large and noisy: only strong, broad bursts of words trend.
-            trends: DetectorConfig {
+            trends: DetectorConfig::default(),
+            keywords: DetectorConfig {
                 sensitivity: crate::trends::Sensitivity::Low,
                 ..DetectorConfig::default()
             },
@@ -297,18 +300,14 @@ impl Config {
             return Err(invalid("sink.max_rows", "0".into(), "must be ≥ 1"));
         }
         self.queries()?;
-        self.trends
-            .validate()
-            .map_err(|source| ConfigError::Trends {
-                section: "trends",
-                source,
-            })?;
-        self.spikes
-            .validate()
-            .map_err(|source| ConfigError::Trends {
-                section: "spikes",
-                source,
-            })?;
+        for (section, d) in [
+            ("trends", &self.trends),
+            ("keywords", &self.keywords),
+            ("spikes", &self.spikes),
+        ] {
+            d.validate()
+                .map_err(|source| ConfigError::Trends { section, source })?;
+        }
         Ok(())
     }
 

@@ -30,6 +30,27 @@ pub struct SynthArgs {
     /// Output file; standard output when absent.
     #[arg(long, short)]
     pub out: Option<PathBuf>,
+    /// Generate an evaluation scenario instead: a steady background (--per-minute) with
+    /// labelled trends, crises, a spam account and a slow rise injected; the ground truth goes to
+    /// <out>.truth.json (needs --out). --count and --malformed are ignored.
+    #[arg(long, requires = "out")]
+    pub scenario: bool,
+    /// Scenario: background mentions per minute.
+    #[arg(long, default_value_t = 100)]
+    pub per_minute: usize,
+    /// Scenario: hashtag launches to inject.
+    #[arg(long, default_value_t = 8)]
+    pub trends: usize,
+    /// Scenario: negative crises to inject.
+    #[arg(long, default_value_t = 6)]
+    pub crises: usize,
+}
+
+/// `<out>.truth.json` beside a scenario feed.
+pub fn truth_path(out: &std::path::Path) -> PathBuf {
+    let mut s = out.as_os_str().to_owned();
+    s.push(".truth.json");
+    PathBuf::from(s)
 }
 
 pub fn synth(args: &SynthArgs) -> anyhow::Result<()> {
@@ -38,6 +59,31 @@ pub fn synth(args: &SynthArgs) -> anyhow::Result<()> {
         "--hours must be positive, got {}",
         args.hours
     );
+    if args.scenario {
+        let out = args.out.as_ref().expect("clap requires --out");
+        let (lines, truth) =
+            gema::sources::scenario::scenario(&gema::sources::scenario::ScenarioOptions {
+                seed: args.seed,
+                start: args.start,
+                span: Duration::milliseconds((args.hours * 3_600_000.0) as i64),
+                per_minute: args.per_minute,
+                trends: args.trends,
+                crises: args.crises,
+            });
+        std::fs::write(out, lines.join("\n") + "\n")
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        let tp = truth_path(out);
+        std::fs::write(&tp, serde_json::to_string_pretty(&truth)?)
+            .with_context(|| format!("cannot write {}", tp.display()))?;
+        eprintln!(
+            "Wrote {} mentions to {} and {} events to {}",
+            lines.len(),
+            out.display(),
+            truth.events.len(),
+            tp.display()
+        );
+        return Ok(());
+    }
     let lines = synth::generate(&SynthOptions {
         seed: args.seed,
         count: args.count,

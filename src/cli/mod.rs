@@ -2,6 +2,7 @@
 //! only parses, connects and prints.
 
 mod demo;
+mod eval;
 mod feed;
 mod query;
 mod stages;
@@ -58,6 +59,9 @@ pub enum Command {
     Dlq(query::DlqArgs),
     /// List alerts, or acknowledge / resolve / reopen one.
     Alerts(query::AlertsArgs),
+    /// Replay a scenario (`gema synth --scenario`) through every stage and report precision,
+    /// recall and detection delay per event type.
+    EvalTrends(eval::EvalTrendsArgs),
     /// Show topic sizes, stage lag and stored mention count.
     Status,
     /// Move a stage's committed offsets back to the start of its input topic, so it re-processes
@@ -108,6 +112,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mentions(args) => query::mentions(&config, &args).await,
         Command::Dlq(args) => query::dlq(&config, &args),
         Command::Alerts(args) => query::alerts(&config, &args).await,
+        Command::EvalTrends(args) => eval::run(&config, &args).await,
         Command::Status => query::status(&config).await,
         Command::Rewind { stage } => stages::rewind(&config, &stage),
     }

@@ -5,8 +5,9 @@ use gema::config::Config;
 use gema::enrich::dlq::read_dead_letters;
 use gema::kafka::{lag, Topics};
 use gema::query::mentions::{self, MentionFilter, MentionHit};
+pub use gema::query::table;
+use gema::query::time::parse_time;
 use gema::query::trends::{self, TermCount, TermKind};
-use gema::query::{table, time::parse_time};
 use gema::sentiment::Label;
 use gema::store::{self, Store};
 

@@ -116,3 +116,22 @@ pub async fn ensure_topics(config: &KafkaConfig, topics: &Topics) -> Result<(), 
     }
     Ok(())
 }
+
+/// Deletes gema's topics for this prefix (used to clean up after an evaluation run).
+pub async fn delete_topics(config: &KafkaConfig, topics: &Topics) -> Result<(), TopicError> {
+    let admin: AdminClient<DefaultClientContext> = super::client::base_config(config)
+        .create()
+        .map_err(|source| TopicError::Client {
+            brokers: config.brokers.clone(),
+            source,
+        })?;
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    admin
+        .delete_topics(&topics.all(), &opts)
+        .await
+        .map_err(|source| TopicError::Request {
+            brokers: config.brokers.clone(),
+            source,
+        })?;
+    Ok(())
+}

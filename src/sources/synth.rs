@@ -32,14 +32,14 @@ pub struct SynthOptions {
     pub malformed: usize,
 }
 
-struct Brand {
-    name: &'static str,
-    handle: &'static str,
-    tag: &'static str,
+pub(crate) struct Brand {
+    pub(crate) name: &'static str,
+    pub(crate) handle: &'static str,
+    pub(crate) tag: &'static str,
     products: &'static [&'static str],
 }
 
-const BRANDS: &[Brand] = &[
+pub(crate) const BRANDS: &[Brand] = &[
     Brand {
         name: "KopiKita",
         handle: "kopikita",
@@ -154,8 +154,8 @@ const CRISIS_NEWS: &[&str] = &[
     "NusaPay outage leaves users unable to transfer money, company investigating",
 ];
 const SPAM_TEXT: &str = "PROMO GACOR!!! Cashback 100% top up NusaPay & KopiKita voucher gratis, klik link sekarang {u} #PromoMurah #NusaPay";
-const POS_EMOJI: &[&str] = &["😍", "👍", "🔥", "☕", "🙏", "❤️", "😊"];
-const NEG_EMOJI: &[&str] = &["😡", "😤", "👎", "😭", "🙄", "🤬"];
+pub(crate) const POS_EMOJI: &[&str] = &["😍", "👍", "🔥", "☕", "🙏", "❤️", "😊"];
+pub(crate) const NEG_EMOJI: &[&str] = &["😡", "😤", "👎", "😭", "🙄", "🤬"];
 const FIRST: &[&str] = &[
     "andi", "sari", "budi", "dewi", "rina", "agus", "maya", "tom", "jess", "alex", "nina", "fajar",
     "putri", "eko", "lisa", "mike", "wulan", "reza",
@@ -173,7 +173,7 @@ const PLATFORMS: &[(&str, u32)] = &[
 ];
 
 #[derive(Clone, Copy, PartialEq)]
-enum Kind {
+pub(crate) enum Kind {
     Chatter,
     Praise,
     Complaint,
@@ -182,25 +182,22 @@ enum Kind {
     Spam,
 }
 
-struct Author {
-    id: String,
-    handle: String,
-    followers: u64,
+pub(crate) struct Author {
+    pub(crate) id: String,
+    pub(crate) handle: String,
+    pub(crate) followers: u64,
 }
 
-/// Generates the feed: one JSON object per line, sorted by `created_at`.
-pub fn generate(opts: &SynthOptions) -> Vec<String> {
-    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    let n = opts.count;
-    let authors: Vec<Author> = (0..(n / 4).max(20))
+/// `n` authors with heavy-tailed reach: most are small, a few are big.
+pub(crate) fn author_pool(rng: &mut ChaCha8Rng, n: usize) -> Vec<Author> {
+    (0..n)
         .map(|i| {
             let handle = format!(
                 "{}{}{}",
-                FIRST.choose(&mut rng).unwrap(),
-                LAST.choose(&mut rng).unwrap(),
+                FIRST.choose(rng).unwrap(),
+                LAST.choose(rng).unwrap(),
                 i % 97
             );
-            // Heavy-tailed reach: most authors are small, a few are big.
             let followers =
                 10f64.powf(rng.gen_range(0.7..2.7) + rng.gen::<f64>().powi(8) * 3.5) as u64;
             Author {
@@ -209,7 +206,14 @@ pub fn generate(opts: &SynthOptions) -> Vec<String> {
                 followers,
             }
         })
-        .collect();
+        .collect()
+}
+
+/// Generates the feed: one JSON object per line, sorted by `created_at`.
+pub fn generate(opts: &SynthOptions) -> Vec<String> {
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let n = opts.count;
+    let authors = author_pool(&mut rng, (n / 4).max(20));
     let spam = Author {
         id: "u999999".into(),
         handle: "promo_gacor88".into(),
@@ -275,7 +279,7 @@ fn pick_platform(rng: &mut ChaCha8Rng) -> &'static str {
     "x"
 }
 
-fn fill(template: &str, brand: &Brand, rng: &mut ChaCha8Rng, emoji: &[&str]) -> String {
+pub(crate) fn fill(template: &str, brand: &Brand, rng: &mut ChaCha8Rng, emoji: &[&str]) -> String {
     template
         .replace("{b}", brand.name)
         .replace("{a}", brand.handle)
@@ -284,7 +288,7 @@ fn fill(template: &str, brand: &Brand, rng: &mut ChaCha8Rng, emoji: &[&str]) -> 
         .replace("{e}", emoji.choose(rng).unwrap())
 }
 
-fn mention(
+pub(crate) fn mention(
     rng: &mut ChaCha8Rng,
     seq: usize,
     created_at: DateTime<Utc>,

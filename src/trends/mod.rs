@@ -8,6 +8,7 @@
 mod baseline;
 mod config;
 mod detector;
+pub mod eval;
 pub mod record;
 pub mod sketch;
 pub mod stage;

@@ -1,10 +1,11 @@
 //! The trend stage (`gema trends-stage`, consumer group `<prefix>-trends`): term occurrences →
 //! detectors → trend events (`<prefix>.trends`) and alert candidates (`<prefix>.alerts.raw`).
 //!
-//! Two detectors run side by side: `[trends]` over hashtags, handles, keywords and bigrams
-//! (emerging-trend alerts), and `[spikes]` over tracked-query volume `q:<name>` and negative
-//! volume `qneg:<name>` (negative-spike alerts). Their state is snapshotted to
-//! `<state_dir>/<prefix>-{trends,spikes}.json` every 30 s and on shutdown, and restored at start.
+//! Three detectors run side by side: `[trends]` over hashtags and handles and `[keywords]` over
+//! keywords and bigrams (emerging-trend alerts), and `[spikes]` over tracked-query volume
+//! `q:<name>` and negative volume `qneg:<name>` (negative-spike alerts). Their state is
+//! snapshotted to `<state_dir>/<prefix>-{trends,keywords,spikes}.json` every 30 s and on
+//! shutdown, and restored at start.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -244,6 +245,89 @@ fn query_alert(
     })
 }
 
+/// The three detectors: hashtags and handles (`[trends]`), keywords and bigrams (`[keywords]`),
+/// tracked-query volume and negative volume (`[spikes]`).
+struct Detectors {
+    tags: Detector,
+    words: Detector,
+    spikes: Detector,
+}
+
+impl Detectors {
+    fn load(config: &Config) -> Detectors {
+        Detectors {
+            tags: load(config, "trends", &config.trends),
+            words: load(config, "keywords", &config.keywords),
+            spikes: load(config, "spikes", &config.spikes),
+        }
+    }
+
+    fn save(&self, config: &Config) {
+        save(config, "trends", &self.tags);
+        save(config, "keywords", &self.words);
+        save(config, "spikes", &self.spikes);
+    }
+
+    fn pick(&mut self, term: &str) -> &mut Detector {
+        if is_query_term(term) {
+            &mut self.spikes
+        } else if term.starts_with('#') || term.starts_with('@') {
+            &mut self.tags
+        } else {
+            &mut self.words
+        }
+    }
+
+    fn tracked_terms(&self) -> usize {
+        self.tags.tracked_terms() + self.words.tracked_terms() + self.spikes.tracked_terms()
+    }
+
+    /// Closes what the watermark (the oldest partition's newest event, minus each detector's
+    /// lateness) lets close; returns (term events, query events).
+    fn advance_until(
+        &mut self,
+        config: &Config,
+        oldest: Option<i64>,
+    ) -> (Vec<TrendEvent>, Vec<TrendEvent>) {
+        let until = |lateness_ms: u64| {
+            let ms = oldest
+                .unwrap_or(i64::MIN)
+                .saturating_sub(lateness_ms as i64);
+            DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
+        };
+        let mut terms = self
+            .tags
+            .advance_until(until(config.trends.allowed_lateness_ms))
+            .trends;
+        terms.extend(
+            self.words
+                .advance_until(until(config.keywords.allowed_lateness_ms))
+                .trends,
+        );
+        (
+            terms,
+            self.spikes
+                .advance_until(until(config.spikes.allowed_lateness_ms))
+                .trends,
+        )
+    }
+
+    /// On a quiet input, moves each detector that has data to the wall clock. (Moving an empty
+    /// detector would make a replay of older mentions that starts later entirely late.)
+    fn idle_flush(&mut self, now: DateTime<Utc>) -> (Vec<TrendEvent>, Vec<TrendEvent>) {
+        let flush = |d: &mut Detector| {
+            if d.watermark().is_some() {
+                d.advance_to(now).trends
+            } else {
+                Vec::new()
+            }
+        };
+        let mut terms = flush(&mut self.tags);
+        terms.extend(flush(&mut self.words));
+        (terms, flush(&mut self.spikes))
+    }
+}
+
 fn state_path(config: &Config, name: &str) -> PathBuf {
     config
         .state_dir
@@ -295,8 +379,7 @@ pub async fn run(
         .map_err(StageError::kafka("subscribe to the terms topic"))?;
     let producer =
         kafka::producer(&config.kafka).map_err(StageError::kafka("create a producer"))?;
-    let mut trends = load(config, "trends", &config.trends);
-    let mut spikes = load(config, "spikes", &config.spikes);
+    let mut detectors = Detectors::load(config);
     let mut contexts: HashMap<String, QueryContext> = HashMap::new();
     let mut tracker = OffsetTracker::new();
     let mut last_input = Instant::now();
@@ -331,11 +414,7 @@ pub async fn run(
                                 *m = (*m).max(newest);
                             }
                             let query = record.term.strip_prefix("qneg:").map(str::to_string);
-                            let detector = if is_query_term(&record.term) {
-                                &mut spikes
-                            } else {
-                                &mut trends
-                            };
+                            let detector = detectors.pick(&record.term);
                             for occ in record.occurrences() {
                                 metrics.trend_occurrences.inc();
                                 if let Observed::Late { .. } = detector.observe(&occ) {
@@ -371,37 +450,23 @@ pub async fn run(
         }
         let now = Utc::now();
         let oldest = partition_max.values().min().copied();
-        let until = |lateness_ms: u64| {
-            let ms = oldest
-                .unwrap_or(i64::MIN)
-                .saturating_sub(lateness_ms as i64);
-            DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
-        };
-        let (mut t, mut s) = (
-            trends.advance_until(until(config.trends.allowed_lateness_ms)),
-            spikes.advance_until(until(config.spikes.allowed_lateness_ms)),
-        );
+        let (mut terms, mut queries) = detectors.advance_until(config, oldest);
         if received > 0 {
             last_input = Instant::now();
         } else if last_input.elapsed() >= IDLE_FLUSH {
-            // Only once a detector has data: moving an empty detector to the wall clock would
-            // make a replay of older mentions that starts later entirely late.
-            if trends.watermark().is_some() {
-                t.trends.extend(trends.advance_to(now).trends);
-            }
-            if spikes.watermark().is_some() {
-                s.trends.extend(spikes.advance_to(now).trends);
-            }
+            let (t, q) = detectors.idle_flush(now);
+            terms.extend(t);
+            queries.extend(q);
         }
         let mut deliveries = Vec::new();
-        for e in t.trends.iter().chain(s.trends.iter()) {
+        for e in terms.iter().chain(queries.iter()) {
             metrics.trend_events.inc();
             let json = serde_json::to_vec(e).expect("a trend event serialises");
             deliveries.push(send(&producer, &topics.trends, &e.term, &json)?);
         }
-        // One emerging-trend alert per closed bucket of the term detector.
+        // One emerging-trend alert per closed bucket of the term detectors.
         let mut by_bucket: Vec<Vec<TrendEvent>> = Vec::new();
-        for e in t.trends {
+        for e in terms {
             match by_bucket
                 .iter_mut()
                 .find(|b| b[0].bucket_start == e.bucket_start)
@@ -415,7 +480,7 @@ pub async fn run(
             .filter_map(|b| emerging_trend_alert(b, now))
             .collect();
         alerts.extend(
-            s.trends
+            queries
                 .iter()
                 .filter_map(|e| query_alert(e, &contexts, now)),
         );
@@ -432,16 +497,14 @@ pub async fn run(
         kafka::delivery::acknowledged(deliveries, "deliver a trend record").await?;
         tracker.store(&consumer);
         if last_save.elapsed() >= SNAPSHOT_EVERY {
-            save(config, "trends", &trends);
-            save(config, "spikes", &spikes);
+            detectors.save(config);
             last_save = Instant::now();
         }
     }
-    save(config, "trends", &trends);
-    save(config, "spikes", &spikes);
+    detectors.save(config);
     commit_now(&consumer).map_err(StageError::kafka("commit offsets on shutdown"))?;
     tracing::info!(
-        terms = trends.tracked_terms(),
+        terms = detectors.tracked_terms(),
         "Trend stage stopped after saving its state"
     );
     Ok(())

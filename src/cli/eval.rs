@@ -1,0 +1,181 @@
+//! `gema eval-trends FEED TRUTH`: replay a scenario through the real stages and score the alerts.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use gema::config::Config;
+use gema::kafka::{topics::delete_topics, Topics};
+use gema::pipeline::{self, Stage};
+use gema::query::alerts;
+use gema::sources::replay::{self, ReplayOptions, Speed};
+use gema::sources::scenario::Truth;
+use gema::trends::eval::{evaluate, Detected};
+use tokio::task::JoinSet;
+
+use super::query::table;
+use super::stages::deps;
+
+#[derive(Debug, clap::Args)]
+pub struct EvalTrendsArgs {
+    /// The scenario feed (from `gema synth --scenario --out FEED`).
+    pub feed: PathBuf,
+    /// Its ground truth (FEED.truth.json).
+    pub truth: PathBuf,
+    /// Replay speed (event time × factor). Paced, mentions reach the stages in event-time order
+    /// as they would live; the pipeline must keep up (use a release build for high factors).
+    #[arg(long, default_value = "600x")]
+    pub speed: Speed,
+    /// Keep the run's topics and database afterwards (they are named in the output).
+    #[arg(long)]
+    pub keep: bool,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(config: &Config, args: &EvalTrendsArgs) -> anyhow::Result<()> {
+    let truth: Truth = serde_json::from_slice(
+        &std::fs::read(&args.truth)
+            .with_context(|| format!("cannot read {}", args.truth.display()))?,
+    )
+    .with_context(|| format!("{} is not a scenario truth file", args.truth.display()))?;
+    anyhow::ensure!(
+        !config.tracked.is_empty(),
+        "no tracked queries configured (gema.toml)"
+    );
+    // A namespace of its own: fresh topics, database and detector state.
+    let id = format!(
+        "{:x}",
+        std::process::id() as u64 ^ chrono::Utc::now().timestamp_micros() as u64
+    );
+    let mut config = config.clone();
+    config.kafka.topic_prefix = format!("eval-{id}");
+    config.clickhouse.database = format!("eval_{id}");
+    let state = tempfile_dir(&id)?;
+    config.state_dir = state.clone();
+    let deps = deps(&config, &Stage::ALL).await?;
+    let store = deps.store.clone().expect("sink needs ClickHouse");
+    let mut tasks = JoinSet::new();
+    pipeline::spawn_stages(&mut tasks, &Stage::ALL, &deps);
+    let topics = Topics::new(&config.kafka.topic_prefix);
+    let started = Instant::now();
+    let opts = ReplayOptions {
+        path: args.feed.clone(),
+        speed: args.speed,
+        retime: false,
+        progress: !args.json,
+    };
+    let summary = replay::replay(&config.kafka, &topics, &opts).await?;
+    pipeline::wait_for_drain(&config, Duration::from_secs(600), Duration::from_secs(5))
+        .await
+        .map_err(anyhow::Error::msg)?;
+    deps.shutdown.cancel();
+    while tasks.join_next().await.is_some() {}
+    let elapsed = started.elapsed();
+
+    let stored = alerts::list(
+        &store,
+        truth.start - chrono::Duration::days(1),
+        chrono::Utc::now() + chrono::Duration::days(1),
+        None,
+        None,
+        1_000_000,
+    )
+    .await?;
+    let detected: Vec<Detected> = stored
+        .iter()
+        .map(|a| Detected {
+            kind: a.kind.clone(),
+            query: a.query.clone(),
+            term: a.term.clone(),
+            why: a.why.clone(),
+            event_time: a.event_time,
+        })
+        .collect();
+    let bucket = chrono::Duration::milliseconds(config.trends.bucket_ms as i64);
+    let report = evaluate(&truth, &detected, bucket);
+    let late = deps.metrics.trend_late.get();
+    if args.json {
+        let mut v = serde_json::to_value(&report)?;
+        v["mentions"] = summary.valid.into();
+        v["late_occurrences"] = late.into();
+        v["elapsed_s"] = elapsed.as_secs_f64().into();
+        println!("{v}");
+    } else {
+        println!(
+            "Replayed {} mentions ({} per minute of event time, {:?}) through every stage in {:.1}s; {} late term occurrences",
+            summary.valid,
+            truth.background_per_minute,
+            args.speed,
+            elapsed.as_secs_f64(),
+            late
+        );
+        let rows: Vec<Vec<String>> = report
+            .per_type
+            .iter()
+            .map(|t| {
+                vec![
+                    t.kind.clone(),
+                    t.events.to_string(),
+                    t.detected.to_string(),
+                    format!("{:.2}", t.recall),
+                    t.median_delay_buckets
+                        .map(|d| format!("{d:.1}"))
+                        .unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table::render(
+                &[
+                    "event type",
+                    "injected",
+                    "detected",
+                    "recall",
+                    "median delay (buckets)"
+                ],
+                &rows,
+                30
+            )
+        );
+        println!(
+            "Alerts (emerging trend + negative spike): {}, about injected events: {}, precision {:.2}",
+            report.alerts, report.true_alerts, report.precision
+        );
+        println!(
+            "Alerts about the spam account: {}; about the slow organic rise: {}",
+            report.spam_alerts, report.slow_rise_alerts
+        );
+        for u in &report.unmatched {
+            println!("  unmatched: {u}");
+        }
+    }
+    if args.keep {
+        eprintln!(
+            "Kept topics {}.* and database {}",
+            config.kafka.topic_prefix, config.clickhouse.database
+        );
+    } else {
+        let _ = delete_topics(&config.kafka, &topics).await;
+        let _ = store
+            .client
+            .clone()
+            .with_database("default")
+            .query(&format!(
+                "DROP DATABASE IF EXISTS {}",
+                config.clickhouse.database
+            ))
+            .execute()
+            .await;
+        let _ = std::fs::remove_dir_all(&state);
+    }
+    Ok(())
+}
+
+fn tempfile_dir(id: &str) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("gema-eval-{id}"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
