@@ -262,7 +262,7 @@ pub fn scenario(opts: &ScenarioOptions) -> (Vec<String>, Truth) {
         mentions: slow_n,
     });
 
-    plan.sort_by(|a, b| a.0.cmp(&b.0));
+    plan.sort_by_key(|p| p.0);
     let lines = plan.into_iter().map(|(_, m)| m.to_string()).collect();
     let truth = Truth {
         start: opts.start,

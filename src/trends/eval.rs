@@ -42,7 +42,7 @@ pub struct EvalReport {
 }
 
 fn about(a: &Detected, e: &TruthEvent) -> bool {
-    let term_hit = !a.term.is_empty() && e.terms.iter().any(|t| *t == a.term);
+    let term_hit = !a.term.is_empty() && e.terms.contains(&a.term);
     let query_hit = !a.query.is_empty() && a.query == e.query && a.term.is_empty();
     let spike_hit = a.kind == "negative_spike" && a.query == e.query && e.kind == "crisis";
     term_hit || query_hit || spike_hit
