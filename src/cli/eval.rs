@@ -45,15 +45,8 @@ pub async fn run(config: &Config, args: &EvalTrendsArgs) -> anyhow::Result<()> {
         "no tracked queries configured (gema.toml)"
     );
     // A namespace of its own: fresh topics, database and detector state.
-    let id = format!(
-        "{:x}",
-        std::process::id() as u64 ^ chrono::Utc::now().timestamp_micros() as u64
-    );
-    let mut config = config.clone();
-    config.kafka.topic_prefix = format!("eval-{id}");
-    config.clickhouse.database = format!("eval_{id}");
-    let state = tempfile_dir(&id)?;
-    config.state_dir = state.clone();
+    let ns = Namespace::new(config, "eval")?;
+    let config = ns.config.clone();
     let deps = deps(&config, &Stage::ALL).await?;
     let store = deps.store.clone().expect("sink needs ClickHouse");
     let mut tasks = JoinSet::new();
@@ -158,24 +151,50 @@ pub async fn run(config: &Config, args: &EvalTrendsArgs) -> anyhow::Result<()> {
             config.kafka.topic_prefix, config.clickhouse.database
         );
     } else {
-        let _ = delete_topics(&config.kafka, &topics).await;
+        ns.cleanup(&store).await;
+    }
+    Ok(())
+}
+
+/// A run's own topics, database and detector state, removed afterwards.
+pub struct Namespace {
+    pub config: Config,
+    state: PathBuf,
+}
+
+impl Namespace {
+    pub fn new(config: &Config, kind: &str) -> anyhow::Result<Namespace> {
+        let id = format!(
+            "{:x}",
+            std::process::id() as u64 ^ chrono::Utc::now().timestamp_micros() as u64
+        );
+        let mut config = config.clone();
+        config.kafka.topic_prefix = format!("{kind}-{id}");
+        config.clickhouse.database = format!("{kind}_{id}");
+        let state = std::env::temp_dir().join(format!("gema-{kind}-{id}"));
+        std::fs::create_dir_all(&state)
+            .with_context(|| format!("cannot create {}", state.display()))?;
+        config.state_dir = state.clone();
+        Ok(Namespace { config, state })
+    }
+
+    /// Deletes the topics, the database and the state directory.
+    pub async fn cleanup(&self, store: &gema::store::Store) {
+        let _ = delete_topics(
+            &self.config.kafka,
+            &Topics::new(&self.config.kafka.topic_prefix),
+        )
+        .await;
         let _ = store
             .client
             .clone()
             .with_database("default")
             .query(&format!(
                 "DROP DATABASE IF EXISTS {}",
-                config.clickhouse.database
+                self.config.clickhouse.database
             ))
             .execute()
             .await;
-        let _ = std::fs::remove_dir_all(&state);
+        let _ = std::fs::remove_dir_all(&self.state);
     }
-    Ok(())
-}
-
-fn tempfile_dir(id: &str) -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("gema-eval-{id}"));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir)
 }

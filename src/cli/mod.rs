@@ -1,6 +1,7 @@
 //! Command-line arguments and dispatch. Each subcommand's work lives in the library; this module
 //! only parses, connects and prints.
 
+mod bench;
 mod demo;
 mod eval;
 mod feed;
@@ -62,6 +63,9 @@ pub enum Command {
     /// Replay a scenario (`gema synth --scenario`) through every stage and report precision,
     /// recall and detection delay per event type.
     EvalTrends(eval::EvalTrendsArgs),
+    /// Send mentions at a fixed rate through every stage (own topics and database) and report
+    /// throughput and ingest → alert latency percentiles.
+    Bench(bench::BenchArgs),
     /// Show topic sizes, stage lag and stored mention count.
     Status,
     /// Move a stage's committed offsets back to the start of its input topic, so it re-processes
@@ -113,6 +117,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dlq(args) => query::dlq(&config, &args),
         Command::Alerts(args) => query::alerts(&config, &args).await,
         Command::EvalTrends(args) => eval::run(&config, &args).await,
+        Command::Bench(args) => bench::run(&config, &args).await,
         Command::Status => query::status(&config).await,
         Command::Rewind { stage } => stages::rewind(&config, &stage),
     }

@@ -42,7 +42,9 @@ pub fn consumer(config: &KafkaConfig, group: &str) -> Result<StreamConsumer, Kaf
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        // Alerts must not wait for a full fetch window on a quiet topic.
+        .set("fetch.wait.max.ms", "100");
     for (k, v) in &config.options {
         c.set(k, v);
     }
