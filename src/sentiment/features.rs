@@ -1,0 +1,281 @@
+//! Feature extraction: hashed word and character n-grams plus lexicon and rule features.
+//!
+//! Input is the output of [`super::normalize`]. Features are `(bucket, value)` pairs; the same
+//! text always yields the same features on every platform (see [`super::hash`]).
+//!
+//! - word unigrams, marked `n:` inside a negation scope (after `not`/`tidak`/`bukan`/`kurang`...
+//!   up to three words or the next punctuation or contrast word);
+//! - word bigrams;
+//! - character n-grams of each word with boundary marks (`<word>`);
+//! - dense lexicon features, each also conjoined with the language: VADER and InSet positive and
+//!   negative valence sums (negation flips, intensifiers boost, words after a contrast such as
+//!   `but`/`tapi`/`namun` count 1.5×, before it 0.5×), emoji polarity (VADER scores of the emoji
+//!   names), negation count and a contrast flag;
+//! - a per-language bias.
+//!
+//! Sparse values are scaled to unit L2 norm; dense values are squashed into [0, 1).
+
+use serde::{Deserialize, Serialize};
+
+use super::hash::{fnv1a, mix, FastMap, FNV_OFFSET};
+use super::Lang;
+
+/// Shape of the hashed feature space; stored in the model header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureConfig {
+    /// log2 of the number of hash buckets.
+    pub buckets_log2: u32,
+    /// Shortest character n-gram (in chars, boundary marks included).
+    pub char_min: usize,
+    /// Longest character n-gram.
+    pub char_max: usize,
+    /// Whether word bigrams are features.
+    pub word_bigrams: bool,
+}
+
+impl Default for FeatureConfig {
+    fn default() -> Self {
+        FeatureConfig { buckets_log2: 20, char_min: 3, char_max: 5, word_bigrams: true }
+    }
+}
+
+impl FeatureConfig {
+    /// Number of hash buckets.
+    pub fn buckets(&self) -> usize {
+        1 << self.buckets_log2
+    }
+}
+
+/// Word valences baked into the model: derived from VADER (MIT) and InSet at training time.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lexicons {
+    /// VADER word valences (about −4..4).
+    pub vader: FastMap<String, f32>,
+    /// InSet positive weights (1..5).
+    pub inset_pos: FastMap<String, f32>,
+    /// InSet negative weights (−5..−1).
+    pub inset_neg: FastMap<String, f32>,
+    /// Emoji polarity: sum of the VADER valences of the emoji's name words.
+    pub emoji: FastMap<String, f32>,
+}
+
+const NEGATORS: &[&str] = &[
+    "not", "no", "never", "nothing", "nobody", "none", "neither", "nor", "without", "tidak",
+    "bukan", "belum", "jangan", "tanpa", "kurang", "tak",
+];
+const CONTRAST: &[&str] = &["but", "however", "although", "though", "tapi", "tetapi", "namun", "padahal"];
+const INTENSIFIERS: &[&str] = &[
+    "very", "really", "so", "too", "extremely", "totally", "absolutely", "super", "most", "banget",
+    "sangat", "sekali", "amat", "terlalu", "paling", "sungguh", "bener", "benar", "<elong>", "<caps>",
+];
+const SCOPE_END: &[&str] = &[".", ",", "!", "!!", "?", "??", "?!", "…"];
+
+/// Names of the dense features, in output order.
+pub const DENSE: &[&str] =
+    &["vader+", "vader-", "inset+", "inset-", "emoji+", "emoji-", "negations", "contrast"];
+
+/// Turns normalised text into hashed features.
+#[derive(Debug, Clone)]
+pub struct Featurizer {
+    config: FeatureConfig,
+    mask: u64,
+    lexicons: Lexicons,
+}
+
+#[inline]
+fn squash(x: f32) -> f32 {
+    x / (x * x + 4.0).sqrt()
+}
+
+fn contains(list: &[&str], w: &str) -> bool {
+    list.contains(&w)
+}
+
+impl Featurizer {
+    /// Builds a featurizer for `config` with the given lexicons.
+    pub fn new(config: FeatureConfig, lexicons: Lexicons) -> Self {
+        let mask = (config.buckets() as u64) - 1;
+        Featurizer { config, mask, lexicons }
+    }
+
+    /// The feature configuration.
+    pub fn config(&self) -> &FeatureConfig {
+        &self.config
+    }
+
+    /// The lexicons.
+    pub fn lexicons(&self) -> &Lexicons {
+        &self.lexicons
+    }
+
+    #[inline]
+    fn bucket(&self, h: u64) -> u32 {
+        (mix(h) & self.mask) as u32
+    }
+
+    /// Appends the features of `normalized` (in `lang`) to `out` (cleared first).
+    pub fn features(&self, normalized: &str, lang: Lang, out: &mut Vec<(u32, f32)>) {
+        out.clear();
+        let mut prev: Option<&str> = None;
+        let mut neg_left = 0u8;
+        let mut negations = 0u32;
+        let mut contrast_seen = false;
+        let mut prev_intens = false;
+        // [before contrast, after contrast] × [vader+, vader-, inset+, inset-, emoji+, emoji-]
+        let mut lex = [[0f32; 6]; 2];
+        let seed_w = fnv1a(FNV_OFFSET, b"w:");
+        let seed_n = fnv1a(FNV_OFFSET, b"n:");
+        let seed_b = fnv1a(FNV_OFFSET, b"b:");
+        let seed_c = fnv1a(FNV_OFFSET, b"c:");
+        let mut chars: Vec<char> = Vec::with_capacity(32);
+        for tok in normalized.split(' ').filter(|t| !t.is_empty()) {
+            let negated = neg_left > 0;
+            // Unigram (negation-marked) and bigram.
+            let seed = if negated { seed_n } else { seed_w };
+            out.push((self.bucket(fnv1a(seed, tok.as_bytes())), 1.0));
+            if self.config.word_bigrams {
+                if let Some(p) = prev {
+                    let h = fnv1a(fnv1a(fnv1a(seed_b, p.as_bytes()), b" "), tok.as_bytes());
+                    out.push((self.bucket(h), 1.0));
+                }
+            }
+            prev = Some(tok);
+            // Character n-grams of real words.
+            if !tok.starts_with('<') && tok.chars().next().is_some_and(char::is_alphanumeric) {
+                chars.clear();
+                chars.push('<');
+                chars.extend(tok.chars());
+                chars.push('>');
+                let mut buf = [0u8; 4];
+                for start in 0..chars.len() {
+                    let mut h = seed_c;
+                    for (n, &ch) in chars[start..].iter().enumerate().take(self.config.char_max) {
+                        h = fnv1a(h, ch.encode_utf8(&mut buf).as_bytes());
+                        if n + 1 >= self.config.char_min {
+                            out.push((self.bucket(h), 1.0));
+                        }
+                    }
+                }
+            }
+            // Rules and lexicons.
+            let is_intens = contains(INTENSIFIERS, tok);
+            if contains(NEGATORS, tok) {
+                neg_left = 3;
+                negations += 1;
+                prev_intens = false;
+                continue;
+            }
+            if contains(CONTRAST, tok) {
+                contrast_seen = true;
+                neg_left = 0;
+                prev_intens = false;
+                continue;
+            }
+            if contains(SCOPE_END, tok) {
+                neg_left = 0;
+                prev_intens = false;
+                continue;
+            }
+            let boost = if prev_intens { 1.3 } else { 1.0 };
+            let flip = if negated { -0.74 } else { 1.0 };
+            let part = &mut lex[usize::from(contrast_seen)];
+            let mut add = |pos_slot: usize, v: f32| {
+                let v = v * boost * flip;
+                if v > 0.0 {
+                    part[pos_slot] += v;
+                } else {
+                    part[pos_slot + 1] -= v;
+                }
+            };
+            if let Some(&v) = self.lexicons.vader.get(tok) {
+                add(0, v);
+            }
+            if let Some(&v) = self.lexicons.inset_pos.get(tok) {
+                add(2, v * 0.8);
+            }
+            if let Some(&v) = self.lexicons.inset_neg.get(tok) {
+                add(2, v * 0.8);
+            }
+            if let Some(&v) = self.lexicons.emoji.get(tok) {
+                add(4, v);
+            }
+            prev_intens = is_intens;
+            neg_left = neg_left.saturating_sub(1);
+        }
+        let n_sparse = out.len();
+        if n_sparse > 0 {
+            let scale = 1.0 / (n_sparse as f32).sqrt();
+            for f in out.iter_mut() {
+                f.1 = scale;
+            }
+        }
+        let (w_before, w_after) = if contrast_seen { (0.5, 1.5) } else { (1.0, 0.0) };
+        let mut dense = [0f32; 8];
+        for (k, d) in dense.iter_mut().take(6).enumerate() {
+            *d = squash(lex[0][k] * w_before + lex[1][k] * w_after);
+        }
+        dense[6] = (negations.min(3) as f32) / 3.0;
+        dense[7] = f32::from(u8::from(contrast_seen));
+        let lang_tag = lang.as_str().as_bytes();
+        let seed_d = fnv1a(FNV_OFFSET, b"d:");
+        for (name, &v) in DENSE.iter().zip(dense.iter()) {
+            if v == 0.0 {
+                continue;
+            }
+            let h = fnv1a(seed_d, name.as_bytes());
+            out.push((self.bucket(h), v));
+            out.push((self.bucket(fnv1a(fnv1a(h, b"@"), lang_tag)), v));
+        }
+        out.push((self.bucket(fnv1a(fnv1a(FNV_OFFSET, b"lang:"), lang_tag)), 1.0));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn featurizer() -> Featurizer {
+        let mut lex = Lexicons::default();
+        lex.vader.insert("good".into(), 1.9);
+        lex.vader.insert("bad".into(), -2.5);
+        Featurizer::new(FeatureConfig { buckets_log2: 16, ..FeatureConfig::default() }, lex)
+    }
+
+    fn dense_value(f: &Featurizer, text: &str, name: &str) -> f32 {
+        let mut out = Vec::new();
+        f.features(text, Lang::En, &mut out);
+        let b = f.bucket(fnv1a(fnv1a(FNV_OFFSET, b"d:"), name.as_bytes()));
+        out.iter().filter(|(i, _)| *i == b).map(|(_, v)| *v).sum()
+    }
+
+    #[test]
+    fn negation_flips_lexicon_polarity() {
+        let f = featurizer();
+        assert!(dense_value(&f, "this is good", "vader+") > 0.0);
+        assert_eq!(dense_value(&f, "this is not good", "vader+"), 0.0);
+        assert!(dense_value(&f, "this is not good", "vader-") > 0.0);
+        // The scope ends at punctuation.
+        assert!(dense_value(&f, "not sure , good", "vader+") > 0.0);
+    }
+
+    #[test]
+    fn contrast_weights_the_second_clause() {
+        let f = featurizer();
+        let v_pos = dense_value(&f, "good but bad", "vader+");
+        let v_neg = dense_value(&f, "good but bad", "vader-");
+        assert!(v_neg > v_pos, "{v_neg} vs {v_pos}");
+        assert_eq!(dense_value(&f, "good but bad", "contrast"), 1.0);
+    }
+
+    #[test]
+    fn features_are_deterministic_and_in_range() {
+        let f = featurizer();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        f.features("sangat bagus 👍", Lang::Id, &mut a);
+        f.features("sangat bagus 👍", Lang::Id, &mut b);
+        assert_eq!(a, b);
+        assert!(a.iter().all(|(i, _)| (*i as usize) < f.config.buckets()));
+    }
+}
