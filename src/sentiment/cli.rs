@@ -1,0 +1,271 @@
+//! `gema train` and `gema eval`: argument structs and their implementations.
+//!
+//! `main.rs` only wires [`TrainArgs`]/[`EvalArgs`] into its command enum and calls
+//! [`run_train`]/[`run_eval`].
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::features::FeatureConfig;
+use super::lang;
+use super::metrics;
+use super::model::{load_model, DEFAULT_MODEL_PATH};
+use super::train::{self, TrainConfig};
+use super::{Label, Lang, SentimentModel};
+
+/// Arguments of `gema train`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrainArgs {
+    /// Data folder holding `sentiment/train/*.jsonl`, `sentiment/dev/*.jsonl` and `lexicons/`.
+    #[arg(long, default_value = "../shared/data")]
+    pub data: PathBuf,
+    /// Where to write the model; the manifest goes next to it as `<stem>.manifest.json`.
+    #[arg(long, default_value = DEFAULT_MODEL_PATH)]
+    pub out: PathBuf,
+    /// Most training epochs per configuration (the best epoch on dev is kept).
+    #[arg(long, default_value_t = 8)]
+    pub epochs: usize,
+    /// Shuffling seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// log2 of the number of feature hash buckets.
+    #[arg(long, default_value_t = 20)]
+    pub buckets_log2: u32,
+}
+
+/// Arguments of `gema eval`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalArgs {
+    /// JSONL files with `text`, `label` and optionally `lang`.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// The model to evaluate.
+    #[arg(long, default_value = DEFAULT_MODEL_PATH)]
+    pub model: PathBuf,
+    /// Print one JSON object per file instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Use each row's `lang` field instead of detecting the language.
+    #[arg(long)]
+    pub gold_lang: bool,
+}
+
+/// The manifest path that belongs to a model path (`x.bin` → `x.manifest.json`).
+pub fn manifest_path(model: &Path) -> PathBuf {
+    let stem = model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    model.with_file_name(format!("{stem}.manifest.json"))
+}
+
+fn sha256_file(path: &Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(hex(&Sha256::digest(&bytes)))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Serialize)]
+struct InputFile {
+    file: String,
+    rows: usize,
+    sha256: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    labels: Option<std::collections::BTreeMap<&'static str, usize>>,
+}
+
+#[derive(Serialize)]
+struct Manifest<'a> {
+    model: String,
+    file: String,
+    bytes: u64,
+    sha256: String,
+    format_version: u32,
+    gema_version: &'static str,
+    command: String,
+    created_unix_s: u64,
+    training_time_s: f64,
+    load_time_s: f64,
+    train_inputs: Vec<InputFile>,
+    dev_inputs: Vec<InputFile>,
+    lexicon_inputs: Vec<InputFile>,
+    grid: &'a [TrainConfig],
+    chosen: TrainConfig,
+    best_epoch: usize,
+    selection: &'static str,
+    calibration: &'a train::Calibration,
+    dev_metrics: Vec<serde_json::Value>,
+    epochs: &'a [train::EpochLog],
+    notes: &'static str,
+}
+
+/// The hyper-parameter grid `gema train` searches (small on purpose: dev is for sanity, not for
+/// fitting).
+pub fn default_grid(args: &TrainArgs) -> Vec<TrainConfig> {
+    let features = FeatureConfig { buckets_log2: args.buckets_log2, ..FeatureConfig::default() };
+    let base = TrainConfig { features, max_epochs: args.epochs, seed: args.seed, ..TrainConfig::default() };
+    vec![base]
+}
+
+/// Runs `gema train`.
+pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let rel = |p: &Path| p.strip_prefix(&args.data).unwrap_or(p).display().to_string();
+    let mut train_sets = Vec::new();
+    let mut train_inputs = Vec::new();
+    for path in train::jsonl_files(&args.data.join("sentiment/train"))? {
+        let ex = train::read_jsonl(&path)?;
+        train_inputs.push(InputFile {
+            file: rel(&path),
+            rows: ex.len(),
+            sha256: sha256_file(&path)?,
+            labels: Some(train::label_counts(&ex)),
+        });
+        train_sets.push((rel(&path), ex));
+    }
+    let mut dev_sets = Vec::new();
+    let mut dev_inputs = Vec::new();
+    for path in train::jsonl_files(&args.data.join("sentiment/dev"))? {
+        let ex = train::read_jsonl(&path)?;
+        dev_inputs.push(InputFile {
+            file: rel(&path),
+            rows: ex.len(),
+            sha256: sha256_file(&path)?,
+            labels: Some(train::label_counts(&ex)),
+        });
+        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        dev_sets.push((name, ex));
+    }
+    let (lexicons, lex_files) = train::build_lexicons(&args.data.join("lexicons"))?;
+    let lexicon_inputs = lex_files
+        .iter()
+        .map(|(p, n)| Ok(InputFile { file: rel(p), rows: *n, sha256: sha256_file(p)?, labels: None }))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for f in &train_inputs {
+        eprintln!("Train file {}: {} rows", f.file, f.rows);
+    }
+    let grid = default_grid(args);
+    let outcome =
+        train::train("fast-lr-v1", &lexicons, &train_sets, &dev_sets, &grid, &mut |m| eprintln!("{m}"));
+    let training_time_s = start.elapsed().as_secs_f64();
+    outcome.model.save(&args.out)?;
+    let t = Instant::now();
+    let loaded = load_model(&args.out)?;
+    let load_time_s = t.elapsed().as_secs_f64();
+    drop(loaded);
+    let bytes = std::fs::metadata(&args.out)?.len();
+    let manifest = Manifest {
+        model: outcome.model.name().to_string(),
+        file: args.out.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        bytes,
+        sha256: sha256_file(&args.out)?,
+        format_version: 1,
+        gema_version: env!("CARGO_PKG_VERSION"),
+        command: format!(
+            "gema train --data {} --out {} --epochs {} --seed {} --buckets-log2 {}",
+            args.data.display(),
+            args.out.display(),
+            args.epochs,
+            args.seed,
+            args.buckets_log2
+        ),
+        created_unix_s: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        training_time_s,
+        load_time_s,
+        train_inputs,
+        dev_inputs,
+        lexicon_inputs,
+        grid: &grid,
+        chosen: outcome.config,
+        best_epoch: outcome.best_epoch,
+        selection: "mean over dev files of: negative F1 (negative/positive-only files) or \
+                    (macro-recall + macro-F1) / 2 (3-class files); gold language tags",
+        calibration: &outcome.calibration,
+        dev_metrics: outcome
+            .dev
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "file": r.file, "n": r.n, "scheme": r.scheme, "accuracy": r.accuracy,
+                    "macro_recall": r.macro_recall, "macro_f1": r.macro_f1, "neg_f1": r.neg_f1,
+                })
+            })
+            .collect(),
+        epochs: &outcome.epochs,
+        notes: "Trained only on sentiment/train; sentiment/dev used for epoch/config selection \
+                and temperature calibration. Embeds word valences derived from VADER (MIT) and \
+                InSet (Koto & Rahmaningtyas 2017).",
+    };
+    let mpath = manifest_path(&args.out);
+    let mut json = serde_json::to_string_pretty(&manifest)?;
+    json.push('\n');
+    std::fs::write(&mpath, json).with_context(|| format!("writing {}", mpath.display()))?;
+    for r in &outcome.dev {
+        eprint!("{}", r.to_text());
+    }
+    eprintln!(
+        "Wrote {} ({:.1} MB, loads in {:.2}s) and {} in {:.1}s; temperature {:.2}",
+        args.out.display(),
+        bytes as f64 / 1e6,
+        load_time_s,
+        mpath.display(),
+        training_time_s,
+        outcome.calibration.temperature
+    );
+    Ok(())
+}
+
+/// Runs `gema eval`.
+pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
+    let model = load_model(&args.model)?;
+    for path in &args.files {
+        let examples = train::read_jsonl(path)?;
+        let start = Instant::now();
+        let mut pred = Vec::with_capacity(examples.len());
+        let mut langs = Vec::with_capacity(examples.len());
+        for e in &examples {
+            let lang = match (args.gold_lang, e.lang) {
+                (true, Some(l)) => l,
+                _ => lang::detect(&e.text).0,
+            };
+            pred.push(model.classify(&e.text, lang).label);
+            langs.push(lang);
+        }
+        let secs = start.elapsed().as_secs_f64().max(1e-9);
+        let gold: Vec<Label> = examples.iter().map(|e| e.label).collect();
+        let mut report =
+            metrics::score(&path.display().to_string(), &gold, &pred, examples.len() as f64 / secs);
+        let tagged: Vec<(Lang, Lang)> =
+            examples.iter().zip(&langs).filter_map(|(e, l)| e.lang.map(|g| (g, *l))).collect();
+        if !args.gold_lang && !tagged.is_empty() {
+            let ok = tagged.iter().filter(|(g, l)| g == l).count();
+            report.lang_accuracy = Some(ok as f64 / tagged.len() as f64);
+        }
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            print!("{}", report.to_text());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_sits_next_to_model() {
+        assert_eq!(
+            manifest_path(Path::new("models/sentiment-fast.bin")),
+            PathBuf::from("models/sentiment-fast.manifest.json")
+        );
+    }
+}

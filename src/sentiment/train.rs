@@ -1,0 +1,562 @@
+//! Training the fast model: data loading, lexicon building, Adagrad logistic regression, model
+//! selection on the dev files and temperature calibration.
+//!
+//! Deterministic: the same data, configuration and seed give the same model bytes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use super::features::{FeatureConfig, Featurizer, Lexicons};
+use super::metrics::{self, Report};
+use super::model::{FastModel, ModelHeader, CLASSES};
+use super::normalize::normalize_into;
+use super::{Label, Lang};
+
+/// Why a data or lexicon file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}: not a JSON object with `text` and `label`: {source}")]
+    Json { path: PathBuf, line: usize, source: serde_json::Error },
+    #[error("{path}:{line}: label {label:?} is not negative, neutral or positive")]
+    Label { path: PathBuf, line: usize, label: String },
+    #[error("{path}:{line}: expected `word<TAB>weight`, found {text:?}")]
+    Lexicon { path: PathBuf, line: usize, text: String },
+    #[error("no files matching {pattern} in {dir}")]
+    NoFiles { dir: PathBuf, pattern: String },
+}
+
+/// One labelled text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    pub text: String,
+    pub label: Label,
+    /// Language from the file's `lang` field; `None` when absent.
+    pub lang: Option<Lang>,
+}
+
+#[derive(Deserialize)]
+struct Row {
+    text: String,
+    label: String,
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+fn read_to_string(path: &Path) -> Result<String, DataError> {
+    std::fs::read_to_string(path).map_err(|source| DataError::Io { path: path.into(), source })
+}
+
+/// Reads a JSONL file of `{"text", "label", "lang"?}` objects. Blank lines are skipped.
+pub fn read_jsonl(path: &Path) -> Result<Vec<Example>, DataError> {
+    let content = read_to_string(path)?;
+    let mut out = Vec::new();
+    for (i, line) in content.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row: Row = serde_json::from_str(line)
+            .map_err(|source| DataError::Json { path: path.into(), line: i + 1, source })?;
+        let label = match row.label.as_str() {
+            "negative" => Label::Negative,
+            "neutral" => Label::Neutral,
+            "positive" => Label::Positive,
+            _ => return Err(DataError::Label { path: path.into(), line: i + 1, label: row.label }),
+        };
+        out.push(Example { text: row.text, label, lang: row.lang.as_deref().map(Lang::from_hint) });
+    }
+    Ok(out)
+}
+
+/// Sorted `*.jsonl` files in `dir`.
+pub fn jsonl_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let rd = std::fs::read_dir(dir).map_err(|source| DataError::Io { path: dir.into(), source })?;
+    let mut files: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(DataError::NoFiles { dir: dir.into(), pattern: "*.jsonl".into() });
+    }
+    Ok(files)
+}
+
+/// Builds the model's lexicons from the VADER and InSet files in `dir`. Returns the lexicons
+/// and `(file, entries)` for the manifest.
+pub fn build_lexicons(dir: &Path) -> Result<(Lexicons, Vec<(PathBuf, usize)>), DataError> {
+    let mut lex = Lexicons::default();
+    let mut inputs = Vec::new();
+    let vader_path = dir.join("vader_lexicon.txt");
+    for (i, line) in read_to_string(&vader_path)?.lines().enumerate() {
+        let mut parts = line.split('\t');
+        let (Some(word), Some(v)) = (parts.next(), parts.next().and_then(|v| v.parse::<f32>().ok()))
+        else {
+            return Err(DataError::Lexicon { path: vader_path, line: i + 1, text: line.into() });
+        };
+        lex.vader.insert(word.to_lowercase(), v);
+    }
+    inputs.push((vader_path, lex.vader.len()));
+    for (file, map) in [
+        ("inset_positive.tsv", &mut lex.inset_pos),
+        ("inset_negative.tsv", &mut lex.inset_neg),
+    ] {
+        let path = dir.join(file);
+        for (i, line) in read_to_string(&path)?.lines().enumerate().skip(1) {
+            let mut parts = line.split('\t');
+            let (Some(word), Some(v)) = (parts.next(), parts.next().and_then(|v| v.trim().parse().ok()))
+            else {
+                return Err(DataError::Lexicon { path, line: i + 1, text: line.into() });
+            };
+            // Multi-word and annotated entries never match a single token.
+            if word.contains(' ') || word.contains('(') {
+                continue;
+            }
+            map.insert(word.to_lowercase(), v);
+        }
+        inputs.push((path, map.len()));
+    }
+    // Emoji polarity: VADER's own approach, the valence of the emoji's English name.
+    let emoji_path = dir.join("vader_emoji_utf8_lexicon.txt");
+    for line in read_to_string(&emoji_path)?.lines() {
+        let Some((emoji, name)) = line.split_once('\t') else { continue };
+        let key: String = emoji
+            .chars()
+            .filter(|c| !matches!(*c as u32, 0xFE00..=0xFE0F | 0x200D | 0x1F3FB..=0x1F3FF))
+            .collect();
+        if key.chars().count() != 1 {
+            continue;
+        }
+        let v: f32 = name.split_whitespace().filter_map(|w| lex.vader.get(w)).sum();
+        if v != 0.0 {
+            lex.emoji.insert(key, v);
+        }
+    }
+    inputs.push((emoji_path, lex.emoji.len()));
+    Ok((lex, inputs))
+}
+
+/// Training hyper-parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub features: FeatureConfig,
+    /// Most passes over the training data; the best epoch on dev is kept.
+    pub max_epochs: usize,
+    /// Adagrad learning rate.
+    pub lr: f32,
+    /// L2 penalty applied to the weights a sample touches.
+    pub l2: f32,
+    /// Class weights `(n / (k · n_class))^power` per training file: 0 = none, 1 = balanced.
+    pub class_weight_power: f32,
+    /// Shuffling seed.
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            features: FeatureConfig::default(),
+            max_epochs: 8,
+            lr: 0.1,
+            l2: 1e-6,
+            class_weight_power: 0.5,
+            seed: 42,
+        }
+    }
+}
+
+/// Examples turned into feature vectors once.
+pub struct Encoded {
+    idx: Vec<u32>,
+    val: Vec<f32>,
+    offsets: Vec<usize>,
+    labels: Vec<u8>,
+    weights: Vec<f32>,
+}
+
+impl Encoded {
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+    fn row(&self, i: usize) -> (&[u32], &[f32]) {
+        let r = self.offsets[i]..self.offsets[i + 1];
+        (&self.idx[r.clone()], &self.val[r])
+    }
+}
+
+fn class_index(l: Label) -> u8 {
+    match l {
+        Label::Negative => 0,
+        Label::Neutral => 1,
+        _ => 2,
+    }
+}
+
+/// Encodes `examples` (language from the file, else `default_lang`) with sample weights.
+pub fn encode(f: &Featurizer, examples: &[Example], default_lang: Lang, cw_power: f32) -> Encoded {
+    let mut counts = [0usize; 3];
+    for e in examples {
+        counts[class_index(e.label) as usize] += 1;
+    }
+    let k = counts.iter().filter(|&&c| c > 0).count().max(1) as f32;
+    let n = examples.len() as f32;
+    let cw = counts.map(|c| if c == 0 { 0.0 } else { (n / (k * c as f32)).powf(cw_power) });
+    let mut enc = Encoded { idx: vec![], val: vec![], offsets: vec![0], labels: vec![], weights: vec![] };
+    let mut norm = String::new();
+    let mut feats = Vec::new();
+    for e in examples {
+        normalize_into(&e.text, &mut norm);
+        f.features(&norm, e.lang.unwrap_or(default_lang), &mut feats);
+        for &(i, v) in &feats {
+            enc.idx.push(i);
+            enc.val.push(v);
+        }
+        enc.offsets.push(enc.idx.len());
+        let c = class_index(e.label);
+        enc.labels.push(c);
+        enc.weights.push(cw[c as usize]);
+    }
+    enc
+}
+
+/// Adagrad multinomial logistic regression state.
+struct Trainer {
+    w: Vec<f32>,
+    g: Vec<f32>,
+    b: [f32; 3],
+    gb: [f32; 3],
+}
+
+impl Trainer {
+    fn new(buckets: usize) -> Self {
+        Trainer { w: vec![0.0; buckets * 3], g: vec![0.0; buckets * 3], b: [0.0; 3], gb: [0.0; 3] }
+    }
+
+    fn epoch(&mut self, data: &Encoded, order: &[usize], cfg: &TrainConfig) {
+        const EPS: f32 = 1e-8;
+        for &i in order {
+            let (idx, val) = data.row(i);
+            let mut z = self.b;
+            for (&j, &v) in idx.iter().zip(val) {
+                let w = &self.w[j as usize * 3..j as usize * 3 + 3];
+                z[0] += w[0] * v;
+                z[1] += w[1] * v;
+                z[2] += w[2] * v;
+            }
+            let p = FastModel::probs(z, 1.0);
+            let y = data.labels[i] as usize;
+            let sw = data.weights[i];
+            let mut d = p;
+            d[y] -= 1.0;
+            let d = d.map(|x| x * sw);
+            for c in 0..3 {
+                self.gb[c] += d[c] * d[c];
+                self.b[c] -= cfg.lr * d[c] / (self.gb[c] + EPS).sqrt();
+            }
+            for (&j, &v) in idx.iter().zip(val) {
+                for c in 0..3 {
+                    let k = j as usize * 3 + c;
+                    let grad = d[c] * v + cfg.l2 * self.w[k];
+                    self.g[k] += grad * grad;
+                    self.w[k] -= cfg.lr * grad / (self.g[k] + EPS).sqrt();
+                }
+            }
+        }
+    }
+}
+
+/// A labelled dev file, encoded.
+pub struct DevSet {
+    pub name: String,
+    pub gold: Vec<Label>,
+    pub encoded: Encoded,
+}
+
+/// The selection score of a dev report: negative F1 for negative/positive files, else the mean
+/// of macro-recall and macro-F1.
+pub fn selection_score(r: &Report) -> f64 {
+    if r.scheme == "negative-vs-rest" {
+        r.neg_f1
+    } else {
+        0.5 * (r.macro_recall + r.macro_f1)
+    }
+}
+
+fn predict_all(model: &FastModel, data: &Encoded, t: f32) -> Vec<[f32; 3]> {
+    (0..data.len())
+        .map(|i| {
+            let (idx, val) = data.row(i);
+            let feats: Vec<(u32, f32)> = idx.iter().copied().zip(val.iter().copied()).collect();
+            FastModel::probs(model.logits(&feats), t)
+        })
+        .collect()
+}
+
+/// Scores `model` on every dev set.
+pub fn evaluate_dev(model: &FastModel, dev: &[DevSet]) -> Vec<Report> {
+    dev.iter()
+        .map(|d| {
+            let pred: Vec<Label> = predict_all(model, &d.encoded, 1.0)
+                .into_iter()
+                .map(|p| FastModel::sentiment(p).label)
+                .collect();
+            metrics::score(&d.name, &d.gold, &pred, 0.0)
+        })
+        .collect()
+}
+
+/// Per-epoch record for the manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochLog {
+    pub config: usize,
+    pub epoch: usize,
+    pub objective: f64,
+    pub per_file: BTreeMap<String, f64>,
+}
+
+/// Calibration summary for the manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct Calibration {
+    pub temperature: f32,
+    /// Negative log-likelihood on the dev files at temperature 1 and at `temperature`.
+    pub nll_before: f64,
+    pub nll_after: f64,
+    /// Expected calibration error (10 bins) of the confidence on the odd dev rows, with the
+    /// temperature fitted on the even rows only (an honest held-out estimate).
+    pub ece_heldout_before: f64,
+    pub ece_heldout_after: f64,
+}
+
+/// The trained model and everything the manifest reports about it.
+pub struct Outcome {
+    pub model: FastModel,
+    pub config: TrainConfig,
+    pub epochs: Vec<EpochLog>,
+    pub best_epoch: usize,
+    pub dev: Vec<Report>,
+    pub calibration: Calibration,
+}
+
+fn mean_objective(reports: &[Report]) -> f64 {
+    reports.iter().map(selection_score).sum::<f64>() / reports.len().max(1) as f64
+}
+
+/// Trains one model per configuration in `grid`, keeps the (configuration, epoch) with the best
+/// mean dev selection score, then fits the temperature on dev.
+pub fn train(
+    name: &str,
+    lexicons: &Lexicons,
+    train: &[(String, Vec<Example>)],
+    dev: &[(String, Vec<Example>)],
+    grid: &[TrainConfig],
+    log: &mut dyn FnMut(&str),
+) -> Outcome {
+    let mut best: Option<(f64, FastModel, TrainConfig, usize, Vec<Report>)> = None;
+    let mut epochs = Vec::new();
+    let mut cache: Option<(FeatureConfig, f32, Encoded, Vec<DevSet>)> = None;
+    for (ci, cfg) in grid.iter().enumerate() {
+        let stale = cache
+            .as_ref()
+            .is_none_or(|(f, p, _, _)| *f != cfg.features || *p != cfg.class_weight_power);
+        if stale {
+            let start = Instant::now();
+            let featurizer = Featurizer::new(cfg.features, lexicons.clone());
+            let mut all = Encoded { idx: vec![], val: vec![], offsets: vec![0], labels: vec![], weights: vec![] };
+            for (_, ex) in train {
+                let e = encode(&featurizer, ex, Lang::En, cfg.class_weight_power);
+                let base = all.idx.len();
+                all.idx.extend_from_slice(&e.idx);
+                all.val.extend_from_slice(&e.val);
+                all.offsets.extend(e.offsets[1..].iter().map(|o| o + base));
+                all.labels.extend_from_slice(&e.labels);
+                all.weights.extend_from_slice(&e.weights);
+            }
+            let devsets = dev
+                .iter()
+                .map(|(n, ex)| DevSet {
+                    name: n.clone(),
+                    gold: ex.iter().map(|e| e.label).collect(),
+                    encoded: encode(&featurizer, ex, Lang::En, 0.0),
+                })
+                .collect();
+            log(&format!(
+                "Encoded {} training texts ({} features) in {:.1}s",
+                all.len(),
+                all.idx.len(),
+                start.elapsed().as_secs_f64()
+            ));
+            cache = Some((cfg.features, cfg.class_weight_power, all, devsets));
+        }
+        let (_, _, data, devsets) = cache.as_ref().expect("cache filled above");
+        let mut trainer = Trainer::new(cfg.features.buckets());
+        let mut order: Vec<usize> = (0..data.len()).collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
+        for epoch in 1..=cfg.max_epochs {
+            order.shuffle(&mut rng);
+            trainer.epoch(data, &order, cfg);
+            let header = ModelHeader {
+                name: name.to_string(),
+                features: cfg.features,
+                temperature: 1.0,
+                lexicons: lexicons.clone(),
+            };
+            let mut model = FastModel::new(header, trainer.w.clone(), trainer.b);
+            model.quantize();
+            let reports = evaluate_dev(&model, devsets);
+            let objective = mean_objective(&reports);
+            let per_file = reports.iter().map(|r| (r.file.clone(), selection_score(r))).collect();
+            log(&format!("config {ci} epoch {epoch}: dev objective {objective:.4} {per_file:?}"));
+            epochs.push(EpochLog { config: ci, epoch, objective, per_file });
+            if best.as_ref().is_none_or(|b| objective > b.0) {
+                best = Some((objective, model, *cfg, epoch, reports));
+            }
+        }
+    }
+    let (_, mut model, config, best_epoch, dev_reports) = best.expect("grid is not empty");
+    let (_, _, _, devsets) = cache.as_ref().expect("cache filled above");
+    // Devsets were encoded with the last configuration's features; re-encode if it differs.
+    let reencoded;
+    let devsets = if cache.as_ref().is_some_and(|c| c.0 == config.features) {
+        devsets
+    } else {
+        reencoded = dev
+            .iter()
+            .map(|(n, ex)| DevSet {
+                name: n.clone(),
+                gold: ex.iter().map(|e| e.label).collect(),
+                encoded: encode(model.featurizer(), ex, Lang::En, 0.0),
+            })
+            .collect::<Vec<_>>();
+        &reencoded
+    };
+    let calibration = calibrate(&model, devsets);
+    model.set_temperature(calibration.temperature);
+    Outcome { model, config, epochs, best_epoch, dev: dev_reports, calibration }
+}
+
+/// (logits, gold class) of every dev row.
+fn dev_logits(model: &FastModel, dev: &[DevSet]) -> Vec<([f32; 3], usize)> {
+    let mut out = Vec::new();
+    for d in dev {
+        for i in 0..d.encoded.len() {
+            let (idx, val) = d.encoded.row(i);
+            let feats: Vec<(u32, f32)> = idx.iter().copied().zip(val.iter().copied()).collect();
+            out.push((model.logits(&feats), d.encoded.labels[i] as usize));
+        }
+    }
+    out
+}
+
+fn nll(rows: &[&([f32; 3], usize)], t: f32) -> f64 {
+    let s: f64 = rows
+        .iter()
+        .map(|(z, y)| -(FastModel::probs(*z, t)[*y].max(1e-12) as f64).ln())
+        .sum();
+    s / rows.len().max(1) as f64
+}
+
+fn fit_temperature(rows: &[&([f32; 3], usize)]) -> f32 {
+    let mut best = (f64::INFINITY, 1.0f32);
+    let mut t = 0.25f32;
+    while t <= 5.0 {
+        let v = nll(rows, t);
+        if v < best.0 {
+            best = (v, t);
+        }
+        t += 0.01;
+    }
+    best.1
+}
+
+/// Expected calibration error of the top-class confidence, 10 equal-width bins.
+fn ece(rows: &[&([f32; 3], usize)], t: f32) -> f64 {
+    let mut bins = [(0f64, 0f64, 0usize); 10];
+    for (z, y) in rows {
+        let s = FastModel::sentiment(FastModel::probs(*z, t));
+        let b = ((s.confidence * 10.0) as usize).min(9);
+        bins[b].0 += s.confidence as f64;
+        bins[b].1 += f64::from(u8::from(CLASSES[*y] == s.label));
+        bins[b].2 += 1;
+    }
+    let n = rows.len().max(1) as f64;
+    bins.iter()
+        .filter(|b| b.2 > 0)
+        .map(|(c, a, k)| (*k as f64 / n) * ((c - a) / *k as f64).abs())
+        .sum()
+}
+
+/// Fits the softmax temperature on dev (see [`Calibration`]).
+pub fn calibrate(model: &FastModel, dev: &[DevSet]) -> Calibration {
+    let rows = dev_logits(model, dev);
+    let all: Vec<_> = rows.iter().collect();
+    let even: Vec<_> = rows.iter().step_by(2).collect();
+    let odd: Vec<_> = rows.iter().skip(1).step_by(2).collect();
+    let t_even = fit_temperature(&even);
+    let t = fit_temperature(&all);
+    Calibration {
+        temperature: t,
+        nll_before: nll(&all, 1.0),
+        nll_after: nll(&all, t),
+        ece_heldout_before: ece(&odd, 1.0),
+        ece_heldout_after: ece(&odd, t_even),
+    }
+}
+
+/// Counts of each label, for the manifest.
+pub fn label_counts(examples: &[Example]) -> BTreeMap<&'static str, usize> {
+    let mut m = BTreeMap::new();
+    for e in examples {
+        *m.entry(e.label.as_str()).or_insert(0) += 1;
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ex(text: &str, label: Label) -> Example {
+        Example { text: text.into(), label, lang: Some(Lang::En) }
+    }
+
+    #[test]
+    fn learns_a_separable_toy_problem() {
+        let data: Vec<Example> = (0..60)
+            .flat_map(|i| {
+                [
+                    ex(&format!("great lovely day {i}"), Label::Positive),
+                    ex(&format!("awful terrible day {i}"), Label::Negative),
+                    ex(&format!("the bus leaves at {i}"), Label::Neutral),
+                ]
+            })
+            .collect();
+        let cfg = TrainConfig {
+            features: FeatureConfig { buckets_log2: 14, ..FeatureConfig::default() },
+            max_epochs: 3,
+            ..TrainConfig::default()
+        };
+        let train_sets = vec![("toy".to_string(), data.clone())];
+        let dev_sets = vec![("toy-dev".to_string(), data)];
+        let out = train("toy", &Lexicons::default(), &train_sets, &dev_sets, &[cfg], &mut |_| {});
+        assert!(out.dev[0].accuracy > 0.95, "{}", out.dev[0].to_text());
+        assert!(out.calibration.temperature > 0.0);
+        use crate::sentiment::SentimentModel;
+        assert_eq!(out.model.classify("what a great lovely thing", Lang::En).label, Label::Positive);
+    }
+
+    #[test]
+    fn bad_rows_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.jsonl");
+        std::fs::write(&p, "{\"text\":\"a\",\"label\":\"positive\"}\n{\"text\":\"b\",\"label\":\"meh\"}\n")
+            .unwrap();
+        let err = read_jsonl(&p).unwrap_err().to_string();
+        assert!(err.contains("d.jsonl:2") && err.contains("meh"), "{err}");
+    }
+}
