@@ -35,6 +35,30 @@ pub struct TrainArgs {
     /// log2 of the number of feature hash buckets.
     #[arg(long, default_value_t = 20)]
     pub buckets_log2: u32,
+    /// Experiments only: replace the built-in grid by one configuration with this learning rate.
+    #[arg(long, hide = true)]
+    pub lr: Option<f32>,
+    /// Experiments only: L2 penalty.
+    #[arg(long, hide = true)]
+    pub l2: Option<f32>,
+    /// Experiments only: class-weight power.
+    #[arg(long, hide = true)]
+    pub class_weight_power: Option<f32>,
+    /// Experiments only: ensemble size.
+    #[arg(long, hide = true)]
+    pub ensemble: Option<usize>,
+    /// Experiments only: character n-gram weight.
+    #[arg(long, hide = true)]
+    pub char_weight: Option<f32>,
+    /// Experiments only: mark character n-grams in negation scope.
+    #[arg(long, hide = true)]
+    pub negate_chars: bool,
+    /// Experiments only: shortest character n-gram.
+    #[arg(long, hide = true)]
+    pub char_min: Option<usize>,
+    /// Experiments only: longest character n-gram.
+    #[arg(long, hide = true)]
+    pub char_max: Option<usize>,
 }
 
 /// Arguments of `gema eval`.
@@ -52,6 +76,9 @@ pub struct EvalArgs {
     /// Use each row's `lang` field instead of detecting the language.
     #[arg(long)]
     pub gold_lang: bool,
+    /// Also print up to this many misclassified rows per file (to stderr).
+    #[arg(long, default_value_t = 0)]
+    pub show_errors: usize,
 }
 
 /// The manifest path that belongs to a model path (`x.bin` → `x.manifest.json`).
@@ -108,7 +135,29 @@ struct Manifest<'a> {
 pub fn default_grid(args: &TrainArgs) -> Vec<TrainConfig> {
     let features = FeatureConfig { buckets_log2: args.buckets_log2, ..FeatureConfig::default() };
     let base = TrainConfig { features, max_epochs: args.epochs, seed: args.seed, ..TrainConfig::default() };
-    vec![base]
+    if args.lr.is_some()
+        || args.l2.is_some()
+        || args.class_weight_power.is_some()
+        || args.char_min.is_some()
+        || args.char_max.is_some()
+        || args.ensemble.is_some()
+        || args.negate_chars
+        || args.char_weight.is_some()
+    {
+        let mut c = base;
+        c.lr = args.lr.unwrap_or(c.lr);
+        c.l2 = args.l2.unwrap_or(c.l2);
+        c.class_weight_power = args.class_weight_power.unwrap_or(c.class_weight_power);
+        c.features.char_min = args.char_min.unwrap_or(c.features.char_min);
+        c.features.char_max = args.char_max.unwrap_or(c.features.char_max);
+        c.ensemble = args.ensemble.unwrap_or(c.ensemble);
+        c.features.negate_chars = args.negate_chars;
+        c.features.char_weight = args.char_weight.unwrap_or(c.features.char_weight);
+        return vec![c];
+    }
+    // Class weighting is the one knob that trades the metrics against each other (balanced
+    // weights favour macro-recall on the skewed English tweets); everything else is fixed.
+    vec![base, TrainConfig { class_weight_power: 0.5, ..base }]
 }
 
 /// Runs `gema train`.
@@ -247,6 +296,12 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
         if !args.gold_lang && !tagged.is_empty() {
             let ok = tagged.iter().filter(|(g, l)| g == l).count();
             report.lang_accuracy = Some(ok as f64 / tagged.len() as f64);
+        }
+        for ((e, p), l) in examples.iter().zip(&pred).zip(&langs).filter(|((e, p), _)| {
+            e.label != **p && !(e.label == Label::Positive && **p != Label::Negative && report.scheme == "negative-vs-rest")
+        }).take(args.show_errors)
+        {
+            eprintln!("gold={} pred={} lang={} | {}", e.label.as_str(), p.as_str(), l.as_str(), e.text);
         }
         if args.json {
             println!("{}", serde_json::to_string(&report)?);

@@ -21,7 +21,7 @@ use super::hash::{fnv1a, mix, FastMap, FNV_OFFSET};
 use super::Lang;
 
 /// Shape of the hashed feature space; stored in the model header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeatureConfig {
     /// log2 of the number of hash buckets.
@@ -32,11 +32,26 @@ pub struct FeatureConfig {
     pub char_max: usize,
     /// Whether word bigrams are features.
     pub word_bigrams: bool,
+    /// Whether word and character features are also emitted conjoined with the language, so the
+    /// model can learn language-specific weights for shared strings.
+    pub lang_conjoin: bool,
+    /// Weight of a character n-gram relative to a word feature (before L2 scaling).
+    pub char_weight: f32,
+    /// Whether character n-grams inside a negation scope are marked as negated, like words.
+    pub negate_chars: bool,
 }
 
 impl Default for FeatureConfig {
     fn default() -> Self {
-        FeatureConfig { buckets_log2: 20, char_min: 3, char_max: 5, word_bigrams: true }
+        FeatureConfig {
+            buckets_log2: 20,
+            char_min: 3,
+            char_max: 5,
+            word_bigrams: true,
+            lang_conjoin: true,
+            char_weight: 0.5,
+            negate_chars: false,
+        }
     }
 }
 
@@ -129,6 +144,8 @@ impl Featurizer {
         let seed_n = fnv1a(FNV_OFFSET, b"n:");
         let seed_b = fnv1a(FNV_OFFSET, b"b:");
         let seed_c = fnv1a(FNV_OFFSET, b"c:");
+        let seed_cn = fnv1a(FNV_OFFSET, b"cn:");
+        let cw = self.config.char_weight;
         let mut chars: Vec<char> = Vec::with_capacity(32);
         for tok in normalized.split(' ').filter(|t| !t.is_empty()) {
             let negated = neg_left > 0;
@@ -149,12 +166,13 @@ impl Featurizer {
                 chars.extend(tok.chars());
                 chars.push('>');
                 let mut buf = [0u8; 4];
+                let seed = if negated && self.config.negate_chars { seed_cn } else { seed_c };
                 for start in 0..chars.len() {
-                    let mut h = seed_c;
+                    let mut h = seed;
                     for (n, &ch) in chars[start..].iter().enumerate().take(self.config.char_max) {
                         h = fnv1a(h, ch.encode_utf8(&mut buf).as_bytes());
                         if n + 1 >= self.config.char_min {
-                            out.push((self.bucket(h), 1.0));
+                            out.push((self.bucket(h), cw));
                         }
                     }
                 }
@@ -204,11 +222,19 @@ impl Featurizer {
             prev_intens = is_intens;
             neg_left = neg_left.saturating_sub(1);
         }
-        let n_sparse = out.len();
-        if n_sparse > 0 {
-            let scale = 1.0 / (n_sparse as f32).sqrt();
+        if self.config.lang_conjoin {
+            let salt = mix(fnv1a(FNV_OFFSET, lang.as_str().as_bytes()));
+            let n = out.len();
+            for k in 0..n {
+                let b = out[k].0;
+                out.push(((mix(u64::from(b) ^ salt) & self.mask) as u32, out[k].1));
+            }
+        }
+        let norm2: f32 = out.iter().map(|f| f.1 * f.1).sum();
+        if norm2 > 0.0 {
+            let scale = 1.0 / norm2.sqrt();
             for f in out.iter_mut() {
-                f.1 = scale;
+                f.1 *= scale;
             }
         }
         let (w_before, w_after) = if contrast_seen { (0.5, 1.5) } else { (1.0, 0.0) };

@@ -156,6 +156,8 @@ pub struct TrainConfig {
     pub class_weight_power: f32,
     /// Shuffling seed.
     pub seed: u64,
+    /// Number of runs with different shuffles whose weights are averaged.
+    pub ensemble: usize,
 }
 
 impl Default for TrainConfig {
@@ -165,8 +167,9 @@ impl Default for TrainConfig {
             max_epochs: 8,
             lr: 0.1,
             l2: 1e-6,
-            class_weight_power: 0.5,
+            class_weight_power: 1.0,
             seed: 42,
+            ensemble: 1,
         }
     }
 }
@@ -394,19 +397,44 @@ pub fn train(
             cache = Some((cfg.features, cfg.class_weight_power, all, devsets));
         }
         let (_, _, data, devsets) = cache.as_ref().expect("cache filled above");
-        let mut trainer = Trainer::new(cfg.features.buckets());
-        let mut order: Vec<usize> = (0..data.len()).collect();
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
+        // An ensemble of `cfg.ensemble` runs with different shuffles, averaged after every epoch
+        // (the model is linear, so averaging weights averages logits).
+        let k = cfg.ensemble.max(1);
+        let mut members: Vec<(Trainer, Vec<usize>, rand_chacha::ChaCha8Rng)> = (0..k)
+            .map(|m| {
+                let rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(m as u64));
+                (Trainer::new(cfg.features.buckets()), (0..data.len()).collect(), rng)
+            })
+            .collect();
         for epoch in 1..=cfg.max_epochs {
-            order.shuffle(&mut rng);
-            trainer.epoch(data, &order, cfg);
+            std::thread::scope(|scope| {
+                let chunk = members.len().div_ceil(2);
+                for group in members.chunks_mut(chunk) {
+                    scope.spawn(move || {
+                        for (trainer, order, rng) in group {
+                            order.shuffle(rng);
+                            trainer.epoch(data, order, cfg);
+                        }
+                    });
+                }
+            });
             let header = ModelHeader {
                 name: name.to_string(),
                 features: cfg.features,
                 temperature: 1.0,
                 lexicons: lexicons.clone(),
             };
-            let mut model = FastModel::new(header, trainer.w.clone(), trainer.b);
+            let mut w = vec![0f32; members[0].0.w.len()];
+            let mut b = [0f32; 3];
+            for (t, _, _) in &members {
+                for (a, x) in w.iter_mut().zip(&t.w) {
+                    *a += *x / k as f32;
+                }
+                for c in 0..3 {
+                    b[c] += t.b[c] / k as f32;
+                }
+            }
+            let mut model = FastModel::new(header, w, b);
             model.quantize();
             let reports = evaluate_dev(&model, devsets);
             let objective = mean_objective(&reports);
