@@ -32,8 +32,8 @@ pub struct FeatureConfig {
     pub char_max: usize,
     /// Whether word bigrams are features.
     pub word_bigrams: bool,
-    /// Whether word and character features are also emitted conjoined with the language, so the
-    /// model can learn language-specific weights for shared strings.
+    /// Whether word and character features are hashed together with the language, so English
+    /// and Indonesian get separate weights (dense lexicon features stay shared as well).
     pub lang_conjoin: bool,
     /// Weight of a character n-gram relative to a word feature (before L2 scaling).
     pub char_weight: f32,
@@ -223,11 +223,11 @@ impl Featurizer {
             neg_left = neg_left.saturating_sub(1);
         }
         if self.config.lang_conjoin {
+            // Separate weights per language at no extra cost: re-hash every sparse bucket with
+            // a language salt (shared strings such as emoji or names get per-language weights).
             let salt = mix(fnv1a(FNV_OFFSET, lang.as_str().as_bytes()));
-            let n = out.len();
-            for k in 0..n {
-                let b = out[k].0;
-                out.push(((mix(u64::from(b) ^ salt) & self.mask) as u32, out[k].1));
+            for f in out.iter_mut() {
+                f.0 = (mix(u64::from(f.0) ^ salt) & self.mask) as u32;
             }
         }
         let norm2: f32 = out.iter().map(|f| f.1 * f.1).sum();
