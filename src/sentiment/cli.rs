@@ -83,7 +83,10 @@ pub struct EvalArgs {
 
 /// The manifest path that belongs to a model path (`x.bin` → `x.manifest.json`).
 pub fn manifest_path(model: &Path) -> PathBuf {
-    let stem = model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = model
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     model.with_file_name(format!("{stem}.manifest.json"))
 }
 
@@ -133,8 +136,16 @@ struct Manifest<'a> {
 /// The hyper-parameter grid `gema train` searches (small on purpose: dev is for sanity, not for
 /// fitting).
 pub fn default_grid(args: &TrainArgs) -> Vec<TrainConfig> {
-    let features = FeatureConfig { buckets_log2: args.buckets_log2, ..FeatureConfig::default() };
-    let base = TrainConfig { features, max_epochs: args.epochs, seed: args.seed, ..TrainConfig::default() };
+    let features = FeatureConfig {
+        buckets_log2: args.buckets_log2,
+        ..FeatureConfig::default()
+    };
+    let base = TrainConfig {
+        features,
+        max_epochs: args.epochs,
+        seed: args.seed,
+        ..TrainConfig::default()
+    };
     if args.lr.is_some()
         || args.l2.is_some()
         || args.class_weight_power.is_some()
@@ -157,13 +168,24 @@ pub fn default_grid(args: &TrainArgs) -> Vec<TrainConfig> {
     }
     // Class weighting is the one knob that trades the metrics against each other (balanced
     // weights favour macro-recall on the skewed English tweets); everything else is fixed.
-    vec![base, TrainConfig { class_weight_power: 0.5, ..base }]
+    vec![
+        base,
+        TrainConfig {
+            class_weight_power: 0.5,
+            ..base
+        },
+    ]
 }
 
 /// Runs `gema train`.
 pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     let start = Instant::now();
-    let rel = |p: &Path| p.strip_prefix(&args.data).unwrap_or(p).display().to_string();
+    let rel = |p: &Path| {
+        p.strip_prefix(&args.data)
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    };
     let mut train_sets = Vec::new();
     let mut train_inputs = Vec::new();
     for path in train::jsonl_files(&args.data.join("sentiment/train"))? {
@@ -186,20 +208,36 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             sha256: sha256_file(&path)?,
             labels: Some(train::label_counts(&ex)),
         });
-        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         dev_sets.push((name, ex));
     }
     let (lexicons, lex_files) = train::build_lexicons(&args.data.join("lexicons"))?;
     let lexicon_inputs = lex_files
         .iter()
-        .map(|(p, n)| Ok(InputFile { file: rel(p), rows: *n, sha256: sha256_file(p)?, labels: None }))
+        .map(|(p, n)| {
+            Ok(InputFile {
+                file: rel(p),
+                rows: *n,
+                sha256: sha256_file(p)?,
+                labels: None,
+            })
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     for f in &train_inputs {
         eprintln!("Train file {}: {} rows", f.file, f.rows);
     }
     let grid = default_grid(args);
-    let outcome =
-        train::train("fast-lr-v1", &lexicons, &train_sets, &dev_sets, &grid, &mut |m| eprintln!("{m}"));
+    let outcome = train::train(
+        "fast-lr-v1",
+        &lexicons,
+        &train_sets,
+        &dev_sets,
+        &grid,
+        &mut |m| eprintln!("{m}"),
+    );
     let training_time_s = start.elapsed().as_secs_f64();
     outcome.model.save(&args.out)?;
     let t = Instant::now();
@@ -209,7 +247,11 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     let bytes = std::fs::metadata(&args.out)?.len();
     let manifest = Manifest {
         model: outcome.model.name().to_string(),
-        file: args.out.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        file: args
+            .out
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         bytes,
         sha256: sha256_file(&args.out)?,
         format_version: 1,
@@ -289,19 +331,40 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
         }
         let secs = start.elapsed().as_secs_f64().max(1e-9);
         let gold: Vec<Label> = examples.iter().map(|e| e.label).collect();
-        let mut report =
-            metrics::score(&path.display().to_string(), &gold, &pred, examples.len() as f64 / secs);
-        let tagged: Vec<(Lang, Lang)> =
-            examples.iter().zip(&langs).filter_map(|(e, l)| e.lang.map(|g| (g, *l))).collect();
+        let mut report = metrics::score(
+            &path.display().to_string(),
+            &gold,
+            &pred,
+            examples.len() as f64 / secs,
+        );
+        let tagged: Vec<(Lang, Lang)> = examples
+            .iter()
+            .zip(&langs)
+            .filter_map(|(e, l)| e.lang.map(|g| (g, *l)))
+            .collect();
         if !args.gold_lang && !tagged.is_empty() {
             let ok = tagged.iter().filter(|(g, l)| g == l).count();
             report.lang_accuracy = Some(ok as f64 / tagged.len() as f64);
         }
-        for ((e, p), l) in examples.iter().zip(&pred).zip(&langs).filter(|((e, p), _)| {
-            e.label != **p && !(e.label == Label::Positive && **p != Label::Negative && report.scheme == "negative-vs-rest")
-        }).take(args.show_errors)
+        for ((e, p), l) in examples
+            .iter()
+            .zip(&pred)
+            .zip(&langs)
+            .filter(|((e, p), _)| {
+                e.label != **p
+                    && !(e.label == Label::Positive
+                        && **p != Label::Negative
+                        && report.scheme == "negative-vs-rest")
+            })
+            .take(args.show_errors)
         {
-            eprintln!("gold={} pred={} lang={} | {}", e.label.as_str(), p.as_str(), l.as_str(), e.text);
+            eprintln!(
+                "gold={} pred={} lang={} | {}",
+                e.label.as_str(),
+                p.as_str(),
+                l.as_str(),
+                e.text
+            );
         }
         if args.json {
             println!("{}", serde_json::to_string(&report)?);

@@ -80,16 +80,44 @@ const NEGATORS: &[&str] = &[
     "not", "no", "never", "nothing", "nobody", "none", "neither", "nor", "without", "tidak",
     "bukan", "belum", "jangan", "tanpa", "kurang", "tak",
 ];
-const CONTRAST: &[&str] = &["but", "however", "although", "though", "tapi", "tetapi", "namun", "padahal"];
+const CONTRAST: &[&str] = &[
+    "but", "however", "although", "though", "tapi", "tetapi", "namun", "padahal",
+];
 const INTENSIFIERS: &[&str] = &[
-    "very", "really", "so", "too", "extremely", "totally", "absolutely", "super", "most", "banget",
-    "sangat", "sekali", "amat", "terlalu", "paling", "sungguh", "bener", "benar", "<elong>", "<caps>",
+    "very",
+    "really",
+    "so",
+    "too",
+    "extremely",
+    "totally",
+    "absolutely",
+    "super",
+    "most",
+    "banget",
+    "sangat",
+    "sekali",
+    "amat",
+    "terlalu",
+    "paling",
+    "sungguh",
+    "bener",
+    "benar",
+    "<elong>",
+    "<caps>",
 ];
 const SCOPE_END: &[&str] = &[".", ",", "!", "!!", "?", "??", "?!", "…"];
 
 /// Names of the dense features, in output order.
-pub const DENSE: &[&str] =
-    &["vader+", "vader-", "inset+", "inset-", "emoji+", "emoji-", "negations", "contrast"];
+pub const DENSE: &[&str] = &[
+    "vader+",
+    "vader-",
+    "inset+",
+    "inset-",
+    "emoji+",
+    "emoji-",
+    "negations",
+    "contrast",
+];
 
 /// Turns normalised text into hashed features.
 #[derive(Debug, Clone)]
@@ -112,7 +140,11 @@ impl Featurizer {
     /// Builds a featurizer for `config` with the given lexicons.
     pub fn new(config: FeatureConfig, lexicons: Lexicons) -> Self {
         let mask = (config.buckets() as u64) - 1;
-        Featurizer { config, mask, lexicons }
+        Featurizer {
+            config,
+            mask,
+            lexicons,
+        }
     }
 
     /// The feature configuration.
@@ -166,7 +198,11 @@ impl Featurizer {
                 chars.extend(tok.chars());
                 chars.push('>');
                 let mut buf = [0u8; 4];
-                let seed = if negated && self.config.negate_chars { seed_cn } else { seed_c };
+                let seed = if negated && self.config.negate_chars {
+                    seed_cn
+                } else {
+                    seed_c
+                };
                 for start in 0..chars.len() {
                     let mut h = seed;
                     for (n, &ch) in chars[start..].iter().enumerate().take(self.config.char_max) {
@@ -237,7 +273,11 @@ impl Featurizer {
                 f.1 *= scale;
             }
         }
-        let (w_before, w_after) = if contrast_seen { (0.5, 1.5) } else { (1.0, 0.0) };
+        let (w_before, w_after) = if contrast_seen {
+            (0.5, 1.5)
+        } else {
+            (1.0, 0.0)
+        };
         let mut dense = [0f32; 8];
         for (k, d) in dense.iter_mut().take(6).enumerate() {
             *d = squash(lex[0][k] * w_before + lex[1][k] * w_after);
@@ -254,7 +294,10 @@ impl Featurizer {
             out.push((self.bucket(h), v));
             out.push((self.bucket(fnv1a(fnv1a(h, b"@"), lang_tag)), v));
         }
-        out.push((self.bucket(fnv1a(fnv1a(FNV_OFFSET, b"lang:"), lang_tag)), 1.0));
+        out.push((
+            self.bucket(fnv1a(fnv1a(FNV_OFFSET, b"lang:"), lang_tag)),
+            1.0,
+        ));
     }
 }
 
@@ -266,7 +309,13 @@ mod tests {
         let mut lex = Lexicons::default();
         lex.vader.insert("good".into(), 1.9);
         lex.vader.insert("bad".into(), -2.5);
-        Featurizer::new(FeatureConfig { buckets_log2: 16, ..FeatureConfig::default() }, lex)
+        Featurizer::new(
+            FeatureConfig {
+                buckets_log2: 16,
+                ..FeatureConfig::default()
+            },
+            lex,
+        )
     }
 
     fn dense_value(f: &Featurizer, text: &str, name: &str) -> f32 {

@@ -60,6 +60,9 @@ mod tests {
     fn fnv_is_stable() {
         // Reference value of 64-bit FNV-1a("a"); a change here would silently break saved models.
         assert_eq!(fnv1a(FNV_OFFSET, b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(fnv1a(fnv1a(FNV_OFFSET, b"ab"), b"c"), fnv1a(FNV_OFFSET, b"abc"));
+        assert_eq!(
+            fnv1a(fnv1a(FNV_OFFSET, b"ab"), b"c"),
+            fnv1a(FNV_OFFSET, b"abc")
+        );
     }
 }

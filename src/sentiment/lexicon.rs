@@ -13,33 +13,127 @@ const NEGATORS: &[&str] = &[
 
 const WORDS: &[(&str, f32)] = &[
     // English
-    ("love", 2.5), ("loved", 2.5), ("great", 2.5), ("good", 1.8), ("amazing", 3.0), ("awesome", 3.0),
-    ("excellent", 3.0), ("best", 2.5), ("happy", 2.3), ("thanks", 1.5), ("thank", 1.5), ("fast", 1.0),
-    ("nice", 1.8), ("recommend", 1.8), ("perfect", 3.0), ("fantastic", 3.0), ("smooth", 1.5),
-    ("helpful", 2.0), ("impressed", 2.2), ("fixed", 1.0), ("works", 1.0), ("wow", 1.5),
-    ("bad", -2.5), ("worst", -3.2), ("terrible", -3.0), ("awful", -3.0), ("hate", -2.8),
-    ("broken", -2.2), ("scam", -3.0), ("refund", -1.5), ("slow", -1.5), ("angry", -2.5),
-    ("disappointed", -2.5), ("disappointing", -2.5), ("useless", -2.8), ("never", -0.5),
-    ("fail", -2.0), ("failed", -2.0), ("fails", -2.0), ("crash", -2.0), ("crashed", -2.0),
-    ("crashes", -2.0), ("rude", -2.5), ("late", -1.5), ("delayed", -1.8), ("poor", -2.2),
-    ("wrong", -1.8), ("problem", -1.6), ("issue", -1.0), ("horrible", -3.0), ("ugh", -1.8),
-    ("cancel", -1.2), ("cancelled", -1.5), ("lost", -1.8), ("stolen", -2.5), ("fraud", -3.0),
-    ("ripoff", -3.0), ("overpriced", -2.0), ("sucks", -2.8), ("annoying", -2.2), ("down", -1.0),
+    ("love", 2.5),
+    ("loved", 2.5),
+    ("great", 2.5),
+    ("good", 1.8),
+    ("amazing", 3.0),
+    ("awesome", 3.0),
+    ("excellent", 3.0),
+    ("best", 2.5),
+    ("happy", 2.3),
+    ("thanks", 1.5),
+    ("thank", 1.5),
+    ("fast", 1.0),
+    ("nice", 1.8),
+    ("recommend", 1.8),
+    ("perfect", 3.0),
+    ("fantastic", 3.0),
+    ("smooth", 1.5),
+    ("helpful", 2.0),
+    ("impressed", 2.2),
+    ("fixed", 1.0),
+    ("works", 1.0),
+    ("wow", 1.5),
+    ("bad", -2.5),
+    ("worst", -3.2),
+    ("terrible", -3.0),
+    ("awful", -3.0),
+    ("hate", -2.8),
+    ("broken", -2.2),
+    ("scam", -3.0),
+    ("refund", -1.5),
+    ("slow", -1.5),
+    ("angry", -2.5),
+    ("disappointed", -2.5),
+    ("disappointing", -2.5),
+    ("useless", -2.8),
+    ("never", -0.5),
+    ("fail", -2.0),
+    ("failed", -2.0),
+    ("fails", -2.0),
+    ("crash", -2.0),
+    ("crashed", -2.0),
+    ("crashes", -2.0),
+    ("rude", -2.5),
+    ("late", -1.5),
+    ("delayed", -1.8),
+    ("poor", -2.2),
+    ("wrong", -1.8),
+    ("problem", -1.6),
+    ("issue", -1.0),
+    ("horrible", -3.0),
+    ("ugh", -1.8),
+    ("cancel", -1.2),
+    ("cancelled", -1.5),
+    ("lost", -1.8),
+    ("stolen", -2.5),
+    ("fraud", -3.0),
+    ("ripoff", -3.0),
+    ("overpriced", -2.0),
+    ("sucks", -2.8),
+    ("annoying", -2.2),
+    ("down", -1.0),
     // Indonesian
-    ("bagus", 2.2), ("mantap", 2.5), ("mantul", 2.5), ("keren", 2.3), ("suka", 2.0), ("puas", 2.3),
-    ("senang", 2.3), ("cepat", 1.5), ("ramah", 2.0), ("terima", 0.5), ("kasih", 0.8),
-    ("recommended", 2.0), ("enak", 2.0), ("murah", 1.2), ("terbaik", 2.8), ("mantab", 2.5),
-    ("membantu", 2.0), ("lancar", 1.8), ("top", 1.8), ("oke", 1.2), ("hebat", 2.5),
-    ("kecewa", -2.8), ("buruk", -2.8), ("jelek", -2.5), ("lambat", -2.0), ("lemot", -2.2),
-    ("parah", -2.5), ("penipuan", -3.2), ("tipu", -3.0), ("nipu", -3.0), ("rusak", -2.3),
-    ("mahal", -1.5), ("kesal", -2.5), ("kesel", -2.5), ("marah", -2.5), ("batal", -1.5),
-    ("hilang", -1.8), ("gagal", -2.2), ("error", -2.0), ("lapor", -1.5), ("komplain", -2.0),
-    ("telat", -1.8), ("lama", -1.0), ("susah", -1.8), ("ribet", -1.8), ("zonk", -2.5),
-    ("payah", -2.5), ("kapok", -2.8), ("bohong", -2.8), ("sampah", -3.0), ("nyesel", -2.5),
+    ("bagus", 2.2),
+    ("mantap", 2.5),
+    ("mantul", 2.5),
+    ("keren", 2.3),
+    ("suka", 2.0),
+    ("puas", 2.3),
+    ("senang", 2.3),
+    ("cepat", 1.5),
+    ("ramah", 2.0),
+    ("terima", 0.5),
+    ("kasih", 0.8),
+    ("recommended", 2.0),
+    ("enak", 2.0),
+    ("murah", 1.2),
+    ("terbaik", 2.8),
+    ("mantab", 2.5),
+    ("membantu", 2.0),
+    ("lancar", 1.8),
+    ("top", 1.8),
+    ("oke", 1.2),
+    ("hebat", 2.5),
+    ("kecewa", -2.8),
+    ("buruk", -2.8),
+    ("jelek", -2.5),
+    ("lambat", -2.0),
+    ("lemot", -2.2),
+    ("parah", -2.5),
+    ("penipuan", -3.2),
+    ("tipu", -3.0),
+    ("nipu", -3.0),
+    ("rusak", -2.3),
+    ("mahal", -1.5),
+    ("kesal", -2.5),
+    ("kesel", -2.5),
+    ("marah", -2.5),
+    ("batal", -1.5),
+    ("hilang", -1.8),
+    ("gagal", -2.2),
+    ("error", -2.0),
+    ("lapor", -1.5),
+    ("komplain", -2.0),
+    ("telat", -1.8),
+    ("lama", -1.0),
+    ("susah", -1.8),
+    ("ribet", -1.8),
+    ("zonk", -2.5),
+    ("payah", -2.5),
+    ("kapok", -2.8),
+    ("bohong", -2.8),
+    ("sampah", -3.0),
+    ("nyesel", -2.5),
 ];
 
-const POSITIVE_EMOJI: &[char] = &['😀', '😃', '😄', '😁', '😊', '😍', '🥰', '👍', '❤', '🔥', '🎉', '🙏', '💯'];
-const NEGATIVE_EMOJI: &[char] = &['😡', '😠', '🤬', '😤', '😞', '😢', '😭', '👎', '💩', '😒', '🙄'];
+const POSITIVE_EMOJI: &[char] = &[
+    '😀', '😃', '😄', '😁', '😊', '😍', '🥰', '👍', '❤', '🔥', '🎉', '🙏', '💯',
+];
+const NEGATIVE_EMOJI: &[char] = &[
+    '😡', '😠', '🤬', '😤', '😞', '😢', '😭', '👎', '💩', '😒', '🙄',
+];
 
 /// The built-in lexicon model. See the module docs.
 #[derive(Debug, Default, Clone)]
@@ -64,7 +158,9 @@ impl SentimentModel for LexiconModel {
             .filter(|w| !w.is_empty())
         {
             let clause_end = word.ends_with([',', '.', ';', '!', '?']);
-            let w = word.trim_end_matches([',', '.', ';', '!', '?']).to_lowercase();
+            let w = word
+                .trim_end_matches([',', '.', ';', '!', '?'])
+                .to_lowercase();
             if NEGATORS.contains(&w.as_str()) {
                 negate_left = if clause_end { 0 } else { 3 };
                 continue;
@@ -73,7 +169,11 @@ impl SentimentModel for LexiconModel {
                 hits += 1;
                 sum += if negate_left > 0 { -0.75 * v } else { *v };
             }
-            negate_left = if clause_end { 0 } else { negate_left.saturating_sub(1) };
+            negate_left = if clause_end {
+                0
+            } else {
+                negate_left.saturating_sub(1)
+            };
         }
         for c in text.chars() {
             if POSITIVE_EMOJI.contains(&c) {
@@ -93,8 +193,16 @@ impl SentimentModel for LexiconModel {
         } else {
             Label::Neutral
         };
-        let confidence = if hits == 0 { 0.34 } else { (0.34 + score.abs() * 0.66).min(1.0) };
-        Sentiment { label, score, confidence }
+        let confidence = if hits == 0 {
+            0.34
+        } else {
+            (0.34 + score.abs() * 0.66).min(1.0)
+        };
+        Sentiment {
+            label,
+            score,
+            confidence,
+        }
     }
 }
 
@@ -105,12 +213,31 @@ mod tests {
     #[test]
     fn scores_polarity_and_negation() {
         let m = LexiconModel;
-        assert_eq!(m.classify("worst service ever, I want a refund", Lang::En).label, Label::Negative);
-        assert_eq!(m.classify("love it, great app", Lang::En).label, Label::Positive);
-        assert_eq!(m.classify("this is not good", Lang::En).label, Label::Negative);
-        assert_eq!(m.classify("pelayanan gak bagus, kecewa", Lang::Id).label, Label::Negative);
-        assert_eq!(m.classify("mantap, puas banget", Lang::Id).label, Label::Positive);
-        assert_eq!(m.classify("the parcel arrived today", Lang::En).label, Label::Neutral);
+        assert_eq!(
+            m.classify("worst service ever, I want a refund", Lang::En)
+                .label,
+            Label::Negative
+        );
+        assert_eq!(
+            m.classify("love it, great app", Lang::En).label,
+            Label::Positive
+        );
+        assert_eq!(
+            m.classify("this is not good", Lang::En).label,
+            Label::Negative
+        );
+        assert_eq!(
+            m.classify("pelayanan gak bagus, kecewa", Lang::Id).label,
+            Label::Negative
+        );
+        assert_eq!(
+            m.classify("mantap, puas banget", Lang::Id).label,
+            Label::Positive
+        );
+        assert_eq!(
+            m.classify("the parcel arrived today", Lang::En).label,
+            Label::Neutral
+        );
         assert_eq!(m.classify("great", Lang::Other), Sentiment::UNSCORED);
     }
 }

@@ -57,7 +57,11 @@ pub fn score(file: &str, gold: &[Label], pred: &[Label], texts_per_s: f64) -> Re
             let pi = usize::from(*p != Label::Negative);
             m[gi][pi] += 1;
         }
-        (vec!["negative", "not_negative"], vec!["negative", "not_negative"], m)
+        (
+            vec!["negative", "not_negative"],
+            vec!["negative", "not_negative"],
+            m,
+        )
     } else {
         let mut m = vec![vec![0u64; 4]; 3];
         let idx = |l: Label| match l {
@@ -69,7 +73,11 @@ pub fn score(file: &str, gold: &[Label], pred: &[Label], texts_per_s: f64) -> Re
         for (g, p) in gold.iter().zip(pred) {
             m[idx(*g)][idx(*p)] += 1;
         }
-        (vec!["negative", "neutral", "positive"], vec!["negative", "neutral", "positive", "unscored"], m)
+        (
+            vec!["negative", "neutral", "positive"],
+            vec!["negative", "neutral", "positive", "unscored"],
+            m,
+        )
     };
     let k = labels.len();
     let n: u64 = confusion.iter().flatten().sum();
@@ -79,22 +87,45 @@ pub fn score(file: &str, gold: &[Label], pred: &[Label], texts_per_s: f64) -> Re
             let tp = confusion[i][i] as f64;
             let support: u64 = confusion[i].iter().sum();
             let predicted: u64 = (0..k).map(|g| confusion[g][i]).sum();
-            let precision = if predicted > 0 { tp / predicted as f64 } else { 0.0 };
-            let recall = if support > 0 { tp / support as f64 } else { 0.0 };
+            let precision = if predicted > 0 {
+                tp / predicted as f64
+            } else {
+                0.0
+            };
+            let recall = if support > 0 {
+                tp / support as f64
+            } else {
+                0.0
+            };
             let f1 = if precision + recall > 0.0 {
                 2.0 * precision * recall / (precision + recall)
             } else {
                 0.0
             };
-            ClassMetrics { label: labels[i].to_string(), precision, recall, f1, support }
+            ClassMetrics {
+                label: labels[i].to_string(),
+                precision,
+                recall,
+                f1,
+                support,
+            }
         })
         .collect();
     let mean = |f: fn(&ClassMetrics) -> f64| per_class.iter().map(f).sum::<f64>() / k as f64;
     Report {
         file: file.to_string(),
         n: gold.len(),
-        scheme: if binary { "negative-vs-rest" } else { "3-class" }.to_string(),
-        accuracy: if n > 0 { correct as f64 / n as f64 } else { 0.0 },
+        scheme: if binary {
+            "negative-vs-rest"
+        } else {
+            "3-class"
+        }
+        .to_string(),
+        accuracy: if n > 0 {
+            correct as f64 / n as f64
+        } else {
+            0.0
+        },
         macro_recall: mean(|c| c.recall),
         macro_f1: mean(|c| c.f1),
         neg_f1: per_class[0].f1,
@@ -130,7 +161,11 @@ impl Report {
         if let Some(a) = self.lang_accuracy {
             let _ = writeln!(s, "  language id accuracy vs the file's lang field: {a:.3}");
         }
-        let _ = writeln!(s, "  {:<14}{:>10}{:>10}{:>10}{:>10}", "class", "precision", "recall", "f1", "n");
+        let _ = writeln!(
+            s,
+            "  {:<14}{:>10}{:>10}{:>10}{:>10}",
+            "class", "precision", "recall", "f1", "n"
+        );
         for c in &self.per_class {
             let _ = writeln!(
                 s,

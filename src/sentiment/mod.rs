@@ -67,7 +67,11 @@ pub struct Sentiment {
 }
 
 impl Sentiment {
-    pub const UNSCORED: Sentiment = Sentiment { label: Label::Unscored, score: 0.0, confidence: 0.0 };
+    pub const UNSCORED: Sentiment = Sentiment {
+        label: Label::Unscored,
+        score: 0.0,
+        confidence: 0.0,
+    };
 }
 
 /// A sentiment classifier. Implementations are immutable after loading and shared across tasks.

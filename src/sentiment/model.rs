@@ -36,16 +36,26 @@ pub const CLASSES: [Label; 3] = [Label::Negative, Label::Neutral, Label::Positiv
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("cannot read sentiment model {path}: {source} (run `gema train` to create it)")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write sentiment model {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a gema sentiment model (bad magic bytes)")]
     BadMagic { path: PathBuf },
-    #[error("sentiment model {path} has format version {found}; this build reads version {VERSION}")]
+    #[error(
+        "sentiment model {path} has format version {found}; this build reads version {VERSION}"
+    )]
     Version { path: PathBuf, found: u32 },
     #[error("sentiment model {path} is truncated or corrupt: {reason}")]
     Corrupt { path: PathBuf, reason: String },
-    #[error("sentiment model {path} fails its checksum: the file is corrupt; retrain or restore it")]
+    #[error(
+        "sentiment model {path} fails its checksum: the file is corrupt; retrain or restore it"
+    )]
     Checksum { path: PathBuf },
 }
 
@@ -82,7 +92,11 @@ thread_local! {
 impl FastModel {
     /// Builds a model from trained parameters. `weights.len()` must be `buckets × 3`.
     pub fn new(header: ModelHeader, weights: Vec<f32>, bias: [f32; 3]) -> Self {
-        assert_eq!(weights.len(), header.features.buckets() * 3, "weights do not match buckets");
+        assert_eq!(
+            weights.len(),
+            header.features.buckets() * 3,
+            "weights do not match buckets"
+        );
         FastModel {
             name: header.name,
             temperature: header.temperature,
@@ -145,14 +159,22 @@ impl FastModel {
     }
 
     /// Classifies text that is already normalised.
-    pub fn classify_normalized(&self, normalized: &str, lang: Lang, buf: &mut Vec<(u32, f32)>) -> Sentiment {
+    pub fn classify_normalized(
+        &self,
+        normalized: &str,
+        lang: Lang,
+        buf: &mut Vec<(u32, f32)>,
+    ) -> Sentiment {
         self.featurizer.features(normalized, lang, buf);
         Self::sentiment(Self::probs(self.logits(buf), self.temperature))
     }
 
     /// Writes the model to `path` (creating parent folders).
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
-        let write_err = |source| ModelError::Write { path: path.to_path_buf(), source };
+        let write_err = |source| ModelError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
         let header = ModelHeader {
             name: self.name.clone(),
             features: *self.featurizer.config(),
@@ -209,14 +231,20 @@ impl SentimentModel for FastModel {
 /// truncated, corrupt or foreign file.
 pub fn load_model(path: &Path) -> Result<FastModel, ModelError> {
     let p = || path.to_path_buf();
-    let corrupt = |reason: String| ModelError::Corrupt { path: path.to_path_buf(), reason };
+    let corrupt = |reason: String| ModelError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
     let bytes = std::fs::read(path).map_err(|source| ModelError::Read { path: p(), source })?;
     if bytes.len() < 16 + 32 || &bytes[..8] != MAGIC {
         return Err(ModelError::BadMagic { path: p() });
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
     if version != VERSION {
-        return Err(ModelError::Version { path: p(), found: version });
+        return Err(ModelError::Version {
+            path: p(),
+            found: version,
+        });
     }
     let (body, digest) = bytes.split_at(bytes.len() - 32);
     if Sha256::digest(body).as_slice() != digest {
@@ -230,7 +258,10 @@ pub fn load_model(path: &Path) -> Result<FastModel, ModelError> {
     let header: ModelHeader = serde_json::from_slice(&body[16..header_end])
         .map_err(|e| corrupt(format!("bad header JSON: {e}")))?;
     if !(10..=26).contains(&header.features.buckets_log2) {
-        return Err(corrupt(format!("implausible buckets_log2 {}", header.features.buckets_log2)));
+        return Err(corrupt(format!(
+            "implausible buckets_log2 {}",
+            header.features.buckets_log2
+        )));
     }
     if !(header.temperature.is_finite() && header.temperature > 0.0) {
         return Err(corrupt(format!("bad temperature {}", header.temperature)));
@@ -238,7 +269,10 @@ pub fn load_model(path: &Path) -> Result<FastModel, ModelError> {
     let n = header.features.buckets() * 3;
     let expected = header_end + n * 2 + 12;
     if body.len() != expected {
-        return Err(corrupt(format!("expected {expected} bytes before the checksum, found {}", body.len())));
+        return Err(corrupt(format!(
+            "expected {expected} bytes before the checksum, found {}",
+            body.len()
+        )));
     }
     let weights: Vec<f32> = body[header_end..header_end + n * 2]
         .chunks_exact(2)
@@ -261,11 +295,16 @@ mod tests {
     fn tiny() -> FastModel {
         let header = ModelHeader {
             name: "test".into(),
-            features: FeatureConfig { buckets_log2: 10, ..FeatureConfig::default() },
+            features: FeatureConfig {
+                buckets_log2: 10,
+                ..FeatureConfig::default()
+            },
             temperature: 1.5,
             lexicons: Lexicons::default(),
         };
-        let weights = (0..3 * 1024).map(|i| ((i % 7) as f32 - 3.0) / 8.0).collect();
+        let weights = (0..3 * 1024)
+            .map(|i| ((i % 7) as f32 - 3.0) / 8.0)
+            .collect();
         FastModel::new(header, weights, [0.1, 0.2, -0.3])
     }
 
@@ -280,7 +319,10 @@ mod tests {
             assert_eq!(m.classify(t, Lang::En), loaded.classify(t, Lang::En));
         }
         assert_eq!(loaded.name(), "test");
-        assert_eq!(loaded.classify("anything", Lang::Other), Sentiment::UNSCORED);
+        assert_eq!(
+            loaded.classify("anything", Lang::Other),
+            Sentiment::UNSCORED
+        );
     }
 
     #[test]
@@ -288,7 +330,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.bin");
         let err = load_model(&missing).unwrap_err().to_string();
-        assert!(err.contains("nope.bin") && err.contains("cannot read"), "{err}");
+        assert!(
+            err.contains("nope.bin") && err.contains("cannot read"),
+            "{err}"
+        );
 
         let path = dir.path().join("m.bin");
         tiny().save(&path).unwrap();
@@ -301,7 +346,10 @@ mod tests {
         assert!(err.to_string().contains("m.bin"));
 
         std::fs::write(&path, b"not a model at all, just some text here......").unwrap();
-        assert!(matches!(load_model(&path).unwrap_err(), ModelError::BadMagic { .. }));
+        assert!(matches!(
+            load_model(&path).unwrap_err(),
+            ModelError::BadMagic { .. }
+        ));
     }
 
     #[test]

@@ -191,14 +191,15 @@ pub const SLANG: &[(&str, &str)] = &[
 /// Words that an elongation may collapse to with single letters (`sooo` → `so`); other elongated
 /// words keep double letters (`goooood` → `good`).
 const SHORT_FORMS: &[&str] = &[
-    "so", "no", "yes", "ya", "hi", "oh", "wow", "please", "omg", "lol", "yay", "yeah", "hey", "why",
-    "love", "hate", "nice", "cute", "fun", "sad", "mad", "bad", "hot", "cool", "ok", "yah", "sih",
-    "dong", "deh", "kok", "nih", "tuh", "ah", "eh", "uh", "ugh", "huh", "duh", "yup", "nope", "banget",
-    "sekali", "keren", "mantap", "bagus", "enak", "parah", "lama", "kecewa", "sedih", "senang",
-    "kesal", "kesel", "capek", "lucu", "cantik", "gila", "anjir", "makasih", "kasih", "sayang",
-    "rindu", "kangen", "mau", "juga", "lagi", "aja", "gak", "ga", "nggak", "enggak", "tidak", "iya",
-    "ayo", "yuk", "asik", "asyik", "seru", "gemes", "hadeh", "aduh", "amin", "huhu", "hehe", "hihi",
-    "bgt", "mantul", "top", "best", "great", "damn", "shit", "omfg", "yuck", "ew", "bye",
+    "so", "no", "yes", "ya", "hi", "oh", "wow", "please", "omg", "lol", "yay", "yeah", "hey",
+    "why", "love", "hate", "nice", "cute", "fun", "sad", "mad", "bad", "hot", "cool", "ok", "yah",
+    "sih", "dong", "deh", "kok", "nih", "tuh", "ah", "eh", "uh", "ugh", "huh", "duh", "yup",
+    "nope", "banget", "sekali", "keren", "mantap", "bagus", "enak", "parah", "lama", "kecewa",
+    "sedih", "senang", "kesal", "kesel", "capek", "lucu", "cantik", "gila", "anjir", "makasih",
+    "kasih", "sayang", "rindu", "kangen", "mau", "juga", "lagi", "aja", "gak", "ga", "nggak",
+    "enggak", "tidak", "iya", "ayo", "yuk", "asik", "asyik", "seru", "gemes", "hadeh", "aduh",
+    "amin", "huhu", "hehe", "hihi", "bgt", "mantul", "top", "best", "great", "damn", "shit",
+    "omfg", "yuck", "ew", "bye",
 ];
 
 /// Emoticons → the emoji with the same meaning, longest first where prefixes overlap.
@@ -388,7 +389,9 @@ fn is_emoji(c: char) -> bool {
     if (0x1F3FB..=0x1F3FF).contains(&u) || u == 0x200D || (0xFE00..=0xFE0F).contains(&u) {
         return false;
     }
-    (0x1F000..=0x1FAFF).contains(&u) || (0x2600..=0x27BF).contains(&u) || (0x2190..=0x21FF).contains(&u)
+    (0x1F000..=0x1FAFF).contains(&u)
+        || (0x2600..=0x27BF).contains(&u)
+        || (0x2190..=0x21FF).contains(&u)
         || (0x2B00..=0x2BFF).contains(&u)
         || u == 0x2764
 }
@@ -508,7 +511,9 @@ fn laughter(word: &str) -> Option<&'static str> {
 /// Collapses runs of three or more equal letters in place. Returns whether anything changed.
 fn collapse_elongation(word: &mut String) -> bool {
     let chars: Vec<char> = word.chars().collect();
-    let has_run = chars.windows(3).any(|w| w[0] == w[1] && w[1] == w[2] && w[0].is_alphabetic());
+    let has_run = chars
+        .windows(3)
+        .any(|w| w[0] == w[1] && w[1] == w[2] && w[0].is_alphabetic());
     if !has_run {
         return false;
     }

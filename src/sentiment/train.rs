@@ -21,13 +21,28 @@ use super::{Label, Lang};
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}: not a JSON object with `text` and `label`: {source}")]
-    Json { path: PathBuf, line: usize, source: serde_json::Error },
+    Json {
+        path: PathBuf,
+        line: usize,
+        source: serde_json::Error,
+    },
     #[error("{path}:{line}: label {label:?} is not negative, neutral or positive")]
-    Label { path: PathBuf, line: usize, label: String },
+    Label {
+        path: PathBuf,
+        line: usize,
+        label: String,
+    },
     #[error("{path}:{line}: expected `word<TAB>weight`, found {text:?}")]
-    Lexicon { path: PathBuf, line: usize, text: String },
+    Lexicon {
+        path: PathBuf,
+        line: usize,
+        text: String,
+    },
     #[error("no files matching {pattern} in {dir}")]
     NoFiles { dir: PathBuf, pattern: String },
 }
@@ -50,7 +65,10 @@ struct Row {
 }
 
 fn read_to_string(path: &Path) -> Result<String, DataError> {
-    std::fs::read_to_string(path).map_err(|source| DataError::Io { path: path.into(), source })
+    std::fs::read_to_string(path).map_err(|source| DataError::Io {
+        path: path.into(),
+        source,
+    })
 }
 
 /// Reads a JSONL file of `{"text", "label", "lang"?}` objects. Blank lines are skipped.
@@ -61,29 +79,48 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<Example>, DataError> {
         if line.trim().is_empty() {
             continue;
         }
-        let row: Row = serde_json::from_str(line)
-            .map_err(|source| DataError::Json { path: path.into(), line: i + 1, source })?;
+        let row: Row = serde_json::from_str(line).map_err(|source| DataError::Json {
+            path: path.into(),
+            line: i + 1,
+            source,
+        })?;
         let label = match row.label.as_str() {
             "negative" => Label::Negative,
             "neutral" => Label::Neutral,
             "positive" => Label::Positive,
-            _ => return Err(DataError::Label { path: path.into(), line: i + 1, label: row.label }),
+            _ => {
+                return Err(DataError::Label {
+                    path: path.into(),
+                    line: i + 1,
+                    label: row.label,
+                })
+            }
         };
-        out.push(Example { text: row.text, label, lang: row.lang.as_deref().map(Lang::from_hint) });
+        out.push(Example {
+            text: row.text,
+            label,
+            lang: row.lang.as_deref().map(Lang::from_hint),
+        });
     }
     Ok(out)
 }
 
 /// Sorted `*.jsonl` files in `dir`.
 pub fn jsonl_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
-    let rd = std::fs::read_dir(dir).map_err(|source| DataError::Io { path: dir.into(), source })?;
+    let rd = std::fs::read_dir(dir).map_err(|source| DataError::Io {
+        path: dir.into(),
+        source,
+    })?;
     let mut files: Vec<PathBuf> = rd
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(DataError::NoFiles { dir: dir.into(), pattern: "*.jsonl".into() });
+        return Err(DataError::NoFiles {
+            dir: dir.into(),
+            pattern: "*.jsonl".into(),
+        });
     }
     Ok(files)
 }
@@ -96,9 +133,15 @@ pub fn build_lexicons(dir: &Path) -> Result<(Lexicons, Vec<(PathBuf, usize)>), D
     let vader_path = dir.join("vader_lexicon.txt");
     for (i, line) in read_to_string(&vader_path)?.lines().enumerate() {
         let mut parts = line.split('\t');
-        let (Some(word), Some(v)) = (parts.next(), parts.next().and_then(|v| v.parse::<f32>().ok()))
-        else {
-            return Err(DataError::Lexicon { path: vader_path, line: i + 1, text: line.into() });
+        let (Some(word), Some(v)) = (
+            parts.next(),
+            parts.next().and_then(|v| v.parse::<f32>().ok()),
+        ) else {
+            return Err(DataError::Lexicon {
+                path: vader_path,
+                line: i + 1,
+                text: line.into(),
+            });
         };
         lex.vader.insert(word.to_lowercase(), v);
     }
@@ -110,9 +153,15 @@ pub fn build_lexicons(dir: &Path) -> Result<(Lexicons, Vec<(PathBuf, usize)>), D
         let path = dir.join(file);
         for (i, line) in read_to_string(&path)?.lines().enumerate().skip(1) {
             let mut parts = line.split('\t');
-            let (Some(word), Some(v)) = (parts.next(), parts.next().and_then(|v| v.trim().parse().ok()))
-            else {
-                return Err(DataError::Lexicon { path, line: i + 1, text: line.into() });
+            let (Some(word), Some(v)) = (
+                parts.next(),
+                parts.next().and_then(|v| v.trim().parse().ok()),
+            ) else {
+                return Err(DataError::Lexicon {
+                    path,
+                    line: i + 1,
+                    text: line.into(),
+                });
             };
             // Multi-word and annotated entries never match a single token.
             if word.contains(' ') || word.contains('(') {
@@ -125,7 +174,9 @@ pub fn build_lexicons(dir: &Path) -> Result<(Lexicons, Vec<(PathBuf, usize)>), D
     // Emoji polarity: VADER's own approach, the valence of the emoji's English name.
     let emoji_path = dir.join("vader_emoji_utf8_lexicon.txt");
     for line in read_to_string(&emoji_path)?.lines() {
-        let Some((emoji, name)) = line.split_once('\t') else { continue };
+        let Some((emoji, name)) = line.split_once('\t') else {
+            continue;
+        };
         let key: String = emoji
             .chars()
             .filter(|c| !matches!(*c as u32, 0xFE00..=0xFE0F | 0x200D | 0x1F3FB..=0x1F3FF))
@@ -133,7 +184,10 @@ pub fn build_lexicons(dir: &Path) -> Result<(Lexicons, Vec<(PathBuf, usize)>), D
         if key.chars().count() != 1 {
             continue;
         }
-        let v: f32 = name.split_whitespace().filter_map(|w| lex.vader.get(w)).sum();
+        let v: f32 = name
+            .split_whitespace()
+            .filter_map(|w| lex.vader.get(w))
+            .sum();
         if v != 0.0 {
             lex.emoji.insert(key, v);
         }
@@ -209,8 +263,20 @@ pub fn encode(f: &Featurizer, examples: &[Example], default_lang: Lang, cw_power
     }
     let k = counts.iter().filter(|&&c| c > 0).count().max(1) as f32;
     let n = examples.len() as f32;
-    let cw = counts.map(|c| if c == 0 { 0.0 } else { (n / (k * c as f32)).powf(cw_power) });
-    let mut enc = Encoded { idx: vec![], val: vec![], offsets: vec![0], labels: vec![], weights: vec![] };
+    let cw = counts.map(|c| {
+        if c == 0 {
+            0.0
+        } else {
+            (n / (k * c as f32)).powf(cw_power)
+        }
+    });
+    let mut enc = Encoded {
+        idx: vec![],
+        val: vec![],
+        offsets: vec![0],
+        labels: vec![],
+        weights: vec![],
+    };
     let mut norm = String::new();
     let mut feats = Vec::new();
     for e in examples {
@@ -238,7 +304,12 @@ struct Trainer {
 
 impl Trainer {
     fn new(buckets: usize) -> Self {
-        Trainer { w: vec![0.0; buckets * 3], g: vec![0.0; buckets * 3], b: [0.0; 3], gb: [0.0; 3] }
+        Trainer {
+            w: vec![0.0; buckets * 3],
+            g: vec![0.0; buckets * 3],
+            b: [0.0; 3],
+            gb: [0.0; 3],
+        }
     }
 
     fn epoch(&mut self, data: &Encoded, order: &[usize], cfg: &TrainConfig) {
@@ -258,14 +329,14 @@ impl Trainer {
             let mut d = p;
             d[y] -= 1.0;
             let d = d.map(|x| x * sw);
-            for c in 0..3 {
-                self.gb[c] += d[c] * d[c];
-                self.b[c] -= cfg.lr * d[c] / (self.gb[c] + EPS).sqrt();
+            for ((b, gb), dc) in self.b.iter_mut().zip(&mut self.gb).zip(d) {
+                *gb += dc * dc;
+                *b -= cfg.lr * dc / (*gb + EPS).sqrt();
             }
             for (&j, &v) in idx.iter().zip(val) {
-                for c in 0..3 {
+                for (c, dc) in d.iter().enumerate() {
                     let k = j as usize * 3 + c;
-                    let grad = d[c] * v + cfg.l2 * self.w[k];
+                    let grad = dc * v + cfg.l2 * self.w[k];
                     self.g[k] += grad * grad;
                     self.w[k] -= cfg.lr * grad / (self.g[k] + EPS).sqrt();
                 }
@@ -370,7 +441,13 @@ pub fn train(
         if stale {
             let start = Instant::now();
             let featurizer = Featurizer::new(cfg.features, lexicons.clone());
-            let mut all = Encoded { idx: vec![], val: vec![], offsets: vec![0], labels: vec![], weights: vec![] };
+            let mut all = Encoded {
+                idx: vec![],
+                val: vec![],
+                offsets: vec![0],
+                labels: vec![],
+                weights: vec![],
+            };
             for (_, ex) in train {
                 let e = encode(&featurizer, ex, Lang::En, cfg.class_weight_power);
                 let base = all.idx.len();
@@ -403,7 +480,11 @@ pub fn train(
         let mut members: Vec<(Trainer, Vec<usize>, rand_chacha::ChaCha8Rng)> = (0..k)
             .map(|m| {
                 let rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(m as u64));
-                (Trainer::new(cfg.features.buckets()), (0..data.len()).collect(), rng)
+                (
+                    Trainer::new(cfg.features.buckets()),
+                    (0..data.len()).collect(),
+                    rng,
+                )
             })
             .collect();
         for epoch in 1..=cfg.max_epochs {
@@ -430,17 +511,27 @@ pub fn train(
                 for (a, x) in w.iter_mut().zip(&t.w) {
                     *a += *x / k as f32;
                 }
-                for c in 0..3 {
-                    b[c] += t.b[c] / k as f32;
+                for (bc, tc) in b.iter_mut().zip(t.b) {
+                    *bc += tc / k as f32;
                 }
             }
             let mut model = FastModel::new(header, w, b);
             model.quantize();
             let reports = evaluate_dev(&model, devsets);
             let objective = mean_objective(&reports);
-            let per_file = reports.iter().map(|r| (r.file.clone(), selection_score(r))).collect();
-            log(&format!("config {ci} epoch {epoch}: dev objective {objective:.4} {per_file:?}"));
-            epochs.push(EpochLog { config: ci, epoch, objective, per_file });
+            let per_file = reports
+                .iter()
+                .map(|r| (r.file.clone(), selection_score(r)))
+                .collect();
+            log(&format!(
+                "config {ci} epoch {epoch}: dev objective {objective:.4} {per_file:?}"
+            ));
+            epochs.push(EpochLog {
+                config: ci,
+                epoch,
+                objective,
+                per_file,
+            });
             if best.as_ref().is_none_or(|b| objective > b.0) {
                 best = Some((objective, model, *cfg, epoch, reports));
             }
@@ -465,7 +556,14 @@ pub fn train(
     };
     let calibration = calibrate(&model, devsets);
     model.set_temperature(calibration.temperature);
-    Outcome { model, config, epochs, best_epoch, dev: dev_reports, calibration }
+    Outcome {
+        model,
+        config,
+        epochs,
+        best_epoch,
+        dev: dev_reports,
+        calibration,
+    }
 }
 
 /// (logits, gold class) of every dev row.
@@ -550,7 +648,11 @@ mod tests {
     use super::*;
 
     fn ex(text: &str, label: Label) -> Example {
-        Example { text: text.into(), label, lang: Some(Lang::En) }
+        Example {
+            text: text.into(),
+            label,
+            lang: Some(Lang::En),
+        }
     }
 
     #[test]
@@ -565,25 +667,43 @@ mod tests {
             })
             .collect();
         let cfg = TrainConfig {
-            features: FeatureConfig { buckets_log2: 14, ..FeatureConfig::default() },
+            features: FeatureConfig {
+                buckets_log2: 14,
+                ..FeatureConfig::default()
+            },
             max_epochs: 3,
             ..TrainConfig::default()
         };
         let train_sets = vec![("toy".to_string(), data.clone())];
         let dev_sets = vec![("toy-dev".to_string(), data)];
-        let out = train("toy", &Lexicons::default(), &train_sets, &dev_sets, &[cfg], &mut |_| {});
+        let out = train(
+            "toy",
+            &Lexicons::default(),
+            &train_sets,
+            &dev_sets,
+            &[cfg],
+            &mut |_| {},
+        );
         assert!(out.dev[0].accuracy > 0.95, "{}", out.dev[0].to_text());
         assert!(out.calibration.temperature > 0.0);
         use crate::sentiment::SentimentModel;
-        assert_eq!(out.model.classify("what a great lovely thing", Lang::En).label, Label::Positive);
+        assert_eq!(
+            out.model
+                .classify("what a great lovely thing", Lang::En)
+                .label,
+            Label::Positive
+        );
     }
 
     #[test]
     fn bad_rows_name_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("d.jsonl");
-        std::fs::write(&p, "{\"text\":\"a\",\"label\":\"positive\"}\n{\"text\":\"b\",\"label\":\"meh\"}\n")
-            .unwrap();
+        std::fs::write(
+            &p,
+            "{\"text\":\"a\",\"label\":\"positive\"}\n{\"text\":\"b\",\"label\":\"meh\"}\n",
+        )
+        .unwrap();
         let err = read_jsonl(&p).unwrap_err().to_string();
         assert!(err.contains("d.jsonl:2") && err.contains("meh"), "{err}");
     }
