@@ -276,8 +276,9 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         grid: &grid,
         chosen: outcome.config,
         best_epoch: outcome.best_epoch,
-        selection: "mean over dev files of: negative F1 (negative/positive-only files) or \
-                    (macro-recall + macro-F1) / 2 (3-class files); gold language tags",
+        selection: "mean over dev files, weighted by sqrt(rows), of: negative F1 \
+                    (negative/positive-only files) or (macro-recall + macro-F1) / 2 (3-class \
+                    files); gold language tags",
         calibration: &outcome.calibration,
         dev_metrics: outcome
             .dev

@@ -417,8 +417,11 @@ pub struct Outcome {
     pub calibration: Calibration,
 }
 
+/// Mean selection score over the dev files, weighted by √n so that 100-row files count without
+/// dominating through their noise.
 fn mean_objective(reports: &[Report]) -> f64 {
-    reports.iter().map(selection_score).sum::<f64>() / reports.len().max(1) as f64
+    let w: f64 = reports.iter().map(|r| (r.n as f64).sqrt()).sum();
+    reports.iter().map(|r| (r.n as f64).sqrt() * selection_score(r)).sum::<f64>() / w.max(1e-9)
 }
 
 /// Trains one model per configuration in `grid`, keeps the (configuration, epoch) with the best
