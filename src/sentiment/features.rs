@@ -50,7 +50,7 @@ impl Default for FeatureConfig {
             word_bigrams: true,
             lang_conjoin: true,
             char_weight: 0.5,
-            negate_chars: false,
+            negate_chars: true,
         }
     }
 }

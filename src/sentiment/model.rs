@@ -352,6 +352,44 @@ mod tests {
         ));
     }
 
+    /// The model committed in `models/` loads and gets obvious posts right end to end.
+    #[test]
+    fn committed_model_classifies_obvious_posts() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_MODEL_PATH);
+        let model = load_model(&path).expect("committed model loads");
+        let cases = [
+            (
+                "worst customer service ever, still no refund after 3 weeks",
+                Label::Negative,
+            ),
+            (
+                "love the new update, app is sooo much faster now 😍",
+                Label::Positive,
+            ),
+            ("pelayanannya lambat bgt, kecewa #GakPuas", Label::Negative),
+            (
+                "mantap, barangnya bagus dan pengiriman cepat 👍",
+                Label::Positive,
+            ),
+            ("tidak mengecewakan, recommended seller", Label::Positive),
+            ("not bad at all, pretty happy with it", Label::Positive),
+            ("never disappointed by this brand", Label::Positive),
+            ("tidak jelek kok, lumayan", Label::Positive),
+            ("pelayanan tidak ramah", Label::Negative),
+            ("rasanya kurang enak", Label::Negative),
+            ("I don't like the new design", Label::Negative),
+        ];
+        for (text, want) in cases {
+            let (lang, _) = super::super::lang::detect(text);
+            let s = model.classify(text, lang);
+            assert_eq!(s.label, want, "{text}: {s:?} ({lang:?})");
+            assert!((-1.0..=1.0).contains(&s.score) && (0.0..=1.0).contains(&s.confidence));
+        }
+        let text = "El servicio fue muy malo y la comida llegó fría, no vuelvo nunca más";
+        let (lang, _) = super::super::lang::detect(text);
+        assert_eq!(model.classify(text, lang), Sentiment::UNSCORED);
+    }
+
     #[test]
     fn sentiment_fields_are_in_range() {
         let s = FastModel::sentiment(FastModel::probs([2.0, 0.0, -1.0], 1.0));

@@ -421,7 +421,11 @@ pub struct Outcome {
 /// dominating through their noise.
 fn mean_objective(reports: &[Report]) -> f64 {
     let w: f64 = reports.iter().map(|r| (r.n as f64).sqrt()).sum();
-    reports.iter().map(|r| (r.n as f64).sqrt() * selection_score(r)).sum::<f64>() / w.max(1e-9)
+    reports
+        .iter()
+        .map(|r| (r.n as f64).sqrt() * selection_score(r))
+        .sum::<f64>()
+        / w.max(1e-9)
 }
 
 /// Trains one model per configuration in `grid`, keeps the (configuration, epoch) with the best
