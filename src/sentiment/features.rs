@@ -125,6 +125,28 @@ pub struct Featurizer {
     config: FeatureConfig,
     mask: u64,
     lexicons: Lexicons,
+    /// Rule role and lexicon valences of every known token, merged for one lookup per token.
+    words: FastMap<String, WordInfo>,
+}
+
+/// What the rules do with a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Role {
+    #[default]
+    Plain,
+    Negator,
+    Contrast,
+    Intensifier,
+    ScopeEnd,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct WordInfo {
+    role: Role,
+    vader: f32,
+    inset_pos: f32,
+    inset_neg: f32,
+    emoji: f32,
 }
 
 #[inline]
@@ -132,18 +154,39 @@ fn squash(x: f32) -> f32 {
     x / (x * x + 4.0).sqrt()
 }
 
-fn contains(list: &[&str], w: &str) -> bool {
-    list.contains(&w)
-}
-
 impl Featurizer {
     /// Builds a featurizer for `config` with the given lexicons.
     pub fn new(config: FeatureConfig, lexicons: Lexicons) -> Self {
         let mask = (config.buckets() as u64) - 1;
+        let mut words: FastMap<String, WordInfo> = FastMap::default();
+        for (k, v) in &lexicons.vader {
+            words.entry(k.clone()).or_default().vader = *v;
+        }
+        for (k, v) in &lexicons.inset_pos {
+            words.entry(k.clone()).or_default().inset_pos = *v;
+        }
+        for (k, v) in &lexicons.inset_neg {
+            words.entry(k.clone()).or_default().inset_neg = *v;
+        }
+        for (k, v) in &lexicons.emoji {
+            words.entry(k.clone()).or_default().emoji = *v;
+        }
+        // Later roles win where lists overlap; the order matches the rules' precedence.
+        for (list, role) in [
+            (INTENSIFIERS, Role::Intensifier),
+            (SCOPE_END, Role::ScopeEnd),
+            (CONTRAST, Role::Contrast),
+            (NEGATORS, Role::Negator),
+        ] {
+            for w in list {
+                words.entry(w.to_string()).or_default().role = role;
+            }
+        }
         Featurizer {
             config,
             mask,
             lexicons,
+            words,
         }
     }
 
@@ -213,25 +256,33 @@ impl Featurizer {
                     }
                 }
             }
-            // Rules and lexicons.
-            let is_intens = contains(INTENSIFIERS, tok);
-            if contains(NEGATORS, tok) {
-                neg_left = 3;
-                negations += 1;
+            // Rules and lexicons: one table lookup per token.
+            let Some(info) = self.words.get(tok) else {
                 prev_intens = false;
+                neg_left = neg_left.saturating_sub(1);
                 continue;
+            };
+            match info.role {
+                Role::Negator => {
+                    neg_left = 3;
+                    negations += 1;
+                    prev_intens = false;
+                    continue;
+                }
+                Role::Contrast => {
+                    contrast_seen = true;
+                    neg_left = 0;
+                    prev_intens = false;
+                    continue;
+                }
+                Role::ScopeEnd => {
+                    neg_left = 0;
+                    prev_intens = false;
+                    continue;
+                }
+                Role::Intensifier | Role::Plain => {}
             }
-            if contains(CONTRAST, tok) {
-                contrast_seen = true;
-                neg_left = 0;
-                prev_intens = false;
-                continue;
-            }
-            if contains(SCOPE_END, tok) {
-                neg_left = 0;
-                prev_intens = false;
-                continue;
-            }
+            let is_intens = info.role == Role::Intensifier;
             let boost = if prev_intens { 1.3 } else { 1.0 };
             let flip = if negated { -0.74 } else { 1.0 };
             let part = &mut lex[usize::from(contrast_seen)];
@@ -243,17 +294,15 @@ impl Featurizer {
                     part[pos_slot + 1] -= v;
                 }
             };
-            if let Some(&v) = self.lexicons.vader.get(tok) {
-                add(0, v);
-            }
-            if let Some(&v) = self.lexicons.inset_pos.get(tok) {
-                add(2, v * 0.8);
-            }
-            if let Some(&v) = self.lexicons.inset_neg.get(tok) {
-                add(2, v * 0.8);
-            }
-            if let Some(&v) = self.lexicons.emoji.get(tok) {
-                add(4, v);
+            for (slot, v) in [
+                (0, info.vader),
+                (2, info.inset_pos * 0.8),
+                (2, info.inset_neg * 0.8),
+                (4, info.emoji),
+            ] {
+                if v != 0.0 {
+                    add(slot, v);
+                }
             }
             prev_intens = is_intens;
             neg_left = neg_left.saturating_sub(1);

@@ -459,10 +459,12 @@ fn push_word(out: &mut String, raw: &str, buf: &mut String) {
         push(out, stem);
         push(out, "not");
     } else {
-        let key = buf.replace('\'', "");
-        match lookup_slang(&key) {
+        if buf.contains('\'') {
+            buf.retain(|c| c != '\'');
+        }
+        match lookup_slang(buf) {
             Some(expansion) => push(out, expansion),
-            None => push(out, &key),
+            None => push(out, buf),
         }
     }
     if elongated {
@@ -510,13 +512,22 @@ fn laughter(word: &str) -> Option<&'static str> {
 
 /// Collapses runs of three or more equal letters in place. Returns whether anything changed.
 fn collapse_elongation(word: &mut String) -> bool {
-    let chars: Vec<char> = word.chars().collect();
-    let has_run = chars
-        .windows(3)
-        .any(|w| w[0] == w[1] && w[1] == w[2] && w[0].is_alphabetic());
+    // Cheap scan first: almost no word is elongated.
+    let mut run = 0;
+    let mut prev = None;
+    let mut has_run = false;
+    for c in word.chars() {
+        run = if Some(c) == prev { run + 1 } else { 1 };
+        prev = Some(c);
+        if run >= 3 && c.is_alphabetic() {
+            has_run = true;
+            break;
+        }
+    }
     if !has_run {
         return false;
     }
+    let chars: Vec<char> = word.chars().collect();
     let collapse = |max: usize| -> String {
         let mut s = String::with_capacity(word.len());
         let mut run = 0;
