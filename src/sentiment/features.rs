@@ -221,7 +221,8 @@ impl Featurizer {
         let seed_c = fnv1a(FNV_OFFSET, b"c:");
         let seed_cn = fnv1a(FNV_OFFSET, b"cn:");
         let cw = self.config.char_weight;
-        let mut chars: Vec<char> = Vec::with_capacity(32);
+        let mut bounds: Vec<usize> = Vec::with_capacity(34);
+        let mut bytes: Vec<u8> = Vec::with_capacity(32);
         for tok in normalized.split(' ').filter(|t| !t.is_empty()) {
             let negated = neg_left > 0;
             // Unigram (negation-marked) and bigram.
@@ -236,21 +237,33 @@ impl Featurizer {
             prev = Some(tok);
             // Character n-grams of real words.
             if !tok.starts_with('<') && tok.chars().next().is_some_and(char::is_alphanumeric) {
-                chars.clear();
-                chars.push('<');
-                chars.extend(tok.chars());
-                chars.push('>');
-                let mut buf = [0u8; 4];
                 let seed = if negated && self.config.negate_chars {
                     seed_cn
                 } else {
                     seed_c
                 };
-                for start in 0..chars.len() {
+                // Hash the UTF-8 bytes of each char n-gram of `<tok>`. FNV-1a is sequential, so
+                // hashing char by char equals hashing the n-gram's bytes.
+                bytes.clear();
+                bytes.push(b'<');
+                bytes.extend_from_slice(tok.as_bytes());
+                bytes.push(b'>');
+                bounds.clear();
+                bounds.push(0);
+                if tok.is_ascii() {
+                    bounds.extend(1..=bytes.len());
+                } else {
+                    bounds.extend(tok.char_indices().map(|(i, _)| i + 1));
+                    bounds.push(bytes.len() - 1);
+                    bounds.push(bytes.len());
+                }
+                let nchars = bounds.len() - 1;
+                for start in 0..nchars {
                     let mut h = seed;
-                    for (n, &ch) in chars[start..].iter().enumerate().take(self.config.char_max) {
-                        h = fnv1a(h, ch.encode_utf8(&mut buf).as_bytes());
-                        if n + 1 >= self.config.char_min {
+                    let end = (start + self.config.char_max).min(nchars);
+                    for k in start..end {
+                        h = fnv1a(h, &bytes[bounds[k]..bounds[k + 1]]);
+                        if k + 1 - start >= self.config.char_min {
                             out.push((self.bucket(h), cw));
                         }
                     }

@@ -434,11 +434,16 @@ fn push_word(out: &mut String, raw: &str, buf: &mut String) {
         push(out, "<caps>");
     }
     buf.clear();
-    for c in raw.chars() {
-        if c == '’' {
-            buf.push('\'');
-        } else {
-            buf.extend(c.to_lowercase());
+    if raw.is_ascii() {
+        buf.push_str(raw);
+        buf.make_ascii_lowercase();
+    } else {
+        for c in raw.chars() {
+            if c == '’' {
+                buf.push('\'');
+            } else {
+                buf.extend(c.to_lowercase());
+            }
         }
     }
     // Indonesian reduplication: `hati2` → `hati hati`.
