@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::features::FeatureConfig;
 use super::lang;
 use super::metrics;
-use super::model::{load_model, DEFAULT_MODEL_PATH};
+use super::model::{load_model, FastModel, DEFAULT_MODEL_PATH};
 use super::train::{self, TrainConfig};
 use super::{Label, Lang, SentimentModel};
 
@@ -303,49 +303,62 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Scores `model` on `examples`: predictions, metrics, language-id accuracy (when rows carry
+/// `lang` and `gold_lang` is off) and texts/s. The timed pass repeats until `min_timing_s` has
+/// passed, so that small files and scheduler hiccups on a shared machine do not decide the figure.
+pub fn evaluate(
+    model: &FastModel,
+    name: &str,
+    examples: &[train::Example],
+    gold_lang: bool,
+    min_timing_s: f64,
+) -> (metrics::Report, Vec<Label>, Vec<Lang>) {
+    let run = || -> (Vec<Label>, Vec<Lang>) {
+        examples
+            .iter()
+            .map(|e| {
+                let lang = match (gold_lang, e.lang) {
+                    (true, Some(l)) => l,
+                    _ => lang::detect(&e.text).0,
+                };
+                (model.classify(&e.text, lang).label, lang)
+            })
+            .unzip()
+    };
+    let (pred, langs) = run();
+    let start = Instant::now();
+    let mut passes = 0usize;
+    while passes == 0 || start.elapsed().as_secs_f64() < min_timing_s {
+        std::hint::black_box(run());
+        passes += 1;
+    }
+    let secs = start.elapsed().as_secs_f64().max(1e-9) / passes as f64;
+    let gold: Vec<Label> = examples.iter().map(|e| e.label).collect();
+    let mut report = metrics::score(name, &gold, &pred, examples.len() as f64 / secs);
+    let tagged: Vec<(Lang, Lang)> = examples
+        .iter()
+        .zip(&langs)
+        .filter_map(|(e, l)| e.lang.map(|g| (g, *l)))
+        .collect();
+    if !gold_lang && !tagged.is_empty() {
+        let ok = tagged.iter().filter(|(g, l)| g == l).count();
+        report.lang_accuracy = Some(ok as f64 / tagged.len() as f64);
+    }
+    (report, pred, langs)
+}
+
 /// Runs `gema eval`.
 pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
     let model = load_model(&args.model)?;
     for path in &args.files {
         let examples = train::read_jsonl(path)?;
-        let run = |examples: &[train::Example]| -> (Vec<Label>, Vec<Lang>) {
-            examples
-                .iter()
-                .map(|e| {
-                    let lang = match (args.gold_lang, e.lang) {
-                        (true, Some(l)) => l,
-                        _ => lang::detect(&e.text).0,
-                    };
-                    (model.classify(&e.text, lang).label, lang)
-                })
-                .unzip()
-        };
-        let (pred, langs) = run(&examples);
-        // Speed: repeat the pass until half a second has passed, so that small files and
-        // scheduler hiccups on a shared machine do not decide the figure.
-        let start = Instant::now();
-        let mut passes = 0usize;
-        while passes == 0 || start.elapsed().as_secs_f64() < 0.5 {
-            std::hint::black_box(run(&examples));
-            passes += 1;
-        }
-        let secs = start.elapsed().as_secs_f64().max(1e-9) / passes as f64;
-        let gold: Vec<Label> = examples.iter().map(|e| e.label).collect();
-        let mut report = metrics::score(
+        let (report, pred, langs) = evaluate(
+            &model,
             &path.display().to_string(),
-            &gold,
-            &pred,
-            examples.len() as f64 / secs,
+            &examples,
+            args.gold_lang,
+            0.5,
         );
-        let tagged: Vec<(Lang, Lang)> = examples
-            .iter()
-            .zip(&langs)
-            .filter_map(|(e, l)| e.lang.map(|g| (g, *l)))
-            .collect();
-        if !args.gold_lang && !tagged.is_empty() {
-            let ok = tagged.iter().filter(|(g, l)| g == l).count();
-            report.lang_accuracy = Some(ok as f64 / tagged.len() as f64);
-        }
         for ((e, p), l) in examples
             .iter()
             .zip(&pred)
@@ -378,6 +391,113 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A tiny data folder: JSONL train/dev files and the four lexicon files.
+    fn tiny_data(dir: &Path) {
+        let write = |rel: &str, body: String| {
+            let p = dir.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, body).unwrap();
+        };
+        let row = |t: &str, l: &str, lang: &str| {
+            format!("{{\"text\":\"{t}\",\"label\":\"{l}\",\"lang\":\"{lang}\"}}\n")
+        };
+        let mut en = String::new();
+        let mut id = String::new();
+        for i in 0..40 {
+            en += &row(&format!("great product, love it {i}"), "positive", "en");
+            en += &row(
+                &format!("terrible service, never again {i}"),
+                "negative",
+                "en",
+            );
+            en += &row(&format!("the store opens at {i} today"), "neutral", "en");
+            id += &row(
+                &format!("barangnya bagus, puas banget {i}"),
+                "positive",
+                "id",
+            );
+            id += &row(
+                &format!("pelayanan buruk, kecewa sekali {i}"),
+                "negative",
+                "id",
+            );
+        }
+        write("sentiment/train/en-toy.jsonl", en.clone());
+        write("sentiment/train/id-toy.jsonl", id.clone());
+        write("sentiment/dev/en-toy-dev.jsonl", en);
+        write("sentiment/dev/id-toy-dev.jsonl", id);
+        write(
+            "lexicons/vader_lexicon.txt",
+            "great\t3.1\t0.5\t[]\nterrible\t-2.1\t0.5\t[]\n".into(),
+        );
+        write(
+            "lexicons/inset_positive.tsv",
+            "word\tweight\nbagus\t3\n".into(),
+        );
+        write(
+            "lexicons/inset_negative.tsv",
+            "word\tweight\nburuk\t-4\n".into(),
+        );
+        write(
+            "lexicons/vader_emoji_utf8_lexicon.txt",
+            "😀\tgreat face\n".into(),
+        );
+    }
+
+    #[test]
+    fn train_writes_a_loadable_model_and_manifest_and_eval_scores_it() {
+        let dir = tempfile::tempdir().unwrap();
+        tiny_data(dir.path());
+        let out = dir.path().join("models/m.bin");
+        let args = TrainArgs {
+            data: dir.path().to_path_buf(),
+            out: out.clone(),
+            epochs: 2,
+            seed: 1,
+            buckets_log2: 12,
+            lr: None,
+            l2: None,
+            class_weight_power: None,
+            char_min: None,
+            char_max: None,
+            char_weight: None,
+            ensemble: None,
+        };
+        run_train(&args).unwrap();
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join("models/m.manifest.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(manifest["train_inputs"][0]["rows"], 120);
+        assert_eq!(
+            manifest["train_inputs"][1]["file"],
+            "sentiment/train/id-toy.jsonl"
+        );
+        assert!(manifest["training_time_s"].as_f64().unwrap() > 0.0);
+        assert_eq!(manifest["dev_metrics"].as_array().unwrap().len(), 2);
+
+        let model = load_model(&out).unwrap();
+        let examples =
+            train::read_jsonl(&dir.path().join("sentiment/dev/id-toy-dev.jsonl")).unwrap();
+        let (report, pred, _) = evaluate(&model, "id-toy-dev", &examples, false, 0.0);
+        assert_eq!(pred.len(), 80);
+        assert_eq!(report.scheme, "negative-vs-rest");
+        assert!(report.neg_f1 > 0.9, "{}", report.to_text());
+        assert_eq!(report.lang_accuracy, Some(1.0));
+        let json = serde_json::to_value(&report).unwrap();
+        for key in [
+            "file",
+            "n",
+            "accuracy",
+            "macro_recall",
+            "macro_f1",
+            "neg_f1",
+            "texts_per_s",
+        ] {
+            assert!(json.get(key).is_some(), "missing {key}");
+        }
+    }
 
     #[test]
     fn manifest_sits_next_to_model() {
