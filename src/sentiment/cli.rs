@@ -10,6 +10,7 @@ use anyhow::Context;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::data;
 use super::features::FeatureConfig;
 use super::lang;
 use super::metrics;
@@ -177,25 +178,25 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     };
     let mut train_sets = Vec::new();
     let mut train_inputs = Vec::new();
-    for path in train::jsonl_files(&args.data.join("sentiment/train"))? {
-        let ex = train::read_jsonl(&path)?;
+    for path in data::jsonl_files(&args.data.join("sentiment/train"))? {
+        let ex = data::read_jsonl(&path)?;
         train_inputs.push(InputFile {
             file: rel(&path),
             rows: ex.len(),
             sha256: sha256_file(&path)?,
-            labels: Some(train::label_counts(&ex)),
+            labels: Some(data::label_counts(&ex)),
         });
         train_sets.push((rel(&path), ex));
     }
     let mut dev_sets = Vec::new();
     let mut dev_inputs = Vec::new();
-    for path in train::jsonl_files(&args.data.join("sentiment/dev"))? {
-        let ex = train::read_jsonl(&path)?;
+    for path in data::jsonl_files(&args.data.join("sentiment/dev"))? {
+        let ex = data::read_jsonl(&path)?;
         dev_inputs.push(InputFile {
             file: rel(&path),
             rows: ex.len(),
             sha256: sha256_file(&path)?,
-            labels: Some(train::label_counts(&ex)),
+            labels: Some(data::label_counts(&ex)),
         });
         let name = path
             .file_stem()
@@ -203,7 +204,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             .unwrap_or_default();
         dev_sets.push((name, ex));
     }
-    let (lexicons, lex_files) = train::build_lexicons(&args.data.join("lexicons"))?;
+    let (lexicons, lex_files) = data::build_lexicons(&args.data.join("lexicons"))?;
     let lexicon_inputs = lex_files
         .iter()
         .map(|(p, n)| {
@@ -309,7 +310,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
 pub fn evaluate(
     model: &FastModel,
     name: &str,
-    examples: &[train::Example],
+    examples: &[data::Example],
     gold_lang: bool,
     min_timing_s: f64,
 ) -> (metrics::Report, Vec<Label>, Vec<Lang>) {
@@ -351,7 +352,7 @@ pub fn evaluate(
 pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
     let model = load_model(&args.model)?;
     for path in &args.files {
-        let examples = train::read_jsonl(path)?;
+        let examples = data::read_jsonl(path)?;
         let (report, pred, langs) = evaluate(
             &model,
             &path.display().to_string(),
@@ -479,7 +480,7 @@ mod tests {
 
         let model = load_model(&out).unwrap();
         let examples =
-            train::read_jsonl(&dir.path().join("sentiment/dev/id-toy-dev.jsonl")).unwrap();
+            data::read_jsonl(&dir.path().join("sentiment/dev/id-toy-dev.jsonl")).unwrap();
         let (report, pred, _) = evaluate(&model, "id-toy-dev", &examples, false, 0.0);
         assert_eq!(pred.len(), 80);
         assert_eq!(report.scheme, "negative-vs-rest");

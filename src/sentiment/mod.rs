@@ -4,6 +4,7 @@
 //! at start-up and calls [`SentimentModel::classify`] for every mention.
 
 pub mod cli;
+pub mod data;
 pub mod features;
 pub mod hash;
 pub mod lang;
