@@ -1,6 +1,6 @@
 //! Feature extraction: hashed word and character n-grams plus lexicon and rule features.
 //!
-//! Input is the output of [`super::normalize`]. Features are `(bucket, value)` pairs; the same
+//! Input is the output of [`super::normalize()`]. Features are `(bucket, value)` pairs; the same
 //! text always yields the same features on every platform (see [`super::hash`]).
 //!
 //! - word unigrams, marked `n:` inside a negation scope (after `not`/`tidak`/`bukan`/`kurang`...

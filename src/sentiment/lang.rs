@@ -482,7 +482,7 @@ fn count(text: &str) -> Counts {
 /// 1. Letters mostly outside the Latin script: `Other`.
 /// 2. A function-word prior (weighted: words shared with other European languages count half)
 ///    decides clear cases in one cheap pass, with no allocation.
-/// 3. Otherwise the `whatlang` trigram detector, restricted to [`FALLBACK_LANGS`], decides;
+/// 3. Otherwise the `whatlang` trigram detector, restricted to 12 Latin-script languages, decides;
 ///    Javanese counts as Indonesian (Indonesian posts full of names and regional words land
 ///    there, and the model handles code-mixed text), as does any answer contradicted by
 ///    Indonesian function words.
