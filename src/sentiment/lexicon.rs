@@ -151,29 +151,30 @@ impl SentimentModel for LexiconModel {
         let mut sum = 0.0f32;
         let mut hits = 0u32;
         let mut negate_left = 0u8;
-        // Negation scope never crosses clause punctuation ("gak bagus, kecewa").
+        // Negation reaches at most three words and never past the end of a clause.
         for word in text
-            .split(|c: char| !(c.is_alphanumeric() || c == '\'' || ",.;!?".contains(c)))
-            .flat_map(|w| w.split_inclusive([',', '.', ';', '!', '?']))
+            .split_inclusive([',', '.', '!', '?', ';', ':'])
+            .flat_map(|clause| {
+                clause
+                    .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+                    .chain(["."])
+            })
             .filter(|w| !w.is_empty())
         {
-            let clause_end = word.ends_with([',', '.', ';', '!', '?']);
-            let w = word
-                .trim_end_matches([',', '.', ';', '!', '?'])
-                .to_lowercase();
+            if word == "." {
+                negate_left = 0;
+                continue;
+            }
+            let w = word.to_lowercase();
             if NEGATORS.contains(&w.as_str()) {
-                negate_left = if clause_end { 0 } else { 3 };
+                negate_left = 3;
                 continue;
             }
             if let Some((_, v)) = WORDS.iter().find(|(k, _)| *k == w) {
                 hits += 1;
                 sum += if negate_left > 0 { -0.75 * v } else { *v };
             }
-            negate_left = if clause_end {
-                0
-            } else {
-                negate_left.saturating_sub(1)
-            };
+            negate_left = negate_left.saturating_sub(1);
         }
         for c in text.chars() {
             if POSITIVE_EMOJI.contains(&c) {
