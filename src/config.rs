@@ -140,7 +140,8 @@ impl Default for ClickHouseConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EnrichConfig {
-    /// Sentiment model file; `builtin` uses the small built-in lexicon. Env: `GEMA_SENTIMENT_MODEL`.
+    /// Sentiment model file made by `gema train` (relative to the working directory); `builtin`
+    /// uses the small built-in lexicon instead. Env: `GEMA_SENTIMENT_MODEL`.
     pub sentiment_model: String,
     /// Most messages enriched before their outputs are awaited and offsets stored.
     pub batch_max: usize,
@@ -151,7 +152,7 @@ pub struct EnrichConfig {
 impl Default for EnrichConfig {
     fn default() -> Self {
         EnrichConfig {
-            sentiment_model: "builtin".into(),
+            sentiment_model: crate::sentiment::DEFAULT_MODEL_PATH.into(),
             batch_max: 2000,
             batch_linger_ms: 20,
         }

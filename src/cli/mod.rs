@@ -68,6 +68,10 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Show topic sizes, stage lag and stored mention count.
     Status,
+    /// Train the fast sentiment model on the labelled data (writes models/ and a manifest).
+    Train(gema::sentiment::cli::TrainArgs),
+    /// Score the sentiment model on labelled JSONL files (accuracy, macro recall/F1, speed).
+    Eval(gema::sentiment::cli::EvalArgs),
     /// Move a stage's committed offsets back to the start of its input topic, so it re-processes
     /// everything Kafka still holds (e.g. after changing the sentiment model). Stop the stage first.
     Rewind {
@@ -119,6 +123,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::EvalTrends(args) => eval::run(&config, &args).await,
         Command::Bench(args) => bench::run(&config, &args).await,
         Command::Status => query::status(&config).await,
+        Command::Train(args) => gema::sentiment::cli::run_train(&args),
+        Command::Eval(args) => gema::sentiment::cli::run_eval(&args),
         Command::Rewind { stage } => stages::rewind(&config, &stage),
     }
 }

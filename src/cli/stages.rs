@@ -45,9 +45,15 @@ impl RunArgs {
 pub fn enricher(config: &Config) -> anyhow::Result<Enricher> {
     let base = match config.enrich.sentiment_model.as_str() {
         "builtin" => Enricher::new(Arc::new(LexiconModel)),
-        other => anyhow::bail!(
-            "enrich.sentiment_model = {other:?}: only `builtin` is available in this build"
-        ),
+        path => {
+            let model = gema::sentiment::load_model(std::path::Path::new(path)).with_context(|| {
+                format!(
+                    "loading the sentiment model (enrich.sentiment_model / GEMA_SENTIMENT_MODEL = {path:?}; \
+                     run from the repository root, point it at the file, or use \"builtin\")"
+                )
+            })?;
+            Enricher::new(Arc::new(model))
+        }
     };
     Ok(base.with_queries(config.queries()?))
 }

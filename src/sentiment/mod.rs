@@ -3,12 +3,22 @@
 //! Everything here is pure (no I/O on the hot path): the enrich stage loads a [`SentimentModel`] once
 //! at start-up and calls [`SentimentModel::classify`] for every mention.
 
+pub mod cli;
+pub mod data;
+pub mod features;
+pub mod hash;
 pub mod lang;
 pub mod lexicon;
+pub mod metrics;
+pub mod model;
+pub mod normalize;
+pub mod train;
 
 use serde::{Deserialize, Serialize};
 
 pub use lang::Lang;
+pub use model::{load_model, FastModel, ModelError, DEFAULT_MANIFEST_PATH, DEFAULT_MODEL_PATH};
+pub use normalize::normalize;
 
 /// The sentiment class of a mention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

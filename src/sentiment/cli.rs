@@ -1,0 +1,510 @@
+//! `gema train` and `gema eval`: argument structs and their implementations.
+//!
+//! `main.rs` only wires [`TrainArgs`]/[`EvalArgs`] into its command enum and calls
+//! [`run_train`]/[`run_eval`].
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::data;
+use super::features::FeatureConfig;
+use super::lang;
+use super::metrics;
+use super::model::{load_model, FastModel, DEFAULT_MODEL_PATH};
+use super::train::{self, TrainConfig};
+use super::{Label, Lang, SentimentModel};
+
+/// Arguments of `gema train`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrainArgs {
+    /// Data folder holding `sentiment/train/*.jsonl`, `sentiment/dev/*.jsonl` and `lexicons/`.
+    #[arg(long, default_value = "../shared/data")]
+    pub data: PathBuf,
+    /// Where to write the model; the manifest goes next to it as `<stem>.manifest.json`.
+    #[arg(long, default_value = DEFAULT_MODEL_PATH)]
+    pub out: PathBuf,
+    /// Most training epochs per configuration (the best epoch on dev is kept).
+    #[arg(long, default_value_t = 8)]
+    pub epochs: usize,
+    /// Shuffling seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// log2 of the number of feature hash buckets.
+    #[arg(long, default_value_t = 20)]
+    pub buckets_log2: u32,
+    /// Experiments only: replace the built-in grid by one configuration with this learning rate.
+    #[arg(long, hide = true)]
+    pub lr: Option<f32>,
+    /// Experiments only: L2 penalty.
+    #[arg(long, hide = true)]
+    pub l2: Option<f32>,
+    /// Experiments only: class-weight power.
+    #[arg(long, hide = true)]
+    pub class_weight_power: Option<f32>,
+    /// Experiments only: ensemble size.
+    #[arg(long, hide = true)]
+    pub ensemble: Option<usize>,
+    /// Experiments only: character n-gram weight.
+    #[arg(long, hide = true)]
+    pub char_weight: Option<f32>,
+    /// Experiments only: shortest character n-gram.
+    #[arg(long, hide = true)]
+    pub char_min: Option<usize>,
+    /// Experiments only: longest character n-gram.
+    #[arg(long, hide = true)]
+    pub char_max: Option<usize>,
+}
+
+/// Arguments of `gema eval`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalArgs {
+    /// JSONL files with `text`, `label` and optionally `lang`.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// The model to evaluate.
+    #[arg(long, default_value = DEFAULT_MODEL_PATH)]
+    pub model: PathBuf,
+    /// Print one JSON object per file instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Use each row's `lang` field instead of detecting the language.
+    #[arg(long)]
+    pub gold_lang: bool,
+    /// Also print up to this many misclassified rows per file (to stderr).
+    #[arg(long, default_value_t = 0)]
+    pub show_errors: usize,
+}
+
+/// The manifest path that belongs to a model path (`x.bin` → `x.manifest.json`).
+pub fn manifest_path(model: &Path) -> PathBuf {
+    let stem = model
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    model.with_file_name(format!("{stem}.manifest.json"))
+}
+
+fn sha256_file(path: &Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(hex(&Sha256::digest(&bytes)))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Serialize)]
+struct InputFile {
+    file: String,
+    rows: usize,
+    sha256: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    labels: Option<std::collections::BTreeMap<&'static str, usize>>,
+}
+
+#[derive(Serialize)]
+struct Manifest<'a> {
+    model: String,
+    file: String,
+    bytes: u64,
+    sha256: String,
+    format_version: u32,
+    gema_version: &'static str,
+    command: String,
+    created_unix_s: u64,
+    training_time_s: f64,
+    load_time_s: f64,
+    train_inputs: Vec<InputFile>,
+    dev_inputs: Vec<InputFile>,
+    lexicon_inputs: Vec<InputFile>,
+    grid: &'a [TrainConfig],
+    chosen: TrainConfig,
+    best_epoch: usize,
+    selection: &'static str,
+    calibration: &'a train::Calibration,
+    dev_metrics: Vec<serde_json::Value>,
+    epochs: &'a [train::EpochLog],
+    notes: &'static str,
+}
+
+/// The configurations `gema train` tries (one by default; dev is for sanity, not for fitting).
+pub fn default_grid(args: &TrainArgs) -> Vec<TrainConfig> {
+    let features = FeatureConfig {
+        buckets_log2: args.buckets_log2,
+        ..FeatureConfig::default()
+    };
+    let base = TrainConfig {
+        features,
+        max_epochs: args.epochs,
+        seed: args.seed,
+        ..TrainConfig::default()
+    };
+    if args.lr.is_some()
+        || args.l2.is_some()
+        || args.class_weight_power.is_some()
+        || args.char_min.is_some()
+        || args.char_max.is_some()
+        || args.ensemble.is_some()
+        || args.char_weight.is_some()
+    {
+        let mut c = base;
+        c.lr = args.lr.unwrap_or(c.lr);
+        c.l2 = args.l2.unwrap_or(c.l2);
+        c.class_weight_power = args.class_weight_power.unwrap_or(c.class_weight_power);
+        c.features.char_min = args.char_min.unwrap_or(c.features.char_min);
+        c.features.char_max = args.char_max.unwrap_or(c.features.char_max);
+        c.ensemble = args.ensemble.unwrap_or(c.ensemble);
+        c.features.char_weight = args.char_weight.unwrap_or(c.features.char_weight);
+        return vec![c];
+    }
+    // One configuration: balanced class weights (they optimise balanced accuracy, i.e.
+    // macro-recall, and keep the minority negative class from being drowned); dev only picks
+    // the epoch and the temperature.
+    vec![base]
+}
+
+/// Runs `gema train`.
+pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let rel = |p: &Path| {
+        p.strip_prefix(&args.data)
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    };
+    let mut train_sets = Vec::new();
+    let mut train_inputs = Vec::new();
+    for path in data::jsonl_files(&args.data.join("sentiment/train"))? {
+        let ex = data::read_jsonl(&path)?;
+        train_inputs.push(InputFile {
+            file: rel(&path),
+            rows: ex.len(),
+            sha256: sha256_file(&path)?,
+            labels: Some(data::label_counts(&ex)),
+        });
+        train_sets.push((rel(&path), ex));
+    }
+    let mut dev_sets = Vec::new();
+    let mut dev_inputs = Vec::new();
+    for path in data::jsonl_files(&args.data.join("sentiment/dev"))? {
+        let ex = data::read_jsonl(&path)?;
+        dev_inputs.push(InputFile {
+            file: rel(&path),
+            rows: ex.len(),
+            sha256: sha256_file(&path)?,
+            labels: Some(data::label_counts(&ex)),
+        });
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        dev_sets.push((name, ex));
+    }
+    let (lexicons, lex_files) = data::build_lexicons(&args.data.join("lexicons"))?;
+    let lexicon_inputs = lex_files
+        .iter()
+        .map(|(p, n)| {
+            Ok(InputFile {
+                file: rel(p),
+                rows: *n,
+                sha256: sha256_file(p)?,
+                labels: None,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for f in &train_inputs {
+        eprintln!("Train file {}: {} rows", f.file, f.rows);
+    }
+    let grid = default_grid(args);
+    let outcome = train::train(
+        "fast-lr-v1",
+        &lexicons,
+        &train_sets,
+        &dev_sets,
+        &grid,
+        &mut |m| eprintln!("{m}"),
+    );
+    let training_time_s = start.elapsed().as_secs_f64();
+    outcome.model.save(&args.out)?;
+    let t = Instant::now();
+    let loaded = load_model(&args.out)?;
+    let load_time_s = t.elapsed().as_secs_f64();
+    drop(loaded);
+    let bytes = std::fs::metadata(&args.out)?.len();
+    let manifest = Manifest {
+        model: outcome.model.name().to_string(),
+        file: args
+            .out
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        bytes,
+        sha256: sha256_file(&args.out)?,
+        format_version: 1,
+        gema_version: env!("CARGO_PKG_VERSION"),
+        command: format!(
+            "gema train --data {} --out {} --epochs {} --seed {} --buckets-log2 {}",
+            args.data.display(),
+            args.out.display(),
+            args.epochs,
+            args.seed,
+            args.buckets_log2
+        ),
+        created_unix_s: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        training_time_s,
+        load_time_s,
+        train_inputs,
+        dev_inputs,
+        lexicon_inputs,
+        grid: &grid,
+        chosen: outcome.config,
+        best_epoch: outcome.best_epoch,
+        selection: "mean over dev files, weighted by sqrt(rows), of: negative F1 \
+                    (negative/positive-only files) or (macro-recall + macro-F1) / 2 (3-class \
+                    files); gold language tags",
+        calibration: &outcome.calibration,
+        dev_metrics: outcome
+            .dev
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "file": r.file, "n": r.n, "scheme": r.scheme, "accuracy": r.accuracy,
+                    "macro_recall": r.macro_recall, "macro_f1": r.macro_f1, "neg_f1": r.neg_f1,
+                })
+            })
+            .collect(),
+        epochs: &outcome.epochs,
+        notes: "Trained only on sentiment/train; sentiment/dev used for epoch/config selection \
+                and temperature calibration. Embeds word valences derived from VADER (MIT) and \
+                InSet (Koto & Rahmaningtyas 2017).",
+    };
+    let mpath = manifest_path(&args.out);
+    let mut json = serde_json::to_string_pretty(&manifest)?;
+    json.push('\n');
+    std::fs::write(&mpath, json).with_context(|| format!("writing {}", mpath.display()))?;
+    for r in &outcome.dev {
+        eprint!("{}", r.to_text());
+    }
+    eprintln!(
+        "Wrote {} ({:.1} MB, loads in {:.2}s) and {} in {:.1}s; temperature {:.2}",
+        args.out.display(),
+        bytes as f64 / 1e6,
+        load_time_s,
+        mpath.display(),
+        training_time_s,
+        outcome.calibration.temperature
+    );
+    Ok(())
+}
+
+/// Scores `model` on `examples`: predictions, metrics, language-id accuracy (when rows carry
+/// `lang` and `gold_lang` is off) and texts/s. The timed pass repeats until `min_timing_s` has
+/// passed, so that small files and scheduler hiccups on a shared machine do not decide the figure.
+pub fn evaluate(
+    model: &FastModel,
+    name: &str,
+    examples: &[data::Example],
+    gold_lang: bool,
+    min_timing_s: f64,
+) -> (metrics::Report, Vec<Label>, Vec<Lang>) {
+    let run = || -> (Vec<Label>, Vec<Lang>) {
+        examples
+            .iter()
+            .map(|e| {
+                let lang = match (gold_lang, e.lang) {
+                    (true, Some(l)) => l,
+                    _ => lang::detect(&e.text).0,
+                };
+                (model.classify(&e.text, lang).label, lang)
+            })
+            .unzip()
+    };
+    let (pred, langs) = run();
+    let start = Instant::now();
+    let mut passes = 0usize;
+    while passes == 0 || start.elapsed().as_secs_f64() < min_timing_s {
+        std::hint::black_box(run());
+        passes += 1;
+    }
+    let secs = start.elapsed().as_secs_f64().max(1e-9) / passes as f64;
+    let gold: Vec<Label> = examples.iter().map(|e| e.label).collect();
+    let mut report = metrics::score(name, &gold, &pred, examples.len() as f64 / secs);
+    let tagged: Vec<(Lang, Lang)> = examples
+        .iter()
+        .zip(&langs)
+        .filter_map(|(e, l)| e.lang.map(|g| (g, *l)))
+        .collect();
+    if !gold_lang && !tagged.is_empty() {
+        let ok = tagged.iter().filter(|(g, l)| g == l).count();
+        report.lang_accuracy = Some(ok as f64 / tagged.len() as f64);
+    }
+    (report, pred, langs)
+}
+
+/// Runs `gema eval`.
+pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
+    let model = load_model(&args.model)?;
+    for path in &args.files {
+        let examples = data::read_jsonl(path)?;
+        let (report, pred, langs) = evaluate(
+            &model,
+            &path.display().to_string(),
+            &examples,
+            args.gold_lang,
+            0.5,
+        );
+        for ((e, p), l) in examples
+            .iter()
+            .zip(&pred)
+            .zip(&langs)
+            .filter(|((e, p), _)| {
+                e.label != **p
+                    && !(e.label == Label::Positive
+                        && **p != Label::Negative
+                        && report.scheme == "negative-vs-rest")
+            })
+            .take(args.show_errors)
+        {
+            eprintln!(
+                "gold={} pred={} lang={} | {}",
+                e.label.as_str(),
+                p.as_str(),
+                l.as_str(),
+                e.text
+            );
+        }
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            print!("{}", report.to_text());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny data folder: JSONL train/dev files and the four lexicon files.
+    fn tiny_data(dir: &Path) {
+        let write = |rel: &str, body: String| {
+            let p = dir.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, body).unwrap();
+        };
+        let row = |t: &str, l: &str, lang: &str| {
+            format!("{{\"text\":\"{t}\",\"label\":\"{l}\",\"lang\":\"{lang}\"}}\n")
+        };
+        let mut en = String::new();
+        let mut id = String::new();
+        for i in 0..40 {
+            en += &row(&format!("great product, love it {i}"), "positive", "en");
+            en += &row(
+                &format!("terrible service, never again {i}"),
+                "negative",
+                "en",
+            );
+            en += &row(&format!("the store opens at {i} today"), "neutral", "en");
+            id += &row(
+                &format!("barangnya bagus, puas banget {i}"),
+                "positive",
+                "id",
+            );
+            id += &row(
+                &format!("pelayanan buruk, kecewa sekali {i}"),
+                "negative",
+                "id",
+            );
+        }
+        write("sentiment/train/en-toy.jsonl", en.clone());
+        write("sentiment/train/id-toy.jsonl", id.clone());
+        write("sentiment/dev/en-toy-dev.jsonl", en);
+        write("sentiment/dev/id-toy-dev.jsonl", id);
+        write(
+            "lexicons/vader_lexicon.txt",
+            "great\t3.1\t0.5\t[]\nterrible\t-2.1\t0.5\t[]\n".into(),
+        );
+        write(
+            "lexicons/inset_positive.tsv",
+            "word\tweight\nbagus\t3\n".into(),
+        );
+        write(
+            "lexicons/inset_negative.tsv",
+            "word\tweight\nburuk\t-4\n".into(),
+        );
+        write(
+            "lexicons/vader_emoji_utf8_lexicon.txt",
+            "😀\tgreat face\n".into(),
+        );
+    }
+
+    #[test]
+    fn train_writes_a_loadable_model_and_manifest_and_eval_scores_it() {
+        let dir = tempfile::tempdir().unwrap();
+        tiny_data(dir.path());
+        let out = dir.path().join("models/m.bin");
+        let args = TrainArgs {
+            data: dir.path().to_path_buf(),
+            out: out.clone(),
+            epochs: 2,
+            seed: 1,
+            buckets_log2: 12,
+            lr: None,
+            l2: None,
+            class_weight_power: None,
+            char_min: None,
+            char_max: None,
+            char_weight: None,
+            ensemble: None,
+        };
+        run_train(&args).unwrap();
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join("models/m.manifest.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(manifest["train_inputs"][0]["rows"], 120);
+        assert_eq!(
+            manifest["train_inputs"][1]["file"],
+            "sentiment/train/id-toy.jsonl"
+        );
+        assert!(manifest["training_time_s"].as_f64().unwrap() > 0.0);
+        assert_eq!(manifest["dev_metrics"].as_array().unwrap().len(), 2);
+
+        let model = load_model(&out).unwrap();
+        let examples =
+            data::read_jsonl(&dir.path().join("sentiment/dev/id-toy-dev.jsonl")).unwrap();
+        let (report, pred, _) = evaluate(&model, "id-toy-dev", &examples, false, 0.0);
+        assert_eq!(pred.len(), 80);
+        assert_eq!(report.scheme, "negative-vs-rest");
+        assert!(report.neg_f1 > 0.9, "{}", report.to_text());
+        assert_eq!(report.lang_accuracy, Some(1.0));
+        let json = serde_json::to_value(&report).unwrap();
+        for key in [
+            "file",
+            "n",
+            "accuracy",
+            "macro_recall",
+            "macro_f1",
+            "neg_f1",
+            "texts_per_s",
+        ] {
+            assert!(json.get(key).is_some(), "missing {key}");
+        }
+    }
+
+    #[test]
+    fn manifest_sits_next_to_model() {
+        assert_eq!(
+            manifest_path(Path::new("models/sentiment-fast.bin")),
+            PathBuf::from("models/sentiment-fast.manifest.json")
+        );
+    }
+}

@@ -1,0 +1,215 @@
+//! Labelled data and lexicon files: reading, validation and the lexicons baked into a model.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::features::Lexicons;
+use super::{Label, Lang};
+
+/// Why a data or lexicon file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: not a JSON object with `text` and `label`: {source}")]
+    Json {
+        path: PathBuf,
+        line: usize,
+        source: serde_json::Error,
+    },
+    #[error("{path}:{line}: label {label:?} is not negative, neutral or positive")]
+    Label {
+        path: PathBuf,
+        line: usize,
+        label: String,
+    },
+    #[error("{path}:{line}: expected `word<TAB>weight`, found {text:?}")]
+    Lexicon {
+        path: PathBuf,
+        line: usize,
+        text: String,
+    },
+    #[error("no files matching {pattern} in {dir}")]
+    NoFiles { dir: PathBuf, pattern: String },
+}
+
+/// One labelled text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    pub text: String,
+    pub label: Label,
+    /// Language from the file's `lang` field; `None` when absent.
+    pub lang: Option<Lang>,
+}
+
+#[derive(Deserialize)]
+struct Row {
+    text: String,
+    label: String,
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+fn read_to_string(path: &Path) -> Result<String, DataError> {
+    std::fs::read_to_string(path).map_err(|source| DataError::Io {
+        path: path.into(),
+        source,
+    })
+}
+
+/// Reads a JSONL file of `{"text", "label", "lang"?}` objects. Blank lines are skipped.
+pub fn read_jsonl(path: &Path) -> Result<Vec<Example>, DataError> {
+    let content = read_to_string(path)?;
+    let mut out = Vec::new();
+    for (i, line) in content.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row: Row = serde_json::from_str(line).map_err(|source| DataError::Json {
+            path: path.into(),
+            line: i + 1,
+            source,
+        })?;
+        let label = match row.label.as_str() {
+            "negative" => Label::Negative,
+            "neutral" => Label::Neutral,
+            "positive" => Label::Positive,
+            _ => {
+                return Err(DataError::Label {
+                    path: path.into(),
+                    line: i + 1,
+                    label: row.label,
+                })
+            }
+        };
+        out.push(Example {
+            text: row.text,
+            label,
+            lang: row.lang.as_deref().map(Lang::from_hint),
+        });
+    }
+    Ok(out)
+}
+
+/// Sorted `*.jsonl` files in `dir`.
+pub fn jsonl_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let rd = std::fs::read_dir(dir).map_err(|source| DataError::Io {
+        path: dir.into(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(DataError::NoFiles {
+            dir: dir.into(),
+            pattern: "*.jsonl".into(),
+        });
+    }
+    Ok(files)
+}
+
+/// Builds the model's lexicons from the VADER and InSet files in `dir`. Returns the lexicons
+/// and `(file, entries)` for the manifest.
+pub fn build_lexicons(dir: &Path) -> Result<(Lexicons, Vec<(PathBuf, usize)>), DataError> {
+    let mut lex = Lexicons::default();
+    let mut inputs = Vec::new();
+    let vader_path = dir.join("vader_lexicon.txt");
+    for (i, line) in read_to_string(&vader_path)?.lines().enumerate() {
+        let mut parts = line.split('\t');
+        let (Some(word), Some(v)) = (
+            parts.next(),
+            parts.next().and_then(|v| v.parse::<f32>().ok()),
+        ) else {
+            return Err(DataError::Lexicon {
+                path: vader_path,
+                line: i + 1,
+                text: line.into(),
+            });
+        };
+        lex.vader.insert(word.to_lowercase(), v);
+    }
+    inputs.push((vader_path, lex.vader.len()));
+    for (file, map) in [
+        ("inset_positive.tsv", &mut lex.inset_pos),
+        ("inset_negative.tsv", &mut lex.inset_neg),
+    ] {
+        let path = dir.join(file);
+        for (i, line) in read_to_string(&path)?.lines().enumerate().skip(1) {
+            let mut parts = line.split('\t');
+            let (Some(word), Some(v)) = (
+                parts.next(),
+                parts.next().and_then(|v| v.trim().parse().ok()),
+            ) else {
+                return Err(DataError::Lexicon {
+                    path,
+                    line: i + 1,
+                    text: line.into(),
+                });
+            };
+            // Multi-word and annotated entries never match a single token.
+            if word.contains(' ') || word.contains('(') {
+                continue;
+            }
+            map.insert(word.to_lowercase(), v);
+        }
+        inputs.push((path, map.len()));
+    }
+    // Emoji polarity: VADER's own approach, the valence of the emoji's English name.
+    let emoji_path = dir.join("vader_emoji_utf8_lexicon.txt");
+    for line in read_to_string(&emoji_path)?.lines() {
+        let Some((emoji, name)) = line.split_once('\t') else {
+            continue;
+        };
+        let key: String = emoji
+            .chars()
+            .filter(|c| !matches!(*c as u32, 0xFE00..=0xFE0F | 0x200D | 0x1F3FB..=0x1F3FF))
+            .collect();
+        if key.chars().count() != 1 {
+            continue;
+        }
+        let v: f32 = name
+            .split_whitespace()
+            .filter_map(|w| lex.vader.get(w))
+            .sum();
+        if v != 0.0 {
+            lex.emoji.insert(key, v);
+        }
+    }
+    inputs.push((emoji_path, lex.emoji.len()));
+    Ok((lex, inputs))
+}
+
+/// Counts of each label, for the manifest.
+pub fn label_counts(examples: &[Example]) -> BTreeMap<&'static str, usize> {
+    let mut m = BTreeMap::new();
+    for e in examples {
+        *m.entry(e.label.as_str()).or_insert(0) += 1;
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_rows_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.jsonl");
+        std::fs::write(
+            &p,
+            "{\"text\":\"a\",\"label\":\"positive\"}\n{\"text\":\"b\",\"label\":\"meh\"}\n",
+        )
+        .unwrap();
+        let err = read_jsonl(&p).unwrap_err().to_string();
+        assert!(err.contains("d.jsonl:2") && err.contains("meh"), "{err}");
+    }
+}

@@ -1,0 +1,223 @@
+//! Classification metrics for `gema eval` and training-time model selection.
+//!
+//! A file whose gold labels are only negative and positive is scored as negative-vs-rest: any
+//! prediction other than negative (neutral, positive, unscored) counts as "not negative".
+
+use serde::Serialize;
+
+use super::Label;
+
+/// Precision, recall and F1 of one class.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ClassMetrics {
+    pub label: String,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    /// Gold examples of this class.
+    pub support: u64,
+}
+
+/// Scores of one labelled file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub file: String,
+    pub n: usize,
+    /// `negative-vs-rest` for files with only negative/positive gold labels, else `3-class`.
+    pub scheme: String,
+    pub accuracy: f64,
+    pub macro_recall: f64,
+    pub macro_f1: f64,
+    /// F1 of the negative class (the one a social media manager acts on).
+    pub neg_f1: f64,
+    pub per_class: Vec<ClassMetrics>,
+    /// Row labels of `confusion` (gold).
+    pub labels: Vec<String>,
+    /// Column labels of `confusion` (predicted).
+    pub predicted_labels: Vec<String>,
+    /// `confusion[gold][predicted]`.
+    pub confusion: Vec<Vec<u64>>,
+    /// Predictions that were `unscored` (language identified as other).
+    pub unscored: u64,
+    pub texts_per_s: f64,
+    /// Share of rows whose detected language matches the file's `lang` field, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lang_accuracy: Option<f64>,
+}
+
+/// Scores predictions against gold labels. `gold` holds only negative/neutral/positive.
+pub fn score(file: &str, gold: &[Label], pred: &[Label], texts_per_s: f64) -> Report {
+    assert_eq!(gold.len(), pred.len(), "one prediction per gold label");
+    let binary = !gold.contains(&Label::Neutral);
+    let unscored = pred.iter().filter(|p| **p == Label::Unscored).count() as u64;
+    let (labels, predicted_labels, confusion): (Vec<&str>, Vec<&str>, Vec<Vec<u64>>) = if binary {
+        let mut m = vec![vec![0u64; 2]; 2];
+        for (g, p) in gold.iter().zip(pred) {
+            let gi = usize::from(*g != Label::Negative);
+            let pi = usize::from(*p != Label::Negative);
+            m[gi][pi] += 1;
+        }
+        (
+            vec!["negative", "not_negative"],
+            vec!["negative", "not_negative"],
+            m,
+        )
+    } else {
+        let mut m = vec![vec![0u64; 4]; 3];
+        let idx = |l: Label| match l {
+            Label::Negative => 0,
+            Label::Neutral => 1,
+            Label::Positive => 2,
+            Label::Unscored => 3,
+        };
+        for (g, p) in gold.iter().zip(pred) {
+            m[idx(*g)][idx(*p)] += 1;
+        }
+        (
+            vec!["negative", "neutral", "positive"],
+            vec!["negative", "neutral", "positive", "unscored"],
+            m,
+        )
+    };
+    let k = labels.len();
+    let n: u64 = confusion.iter().flatten().sum();
+    let correct: u64 = (0..k).map(|i| confusion[i][i]).sum();
+    let per_class: Vec<ClassMetrics> = (0..k)
+        .map(|i| {
+            let tp = confusion[i][i] as f64;
+            let support: u64 = confusion[i].iter().sum();
+            let predicted: u64 = (0..k).map(|g| confusion[g][i]).sum();
+            let precision = if predicted > 0 {
+                tp / predicted as f64
+            } else {
+                0.0
+            };
+            let recall = if support > 0 {
+                tp / support as f64
+            } else {
+                0.0
+            };
+            let f1 = if precision + recall > 0.0 {
+                2.0 * precision * recall / (precision + recall)
+            } else {
+                0.0
+            };
+            ClassMetrics {
+                label: labels[i].to_string(),
+                precision,
+                recall,
+                f1,
+                support,
+            }
+        })
+        .collect();
+    let mean = |f: fn(&ClassMetrics) -> f64| per_class.iter().map(f).sum::<f64>() / k as f64;
+    Report {
+        file: file.to_string(),
+        n: gold.len(),
+        scheme: if binary {
+            "negative-vs-rest"
+        } else {
+            "3-class"
+        }
+        .to_string(),
+        accuracy: if n > 0 {
+            correct as f64 / n as f64
+        } else {
+            0.0
+        },
+        macro_recall: mean(|c| c.recall),
+        macro_f1: mean(|c| c.f1),
+        neg_f1: per_class[0].f1,
+        per_class,
+        labels: labels.iter().map(|s| s.to_string()).collect(),
+        predicted_labels: predicted_labels.iter().map(|s| s.to_string()).collect(),
+        confusion,
+        unscored,
+        texts_per_s,
+        lang_accuracy: None,
+    }
+}
+
+impl Report {
+    /// A human-readable block: headline metrics, per-class table and confusion matrix.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{}: n={} ({}) accuracy={:.3} macro_recall={:.3} macro_f1={:.3} neg_f1={:.3} \
+             unscored={} texts/s={:.0}",
+            self.file,
+            self.n,
+            self.scheme,
+            self.accuracy,
+            self.macro_recall,
+            self.macro_f1,
+            self.neg_f1,
+            self.unscored,
+            self.texts_per_s
+        );
+        if let Some(a) = self.lang_accuracy {
+            let _ = writeln!(s, "  language id accuracy vs the file's lang field: {a:.3}");
+        }
+        let _ = writeln!(
+            s,
+            "  {:<14}{:>10}{:>10}{:>10}{:>10}",
+            "class", "precision", "recall", "f1", "n"
+        );
+        for c in &self.per_class {
+            let _ = writeln!(
+                s,
+                "  {:<14}{:>10.3}{:>10.3}{:>10.3}{:>10}",
+                c.label, c.precision, c.recall, c.f1, c.support
+            );
+        }
+        let _ = write!(s, "  {:<14}", "gold \\ pred");
+        for l in &self.predicted_labels {
+            let _ = write!(s, "{:>14}", l);
+        }
+        s.push('\n');
+        for (l, row) in self.labels.iter().zip(&self.confusion) {
+            let _ = write!(s, "  {:<14}", l);
+            for v in row {
+                let _ = write!(s, "{:>14}", v);
+            }
+            s.push('\n');
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Label::*;
+
+    #[test]
+    fn three_class_metrics() {
+        let gold = [Negative, Negative, Neutral, Positive, Positive, Positive];
+        let pred = [Negative, Neutral, Neutral, Positive, Positive, Unscored];
+        let r = score("f", &gold, &pred, 1.0);
+        assert_eq!(r.scheme, "3-class");
+        assert!((r.accuracy - 4.0 / 6.0).abs() < 1e-9);
+        // recalls: neg 1/2, neu 1/1, pos 2/3
+        assert!((r.macro_recall - (0.5 + 1.0 + 2.0 / 3.0) / 3.0).abs() < 1e-9);
+        assert_eq!(r.confusion[2][3], 1);
+        assert_eq!(r.unscored, 1);
+        // neg: precision 1, recall .5
+        assert!((r.neg_f1 - 2.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn binary_files_are_negative_vs_rest() {
+        let gold = [Negative, Negative, Positive, Positive];
+        let pred = [Negative, Neutral, Neutral, Positive];
+        let r = score("f", &gold, &pred, 1.0);
+        assert_eq!(r.scheme, "negative-vs-rest");
+        // A neutral prediction on a positive text is correct (not negative).
+        assert!((r.accuracy - 0.75).abs() < 1e-9);
+        assert_eq!(r.confusion, vec![vec![1, 1], vec![0, 2]]);
+        assert!((r.neg_f1 - 2.0 / 3.0).abs() < 1e-9);
+    }
+}
