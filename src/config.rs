@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::alerts::AlertsConfig;
+use crate::server::config::ServerConfig;
 use crate::tracked::{QuerySet, TrackedQueryConfig};
 use crate::trends::DetectorConfig;
 
@@ -59,6 +60,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// Where stages keep local state (trend detector snapshots).
     pub state_dir: PathBuf,
+    /// The HTTP API, live feed and dashboard (`[server]`, `gema serve`).
+    pub server: ServerConfig,
 }
 
 impl Default for Config {
@@ -77,6 +80,7 @@ impl Default for Config {
             spikes: DetectorConfig::default(),
             alerts: AlertsConfig::default(),
             state_dir: PathBuf::from(".gema/state"),
+            server: ServerConfig::default(),
         }
     }
 }
@@ -300,6 +304,13 @@ impl Config {
         if self.sink.max_rows == 0 {
             return Err(invalid("sink.max_rows", "0".into(), "must be ≥ 1"));
         }
+        self.server
+            .validate()
+            .map_err(|reason| ConfigError::Invalid {
+                key: "server".into(),
+                value: String::new(),
+                reason,
+            })?;
         self.queries()?;
         for (section, d) in [
             ("trends", &self.trends),

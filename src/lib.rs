@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod query;
 pub mod sentiment;
+pub mod server;
 pub mod sources;
 pub mod store;
 pub mod tracked;

@@ -6,6 +6,7 @@ mod demo;
 mod eval;
 mod feed;
 mod query;
+mod serve;
 mod stages;
 
 use std::path::PathBuf;
@@ -66,6 +67,13 @@ pub enum Command {
     /// Send mentions at a fixed rate through every stage (own topics and database) and report
     /// throughput and ingest → alert latency percentiles.
     Bench(bench::BenchArgs),
+    /// Serve the HTTP API, the live alert feed (SSE) and the dashboard.
+    ///
+    /// Requires the bearer token in GEMA_API_TOKEN (16+ characters; send it as
+    /// `Authorization: Bearer <token>`, or open the dashboard once as /?token=<token>, which sets
+    /// an HttpOnly cookie). Without GEMA_API_TOKEN it refuses to start unless
+    /// --insecure-no-auth is given.
+    Serve(serve::ServeArgs),
     /// Show topic sizes, stage lag and stored mention count.
     Status,
     /// Train the fast sentiment model on the labelled data (writes models/ and a manifest).
@@ -89,7 +97,8 @@ pub fn init_logging(cli: &Cli) {
             | Command::Enrich
             | Command::Sink
             | Command::TrendsStage
-            | Command::Router,
+            | Command::Router
+            | Command::Serve(_),
         ) => "info",
         (0, _) => "warn",
         (1, _) => "info",
@@ -122,6 +131,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Alerts(args) => query::alerts(&config, &args).await,
         Command::EvalTrends(args) => eval::run(&config, &args).await,
         Command::Bench(args) => bench::run(&config, &args).await,
+        Command::Serve(args) => serve::run(&config, &args).await,
         Command::Status => query::status(&config).await,
         Command::Train(args) => gema::sentiment::cli::run_train(&args),
         Command::Eval(args) => gema::sentiment::cli::run_eval(&args),

@@ -5,4 +5,5 @@ pub mod alerts;
 pub mod mentions;
 pub mod table;
 pub mod time;
+pub mod timeline;
 pub mod trends;

@@ -1,0 +1,346 @@
+//! JSON API handlers. Each one checks its parameters with [`Params`] (400 on anything
+//! unexpected) and calls the read-side queries in [`crate::query`], which bind every value.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::params::Params;
+use super::AppState;
+use crate::query::{alerts, mentions, timeline, trends};
+use crate::sentiment::Label;
+
+/// Deepest `offset` of a mention search: pages are fetched as `offset + limit` rows.
+pub const MAX_OFFSET: u64 = 10_000;
+/// Most buckets in one timeline.
+pub const MAX_BUCKETS: i64 = 2_000;
+
+type QueryMap = Result<Query<HashMap<String, String>>, QueryRejection>;
+
+fn params(q: QueryMap, allowed: &[&str]) -> Result<Params, ApiError> {
+    let Query(map) = q.map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
+    Params::new(map, allowed)
+}
+
+/// `{"items": [...]}` plus the window it covers.
+#[derive(Serialize)]
+struct Page<T: Serialize> {
+    since: chrono::DateTime<chrono::Utc>,
+    until: chrono::DateTime<chrono::Utc>,
+    items: Vec<T>,
+}
+
+/// `GET /healthz`: the process is up.
+pub async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: ClickHouse answers and the live feed is reading Kafka.
+pub async fn ready(State(st): State<Arc<AppState>>) -> Response {
+    let clickhouse = st
+        .store
+        .client
+        .query("SELECT 1")
+        .fetch_one::<u8>()
+        .await
+        .is_ok();
+    let feed = st.feed.ready.load(std::sync::atomic::Ordering::Relaxed);
+    let status = if clickhouse && feed {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({ "ready": clickhouse && feed, "clickhouse": clickhouse, "feed": feed });
+    (status, Json(body)).into_response()
+}
+
+/// `GET /metrics`: every stage's counters in this process plus the server's own.
+pub async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+    let body = st.metrics.render() + &st.counters.render(&st.feed);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// Case-insensitive substring filter on a term.
+fn term_matches(term: &str, q: Option<&str>) -> bool {
+    q.is_none_or(|q| term.to_lowercase().contains(&q.to_lowercase()))
+}
+
+/// `GET /api/trends/top`: top terms by mentions with their sentiment mix.
+pub async fn trends_top(
+    State(st): State<Arc<AppState>>,
+    q: QueryMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let p = params(q, &["since", "until", "limit", "kind", "q"])?;
+    let (since, until) = p.range("1h", &st.config)?;
+    let limit = p.limit(20, &st.config)?;
+    let kind = match p.choice("kind", &["all", "hashtags", "keywords", "handles"])? {
+        None | Some("all") => trends::TermKind::All,
+        Some("hashtags") => trends::TermKind::Hashtags,
+        Some("keywords") => trends::TermKind::Keywords,
+        _ => trends::TermKind::Handles,
+    };
+    let filter = p.text("q")?;
+    // With a filter, rank a wider set and keep the matching terms.
+    let fetch = if filter.is_some() { 5_000 } else { limit };
+    let mut items = trends::top_terms(&st.store, kind, since, until, fetch).await?;
+    items.retain(|t| term_matches(&t.term, filter.as_deref()));
+    items.truncate(limit as usize);
+    Ok(Json(Page {
+        since,
+        until,
+        items,
+    }))
+}
+
+/// `GET /api/trends/rising`: terms bursting in the window, strongest first, with sparklines.
+pub async fn trends_rising(
+    State(st): State<Arc<AppState>>,
+    q: QueryMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let p = params(q, &["since", "until", "limit", "q"])?;
+    let (since, until) = p.range("1h", &st.config)?;
+    let limit = p.limit(20, &st.config)?;
+    let filter = p.text("q")?;
+    let fetch = if filter.is_some() { 5_000 } else { limit };
+    let mut items = trends::rising(&st.store, since, until, fetch).await?;
+    items.retain(|t| term_matches(&t.term, filter.as_deref()));
+    items.truncate(limit as usize);
+    Ok(Json(Page {
+        since,
+        until,
+        items,
+    }))
+}
+
+/// `GET /api/mentions`: mention search, newest first, `offset`/`limit` pages.
+pub async fn mentions(
+    State(st): State<Arc<AppState>>,
+    q: QueryMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let p = params(
+        q,
+        &[
+            "since",
+            "until",
+            "sentiment",
+            "lang",
+            "platform",
+            "q",
+            "limit",
+            "offset",
+        ],
+    )?;
+    let (since, until) = p.range("1h", &st.config)?;
+    let limit = p.limit(50, &st.config)?;
+    let offset = p.int("offset", 0, 0, MAX_OFFSET)?;
+    let sentiment = p
+        .choice(
+            "sentiment",
+            &["negative", "neutral", "positive", "unscored"],
+        )?
+        .map(|s| s.parse::<Label>().expect("listed labels parse"));
+    let filter = mentions::MentionFilter {
+        since,
+        until,
+        sentiment,
+        lang: p.text("lang")?,
+        platform: p.text("platform")?,
+        text: p.text("q")?,
+        limit: offset + limit,
+    };
+    let hits = mentions::search(&st.store, &filter).await?;
+    let items: Vec<_> = hits.into_iter().skip(offset as usize).collect();
+    let next_offset = (items.len() as u64 == limit).then_some(offset + limit);
+    Ok(Json(json!({
+        "since": since, "until": until, "offset": offset, "limit": limit,
+        "next_offset": next_offset, "items": items,
+    })))
+}
+
+/// Bucket width from `1m`, `15m`, `1h`, `1d` (or any duration the CLI accepts), 60 s – 7 d.
+fn bucket_seconds(p: &Params) -> Result<u32, ApiError> {
+    let Some(b) = p.text("bucket")? else {
+        return Ok(3_600);
+    };
+    let secs = (b.len() <= 8)
+        .then(|| crate::query::time::parse_duration(&b).ok())
+        .flatten()
+        .map(|d| d.num_seconds())
+        .filter(|s| (60..=7 * 86_400).contains(s))
+        .ok_or_else(|| {
+            ApiError::BadRequest("bucket must be a duration from 1m to 7d, e.g. 15m or 1h".into())
+        })?;
+    Ok(secs as u32)
+}
+
+/// `GET /api/timeline`: bucketed sentiment counts and net sentiment of one tracked query.
+pub async fn timeline(
+    State(st): State<Arc<AppState>>,
+    q: QueryMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let p = params(q, &["query", "since", "until", "bucket"])?;
+    let query = p
+        .text("query")?
+        .ok_or_else(|| ApiError::BadRequest("query (a tracked query's name) is required".into()))?;
+    let (since, until) = p.range("24h", &st.config)?;
+    let bucket = bucket_seconds(&p)?;
+    if (until - since).num_seconds() / i64::from(bucket) > MAX_BUCKETS {
+        return Err(ApiError::BadRequest(format!(
+            "more than {MAX_BUCKETS} buckets: widen bucket or narrow the range"
+        )));
+    }
+    let items = timeline::sentiment_timeline(&st.store, &query, since, until, bucket).await?;
+    Ok(Json(json!({
+        "query": query, "since": since, "until": until, "bucket_seconds": bucket, "items": items,
+    })))
+}
+
+/// `GET /api/share-of-voice`: each tracked query's share of the mentions in the window.
+pub async fn share_of_voice(
+    State(st): State<Arc<AppState>>,
+    q: QueryMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let p = params(q, &["since", "until"])?;
+    let (since, until) = p.range("24h", &st.config)?;
+    let items = timeline::share_of_voice(&st.store, since, until).await?;
+    Ok(Json(Page {
+        since,
+        until,
+        items,
+    }))
+}
+
+/// `GET /api/queries`: the tracked queries this server was configured with.
+pub async fn queries(State(st): State<Arc<AppState>>) -> impl IntoResponse {
+    let items: Vec<_> = st
+        .tracked
+        .iter()
+        .map(|t| json!({ "name": t.name, "query": t.query }))
+        .collect();
+    Json(json!({ "items": items }))
+}
+
+/// `GET /api/alerts`: alert history, newest first, by kind and status.
+pub async fn alerts_list(
+    State(st): State<Arc<AppState>>,
+    q: QueryMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let p = params(q, &["since", "until", "kind", "status", "limit"])?;
+    let (since, until) = p.range("24h", &st.config)?;
+    let limit = p.limit(50, &st.config)?;
+    let kind = p.choice(
+        "kind",
+        &[
+            "negative_comment",
+            "negative_spike",
+            "emerging_trend",
+            "digest",
+        ],
+    )?;
+    let status = p.choice("status", &alerts::STATUSES)?;
+    let items = alerts::list(&st.store, since, until, kind, status, limit).await?;
+    Ok(Json(Page {
+        since,
+        until,
+        items,
+    }))
+}
+
+/// An alert id as gema makes them: short, ASCII letters, digits, `-` and `_` only.
+fn valid_alert_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// `POST /api/alerts/{id}/{acknowledge|resolve|reopen}`.
+pub async fn alert_action(
+    State(st): State<Arc<AppState>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Path((id, action)) = path.map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let status = match action.as_str() {
+        "acknowledge" => "acknowledged",
+        "resolve" => "resolved",
+        "reopen" => "new",
+        _ => {
+            return Err(ApiError::NotFound(
+                "unknown action: use acknowledge, resolve or reopen".into(),
+            ))
+        }
+    };
+    if !valid_alert_id(&id) {
+        return Err(ApiError::BadRequest(
+            "alert id: 1 to 64 ASCII letters, digits, '-' or '_'".into(),
+        ));
+    }
+    if !alerts::set_status(&st.store, &id, status).await? {
+        return Err(ApiError::NotFound(format!("no alert with id {id}")));
+    }
+    tracing::info!(alert_id = %id, status, "Alert status changed");
+    Ok(Json(json!({ "id": id, "status": status })))
+}
+
+/// `GET /api/feed`: the live alert feed (Server-Sent Events, event `alert`, data = alert JSON).
+/// Resumes after the `Last-Event-ID` header (or `?last_event_id=`).
+pub async fn feed(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    q: QueryMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let p = params(q, &["last_event_id"])?;
+    let last = match headers.get("last-event-id") {
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ApiError::BadRequest("Last-Event-ID is not ASCII".into()))?
+                .to_string(),
+        ),
+        None => p.text("last_event_id")?,
+    };
+    if let Some(id) = &last {
+        let ok = id.len() <= 40
+            && id
+                .split_once('-')
+                .is_some_and(|(a, b)| a.parse::<u32>().is_ok() && b.parse::<u64>().is_ok());
+        if !ok {
+            return Err(ApiError::BadRequest(
+                "Last-Event-ID must look like <partition>-<offset>".into(),
+            ));
+        }
+    }
+    let stream = st.feed.clone().stream(last);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alert_ids_and_terms() {
+        assert!(valid_alert_id("3f2a9c0d11aa22bb33cc"));
+        assert!(!valid_alert_id("x' OR 1=1 --"));
+        assert!(!valid_alert_id(""));
+        assert!(!valid_alert_id(&"a".repeat(65)));
+        assert!(term_matches("#NusaPayDown", Some("nusapay")));
+        assert!(!term_matches("kopikita", Some("nusa")));
+    }
+}

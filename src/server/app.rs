@@ -1,0 +1,195 @@
+//! The server's shared state, its routes and middleware, and the listener with graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+
+use super::auth::{self, Token};
+use super::config::ServerConfig;
+use super::error::{json_error, ApiError};
+use super::sse::Feed;
+use super::{api, dashboard};
+use crate::metrics::Metrics;
+use crate::store::client::Store;
+use crate::tracked::TrackedQueryConfig;
+
+/// Counters of the server itself, by response class.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub ok: AtomicU64,
+    pub client_error: AtomicU64,
+    pub unauthorized: AtomicU64,
+    pub server_error: AtomicU64,
+}
+
+impl Counters {
+    /// Prometheus text of the server's counters and the feed's gauges.
+    pub fn render(&self, feed: &Feed) -> String {
+        let mut out = String::from(
+            "# HELP gema_server_requests_total HTTP responses by class.\n\
+             # TYPE gema_server_requests_total counter\n",
+        );
+        for (class, c) in [
+            ("2xx_3xx", &self.ok),
+            ("4xx", &self.client_error),
+            ("401", &self.unauthorized),
+            ("5xx", &self.server_error),
+        ] {
+            out.push_str(&format!(
+                "gema_server_requests_total{{class=\"{class}\"}} {}\n",
+                c.load(Ordering::Relaxed)
+            ));
+        }
+        out.push_str(&format!(
+            "# HELP gema_server_feed_clients Live-feed clients connected.\n\
+             # TYPE gema_server_feed_clients gauge\ngema_server_feed_clients {}\n\
+             # HELP gema_server_feed_alerts_total Alerts read from Kafka by the live feed.\n\
+             # TYPE gema_server_feed_alerts_total counter\ngema_server_feed_alerts_total {}\n",
+            feed.clients.load(Ordering::Relaxed),
+            feed.received.load(Ordering::Relaxed),
+        ));
+        out
+    }
+}
+
+/// What every handler shares.
+pub struct AppState {
+    pub store: Store,
+    pub config: ServerConfig,
+    /// Tracked queries (name and query text), for the dashboard's pickers.
+    pub tracked: Vec<TrackedQueryConfig>,
+    /// `None` only with `--insecure-no-auth`.
+    pub token: Option<Token>,
+    pub feed: Arc<Feed>,
+    /// The counters of the stages running in this process (if any).
+    pub metrics: Arc<Metrics>,
+    pub counters: Counters,
+}
+
+async fn count(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let s = resp.status();
+    let c = if s == StatusCode::UNAUTHORIZED {
+        &st.counters.unauthorized
+    } else if s.is_server_error() {
+        &st.counters.server_error
+    } else if s.is_client_error() {
+        &st.counters.client_error
+    } else {
+        &st.counters.ok
+    };
+    c.fetch_add(1, Ordering::Relaxed);
+    resp
+}
+
+/// 413 as JSON for a declared body over the limit (chunked bodies are cut by the body limit
+/// layers below).
+async fn body_limit(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > st.config.body_limit_bytes as u64) {
+        return json_error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+    }
+    next.run(req).await
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    resp
+}
+
+async fn not_found() -> Response {
+    ApiError::NotFound("no such endpoint".into()).into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+}
+
+/// Every route, with auth on all but `/healthz` and `/readyz`.
+pub fn router(state: Arc<AppState>) -> Router {
+    let protected = Router::new()
+        .route("/assets/{file}", get(dashboard::asset))
+        .route("/metrics", get(api::metrics))
+        .route("/api/trends/top", get(api::trends_top))
+        .route("/api/trends/rising", get(api::trends_rising))
+        .route("/api/mentions", get(api::mentions))
+        .route("/api/timeline", get(api::timeline))
+        .route("/api/share-of-voice", get(api::share_of_voice))
+        .route("/api/queries", get(api::queries))
+        .route("/api/alerts", get(api::alerts_list))
+        .route("/api/alerts/{id}/{action}", post(api::alert_action))
+        .route("/api/feed", get(api::feed))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require));
+    let limit = state.config.body_limit_bytes;
+    let mut app = Router::new()
+        .route("/healthz", get(api::health))
+        .route("/readyz", get(api::ready))
+        // The dashboard checks the token itself: it also accepts `?token=` once.
+        .route("/", get(dashboard::index))
+        .merge(protected)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(RequestBodyLimitLayer::new(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), body_limit))
+        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(state.clone(), count));
+    if !state.config.cors_origins.is_empty() {
+        let origins: Vec<HeaderValue> = state
+            .config
+            .cors_origins
+            .iter()
+            .filter_map(|o| o.parse().ok())
+            .collect();
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+        );
+    }
+    app.with_state(state)
+}
+
+/// Serves `router(state)` on `addr` until `shutdown`; open SSE streams end with it.
+pub async fn serve(
+    state: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::info!(
+        ?addr,
+        auth = state.token.is_some(),
+        "Serving the API and dashboard"
+    );
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

@@ -1,0 +1,231 @@
+// gema dashboard. Authenticated by the HttpOnly `gema_token` cookie the server set when the page
+// was opened as /?token=...; every value from the API is put in the page with textContent, never
+// as HTML.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v;
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) {
+    if (c != null) e.append(c instanceof Node ? c : String(c));
+  }
+  return e;
+}
+
+async function api(path, options) {
+  const r = await fetch(path, Object.assign({ credentials: "same-origin" }, options || {}));
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(body.error || r.statusText);
+  return body;
+}
+
+function safeUrl(u) {
+  return /^https?:\/\//i.test(u || "") ? u : null;
+}
+
+function fmtTime(t) {
+  return new Date(t).toISOString().slice(5, 16).replace("T", " ");
+}
+
+// ---- live alerts ----
+const alertNodes = new Map();
+
+function renderAlert(a, status) {
+  const s = (a.samples && a.samples[0]) || null;
+  const li = el("li", { class: "sev-" + a.severity, "data-id": a.id });
+  li.append(el("div", {}, el("span", { class: "sev" }, a.severity), el("strong", {}, a.title)));
+  li.append(el("div", { class: "meta" },
+    a.kind.replace("_", " "), " · ", fmtTime(a.detected_at),
+    a.count > 1 ? " · " + a.count + " mentions" : ""));
+  if (s) {
+    li.append(el("div", { class: "meta" }, "@" + s.author_handle + " (" + s.author_followers + " followers)"));
+    li.append(el("div", { class: "text" }, s.text));
+    const url = safeUrl(s.url);
+    if (url) li.append(el("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, "open"));
+  } else {
+    li.append(el("div", { class: "text" }, a.why));
+  }
+  const btn = el("button", { class: "ack" }, status === "acknowledged" ? "acknowledged" : "Acknowledge");
+  if (status === "acknowledged" || status === "resolved") {
+    btn.disabled = true;
+    li.classList.add("acknowledged");
+  }
+  btn.addEventListener("click", async () => {
+    btn.disabled = true;
+    try {
+      await api("/api/alerts/" + encodeURIComponent(a.id) + "/acknowledge", { method: "POST" });
+      btn.textContent = "acknowledged";
+      li.classList.add("acknowledged");
+    } catch (e) {
+      btn.disabled = false;
+      btn.textContent = "Acknowledge (" + e.message + ")";
+    }
+  });
+  li.append(" ", btn);
+  return li;
+}
+
+function showAlert(a, status) {
+  const node = renderAlert(a, status);
+  const old = alertNodes.get(a.id);
+  if (old) old.replaceWith(node);
+  else $("#alerts").prepend(node);
+  alertNodes.set(a.id, node);
+  while ($("#alerts").children.length > 200) {
+    const last = $("#alerts").lastElementChild;
+    alertNodes.delete(last.dataset.id);
+    last.remove();
+  }
+}
+
+async function loadAlertStatuses() {
+  // Acknowledged state comes from the alert history; the feed carries only what was raised.
+  try {
+    const r = await api("/api/alerts?since=24h&limit=200");
+    for (const a of r.items.slice().reverse()) {
+      if (alertNodes.has(a.id) && a.status !== "new") {
+        const node = alertNodes.get(a.id);
+        node.classList.add("acknowledged");
+        const b = node.querySelector("button.ack");
+        if (b) { b.disabled = true; b.textContent = a.status; }
+      }
+    }
+  } catch (e) { /* the feed still works */ }
+}
+
+function connectFeed() {
+  // EventSource reconnects by itself and sends Last-Event-ID, so nothing is missed.
+  const es = new EventSource("/api/feed");
+  es.addEventListener("open", () => {
+    $("#feed-status").textContent = "live";
+    $("#feed-status").className = "status live";
+  });
+  es.addEventListener("error", () => {
+    $("#feed-status").textContent = "reconnecting…";
+    $("#feed-status").className = "status down";
+  });
+  es.addEventListener("alert", (ev) => {
+    try { showAlert(JSON.parse(ev.data), "new"); } catch (e) { /* ignore malformed */ }
+  });
+}
+
+// ---- rising now ----
+function sparkline(values) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("class", "spark");
+  svg.setAttribute("viewBox", "0 0 120 24");
+  const max = Math.max(1, ...values);
+  const step = values.length > 1 ? 120 / (values.length - 1) : 0;
+  const pts = values.map((v, i) => (i * step).toFixed(1) + "," + (23 - (v / max) * 22).toFixed(1));
+  const line = document.createElementNS(ns, "polyline");
+  line.setAttribute("points", pts.join(" "));
+  svg.append(line);
+  return svg;
+}
+
+async function loadRising() {
+  const tbody = $("#rising tbody");
+  try {
+    const r = await api("/api/trends/rising?since=1h&limit=15");
+    tbody.replaceChildren(...r.items.map((t) =>
+      el("tr", {}, el("td", {}, t.term), el("td", {}, t.score.toFixed(1)),
+        el("td", {}, t.authors), el("td", {}, sparkline(t.sparkline || [])))));
+    if (!r.items.length) tbody.replaceChildren(el("tr", {}, el("td", { colspan: "4" }, "nothing rising")));
+  } catch (e) {
+    tbody.replaceChildren(el("tr", {}, el("td", { colspan: "4" }, "error: " + e.message)));
+  }
+}
+
+// ---- sentiment over time and share of voice ----
+let chart = null;
+
+async function loadTimeline() {
+  const q = $("#timeline-query").value;
+  const box = $("#timeline-chart");
+  if (!q) { box.textContent = "no tracked queries configured"; return; }
+  const range = $("#timeline-range").value;
+  const bucket = range === "7d" ? "6h" : range === "24h" ? "1h" : "15m";
+  try {
+    const r = await api("/api/timeline?query=" + encodeURIComponent(q) + "&since=" + range + "&bucket=" + bucket);
+    const xs = r.items.map((b) => Date.parse(b.bucket_start) / 1000);
+    const data = [xs, r.items.map((b) => b.negative), r.items.map((b) => b.neutral),
+      r.items.map((b) => b.positive), r.items.map((b) => b.net_sentiment)];
+    if (chart) chart.destroy();
+    box.replaceChildren();
+    chart = new uPlot({
+      width: Math.max(300, box.clientWidth || 440), height: 220,
+      series: [{}, { label: "negative", stroke: "#b00" }, { label: "neutral", stroke: "#888" },
+        { label: "positive", stroke: "#070" }, { label: "net", stroke: "#36c", scale: "net" }],
+      axes: [{}, {}, { scale: "net", side: 1, grid: { show: false } }],
+      scales: { net: { range: [-1, 1] } },
+    }, data, box);
+  } catch (e) {
+    box.textContent = "error: " + e.message;
+  }
+}
+
+async function loadQueries() {
+  const sel = $("#timeline-query");
+  try {
+    const [qs, sov] = await Promise.all([api("/api/queries"), api("/api/share-of-voice?since=24h")]);
+    const names = new Set(qs.items.map((q) => q.name));
+    for (const v of sov.items) names.add(v.query);
+    sel.replaceChildren(...[...names].map((n) => el("option", { value: n }, n)));
+    $("#sov").replaceChildren(...sov.items.map((v) => {
+      const bar = el("span", { class: "bar" });
+      bar.style.width = Math.round(v.share * 200) + "px";
+      return el("li", {}, bar, v.query + " " + Math.round(v.share * 100) + "% (" + v.mentions + ", net " + v.net_sentiment.toFixed(2) + ")");
+    }));
+  } catch (e) {
+    $("#sov").replaceChildren(el("li", {}, "error: " + e.message));
+  }
+  loadTimeline();
+}
+
+// ---- mention search ----
+let nextOffset = null;
+
+async function search(offset) {
+  const form = new FormData($("#search"));
+  const params = new URLSearchParams();
+  for (const [k, v] of form) if (v) params.set(k, v);
+  params.set("limit", "50");
+  if (offset) params.set("offset", offset);
+  const tbody = $("#mentions tbody");
+  try {
+    const r = await api("/api/mentions?" + params);
+    const rows = r.items.map((m) => {
+      const url = safeUrl(m.url);
+      const text = url ? el("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, m.text) : m.text;
+      return el("tr", {}, el("td", {}, fmtTime(m.created_at)), el("td", {}, m.platform),
+        el("td", {}, "@" + m.author_handle),
+        el("td", { class: m.sentiment === "negative" ? "neg" : m.sentiment === "positive" ? "pos" : "" },
+          m.sentiment + " " + m.sentiment_score.toFixed(2)),
+        el("td", {}, text));
+    });
+    if (offset) tbody.append(...rows); else tbody.replaceChildren(...rows);
+    nextOffset = r.next_offset;
+    $("#more").hidden = nextOffset == null;
+  } catch (e) {
+    tbody.replaceChildren(el("tr", {}, el("td", { colspan: "5" }, "error: " + e.message)));
+  }
+}
+
+$("#search").addEventListener("submit", (ev) => { ev.preventDefault(); search(0); });
+$("#more").addEventListener("click", () => search(nextOffset));
+$("#timeline-query").addEventListener("change", loadTimeline);
+$("#timeline-range").addEventListener("change", loadTimeline);
+
+connectFeed();
+setTimeout(loadAlertStatuses, 1500);
+loadRising();
+loadQueries();
+search(0);
+setInterval(loadRising, 60000);
+setInterval(loadTimeline, 60000);

@@ -1,0 +1,57 @@
+//! `[server]`: where `gema serve` listens and the limits it enforces on every request.
+
+use serde::Deserialize;
+
+/// The HTTP server (`gema serve`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on. Loopback by default: put a TLS proxy in front to expose it.
+    pub listen: String,
+    /// Most rows one API response returns (`limit` above it is a 400).
+    pub max_page_size: u64,
+    /// Widest time range (`until - since`) one query may cover, in days.
+    pub max_range_days: u64,
+    /// Largest request body accepted, in bytes (bigger bodies get 413).
+    pub body_limit_bytes: usize,
+    /// Origins allowed by CORS; empty (the default) sends no CORS headers at all.
+    pub cors_origins: Vec<String>,
+    /// Recent alerts kept in memory so a reconnecting live-feed client can resume.
+    pub feed_ring_capacity: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            max_page_size: 500,
+            max_range_days: 90,
+            body_limit_bytes: 16 * 1024,
+            cors_origins: Vec::new(),
+            feed_ring_capacity: 1000,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks the values once at start-up; the error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!(
+                "server.listen = {:?}: expected an address such as 127.0.0.1:8080",
+                self.listen
+            ));
+        }
+        if self.max_page_size == 0 || self.max_range_days == 0 || self.feed_ring_capacity == 0 {
+            return Err(
+                "server.max_page_size, server.max_range_days and server.feed_ring_capacity \
+                 must be ≥ 1"
+                    .into(),
+            );
+        }
+        if self.body_limit_bytes == 0 {
+            return Err("server.body_limit_bytes must be ≥ 1".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,18 @@
+//! `gema serve`: the HTTP API, the live alert feed (SSE) and the dashboard, in one axum server.
+//!
+//! - [`config`]: `[server]` settings and limits.
+//! - [`auth`]: bearer token / cookie check (constant time).
+//! - [`params`]: query-string validation; [`error`]: JSON errors.
+//! - [`api`]: the handlers; [`sse`]: the live feed; [`dashboard`]: the embedded web page.
+//! - [`app`]: state, routes, middleware and the listener.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod dashboard;
+pub mod error;
+pub mod params;
+pub mod sse;
+
+pub use app::{router, serve, AppState, Counters};
