@@ -35,17 +35,20 @@ pub struct FeedEvent {
     pub data: String,
 }
 
+/// An event with its sequence number in this server's ring.
+type Sequenced = (u64, Arc<FeedEvent>);
+
 struct Ring {
     capacity: usize,
     /// Sequence number of the next event; orders the ring and the broadcast.
     next_seq: u64,
-    events: VecDeque<(u64, Arc<FeedEvent>)>,
+    events: VecDeque<Sequenced>,
 }
 
 /// The ring of recent alerts and the channel that announces new ones.
 pub struct Feed {
     ring: Mutex<Ring>,
-    tx: broadcast::Sender<(u64, Arc<FeedEvent>)>,
+    tx: broadcast::Sender<Sequenced>,
     /// The consumer has its partitions assigned.
     pub ready: AtomicBool,
     /// Clients connected now.
@@ -91,19 +94,13 @@ impl Feed {
 
     /// Events after the one with `last_id` (all of them when it is absent or unknown), plus a
     /// receiver for everything pushed later.
-    fn subscribe(
-        &self,
-        last_id: Option<&str>,
-    ) -> (
-        Vec<(u64, Arc<FeedEvent>)>,
-        broadcast::Receiver<(u64, Arc<FeedEvent>)>,
-    ) {
+    fn subscribe(&self, last_id: Option<&str>) -> (Vec<Sequenced>, broadcast::Receiver<Sequenced>) {
         let ring = self.ring.lock().unwrap();
         let rx = self.tx.subscribe();
         (after(&ring, last_id), rx)
     }
 
-    fn after_seq(&self, seq: Option<u64>) -> Vec<(u64, Arc<FeedEvent>)> {
+    fn after_seq(&self, seq: Option<u64>) -> Vec<Sequenced> {
         let ring = self.ring.lock().unwrap();
         ring.events
             .iter()
@@ -152,7 +149,7 @@ impl Feed {
     }
 }
 
-fn after(ring: &Ring, last_id: Option<&str>) -> Vec<(u64, Arc<FeedEvent>)> {
+fn after(ring: &Ring, last_id: Option<&str>) -> Vec<Sequenced> {
     let start = last_id
         .and_then(|id| ring.events.iter().position(|(_, e)| e.id == id))
         .map_or(0, |i| i + 1);
