@@ -39,6 +39,33 @@ struct Page<T: Serialize> {
     items: Vec<T>,
 }
 
+/// Fields the ClickHouse rows carry as Unix seconds; the API gives every time as RFC 3339.
+const TIME_FIELDS: [&str; 4] = ["created_at", "detected_at", "event_time", "bucket_start"];
+
+/// The rows as JSON objects with RFC 3339 times and an alert's `samples` (stored as JSON text)
+/// as an array.
+fn api_rows<T: Serialize>(rows: Vec<T>) -> Vec<serde_json::Value> {
+    rows.into_iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            if let Some(obj) = v.as_object_mut() {
+                for f in TIME_FIELDS {
+                    if let Some(secs) = obj.get(f).and_then(|t| t.as_i64()) {
+                        if let Some(t) = chrono::DateTime::from_timestamp(secs, 0) {
+                            obj.insert(f.to_string(), json!(t));
+                        }
+                    }
+                }
+                if let Some(samples) = obj.get("samples").and_then(|s| s.as_str()) {
+                    let parsed = serde_json::from_str(samples).unwrap_or(json!([]));
+                    obj.insert("samples".into(), parsed);
+                }
+            }
+            v
+        })
+        .collect()
+}
+
 /// `GET /healthz`: the process is up.
 pub async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
@@ -165,7 +192,7 @@ pub async fn mentions(
         limit: offset + limit,
     };
     let hits = mentions::search(&st.store, &filter).await?;
-    let items: Vec<_> = hits.into_iter().skip(offset as usize).collect();
+    let items = api_rows(hits.into_iter().skip(offset as usize).collect());
     let next_offset = (items.len() as u64 == limit).then_some(offset + limit);
     Ok(Json(json!({
         "since": since, "until": until, "offset": offset, "limit": limit,
@@ -254,7 +281,7 @@ pub async fn alerts_list(
         ],
     )?;
     let status = p.choice("status", &alerts::STATUSES)?;
-    let items = alerts::list(&st.store, since, until, kind, status, limit).await?;
+    let items = api_rows(alerts::list(&st.store, since, until, kind, status, limit).await?);
     Ok(Json(Page {
         since,
         until,
@@ -342,5 +369,8 @@ mod tests {
         assert!(!valid_alert_id(&"a".repeat(65)));
         assert!(term_matches("#NusaPayDown", Some("nusapay")));
         assert!(!term_matches("kopikita", Some("nusa")));
+        let rows = api_rows(vec![json!({"created_at": 0, "samples": "[{\"k\":1}]"})]);
+        assert_eq!(rows[0]["created_at"], "1970-01-01T00:00:00Z");
+        assert_eq!(rows[0]["samples"][0]["k"], 1);
     }
 }
