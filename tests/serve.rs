@@ -532,7 +532,7 @@ async fn every_endpoint_answers_from_the_seeded_data() {
         .find(|x| x["total"].as_u64().unwrap() >= 3)
         .unwrap();
     let net = busy["net_sentiment"].as_f64().unwrap();
-    assert!(net < 0.0 && net >= -1.0, "{busy}");
+    assert!((-1.0..0.0).contains(&net), "{busy}");
     let (_, v) = s
         .get("/api/timeline?query=unknown&since=2h&bucket=15m")
         .await;
