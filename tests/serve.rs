@@ -488,6 +488,10 @@ async fn every_endpoint_answers_from_the_seeded_data() {
     assert_eq!(terms, vec!["#nusapaydown", "#kopikitasenja"]);
     assert_eq!(r[0]["score"], 9.5);
     assert_eq!(r[0]["sparkline"], serde_json::json!([1, 1, 2, 8, 25]));
+    assert!(
+        r[0]["bucket_start"].as_str().unwrap().ends_with('Z'),
+        "RFC 3339 times"
+    );
 
     // Mention search with every filter, and pagination.
     let (_, v) = s.get("/api/mentions").await;

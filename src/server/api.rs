@@ -148,6 +148,7 @@ pub async fn trends_rising(
     let mut items = trends::rising(&st.store, since, until, fetch).await?;
     items.retain(|t| term_matches(&t.term, filter.as_deref()));
     items.truncate(limit as usize);
+    let items = api_rows(items);
     Ok(Json(Page {
         since,
         until,
