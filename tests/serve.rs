@@ -948,3 +948,24 @@ async fn feed_reaches_100_concurrent_clients() {
     );
     s.stop().await;
 }
+
+#[test]
+fn openapi_describes_every_route() {
+    let spec = include_str!("../schemas/openapi.yaml");
+    for path in [
+        "/healthz:",
+        "/readyz:",
+        "/metrics:",
+        "/api/trends/top:",
+        "/api/trends/rising:",
+        "/api/mentions:",
+        "/api/timeline:",
+        "/api/share-of-voice:",
+        "/api/queries:",
+        "/api/alerts:",
+        "/api/alerts/{id}/{action}:",
+        "/api/feed:",
+    ] {
+        assert!(spec.contains(&format!("  {path}\n")), "{path} missing from openapi.yaml");
+    }
+}
