@@ -966,6 +966,9 @@ fn openapi_describes_every_route() {
         "/api/alerts/{id}/{action}:",
         "/api/feed:",
     ] {
-        assert!(spec.contains(&format!("  {path}\n")), "{path} missing from openapi.yaml");
+        assert!(
+            spec.contains(&format!("  {path}\n")),
+            "{path} missing from openapi.yaml"
+        );
     }
 }

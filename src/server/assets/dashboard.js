@@ -20,7 +20,11 @@ function el(tag, attrs, ...children) {
 async function api(path, options) {
   const r = await fetch(path, Object.assign({ credentials: "same-origin" }, options || {}));
   const body = await r.json().catch(() => ({}));
-  if (!r.ok) throw new Error(body.error || r.statusText);
+  if (!r.ok) {
+    const err = new Error(body.error || r.statusText);
+    err.status = r.status;
+    throw err;
+  }
   return body;
 }
 
@@ -57,13 +61,24 @@ function renderAlert(a, status) {
   }
   btn.addEventListener("click", async () => {
     btn.disabled = true;
-    try {
-      await api("/api/alerts/" + encodeURIComponent(a.id) + "/acknowledge", { method: "POST" });
-      btn.textContent = "acknowledged";
-      li.classList.add("acknowledged");
-    } catch (e) {
-      btn.disabled = false;
-      btn.textContent = "Acknowledge (" + e.message + ")";
+    // The feed reads Kafka, so an alert can show up here a moment before the sink has stored
+    // it in ClickHouse: a 404 is retried for a few seconds.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await api("/api/alerts/" + encodeURIComponent(a.id) + "/acknowledge", { method: "POST" });
+        btn.textContent = "acknowledged";
+        li.classList.add("acknowledged");
+        return;
+      } catch (e) {
+        if (e.status === 404 && attempt < 15) {
+          btn.textContent = "saving…";
+          await new Promise((r) => setTimeout(r, 1000));
+          continue;
+        }
+        btn.disabled = false;
+        btn.textContent = "Acknowledge (" + e.message + ")";
+        return;
+      }
     }
   });
   li.append(" ", btn);
@@ -209,7 +224,9 @@ async function search(offset) {
           m.sentiment + " " + m.sentiment_score.toFixed(2)),
         el("td", {}, text));
     });
-    if (offset) tbody.append(...rows); else tbody.replaceChildren(...rows);
+    if (offset) tbody.append(...rows);
+    else if (rows.length) tbody.replaceChildren(...rows);
+    else tbody.replaceChildren(el("tr", {}, el("td", { colspan: "5" }, "no mentions")));
     nextOffset = r.next_offset;
     $("#more").hidden = nextOffset == null;
   } catch (e) {

@@ -1,0 +1,78 @@
+// Loads the gema dashboard in headless chromium, waits for a negative-mention alert to appear in
+// the live feed, acknowledges it, checks the API agrees, and saves a screenshot.
+// Env: GEMA_URL (http://127.0.0.1:PORT), GEMA_API_TOKEN, ALERT_TEXT (text of the mention that
+// must alert), SCREENSHOT (PNG path), READY_FILE (written once the page shows "live").
+import { chromium } from "playwright-core";
+import { writeFileSync } from "node:fs";
+
+const url = process.env.GEMA_URL;
+const token = process.env.GEMA_API_TOKEN;
+const alertText = process.env.ALERT_TEXT;
+const screenshot = process.env.SCREENSHOT || "out/dashboard.png";
+
+function fail(msg) {
+  console.error("FAIL: " + msg);
+  process.exit(1);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run"],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  // Console errors count, except the browser's note on an HTTP error status: the 401 below is
+  // asked for, and an acknowledge can see a 404 while the sink is still storing the alert.
+  page.on("console", (m) => {
+    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) errors.push(m.text());
+  });
+  // Any request leaving the server would mean a CDN dependency: the dashboard must work offline.
+  page.on("request", (r) => {
+    if (!r.url().startsWith(url)) errors.push("external request: " + r.url());
+  });
+
+  // Without the token the dashboard is closed.
+  const denied = await page.goto(url + "/");
+  if (denied.status() !== 401) fail("dashboard without a token answered " + denied.status());
+
+  await page.goto(url + "/?token=" + encodeURIComponent(token));
+  if (page.url() !== url + "/") fail("the token stayed in the address: " + page.url());
+  await page.waitForSelector("#feed-status.live", { timeout: 20000 });
+  if (process.env.READY_FILE) writeFileSync(process.env.READY_FILE, "ready\n");
+  console.log("dashboard loaded, live feed connected");
+
+  const item = page.locator("#alerts li", { hasText: alertText }).first();
+  await item.waitFor({ timeout: 90000 });
+  const severity = await item.locator(".sev").textContent();
+  console.log("alert appeared in the live feed: severity " + severity);
+  const link = await item.locator("a").getAttribute("href");
+  if (!/^https:\/\//.test(link || "")) fail("alert has no link: " + link);
+
+  await item.locator("button.ack").click();
+  await page.waitForFunction(
+    (t) => [...document.querySelectorAll("#alerts li")].some((li) =>
+      li.textContent.includes(t) && li.classList.contains("acknowledged")),
+    alertText, { timeout: 15000 });
+  console.log("acknowledged in the page");
+
+  const r = await page.evaluate(async () => (await fetch("/api/alerts?status=acknowledged&since=1h")).json());
+  const stored = r.items.find((a) => a.samples.some((s) => s.text.includes(alertText)));
+  if (!stored) fail("the API does not list the alert as acknowledged: " + JSON.stringify(r));
+  console.log("API lists alert " + stored.id + " as " + stored.status);
+
+  // The other panels rendered something (a chart canvas, the search table).
+  await page.waitForSelector("#timeline-chart canvas", { timeout: 15000 });
+  await page.fill("#search input[name=q]", alertText);
+  await page.click("#search button[type=submit]");
+  await page.locator("#mentions tbody tr", { hasText: alertText }).waitFor({ timeout: 15000 });
+  console.log("mention search finds the mention");
+  await page.screenshot({ path: screenshot, fullPage: true });
+  console.log("screenshot: " + screenshot);
+  if (errors.length) fail("page errors: " + errors.join("; "));
+  console.log("PASS");
+} finally {
+  await browser.close();
+}
