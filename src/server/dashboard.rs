@@ -53,25 +53,26 @@ pub struct IndexQuery {
 }
 
 /// `GET /`: the dashboard. `/?token=<token>` checks the token, sets the `gema_token` cookie
-/// (HttpOnly, SameSite=Strict) and redirects to `/`; afterwards the cookie authenticates the page,
-/// its API calls and the live feed.
+/// (HttpOnly, SameSite=Strict, Secure when `X-Forwarded-Proto: https`) and redirects to `/`;
+/// afterwards the cookie authenticates the page, its API calls and the live feed.
 pub async fn index(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
     query: Result<Query<IndexQuery>, QueryRejection>,
 ) -> Response {
-    if let Ok(Query(IndexQuery { token: Some(t) })) = query {
-        let ok = st
-            .token
-            .as_ref()
-            .is_some_and(|expected| expected.matches(&t));
-        if !ok {
+    if let (Ok(Query(IndexQuery { token: Some(t) })), Some(expected)) = (query, &st.token) {
+        if !expected.matches(&t) {
             return ApiError::Unauthorized.into_response();
         }
         let mut resp = Redirect::to("/").into_response();
+        // Behind a TLS-terminating proxy the cookie is marked Secure.
+        let secure = headers
+            .get("x-forwarded-proto")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
         // The token is checked to be cookie-safe at start-up (see `gema serve`).
         if let Ok(v) = HeaderValue::from_str(&format!(
-            "{COOKIE_NAME}={t}; HttpOnly; SameSite=Strict; Path=/"
+            "{COOKIE_NAME}={t}; HttpOnly; SameSite=Strict; Path=/{}",
+            if secure { "; Secure" } else { "" }
         )) {
             resp.headers_mut().insert(header::SET_COOKIE, v);
         }
