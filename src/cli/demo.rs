@@ -101,11 +101,36 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
     let now = Utc::now();
     let hour_ago = now - chrono::Duration::hours(1);
     let feed_start = now - chrono::Duration::hours(4);
-    println!("\n== Alerts (newest first)");
-    print!(
-        "{}",
-        alerts_table(&alerts::list(&store, feed_start, now, None, None, 15).await?)
+    let all = alerts::list(&store, feed_start, now, None, None, 100_000).await?;
+    let mut counts: std::collections::BTreeMap<(String, String), usize> = Default::default();
+    for a in &all {
+        *counts
+            .entry((a.kind.clone(), a.severity.clone()))
+            .or_default() += 1;
+    }
+    let summary: Vec<String> = counts
+        .iter()
+        .map(|((k, s), n)| format!("{n} {k} ({s})"))
+        .collect();
+    println!("\n== Alerts: {}", summary.join(", "));
+    println!("-- spikes and trends (each explains itself):");
+    let mut big: Vec<_> = all
+        .iter()
+        .filter(|a| a.kind != "negative_comment")
+        .cloned()
+        .collect();
+    big.sort_by_key(|a| a.event_time);
+    print!("{}", alerts_table(&big));
+    println!(
+        "-- latest negative comments to answer (the router rate-limits these; see `gema alerts`):"
     );
+    let comments: Vec<_> = all
+        .iter()
+        .filter(|a| a.kind == "negative_comment")
+        .take(8)
+        .cloned()
+        .collect();
+    print!("{}", alerts_table(&comments));
 
     println!("\n== Rising now: strongest bursts over the feed (score = authors above baseline, in std devs)");
     print!(
