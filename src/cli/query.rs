@@ -236,17 +236,17 @@ pub async fn status_lines(config: &Config, store: Option<&Store>) -> anyhow::Res
     let mut out = vec![
         format!("Kafka {}:", k.brokers),
         format!(
-            "  {:<28} {:>9} messages",
+            "  {:<44} {:>9} messages",
             t.raw,
             lag::topic_size(k, &t.raw)?
         ),
         format!(
-            "  {:<28} {:>9} messages",
+            "  {:<44} {:>9} messages",
             t.enriched,
             lag::topic_size(k, &t.enriched)?
         ),
         format!(
-            "  {:<28} {:>9} messages",
+            "  {:<44} {:>9} messages",
             t.dlq,
             lag::topic_size(k, &t.dlq)?
         ),
