@@ -54,11 +54,7 @@ async fn fresh_namespace(config: &Config) -> anyhow::Result<Config> {
     }
     let store = gema::store::connect(&demo.clickhouse).await?;
     store
-        .client
-        .clone()
-        .with_database("default")
-        .query(&format!("DROP DATABASE IF EXISTS {DEMO_DATABASE}"))
-        .execute()
+        .drop_database()
         .await
         .context("dropping the previous demo database")?;
     Ok(demo)
