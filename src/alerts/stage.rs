@@ -51,30 +51,44 @@ pub async fn run(
     tracing::info!(topic = %topics.alerts_raw, webhooks = webhooks.len(), "Alert router started");
 
     loop {
-        let received = tokio::select! {
+        let first = tokio::select! {
             _ = shutdown.cancelled() => break,
             m = tokio::time::timeout(Duration::from_millis(1000), consumer.recv()) => m,
         };
-        let now = Utc::now();
+        // Route a batch (whatever arrives within a few ms), then deliver it and wait for the
+        // acknowledgements once, so throughput does not hang on one round trip per alert.
         let mut out = Vec::new();
-        match received {
-            Ok(Ok(msg)) => {
-                match serde_json::from_slice::<Alert>(msg.payload().unwrap_or(&[])) {
-                    Ok(alert) => {
-                        let (decision, due) = router.route(alert, now);
-                        if decision != Decision::Delivered {
-                            metrics.alerts_suppressed.inc();
+        let mut next = first;
+        let mut n = 0;
+        loop {
+            let now = Utc::now();
+            match next {
+                Ok(Ok(msg)) => {
+                    n += 1;
+                    match serde_json::from_slice::<Alert>(msg.payload().unwrap_or(&[])) {
+                        Ok(alert) => {
+                            let (decision, due) = router.route(alert, now);
+                            if decision != Decision::Delivered {
+                                metrics.alerts_suppressed.inc();
+                            }
+                            out.extend(due);
                         }
-                        out.extend(due);
+                        Err(e) => {
+                            tracing::warn!(offset = msg.offset(), error = %e, "Skipping a malformed alert")
+                        }
                     }
-                    Err(e) => {
-                        tracing::warn!(offset = msg.offset(), error = %e, "Skipping a malformed alert")
-                    }
+                    tracker.track(msg.topic(), msg.partition(), msg.offset());
                 }
-                tracker.track(msg.topic(), msg.partition(), msg.offset());
+                Ok(Err(e)) => tracing::warn!(error = %e, "Kafka consumer error"),
+                Err(_) => out.extend(router.tick(now)),
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "Kafka consumer error"),
-            Err(_) => out.extend(router.tick(now)),
+            if n == 0 || n >= 2000 {
+                break;
+            }
+            next = match tokio::time::timeout(Duration::from_millis(5), consumer.recv()).await {
+                Ok(r) => Ok(r),
+                Err(_) => break,
+            };
         }
         deliver(&out, &producer, &topics.alerts, webhooks, &metrics).await?;
         tracker.store(&consumer);

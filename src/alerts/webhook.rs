@@ -187,4 +187,71 @@ mod tests {
         assert_ne!(sig, sign(b"secret", 1_700_000_001, b"{}"));
         assert_ne!(sig, sign(b"other", 1_700_000_000, b"{}"));
     }
+
+    fn alert(severity: Severity) -> Alert {
+        Alert {
+            id: "a".into(),
+            kind: super::super::AlertKind::NegativeComment,
+            severity,
+            query: Some("q".into()),
+            term: None,
+            title: "t".into(),
+            why: "w".into(),
+            samples: vec![],
+            count: 1,
+            thread_id: None,
+            event_time: chrono::Utc::now(),
+            detected_at: chrono::Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dead_endpoint_never_blocks_and_every_loss_is_counted() {
+        // Port 1 on loopback refuses connections at once.
+        let metrics = Arc::new(Metrics::default());
+        let config = WebhookConfig {
+            url: "http://127.0.0.1:1/hook".into(),
+            secret_env: None,
+            min_severity: Severity::Medium,
+            timeout_ms: 500,
+            max_retries: 1,
+            queue_capacity: 2,
+        };
+        let hook = Webhook::spawn(config, metrics.clone()).unwrap();
+        let started = std::time::Instant::now();
+        for _ in 0..10 {
+            hook.offer(&alert(Severity::High));
+        }
+        hook.offer(&alert(Severity::Low)); // below min_severity: not sent, not counted
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(50),
+            "offer never waits"
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while metrics.webhook_failed.get() + metrics.webhook_dropped.get() < 10 {
+            assert!(std::time::Instant::now() < deadline, "failures are counted");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(
+            metrics.webhook_dropped.get() >= 7,
+            "a full queue drops and counts"
+        );
+        assert_eq!(metrics.webhook_sent.get(), 0);
+    }
+
+    #[test]
+    fn a_missing_secret_variable_is_an_error_naming_it() {
+        let config = WebhookConfig {
+            url: "http://127.0.0.1:1/hook".into(),
+            secret_env: Some("GEMA_TEST_NO_SUCH_SECRET".into()),
+            min_severity: Severity::Low,
+            timeout_ms: 500,
+            max_retries: 0,
+            queue_capacity: 1,
+        };
+        let err = Webhook::spawn(config, Arc::new(Metrics::default()))
+            .err()
+            .unwrap();
+        assert!(err.contains("GEMA_TEST_NO_SUCH_SECRET"), "{err}");
+    }
 }

@@ -34,11 +34,38 @@ pub struct DemoArgs {
     pub timeout_s: u64,
 }
 
+/// The demo's own database: dropped and recreated by every run, so each run starts clean and
+/// never touches the configured one.
+pub const DEMO_DATABASE: &str = "gema_demo";
+const DEMO_PREFIX: &str = "gema-demo";
+
+/// A fresh namespace for this run: topics `gema-demo-<time>.*` (earlier runs' demo topics are
+/// deleted), database `gema_demo` (recreated), detector state under `<state_dir>/demo`.
+async fn fresh_namespace(config: &Config) -> anyhow::Result<Config> {
+    let mut demo = config.clone();
+    demo.kafka.topic_prefix = format!("{DEMO_PREFIX}-{}", Utc::now().format("%Y%m%d%H%M%S"));
+    demo.clickhouse.database = DEMO_DATABASE.into();
+    demo.state_dir = config.state_dir.join("demo");
+    let _ = std::fs::remove_dir_all(&demo.state_dir);
+    let old = gema::kafka::topics::list_prefixed(&config.kafka, &format!("{DEMO_PREFIX}-"))
+        .context("listing Kafka topics (is Kafka running? `scripts/services.sh up`)")?;
+    if !old.is_empty() {
+        gema::kafka::topics::delete(&config.kafka, &old).await?;
+    }
+    let store = gema::store::connect(&demo.clickhouse).await?;
+    store
+        .drop_database()
+        .await
+        .context("dropping the previous demo database")?;
+    Ok(demo)
+}
+
 pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         !config.tracked.is_empty(),
         "no tracked queries configured: run the demo from the repository root (it reads gema.toml) or pass --config"
     );
+    let config = &fresh_namespace(config).await?;
     let deps = deps(config, &Stage::ALL)
         .await
         .context("preparing Kafka and ClickHouse")?;
@@ -55,6 +82,7 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let demo_started = Utc::now();
     pipeline::cancel_on_signal(deps.shutdown.clone());
     let mut tasks = JoinSet::new();
     pipeline::spawn_stages(&mut tasks, &Stage::ALL, &deps);
@@ -101,11 +129,37 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
     let now = Utc::now();
     let hour_ago = now - chrono::Duration::hours(1);
     let feed_start = now - chrono::Duration::hours(4);
-    println!("\n== Alerts (newest first)");
-    print!(
-        "{}",
-        alerts_table(&alerts::list(&store, feed_start, now, None, None, 15).await?)
+    // Only this run's alerts (an earlier demo's stay in the table, and in `gema alerts`).
+    let all = alerts::list(&store, demo_started, now, None, None, 100_000).await?;
+    let mut counts: std::collections::BTreeMap<(String, String), usize> = Default::default();
+    for a in &all {
+        *counts
+            .entry((a.kind.clone(), a.severity.clone()))
+            .or_default() += 1;
+    }
+    let summary: Vec<String> = counts
+        .iter()
+        .map(|((k, s), n)| format!("{n} {k} ({s})"))
+        .collect();
+    println!("\n== Alerts: {}", summary.join(", "));
+    println!("-- spikes and trends (each explains itself):");
+    let mut big: Vec<_> = all
+        .iter()
+        .filter(|a| a.kind != "negative_comment")
+        .cloned()
+        .collect();
+    big.sort_by_key(|a| a.event_time);
+    print!("{}", alerts_table(&big));
+    println!(
+        "-- latest negative comments to answer (the router rate-limits these; see `gema alerts`):"
     );
+    let comments: Vec<_> = all
+        .iter()
+        .filter(|a| a.kind == "negative_comment")
+        .take(8)
+        .cloned()
+        .collect();
+    print!("{}", alerts_table(&comments));
 
     println!("\n== Rising now: strongest bursts over the feed (score = authors above baseline, in std devs)");
     print!(
@@ -140,9 +194,8 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
 
     deps.shutdown.cancel();
     while tasks.join_next().await.is_some() {}
-    println!(
-        "\nStages stopped cleanly. Explore further: `gema alerts --since 4h`, `gema trends --rising --since 4h`, \
-         `gema mentions --sentiment negative --since 4h`, `gema status`."
-    );
+    println!("\nStages stopped cleanly. The demo's data is in database {DEMO_DATABASE}; explore it with:");
+    println!("  export GEMA_CLICKHOUSE_DATABASE={DEMO_DATABASE}");
+    println!("  gema alerts --since 4h; gema trends --rising --since 4h; gema mentions --sentiment negative --since 4h");
     Ok(())
 }

@@ -185,16 +185,7 @@ impl Namespace {
             &Topics::new(&self.config.kafka.topic_prefix),
         )
         .await;
-        let _ = store
-            .client
-            .clone()
-            .with_database("default")
-            .query(&format!(
-                "DROP DATABASE IF EXISTS {}",
-                self.config.clickhouse.database
-            ))
-            .execute()
-            .await;
+        let _ = store.drop_database().await;
         let _ = std::fs::remove_dir_all(&self.state);
     }
 }

@@ -53,7 +53,7 @@ pub enum Command {
     TrendsStage,
     /// Run only the alert router (dedup, grouping, cooldown, rate limit → alerts topic, webhooks).
     Router,
-    /// Top hashtags and keywords with their sentiment mix, or what is rising (--rising).
+    /// What is rising now and the top hashtags and keywords by volume, with their sentiment mix.
     Trends(query::TrendsArgs),
     /// Search stored mentions, newest first.
     Mentions(query::MentionsArgs),

@@ -29,7 +29,8 @@ pub struct TrendsArgs {
     /// Which terms to rank.
     #[arg(long, value_enum, default_value_t = TermKind::All)]
     pub kind: TermKind,
-    /// Show what is rising (burst score against each term's baseline) instead of top volume.
+    /// Show only what is rising (burst score against each term's baseline); without it the
+    /// table shows the top rising terms above the top volume (`--json` prints volume).
     #[arg(long)]
     pub rising: bool,
     /// One JSON object per line instead of a table.
@@ -85,7 +86,16 @@ pub async fn trends(config: &Config, args: &TrendsArgs) -> anyhow::Result<()> {
         for r in &rows {
             println!("{}", serde_json::to_string(r)?);
         }
-    } else if rows.is_empty() {
+        return Ok(());
+    }
+    // The terminal view shows what is rising beside what is big.
+    println!("Rising now (burst score against each term's baseline)");
+    print!(
+        "{}",
+        rising_table(&trends::rising(&store, args.since, until, args.top.min(10)).await?)
+    );
+    println!("\nTop volume");
+    if rows.is_empty() {
         println!(
             "No mentions between {} and {}.",
             args.since.to_rfc3339(),
@@ -236,17 +246,17 @@ pub async fn status_lines(config: &Config, store: Option<&Store>) -> anyhow::Res
     let mut out = vec![
         format!("Kafka {}:", k.brokers),
         format!(
-            "  {:<28} {:>9} messages",
+            "  {:<44} {:>9} messages",
             t.raw,
             lag::topic_size(k, &t.raw)?
         ),
         format!(
-            "  {:<28} {:>9} messages",
+            "  {:<44} {:>9} messages",
             t.enriched,
             lag::topic_size(k, &t.enriched)?
         ),
         format!(
-            "  {:<28} {:>9} messages",
+            "  {:<44} {:>9} messages",
             t.dlq,
             lag::topic_size(k, &t.dlq)?
         ),

@@ -119,6 +119,28 @@ pub async fn ensure_topics(config: &KafkaConfig, topics: &Topics) -> Result<(), 
 
 /// Deletes gema's topics for this prefix (used to clean up after an evaluation run).
 pub async fn delete_topics(config: &KafkaConfig, topics: &Topics) -> Result<(), TopicError> {
+    let names: Vec<String> = topics.all().iter().map(|s| s.to_string()).collect();
+    delete(config, &names).await
+}
+
+/// Names of the existing topics that start with `prefix`.
+pub fn list_prefixed(
+    config: &KafkaConfig,
+    prefix: &str,
+) -> Result<Vec<String>, rdkafka::error::KafkaError> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = super::client::base_config(config).create()?;
+    let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .map(|t| t.name().to_string())
+        .filter(|n| n.starts_with(prefix))
+        .collect())
+}
+
+/// Deletes the named topics.
+pub async fn delete(config: &KafkaConfig, names: &[String]) -> Result<(), TopicError> {
     let admin: AdminClient<DefaultClientContext> = super::client::base_config(config)
         .create()
         .map_err(|source| TopicError::Client {
@@ -126,8 +148,9 @@ pub async fn delete_topics(config: &KafkaConfig, topics: &Topics) -> Result<(), 
             source,
         })?;
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     admin
-        .delete_topics(&topics.all(), &opts)
+        .delete_topics(&refs, &opts)
         .await
         .map_err(|source| TopicError::Request {
             brokers: config.brokers.clone(),

@@ -18,7 +18,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::synth::{author_pool, fill, mention, Kind, BRANDS, NEG_EMOJI, POS_EMOJI};
+use super::synth::{
+    author_pool, background_kind, fill, mention, Kind, BRANDS, NEG_EMOJI, POS_EMOJI,
+};
 use crate::enrich::extract::{extract, keywords};
 use crate::trends::bigrams;
 
@@ -131,14 +133,7 @@ pub fn scenario(opts: &ScenarioOptions) -> (Vec<String>, Truth) {
     };
 
     for _ in 0..background {
-        let r: f64 = rng.gen();
-        let kind = if r < 0.55 {
-            Kind::Chatter
-        } else if r < 0.8 {
-            Kind::Praise
-        } else {
-            Kind::Complaint
-        };
+        let kind = background_kind(&mut rng);
         let t = at(rng.gen::<f64>() * minutes as f64);
         let m = mention(&mut rng, next_seq(), t, kind, &authors, &spammer);
         background_terms.extend(terms_of(m["text"].as_str().unwrap_or_default()));

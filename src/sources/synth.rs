@@ -188,6 +188,18 @@ pub(crate) struct Author {
     pub(crate) followers: u64,
 }
 
+/// The mix of ordinary posts: 55 % chatter, 25 % praise, 20 % complaints.
+pub(crate) fn background_kind(rng: &mut ChaCha8Rng) -> Kind {
+    let r: f64 = rng.gen();
+    if r < 0.55 {
+        Kind::Chatter
+    } else if r < 0.8 {
+        Kind::Praise
+    } else {
+        Kind::Complaint
+    }
+}
+
 /// `n` authors with heavy-tailed reach: most are small, a few are big.
 pub(crate) fn author_pool(rng: &mut ChaCha8Rng, n: usize) -> Vec<Author> {
     (0..n)
@@ -227,14 +239,7 @@ pub fn generate(opts: &SynthOptions) -> Vec<String> {
     let n_background = n - n_trend - n_crisis - n_spam;
     let mut plan: Vec<(f64, Kind)> = Vec::with_capacity(n);
     for _ in 0..n_background {
-        let r: f64 = rng.gen();
-        let kind = if r < 0.55 {
-            Kind::Chatter
-        } else if r < 0.8 {
-            Kind::Praise
-        } else {
-            Kind::Complaint
-        };
+        let kind = background_kind(&mut rng);
         plan.push((rng.gen::<f64>(), kind));
     }
     for _ in 0..n_trend {

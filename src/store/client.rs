@@ -83,6 +83,20 @@ pub async fn connect(config: &ClickHouseConfig) -> Result<Store, StoreError> {
 }
 
 impl Store {
+    /// Drops this store's database (evaluation runs, the demo, tests).
+    pub async fn drop_database(&self) -> Result<(), StoreError> {
+        self.client
+            .clone()
+            .with_database("default")
+            .query(&format!("DROP DATABASE IF EXISTS {}", self.database))
+            .execute()
+            .await
+            .map_err(|source| StoreError::Query {
+                what: format!("drop database {}", self.database),
+                source,
+            })
+    }
+
     /// Number of distinct mentions stored.
     pub async fn count_mentions(&self) -> Result<u64, StoreError> {
         self.client

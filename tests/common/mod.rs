@@ -123,16 +123,7 @@ impl TestEnv {
     }
 
     pub async fn cleanup(&self, store: &Store) {
-        let _ = store
-            .client
-            .clone()
-            .with_database("default")
-            .query(&format!(
-                "DROP DATABASE IF EXISTS {}",
-                self.config.clickhouse.database
-            ))
-            .execute()
-            .await;
+        let _ = store.drop_database().await;
     }
 }
 
