@@ -537,6 +537,35 @@ async fn feed_reaches_100_concurrent_clients() {
 }
 
 #[test]
+fn serve_refuses_to_start_without_a_token_unless_told_to() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gema"))
+        .args(["serve", "--listen", "127.0.0.1:1"])
+        .env_remove("GEMA_API_TOKEN")
+        .env("GEMA_CONFIG", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("GEMA_API_TOKEN") && err.contains("--insecure-no-auth"),
+        "{err}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gema"))
+        .args(["serve", "--listen", "127.0.0.1:1"])
+        .env("GEMA_API_TOKEN", "short")
+        .env("GEMA_CONFIG", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a 5-character token is refused");
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_gema"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--insecure-no-auth") && help.contains("GEMA_API_TOKEN"));
+}
+
+#[test]
 fn openapi_describes_every_route() {
     let spec = include_str!("../schemas/openapi.yaml");
     for path in [

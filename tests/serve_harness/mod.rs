@@ -30,6 +30,8 @@ pub struct Server {
     pub url: String,
     pub http: reqwest::Client,
     pub shutdown: CancellationToken,
+    /// The server task: ends once `shutdown` is cancelled, open SSE streams included.
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
     pub kafka: bool,
 }
 
@@ -273,7 +275,7 @@ impl Server {
             stop.cancelled().await;
             feed.closed.cancel();
         });
-        tokio::spawn(gema::server::serve(state, listener, shutdown.clone()));
+        let task = tokio::spawn(gema::server::serve(state, listener, shutdown.clone()));
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -284,6 +286,7 @@ impl Server {
             url,
             http,
             shutdown,
+            task,
             kafka,
         }
     }
@@ -315,8 +318,15 @@ impl Server {
         (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
+    /// Graceful stop (asserted to finish promptly even with live-feed clients connected), then
+    /// the database and topics are dropped.
     pub async fn stop(self) {
         self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("the server stops within 10 s of shutdown")
+            .unwrap()
+            .unwrap();
         if self.kafka {
             let _ = delete_topics(&self.env.config.kafka, &self.env.topics).await;
         }
