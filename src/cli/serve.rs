@@ -81,8 +81,12 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
     };
     pipeline::cancel_on_signal(shutdown.clone());
 
-    let store = store::connect(&config.clickhouse).await?;
+    let mut store = store::connect(&config.clickhouse).await?;
     apply_migrations(&store).await?;
+    // A runaway API query must not hold ClickHouse: the server ends it (18.16 knows this setting).
+    store.client = store
+        .client
+        .with_setting("max_execution_time", server.query_timeout_s.to_string());
     let feed = Arc::new(Feed::new(server.feed_ring_capacity));
     let topics = Topics::new(&config.kafka.topic_prefix);
     tasks.spawn(run_consumer(

@@ -18,6 +18,9 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     /// Recent alerts kept in memory so a reconnecting live-feed client can resume.
     pub feed_ring_capacity: usize,
+    /// ClickHouse stops an API query after this many seconds (`max_execution_time`); the client
+    /// gets a 503.
+    pub query_timeout_s: u64,
 }
 
 impl Default for ServerConfig {
@@ -29,6 +32,7 @@ impl Default for ServerConfig {
             body_limit_bytes: 16 * 1024,
             cors_origins: Vec::new(),
             feed_ring_capacity: 1000,
+            query_timeout_s: 30,
         }
     }
 }
@@ -48,6 +52,9 @@ impl ServerConfig {
                  must be ≥ 1"
                     .into(),
             );
+        }
+        if self.query_timeout_s == 0 {
+            return Err("server.query_timeout_s must be ≥ 1".into());
         }
         if self.body_limit_bytes == 0 {
             return Err("server.body_limit_bytes must be ≥ 1".into());
