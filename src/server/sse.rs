@@ -321,6 +321,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_client_behind_the_broadcast_channel_catches_up_from_the_ring() {
+        let feed = Arc::new(Feed::new(5000));
+        feed.push(ev("0-0"));
+        let mut s = Box::pin(feed.clone().stream(None));
+        assert!(
+            s.next().await.is_some(),
+            "backlog: 0-0; the stream is now subscribed"
+        );
+        // More than the channel holds (1024) arrive before the client reads again.
+        for i in 1..=3000 {
+            feed.push(ev(&format!("0-{i}")));
+        }
+        let mut n = 0;
+        while n < 3000 {
+            tokio::time::timeout(Duration::from_secs(5), s.next())
+                .await
+                .expect("every event arrives")
+                .unwrap()
+                .unwrap();
+            n += 1;
+        }
+        let extra = tokio::time::timeout(Duration::from_millis(100), s.next()).await;
+        assert!(extra.is_err(), "nothing is sent twice");
+    }
+
+    #[tokio::test]
     async fn stream_sends_backlog_then_live_events() {
         let feed = Arc::new(Feed::new(10));
         feed.push(ev("0-1"));
