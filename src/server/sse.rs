@@ -335,7 +335,7 @@ mod tests {
         }
         let mut n = 0;
         while n < 3000 {
-            tokio::time::timeout(Duration::from_secs(5), s.next())
+            let _event = tokio::time::timeout(Duration::from_secs(5), s.next())
                 .await
                 .expect("every event arrives")
                 .unwrap()
