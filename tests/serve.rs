@@ -19,7 +19,7 @@ fn items(v: &Value) -> &Vec<Value> {
         .unwrap_or_else(|| panic!("no items in {v}"))
 }
 
-const PROTECTED: [&str; 10] = [
+const PROTECTED: [&str; 11] = [
     "/metrics",
     "/api/trends/top",
     "/api/trends/rising",
@@ -29,6 +29,7 @@ const PROTECTED: [&str; 10] = [
     "/api/queries",
     "/api/alerts",
     "/api/feed",
+    "/api/feed/mentions",
     "/assets/dashboard.js",
 ];
 
@@ -355,7 +356,7 @@ async fn injection_attempts_get_400_or_nothing() {
     );
     insert_mentions(&fstore, &[canary]).await;
 
-    let endpoints: [(&str, &[&str]); 7] = [
+    let endpoints: [(&str, &[&str]); 8] = [
         ("/api/trends/top", &["since", "until", "limit", "kind", "q"]),
         ("/api/trends/rising", &["since", "until", "limit", "q"]),
         (
@@ -378,6 +379,7 @@ async fn injection_attempts_get_400_or_nothing() {
             &["since", "until", "kind", "status", "limit"],
         ),
         ("/api/feed", &["last_event_id"]),
+        ("/api/feed/mentions", &["last_event_id"]),
     ];
     let mut checked = 0;
     for (path, names) in endpoints {
@@ -479,7 +481,7 @@ async fn feed_delivers_new_alerts_and_resumes_after_last_event_id() {
         if r.text()
             .await
             .unwrap()
-            .contains("gema_server_feed_alerts_total 4")
+            .contains("gema_server_feed_events_total{feed=\"alert\"} 4")
         {
             break;
         }
@@ -582,10 +584,66 @@ fn openapi_describes_every_route() {
         "/api/alerts:",
         "/api/alerts/{id}/{action}:",
         "/api/feed:",
+        "/api/feed/mentions:",
     ] {
         assert!(
             spec.contains(&format!("  {path}\n")),
             "{path} missing from openapi.yaml"
         );
     }
+}
+
+/// An enriched mention as the enrich stage writes it, scored by the built-in lexicon.
+fn enriched(id: &str, text: &str) -> gema::mention::EnrichedMention {
+    use gema::enrich::Enricher;
+    use gema::sentiment::lexicon::LexiconModel;
+    use gema::tracked::{QuerySet, TrackedQueryConfig};
+    let queries = QuerySet::compile(&[TrackedQueryConfig {
+        name: "nusapay".into(),
+        query: "nusapay".into(),
+    }])
+    .unwrap();
+    let enricher = Enricher::new(std::sync::Arc::new(LexiconModel)).with_queries(queries);
+    let mention = serde_json::from_value(serde_json::json!({
+        "id": id, "platform": "x", "text": text, "created_at": Utc::now(),
+        "author": {"id": "u1", "handle": "someone", "followers": 10},
+        "url": format!("https://x.com/someone/status/{id}"),
+    }))
+    .unwrap();
+    enricher.enrich(mention)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mention_feed_sends_only_negative_mentions_of_tracked_queries() {
+    let s = Server::start("serve-mfeed", true).await;
+    wait_ready(&s).await;
+    let bad = enriched("m1", "NusaPay is a scam, terrible app, worst service ever");
+    let good = enriched("m2", "NusaPay is great, love it, thank you");
+    let other = enriched("m3", "this coffee is terrible, worst ever");
+    assert!(bad.is_negative() && !good.is_negative() && other.queries.is_empty());
+    let producer = gema::kafka::producer(&s.env.config.kafka).unwrap();
+    for e in [&good, &other, &bad] {
+        let json = serde_json::to_vec(e).unwrap();
+        producer
+            .send(
+                rdkafka::producer::FutureRecord::to(&s.env.topics.enriched)
+                    .key(&e.key)
+                    .payload(&json),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+    let mut c = SseClient::connect_to(&s, "/api/feed/mentions", None).await;
+    let (event, _, data) = c.next_event(Duration::from_secs(20)).await.expect("m1");
+    assert_eq!(event, "mention");
+    let v: Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(v["key"], "x:m1");
+    assert_eq!(v["queries"], serde_json::json!(["nusapay"]));
+    assert!(v["sentiment_score"].as_f64().unwrap() < 0.0);
+    assert!(
+        c.next_event(Duration::from_millis(500)).await.is_none(),
+        "positive and untracked mentions stay out"
+    );
+    s.stop().await;
 }

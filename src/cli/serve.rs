@@ -8,7 +8,7 @@ use gema::kafka::Topics;
 use gema::metrics::Metrics;
 use gema::pipeline::{self, Stage};
 use gema::server::auth::Token;
-use gema::server::sse::{run_consumer, Feed};
+use gema::server::sse::{run_consumer, Feed, FeedKind};
 use gema::server::{AppState, Counters};
 use gema::store::{self, migrate::migrate as apply_migrations};
 use tokio::task::JoinSet;
@@ -88,14 +88,21 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
         .client
         .with_setting("max_execution_time", server.query_timeout_s.to_string());
     let feed = Arc::new(Feed::new(server.feed_ring_capacity));
+    let mention_feed = Arc::new(Feed::new(server.feed_ring_capacity));
     let topics = Topics::new(&config.kafka.topic_prefix);
-    tasks.spawn(run_consumer(
-        config.kafka.clone(),
-        topics.alerts.clone(),
-        server.feed_ring_capacity,
-        feed.clone(),
-        shutdown.clone(),
-    ));
+    for (kind, topic, f) in [
+        (FeedKind::Alerts, &topics.alerts, &feed),
+        (FeedKind::NegativeMentions, &topics.enriched, &mention_feed),
+    ] {
+        tasks.spawn(run_consumer(
+            config.kafka.clone(),
+            kind,
+            topic.clone(),
+            server.feed_ring_capacity,
+            f.clone(),
+            shutdown.clone(),
+        ));
+    }
     let listener = tokio::net::TcpListener::bind(&server.listen)
         .await
         .with_context(|| format!("listening on {}", server.listen))?;
@@ -109,14 +116,16 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
         tracked: config.tracked.clone(),
         token,
         feed: feed.clone(),
+        mention_feed: mention_feed.clone(),
         metrics,
         counters: Counters::default(),
     });
     let stop_feed = {
-        let (shutdown, feed) = (shutdown.clone(), feed.clone());
+        let (shutdown, feed, mention_feed) = (shutdown.clone(), feed.clone(), mention_feed.clone());
         async move {
             shutdown.cancelled().await;
             feed.closed.cancel();
+            mention_feed.closed.cancel();
         }
     };
     tokio::spawn(stop_feed);

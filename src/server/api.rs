@@ -71,7 +71,7 @@ pub async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: ClickHouse answers and the live feed is reading Kafka.
+/// `GET /readyz`: ClickHouse answers and both live feeds are reading Kafka.
 pub async fn ready(State(st): State<Arc<AppState>>) -> Response {
     let clickhouse = st
         .store
@@ -80,7 +80,11 @@ pub async fn ready(State(st): State<Arc<AppState>>) -> Response {
         .fetch_one::<u8>()
         .await
         .is_ok();
-    let feed = st.feed.ready.load(std::sync::atomic::Ordering::Relaxed);
+    let feed = st.feed.ready.load(std::sync::atomic::Ordering::Relaxed)
+        && st
+            .mention_feed
+            .ready
+            .load(std::sync::atomic::Ordering::Relaxed);
     let status = if clickhouse && feed {
         StatusCode::OK
     } else {
@@ -92,7 +96,8 @@ pub async fn ready(State(st): State<Arc<AppState>>) -> Response {
 
 /// `GET /metrics`: every stage's counters in this process plus the server's own.
 pub async fn metrics(State(st): State<Arc<AppState>>) -> Response {
-    let body = st.metrics.render() + &st.counters.render(&st.feed);
+    let feeds = [("alert", &*st.feed), ("mention", &*st.mention_feed)];
+    let body = st.metrics.render() + &st.counters.render(&feeds);
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -334,6 +339,24 @@ pub async fn feed(
     headers: HeaderMap,
     q: QueryMap,
 ) -> Result<impl IntoResponse, ApiError> {
+    sse(st.feed.clone(), &headers, q)
+}
+
+/// `GET /api/feed/mentions`: new negative mentions of tracked queries (event `mention`), with
+/// the same resume rules as [`feed`].
+pub async fn mention_feed(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    q: QueryMap,
+) -> Result<impl IntoResponse, ApiError> {
+    sse(st.mention_feed.clone(), &headers, q)
+}
+
+fn sse(
+    feed: Arc<super::sse::Feed>,
+    headers: &HeaderMap,
+    q: QueryMap,
+) -> Result<impl IntoResponse, ApiError> {
     let p = params(q, &["last_event_id"])?;
     let last = match headers.get("last-event-id") {
         Some(v) => Some(
@@ -354,8 +377,7 @@ pub async fn feed(
             ));
         }
     }
-    let stream = st.feed.clone().stream(last);
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(feed.stream(last)).keep_alive(KeepAlive::default()))
 }
 
 #[cfg(test)]

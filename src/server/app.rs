@@ -33,8 +33,8 @@ pub struct Counters {
 }
 
 impl Counters {
-    /// Prometheus text of the server's counters and the feed's gauges.
-    pub fn render(&self, feed: &Feed) -> String {
+    /// Prometheus text of the server's counters and the feeds' gauges.
+    pub fn render(&self, feeds: &[(&str, &Feed)]) -> String {
         let mut out = String::from(
             "# HELP gema_server_requests_total HTTP responses by class.\n\
              # TYPE gema_server_requests_total counter\n",
@@ -50,14 +50,26 @@ impl Counters {
                 c.load(Ordering::Relaxed)
             ));
         }
-        out.push_str(&format!(
+        out.push_str(
             "# HELP gema_server_feed_clients Live-feed clients connected.\n\
-             # TYPE gema_server_feed_clients gauge\ngema_server_feed_clients {}\n\
-             # HELP gema_server_feed_alerts_total Alerts read from Kafka by the live feed.\n\
-             # TYPE gema_server_feed_alerts_total counter\ngema_server_feed_alerts_total {}\n",
-            feed.clients.load(Ordering::Relaxed),
-            feed.received.load(Ordering::Relaxed),
-        ));
+             # TYPE gema_server_feed_clients gauge\n",
+        );
+        for (name, feed) in feeds {
+            out.push_str(&format!(
+                "gema_server_feed_clients{{feed=\"{name}\"}} {}\n",
+                feed.clients.load(Ordering::Relaxed)
+            ));
+        }
+        out.push_str(
+            "# HELP gema_server_feed_events_total Events the live feeds read from Kafka.\n\
+             # TYPE gema_server_feed_events_total counter\n",
+        );
+        for (name, feed) in feeds {
+            out.push_str(&format!(
+                "gema_server_feed_events_total{{feed=\"{name}\"}} {}\n",
+                feed.received.load(Ordering::Relaxed)
+            ));
+        }
         out
     }
 }
@@ -70,7 +82,10 @@ pub struct AppState {
     pub tracked: Vec<TrackedQueryConfig>,
     /// `None` only with `--insecure-no-auth`.
     pub token: Option<Token>,
+    /// Alerts (`/api/feed`).
     pub feed: Arc<Feed>,
+    /// Negative mentions of tracked queries (`/api/feed/mentions`).
+    pub mention_feed: Arc<Feed>,
     /// The counters of the stages running in this process (if any).
     pub metrics: Arc<Metrics>,
     pub counters: Counters,
@@ -145,6 +160,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/alerts", get(api::alerts_list))
         .route("/api/alerts/{id}/{action}", post(api::alert_action))
         .route("/api/feed", get(api::feed))
+        .route("/api/feed/mentions", get(api::mention_feed))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require));
     let limit = state.config.body_limit_bytes;
     let mut app = Router::new()

@@ -16,23 +16,96 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::response::sse::Event;
+use chrono::{DateTime, Utc};
 use futures::Stream;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
+use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::alerts::Alert;
 use crate::config::KafkaConfig;
 use crate::kafka::client::base_config;
+use crate::mention::EnrichedMention;
 
-/// One alert as the feed sends it.
+/// One event as the feed sends it.
 #[derive(Debug, Clone)]
 pub struct FeedEvent {
     /// `<partition>-<offset>`: the SSE event id.
     pub id: String,
-    /// The alert, as JSON.
+    /// The SSE event name ([`FeedKind::event`]).
+    pub event: &'static str,
+    /// The alert or mention, as JSON.
     pub data: String,
+}
+
+/// What a feed carries, and from which topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedKind {
+    /// Alerts from `<prefix>.alerts` (SSE event `alert`, data: the alert).
+    Alerts,
+    /// Negative mentions of a tracked query from `<prefix>.mentions.enriched` (SSE event
+    /// `mention`), before any alert rule has looked at them.
+    NegativeMentions,
+}
+
+/// A negative mention as the feed sends it.
+#[derive(Debug, Serialize)]
+struct MentionEvent<'a> {
+    key: &'a str,
+    platform: &'a str,
+    created_at: DateTime<Utc>,
+    author_handle: &'a str,
+    author_followers: u64,
+    text: &'a str,
+    url: &'a str,
+    lang: &'a str,
+    sentiment_score: f32,
+    sentiment_confidence: f32,
+    queries: &'a [String],
+}
+
+impl FeedKind {
+    /// The SSE event name.
+    pub fn event(self) -> &'static str {
+        match self {
+            FeedKind::Alerts => "alert",
+            FeedKind::NegativeMentions => "mention",
+        }
+    }
+
+    /// The event data for one record: `Ok(None)` for a record this feed leaves out, `Err` for
+    /// one it cannot read. The JSON is re-serialised so the feed never forwards bytes it did not
+    /// understand.
+    fn render(self, payload: &[u8]) -> Result<Option<String>, serde_json::Error> {
+        Ok(match self {
+            FeedKind::Alerts => {
+                let alert: Alert = serde_json::from_slice(payload)?;
+                Some(serde_json::to_string(&alert)?)
+            }
+            FeedKind::NegativeMentions => {
+                let e: EnrichedMention = serde_json::from_slice(payload)?;
+                if !e.is_negative() || e.queries.is_empty() {
+                    return Ok(None);
+                }
+                let m = &e.mention;
+                Some(serde_json::to_string(&MentionEvent {
+                    key: &e.key,
+                    platform: &m.platform,
+                    created_at: m.created_at,
+                    author_handle: &m.author.handle,
+                    author_followers: m.author.followers.unwrap_or(0),
+                    text: &m.text,
+                    url: m.url.as_deref().unwrap_or(""),
+                    lang: &e.lang,
+                    sentiment_score: e.sentiment.score,
+                    sentiment_confidence: e.sentiment.confidence,
+                    queries: &e.queries,
+                })?)
+            }
+        })
+    }
 }
 
 /// An event with its sequence number in this server's ring.
@@ -157,7 +230,7 @@ fn after(ring: &Ring, last_id: Option<&str>) -> Vec<Sequenced> {
 }
 
 fn to_sse(e: &FeedEvent) -> Event {
-    Event::default().id(&e.id).event("alert").data(&e.data)
+    Event::default().id(&e.id).event(e.event).data(&e.data)
 }
 
 /// Counts a connected client for as long as its stream lives.
@@ -213,10 +286,11 @@ fn start_positions(
     Ok(tpl)
 }
 
-/// Reads `topic` into `feed` until `shutdown`; retries with backoff while Kafka or the topic is
-/// missing.
+/// Reads `topic` into `feed` (keeping what `kind` keeps) until `shutdown`; retries with backoff
+/// while Kafka or the topic is missing.
 pub async fn run_consumer(
     kafka: KafkaConfig,
+    kind: FeedKind,
     topic: String,
     capacity: usize,
     feed: Arc<Feed>,
@@ -240,7 +314,10 @@ pub async fn run_consumer(
             Err(_) => return,
         };
         let consumer: StreamConsumer = match base_config(&kafka)
-            .set("group.id", format!("{}-serve-feed", kafka.topic_prefix))
+            .set(
+                "group.id",
+                format!("{}-serve-feed-{}", kafka.topic_prefix, kind.event()),
+            )
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false")
@@ -258,7 +335,7 @@ pub async fn run_consumer(
             return;
         }
         feed.ready.store(true, Ordering::Relaxed);
-        tracing::info!(topic = %topic, "Live feed reading alerts");
+        tracing::info!(topic = %topic, event = kind.event(), "Live feed reading");
         loop {
             let msg = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -267,18 +344,19 @@ pub async fn run_consumer(
             match msg {
                 Ok(m) => {
                     let payload = m.payload().unwrap_or(&[]);
-                    // Only well-formed alerts reach clients; the JSON is re-serialised so the
-                    // feed never forwards bytes it did not understand.
-                    match serde_json::from_slice::<Alert>(payload) {
-                        Ok(alert) => feed.push(FeedEvent {
+                    match kind.render(payload) {
+                        Ok(Some(data)) => feed.push(FeedEvent {
                             id: format!("{}-{}", m.partition(), m.offset()),
-                            data: serde_json::to_string(&alert).expect("an alert serialises"),
+                            event: kind.event(),
+                            data,
                         }),
+                        Ok(None) => {}
                         Err(e) => tracing::warn!(
+                            topic = %topic,
                             partition = m.partition(),
                             offset = m.offset(),
                             error = %e,
-                            "Skipping a record of the alerts topic that is not an alert"
+                            "Skipping a record the live feed cannot read"
                         ),
                     }
                 }
@@ -299,6 +377,7 @@ mod tests {
     fn ev(id: &str) -> FeedEvent {
         FeedEvent {
             id: id.into(),
+            event: "alert",
             data: "{}".into(),
         }
     }

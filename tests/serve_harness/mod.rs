@@ -11,7 +11,7 @@ use gema::alerts::{Alert, AlertKind, Sample, Severity};
 use gema::kafka::topics::{delete_topics, ensure_topics};
 use gema::metrics::Metrics;
 use gema::server::auth::Token;
-use gema::server::sse::{run_consumer, Feed};
+use gema::server::sse::{run_consumer, Feed, FeedKind};
 use gema::server::{AppState, Counters};
 use gema::store::row::{AlertRow, MentionRow, TrendRow};
 use gema::store::Store;
@@ -240,15 +240,26 @@ impl Server {
         seed(&store).await;
         let shutdown = CancellationToken::new();
         let feed = Arc::new(Feed::new(1000));
+        let mention_feed = Arc::new(Feed::new(1000));
         if kafka {
             ensure_topics(&env.config.kafka, &env.topics).await.unwrap();
-            tokio::spawn(run_consumer(
-                env.config.kafka.clone(),
-                env.topics.alerts.clone(),
-                1000,
-                feed.clone(),
-                shutdown.clone(),
-            ));
+            for (kind, topic, f) in [
+                (FeedKind::Alerts, &env.topics.alerts, &feed),
+                (
+                    FeedKind::NegativeMentions,
+                    &env.topics.enriched,
+                    &mention_feed,
+                ),
+            ] {
+                tokio::spawn(run_consumer(
+                    env.config.kafka.clone(),
+                    kind,
+                    topic.clone(),
+                    1000,
+                    f.clone(),
+                    shutdown.clone(),
+                ));
+            }
         }
         let state = Arc::new(AppState {
             store: store.clone(),
@@ -265,6 +276,7 @@ impl Server {
             ],
             token: Some(Token::new(TOKEN)),
             feed: feed.clone(),
+            mention_feed: mention_feed.clone(),
             metrics: Arc::new(Metrics::default()),
             counters: Counters::default(),
         });
@@ -274,6 +286,7 @@ impl Server {
         tokio::spawn(async move {
             stop.cancelled().await;
             feed.closed.cancel();
+            mention_feed.closed.cancel();
         });
         let task = tokio::spawn(gema::server::serve(state, listener, shutdown.clone()));
         let http = reqwest::Client::builder()
@@ -354,7 +367,11 @@ pub struct SseClient {
 
 impl SseClient {
     pub async fn connect(s: &Server, last_event_id: Option<&str>) -> SseClient {
-        let mut req = s.http.get(format!("{}/api/feed", s.url)).bearer_auth(TOKEN);
+        Self::connect_to(s, "/api/feed", last_event_id).await
+    }
+
+    pub async fn connect_to(s: &Server, path: &str, last_event_id: Option<&str>) -> SseClient {
+        let mut req = s.http.get(format!("{}{path}", s.url)).bearer_auth(TOKEN);
         if let Some(id) = last_event_id {
             req = req.header("last-event-id", id);
         }
@@ -370,7 +387,14 @@ impl SseClient {
         }
     }
 
+    /// The next `alert` event: (id, alert).
     pub async fn next(&mut self, timeout: Duration) -> Option<(String, Alert)> {
+        let (_, id, data) = self.next_event(timeout).await?;
+        Some((id, serde_json::from_str(&data).unwrap()))
+    }
+
+    /// The next named event: (event, id, data).
+    pub async fn next_event(&mut self, timeout: Duration) -> Option<(String, String, String)> {
         let deadline = Instant::now() + timeout;
         loop {
             while let Some(end) = self.buf.find("\n\n") {
@@ -385,9 +409,8 @@ impl SseClient {
                         event = Some(v.trim().to_string());
                     }
                 }
-                if event.as_deref() == Some("alert") {
-                    let alert: Alert = serde_json::from_str(&data.unwrap()).unwrap();
-                    return Some((id.unwrap(), alert));
+                if let (Some(event), Some(id), Some(data)) = (event, id, data) {
+                    return Some((event, id, data));
                 }
             }
             let left = deadline.checked_duration_since(Instant::now())?;
