@@ -15,7 +15,7 @@ fn main() -> ExitCode {
         .expect("start the tokio runtime");
     match runtime.block_on(cli::run(args)) {
         Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
+        Err(e) => {
             eprintln!("error: {}", describe(&e));
             ExitCode::FAILURE
         }

@@ -103,7 +103,7 @@ async fn crisis_launch_and_spam_give_the_right_alerts_with_reasons_and_signed_we
     env.config.state_dir = env.dir.path().join("state");
     let store = env.store().await;
 
-    // Two hours of event time, about 17 mentions a minute, replayed at 900x (8 s).
+    // Two hours of event time, about 17 mentions a minute, replayed at 600x (12 s).
     let lines: Vec<Vec<u8>> = generate(&SynthOptions {
         seed: 5,
         count: 2000,
@@ -118,7 +118,7 @@ async fn crisis_launch_and_spam_give_the_right_alerts_with_reasons_and_signed_we
     let stages = Stages::start_only(&env, &store, &Stage::ALL);
     let opts = ReplayOptions {
         path,
-        speed: Speed::Factor(900.0),
+        speed: Speed::Factor(600.0),
         retime: false,
         progress: false,
     };

@@ -13,7 +13,10 @@ fn gema(config: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -24,12 +27,19 @@ fn an_invalid_tracked_query_stops_start_up_with_its_name_and_position() {
         &[],
     );
     assert!(!ok);
-    assert!(err.contains("query \"nusapay-crisis\": at position"), "{err}");
+    assert!(
+        err.contains("query \"nusapay-crisis\": at position"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_missing_sentiment_model_stops_the_enrich_stage_with_the_path() {
-    let (ok, err) = gema("", &["enrich"], &[("GEMA_SENTIMENT_MODEL", "/nonexistent/model.bin")]);
+    let (ok, err) = gema(
+        "",
+        &["enrich"],
+        &[("GEMA_SENTIMENT_MODEL", "/nonexistent/model.bin")],
+    );
     assert!(!ok);
     assert!(err.contains("/nonexistent/model.bin"), "{err}");
 }
@@ -39,7 +49,11 @@ fn a_corrupt_sentiment_model_stops_the_enrich_stage_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("model.bin");
     std::fs::write(&bad, b"GEMASENT not really a model").unwrap();
-    let (ok, err) = gema("", &["enrich"], &[("GEMA_SENTIMENT_MODEL", bad.to_str().unwrap())]);
+    let (ok, err) = gema(
+        "",
+        &["enrich"],
+        &[("GEMA_SENTIMENT_MODEL", bad.to_str().unwrap())],
+    );
     assert!(!ok);
     assert!(err.contains("model.bin"), "{err}");
 }

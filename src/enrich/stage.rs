@@ -46,6 +46,7 @@ pub async fn run(
         kafka::producer(&config.kafka).map_err(StageError::kafka("create a producer"))?;
     let linger = Duration::from_millis(config.enrich.batch_linger_ms);
     let mut tracker = OffsetTracker::new();
+    let mut progress = RawProgress::default();
     tracing::info!(topic = %topics.raw, model = enricher.model_name(), "Enrich stage started");
     let ctx = Ctx {
         enricher: &enricher,
@@ -62,18 +63,20 @@ pub async fn run(
         };
         let mut batch = Batch::default();
         match first {
-            Ok(m) => handle(&m, &ctx, &mut batch, &mut tracker).await?,
+            Ok(m) => handle(&m, &ctx, &mut batch, &mut tracker, &mut progress).await?,
             Err(e) => tracing::warn!(error = %e, "Kafka consumer error"),
         }
         let deadline = Instant::now() + linger;
         while batch.len < config.enrich.batch_max {
             match tokio::time::timeout_at(deadline, consumer.recv()).await {
-                Ok(Ok(m)) => handle(&m, &ctx, &mut batch, &mut tracker).await?,
+                Ok(Ok(m)) => handle(&m, &ctx, &mut batch, &mut tracker, &mut progress).await?,
                 Ok(Err(e)) => tracing::warn!(error = %e, "Kafka consumer error"),
                 Err(_) => break,
             }
         }
-        batch.flush_terms(&producer, &topics.terms).await?;
+        batch
+            .flush_terms(&producer, &topics.terms, progress.low_watermark())
+            .await?;
         batch.acknowledged().await?;
         tracker.store(&consumer);
     }
@@ -99,14 +102,31 @@ struct Batch {
     terms: TermBatch,
 }
 
+/// Newest event time consumed per raw partition; their minimum is this instance's low watermark
+/// (see `TermRecord::watermark`).
+#[derive(Default)]
+struct RawProgress(std::collections::HashMap<i32, chrono::DateTime<chrono::Utc>>);
+
+impl RawProgress {
+    fn saw(&mut self, partition: i32, t: chrono::DateTime<chrono::Utc>) {
+        let e = self.0.entry(partition).or_insert(t);
+        *e = (*e).max(t);
+    }
+
+    fn low_watermark(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.0.values().min().copied()
+    }
+}
+
 impl Batch {
-    /// Produces the batch's term records (one per term).
+    /// Produces the batch's term records (one per term), stamped with the low watermark.
     async fn flush_terms(
         &mut self,
         producer: &FutureProducer,
         topic: &str,
+        watermark: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<(), StageError> {
-        let records: Vec<_> = self.terms.drain().collect();
+        let records: Vec<_> = self.terms.drain(watermark).collect();
         for r in records {
             let json = serde_json::to_vec(&r).expect("a term record serialises");
             self.send(producer, topic, Some(r.term.as_bytes()), &json, None)
@@ -164,6 +184,7 @@ async fn handle(
     ctx: &Ctx<'_>,
     batch: &mut Batch,
     tracker: &mut OffsetTracker,
+    progress: &mut RawProgress,
 ) -> Result<(), StageError> {
     let Ctx {
         enricher,
@@ -203,6 +224,7 @@ async fn handle(
                     .await?;
                 metrics.alerts_raised.inc();
             }
+            progress.saw(msg.partition(), enriched.mention.created_at);
             batch.terms.add(&enriched, terms_of(&enriched));
         }
         Err(err) => {

@@ -15,6 +15,12 @@ use super::TermOccurrence;
 pub struct TermRecord {
     pub term: String,
     pub occurrences: Vec<Occurrence>,
+    /// The producing enrich instance's low watermark: the oldest, over the raw partitions it
+    /// reads, of the newest event time it has consumed from each. Mentions still to come from
+    /// it are (lateness aside) no older, so the trend stage may close buckets up to here even
+    /// when one raw partition is read behind the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,10 +79,17 @@ impl TermBatch {
         self.by_term.is_empty()
     }
 
-    /// The records to produce, emptying the batch.
-    pub fn drain(&mut self) -> impl Iterator<Item = TermRecord> + '_ {
+    /// The records to produce, each stamped with `watermark`, emptying the batch.
+    pub fn drain(
+        &mut self,
+        watermark: Option<DateTime<Utc>>,
+    ) -> impl Iterator<Item = TermRecord> + '_ {
         self.by_term
             .drain()
-            .map(|(term, occurrences)| TermRecord { term, occurrences })
+            .map(move |(term, occurrences)| TermRecord {
+                term,
+                occurrences,
+                watermark,
+            })
     }
 }

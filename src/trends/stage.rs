@@ -385,8 +385,9 @@ pub async fn run(
     let mut last_input = Instant::now();
     let mut last_save = Instant::now();
     let bucket_ms = config.spikes.bucket_ms as i64;
-    // Newest event time per input partition: the watermark is the oldest of them (minus the
-    // allowed lateness), so a partition read ahead of the others does not make theirs late.
+    // Event-time progress per input partition (the enrich stage's low watermark carried on each
+    // record): the watermark is the oldest of them minus the allowed lateness, so neither a terms
+    // partition nor a raw partition read ahead of the others makes theirs late.
     let mut partition_max: HashMap<i32, i64> = HashMap::new();
     tracing::info!(topic = %topics.terms, "Trend stage started");
 
@@ -404,14 +405,19 @@ pub async fn run(
                     let payload = msg.payload().unwrap_or(&[]);
                     match serde_json::from_slice::<TermRecord>(payload) {
                         Ok(record) => {
-                            if let Some(newest) = record
-                                .occurrences
-                                .iter()
-                                .map(|o| o.event_time.timestamp_millis())
-                                .max()
-                            {
-                                let m = partition_max.entry(msg.partition()).or_insert(newest);
-                                *m = (*m).max(newest);
+                            // The producer's low watermark; a record without one (an older
+                            // producer) vouches only for its own newest occurrence.
+                            let progress =
+                                record.watermark.map(|w| w.timestamp_millis()).or_else(|| {
+                                    record
+                                        .occurrences
+                                        .iter()
+                                        .map(|o| o.event_time.timestamp_millis())
+                                        .max()
+                                });
+                            if let Some(p) = progress {
+                                let m = partition_max.entry(msg.partition()).or_insert(p);
+                                *m = (*m).max(p);
                             }
                             let query = record.term.strip_prefix("qneg:").map(str::to_string);
                             let detector = detectors.pick(&record.term);
