@@ -55,7 +55,7 @@ pub async fn list(
         .client
         .query(&sql)
         .bind(since.timestamp().max(0))
-        .bind(until.timestamp().max(0));
+        .bind(super::time::end_secs(until));
     if let Some(k) = kind {
         q = q.bind(k);
     }

@@ -62,7 +62,7 @@ pub async fn search(store: &Store, filter: &MentionFilter) -> Result<Vec<Mention
         .client
         .query(&sql)
         .bind(filter.since.timestamp().max(0))
-        .bind(filter.until.timestamp().max(0));
+        .bind(super::time::end_secs(filter.until));
     if let Some(s) = filter.sentiment {
         q = q.bind(s.as_str());
     }

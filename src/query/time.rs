@@ -55,5 +55,26 @@ mod tests {
             .unwrap_err()
             .contains("yesterday"));
         assert!(parse_duration("5y").is_err());
+        let t: DateTime<Utc> = "2026-11-26T12:00:05.400Z".parse().unwrap();
+        assert_eq!(
+            end_secs(t),
+            t.timestamp() + 1,
+            "a row stored at :05 is before :05.4"
+        );
+        let whole: DateTime<Utc> = "2026-11-26T12:00:05Z".parse().unwrap();
+        assert_eq!(end_secs(whole), whole.timestamp());
     }
+}
+
+/// `until` as whole seconds for an exclusive `< toDateTime(?)` bound, rounded up: ClickHouse's
+/// `DateTime` has second resolution, so a row stored at 12:00:05 that happened at 12:00:05.3 is
+/// still before an `until` of 12:00:05.4.
+pub fn end_secs(until: DateTime<Utc>) -> i64 {
+    let s = until.timestamp();
+    (if until.timestamp_subsec_nanos() > 0 {
+        s + 1
+    } else {
+        s
+    })
+    .max(0)
 }

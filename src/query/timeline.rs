@@ -69,7 +69,7 @@ pub async fn sentiment_timeline(
         .bind(bucket_s)
         .bind(bucket_s)
         .bind(since.timestamp().max(0))
-        .bind(until.timestamp().max(0))
+        .bind(super::time::end_secs(until))
         .bind(query)
         .fetch_all()
         .await
@@ -158,7 +158,7 @@ pub async fn share_of_voice(
              GROUP BY q ORDER BY mentions DESC, q",
         )
         .bind(since.timestamp().max(0))
-        .bind(until.timestamp().max(0))
+        .bind(super::time::end_secs(until))
         .fetch_all()
         .await
         .map_err(query_err("share of voice"))?;

@@ -69,7 +69,7 @@ pub async fn top_terms(
         .client
         .query(&sql)
         .bind(since.timestamp().max(0))
-        .bind(until.timestamp().max(0))
+        .bind(super::time::end_secs(until))
         .bind(limit)
         .fetch_all()
         .await
@@ -114,7 +114,7 @@ pub async fn rising(
              GROUP BY term) ORDER BY score DESC, term LIMIT ?",
         )
         .bind(since.timestamp().max(0))
-        .bind(until.timestamp().max(0))
+        .bind(super::time::end_secs(until))
         .bind(limit)
         .fetch_all()
         .await
