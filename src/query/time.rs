@@ -34,6 +34,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// `until` as whole seconds for an exclusive `< toDateTime(?)` bound, rounded up: ClickHouse's
+/// `DateTime` has second resolution, so a row stored at 12:00:05 that happened at 12:00:05.3 is
+/// still before an `until` of 12:00:05.4.
+pub fn end_secs(until: DateTime<Utc>) -> i64 {
+    let s = until.timestamp();
+    (if until.timestamp_subsec_nanos() > 0 {
+        s + 1
+    } else {
+        s
+    })
+    .max(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,17 +77,4 @@ mod tests {
         let whole: DateTime<Utc> = "2026-11-26T12:00:05Z".parse().unwrap();
         assert_eq!(end_secs(whole), whole.timestamp());
     }
-}
-
-/// `until` as whole seconds for an exclusive `< toDateTime(?)` bound, rounded up: ClickHouse's
-/// `DateTime` has second resolution, so a row stored at 12:00:05 that happened at 12:00:05.3 is
-/// still before an `until` of 12:00:05.4.
-pub fn end_secs(until: DateTime<Utc>) -> i64 {
-    let s = until.timestamp();
-    (if until.timestamp_subsec_nanos() > 0 {
-        s + 1
-    } else {
-        s
-    })
-    .max(0)
 }
