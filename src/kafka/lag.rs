@@ -39,16 +39,21 @@ fn with_retry<T>(mut f: impl FnMut() -> Result<T, KafkaError>) -> Result<T, Kafk
     }
 }
 
+/// A client that reads and writes `group`'s committed offsets without joining the group.
+fn group_client(config: &KafkaConfig, group: &str) -> Result<BaseConsumer, KafkaError> {
+    super::client::base_config(config)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+}
+
 /// Messages in `topic` not yet committed by `group` (all of them when it never committed).
 pub fn group_lag(config: &KafkaConfig, group: &str, topic: &str) -> Result<i64, KafkaError> {
     with_retry(|| group_lag_once(config, group, topic))
 }
 
 fn group_lag_once(config: &KafkaConfig, group: &str, topic: &str) -> Result<i64, KafkaError> {
-    let consumer: BaseConsumer = super::client::base_config(config)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()?;
+    let consumer = group_client(config, group)?;
     let timeout = Duration::from_secs(10);
     let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
     let partitions: Vec<i32> = metadata
@@ -96,10 +101,7 @@ pub fn rewind_group(config: &KafkaConfig, group: &str, topic: &str) -> Result<()
 }
 
 fn rewind_group_once(config: &KafkaConfig, group: &str, topic: &str) -> Result<(), KafkaError> {
-    let consumer: BaseConsumer = super::client::base_config(config)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()?;
+    let consumer = group_client(config, group)?;
     let timeout = Duration::from_secs(10);
     let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
     let mut tpl = TopicPartitionList::new();

@@ -80,14 +80,18 @@ pub enum TopicError {
     },
 }
 
-/// Creates gema's topics when they do not exist yet (existing ones are left as they are).
-pub async fn ensure_topics(config: &KafkaConfig, topics: &Topics) -> Result<(), TopicError> {
-    let admin: AdminClient<DefaultClientContext> = super::client::base_config(config)
+fn admin(config: &KafkaConfig) -> Result<AdminClient<DefaultClientContext>, TopicError> {
+    super::client::base_config(config)
         .create()
         .map_err(|source| TopicError::Client {
             brokers: config.brokers.clone(),
             source,
-        })?;
+        })
+}
+
+/// Creates gema's topics when they do not exist yet (existing ones are left as they are).
+pub async fn ensure_topics(config: &KafkaConfig, topics: &Topics) -> Result<(), TopicError> {
+    let admin = admin(config)?;
     let new: Vec<NewTopic> = topics
         .all()
         .iter()
@@ -141,12 +145,7 @@ pub fn list_prefixed(
 
 /// Deletes the named topics.
 pub async fn delete(config: &KafkaConfig, names: &[String]) -> Result<(), TopicError> {
-    let admin: AdminClient<DefaultClientContext> = super::client::base_config(config)
-        .create()
-        .map_err(|source| TopicError::Client {
-            brokers: config.brokers.clone(),
-            source,
-        })?;
+    let admin = admin(config)?;
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     admin
