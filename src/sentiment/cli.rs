@@ -45,6 +45,22 @@ pub struct TrainArgs {
     /// Experiments only: class-weight power.
     #[arg(long, hide = true)]
     pub class_weight_power: Option<f32>,
+    /// Experiments only: class-weight power for Indonesian training files.
+    #[arg(long, hide = true)]
+    pub class_weight_power_id: Option<f32>,
+    /// Experiments only: class-weight power for negative/positive-only training files.
+    #[arg(long, hide = true)]
+    pub class_weight_power_binary: Option<f32>,
+    /// Experiments only: hold out every 10th row of each training file and select/report on
+    /// those slices instead of the dev files (for fitting knobs without touching dev).
+    #[arg(long, hide = true)]
+    pub holdout: bool,
+    /// Experiments only: visits of each Indonesian training row per epoch.
+    #[arg(long, hide = true)]
+    pub id_repeat: Option<usize>,
+    /// Experiments only: word trigrams on.
+    #[arg(long, hide = true)]
+    pub word_trigrams: bool,
     /// Experiments only: ensemble size.
     #[arg(long, hide = true)]
     pub ensemble: Option<usize>,
@@ -146,6 +162,10 @@ pub fn default_grid(args: &TrainArgs) -> Vec<TrainConfig> {
     if args.lr.is_some()
         || args.l2.is_some()
         || args.class_weight_power.is_some()
+        || args.class_weight_power_id.is_some()
+        || args.class_weight_power_binary.is_some()
+        || args.word_trigrams
+        || args.id_repeat.is_some()
         || args.char_min.is_some()
         || args.char_max.is_some()
         || args.ensemble.is_some()
@@ -155,6 +175,12 @@ pub fn default_grid(args: &TrainArgs) -> Vec<TrainConfig> {
         c.lr = args.lr.unwrap_or(c.lr);
         c.l2 = args.l2.unwrap_or(c.l2);
         c.class_weight_power = args.class_weight_power.unwrap_or(c.class_weight_power);
+        c.class_weight_power_id = args.class_weight_power_id.or(c.class_weight_power_id);
+        c.class_weight_power_binary = args
+            .class_weight_power_binary
+            .or(c.class_weight_power_binary);
+        c.id_repeat = args.id_repeat.unwrap_or(c.id_repeat);
+        c.features.word_trigrams = args.word_trigrams || c.features.word_trigrams;
         c.features.char_min = args.char_min.unwrap_or(c.features.char_min);
         c.features.char_max = args.char_max.unwrap_or(c.features.char_max);
         c.ensemble = args.ensemble.unwrap_or(c.ensemble);
@@ -203,6 +229,25 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         dev_sets.push((name, ex));
+    }
+    if args.holdout {
+        // Every 10th row of each training file becomes a selection/report set; dev is unused.
+        dev_sets.clear();
+        for (name, ex) in &mut train_sets {
+            let (kept, held): (Vec<_>, Vec<_>) = std::mem::take(ex)
+                .into_iter()
+                .enumerate()
+                .partition(|(i, _)| i % 10 != 9);
+            *ex = kept.into_iter().map(|(_, e)| e).collect();
+            let stem = Path::new(name.as_str())
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            dev_sets.push((
+                format!("holdout-{stem}"),
+                held.into_iter().map(|(_, e)| e).collect(),
+            ));
+        }
     }
     let (lexicons, lex_files) = data::build_lexicons(&args.data.join("lexicons"))?;
     let lexicon_inputs = lex_files
@@ -460,6 +505,11 @@ mod tests {
             lr: None,
             l2: None,
             class_weight_power: None,
+            class_weight_power_id: None,
+            class_weight_power_binary: None,
+            holdout: false,
+            word_trigrams: false,
+            id_repeat: None,
             char_min: None,
             char_max: None,
             char_weight: None,

@@ -32,6 +32,10 @@ pub struct FeatureConfig {
     pub char_max: usize,
     /// Whether word bigrams are features.
     pub word_bigrams: bool,
+    /// Whether word trigrams are features (absent in older model headers: off; left out of the
+    /// header when off, so models without them keep their bytes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub word_trigrams: bool,
     /// Whether word and character features are hashed together with the language, so English
     /// and Indonesian get separate weights (dense lexicon features stay shared as well).
     pub lang_conjoin: bool,
@@ -48,6 +52,7 @@ impl Default for FeatureConfig {
             char_min: 3,
             char_max: 5,
             word_bigrams: true,
+            word_trigrams: false,
             lang_conjoin: true,
             char_weight: 0.5,
             negate_chars: true,
@@ -209,6 +214,7 @@ impl Featurizer {
     pub fn features(&self, normalized: &str, lang: Lang, out: &mut Vec<(u32, f32)>) {
         out.clear();
         let mut prev: Option<&str> = None;
+        let mut prev2: Option<&str> = None;
         let mut neg_left = 0u8;
         let mut negations = 0u32;
         let mut contrast_seen = false;
@@ -218,6 +224,7 @@ impl Featurizer {
         let seed_w = fnv1a(FNV_OFFSET, b"w:");
         let seed_n = fnv1a(FNV_OFFSET, b"n:");
         let seed_b = fnv1a(FNV_OFFSET, b"b:");
+        let seed_t = fnv1a(FNV_OFFSET, b"t:");
         let seed_c = fnv1a(FNV_OFFSET, b"c:");
         let seed_cn = fnv1a(FNV_OFFSET, b"cn:");
         let cw = self.config.char_weight;
@@ -234,6 +241,14 @@ impl Featurizer {
                     out.push((self.bucket(h), 1.0));
                 }
             }
+            if self.config.word_trigrams {
+                if let (Some(p2), Some(p)) = (prev2, prev) {
+                    let h = fnv1a(fnv1a(seed_t, p2.as_bytes()), b" ");
+                    let h = fnv1a(fnv1a(fnv1a(h, p.as_bytes()), b" "), tok.as_bytes());
+                    out.push((self.bucket(h), 1.0));
+                }
+            }
+            prev2 = prev;
             prev = Some(tok);
             // Character n-grams of real words.
             if !tok.starts_with('<') && tok.chars().next().is_some_and(char::is_alphanumeric) {

@@ -30,6 +30,17 @@ pub struct TrainConfig {
     pub l2: f32,
     /// Class weights `(n / (k · n_class))^power` per training file: 0 = none, 1 = balanced.
     pub class_weight_power: f32,
+    /// The class-weight power for Indonesian training files, when it differs from
+    /// `class_weight_power`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_weight_power_id: Option<f32>,
+    /// The class-weight power for training files labelled only negative/positive (scored on
+    /// negative F1, not macro-recall), when it differs from the per-language power.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_weight_power_binary: Option<f32>,
+    /// How many times each Indonesian training row is visited per epoch (0 or 1: once).
+    #[serde(default, skip_serializing_if = "is_at_most_one")]
+    pub id_repeat: usize,
     /// Shuffling seed.
     pub seed: u64,
     /// Number of runs with different shuffles whose weights are averaged.
@@ -44,8 +55,43 @@ impl Default for TrainConfig {
             lr: 0.1,
             l2: 1e-6,
             class_weight_power: 1.0,
+            class_weight_power_id: None,
+            class_weight_power_binary: None,
+            id_repeat: 1,
             seed: 42,
             ensemble: 1,
+        }
+    }
+}
+
+/// The class-weight powers that shape encoded sample weights: (all, Indonesian, binary files).
+type ClassWeightPowers = (f32, Option<f32>, Option<f32>);
+
+fn is_at_most_one(n: &usize) -> bool {
+    *n <= 1
+}
+
+impl TrainConfig {
+    fn class_weight_powers(&self) -> ClassWeightPowers {
+        (
+            self.class_weight_power,
+            self.class_weight_power_id,
+            self.class_weight_power_binary,
+        )
+    }
+
+    /// The class-weight power for a training file whose rows are in `lang` (`binary`: it has
+    /// no neutral rows).
+    pub fn class_weight_power_for(&self, lang: Option<Lang>, binary: bool) -> f32 {
+        let by_lang = match lang {
+            Some(Lang::Id) => self
+                .class_weight_power_id
+                .unwrap_or(self.class_weight_power),
+            _ => self.class_weight_power,
+        };
+        match self.class_weight_power_binary {
+            Some(p) if binary => p,
+            _ => by_lang,
         }
     }
 }
@@ -262,11 +308,12 @@ pub fn train(
 ) -> Outcome {
     let mut best: Option<(f64, FastModel, TrainConfig, usize, Vec<Report>)> = None;
     let mut epochs = Vec::new();
-    let mut cache: Option<(FeatureConfig, f32, Encoded, Vec<DevSet>)> = None;
+    let mut cache: Option<(FeatureConfig, ClassWeightPowers, Encoded, Vec<DevSet>)> = None;
+    let mut id_rows: Vec<usize> = Vec::new();
     for (ci, cfg) in grid.iter().enumerate() {
         let stale = cache
             .as_ref()
-            .is_none_or(|(f, p, _, _)| *f != cfg.features || *p != cfg.class_weight_power);
+            .is_none_or(|(f, p, _, _)| *f != cfg.features || *p != cfg.class_weight_powers());
         if stale {
             let start = Instant::now();
             let featurizer = Featurizer::new(cfg.features, lexicons.clone());
@@ -277,8 +324,19 @@ pub fn train(
                 labels: vec![],
                 weights: vec![],
             };
+            id_rows.clear();
             for (_, ex) in train {
-                let e = encode(&featurizer, ex, Lang::En, cfg.class_weight_power);
+                let file_lang = ex.first().and_then(|e| e.lang);
+                let binary = ex.iter().all(|e| e.label != Label::Neutral);
+                let e = encode(
+                    &featurizer,
+                    ex,
+                    Lang::En,
+                    cfg.class_weight_power_for(file_lang, binary),
+                );
+                if file_lang == Some(Lang::Id) {
+                    id_rows.extend(all.len()..all.len() + e.len());
+                }
                 let base = all.idx.len();
                 all.idx.extend_from_slice(&e.idx);
                 all.val.extend_from_slice(&e.val);
@@ -300,7 +358,7 @@ pub fn train(
                 all.idx.len(),
                 start.elapsed().as_secs_f64()
             ));
-            cache = Some((cfg.features, cfg.class_weight_power, all, devsets));
+            cache = Some((cfg.features, cfg.class_weight_powers(), all, devsets));
         }
         let (_, _, data, devsets) = cache.as_ref().expect("cache filled above");
         // An ensemble of `cfg.ensemble` runs with different shuffles, averaged after every epoch
@@ -311,7 +369,9 @@ pub fn train(
                 let rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(m as u64));
                 (
                     Trainer::new(cfg.features.buckets()),
-                    (0..data.len()).collect(),
+                    (0..data.len())
+                        .chain((1..cfg.id_repeat.max(1)).flat_map(|_| id_rows.iter().copied()))
+                        .collect(),
                     rng,
                 )
             })
