@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use rdkafka::consumer::Consumer;
+
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
@@ -39,13 +39,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), StageError> {
     let topics = Topics::new(&config.kafka.topic_prefix);
-    let consumer = kafka::consumer(&config.kafka, &topics.group("router"))
-        .map_err(StageError::kafka("create the router consumer"))?;
-    consumer
-        .subscribe(&[&topics.alerts_raw])
-        .map_err(StageError::kafka("subscribe to the raw alerts topic"))?;
-    let producer =
-        kafka::producer(&config.kafka).map_err(StageError::kafka("create a producer"))?;
+    let (consumer, producer) =
+        kafka::stage_clients(&config.kafka, &topics.group("router"), &topics.alerts_raw)?;
     let mut router = Router::new(config.alerts.router.clone());
     let mut tracker = OffsetTracker::new();
     tracing::info!(topic = %topics.alerts_raw, webhooks = webhooks.len(), "Alert router started");

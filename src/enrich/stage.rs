@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -37,13 +36,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), StageError> {
     let topics = Topics::new(&config.kafka.topic_prefix);
-    let consumer = kafka::consumer(&config.kafka, &topics.group("enrich"))
-        .map_err(StageError::kafka("create the enrich consumer"))?;
-    consumer
-        .subscribe(&[&topics.raw])
-        .map_err(StageError::kafka("subscribe to the raw topic"))?;
-    let producer =
-        kafka::producer(&config.kafka).map_err(StageError::kafka("create a producer"))?;
+    let (consumer, producer) =
+        kafka::stage_clients(&config.kafka, &topics.group("enrich"), &topics.raw)?;
     let linger = Duration::from_millis(config.enrich.batch_linger_ms);
     let mut tracker = OffsetTracker::new();
     let mut progress = RawProgress::default();

@@ -50,3 +50,20 @@ pub fn consumer(config: &KafkaConfig, group: &str) -> Result<StreamConsumer, Kaf
     }
     c.create()
 }
+
+/// A stage's clients: a consumer in `group` subscribed to `topic`, and a producer for its
+/// outputs. The supervisor logs which stage an error came from.
+pub fn stage_clients(
+    config: &KafkaConfig,
+    group: &str,
+    topic: &str,
+) -> Result<(StreamConsumer, FutureProducer), crate::error::StageError> {
+    use crate::error::StageError;
+    use rdkafka::consumer::Consumer;
+    let consumer = consumer(config, group).map_err(StageError::kafka("create a stage consumer"))?;
+    consumer
+        .subscribe(&[topic])
+        .map_err(StageError::kafka("subscribe to a stage's input topic"))?;
+    let producer = producer(config).map_err(StageError::kafka("create a producer"))?;
+    Ok((consumer, producer))
+}

@@ -6,6 +6,6 @@ pub mod lag;
 pub mod offsets;
 pub mod topics;
 
-pub use client::{consumer, producer};
+pub use client::{consumer, producer, stage_clients};
 pub use offsets::OffsetTracker;
 pub use topics::Topics;

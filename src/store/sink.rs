@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 use tokio_util::sync::CancellationToken;
@@ -91,13 +90,8 @@ pub async fn run<T: SinkTable>(
 ) -> Result<(), StageError> {
     let topics = Topics::new(&config.kafka.topic_prefix);
     let topic = T::topic(&topics).to_string();
-    let consumer: StreamConsumer = kafka::consumer(&config.kafka, &topics.group(T::GROUP))
-        .map_err(StageError::kafka("create a sink consumer"))?;
-    consumer
-        .subscribe(&[&topic])
-        .map_err(StageError::kafka("subscribe to a sink's topic"))?;
-    let producer =
-        kafka::producer(&config.kafka).map_err(StageError::kafka("create a producer"))?;
+    let (consumer, producer) =
+        kafka::stage_clients(&config.kafka, &topics.group(T::GROUP), &topic)?;
     let period = Duration::from_millis(config.sink.period_ms);
     let mut inserter = store
         .client

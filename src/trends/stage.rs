@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rdkafka::consumer::Consumer;
+
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
@@ -130,6 +130,19 @@ fn window(e: &TrendEvent) -> String {
     )
 }
 
+/// "in 10:05–10:06 UTC against a usual 0.2 ± 1.0<unit> (burst score 4.8); recent buckets ▁▂█":
+/// the facts every trend and spike alert explains itself with.
+fn burst_facts(e: &TrendEvent, unit: &str) -> String {
+    format!(
+        "in {} against a usual {:.1} ± {:.1}{unit} (burst score {:.1}); recent buckets {}",
+        window(e),
+        e.baseline_mean,
+        e.baseline_std,
+        e.score,
+        sparkline(&e.sparkline)
+    )
+}
+
 fn severity_of(e: &TrendEvent) -> Severity {
     if e.authors >= 100 || e.score >= 30.0 {
         Severity::High
@@ -151,14 +164,10 @@ pub fn emerging_trend_alert(events: &[TrendEvent], now: DateTime<Utc>) -> Option
         .map(|e| format!("{} ({} authors)", e.term, e.authors))
         .collect();
     let mut why = format!(
-        "{} distinct authors used {} in {} against a usual {:.1} ± {:.1} per bucket (burst score {:.1}); recent buckets {}",
+        "{} distinct authors used {} {}",
         top.authors,
         top.term,
-        window(top),
-        top.baseline_mean,
-        top.baseline_std,
-        top.score,
-        sparkline(&top.sparkline)
+        burst_facts(top, " per bucket")
     );
     if !others.is_empty() {
         why.push_str(&format!("; rising with it: {}", others.join(", ")));
@@ -190,13 +199,9 @@ fn query_alert(
             .map(|c| c.explain(e.bucket_start.timestamp_millis()))
             .unwrap_or_default();
         let mut why = format!(
-            "{} distinct authors posted negative mentions matching \"{q}\" in {} against a usual {:.1} ± {:.1} (burst score {:.1}); recent buckets {}",
+            "{} distinct authors posted negative mentions matching \"{q}\" {}",
             e.authors,
-            window(e),
-            e.baseline_mean,
-            e.baseline_std,
-            e.score,
-            sparkline(&e.sparkline)
+            burst_facts(e, "")
         );
         if !terms.is_empty() {
             let parts: Vec<String> = terms
@@ -229,13 +234,9 @@ fn query_alert(
         term: None,
         title: format!("Mentions of {q} are surging"),
         why: format!(
-            "{} distinct authors mentioned \"{q}\" in {} against a usual {:.1} ± {:.1} (burst score {:.1}); recent buckets {}",
+            "{} distinct authors mentioned \"{q}\" {}",
             e.authors,
-            window(e),
-            e.baseline_mean,
-            e.baseline_std,
-            e.score,
-            sparkline(&e.sparkline)
+            burst_facts(e, "")
         ),
         samples: Vec::new(),
         count: e.authors,
@@ -372,13 +373,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), StageError> {
     let topics = Topics::new(&config.kafka.topic_prefix);
-    let consumer = kafka::consumer(&config.kafka, &topics.group("trends"))
-        .map_err(StageError::kafka("create the trends consumer"))?;
-    consumer
-        .subscribe(&[&topics.terms])
-        .map_err(StageError::kafka("subscribe to the terms topic"))?;
-    let producer =
-        kafka::producer(&config.kafka).map_err(StageError::kafka("create a producer"))?;
+    let (consumer, producer) =
+        kafka::stage_clients(&config.kafka, &topics.group("trends"), &topics.terms)?;
     let mut detectors = Detectors::load(config);
     let mut contexts: HashMap<String, QueryContext> = HashMap::new();
     let mut tracker = OffsetTracker::new();
