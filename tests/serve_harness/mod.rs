@@ -306,26 +306,16 @@ impl Server {
 
     /// GET with the token; returns status and JSON body (Null when not JSON).
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let body = r.bytes().await.unwrap();
-        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+        Self::send(self.http.get(format!("{}{path}", self.url))).await
     }
 
     pub async fn post(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.url))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
+        Self::send(self.http.post(format!("{}{path}", self.url))).await
+    }
+
+    /// Sends with the token; status and JSON body (Null when not JSON).
+    async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
+        let r = req.bearer_auth(TOKEN).send().await.unwrap();
         let status = r.status().as_u16();
         let body = r.bytes().await.unwrap();
         (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
