@@ -151,6 +151,9 @@ pub struct EnrichConfig {
     pub batch_max: usize,
     /// How long a batch waits for more messages once it has one.
     pub batch_linger_ms: u64,
+    /// The sentiment cascade: the transformer tier re-scores uncertain mentions that matter
+    /// (`[enrich.cascade]`).
+    pub cascade: crate::enrich::cascade::CascadeConfig,
 }
 
 impl Default for EnrichConfig {
@@ -159,6 +162,7 @@ impl Default for EnrichConfig {
             sentiment_model: crate::sentiment::DEFAULT_MODEL_PATH.into(),
             batch_max: 2000,
             batch_linger_ms: 20,
+            cascade: crate::enrich::cascade::CascadeConfig::default(),
         }
     }
 }
@@ -239,6 +243,9 @@ impl Config {
         if let Some(v) = get("GEMA_SENTIMENT_MODEL") {
             self.enrich.sentiment_model = v;
         }
+        if let Some(v) = get("GEMA_BERT_MODEL_DIR") {
+            self.enrich.cascade.model_dir = v;
+        }
         Ok(())
     }
 
@@ -300,6 +307,18 @@ impl Config {
         }
         if self.enrich.batch_max == 0 {
             return Err(invalid("enrich.batch_max", "0".into(), "must be ≥ 1"));
+        }
+        self.enrich
+            .cascade
+            .validate()
+            .map_err(|(key, value, reason)| ConfigError::Invalid { key, value, reason })?;
+        if self.enrich.cascade.enabled && self.enrich.sentiment_model == "builtin" {
+            return Err(invalid(
+                "enrich.cascade.enabled",
+                "true".into(),
+                "the cascade fuses the transformer with the trained fast model: set \
+                 enrich.sentiment_model to a file made by `gema train`",
+            ));
         }
         if self.sink.max_rows == 0 {
             return Err(invalid("sink.max_rows", "0".into(), "must be ≥ 1"));

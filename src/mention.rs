@@ -160,6 +160,38 @@ pub struct EnrichedMention {
     /// Names of the tracked queries this mention matches.
     pub queries: Vec<String>,
     pub enriched_at: DateTime<Utc>,
+    /// What the sentiment cascade did, when it is enabled (`[enrich.cascade]`): which tier
+    /// decided `sentiment`, and both tiers' scores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cascade: Option<CascadeRecord>,
+}
+
+/// The sentiment cascade's record on one mention.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CascadeRecord {
+    /// `fast` or `bert`: the tier whose verdict is `EnrichedMention::sentiment`.
+    pub tier: String,
+    pub escalation: Escalation,
+    /// The fast tier's verdict.
+    pub fast: Sentiment,
+    /// The transformer tier's verdict, when it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bert: Option<Sentiment>,
+}
+
+/// Whether and how a mention went to the transformer tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Escalation {
+    /// The fast tier was sure enough, or the mention did not matter enough.
+    NotNeeded,
+    /// The transformer decided.
+    Decided,
+    /// The transformer's queue was full: the fast label stands.
+    QueueFull,
+    /// The verdict did not come within `max_wait_ms` (or the transformer failed): the fast label
+    /// stands.
+    TimedOut,
 }
 
 impl EnrichedMention {

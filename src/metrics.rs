@@ -25,6 +25,14 @@ impl Counter {
 pub struct Metrics {
     pub enrich_received: Counter,
     pub enrich_enriched: Counter,
+    /// Mentions the sentiment cascade queued for the transformer tier.
+    pub cascade_escalated: Counter,
+    /// Queued mentions the transformer decided in time.
+    pub cascade_decided: Counter,
+    /// Mentions the cascade wanted to escalate but its queue was full (fast label stands).
+    pub cascade_queue_full: Counter,
+    /// Queued mentions whose verdict did not come within `max_wait_ms` (fast label stands).
+    pub cascade_timed_out: Counter,
     /// Rejected messages by reason (few fixed reason codes).
     pub dead_letters: Mutex<BTreeMap<String, u64>>,
     pub sink_rows: Counter,
@@ -72,6 +80,26 @@ impl Metrics {
             "gema_enrich_enriched_total",
             "Mentions written to mentions.enriched.",
             self.enrich_enriched.get(),
+        );
+        counter(
+            "gema_cascade_escalated_total",
+            "Mentions queued for the transformer sentiment tier.",
+            self.cascade_escalated.get(),
+        );
+        counter(
+            "gema_cascade_decided_total",
+            "Queued mentions the transformer tier decided in time.",
+            self.cascade_decided.get(),
+        );
+        counter(
+            "gema_cascade_queue_full_total",
+            "Mentions not escalated because the transformer queue was full (fast label kept).",
+            self.cascade_queue_full.get(),
+        );
+        counter(
+            "gema_cascade_timed_out_total",
+            "Queued mentions whose transformer verdict came too late (fast label kept).",
+            self.cascade_timed_out.get(),
         );
         counter(
             "gema_sink_rows_total",

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use gema::config::Config;
+use gema::enrich::cascade::Cascade;
 use gema::enrich::Enricher;
 use gema::kafka::{topics::ensure_topics, Topics};
 use gema::metrics::Metrics;
@@ -52,7 +53,15 @@ pub fn enricher(config: &Config) -> anyhow::Result<Enricher> {
                      run from the repository root, point it at the file, or use \"builtin\")"
                 )
             })?;
-            Enricher::new(Arc::new(model))
+            let model = Arc::new(model);
+            let enricher = Enricher::new(model.clone());
+            if config.enrich.cascade.enabled {
+                let cascade = Cascade::start(&config.enrich.cascade, model)
+                    .context("starting the transformer tier ([enrich.cascade])")?;
+                enricher.with_cascade(cascade)
+            } else {
+                enricher
+            }
         }
     };
     Ok(base.with_queries(config.queries()?))

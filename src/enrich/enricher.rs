@@ -9,6 +9,7 @@ use crate::sentiment::{lang, Lang, Sentiment, SentimentModel};
 use crate::tracked::{Doc, QuerySet};
 use crate::trends::{bigrams, handle_term, hashtag_term, query_negative_term, query_term};
 
+use super::cascade::Cascade;
 use super::extract::{extract, keywords};
 
 /// Most keywords kept per mention.
@@ -19,6 +20,7 @@ const MAX_KEYWORDS: usize = 12;
 pub struct Enricher {
     model: Arc<dyn SentimentModel>,
     queries: Arc<QuerySet>,
+    cascade: Option<Arc<Cascade>>,
 }
 
 impl Enricher {
@@ -28,7 +30,20 @@ impl Enricher {
         Enricher {
             model,
             queries: Arc::new(queries),
+            cascade: None,
         }
+    }
+
+    /// Gives uncertain mentions that matter a second look by the transformer tier (used by the
+    /// enrich stage; [`Enricher::enrich`] itself stays the fast tier alone).
+    pub fn with_cascade(mut self, cascade: Cascade) -> Self {
+        self.cascade = Some(Arc::new(cascade));
+        self
+    }
+
+    /// The transformer tier, when the cascade is enabled.
+    pub fn cascade(&self) -> Option<&Cascade> {
+        self.cascade.as_deref()
     }
 
     /// Matches `queries` against every mention (names stored in `EnrichedMention::queries`).
@@ -84,6 +99,7 @@ impl Enricher {
             queries,
             enriched_at: Utc::now(),
             mention,
+            cascade: None,
         }
     }
 }

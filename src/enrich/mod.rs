@@ -1,6 +1,7 @@
 //! The enrich stage: `mentions.raw` → parse and validate → language, sentiment, entities →
 //! `mentions.enriched`, or the dead-letter topic with the reason.
 
+pub mod cascade;
 pub mod dlq;
 pub mod enricher;
 pub mod extract;

@@ -19,10 +19,11 @@ use crate::alerts::rules::negative_comment;
 use crate::config::Config;
 use crate::error::StageError;
 use crate::kafka::{self, offsets::commit_now, OffsetTracker, Topics};
-use crate::mention::Mention;
+use crate::mention::{EnrichedMention, Escalation, Mention};
 use crate::metrics::Metrics;
 use crate::trends::record::TermBatch;
 
+use super::cascade::{record, Offer, Pending};
 use super::dlq::DeadLetter;
 use super::enricher::terms_of;
 use super::Enricher;
@@ -68,6 +69,21 @@ pub async fn run(
                 Err(_) => break,
             }
         }
+        // Escalated mentions wait here for the transformer (at most `max_wait_ms` each).
+        for (mut enriched, pending, partition) in std::mem::take(&mut batch.escalated) {
+            let name = enricher.cascade().map(|c| c.name()).unwrap_or_default();
+            match pending.verdict().await {
+                Some(s) => {
+                    metrics.cascade_decided.inc();
+                    record(&mut enriched, Escalation::Decided, Some((s, name)));
+                }
+                None => {
+                    metrics.cascade_timed_out.inc();
+                    record(&mut enriched, Escalation::TimedOut, None);
+                }
+            }
+            emit(enriched, partition, &ctx, &mut batch, &mut progress).await?;
+        }
         batch
             .flush_terms(&producer, &topics.terms, progress.low_watermark())
             .await?;
@@ -88,12 +104,14 @@ struct Ctx<'a> {
     config: &'a Config,
 }
 
-/// Delivery reports of one batch's outputs, and its term occurrences.
+/// Delivery reports of one batch's outputs, its term occurrences, and the mentions waiting for
+/// the transformer tier (with their raw partition).
 #[derive(Default)]
 struct Batch {
     len: usize,
     deliveries: Vec<DeliveryFuture>,
     terms: TermBatch,
+    escalated: Vec<(EnrichedMention, Pending, i32)>,
 }
 
 /// Newest event time consumed per raw partition; their minimum is this instance's low watermark
@@ -185,41 +203,30 @@ async fn handle(
         topics,
         producer,
         metrics,
-        config,
+        ..
     } = *ctx;
     metrics.enrich_received.inc();
     let payload = msg.payload().unwrap_or(&[]);
     match Mention::parse(payload) {
         Ok(mention) => {
-            let enriched = enricher.enrich(mention);
-            let json = serde_json::to_vec(&enriched).expect("an enriched mention serialises");
-            batch
-                .send(
-                    producer,
-                    &topics.enriched,
-                    Some(enriched.key.as_bytes()),
-                    &json,
-                    None,
-                )
-                .await?;
-            metrics.enrich_enriched.inc();
-            if let Some(alert) = negative_comment(&enriched, &config.alerts.negative_comment) {
-                // Keyed by query, so one router instance sees all of a query's alerts.
-                let key = alert.query.clone().unwrap_or_default();
-                let json = serde_json::to_vec(&alert).expect("an alert serialises");
-                batch
-                    .send(
-                        producer,
-                        &topics.alerts_raw,
-                        Some(key.as_bytes()),
-                        &json,
-                        None,
-                    )
-                    .await?;
-                metrics.alerts_raised.inc();
+            let mut enriched = enricher.enrich(mention);
+            if let Some(cascade) = enricher.cascade() {
+                match cascade.offer(&enriched) {
+                    Offer::Queued(pending) => {
+                        metrics.cascade_escalated.inc();
+                        batch.escalated.push((enriched, pending, msg.partition()));
+                        batch.len += 1;
+                        tracker.track(msg.topic(), msg.partition(), msg.offset());
+                        return Ok(());
+                    }
+                    Offer::QueueFull => {
+                        metrics.cascade_queue_full.inc();
+                        record(&mut enriched, Escalation::QueueFull, None);
+                    }
+                    Offer::NotNeeded => record(&mut enriched, Escalation::NotNeeded, None),
+                }
             }
-            progress.saw(msg.partition(), enriched.mention.created_at);
-            batch.terms.add(&enriched, terms_of(&enriched));
+            emit(enriched, msg.partition(), ctx, batch, progress).await?;
         }
         Err(err) => {
             let dead = DeadLetter {
@@ -244,5 +251,51 @@ async fn handle(
     }
     batch.len += 1;
     tracker.track(msg.topic(), msg.partition(), msg.offset());
+    Ok(())
+}
+
+/// Produces an enriched mention, its negative-comment alert if any, and its terms.
+async fn emit(
+    enriched: EnrichedMention,
+    partition: i32,
+    ctx: &Ctx<'_>,
+    batch: &mut Batch,
+    progress: &mut RawProgress,
+) -> Result<(), StageError> {
+    let Ctx {
+        topics,
+        producer,
+        metrics,
+        config,
+        ..
+    } = *ctx;
+    let json = serde_json::to_vec(&enriched).expect("an enriched mention serialises");
+    batch
+        .send(
+            producer,
+            &topics.enriched,
+            Some(enriched.key.as_bytes()),
+            &json,
+            None,
+        )
+        .await?;
+    metrics.enrich_enriched.inc();
+    if let Some(alert) = negative_comment(&enriched, &config.alerts.negative_comment) {
+        // Keyed by query, so one router instance sees all of a query's alerts.
+        let key = alert.query.clone().unwrap_or_default();
+        let json = serde_json::to_vec(&alert).expect("an alert serialises");
+        batch
+            .send(
+                producer,
+                &topics.alerts_raw,
+                Some(key.as_bytes()),
+                &json,
+                None,
+            )
+            .await?;
+        metrics.alerts_raised.inc();
+    }
+    progress.saw(partition, enriched.mention.created_at);
+    batch.terms.add(&enriched, terms_of(&enriched));
     Ok(())
 }

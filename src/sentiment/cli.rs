@@ -18,15 +18,61 @@ use super::model::{load_model, FastModel, DEFAULT_MODEL_PATH};
 use super::train::{self, TrainConfig};
 use super::{Label, Lang, SentimentModel};
 
+/// Which sentiment tier a command trains or evaluates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Tier {
+    /// The fast classifier (hashed n-grams + lexicons), every mention.
+    Fast,
+    /// The transformer head fused with the fast tier, every English row (needs `--features bert`).
+    Bert,
+    /// The fast tier, with the transformer on English rows where the fast tier is unsure.
+    Cascade,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Fast => "fast",
+            Tier::Bert => "bert",
+            Tier::Cascade => "cascade",
+        }
+    }
+}
+
+/// The transformer's folder: `GEMA_BERT_MODEL_DIR`, else where `scripts/bert-deps.sh` puts it.
+fn default_bert_dir() -> PathBuf {
+    std::env::var_os("GEMA_BERT_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(super::bert::DEFAULT_MODEL_DIR))
+}
+
 /// Arguments of `gema train`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrainArgs {
     /// Data folder holding `sentiment/train/*.jsonl`, `sentiment/dev/*.jsonl` and `lexicons/`.
     #[arg(long, default_value = "../shared/data")]
     pub data: PathBuf,
-    /// Where to write the model; the manifest goes next to it as `<stem>.manifest.json`.
+    /// `fast` trains the fast model; `bert` trains the transformer's head (needs the fast model
+    /// and `--features bert`).
+    #[arg(long, default_value = "fast", value_parser = ["fast", "bert"])]
+    pub tier: String,
+    /// Where to write the model (default `models/sentiment-fast.bin`, or
+    /// `models/sentiment-bert.json` for `--tier bert`); the manifest goes next to it as
+    /// `<stem>.manifest.json`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// `--tier bert`: the fast model the head is fused with.
     #[arg(long, default_value = DEFAULT_MODEL_PATH)]
-    pub out: PathBuf,
+    pub fast_model: PathBuf,
+    /// `--tier bert`: the transformer's folder (config.json, vocab.txt, model.safetensors).
+    #[arg(long, default_value_os_t = default_bert_dir())]
+    pub bert_model_dir: PathBuf,
+    /// `--tier bert`: libtorch threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// `--tier bert`: cache of computed sentence vectors.
+    #[arg(long, default_value = ".gema/bert/cache")]
+    pub cache: PathBuf,
     /// Most training epochs per configuration (the best epoch on dev is kept).
     #[arg(long, default_value_t = 8)]
     pub epochs: usize,
@@ -81,9 +127,25 @@ pub struct EvalArgs {
     /// JSONL files with `text`, `label` and optionally `lang`.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// The model to evaluate.
+    /// The fast model (evaluated alone with `--tier fast`, fused with the transformer otherwise).
     #[arg(long, default_value = DEFAULT_MODEL_PATH)]
     pub model: PathBuf,
+    /// Which tier decides (`bert` and `cascade` need `--features bert`).
+    #[arg(long, value_enum, default_value_t = Tier::Fast)]
+    pub tier: Tier,
+    /// The transformer head made by `gema train --tier bert`.
+    #[arg(long, default_value = super::bert::DEFAULT_HEAD_PATH)]
+    pub head: PathBuf,
+    /// The transformer's folder (config.json, vocab.txt, model.safetensors).
+    #[arg(long, default_value_os_t = default_bert_dir())]
+    pub bert_model_dir: PathBuf,
+    /// `--tier cascade`: escalate rows whose fast-tier confidence is below this (default:
+    /// `enrich.cascade.confidence_below`'s default).
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// libtorch threads for the transformer.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
     /// Print one JSON object per file instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -195,6 +257,16 @@ pub fn default_grid(args: &TrainArgs) -> Vec<TrainConfig> {
 
 /// Runs `gema train`.
 pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
+    if args.tier == "bert" {
+        #[cfg(feature = "bert")]
+        return super::bert::cli::run_train(args);
+        #[cfg(not(feature = "bert"))]
+        anyhow::bail!("`gema train --tier bert` needs a build with `--features bert`");
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL_PATH));
     let start = Instant::now();
     let rel = |p: &Path| {
         p.strip_prefix(&args.data)
@@ -274,27 +346,26 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         &mut |m| eprintln!("{m}"),
     );
     let training_time_s = start.elapsed().as_secs_f64();
-    outcome.model.save(&args.out)?;
+    outcome.model.save(&out)?;
     let t = Instant::now();
-    let loaded = load_model(&args.out)?;
+    let loaded = load_model(&out)?;
     let load_time_s = t.elapsed().as_secs_f64();
     drop(loaded);
-    let bytes = std::fs::metadata(&args.out)?.len();
+    let bytes = std::fs::metadata(&out)?.len();
     let manifest = Manifest {
         model: outcome.model.name().to_string(),
-        file: args
-            .out
+        file: out
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default(),
         bytes,
-        sha256: sha256_file(&args.out)?,
+        sha256: sha256_file(&out)?,
         format_version: 1,
         gema_version: env!("CARGO_PKG_VERSION"),
         command: format!(
             "gema train --data {} --out {} --epochs {} --seed {} --buckets-log2 {}",
             args.data.display(),
-            args.out.display(),
+            out.display(),
             args.epochs,
             args.seed,
             args.buckets_log2
@@ -330,7 +401,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
                 and temperature calibration. Embeds word valences derived from VADER (MIT) and \
                 InSet (Koto & Rahmaningtyas 2017).",
     };
-    let mpath = manifest_path(&args.out);
+    let mpath = manifest_path(&out);
     let mut json = serde_json::to_string_pretty(&manifest)?;
     json.push('\n');
     std::fs::write(&mpath, json).with_context(|| format!("writing {}", mpath.display()))?;
@@ -339,7 +410,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     }
     eprintln!(
         "Wrote {} ({:.1} MB, loads in {:.2}s) and {} in {:.1}s; temperature {:.2}",
-        args.out.display(),
+        out.display(),
         bytes as f64 / 1e6,
         load_time_s,
         mpath.display(),
@@ -395,6 +466,15 @@ pub fn evaluate(
 
 /// Runs `gema eval`.
 pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
+    if args.tier != Tier::Fast {
+        #[cfg(feature = "bert")]
+        return super::bert::cli::run_eval(args);
+        #[cfg(not(feature = "bert"))]
+        anyhow::bail!(
+            "`gema eval --tier {}` needs a build with `--features bert`",
+            args.tier.as_str()
+        );
+    }
     let model = load_model(&args.model)?;
     for path in &args.files {
         let examples = data::read_jsonl(path)?;
@@ -498,7 +578,12 @@ mod tests {
         let out = dir.path().join("models/m.bin");
         let args = TrainArgs {
             data: dir.path().to_path_buf(),
-            out: out.clone(),
+            out: Some(out.clone()),
+            tier: "fast".into(),
+            fast_model: PathBuf::from(DEFAULT_MODEL_PATH),
+            bert_model_dir: PathBuf::new(),
+            threads: 1,
+            cache: PathBuf::new(),
             epochs: 2,
             seed: 1,
             buckets_log2: 12,

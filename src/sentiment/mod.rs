@@ -3,6 +3,7 @@
 //! Everything here is pure (no I/O on the hot path): the enrich stage loads a [`SentimentModel`] once
 //! at start-up and calls [`SentimentModel::classify`] for every mention.
 
+pub mod bert;
 pub mod cli;
 pub mod data;
 pub mod features;

@@ -169,6 +169,20 @@ impl FastModel {
         Self::sentiment(Self::probs(self.logits(buf), self.temperature))
     }
 
+    /// Calibrated class probabilities (in [`CLASSES`] order) of raw `text` in `lang`; even for
+    /// [`Lang::Other`]. The transformer tier fuses these with its own.
+    pub fn probabilities(&self, text: &str, lang: Lang) -> [f32; 3] {
+        if lang == Lang::Other {
+            return [1.0 / 3.0; 3];
+        }
+        SCRATCH.with(|s| {
+            let (norm, feats) = &mut *s.borrow_mut();
+            normalize_into(text, norm);
+            self.featurizer.features(norm, lang, feats);
+            Self::probs(self.logits(feats), self.temperature)
+        })
+    }
+
     /// Writes the model to `path` (creating parent folders).
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
         let write_err = |source| ModelError::Write {

@@ -287,7 +287,7 @@ pub struct Outcome {
 
 /// Mean selection score over the dev files, weighted by √n so that 100-row files count without
 /// dominating through their noise.
-fn mean_objective(reports: &[Report]) -> f64 {
+pub fn mean_objective(reports: &[Report]) -> f64 {
     let w: f64 = reports.iter().map(|r| (r.n as f64).sqrt()).sum();
     reports
         .iter()

@@ -1,0 +1,384 @@
+//! The sentiment cascade: the fast tier scores every mention; the transformer tier re-scores the
+//! ones where the fast tier is unsure and that matter, in batches on its own thread, off the hot
+//! path.
+//!
+//! The stage hands an escalated mention to a bounded queue with `try_send`: when the queue is
+//! full the fast label stands (counted as `queue_full`), so a slow transformer never blocks the
+//! stream. The stage waits for a queued mention's verdict at most `max_wait_ms` from when it
+//! queued it; a later verdict is dropped and the fast label stands (`timed_out`). The worker
+//! skips jobs whose wait is already over.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::mention::{CascadeRecord, EnrichedMention, Escalation};
+use crate::sentiment::{Lang, Sentiment};
+
+/// `[enrich.cascade]`: when the transformer tier gets a second look.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CascadeConfig {
+    /// Run the transformer tier on uncertain mentions that matter. Needs a build with
+    /// `--features bert` and the files from `scripts/bert-deps.sh`.
+    pub enabled: bool,
+    /// Escalate only when the fast tier's confidence is below this (in (0, 1]).
+    pub confidence_below: f32,
+    /// A mention matters when it matches a tracked query...
+    pub on_query_match: bool,
+    /// ...or its author has at least this many followers (0: followers never make it matter).
+    /// With `on_query_match = false` and `min_followers = 0`, every uncertain mention matters.
+    pub min_followers: u64,
+    /// The head made by `gema train --tier bert`.
+    pub head: String,
+    /// The transformer's folder (config.json, vocab.txt, model.safetensors). Env:
+    /// `GEMA_BERT_MODEL_DIR`.
+    pub model_dir: String,
+    /// Most mentions per transformer forward pass.
+    pub batch_size: usize,
+    /// Mentions waiting for the transformer; when it is full the fast label stands.
+    pub queue_capacity: usize,
+    /// Longest a queued mention waits for its verdict before the fast label stands.
+    pub max_wait_ms: u64,
+    /// libtorch threads of the transformer.
+    pub threads: usize,
+}
+
+impl Default for CascadeConfig {
+    fn default() -> Self {
+        CascadeConfig {
+            enabled: false,
+            confidence_below: 0.6,
+            on_query_match: true,
+            min_followers: 10_000,
+            head: crate::sentiment::bert::DEFAULT_HEAD_PATH.into(),
+            model_dir: crate::sentiment::bert::DEFAULT_MODEL_DIR.into(),
+            batch_size: 16,
+            queue_capacity: 64,
+            max_wait_ms: 500,
+            threads: 1,
+        }
+    }
+}
+
+impl CascadeConfig {
+    /// Checks the values; the error names the key.
+    pub fn validate(&self) -> Result<(), (String, String, String)> {
+        let bad = |k: &str, v: String, r: &str| Err((format!("enrich.cascade.{k}"), v, r.into()));
+        if !(self.confidence_below > 0.0 && self.confidence_below <= 1.0) {
+            return bad(
+                "confidence_below",
+                self.confidence_below.to_string(),
+                "must be in (0, 1]",
+            );
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size", "0".into(), "must be ≥ 1");
+        }
+        if self.queue_capacity == 0 {
+            return bad("queue_capacity", "0".into(), "must be ≥ 1");
+        }
+        if self.threads == 0 {
+            return bad("threads", "0".into(), "must be ≥ 1");
+        }
+        if self.enabled && !cfg!(feature = "bert") {
+            return bad(
+                "enabled",
+                "true".into(),
+                "this gema was built without the transformer tier: build with `--features bert` \
+                 (see scripts/bert-deps.sh) or set it to false",
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether the fast tier's verdict on `e` is unsure enough and `e` matters enough for the
+    /// transformer (`transformer_langs`: the languages the head decides).
+    pub fn wants(&self, e: &EnrichedMention, transformer_langs: &[Lang]) -> bool {
+        let lang = match e.lang.as_str() {
+            "en" => Lang::En,
+            "id" => Lang::Id,
+            _ => return false,
+        };
+        if !transformer_langs.contains(&lang) || !self.unsure(e.sentiment) {
+            return false;
+        }
+        let by_query = self.on_query_match && !e.queries.is_empty();
+        let followers = e.mention.author.followers.unwrap_or(0);
+        let by_reach = self.min_followers > 0 && followers >= self.min_followers;
+        by_query || by_reach || (!self.on_query_match && self.min_followers == 0)
+    }
+
+    /// Whether a fast-tier verdict is below the confidence threshold (unscored never is).
+    pub fn unsure(&self, s: Sentiment) -> bool {
+        s.label != crate::sentiment::Label::Unscored && s.confidence < self.confidence_below
+    }
+}
+
+/// Records the cascade's outcome on `e`: its sentiment becomes the transformer's when it decided.
+pub fn record(e: &mut EnrichedMention, escalation: Escalation, bert: Option<(Sentiment, &str)>) {
+    let fast = e.sentiment;
+    let decided_by_bert = bert.is_some();
+    if let Some((s, name)) = bert {
+        e.sentiment = s;
+        e.sentiment_model = name.to_string();
+    }
+    e.cascade = Some(CascadeRecord {
+        tier: if decided_by_bert { "bert" } else { "fast" }.into(),
+        escalation,
+        fast,
+        bert: bert.map(|(s, _)| s),
+    });
+}
+
+/// A running transformer tier: a bounded queue and the thread that drains it.
+pub struct Cascade {
+    config: CascadeConfig,
+    langs: Vec<Lang>,
+    name: String,
+    #[cfg_attr(not(feature = "bert"), allow(dead_code))]
+    tx: tokio::sync::mpsc::Sender<Job>,
+}
+
+/// One escalated mention on its way to the transformer.
+#[cfg_attr(not(feature = "bert"), allow(dead_code))]
+pub struct Job {
+    text: String,
+    lang: Lang,
+    deadline: std::time::Instant,
+    reply: tokio::sync::oneshot::Sender<Option<Sentiment>>,
+}
+
+/// A queued mention's verdict to come.
+pub struct Pending {
+    rx: tokio::sync::oneshot::Receiver<Option<Sentiment>>,
+    deadline: tokio::time::Instant,
+}
+
+impl Pending {
+    /// The transformer's verdict, or `None` when it did not come in time (or failed).
+    pub async fn verdict(self) -> Option<Sentiment> {
+        match tokio::time::timeout_at(self.deadline, self.rx).await {
+            Ok(Ok(v)) => v,
+            _ => None,
+        }
+    }
+}
+
+/// What [`Cascade::offer`] did with a mention.
+pub enum Offer {
+    /// The fast tier is sure enough, or the mention does not matter.
+    NotNeeded,
+    /// Queued; await [`Pending::verdict`].
+    Queued(Pending),
+    /// The queue is full: the fast label stands.
+    QueueFull,
+}
+
+impl Cascade {
+    /// Loads the transformer tier and starts its thread. Fails with the path and the reason when
+    /// a file is missing or corrupt, or when this build lacks the `bert` feature.
+    pub fn start(
+        config: &CascadeConfig,
+        fast: Arc<crate::sentiment::FastModel>,
+    ) -> anyhow::Result<Cascade> {
+        #[cfg(feature = "bert")]
+        {
+            use crate::sentiment::bert::tier::BertTier;
+            let tier = BertTier::load(
+                std::path::Path::new(&config.model_dir),
+                std::path::Path::new(&config.head),
+                fast,
+            )?;
+            let langs = tier.head().langs.clone();
+            let name = tier.name().to_string();
+            let (tx, rx) = tokio::sync::mpsc::channel(config.queue_capacity);
+            let (batch, threads) = (config.batch_size, config.threads);
+            std::thread::Builder::new()
+                .name("gema-bert".into())
+                .spawn(move || worker(tier, rx, batch, threads))?;
+            tracing::info!(
+                model = %name, queue = config.queue_capacity, batch = config.batch_size,
+                threshold = config.confidence_below, "Transformer tier started"
+            );
+            Ok(Cascade {
+                config: config.clone(),
+                langs,
+                name,
+                tx,
+            })
+        }
+        #[cfg(not(feature = "bert"))]
+        {
+            let _ = fast;
+            anyhow::bail!(
+                "enrich.cascade.enabled is true but this gema was built without the transformer \
+                 tier (build with `--features bert`); head {:?}",
+                config.head
+            )
+        }
+    }
+
+    /// The transformer tier's name (recorded as `sentiment_model` when it decides).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Queues `e` for the transformer when the policy wants it and there is room.
+    pub fn offer(&self, e: &EnrichedMention) -> Offer {
+        if !self.config.wants(e, &self.langs) {
+            return Offer::NotNeeded;
+        }
+        let lang = if e.lang == "id" { Lang::Id } else { Lang::En };
+        let wait = std::time::Duration::from_millis(self.config.max_wait_ms);
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let job = Job {
+            text: e.mention.text.clone(),
+            lang,
+            deadline: std::time::Instant::now() + wait,
+            reply,
+        };
+        match self.tx.try_send(job) {
+            Ok(()) => Offer::Queued(Pending {
+                rx,
+                deadline: tokio::time::Instant::now() + wait,
+            }),
+            Err(_) => Offer::QueueFull,
+        }
+    }
+}
+
+/// Drains the queue in batches until every sender is gone.
+#[cfg(feature = "bert")]
+fn worker(
+    tier: crate::sentiment::bert::tier::BertTier,
+    mut rx: tokio::sync::mpsc::Receiver<Job>,
+    batch: usize,
+    threads: usize,
+) {
+    crate::sentiment::bert::encoder::set_threads(threads);
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < batch {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let now = std::time::Instant::now();
+        let (live, late): (Vec<Job>, Vec<Job>) = jobs
+            .into_iter()
+            .partition(|j| j.deadline > now && !j.reply.is_closed());
+        for j in late {
+            let _ = j.reply.send(None);
+        }
+        if live.is_empty() {
+            continue;
+        }
+        let items: Vec<(&str, Lang)> = live.iter().map(|j| (j.text.as_str(), j.lang)).collect();
+        match tier.classify_batch(&items) {
+            Ok(verdicts) => {
+                for (j, v) in live.into_iter().zip(verdicts) {
+                    let _ = j.reply.send(v.by_transformer.then_some(v.sentiment));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, rows = live.len(), "Transformer tier failed on a batch; the fast labels stand");
+                for j in live {
+                    let _ = j.reply.send(None);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sentiment::Label;
+
+    fn enriched(
+        conf: f32,
+        lang: &str,
+        queries: &[&str],
+        followers: Option<u64>,
+    ) -> EnrichedMention {
+        let json = serde_json::json!({
+            "id": "1", "platform": "x", "text": "meh",
+            "created_at": "2026-11-26T10:00:00Z",
+            "author": {"id": "a", "handle": "ann", "followers": followers},
+        });
+        let mention: crate::mention::Mention = serde_json::from_value(json).unwrap();
+        EnrichedMention {
+            key: mention.key(),
+            mention,
+            lang: lang.into(),
+            lang_confidence: 1.0,
+            sentiment: Sentiment {
+                label: Label::Neutral,
+                score: 0.0,
+                confidence: conf,
+            },
+            sentiment_model: "fast".into(),
+            normalized_text: "meh".into(),
+            hashtags: vec![],
+            mentions: vec![],
+            urls: vec![],
+            emojis: vec![],
+            keywords: vec![],
+            queries: queries.iter().map(|s| s.to_string()).collect(),
+            enriched_at: chrono::Utc::now(),
+            cascade: None,
+        }
+    }
+
+    #[test]
+    fn policy_escalates_unsure_mentions_that_matter() {
+        let c = CascadeConfig::default();
+        let en = [Lang::En];
+        assert!(c.wants(&enriched(0.5, "en", &["brand"], None), &en));
+        assert!(c.wants(&enriched(0.5, "en", &[], Some(50_000)), &en));
+        // Sure enough, not mattering, or a language the head does not decide: fast stands.
+        assert!(!c.wants(&enriched(0.9, "en", &["brand"], Some(50_000)), &en));
+        assert!(!c.wants(&enriched(0.5, "en", &[], Some(10)), &en));
+        assert!(!c.wants(&enriched(0.5, "id", &["brand"], None), &en));
+        assert!(!c.wants(&enriched(0.5, "other", &["brand"], None), &en));
+        let everything = CascadeConfig {
+            on_query_match: false,
+            min_followers: 0,
+            ..CascadeConfig::default()
+        };
+        assert!(everything.wants(&enriched(0.5, "en", &[], None), &en));
+    }
+
+    #[test]
+    fn record_keeps_both_scores_and_names_the_decider() {
+        let mut e = enriched(0.4, "en", &["brand"], None);
+        let bert = Sentiment {
+            label: Label::Negative,
+            score: -0.7,
+            confidence: 0.8,
+        };
+        record(&mut e, Escalation::Decided, Some((bert, "bert-x")));
+        assert_eq!(e.sentiment, bert);
+        assert_eq!(e.sentiment_model, "bert-x");
+        let r = e.cascade.as_ref().unwrap();
+        assert_eq!((r.tier.as_str(), r.fast.confidence), ("bert", 0.4));
+        let mut e = enriched(0.4, "en", &["brand"], None);
+        record(&mut e, Escalation::QueueFull, None);
+        assert_eq!(e.sentiment.label, Label::Neutral);
+        assert_eq!(e.cascade.unwrap().tier, "fast");
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let c = CascadeConfig {
+            confidence_below: 1.5,
+            ..CascadeConfig::default()
+        };
+        assert_eq!(
+            c.validate().unwrap_err().0,
+            "enrich.cascade.confidence_below"
+        );
+    }
+}

@@ -1,0 +1,426 @@
+//! `gema train --tier bert` and `gema eval --tier bert|cascade` (needs the `bert` feature).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::encoder::{set_threads, Encoder};
+use super::head::{EncoderSpec, Head};
+use super::tier::BertTier;
+use super::train::{score_dev, train_head, DevVectors, HeadLog, HeadTrainConfig};
+use crate::sentiment::cli::{manifest_path, EvalArgs, Tier, TrainArgs};
+use crate::sentiment::data::{self, Example};
+use crate::sentiment::metrics::{self, Report};
+use crate::sentiment::model::{load_model, FastModel, DEFAULT_MODEL_PATH};
+use crate::sentiment::{lang, Label, Lang, SentimentModel};
+
+/// Sentence vectors of `texts`, cached under `cache` by a hash of the texts and the encoder
+/// spec (embedding the training tweets takes minutes on two cores; re-runs take seconds).
+fn embed_cached(
+    encoder: &Encoder,
+    spec: &EncoderSpec,
+    texts: &[&str],
+    cache: &Path,
+    what: &str,
+) -> anyhow::Result<Vec<Vec<f32>>> {
+    let mut h = Sha256::new();
+    h.update(serde_json::to_vec(spec)?);
+    h.update(super::prepare("v1 #probe @probe http://probe").as_bytes());
+    for t in texts {
+        h.update(t.as_bytes());
+        h.update([0]);
+    }
+    let key: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let path = cache.join(format!("{}.f32", &key[..32]));
+    let d = spec.dim();
+    if let Ok(bytes) = std::fs::read(&path) {
+        if bytes.len() == texts.len() * d * 4 {
+            eprintln!(
+                "Sentence vectors of {what}: {} rows from {}",
+                texts.len(),
+                path.display()
+            );
+            let flat: Vec<f32> = bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            return Ok(flat.chunks_exact(d).map(<[f32]>::to_vec).collect());
+        }
+    }
+    let start = Instant::now();
+    let mut out = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(4096) {
+        out.extend(encoder.embed(chunk, 32)?);
+        let s = start.elapsed().as_secs_f64();
+        eprintln!(
+            "Embedding {what}: {}/{} rows, {:.0} texts/s",
+            out.len(),
+            texts.len(),
+            out.len() as f64 / s
+        );
+    }
+    std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
+    let bytes: Vec<u8> = out.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    Ok(out)
+}
+
+#[derive(Serialize)]
+struct InputFile {
+    file: String,
+    rows: usize,
+    sha256: String,
+}
+
+#[derive(Serialize)]
+struct CascadePoint {
+    confidence_below: f32,
+    file: String,
+    escalated_fraction: f64,
+    macro_recall: f64,
+    macro_f1: f64,
+}
+
+#[derive(Serialize)]
+struct Manifest<'a> {
+    model: &'a str,
+    file: String,
+    bytes: u64,
+    sha256: String,
+    gema_version: &'static str,
+    command: String,
+    created_unix_s: u64,
+    training_time_s: f64,
+    embedding_texts_per_s: Option<f64>,
+    threads: usize,
+    encoder: &'a EncoderSpec,
+    fast_model: String,
+    fast_model_sha256: String,
+    train_inputs: Vec<InputFile>,
+    dev_inputs: Vec<InputFile>,
+    config: &'a HeadTrainConfig,
+    best_epoch: usize,
+    fast_weight: f32,
+    temperature: f32,
+    selection: &'static str,
+    dev_metrics_head_only: Vec<serde_json::Value>,
+    dev_metrics_fused: Vec<serde_json::Value>,
+    dev_metrics_fast: Vec<serde_json::Value>,
+    cascade_curve: Vec<CascadePoint>,
+    log: &'a [HeadLog],
+    notes: &'static str,
+}
+
+fn sha256_file(path: &Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+fn brief(r: &Report) -> serde_json::Value {
+    serde_json::json!({
+        "file": r.file, "n": r.n, "scheme": r.scheme, "accuracy": r.accuracy,
+        "macro_recall": r.macro_recall, "macro_f1": r.macro_f1, "neg_f1": r.neg_f1,
+    })
+}
+
+/// Runs `gema train --tier bert`: embeds the English training and dev rows, trains the head,
+/// writes it and its manifest.
+pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(super::DEFAULT_HEAD_PATH));
+    set_threads(args.threads);
+    let fast_path = args.fast_model.clone();
+    let fast = load_model(&fast_path)?;
+    let spec = EncoderSpec::default();
+    let encoder = Encoder::load(&args.bert_model_dir, &spec)?;
+    let rel = |p: &Path| {
+        p.strip_prefix(&args.data)
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    };
+    // The transformer is English; Indonesian stays with the fast tier (see docs/SENTIMENT.md).
+    let langs = vec![Lang::En];
+    let mut train_rows: Vec<Example> = Vec::new();
+    let mut train_inputs = Vec::new();
+    for path in data::jsonl_files(&args.data.join("sentiment/train"))? {
+        let ex: Vec<Example> = data::read_jsonl(&path)?
+            .into_iter()
+            .filter(|e| e.lang.is_some_and(|l| langs.contains(&l)))
+            .collect();
+        if ex.is_empty() {
+            continue;
+        }
+        eprintln!(
+            "Train file {}: {} rows in {:?}",
+            rel(&path),
+            ex.len(),
+            langs
+        );
+        train_inputs.push(InputFile {
+            file: rel(&path),
+            rows: ex.len(),
+            sha256: sha256_file(&path)?,
+        });
+        train_rows.extend(ex);
+    }
+    let mut dev = Vec::new();
+    let mut dev_inputs = Vec::new();
+    let mut dev_fast_reports = Vec::new();
+    for path in data::jsonl_files(&args.data.join("sentiment/dev"))? {
+        let ex: Vec<Example> = data::read_jsonl(&path)?
+            .into_iter()
+            .filter(|e| e.lang.is_some_and(|l| langs.contains(&l)))
+            .collect();
+        if ex.is_empty() {
+            continue;
+        }
+        dev_inputs.push(InputFile {
+            file: rel(&path),
+            rows: ex.len(),
+            sha256: sha256_file(&path)?,
+        });
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let texts: Vec<&str> = ex.iter().map(|e| e.text.as_str()).collect();
+        let x = embed_cached(&encoder, &spec, &texts, &args.cache, &name)?;
+        let fast_probs: Vec<[f32; 3]> = ex
+            .iter()
+            .map(|e| fast.probabilities(&e.text, e.lang.unwrap_or(Lang::En)))
+            .collect();
+        let gold: Vec<Label> = ex.iter().map(|e| e.label).collect();
+        let fast_pred: Vec<Label> = fast_probs
+            .iter()
+            .map(|&p| FastModel::sentiment(p).label)
+            .collect();
+        dev_fast_reports.push(metrics::score(&name, &gold, &fast_pred, 0.0));
+        dev.push(DevVectors {
+            name,
+            gold,
+            x,
+            fast: fast_probs,
+        });
+    }
+    let texts: Vec<&str> = train_rows.iter().map(|e| e.text.as_str()).collect();
+    let t_embed = Instant::now();
+    let x = embed_cached(&encoder, &spec, &texts, &args.cache, "training rows")?;
+    let embed_s = t_embed.elapsed().as_secs_f64();
+    let y: Vec<Label> = train_rows.iter().map(|e| e.label).collect();
+    let cfg = HeadTrainConfig {
+        seed: args.seed,
+        ..HeadTrainConfig::default()
+    };
+    let outcome = train_head(
+        "bert-minilm-v1",
+        &spec,
+        langs,
+        &x,
+        &y,
+        &dev,
+        &cfg,
+        &mut |m| eprintln!("{m}"),
+    );
+    let training_time_s = start.elapsed().as_secs_f64();
+    outcome.head.save(&out)?;
+    let cascade_curve = cascade_curve(&outcome.head, &dev);
+    for r in &outcome.dev_fused {
+        eprint!("{}", r.to_text());
+    }
+    let bytes = std::fs::metadata(&out)?.len();
+    let manifest = Manifest {
+        model: &outcome.head.name,
+        file: out
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        bytes,
+        sha256: sha256_file(&out)?,
+        gema_version: env!("CARGO_PKG_VERSION"),
+        command: format!(
+            "gema train --tier bert --data {} --out {} --seed {} --fast-model {} --threads {}",
+            args.data.display(),
+            out.display(),
+            args.seed,
+            fast_path.display(),
+            args.threads
+        ),
+        created_unix_s: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        training_time_s,
+        // Only meaningful when the vectors were computed, not read from the cache.
+        embedding_texts_per_s: (embed_s > 1.0).then(|| texts.len() as f64 / embed_s),
+        threads: args.threads,
+        encoder: &spec,
+        fast_model: fast_path.display().to_string(),
+        fast_model_sha256: sha256_file(&fast_path)?,
+        train_inputs,
+        dev_inputs,
+        config: &cfg,
+        best_epoch: outcome.best_epoch,
+        fast_weight: outcome.head.fast_weight,
+        temperature: outcome.head.temperature,
+        selection: "mean over the English dev files, weighted by sqrt(rows), of (macro-recall + \
+                    macro-F1) / 2; picks the epoch, then the fast-tier fusion weight; the \
+                    temperature minimises dev NLL",
+        dev_metrics_head_only: outcome.dev_head_only.iter().map(brief).collect(),
+        dev_metrics_fused: outcome.dev_fused.iter().map(brief).collect(),
+        dev_metrics_fast: dev_fast_reports.iter().map(brief).collect(),
+        cascade_curve,
+        log: &outcome.log,
+        notes: "Head: logistic regression over frozen all-MiniLM-L6-v2 sentence vectors (mean \
+                of layers 4-6), fused with the fast tier's calibrated log-probabilities. \
+                Trained on the English rows of sentiment/train only; Indonesian keeps the fast \
+                tier.",
+    };
+    let mpath = manifest_path(&out);
+    let mut json = serde_json::to_string_pretty(&manifest)?;
+    json.push('\n');
+    std::fs::write(&mpath, json).with_context(|| format!("writing {}", mpath.display()))?;
+    eprintln!(
+        "Wrote {} ({:.0} kB) and {} in {:.1}s",
+        out.display(),
+        bytes as f64 / 1e3,
+        mpath.display(),
+        training_time_s
+    );
+    Ok(())
+}
+
+/// Macro-recall and escalated share of the cascade on each dev file for a range of thresholds.
+fn cascade_curve(head: &Head, dev: &[DevVectors]) -> Vec<CascadePoint> {
+    let mut out = Vec::new();
+    for k in 8..=16 {
+        let thr = k as f32 * 0.05;
+        for d in dev {
+            let mut escalated = 0usize;
+            let pred: Vec<Label> =
+                d.x.iter()
+                    .zip(&d.fast)
+                    .map(|(x, &f)| {
+                        let s = FastModel::sentiment(f);
+                        if s.confidence < thr {
+                            escalated += 1;
+                            head.decide(x, f).label
+                        } else {
+                            s.label
+                        }
+                    })
+                    .collect();
+            let r = metrics::score(&d.name, &d.gold, &pred, 0.0);
+            out.push(CascadePoint {
+                confidence_below: thr,
+                file: d.name.clone(),
+                escalated_fraction: escalated as f64 / d.x.len().max(1) as f64,
+                macro_recall: r.macro_recall,
+                macro_f1: r.macro_f1,
+            });
+        }
+    }
+    let _ = score_dev;
+    out
+}
+
+/// Runs `gema eval --tier bert|cascade`.
+pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
+    set_threads(args.threads);
+    let fast = std::sync::Arc::new(load_model(&args.model)?);
+    let tier = BertTier::load(&args.bert_model_dir, &args.head, fast.clone())?;
+    let threshold = args
+        .threshold
+        .unwrap_or(crate::enrich::cascade::CascadeConfig::default().confidence_below);
+    for path in &args.files {
+        let examples = data::read_jsonl(path)?;
+        let start = Instant::now();
+        let langs: Vec<Lang> = examples
+            .iter()
+            .map(|e| match (args.gold_lang, e.lang) {
+                (true, Some(l)) => l,
+                _ => lang::detect(&e.text).0,
+            })
+            .collect();
+        let fast_s: Vec<_> = examples
+            .iter()
+            .zip(&langs)
+            .map(|(e, &l)| fast.classify(&e.text, l))
+            .collect();
+        let decided: Vec<usize> = (0..examples.len())
+            .filter(|&i| tier.head().decides(langs[i]))
+            .filter(|&i| args.tier == Tier::Bert || fast_s[i].confidence < threshold)
+            .collect();
+        let items: Vec<(&str, Lang)> = decided
+            .iter()
+            .map(|&i| (examples[i].text.as_str(), langs[i]))
+            .collect();
+        let verdicts = tier.classify_batch(&items)?;
+        let secs = start.elapsed().as_secs_f64().max(1e-9);
+        let mut pred: Vec<Label> = fast_s.iter().map(|s| s.label).collect();
+        for (k, &i) in decided.iter().enumerate() {
+            pred[i] = verdicts[k].sentiment.label;
+        }
+        let gold: Vec<Label> = examples.iter().map(|e| e.label).collect();
+        let name = path.display().to_string();
+        let mut report = metrics::score(&name, &gold, &pred, examples.len() as f64 / secs);
+        let tagged: Vec<(Lang, Lang)> = examples
+            .iter()
+            .zip(&langs)
+            .filter_map(|(e, l)| e.lang.map(|g| (g, *l)))
+            .collect();
+        if !args.gold_lang && !tagged.is_empty() {
+            let ok = tagged.iter().filter(|(g, l)| g == l).count();
+            report.lang_accuracy = Some(ok as f64 / tagged.len() as f64);
+        }
+        let eligible = (0..examples.len())
+            .filter(|&i| tier.head().decides(langs[i]))
+            .count();
+        let escalated_fraction = decided.len() as f64 / eligible.max(1) as f64;
+        if args.json {
+            let mut v = serde_json::to_value(&report)?;
+            let o = v.as_object_mut().expect("a report is an object");
+            o.insert("tier".into(), args.tier.as_str().into());
+            o.insert("transformer_rows".into(), decided.len().into());
+            o.insert(
+                "transformer_fraction_of_eligible".into(),
+                escalated_fraction.into(),
+            );
+            if args.tier == Tier::Cascade {
+                o.insert("confidence_below".into(), threshold.into());
+            }
+            println!("{}", serde_json::to_string(&v)?);
+        } else {
+            print!("{}", report.to_text());
+            println!(
+                "  tier {}: transformer decided {} of {} rows in {} ({:.1} %){}",
+                args.tier.as_str(),
+                decided.len(),
+                eligible,
+                tier.head()
+                    .langs
+                    .iter()
+                    .map(|l| l.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                100.0 * escalated_fraction,
+                if args.tier == Tier::Cascade {
+                    format!(", fast-tier confidence below {threshold}")
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    let _ = DEFAULT_MODEL_PATH;
+    Ok(())
+}

@@ -1,0 +1,268 @@
+//! The transformer tier's sentiment head and its file (`models/sentiment-bert.json`).
+//!
+//! The head is a multinomial logistic regression over standardised sentence vectors from the
+//! encoder, fused with the fast tier: the decision is
+//! `softmax((log p_head + fast_weight · log p_fast) / temperature)`, where `p_fast` are the fast
+//! tier's calibrated probabilities. Pure Rust and libtorch-free, so it loads, validates and is
+//! tested in the default build; only producing the sentence vectors needs the `bert` feature.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::sentiment::model::{FastModel, CLASSES};
+use crate::sentiment::{Lang, Sentiment};
+
+/// Where `gema train --tier bert` writes the head and where the cascade loads it from.
+pub const DEFAULT_HEAD_PATH: &str = "models/sentiment-bert.json";
+
+/// Which transformer and which of its outputs the head was trained on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderSpec {
+    /// The checkpoint, e.g. `sentence-transformers/all-MiniLM-L6-v2`.
+    pub model: String,
+    /// Hidden size of one layer's output.
+    pub hidden: usize,
+    /// Layers (0-based over the encoder's blocks) whose mean-pooled, L2-normalised outputs are
+    /// concatenated.
+    pub layers: Vec<usize>,
+    /// Longest input in word pieces, including `[CLS]` and `[SEP]`.
+    pub max_tokens: usize,
+}
+
+impl EncoderSpec {
+    /// Length of one sentence vector.
+    pub fn dim(&self) -> usize {
+        self.hidden * self.layers.len()
+    }
+}
+
+impl Default for EncoderSpec {
+    fn default() -> Self {
+        EncoderSpec {
+            model: "sentence-transformers/all-MiniLM-L6-v2".into(),
+            hidden: 384,
+            layers: vec![3, 4, 5],
+            max_tokens: 128,
+        }
+    }
+}
+
+/// Why a head file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum HeadError {
+    #[error("cannot read transformer head {path}: {source} (run `gema train --tier bert`)")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write transformer head {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("transformer head {path} is corrupt: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+/// The trained head. Immutable once loaded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Head {
+    /// Name recorded on each mention the transformer decided, e.g. `bert-minilm-v1`.
+    pub name: String,
+    pub encoder: EncoderSpec,
+    /// Languages the transformer decides; others keep the fast tier's label.
+    pub langs: Vec<Lang>,
+    /// Per-dimension mean subtracted before the weights.
+    pub mean: Vec<f32>,
+    /// Per-dimension factor applied after subtracting `mean`.
+    pub scale: Vec<f32>,
+    /// `3 × dim` weights, one row per class in [`CLASSES`] order.
+    pub weights: Vec<f32>,
+    pub bias: [f32; 3],
+    /// Weight of the fast tier's log-probabilities in the fused decision (0: head alone).
+    pub fast_weight: f32,
+    /// Softmax temperature of the fused decision (confidence calibration).
+    pub temperature: f32,
+}
+
+impl Head {
+    /// The length of the sentence vectors this head reads.
+    pub fn dim(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// Whether the transformer decides texts in `lang`.
+    pub fn decides(&self, lang: Lang) -> bool {
+        self.langs.contains(&lang)
+    }
+
+    /// Log-probabilities of the head alone for one sentence vector.
+    pub fn log_probs(&self, x: &[f32]) -> [f32; 3] {
+        let d = self.dim();
+        let mut z = self.bias;
+        for (j, &v) in x.iter().enumerate().take(d) {
+            let s = (v - self.mean[j]) * self.scale[j];
+            z[0] += self.weights[j] * s;
+            z[1] += self.weights[d + j] * s;
+            z[2] += self.weights[2 * d + j] * s;
+        }
+        log_softmax(z)
+    }
+
+    /// Fused class probabilities from the head's log-probabilities and the fast tier's
+    /// calibrated probabilities.
+    pub fn fuse(&self, head_log_probs: [f32; 3], fast_probs: [f32; 3]) -> [f32; 3] {
+        let mut z = [0f32; 3];
+        for c in 0..3 {
+            z[c] = (head_log_probs[c] + self.fast_weight * fast_probs[c].max(1e-6).ln())
+                / self.temperature;
+        }
+        let l = log_softmax(z);
+        l.map(f32::exp)
+    }
+
+    /// The decision for one text: its sentence vector and the fast tier's probabilities.
+    pub fn decide(&self, x: &[f32], fast_probs: [f32; 3]) -> Sentiment {
+        FastModel::sentiment(self.fuse(self.log_probs(x), fast_probs))
+    }
+
+    /// Checks shapes and values; `path` is named in the error.
+    pub fn validate(&self, path: &Path) -> Result<(), HeadError> {
+        let corrupt = |reason: String| HeadError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let d = self.encoder.dim();
+        if self.mean.len() != d || self.scale.len() != d || self.weights.len() != 3 * d {
+            return Err(corrupt(format!(
+                "sizes {} / {} / {} do not match the encoder's {d}-dimensional vectors",
+                self.mean.len(),
+                self.scale.len(),
+                self.weights.len()
+            )));
+        }
+        let finite = self
+            .mean
+            .iter()
+            .chain(&self.scale)
+            .chain(&self.weights)
+            .chain(&self.bias)
+            .chain([&self.fast_weight, &self.temperature])
+            .all(|v| v.is_finite());
+        if !finite || self.temperature <= 0.0 {
+            return Err(corrupt("non-finite weights or temperature ≤ 0".into()));
+        }
+        if self.encoder.layers.is_empty() || self.encoder.max_tokens < 8 {
+            return Err(corrupt("no encoder layers or max_tokens < 8".into()));
+        }
+        Ok(())
+    }
+
+    /// Writes the head as JSON (creating parent folders).
+    pub fn save(&self, path: &Path) -> Result<(), HeadError> {
+        let write_err = |source| HeadError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(write_err)?;
+        }
+        let mut json = serde_json::to_string(self).expect("a head serialises");
+        json.push('\n');
+        std::fs::write(path, json).map_err(write_err)
+    }
+}
+
+/// Loads and validates a head written by `gema train --tier bert`.
+pub fn load_head(path: &Path) -> Result<Head, HeadError> {
+    let bytes = std::fs::read(path).map_err(|source| HeadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let head: Head = serde_json::from_slice(&bytes).map_err(|e| HeadError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    head.validate(path)?;
+    Ok(head)
+}
+
+/// Numerically stable log-softmax of three logits.
+pub fn log_softmax(z: [f32; 3]) -> [f32; 3] {
+    let m = z[0].max(z[1]).max(z[2]);
+    let lse = m + ((z[0] - m).exp() + (z[1] - m).exp() + (z[2] - m).exp()).ln();
+    z.map(|v| v - lse)
+}
+
+/// The class index of a label in [`CLASSES`] order (`None` for unscored).
+pub fn class_index(label: crate::sentiment::Label) -> Option<usize> {
+    CLASSES.iter().position(|&c| c == label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn tiny() -> Head {
+        let encoder = EncoderSpec {
+            hidden: 2,
+            layers: vec![0],
+            ..EncoderSpec::default()
+        };
+        Head {
+            name: "test-head".into(),
+            encoder,
+            langs: vec![Lang::En],
+            mean: vec![0.0, 0.0],
+            scale: vec![1.0, 1.0],
+            // negative ← x0, positive ← x1
+            weights: vec![2.0, 0.0, 0.0, 0.0, 0.0, 2.0],
+            bias: [0.0, 0.5, 0.0],
+            fast_weight: 0.5,
+            temperature: 1.0,
+        }
+    }
+
+    #[test]
+    fn decides_from_the_vector_and_the_fast_tier() {
+        let h = tiny();
+        let even = [1.0 / 3.0; 3];
+        assert_eq!(
+            h.decide(&[3.0, 0.0], even).label,
+            crate::sentiment::Label::Negative
+        );
+        assert_eq!(
+            h.decide(&[0.0, 3.0], even).label,
+            crate::sentiment::Label::Positive
+        );
+        // With no evidence in the vector, a confident fast tier decides.
+        let s = h.decide(&[0.0, 0.0], [0.01, 0.01, 0.98]);
+        assert_eq!(s.label, crate::sentiment::Label::Positive);
+        assert!((0.0..=1.0).contains(&s.confidence) && (-1.0..=1.0).contains(&s.score));
+        let p = h.fuse(h.log_probs(&[1.0, 1.0]), even);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn save_load_roundtrip_and_corrupt_files_name_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.json");
+        let h = tiny();
+        h.save(&path).unwrap();
+        assert_eq!(load_head(&path).unwrap(), h);
+
+        let mut bad = tiny();
+        bad.weights.pop();
+        bad.save(&path).unwrap();
+        let err = load_head(&path).unwrap_err().to_string();
+        assert!(err.contains("h.json") && err.contains("sizes"), "{err}");
+
+        let err = load_head(&dir.path().join("missing.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing.json") && err.contains("gema train --tier bert"));
+    }
+}
