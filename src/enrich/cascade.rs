@@ -48,7 +48,7 @@ impl Default for CascadeConfig {
     fn default() -> Self {
         CascadeConfig {
             enabled: false,
-            confidence_below: 0.6,
+            confidence_below: 0.55,
             on_query_match: true,
             min_followers: 10_000,
             head: crate::sentiment::bert::DEFAULT_HEAD_PATH.into(),

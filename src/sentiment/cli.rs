@@ -73,6 +73,18 @@ pub struct TrainArgs {
     /// `--tier bert`: cache of computed sentence vectors.
     #[arg(long, default_value = ".gema/bert/cache")]
     pub cache: PathBuf,
+    /// `--tier bert`: hidden units of the head (0: logistic regression).
+    #[arg(long, default_value_t = 256)]
+    pub head_hidden: usize,
+    /// `--tier bert`: most epochs of head training (dev picks the best).
+    #[arg(long, default_value_t = 20)]
+    pub head_epochs: usize,
+    /// `--tier bert`: dropout on the MLP head's hidden layer while training.
+    #[arg(long, default_value_t = 0.1)]
+    pub head_dropout: f32,
+    /// `--tier bert`: AdamW weight decay of the MLP head.
+    #[arg(long, default_value_t = 0.01)]
+    pub head_weight_decay: f32,
     /// Most training epochs per configuration (the best epoch on dev is kept).
     #[arg(long, default_value_t = 8)]
     pub epochs: usize,
@@ -584,6 +596,10 @@ mod tests {
             bert_model_dir: PathBuf::new(),
             threads: 1,
             cache: PathBuf::new(),
+            head_hidden: 0,
+            head_epochs: 1,
+            head_dropout: 0.0,
+            head_weight_decay: 0.0,
             epochs: 2,
             seed: 1,
             buckets_log2: 12,

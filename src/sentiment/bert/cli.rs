@@ -9,8 +9,9 @@ use sha2::{Digest, Sha256};
 
 use super::encoder::{set_threads, Encoder};
 use super::head::{EncoderSpec, Head};
+use super::mlp::train_mlp_head;
 use super::tier::BertTier;
-use super::train::{score_dev, train_head, DevVectors, HeadLog, HeadTrainConfig};
+use super::train::{train_head, DevVectors, HeadLog, HeadTrainConfig};
 use crate::sentiment::cli::{manifest_path, EvalArgs, Tier, TrainArgs};
 use crate::sentiment::data::{self, Example};
 use crate::sentiment::metrics::{self, Report};
@@ -217,20 +218,47 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     let x = embed_cached(&encoder, &spec, &texts, &args.cache, "training rows")?;
     let embed_s = t_embed.elapsed().as_secs_f64();
     let y: Vec<Label> = train_rows.iter().map(|e| e.label).collect();
-    let cfg = HeadTrainConfig {
-        seed: args.seed,
-        ..HeadTrainConfig::default()
+    let outcome = if args.head_hidden > 0 {
+        let cfg = HeadTrainConfig {
+            seed: args.seed,
+            max_epochs: args.head_epochs,
+            hidden: args.head_hidden,
+            dropout: args.head_dropout,
+            lr: 1e-3,
+            l2: args.head_weight_decay,
+            batch: 128,
+            ..HeadTrainConfig::default()
+        };
+        let o = train_mlp_head(
+            "bert-minilm-mlp-v1",
+            &spec,
+            langs,
+            &x,
+            &y,
+            &dev,
+            &cfg,
+            &mut |m| eprintln!("{m}"),
+        )?;
+        (o, cfg)
+    } else {
+        let cfg = HeadTrainConfig {
+            seed: args.seed,
+            max_epochs: args.head_epochs,
+            ..HeadTrainConfig::default()
+        };
+        let o = train_head(
+            "bert-minilm-lr-v1",
+            &spec,
+            langs,
+            &x,
+            &y,
+            &dev,
+            &cfg,
+            &mut |m| eprintln!("{m}"),
+        );
+        (o, cfg)
     };
-    let outcome = train_head(
-        "bert-minilm-v1",
-        &spec,
-        langs,
-        &x,
-        &y,
-        &dev,
-        &cfg,
-        &mut |m| eprintln!("{m}"),
-    );
+    let (outcome, cfg) = outcome;
     let training_time_s = start.elapsed().as_secs_f64();
     outcome.head.save(&out)?;
     let cascade_curve = cascade_curve(&outcome.head, &dev);
@@ -248,12 +276,17 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         sha256: sha256_file(&out)?,
         gema_version: env!("CARGO_PKG_VERSION"),
         command: format!(
-            "gema train --tier bert --data {} --out {} --seed {} --fast-model {} --threads {}",
+            "gema train --tier bert --data {} --out {} --seed {} --fast-model {} --threads {} \
+             --head-hidden {} --head-epochs {} --head-dropout {} --head-weight-decay {}",
             args.data.display(),
             out.display(),
             args.seed,
             fast_path.display(),
-            args.threads
+            args.threads,
+            args.head_hidden,
+            args.head_epochs,
+            args.head_dropout,
+            args.head_weight_decay
         ),
         created_unix_s: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -280,8 +313,8 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         dev_metrics_fast: dev_fast_reports.iter().map(brief).collect(),
         cascade_curve,
         log: &outcome.log,
-        notes: "Head: logistic regression over frozen all-MiniLM-L6-v2 sentence vectors (mean \
-                of layers 4-6), fused with the fast tier's calibrated log-probabilities. \
+        notes: "Head: logistic regression (--head-hidden 0) or a one-hidden-layer ReLU MLP over \
+                frozen all-MiniLM-L6-v2 sentence vectors (mean of layers 4-6), fused with the fast tier's calibrated log-probabilities. \
                 Trained on the English rows of sentiment/train only; Indonesian keeps the fast \
                 tier.",
     };
@@ -329,7 +362,6 @@ fn cascade_curve(head: &Head, dev: &[DevVectors]) -> Vec<CascadePoint> {
             });
         }
     }
-    let _ = score_dev;
     out
 }
 

@@ -79,13 +79,26 @@ pub struct Head {
     pub mean: Vec<f32>,
     /// Per-dimension factor applied after subtracting `mean`.
     pub scale: Vec<f32>,
-    /// `3 × dim` weights, one row per class in [`CLASSES`] order.
+    /// An optional hidden layer (ReLU) between the standardised vector and the output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<Hidden>,
+    /// `3 × inputs` output weights, one row per class in [`CLASSES`] order; `inputs` is the
+    /// hidden layer's size, or `dim` without one.
     pub weights: Vec<f32>,
     pub bias: [f32; 3],
     /// Weight of the fast tier's log-probabilities in the fused decision (0: head alone).
     pub fast_weight: f32,
     /// Softmax temperature of the fused decision (confidence calibration).
     pub temperature: f32,
+}
+
+/// A fully connected ReLU layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hidden {
+    /// `size × dim` weights, row-major by unit.
+    pub weights: Vec<f32>,
+    pub bias: Vec<f32>,
 }
 
 impl Head {
@@ -102,12 +115,26 @@ impl Head {
     /// Log-probabilities of the head alone for one sentence vector.
     pub fn log_probs(&self, x: &[f32]) -> [f32; 3] {
         let d = self.dim();
+        let s: Vec<f32> = (0..d)
+            .map(|j| (x.get(j).copied().unwrap_or(0.0) - self.mean[j]) * self.scale[j])
+            .collect();
+        let h: Vec<f32> = match &self.hidden {
+            None => s,
+            Some(layer) => layer
+                .weights
+                .chunks_exact(d)
+                .zip(&layer.bias)
+                .map(|(w, b)| (b + w.iter().zip(&s).map(|(a, v)| a * v).sum::<f32>()).max(0.0))
+                .collect(),
+        };
+        let k = h.len();
         let mut z = self.bias;
-        for (j, &v) in x.iter().enumerate().take(d) {
-            let s = (v - self.mean[j]) * self.scale[j];
-            z[0] += self.weights[j] * s;
-            z[1] += self.weights[d + j] * s;
-            z[2] += self.weights[2 * d + j] * s;
+        for (c, zc) in z.iter_mut().enumerate() {
+            *zc += self.weights[c * k..(c + 1) * k]
+                .iter()
+                .zip(&h)
+                .map(|(a, v)| a * v)
+                .sum::<f32>();
         }
         log_softmax(z)
     }
@@ -136,7 +163,20 @@ impl Head {
             reason,
         };
         let d = self.encoder.dim();
-        if self.mean.len() != d || self.scale.len() != d || self.weights.len() != 3 * d {
+        let inputs = match &self.hidden {
+            Some(h) => {
+                if h.bias.is_empty() || h.weights.len() != h.bias.len() * d {
+                    return Err(corrupt(format!(
+                        "hidden layer of {} units has {} weights for {d} inputs",
+                        h.bias.len(),
+                        h.weights.len()
+                    )));
+                }
+                h.bias.len()
+            }
+            None => d,
+        };
+        if self.mean.len() != d || self.scale.len() != d || self.weights.len() != 3 * inputs {
             return Err(corrupt(format!(
                 "sizes {} / {} / {} do not match the encoder's {d}-dimensional vectors",
                 self.mean.len(),
@@ -149,6 +189,11 @@ impl Head {
             .iter()
             .chain(&self.scale)
             .chain(&self.weights)
+            .chain(
+                self.hidden
+                    .iter()
+                    .flat_map(|h| h.weights.iter().chain(&h.bias)),
+            )
             .chain(&self.bias)
             .chain([&self.fast_weight, &self.temperature])
             .all(|v| v.is_finite());
@@ -218,6 +263,7 @@ mod tests {
             langs: vec![Lang::En],
             mean: vec![0.0, 0.0],
             scale: vec![1.0, 1.0],
+            hidden: None,
             // negative ← x0, positive ← x1
             weights: vec![2.0, 0.0, 0.0, 0.0, 0.0, 2.0],
             bias: [0.0, 0.5, 0.0],

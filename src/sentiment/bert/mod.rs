@@ -12,6 +12,8 @@ pub mod cli;
 pub mod encoder;
 pub mod head;
 #[cfg(feature = "bert")]
+pub mod mlp;
+#[cfg(feature = "bert")]
 pub mod tier;
 pub mod train;
 

@@ -25,6 +25,10 @@ pub struct HeadTrainConfig {
     pub seed: u64,
     /// Fusion weights of the fast tier tried on dev.
     pub fast_weights: Vec<f32>,
+    /// Hidden units of an MLP head (0: logistic regression).
+    pub hidden: usize,
+    /// Dropout on the hidden layer while training.
+    pub dropout: f32,
 }
 
 impl Default for HeadTrainConfig {
@@ -35,7 +39,9 @@ impl Default for HeadTrainConfig {
             l2: 1e-4,
             batch: 256,
             seed: 42,
-            fast_weights: vec![0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0],
+            fast_weights: vec![0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0],
+            hidden: 0,
+            dropout: 0.0,
         }
     }
 }
@@ -89,25 +95,7 @@ pub fn train_head(
         .iter()
         .map(|&l| CLASSES.iter().position(|&c| c == l).expect("3-class label"))
         .collect();
-    // Standardise each dimension on the training rows.
-    let mut mean = vec![0f64; d];
-    let mut var = vec![0f64; d];
-    for r in x {
-        for j in 0..d {
-            mean[j] += r[j] as f64;
-        }
-    }
-    mean.iter_mut().for_each(|m| *m /= n as f64);
-    for r in x {
-        for j in 0..d {
-            var[j] += (r[j] as f64 - mean[j]).powi(2);
-        }
-    }
-    let mean: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
-    let scale: Vec<f32> = var
-        .iter()
-        .map(|&v| 1.0 / ((v / n as f64).sqrt() as f32).max(1e-6))
-        .collect();
+    let (mean, scale) = standardizer(x, d);
     let xs: Vec<f32> = x
         .iter()
         .flat_map(|r| {
@@ -116,13 +104,7 @@ pub fn train_head(
                 .collect::<Vec<_>>()
         })
         .collect();
-    // Balanced class weights: n / (3 · n_c).
-    let mut counts = [0usize; 3];
-    yi.iter().for_each(|&c| counts[c] += 1);
-    let cw: Vec<f32> = counts
-        .iter()
-        .map(|&k| n as f32 / (3.0 * k.max(1) as f32))
-        .collect();
+    let cw = class_weights(&yi);
 
     let mut head = Head {
         name: name.to_string(),
@@ -130,6 +112,7 @@ pub fn train_head(
         langs,
         mean,
         scale,
+        hidden: None,
         weights: vec![0.0; 3 * d],
         bias: [0.0; 3],
         fast_weight: 0.0,
@@ -196,13 +179,31 @@ pub fn train_head(
             best = (objective, epoch, head.clone());
         }
     }
-    let (_, best_epoch, mut head) = best;
-    let dev_head_only = score_dev(&head, dev);
-    // The fusion weight of the fast tier, then the temperature of the fused decision.
+    let (_, best_epoch, head) = best;
+    finish(head, best_epoch, logs, dev, cfg, log)
+}
+
+/// Picks the fast tier's fusion weight, then the temperature, on dev for a trained head.
+pub fn finish(
+    mut head: Head,
+    best_epoch: usize,
+    mut logs: Vec<HeadLog>,
+    dev: &[DevVectors],
+    cfg: &HeadTrainConfig,
+    log: &mut dyn FnMut(String),
+) -> HeadOutcome {
+    // The head's own log-probabilities do not depend on the fusion: compute them once.
+    let lps: Vec<Vec<[f32; 3]>> = dev
+        .iter()
+        .map(|d| d.x.iter().map(|x| head.log_probs(x)).collect())
+        .collect();
+    head.fast_weight = 0.0;
+    head.temperature = 1.0;
+    let dev_head_only = score_fused(&head, dev, &lps);
     let mut best_w = (f64::NEG_INFINITY, 0.0f32);
     for &w in &cfg.fast_weights {
         head.fast_weight = w;
-        let objective = mean_objective(&score_dev(&head, dev));
+        let objective = mean_objective(&score_fused(&head, dev, &lps));
         log(format!(
             "Fast-tier fusion weight {w}: dev objective {objective:.4}"
         ));
@@ -216,8 +217,8 @@ pub fn train_head(
         }
     }
     head.fast_weight = best_w.1;
-    head.temperature = fit_temperature(&head, dev);
-    let dev_fused = score_dev(&head, dev);
+    head.temperature = fit_temperature(&head, dev, &lps);
+    let dev_fused = score_fused(&head, dev, &lps);
     HeadOutcome {
         head,
         best_epoch,
@@ -225,6 +226,54 @@ pub fn train_head(
         dev_head_only,
         dev_fused,
     }
+}
+
+/// Scores the fused decision on every dev file from pre-computed head log-probabilities.
+pub fn score_fused(head: &Head, dev: &[DevVectors], lps: &[Vec<[f32; 3]>]) -> Vec<Report> {
+    dev.iter()
+        .zip(lps)
+        .map(|(d, lp)| {
+            let pred: Vec<Label> = lp
+                .iter()
+                .zip(&d.fast)
+                .map(|(&l, &f)| FastModel::sentiment(head.fuse(l, f)).label)
+                .collect();
+            metrics::score(&d.name, &d.gold, &pred, 0.0)
+        })
+        .collect()
+}
+
+/// Per-dimension mean and inverse standard deviation of the training vectors.
+pub fn standardizer(x: &[Vec<f32>], d: usize) -> (Vec<f32>, Vec<f32>) {
+    let n = x.len().max(1) as f64;
+    let mut mean = vec![0f64; d];
+    let mut var = vec![0f64; d];
+    for r in x {
+        for j in 0..d {
+            mean[j] += r[j] as f64;
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= n);
+    for r in x {
+        for j in 0..d {
+            var[j] += (r[j] as f64 - mean[j]).powi(2);
+        }
+    }
+    let scale = var
+        .iter()
+        .map(|&v| 1.0 / ((v / n).sqrt() as f32).max(1e-6))
+        .collect();
+    (mean.iter().map(|&m| m as f32).collect(), scale)
+}
+
+/// Balanced class weights `n / (3 · n_c)` (they optimise macro-recall).
+pub fn class_weights(y: &[usize]) -> Vec<f32> {
+    let mut counts = [0usize; 3];
+    y.iter().for_each(|&c| counts[c] += 1);
+    counts
+        .iter()
+        .map(|&k| y.len() as f32 / (3.0 * k.max(1) as f32))
+        .collect()
 }
 
 /// Scores `head` (fused with the fast tier as configured) on every dev file.
@@ -242,16 +291,17 @@ pub fn score_dev(head: &Head, dev: &[DevVectors]) -> Vec<Report> {
 }
 
 /// The temperature minimising the fused decision's negative log-likelihood on dev.
-fn fit_temperature(head: &Head, dev: &[DevVectors]) -> f32 {
+fn fit_temperature(head: &Head, dev: &[DevVectors], lps: &[Vec<[f32; 3]>]) -> f32 {
     let rows: Vec<([f32; 3], [f32; 3], usize)> = dev
         .iter()
-        .flat_map(|d| {
-            d.x.iter()
+        .zip(lps)
+        .flat_map(|(d, lp)| {
+            lp.iter()
                 .zip(&d.fast)
                 .zip(&d.gold)
-                .filter_map(|((x, &f), &g)| {
+                .filter_map(|((&l, &f), &g)| {
                     let c = CLASSES.iter().position(|&k| k == g)?;
-                    Some((head.log_probs(x), f, c))
+                    Some((l, f, c))
                 })
         })
         .collect();
@@ -262,7 +312,7 @@ fn fit_temperature(head: &Head, dev: &[DevVectors]) -> f32 {
             .map(|(lp, f, c)| -(h.fuse(*lp, *f)[*c].max(1e-9).ln() as f64))
             .sum::<f64>()
     };
-    (10..=60)
+    (10..=120)
         .map(|k| k as f32 * 0.05)
         .min_by(|a, b| nll(*a).total_cmp(&nll(*b)))
         .unwrap_or(1.0)
