@@ -135,9 +135,8 @@ pub fn train_head(
             for &i in chunk {
                 let row = &xs[i * d..(i + 1) * d];
                 let mut z = head.bias;
-                for c in 0..3 {
-                    let w = &head.weights[c * d..(c + 1) * d];
-                    z[c] += w.iter().zip(row).map(|(a, b)| a * b).sum::<f32>();
+                for (zc, w) in z.iter_mut().zip(head.weights.chunks_exact(d)) {
+                    *zc += w.iter().zip(row).map(|(a, b)| a * b).sum::<f32>();
                 }
                 let lp = super::head::log_softmax(z);
                 let wgt = cw[yi[i]];
