@@ -54,8 +54,8 @@ impl Default for CascadeConfig {
             head: crate::sentiment::bert::DEFAULT_HEAD_PATH.into(),
             model_dir: crate::sentiment::bert::DEFAULT_MODEL_DIR.into(),
             batch_size: 16,
-            queue_capacity: 64,
-            max_wait_ms: 500,
+            queue_capacity: 32,
+            max_wait_ms: 250,
             threads: 1,
         }
     }

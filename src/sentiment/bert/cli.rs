@@ -20,13 +20,14 @@ use crate::sentiment::{lang, Label, Lang, SentimentModel};
 
 /// Sentence vectors of `texts`, cached under `cache` by a hash of the texts and the encoder
 /// spec (embedding the training tweets takes minutes on two cores; re-runs take seconds).
+/// Also says whether they came from the cache.
 fn embed_cached(
     encoder: &Encoder,
     spec: &EncoderSpec,
     texts: &[&str],
     cache: &Path,
     what: &str,
-) -> anyhow::Result<Vec<Vec<f32>>> {
+) -> anyhow::Result<(Vec<Vec<f32>>, bool)> {
     let mut h = Sha256::new();
     h.update(serde_json::to_vec(spec)?);
     h.update(super::prepare("v1 #probe @probe http://probe").as_bytes());
@@ -48,7 +49,7 @@ fn embed_cached(
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect();
-            return Ok(flat.chunks_exact(d).map(<[f32]>::to_vec).collect());
+            return Ok((flat.chunks_exact(d).map(<[f32]>::to_vec).collect(), true));
         }
     }
     let start = Instant::now();
@@ -66,7 +67,7 @@ fn embed_cached(
     std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
     let bytes: Vec<u8> = out.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
-    Ok(out)
+    Ok((out, false))
 }
 
 #[derive(Serialize)]
@@ -95,6 +96,9 @@ struct Manifest<'a> {
     command: String,
     created_unix_s: u64,
     training_time_s: f64,
+    /// True when the training rows' sentence vectors were read from `--cache` (then
+    /// `training_time_s` excludes embedding them).
+    training_vectors_from_cache: bool,
     embedding_texts_per_s: Option<f64>,
     threads: usize,
     encoder: &'a EncoderSpec,
@@ -195,7 +199,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let texts: Vec<&str> = ex.iter().map(|e| e.text.as_str()).collect();
-        let x = embed_cached(&encoder, &spec, &texts, &args.cache, &name)?;
+        let (x, _) = embed_cached(&encoder, &spec, &texts, &args.cache, &name)?;
         let fast_probs: Vec<[f32; 3]> = ex
             .iter()
             .map(|e| fast.probabilities(&e.text, e.lang.unwrap_or(Lang::En)))
@@ -215,7 +219,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     }
     let texts: Vec<&str> = train_rows.iter().map(|e| e.text.as_str()).collect();
     let t_embed = Instant::now();
-    let x = embed_cached(&encoder, &spec, &texts, &args.cache, "training rows")?;
+    let (x, from_cache) = embed_cached(&encoder, &spec, &texts, &args.cache, "training rows")?;
     let embed_s = t_embed.elapsed().as_secs_f64();
     let y: Vec<Label> = train_rows.iter().map(|e| e.label).collect();
     let outcome = if args.head_hidden > 0 {
@@ -293,8 +297,9 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             .map(|d| d.as_secs())
             .unwrap_or(0),
         training_time_s,
+        training_vectors_from_cache: from_cache,
         // Only meaningful when the vectors were computed, not read from the cache.
-        embedding_texts_per_s: (embed_s > 1.0).then(|| texts.len() as f64 / embed_s),
+        embedding_texts_per_s: (!from_cache).then(|| texts.len() as f64 / embed_s),
         threads: args.threads,
         encoder: &spec,
         fast_model: fast_path.display().to_string(),
