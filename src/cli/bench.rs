@@ -174,6 +174,26 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
         n as f64 / total_s
     );
     println!("  stored            {stored} distinct mentions in ClickHouse");
+    if config.enrich.cascade.enabled {
+        let m = &deps.metrics;
+        let c = &config.enrich.cascade;
+        println!(
+            "  sentiment cascade confidence < {}, queue {}, batch {}, max wait {} ms: {} of {} \
+             mentions escalated, {} decided by the transformer, {} timed out, {} kept the fast \
+             label because the queue was full",
+            c.confidence_below,
+            c.queue_capacity,
+            c.batch_size,
+            c.max_wait_ms,
+            m.cascade_escalated.get(),
+            m.enrich_enriched.get(),
+            m.cascade_decided.get(),
+            m.cascade_timed_out.get(),
+            m.cascade_queue_full.get()
+        );
+    } else {
+        println!("  sentiment cascade off (fast tier only)");
+    }
     println!(
         "  ingest → alert    {} negative-comment alerts: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
         lat.len(),

@@ -6,7 +6,8 @@
 //! full the fast label stands (counted as `queue_full`), so a slow transformer never blocks the
 //! stream. The stage waits for a queued mention's verdict at most `max_wait_ms` from when it
 //! queued it; a later verdict is dropped and the fast label stands (`timed_out`). The worker
-//! skips jobs whose wait is already over.
+//! skips jobs whose wait is already over. The stage reads the next batch while a batch's
+//! escalated mentions are with the transformer, so that wait overlaps with reading.
 
 use std::sync::Arc;
 
@@ -42,6 +43,10 @@ pub struct CascadeConfig {
     pub max_wait_ms: u64,
     /// libtorch threads of the transformer.
     pub threads: usize,
+    /// Most of its time the transformer thread may compute, in (0, 1]: after a batch that took
+    /// `t` it rests `t · (1 / share − 1)`. Caps what the transformer takes from the fast path
+    /// under load (its queue then fills and the fast label stands).
+    pub max_busy_share: f32,
 }
 
 impl Default for CascadeConfig {
@@ -57,6 +62,7 @@ impl Default for CascadeConfig {
             queue_capacity: 32,
             max_wait_ms: 250,
             threads: 1,
+            max_busy_share: 1.0,
         }
     }
 }
@@ -77,6 +83,13 @@ impl CascadeConfig {
         }
         if self.queue_capacity == 0 {
             return bad("queue_capacity", "0".into(), "must be ≥ 1");
+        }
+        if !(self.max_busy_share > 0.0 && self.max_busy_share <= 1.0) {
+            return bad(
+                "max_busy_share",
+                self.max_busy_share.to_string(),
+                "must be in (0, 1]",
+            );
         }
         if self.threads == 0 {
             return bad("threads", "0".into(), "must be ≥ 1");
@@ -156,6 +169,11 @@ pub struct Pending {
 }
 
 impl Pending {
+    /// When the stage stops waiting for this verdict.
+    pub fn deadline(&self) -> tokio::time::Instant {
+        self.deadline
+    }
+
     /// The transformer's verdict, or `None` when it did not come in time (or failed).
     pub async fn verdict(self) -> Option<Sentiment> {
         match tokio::time::timeout_at(self.deadline, self.rx).await {
@@ -194,9 +212,10 @@ impl Cascade {
             let name = tier.name().to_string();
             let (tx, rx) = tokio::sync::mpsc::channel(config.queue_capacity);
             let (batch, threads) = (config.batch_size, config.threads);
+            let share = config.max_busy_share;
             std::thread::Builder::new()
                 .name("gema-bert".into())
-                .spawn(move || worker(tier, rx, batch, threads))?;
+                .spawn(move || worker(tier, rx, batch, threads, share))?;
             tracing::info!(
                 model = %name, queue = config.queue_capacity, batch = config.batch_size,
                 threshold = config.confidence_below, "Transformer tier started"
@@ -255,6 +274,7 @@ fn worker(
     mut rx: tokio::sync::mpsc::Receiver<Job>,
     batch: usize,
     threads: usize,
+    busy_share: f32,
 ) {
     crate::sentiment::bert::encoder::set_threads(threads);
     while let Some(first) = rx.blocking_recv() {
@@ -276,7 +296,12 @@ fn worker(
             continue;
         }
         let items: Vec<(&str, Lang)> = live.iter().map(|j| (j.text.as_str(), j.lang)).collect();
-        match tier.classify_batch(&items) {
+        let started = std::time::Instant::now();
+        let result = tier.classify_batch(&items);
+        if busy_share < 1.0 {
+            std::thread::sleep(started.elapsed().mul_f32(1.0 / busy_share - 1.0));
+        }
+        match result {
             Ok(verdicts) => {
                 for (j, v) in live.into_iter().zip(verdicts) {
                     let _ = j.reply.send(v.by_transformer.then_some(v.sentiment));

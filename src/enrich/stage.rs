@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -51,9 +52,22 @@ pub async fn run(
         config,
     };
 
+    // A batch whose escalated mentions are still with the transformer. Its other outputs are
+    // already produced; it is finished (verdicts, acknowledgements, offsets) after the next
+    // batch is read, or at its wait deadline when no message comes, so the transformer's latency
+    // overlaps with reading instead of stalling it. Offsets are stored in batch order.
+    let mut waiting: Option<(Batch, OffsetTracker)> = None;
     loop {
+        let wait_until = waiting.as_ref().and_then(|(b, _)| b.wait_until);
         let first = tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep_until(wait_until.unwrap_or_else(Instant::now)),
+                if wait_until.is_some() => {
+                if let Some((b, t)) = waiting.take() {
+                    finish(b, t, &ctx, &consumer, &mut progress).await?;
+                }
+                continue;
+            }
             m = consumer.recv() => m,
         };
         let mut batch = Batch::default();
@@ -69,29 +83,54 @@ pub async fn run(
                 Err(_) => break,
             }
         }
-        // Escalated mentions wait here for the transformer (at most `max_wait_ms` each).
-        for (mut enriched, pending, partition) in std::mem::take(&mut batch.escalated) {
-            let name = enricher.cascade().map(|c| c.name()).unwrap_or_default();
-            match pending.verdict().await {
-                Some(s) => {
-                    metrics.cascade_decided.inc();
-                    record(&mut enriched, Escalation::Decided, Some((s, name)));
-                }
-                None => {
-                    metrics.cascade_timed_out.inc();
-                    record(&mut enriched, Escalation::TimedOut, None);
-                }
-            }
-            emit(enriched, partition, &ctx, &mut batch, &mut progress).await?;
+        // The previous batch's escalated mentions had this whole batch's time to be decided.
+        if let Some((b, t)) = waiting.take() {
+            finish(b, t, &ctx, &consumer, &mut progress).await?;
         }
-        batch
-            .flush_terms(&producer, &topics.terms, progress.low_watermark())
-            .await?;
-        batch.acknowledged().await?;
-        tracker.store(&consumer);
+        let batch_tracker = std::mem::take(&mut tracker);
+        if batch.escalated.is_empty() {
+            finish(batch, batch_tracker, &ctx, &consumer, &mut progress).await?;
+        } else {
+            waiting = Some((batch, batch_tracker));
+        }
+    }
+    if let Some((b, t)) = waiting.take() {
+        finish(b, t, &ctx, &consumer, &mut progress).await?;
     }
     commit_now(&consumer).map_err(StageError::kafka("commit offsets on shutdown"))?;
     tracing::info!("Enrich stage stopped after committing its offsets");
+    Ok(())
+}
+
+/// Completes a batch: its escalated mentions get the transformer's verdict (or keep the fast
+/// label once their wait is over) and are produced, then the terms, then every delivery is
+/// awaited and only then the batch's offsets are stored.
+async fn finish(
+    mut batch: Batch,
+    mut tracker: OffsetTracker,
+    ctx: &Ctx<'_>,
+    consumer: &StreamConsumer,
+    progress: &mut RawProgress,
+) -> Result<(), StageError> {
+    let name = ctx.enricher.cascade().map(|c| c.name()).unwrap_or_default();
+    for (mut enriched, pending, partition) in std::mem::take(&mut batch.escalated) {
+        match pending.verdict().await {
+            Some(s) => {
+                ctx.metrics.cascade_decided.inc();
+                record(&mut enriched, Escalation::Decided, Some((s, name)));
+            }
+            None => {
+                ctx.metrics.cascade_timed_out.inc();
+                record(&mut enriched, Escalation::TimedOut, None);
+            }
+        }
+        emit(enriched, partition, ctx, &mut batch, progress).await?;
+    }
+    batch
+        .flush_terms(ctx.producer, &ctx.topics.terms, progress.low_watermark())
+        .await?;
+    batch.acknowledged().await?;
+    tracker.store(consumer);
     Ok(())
 }
 
@@ -112,6 +151,8 @@ struct Batch {
     deliveries: Vec<DeliveryFuture>,
     terms: TermBatch,
     escalated: Vec<(EnrichedMention, Pending, i32)>,
+    /// When the last escalated mention's wait ends.
+    wait_until: Option<Instant>,
 }
 
 /// Newest event time consumed per raw partition; their minimum is this instance's low watermark
@@ -214,6 +255,7 @@ async fn handle(
                 match cascade.offer(&enriched) {
                     Offer::Queued(pending) => {
                         metrics.cascade_escalated.inc();
+                        batch.wait_until = batch.wait_until.max(Some(pending.deadline()));
                         batch.escalated.push((enriched, pending, msg.partition()));
                         batch.len += 1;
                         tracker.track(msg.topic(), msg.partition(), msg.offset());
