@@ -79,6 +79,9 @@ pub struct TrainArgs {
     /// `--tier bert`: most epochs of head training (dev picks the best).
     #[arg(long, default_value_t = 20)]
     pub head_epochs: usize,
+    /// `--tier bert`: MLP heads trained with consecutive seeds and averaged.
+    #[arg(long, default_value_t = 1)]
+    pub head_members: usize,
     /// `--tier bert`: dropout on the MLP head's hidden layer while training.
     #[arg(long, default_value_t = 0.1)]
     pub head_dropout: f32,
@@ -599,6 +602,7 @@ mod tests {
             head_hidden: 0,
             head_epochs: 1,
             head_dropout: 0.0,
+            head_members: 1,
             head_weight_decay: 0.0,
             epochs: 2,
             seed: 1,

@@ -228,6 +228,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             max_epochs: args.head_epochs,
             hidden: args.head_hidden,
             dropout: args.head_dropout,
+            members: args.head_members,
             lr: 1e-3,
             l2: args.head_weight_decay,
             batch: 128,
@@ -281,7 +282,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         gema_version: env!("CARGO_PKG_VERSION"),
         command: format!(
             "gema train --tier bert --data {} --out {} --seed {} --fast-model {} --threads {} \
-             --head-hidden {} --head-epochs {} --head-dropout {} --head-weight-decay {}",
+             --head-hidden {} --head-epochs {} --head-dropout {} --head-weight-decay {} --head-members {}",
             args.data.display(),
             out.display(),
             args.seed,
@@ -290,7 +291,8 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             args.head_hidden,
             args.head_epochs,
             args.head_dropout,
-            args.head_weight_decay
+            args.head_weight_decay,
+            args.head_members
         ),
         created_unix_s: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -86,10 +86,24 @@ pub struct Head {
     /// hidden layer's size, or `dim` without one.
     pub weights: Vec<f32>,
     pub bias: [f32; 3],
+    /// Further ensemble members of the same shape (trained with other seeds); the head's
+    /// log-probabilities are the mean of every member's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more: Vec<Member>,
     /// Weight of the fast tier's log-probabilities in the fused decision (0: head alone).
     pub fast_weight: f32,
     /// Softmax temperature of the fused decision (confidence calibration).
     pub temperature: f32,
+}
+
+/// One more ensemble member: an optional hidden layer and the output layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<Hidden>,
+    pub weights: Vec<f32>,
+    pub bias: [f32; 3],
 }
 
 /// A fully connected ReLU layer.
@@ -112,31 +126,22 @@ impl Head {
         self.langs.contains(&lang)
     }
 
-    /// Log-probabilities of the head alone for one sentence vector.
+    /// Log-probabilities of the head alone for one sentence vector (the mean over the ensemble
+    /// members' log-probabilities).
     pub fn log_probs(&self, x: &[f32]) -> [f32; 3] {
         let d = self.dim();
         let s: Vec<f32> = (0..d)
             .map(|j| (x.get(j).copied().unwrap_or(0.0) - self.mean[j]) * self.scale[j])
             .collect();
-        let h: Vec<f32> = match &self.hidden {
-            None => s,
-            Some(layer) => layer
-                .weights
-                .chunks_exact(d)
-                .zip(&layer.bias)
-                .map(|(w, b)| (b + w.iter().zip(&s).map(|(a, v)| a * v).sum::<f32>()).max(0.0))
-                .collect(),
-        };
-        let k = h.len();
-        let mut z = self.bias;
-        for (c, zc) in z.iter_mut().enumerate() {
-            *zc += self.weights[c * k..(c + 1) * k]
-                .iter()
-                .zip(&h)
-                .map(|(a, v)| a * v)
-                .sum::<f32>();
+        let mut sum = member_log_probs(self.hidden.as_ref(), &self.weights, self.bias, &s);
+        for m in &self.more {
+            let lp = member_log_probs(m.hidden.as_ref(), &m.weights, m.bias, &s);
+            for c in 0..3 {
+                sum[c] += lp[c];
+            }
         }
-        log_softmax(z)
+        let k = (1 + self.more.len()) as f32;
+        sum.map(|v| v / k)
     }
 
     /// Fused class probabilities from the head's log-probabilities and the fast tier's
@@ -163,26 +168,16 @@ impl Head {
             reason,
         };
         let d = self.encoder.dim();
-        let inputs = match &self.hidden {
-            Some(h) => {
-                if h.bias.is_empty() || h.weights.len() != h.bias.len() * d {
-                    return Err(corrupt(format!(
-                        "hidden layer of {} units has {} weights for {d} inputs",
-                        h.bias.len(),
-                        h.weights.len()
-                    )));
-                }
-                h.bias.len()
-            }
-            None => d,
-        };
-        if self.mean.len() != d || self.scale.len() != d || self.weights.len() != 3 * inputs {
+        if self.mean.len() != d || self.scale.len() != d {
             return Err(corrupt(format!(
-                "sizes {} / {} / {} do not match the encoder's {d}-dimensional vectors",
+                "sizes {} / {} do not match the encoder's {d}-dimensional vectors",
                 self.mean.len(),
-                self.scale.len(),
-                self.weights.len()
+                self.scale.len()
             )));
+        }
+        check_member(self.hidden.as_ref(), &self.weights, d).map_err(corrupt)?;
+        for m in &self.more {
+            check_member(m.hidden.as_ref(), &m.weights, d).map_err(corrupt)?;
         }
         let finite = self
             .mean
@@ -195,6 +190,13 @@ impl Head {
                     .flat_map(|h| h.weights.iter().chain(&h.bias)),
             )
             .chain(&self.bias)
+            .chain(self.more.iter().flat_map(|m| {
+                m.weights.iter().chain(&m.bias).chain(
+                    m.hidden
+                        .iter()
+                        .flat_map(|h| h.weights.iter().chain(&h.bias)),
+                )
+            }))
             .chain([&self.fast_weight, &self.temperature])
             .all(|v| v.is_finite());
         if !finite || self.temperature <= 0.0 {
@@ -235,6 +237,62 @@ pub fn load_head(path: &Path) -> Result<Head, HeadError> {
     Ok(head)
 }
 
+/// Log-probabilities of one member for a standardised vector `s`.
+fn member_log_probs(
+    hidden: Option<&Hidden>,
+    weights: &[f32],
+    bias: [f32; 3],
+    s: &[f32],
+) -> [f32; 3] {
+    let owned;
+    let h: &[f32] = match hidden {
+        None => s,
+        Some(layer) => {
+            owned = layer
+                .weights
+                .chunks_exact(s.len())
+                .zip(&layer.bias)
+                .map(|(w, b)| (b + w.iter().zip(s).map(|(a, v)| a * v).sum::<f32>()).max(0.0))
+                .collect::<Vec<f32>>();
+            &owned
+        }
+    };
+    let k = h.len();
+    let mut z = bias;
+    for (c, zc) in z.iter_mut().enumerate() {
+        *zc += weights[c * k..(c + 1) * k]
+            .iter()
+            .zip(h)
+            .map(|(a, v)| a * v)
+            .sum::<f32>();
+    }
+    log_softmax(z)
+}
+
+/// Checks one member's shapes for `d` inputs.
+fn check_member(hidden: Option<&Hidden>, weights: &[f32], d: usize) -> Result<(), String> {
+    let inputs = match hidden {
+        Some(h) => {
+            if h.bias.is_empty() || h.weights.len() != h.bias.len() * d {
+                return Err(format!(
+                    "hidden layer of {} units has {} weights for {d} inputs",
+                    h.bias.len(),
+                    h.weights.len()
+                ));
+            }
+            h.bias.len()
+        }
+        None => d,
+    };
+    if weights.len() != 3 * inputs {
+        return Err(format!(
+            "sizes: {} output weights for {inputs} inputs",
+            weights.len()
+        ));
+    }
+    Ok(())
+}
+
 /// Numerically stable log-softmax of three logits.
 pub fn log_softmax(z: [f32; 3]) -> [f32; 3] {
     let m = z[0].max(z[1]).max(z[2]);
@@ -267,6 +325,7 @@ mod tests {
             // negative ← x0, positive ← x1
             weights: vec![2.0, 0.0, 0.0, 0.0, 0.0, 2.0],
             bias: [0.0, 0.5, 0.0],
+            more: vec![],
             fast_weight: 0.5,
             temperature: 1.0,
         }
@@ -290,6 +349,32 @@ mod tests {
         assert!((0.0..=1.0).contains(&s.confidence) && (-1.0..=1.0).contains(&s.score));
         let p = h.fuse(h.log_probs(&[1.0, 1.0]), even);
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn an_ensemble_averages_its_members_log_probabilities() {
+        let h = tiny();
+        let mut twice = tiny();
+        twice.more.push(Member {
+            hidden: None,
+            weights: h.weights.clone(),
+            bias: h.bias,
+        });
+        let x = [0.7, -0.2];
+        assert_eq!(h.log_probs(&x), twice.log_probs(&x));
+        let mut other = tiny();
+        other.more.push(Member {
+            hidden: None,
+            weights: vec![0.0; 6],
+            bias: [0.0; 3],
+        });
+        let (a, b) = (h.log_probs(&x), other.log_probs(&x));
+        let uniform = (1.0f32 / 3.0).ln();
+        for c in 0..3 {
+            assert!((b[c] - (a[c] + uniform) / 2.0).abs() < 1e-6);
+        }
+        other.more[0].weights.pop();
+        assert!(other.validate(Path::new("e.json")).is_err());
     }
 
     #[test]

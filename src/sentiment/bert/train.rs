@@ -29,6 +29,8 @@ pub struct HeadTrainConfig {
     pub hidden: usize,
     /// Dropout on the hidden layer while training.
     pub dropout: f32,
+    /// MLP ensemble members (seeds `seed`, `seed + 1`, ...), each with its own best epoch.
+    pub members: usize,
 }
 
 impl Default for HeadTrainConfig {
@@ -42,6 +44,7 @@ impl Default for HeadTrainConfig {
             fast_weights: vec![0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0],
             hidden: 0,
             dropout: 0.0,
+            members: 1,
         }
     }
 }
@@ -115,6 +118,7 @@ pub fn train_head(
         hidden: None,
         weights: vec![0.0; 3 * d],
         bias: [0.0; 3],
+        more: Vec::new(),
         fast_weight: 0.0,
         temperature: 1.0,
     };
