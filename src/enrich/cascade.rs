@@ -166,6 +166,8 @@ pub struct Job {
 pub struct Pending {
     rx: tokio::sync::oneshot::Receiver<Option<Sentiment>>,
     deadline: tokio::time::Instant,
+    /// The answer, once [`Pending::is_ready`] has seen it.
+    got: Option<Option<Sentiment>>,
 }
 
 impl Pending {
@@ -174,8 +176,28 @@ impl Pending {
         self.deadline
     }
 
+    /// Whether the verdict is in (or will never come, or its wait is over), without waiting.
+    pub fn is_ready(&mut self) -> bool {
+        if self.got.is_some() {
+            return true;
+        }
+        match self.rx.try_recv() {
+            Ok(v) => self.got = Some(v),
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => self.got = Some(None),
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {
+                if tokio::time::Instant::now() >= self.deadline {
+                    self.got = Some(None);
+                }
+            }
+        }
+        self.got.is_some()
+    }
+
     /// The transformer's verdict, or `None` when it did not come in time (or failed).
     pub async fn verdict(self) -> Option<Sentiment> {
+        if let Some(v) = self.got {
+            return v;
+        }
         match tokio::time::timeout_at(self.deadline, self.rx).await {
             Ok(Ok(v)) => v,
             _ => None,
@@ -261,6 +283,7 @@ impl Cascade {
             Ok(()) => Offer::Queued(Pending {
                 rx,
                 deadline: tokio::time::Instant::now() + wait,
+                got: None,
             }),
             Err(_) => Offer::QueueFull,
         }

@@ -5,6 +5,7 @@
 //! only then stores the batch's offsets. A crash anywhere re-delivers the whole unacknowledged
 //! batch: at-least-once, and the keyed ClickHouse table collapses the repeats.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,9 @@ use super::dlq::DeadLetter;
 use super::enricher::terms_of;
 use super::Enricher;
 
+/// Most batches kept waiting for the transformer's verdicts before the oldest is finished anyway.
+const MAX_WAITING_BATCHES: usize = 4;
+
 /// Runs the enrich stage until `shutdown` is cancelled; then finishes the current batch, commits
 /// and returns.
 pub async fn run(
@@ -52,18 +56,22 @@ pub async fn run(
         config,
     };
 
-    // A batch whose escalated mentions are still with the transformer. Its other outputs are
-    // already produced; it is finished (verdicts, acknowledgements, offsets) after the next
-    // batch is read, or at its wait deadline when no message comes, so the transformer's latency
-    // overlaps with reading instead of stalling it. Offsets are stored in batch order.
-    let mut waiting: Option<(Batch, OffsetTracker)> = None;
+    // Batches whose escalated mentions are still with the transformer, oldest first. Their other
+    // outputs are already produced; a batch is finished (verdicts, acknowledgements, offsets)
+    // once every verdict is in or its wait is over, so the transformer's latency overlaps with
+    // reading instead of stalling it. A batch that follows one still waiting waits behind it:
+    // offsets are stored in batch order. At most MAX_WAITING_BATCHES wait; beyond that the
+    // oldest is finished even if that means waiting for it.
+    let mut waiting: VecDeque<(Batch, OffsetTracker)> = VecDeque::new();
     loop {
-        let wait_until = waiting.as_ref().and_then(|(b, _)| b.wait_until);
+        let wait_until = waiting
+            .front()
+            .map(|(b, _)| b.wait_until.unwrap_or_else(Instant::now));
         let first = tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep_until(wait_until.unwrap_or_else(Instant::now)),
                 if wait_until.is_some() => {
-                if let Some((b, t)) = waiting.take() {
+                if let Some((b, t)) = waiting.pop_front() {
                     finish(b, t, &ctx, &consumer, &mut progress).await?;
                 }
                 continue;
@@ -83,18 +91,21 @@ pub async fn run(
                 Err(_) => break,
             }
         }
-        // The previous batch's escalated mentions had this whole batch's time to be decided.
-        if let Some((b, t)) = waiting.take() {
-            finish(b, t, &ctx, &consumer, &mut progress).await?;
-        }
         let batch_tracker = std::mem::take(&mut tracker);
-        if batch.escalated.is_empty() {
+        if waiting.is_empty() && batch.escalated.is_empty() {
             finish(batch, batch_tracker, &ctx, &consumer, &mut progress).await?;
         } else {
-            waiting = Some((batch, batch_tracker));
+            waiting.push_back((batch, batch_tracker));
+        }
+        while let Some((front, _)) = waiting.front_mut() {
+            if !(front.is_ready() || waiting.len() > MAX_WAITING_BATCHES) {
+                break;
+            }
+            let (b, t) = waiting.pop_front().expect("non-empty");
+            finish(b, t, &ctx, &consumer, &mut progress).await?;
         }
     }
-    if let Some((b, t)) = waiting.take() {
+    while let Some((b, t)) = waiting.pop_front() {
         finish(b, t, &ctx, &consumer, &mut progress).await?;
     }
     commit_now(&consumer).map_err(StageError::kafka("commit offsets on shutdown"))?;
@@ -153,6 +164,13 @@ struct Batch {
     escalated: Vec<(EnrichedMention, Pending, i32)>,
     /// When the last escalated mention's wait ends.
     wait_until: Option<Instant>,
+}
+
+impl Batch {
+    /// Whether every escalated mention's verdict is in (or its wait is over), without waiting.
+    fn is_ready(&mut self) -> bool {
+        self.escalated.iter_mut().all(|(_, p, _)| p.is_ready())
+    }
 }
 
 /// Newest event time consumed per raw partition; their minimum is this instance's low watermark
