@@ -99,7 +99,7 @@ pub async fn run<T: SinkTable>(
     let topics = Topics::new(&config.kafka.topic_prefix);
     let topic = T::topic(&topics).to_string();
     let (consumer, producer) =
-        kafka::stage_clients(&config.kafka, &topics.group(T::GROUP), &topic)?;
+        kafka::stage_clients(&config.kafka, &topics.group(T::GROUP), &topic, false)?;
     let period = Duration::from_millis(config.sink.period_ms);
     let mut inserter = store
         .client
