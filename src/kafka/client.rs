@@ -1,9 +1,11 @@
 //! Producer and consumer construction with gema's delivery guarantees.
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::StreamConsumer;
+use rdkafka::consumer::{ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientContext;
 
 use crate::config::KafkaConfig;
 
@@ -34,16 +36,34 @@ pub fn producer(config: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
 
 /// A consumer in `group` for at-least-once processing: offsets are committed only after the
 /// stage stores them with [`super::OffsetTracker`], i.e. after its outputs are acknowledged.
-pub fn consumer(config: &KafkaConfig, group: &str) -> Result<StreamConsumer, KafkaError> {
+pub fn consumer(config: &KafkaConfig, group: &str) -> Result<StageConsumer, KafkaError> {
     consumer_with_eof(config, group, false)
 }
+
+/// The context of gema's consumers: librdkafka hands every error event both to the context and
+/// to `recv()`; a partition end is not an error (the stages that ask for them track them), so
+/// only the others are logged here.
+pub struct StageContext;
+
+impl ClientContext for StageContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::Global(RDKafkaErrorCode::PartitionEOF)) {
+            tracing::error!("librdkafka: {error}: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for StageContext {}
+
+/// A stage's consumer.
+pub type StageConsumer = StreamConsumer<StageContext>;
 
 /// [`consumer`], optionally reporting the end of each partition (`KafkaError::PartitionEOF`).
 fn consumer_with_eof(
     config: &KafkaConfig,
     group: &str,
     partition_eof: bool,
-) -> Result<StreamConsumer, KafkaError> {
+) -> Result<StageConsumer, KafkaError> {
     let mut c = base_config(config);
     c.set("group.id", group)
         .set("enable.auto.commit", "true")
@@ -60,7 +80,7 @@ fn consumer_with_eof(
     for (k, v) in &config.options {
         c.set(k, v);
     }
-    c.create()
+    c.create_with_context(StageContext)
 }
 
 /// A stage's clients: a consumer in `group` subscribed to `topic`, and a producer for its
@@ -71,7 +91,7 @@ pub fn stage_clients(
     group: &str,
     topic: &str,
     partition_eof: bool,
-) -> Result<(StreamConsumer, FutureProducer), crate::error::StageError> {
+) -> Result<(StageConsumer, FutureProducer), crate::error::StageError> {
     use crate::error::StageError;
     use rdkafka::consumer::Consumer;
     let consumer = consumer_with_eof(config, group, partition_eof)

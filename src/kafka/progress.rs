@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::Consumer;
+use rdkafka::consumer::{Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 
 /// How long a partition sits at its end before it stops holding the watermark back.
@@ -54,7 +54,10 @@ impl PartitionProgress {
     }
 
     /// The low watermark over the partitions `consumer` is assigned now (`None`: no progress).
-    pub fn low_watermark<C: Consumer>(&mut self, consumer: &C) -> Option<i64> {
+    pub fn low_watermark<X: ConsumerContext, C: Consumer<X>>(
+        &mut self,
+        consumer: &C,
+    ) -> Option<i64> {
         let assigned: Vec<i32> = consumer
             .assignment()
             .map(|l| l.elements().iter().map(|e| e.partition()).collect())
