@@ -51,46 +51,53 @@ async fn refresh_ranges(store: &Store, minutes: &[(u32, u32)]) -> Result<(), Sto
     // A newer computation must win even within one millisecond of the previous one.
     let version = Utc::now().timestamp_micros().max(0) as u64;
     for &(from, to) in minutes {
-        store
-            .client
-            .query(
-                "INSERT INTO query_minutes \
-                 SELECT toStartOfMinute(created_at) AS minute, q AS query, count(), \
-                 countIf(sentiment = 'negative'), countIf(sentiment = 'neutral'), \
-                 countIf(sentiment = 'positive'), uniqHLL12State(author_id), ? \
-                 FROM mentions FINAL ARRAY JOIN queries AS q \
-                 WHERE created_at >= toDateTime(?) AND created_at < toDateTime(?) \
-                 GROUP BY minute, query",
-            )
-            .bind(version)
-            .bind(from)
-            .bind(to)
-            .execute()
-            .await
-            .map_err(query_err("recompute query_minutes"))?;
+        insert_select(
+            store,
+            "recompute query_minutes",
+            "INSERT INTO query_minutes \
+             SELECT toStartOfMinute(created_at) AS minute, q AS query, count(), \
+             countIf(sentiment = 'negative'), countIf(sentiment = 'neutral'), \
+             countIf(sentiment = 'positive'), uniqHLL12State(author_id), ? \
+             FROM mentions FINAL ARRAY JOIN queries AS q \
+             WHERE created_at >= toDateTime(?) AND created_at < toDateTime(?) \
+             GROUP BY minute, query",
+            [version, from.into(), to.into()],
+        )
+        .await?;
     }
     // Queries that matched in a minute before and match nothing there now (a mention re-enriched
     // with other tracked queries) keep their old row: zero it.
     zero_vanished(store, minutes, version).await?;
     for (from, to) in hour_ranges(minutes) {
-        store
-            .client
-            .query(
-                "INSERT INTO query_hours \
-                 SELECT toStartOfHour(minute) AS hour, query, sum(total), sum(negative), \
-                 sum(neutral), sum(positive), uniqHLL12MergeState(authors), ? \
-                 FROM query_minutes FINAL \
-                 WHERE minute >= toDateTime(?) AND minute < toDateTime(?) \
-                 GROUP BY hour, query",
-            )
-            .bind(version)
-            .bind(from)
-            .bind(to)
-            .execute()
-            .await
-            .map_err(query_err("recompute query_hours"))?;
+        insert_select(
+            store,
+            "recompute query_hours",
+            "INSERT INTO query_hours \
+             SELECT toStartOfHour(minute) AS hour, query, sum(total), sum(negative), \
+             sum(neutral), sum(positive), uniqHLL12MergeState(authors), ? \
+             FROM query_minutes FINAL \
+             WHERE minute >= toDateTime(?) AND minute < toDateTime(?) \
+             GROUP BY hour, query",
+            [version, from.into(), to.into()],
+        )
+        .await?;
     }
     Ok(())
+}
+
+/// Runs one `INSERT … SELECT` with its `?` placeholders bound to `binds` in order.
+async fn insert_select<const N: usize>(
+    store: &Store,
+    what: &str,
+    sql: &str,
+    binds: [u64; N],
+) -> Result<(), StoreError> {
+    binds
+        .into_iter()
+        .fold(store.client.query(sql), |q, b| q.bind(b))
+        .execute()
+        .await
+        .map_err(query_err(what))
 }
 
 /// Writes a zero row (newer version) for every (minute, query) pair in `minutes` whose newest row
@@ -102,22 +109,17 @@ async fn zero_vanished(
     version: u64,
 ) -> Result<(), StoreError> {
     for &(from, to) in minutes {
-        store
-            .client
-            .query(
-                "INSERT INTO query_minutes \
-                 SELECT minute, query, 0, 0, 0, 0, uniqHLL12StateIf('', 0), ? \
-                 FROM query_minutes FINAL \
-                 WHERE minute >= toDateTime(?) AND minute < toDateTime(?) AND version < ? \
-                 AND total > 0 GROUP BY minute, query",
-            )
-            .bind(version)
-            .bind(from)
-            .bind(to)
-            .bind(version)
-            .execute()
-            .await
-            .map_err(query_err("zero vanished query_minutes"))?;
+        insert_select(
+            store,
+            "zero vanished query_minutes",
+            "INSERT INTO query_minutes \
+             SELECT minute, query, 0, 0, 0, 0, uniqHLL12StateIf('', 0), ? \
+             FROM query_minutes FINAL \
+             WHERE minute >= toDateTime(?) AND minute < toDateTime(?) AND version < ? \
+             AND total > 0 GROUP BY minute, query",
+            [version, from.into(), to.into(), version],
+        )
+        .await?;
     }
     Ok(())
 }
