@@ -36,14 +36,20 @@ curl -sf "$ch" --data-binary "INSERT INTO $GEMA_CLICKHOUSE_DATABASE.mentions SEL
  [concat('tag', toString(number % 1000))], emptyArrayString(), emptyArrayString(), [concat('kw', toString(number % 5000)), 'nusapay'],
  [['nusapay','kopikita','arunika-air'][number % 3 + 1]], '', '', 0, 0, 0, 1
  FROM system.numbers LIMIT $rows"
+# Rows written behind the sink's back: recompute the rollups it would have kept current.
+start=$(date +%s%N)
+"$gema" rollup --since 8d >/dev/null
+echo "gema rollup over 8 days: $(( ($(date +%s%N) - start) / 1000000 )) ms"
 "$gema" serve --listen "127.0.0.1:$port" >/dev/null 2>&1 &
 pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
 
 echo "$(nproc) CPUs; ClickHouse $(curl -s "$ch" --data-binary 'SELECT version()'); $rows mentions; $n requests each"
 for p in "/api/trends/top?since=1h&limit=20" "/api/timeline?query=nusapay&since=24h&bucket=1h" \
-  "/api/share-of-voice?since=24h" "/api/mentions?since=1h&sentiment=negative&limit=50" \
-  "/api/trends/rising?since=1h"; do
+  "/api/timeline?query=nusapay&since=6h&bucket=5m" "/api/timeline?query=nusapay&since=7d&bucket=1h" \
+  "/api/share-of-voice?since=24h" "/api/share-of-voice?since=7d" \
+  "/api/mentions?since=1h&sentiment=negative&limit=50" "/api/trends/rising?since=1h" \
+  "/api/trends/top?since=24h&limit=20"; do
   for _ in $(seq "$n"); do
     curl -s -o /dev/null -w '%{http_code} %{time_total}\n' \
       -H "Authorization: Bearer $GEMA_API_TOKEN" "http://127.0.0.1:$port$p"

@@ -177,6 +177,9 @@ pub struct SinkConfig {
     pub max_bytes: u64,
     /// An INSERT ends at the latest this long after its first row.
     pub period_ms: u64,
+    /// The mentions sink recomputes the per-minute query rollups (timeline, share of voice) of
+    /// the minutes it wrote to at most this often; offsets are stored after that.
+    pub rollup_period_ms: u64,
 }
 
 impl Default for SinkConfig {
@@ -185,6 +188,7 @@ impl Default for SinkConfig {
             max_rows: 100_000,
             max_bytes: 64 * 1024 * 1024,
             period_ms: 1000,
+            rollup_period_ms: 2000,
         }
     }
 }

@@ -18,6 +18,8 @@ pub enum StageError {
     },
     #[error(transparent)]
     Topics(#[from] crate::kafka::topics::TopicError),
+    #[error(transparent)]
+    Store(#[from] crate::store::client::StoreError),
 }
 
 impl StageError {

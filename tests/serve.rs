@@ -647,3 +647,77 @@ async fn mention_feed_sends_only_negative_mentions_of_tracked_queries() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollups_follow_redelivered_and_re_enriched_mentions() {
+    use gema::query::timeline::{sentiment_timeline, share_of_voice};
+    let env = TestEnv::new("rollup");
+    let store = env.store().await;
+    let at = Utc::now() - chrono::Duration::minutes(30);
+    let (since, until) = (at - chrono::Duration::hours(2), Utc::now());
+    let first = mention(
+        "r1",
+        "x",
+        at,
+        "negative",
+        "id",
+        "NusaPay error",
+        &[],
+        &["nusapay"],
+        &["nusapay"],
+    );
+    let other = mention(
+        "r2",
+        "x",
+        at,
+        "positive",
+        "id",
+        "NusaPay ok",
+        &[],
+        &["nusapay"],
+        &["nusapay"],
+    );
+    insert_mentions(&store, &[first.clone(), other.clone()]).await;
+    // The same two mentions delivered again: nothing counts twice.
+    insert_mentions(&store, &[first.clone(), other]).await;
+    let v = share_of_voice(&store, since, until).await.unwrap();
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!((v[0].mentions, v[0].negative, v[0].positive), (2, 1, 1));
+
+    // r1 re-enriched (newer version): now positive and about kopikita instead of nusapay.
+    let mut again = mention(
+        "r1",
+        "x",
+        at,
+        "positive",
+        "id",
+        "NusaPay error",
+        &[],
+        &["kopikita"],
+        &["kopikita"],
+    );
+    again.version = first.version + 1;
+    insert_mentions(&store, &[again]).await;
+    let v = share_of_voice(&store, since, until).await.unwrap();
+    let counts: Vec<(String, u64, u64, u64)> = v
+        .iter()
+        .map(|x| (x.query.clone(), x.mentions, x.negative, x.positive))
+        .collect();
+    assert_eq!(
+        counts,
+        vec![("kopikita".into(), 1, 0, 1), ("nusapay".into(), 1, 0, 1)]
+    );
+    for (bucket, name) in [(60, "minute rollup"), (3600, "hour rollup")] {
+        let t = sentiment_timeline(&store, "nusapay", since, until, bucket)
+            .await
+            .unwrap();
+        let sum =
+            |f: fn(&gema::query::timeline::TimelineBucket) -> u64| t.iter().map(f).sum::<u64>();
+        assert_eq!(
+            (sum(|b| b.total), sum(|b| b.negative), sum(|b| b.positive)),
+            (1, 0, 1),
+            "{name}"
+        );
+    }
+    env.cleanup(&store).await;
+}

@@ -39,8 +39,12 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), StageError> {
     let topics = Topics::new(&config.kafka.topic_prefix);
-    let (consumer, producer) =
-        kafka::stage_clients(&config.kafka, &topics.group("router"), &topics.alerts_raw)?;
+    let (consumer, producer) = kafka::stage_clients(
+        &config.kafka,
+        &topics.group("router"),
+        &topics.alerts_raw,
+        false,
+    )?;
     let mut router = Router::new(config.alerts.router.clone());
     let mut tracker = OffsetTracker::new();
     tracing::info!(topic = %topics.alerts_raw, webhooks = webhooks.len(), "Alert router started");

@@ -80,6 +80,10 @@ pub enum Command {
     Train(gema::sentiment::cli::TrainArgs),
     /// Score the sentiment model on labelled JSONL files (accuracy, macro recall/F1, speed).
     Eval(gema::sentiment::cli::EvalArgs),
+    /// Recompute the per-minute and per-hour rollups behind the timeline and share-of-voice
+    /// queries from the stored mentions. The mentions sink keeps them current; run this after
+    /// writing to the `mentions` table by other means.
+    Rollup(query::RollupArgs),
     /// Move a stage's committed offsets back to the start of its input topic, so it re-processes
     /// everything Kafka still holds (e.g. after changing the sentiment model). Stop the stage first.
     Rewind {
@@ -135,6 +139,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status => query::status(&config).await,
         Command::Train(args) => gema::sentiment::cli::run_train(&args),
         Command::Eval(args) => gema::sentiment::cli::run_eval(&args),
+        Command::Rollup(args) => query::rollup(&config, &args).await,
         Command::Rewind { stage } => stages::rewind(&config, &stage),
     }
 }

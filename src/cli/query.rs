@@ -1,5 +1,6 @@
 //! `gema trends`, `gema mentions`, `gema dlq`, `gema status`.
 
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use gema::config::Config;
 use gema::enrich::dlq::read_dead_letters;
@@ -419,5 +420,37 @@ pub async fn alerts(config: &Config, args: &AlertsArgs) -> anyhow::Result<()> {
     } else {
         print!("{}", alerts_table(&rows));
     }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RollupArgs {
+    /// Start of the range: a duration ago (15m, 1h, 7d) or an RFC 3339 time.
+    #[arg(long, default_value = "7d", value_parser = time_arg)]
+    pub since: DateTime<Utc>,
+    /// End of the range (default: now).
+    #[arg(long, value_parser = time_arg)]
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// `gema rollup`: recomputes the per-minute and per-hour query rollups of a range.
+pub async fn rollup(config: &Config, args: &RollupArgs) -> anyhow::Result<()> {
+    let store = store::connect(&config.clickhouse).await?;
+    let until = args.until.unwrap_or_else(Utc::now);
+    anyhow::ensure!(
+        args.since < until,
+        "--since {} is not before --until {}",
+        args.since.to_rfc3339(),
+        until.to_rfc3339()
+    );
+    let minutes = gema::store::rollup::rebuild(&store, args.since, until)
+        .await
+        .context("recomputing the rollups (has `gema migrate` run on this database?)")?;
+    println!(
+        "Recomputed the query rollups of {minutes} minute(s) from {} to {} in database {}",
+        args.since.to_rfc3339(),
+        until.to_rfc3339(),
+        store.database
+    );
     Ok(())
 }

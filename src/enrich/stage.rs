@@ -9,7 +9,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::StreamConsumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -20,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::alerts::rules::negative_comment;
 use crate::config::Config;
 use crate::error::StageError;
-use crate::kafka::{self, offsets::commit_now, OffsetTracker, Topics};
+use crate::kafka::{self, offsets::commit_now, progress::PartitionProgress, OffsetTracker, Topics};
 use crate::mention::{EnrichedMention, Escalation, Mention};
 use crate::metrics::Metrics;
 use crate::trends::record::TermBatch;
@@ -43,10 +42,11 @@ pub async fn run(
 ) -> Result<(), StageError> {
     let topics = Topics::new(&config.kafka.topic_prefix);
     let (consumer, producer) =
-        kafka::stage_clients(&config.kafka, &topics.group("enrich"), &topics.raw)?;
+        kafka::stage_clients(&config.kafka, &topics.group("enrich"), &topics.raw, true)?;
     let linger = Duration::from_millis(config.enrich.batch_linger_ms);
     let mut tracker = OffsetTracker::new();
-    let mut progress = RawProgress::default();
+    // Event-time progress of the raw partitions: the low watermark stamped on term records.
+    let mut progress = PartitionProgress::default();
     tracing::info!(topic = %topics.raw, model = enricher.model_name(), "Enrich stage started");
     let ctx = Ctx {
         enricher: &enricher,
@@ -81,13 +81,13 @@ pub async fn run(
         let mut batch = Batch::default();
         match first {
             Ok(m) => handle(&m, &ctx, &mut batch, &mut tracker, &mut progress).await?,
-            Err(e) => tracing::warn!(error = %e, "Kafka consumer error"),
+            Err(e) => progress.consumer_error(e),
         }
         let deadline = Instant::now() + linger;
         while batch.len < config.enrich.batch_max {
             match tokio::time::timeout_at(deadline, consumer.recv()).await {
                 Ok(Ok(m)) => handle(&m, &ctx, &mut batch, &mut tracker, &mut progress).await?,
-                Ok(Err(e)) => tracing::warn!(error = %e, "Kafka consumer error"),
+                Ok(Err(e)) => progress.consumer_error(e),
                 Err(_) => break,
             }
         }
@@ -120,8 +120,8 @@ async fn finish(
     mut batch: Batch,
     mut tracker: OffsetTracker,
     ctx: &Ctx<'_>,
-    consumer: &StreamConsumer,
-    progress: &mut RawProgress,
+    consumer: &crate::kafka::client::StageConsumer,
+    progress: &mut PartitionProgress,
 ) -> Result<(), StageError> {
     let name = ctx.enricher.cascade().map(|c| c.name()).unwrap_or_default();
     for (mut enriched, pending, partition) in std::mem::take(&mut batch.escalated) {
@@ -137,8 +137,13 @@ async fn finish(
         }
         emit(enriched, partition, ctx, &mut batch, progress).await?;
     }
+    // Before every assigned partition is read: the epoch, "no progress vouched for yet".
+    let watermark = progress
+        .low_watermark(consumer)
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
     batch
-        .flush_terms(ctx.producer, &ctx.topics.terms, progress.low_watermark())
+        .flush_terms(ctx.producer, &ctx.topics.terms, Some(watermark))
         .await?;
     batch.acknowledged().await?;
     tracker.store(consumer);
@@ -170,22 +175,6 @@ impl Batch {
     /// Whether every escalated mention's verdict is in (or its wait is over), without waiting.
     fn is_ready(&mut self) -> bool {
         self.escalated.iter_mut().all(|(_, p, _)| p.is_ready())
-    }
-}
-
-/// Newest event time consumed per raw partition; their minimum is this instance's low watermark
-/// (see `TermRecord::watermark`).
-#[derive(Default)]
-struct RawProgress(std::collections::HashMap<i32, chrono::DateTime<chrono::Utc>>);
-
-impl RawProgress {
-    fn saw(&mut self, partition: i32, t: chrono::DateTime<chrono::Utc>) {
-        let e = self.0.entry(partition).or_insert(t);
-        *e = (*e).max(t);
-    }
-
-    fn low_watermark(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        self.0.values().min().copied()
     }
 }
 
@@ -255,7 +244,7 @@ async fn handle(
     ctx: &Ctx<'_>,
     batch: &mut Batch,
     tracker: &mut OffsetTracker,
-    progress: &mut RawProgress,
+    progress: &mut PartitionProgress,
 ) -> Result<(), StageError> {
     let Ctx {
         enricher,
@@ -320,7 +309,7 @@ async fn emit(
     partition: i32,
     ctx: &Ctx<'_>,
     batch: &mut Batch,
-    progress: &mut RawProgress,
+    progress: &mut PartitionProgress,
 ) -> Result<(), StageError> {
     let Ctx {
         topics,
@@ -355,7 +344,7 @@ async fn emit(
             .await?;
         metrics.alerts_raised.inc();
     }
-    progress.saw(partition, enriched.mention.created_at);
+    progress.saw(partition, enriched.mention.created_at.timestamp_millis());
     batch.terms.add(&enriched, terms_of(&enriched));
     Ok(())
 }

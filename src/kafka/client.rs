@@ -1,9 +1,11 @@
 //! Producer and consumer construction with gema's delivery guarantees.
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::StreamConsumer;
+use rdkafka::consumer::{ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientContext;
 
 use crate::config::KafkaConfig;
 
@@ -34,7 +36,34 @@ pub fn producer(config: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
 
 /// A consumer in `group` for at-least-once processing: offsets are committed only after the
 /// stage stores them with [`super::OffsetTracker`], i.e. after its outputs are acknowledged.
-pub fn consumer(config: &KafkaConfig, group: &str) -> Result<StreamConsumer, KafkaError> {
+pub fn consumer(config: &KafkaConfig, group: &str) -> Result<StageConsumer, KafkaError> {
+    consumer_with_eof(config, group, false)
+}
+
+/// The context of gema's consumers: librdkafka hands every error event both to the context and
+/// to `recv()`; a partition end is not an error (the stages that ask for them track them), so
+/// only the others are logged here.
+pub struct StageContext;
+
+impl ClientContext for StageContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::Global(RDKafkaErrorCode::PartitionEOF)) {
+            tracing::error!("librdkafka: {error}: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for StageContext {}
+
+/// A stage's consumer.
+pub type StageConsumer = StreamConsumer<StageContext>;
+
+/// [`consumer`], optionally reporting the end of each partition (`KafkaError::PartitionEOF`).
+fn consumer_with_eof(
+    config: &KafkaConfig,
+    group: &str,
+    partition_eof: bool,
+) -> Result<StageConsumer, KafkaError> {
     let mut c = base_config(config);
     c.set("group.id", group)
         .set("enable.auto.commit", "true")
@@ -42,25 +71,31 @@ pub fn consumer(config: &KafkaConfig, group: &str) -> Result<StreamConsumer, Kaf
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
-        .set("enable.partition.eof", "false")
+        .set(
+            "enable.partition.eof",
+            if partition_eof { "true" } else { "false" },
+        )
         // Alerts must not wait for a full fetch window on a quiet topic.
         .set("fetch.wait.max.ms", "100");
     for (k, v) in &config.options {
         c.set(k, v);
     }
-    c.create()
+    c.create_with_context(StageContext)
 }
 
 /// A stage's clients: a consumer in `group` subscribed to `topic`, and a producer for its
 /// outputs. The supervisor logs which stage an error came from.
+/// With `partition_eof` the consumer also reports reaching the end of a partition.
 pub fn stage_clients(
     config: &KafkaConfig,
     group: &str,
     topic: &str,
-) -> Result<(StreamConsumer, FutureProducer), crate::error::StageError> {
+    partition_eof: bool,
+) -> Result<(StageConsumer, FutureProducer), crate::error::StageError> {
     use crate::error::StageError;
     use rdkafka::consumer::Consumer;
-    let consumer = consumer(config, group).map_err(StageError::kafka("create a stage consumer"))?;
+    let consumer = consumer_with_eof(config, group, partition_eof)
+        .map_err(StageError::kafka("create a stage consumer"))?;
     consumer
         .subscribe(&[topic])
         .map_err(StageError::kafka("subscribe to a stage's input topic"))?;

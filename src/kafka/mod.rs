@@ -4,6 +4,7 @@ pub mod client;
 pub mod delivery;
 pub mod lag;
 pub mod offsets;
+pub mod progress;
 pub mod topics;
 
 pub use client::{consumer, producer, stage_clients};

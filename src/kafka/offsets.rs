@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaResult;
 
 /// The highest processed offset per (topic, partition) since the last [`OffsetTracker::store`].
@@ -40,7 +40,7 @@ impl OffsetTracker {
     ///
     /// A partition revoked in between cannot be stored; its new owner processes those messages
     /// again, which at-least-once delivery allows.
-    pub fn store<C: Consumer>(&mut self, consumer: &C) {
+    pub fn store<X: ConsumerContext, C: Consumer<X>>(&mut self, consumer: &C) {
         for ((topic, partition), offset) in self.pending.drain() {
             // rd_kafka_offset_store stores offset + 1: the next message to read.
             if let Err(e) = consumer.store_offset(&topic, partition, offset) {
@@ -51,7 +51,7 @@ impl OffsetTracker {
 }
 
 /// Commits the stored offsets synchronously (on shutdown).
-pub fn commit_now<C: Consumer>(consumer: &C) -> KafkaResult<()> {
+pub fn commit_now<X: ConsumerContext, C: Consumer<X>>(consumer: &C) -> KafkaResult<()> {
     match consumer.commit_consumer_state(CommitMode::Sync) {
         // Nothing stored since the last commit.
         Err(rdkafka::error::KafkaError::ConsumerCommit(

@@ -7,6 +7,7 @@ use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
 use crate::store::client::{Store, StoreError};
+use crate::store::rollup::{HOUR, MINUTE};
 
 /// One time bucket of a tracked query's mentions.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -46,7 +47,12 @@ fn query_err(what: &str) -> impl FnOnce(clickhouse::error::Error) -> StoreError 
 }
 
 /// Buckets of `bucket_s` seconds over `[since, until)` for mentions matching the tracked query
-/// `query`, oldest first, every bucket present (empty ones with zero counts).
+/// `query`, oldest first, every bucket present (empty ones with zero counts). Every bucket is
+/// counted whole: the first one from its start, even when `since` falls inside it.
+///
+/// Buckets of whole minutes read the rollups (`query_minutes`, and `query_hours` for buckets of
+/// whole hours), so the cost depends on the window, not on how many mentions it holds. Other
+/// widths read `mentions`.
 pub async fn sentiment_timeline(
     store: &Store,
     query: &str,
@@ -55,26 +61,119 @@ pub async fn sentiment_timeline(
     bucket_s: u32,
 ) -> Result<Vec<TimelineBucket>, StoreError> {
     let bucket_s = bucket_s.max(1);
-    let rows: Vec<BucketRow> = store
-        .client
-        .query(
-            "SELECT toUInt32(intDiv(toUInt32(created_at), ?) * ?) AS bucket, count() AS total, \
-             countIf(sentiment = 'negative') AS negative, \
-             countIf(sentiment = 'neutral') AS neutral, \
-             countIf(sentiment = 'positive') AS positive \
-             FROM mentions FINAL \
-             WHERE created_at >= toDateTime(?) AND created_at < toDateTime(?) AND has(queries, ?) \
-             GROUP BY bucket ORDER BY bucket",
+    let first = since.timestamp().clamp(0, i64::from(u32::MAX)) as u32 / bucket_s * bucket_s;
+    let rows: Vec<BucketRow> = if bucket_s.is_multiple_of(MINUTE) {
+        let span = Span::new(first, end_minute(until), bucket_s.is_multiple_of(HOUR));
+        let sql = format!(
+            "SELECT toUInt32(intDiv(toUInt32(ts), ?) * ?) AS bucket, sum(total) AS total, \
+             sum(negative) AS negative, sum(neutral) AS neutral, sum(positive) AS positive \
+             FROM ({}) GROUP BY bucket ORDER BY bucket",
+            Span::SQL_ONE_QUERY
+        );
+        span.bind(
+            store.client.query(&sql).bind(bucket_s).bind(bucket_s),
+            Some(query),
         )
-        .bind(bucket_s)
-        .bind(bucket_s)
-        .bind(since.timestamp().max(0))
-        .bind(super::time::end_secs(until))
-        .bind(query)
         .fetch_all()
         .await
-        .map_err(query_err("sentiment timeline"))?;
+        .map_err(query_err("sentiment timeline"))?
+    } else {
+        store
+            .client
+            .query(
+                "SELECT toUInt32(intDiv(toUInt32(created_at), ?) * ?) AS bucket, count() AS total, \
+                 countIf(sentiment = 'negative') AS negative, \
+                 countIf(sentiment = 'neutral') AS neutral, \
+                 countIf(sentiment = 'positive') AS positive \
+                 FROM mentions FINAL \
+                 WHERE created_at >= toDateTime(?) AND created_at < toDateTime(?) AND has(queries, ?) \
+                 GROUP BY bucket ORDER BY bucket",
+            )
+            .bind(bucket_s)
+            .bind(bucket_s)
+            .bind(first)
+            .bind(super::time::end_secs(until))
+            .bind(query)
+            .fetch_all()
+            .await
+            .map_err(query_err("sentiment timeline"))?
+    };
     Ok(fill(rows, since, until, bucket_s))
+}
+
+/// The end of a window rounded up to a whole minute (the rollups' resolution).
+fn end_minute(until: DateTime<Utc>) -> u32 {
+    let end = super::time::end_secs(until).min(i64::from(u32::MAX - HOUR)) as u32;
+    end.div_ceil(MINUTE) * MINUTE
+}
+
+/// A window of whole minutes `[from, to)` read from the rollups: whole hours inside it from
+/// `query_hours` (when `hours`), the minutes at either edge from `query_minutes`.
+struct Span {
+    from: u32,
+    to: u32,
+    /// The whole hours `[hour_from, hour_to)`; empty when no hour fits or hours are not wanted.
+    hour_from: u32,
+    hour_to: u32,
+}
+
+impl Span {
+    /// Rows (ts, query, total, negative, neutral, positive, authors) of one tracked query; binds
+    /// come from [`Span::bind`] with `Some(query)`.
+    const SQL_ONE_QUERY: &'static str = "\
+        SELECT hour AS ts, query, total, negative, neutral, positive, authors \
+        FROM query_hours FINAL WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND query = ? \
+        UNION ALL \
+        SELECT minute AS ts, query, total, negative, neutral, positive, authors \
+        FROM query_minutes FINAL WHERE ((minute >= toDateTime(?) AND minute < toDateTime(?)) \
+        OR (minute >= toDateTime(?) AND minute < toDateTime(?))) AND query = ?";
+    /// The same rows for every tracked query; binds from [`Span::bind`] with `None`.
+    const SQL_ALL_QUERIES: &'static str = "\
+        SELECT hour AS ts, query, total, negative, neutral, positive, authors \
+        FROM query_hours FINAL WHERE hour >= toDateTime(?) AND hour < toDateTime(?) \
+        UNION ALL \
+        SELECT minute AS ts, query, total, negative, neutral, positive, authors \
+        FROM query_minutes FINAL WHERE (minute >= toDateTime(?) AND minute < toDateTime(?)) \
+        OR (minute >= toDateTime(?) AND minute < toDateTime(?))";
+
+    fn new(from: u32, to: u32, hours: bool) -> Span {
+        let to = to.max(from);
+        let hour_from = from.div_ceil(HOUR) * HOUR;
+        let hour_to = to / HOUR * HOUR;
+        if hours && hour_from < hour_to {
+            Span {
+                from,
+                to,
+                hour_from,
+                hour_to,
+            }
+        } else {
+            // No hour rows: the "left edge" is the whole window and the right edge is empty.
+            Span {
+                from,
+                to,
+                hour_from: to,
+                hour_to: to,
+            }
+        }
+    }
+
+    /// Binds the window (and `query`) after whatever `q` already bound.
+    fn bind(&self, q: clickhouse::query::Query, query: Option<&str>) -> clickhouse::query::Query {
+        let mut q = q.bind(self.hour_from).bind(self.hour_to);
+        if let Some(name) = query {
+            q = q.bind(name);
+        }
+        q = q
+            .bind(self.from)
+            .bind(self.hour_from.min(self.to))
+            .bind(self.hour_to)
+            .bind(self.to);
+        if let Some(name) = query {
+            q = q.bind(name);
+        }
+        q
+    }
 }
 
 /// Every bucket from the one holding `since` to the one before `until`, with counts where a row
@@ -139,26 +238,24 @@ struct VoiceRow {
     positive: u64,
 }
 
-/// Share of voice of the tracked queries in `[since, until)`, largest first. A mention matching
-/// two queries counts for both.
+/// Share of voice of the tracked queries in `[since, until)`, largest first, from the rollups:
+/// the window is widened to whole minutes and distinct authors are a HyperLogLog estimate. A
+/// mention matching two queries counts for both.
 pub async fn share_of_voice(
     store: &Store,
     since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Vec<Voice>, StoreError> {
-    let rows: Vec<VoiceRow> = store
-        .client
-        .query(
-            "SELECT q AS query, count() AS mentions, uniqExact(author_id) AS authors, \
-             countIf(sentiment = 'negative') AS negative, \
-             countIf(sentiment = 'neutral') AS neutral, \
-             countIf(sentiment = 'positive') AS positive \
-             FROM mentions FINAL ARRAY JOIN queries AS q \
-             WHERE created_at >= toDateTime(?) AND created_at < toDateTime(?) \
-             GROUP BY q ORDER BY mentions DESC, q",
-        )
-        .bind(since.timestamp().max(0))
-        .bind(super::time::end_secs(until))
+    let from = crate::store::rollup::minute_of(since);
+    let span = Span::new(from, end_minute(until), true);
+    let sql = format!(
+        "SELECT query, sum(total) AS mentions, toUInt64(uniqHLL12Merge(authors)) AS authors, \
+         sum(negative) AS negative, sum(neutral) AS neutral, sum(positive) AS positive \
+         FROM ({}) GROUP BY query HAVING mentions > 0 ORDER BY mentions DESC, query",
+        Span::SQL_ALL_QUERIES
+    );
+    let rows: Vec<VoiceRow> = span
+        .bind(store.client.query(&sql), None)
         .fetch_all()
         .await
         .map_err(query_err("share of voice"))?;
@@ -214,5 +311,29 @@ mod tests {
         assert_eq!(out[1].net_sentiment, 0.0);
         assert_eq!(out[2].positive, 2);
         assert!((out[2].net_sentiment - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn spans_read_whole_hours_from_the_hour_rollup_and_edges_from_minutes() {
+        // 00:30 .. 03:15: hours 01:00-03:00 whole, minutes 00:30-01:00 and 03:00-03:15.
+        let s = Span::new(1_800, 11_700, true);
+        assert_eq!((s.hour_from, s.hour_to), (3_600, 10_800));
+        // Within one hour, or hours not wanted: only minutes, the whole window on the left edge.
+        let s = Span::new(1_800, 3_000, true);
+        assert_eq!((s.hour_from, s.hour_to), (3_000, 3_000));
+        let s = Span::new(0, 7_200, false);
+        assert_eq!(
+            (s.hour_from, s.hour_to, s.from, s.to),
+            (7_200, 7_200, 0, 7_200)
+        );
+        // Aligned on hours: no minute edges at all.
+        let s = Span::new(3_600, 10_800, true);
+        assert_eq!((s.hour_from, s.hour_to), (3_600, 10_800));
+    }
+
+    #[test]
+    fn window_ends_round_up_to_minutes() {
+        assert_eq!(end_minute(Utc.timestamp_opt(120, 0).unwrap()), 120);
+        assert_eq!(end_minute(Utc.timestamp_opt(121, 0).unwrap()), 180);
     }
 }

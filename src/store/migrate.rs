@@ -17,6 +17,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0002_trends_alerts",
         include_str!("../../schemas/clickhouse/0002_trends_alerts.sql"),
     ),
+    (
+        3,
+        "0003_time_order_rollups",
+        include_str!("../../schemas/clickhouse/0003_time_order_rollups.sql"),
+    ),
 ];
 
 #[derive(Debug, Row, Deserialize)]

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod migrate;
+pub mod rollup;
 pub mod row;
 pub mod sink;
 

@@ -1,4 +1,4 @@
-//! The `mentions` table row (column order = `schemas/clickhouse/0001_mentions.sql`).
+//! The `mentions` table row (column order = `schemas/clickhouse/0001_mentions.sql`, kept by 0003).
 
 use chrono::{DateTime, Utc};
 use clickhouse::Row;

@@ -5,8 +5,9 @@
 //! time limit; only when an INSERT has ended (committed by the server) are the offsets of its rows
 //! stored. A crash aborts the open INSERT and the rows are consumed again.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
@@ -20,7 +21,7 @@ use crate::mention::EnrichedMention;
 use crate::metrics::Metrics;
 
 use super::row::{AlertRow, MentionRow, TrendRow};
-use super::Store;
+use super::{rollup, Store};
 
 /// One table fed from one topic.
 pub trait SinkTable {
@@ -32,6 +33,10 @@ pub trait SinkTable {
     fn topic(topics: &Topics) -> &str;
     /// The row for one message, or why it is not one.
     fn parse(payload: &[u8]) -> Result<Self::Row, String>;
+    /// The rollup minute a row falls in, for tables with rollups (see [`super::rollup`]).
+    fn minute(_row: &Self::Row) -> Option<u32> {
+        None
+    }
 }
 
 /// Enriched mentions → `mentions`.
@@ -47,6 +52,9 @@ impl SinkTable for Mentions {
         serde_json::from_slice::<EnrichedMention>(payload)
             .map(|e| MentionRow::from(&e))
             .map_err(|e| format!("invalid enriched mention: {e}"))
+    }
+    fn minute(row: &MentionRow) -> Option<u32> {
+        Some(rollup::minute_of(row.created_at))
     }
 }
 
@@ -91,7 +99,7 @@ pub async fn run<T: SinkTable>(
     let topics = Topics::new(&config.kafka.topic_prefix);
     let topic = T::topic(&topics).to_string();
     let (consumer, producer) =
-        kafka::stage_clients(&config.kafka, &topics.group(T::GROUP), &topic)?;
+        kafka::stage_clients(&config.kafka, &topics.group(T::GROUP), &topic, false)?;
     let period = Duration::from_millis(config.sink.period_ms);
     let mut inserter = store
         .client
@@ -100,6 +108,10 @@ pub async fn run<T: SinkTable>(
         .with_max_bytes(config.sink.max_bytes)
         .with_period(Some(period));
     let mut tracker = OffsetTracker::new();
+    // Rollup minutes written since the last recomputation, and when that was.
+    let rollup_period = Duration::from_millis(config.sink.rollup_period_ms);
+    let mut dirty = BTreeSet::new();
+    let mut last_rollup = Instant::now();
     tracing::info!(%topic, table = T::TABLE, "Sink stage started");
 
     loop {
@@ -113,10 +125,13 @@ pub async fn run<T: SinkTable>(
                 Ok(Ok(msg)) => {
                     let payload = msg.payload().unwrap_or(&[]);
                     match T::parse(payload) {
-                        Ok(row) => inserter
-                            .write(&row)
-                            .await
-                            .map_err(StageError::clickhouse("write a row"))?,
+                        Ok(row) => {
+                            dirty.extend(T::minute(&row));
+                            inserter
+                                .write(&row)
+                                .await
+                                .map_err(StageError::clickhouse("write a row"))?
+                        }
                         Err(error) => {
                             // Only a foreign producer could write this; keep it, with the reason.
                             let dead = DeadLetter {
@@ -154,9 +169,16 @@ pub async fn run<T: SinkTable>(
             metrics.sink_rows.add(q.rows);
             metrics.sink_inserts.inc();
         }
-        // Nothing buffered: every tracked row is in a committed INSERT (or in the DLQ).
+        // Nothing buffered: every tracked row is in a committed INSERT (or in the DLQ). Their
+        // offsets are stored once the rollups of their minutes are recomputed too.
         if inserter.pending().rows == 0 {
-            tracker.store(&consumer);
+            if !dirty.is_empty() && last_rollup.elapsed() >= rollup_period {
+                refresh_rollups(store, &mut dirty).await?;
+                last_rollup = Instant::now();
+            }
+            if dirty.is_empty() {
+                tracker.store(&consumer);
+            }
         }
     }
     let q = inserter
@@ -164,11 +186,19 @@ pub async fn run<T: SinkTable>(
         .await
         .map_err(StageError::clickhouse("insert rows"))?;
     metrics.sink_rows.add(q.rows);
+    refresh_rollups(store, &mut dirty).await?;
     tracker.store(&consumer);
     commit_now(&consumer).map_err(StageError::kafka("commit offsets on shutdown"))?;
     tracing::info!(
         table = T::TABLE,
         "Sink stage stopped after its last INSERT and offset commit"
     );
+    Ok(())
+}
+
+/// Recomputes the rollups of the `dirty` minutes and empties the set.
+async fn refresh_rollups(store: &Store, dirty: &mut BTreeSet<u32>) -> Result<(), StageError> {
+    rollup::refresh(store, dirty).await?;
+    dirty.clear();
     Ok(())
 }

@@ -22,7 +22,7 @@ use crate::alerts::alert::alert_id;
 use crate::alerts::{Alert, AlertKind, Sample, Severity};
 use crate::config::Config;
 use crate::error::StageError;
-use crate::kafka::{self, offsets::commit_now, OffsetTracker, Topics};
+use crate::kafka::{self, offsets::commit_now, progress::PartitionProgress, OffsetTracker, Topics};
 use crate::metrics::Metrics;
 
 use super::record::TermRecord;
@@ -374,7 +374,7 @@ pub async fn run(
 ) -> Result<(), StageError> {
     let topics = Topics::new(&config.kafka.topic_prefix);
     let (consumer, producer) =
-        kafka::stage_clients(&config.kafka, &topics.group("trends"), &topics.terms)?;
+        kafka::stage_clients(&config.kafka, &topics.group("trends"), &topics.terms, true)?;
     let mut detectors = Detectors::load(config);
     let mut contexts: HashMap<String, QueryContext> = HashMap::new();
     let mut tracker = OffsetTracker::new();
@@ -382,9 +382,10 @@ pub async fn run(
     let mut last_save = Instant::now();
     let bucket_ms = config.spikes.bucket_ms as i64;
     // Event-time progress per input partition (the enrich stage's low watermark carried on each
-    // record): the watermark is the oldest of them minus the allowed lateness, so neither a terms
-    // partition nor a raw partition read ahead of the others makes theirs late.
-    let mut partition_max: HashMap<i32, i64> = HashMap::new();
+    // record): the watermark is the oldest of them over the assigned partitions, minus the
+    // allowed lateness, so neither a terms partition nor a raw partition read ahead of the others
+    // makes theirs late (src/kafka/progress.rs).
+    let mut progress = PartitionProgress::default();
     tracing::info!(topic = %topics.terms, "Trend stage started");
 
     loop {
@@ -403,7 +404,7 @@ pub async fn run(
                         Ok(record) => {
                             // The producer's low watermark; a record without one (an older
                             // producer) vouches only for its own newest occurrence.
-                            let progress =
+                            let vouched =
                                 record.watermark.map(|w| w.timestamp_millis()).or_else(|| {
                                     record
                                         .occurrences
@@ -411,9 +412,8 @@ pub async fn run(
                                         .map(|o| o.event_time.timestamp_millis())
                                         .max()
                                 });
-                            if let Some(p) = progress {
-                                let m = partition_max.entry(msg.partition()).or_insert(p);
-                                *m = (*m).max(p);
+                            if let Some(p) = vouched {
+                                progress.saw(msg.partition(), p);
                             }
                             let query = record.term.strip_prefix("qneg:").map(str::to_string);
                             let detector = detectors.pick(&record.term);
@@ -439,7 +439,7 @@ pub async fn run(
                     }
                     tracker.track(msg.topic(), msg.partition(), msg.offset());
                 }
-                Ok(Err(e)) => tracing::warn!(error = %e, "Kafka consumer error"),
+                Ok(Err(e)) => progress.consumer_error(e),
                 Err(_) => {}
             }
             if received >= 5000 {
@@ -451,7 +451,7 @@ pub async fn run(
             };
         }
         let now = Utc::now();
-        let oldest = partition_max.values().min().copied();
+        let oldest = progress.low_watermark(&consumer);
         let (mut terms, mut queries) = detectors.advance_until(config, oldest);
         if received > 0 {
             last_input = Instant::now();

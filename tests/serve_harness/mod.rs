@@ -186,7 +186,7 @@ pub async fn seed(store: &Store) {
         &["nusapay"],
         &["nusapay"],
     ));
-    insert!(store, MentionRow, "mentions", &rows);
+    insert_mentions(store, &rows).await;
 
     let trend = |term: &str, score: f32, m: i64| TrendRow {
         term: term.into(),
@@ -449,7 +449,17 @@ pub fn neg(id: &str) -> Alert {
     )
 }
 
-/// Inserts mention rows into `store`'s `mentions` table.
+/// Inserts mention rows into `store`'s `mentions` table and recomputes the rollups of their
+/// minutes (the sink does that for what it writes; these rows bypass it).
 pub async fn insert_mentions(store: &Store, rows: &[MentionRow]) {
     insert!(store, MentionRow, "mentions", rows);
+    let (Some(first), Some(last)) = (
+        rows.iter().map(|r| r.created_at).min(),
+        rows.iter().map(|r| r.created_at).max(),
+    ) else {
+        return;
+    };
+    gema::store::rollup::rebuild(store, first, last)
+        .await
+        .unwrap();
 }
