@@ -181,7 +181,7 @@ pub fn manifest_path(model: &Path) -> PathBuf {
     model.with_file_name(format!("{stem}.manifest.json"))
 }
 
-fn sha256_file(path: &Path) -> anyhow::Result<String> {
+pub(crate) fn sha256_file(path: &Path) -> anyhow::Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(hex(&Sha256::digest(&bytes)))
 }
@@ -190,13 +190,34 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// One input file of a training run, as its manifest lists it.
 #[derive(Serialize)]
-struct InputFile {
+pub(crate) struct InputFile {
     file: String,
     rows: usize,
     sha256: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     labels: Option<std::collections::BTreeMap<&'static str, usize>>,
+}
+
+impl InputFile {
+    /// `path` (named `file` in the manifest) with `rows` rows, hashed.
+    pub(crate) fn hashed(path: &Path, file: String, rows: usize) -> anyhow::Result<InputFile> {
+        Ok(InputFile {
+            file,
+            rows,
+            sha256: sha256_file(path)?,
+            labels: None,
+        })
+    }
+}
+
+/// Seconds since the Unix epoch, for manifests.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[derive(Serialize)]
@@ -339,14 +360,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     let (lexicons, lex_files) = data::build_lexicons(&args.data.join("lexicons"))?;
     let lexicon_inputs = lex_files
         .iter()
-        .map(|(p, n)| {
-            Ok(InputFile {
-                file: rel(p),
-                rows: *n,
-                sha256: sha256_file(p)?,
-                labels: None,
-            })
-        })
+        .map(|(p, n)| InputFile::hashed(p, rel(p), *n))
         .collect::<anyhow::Result<Vec<_>>>()?;
     for f in &train_inputs {
         eprintln!("Train file {}: {} rows", f.file, f.rows);
@@ -385,10 +399,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             args.seed,
             args.buckets_log2
         ),
-        created_unix_s: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        created_unix_s: unix_now(),
         training_time_s,
         load_time_s,
         train_inputs,

@@ -12,7 +12,9 @@ use super::head::{EncoderSpec, Head};
 use super::mlp::train_mlp_head;
 use super::tier::BertTier;
 use super::train::{train_head, DevVectors, HeadLog, HeadTrainConfig};
-use crate::sentiment::cli::{manifest_path, EvalArgs, Tier, TrainArgs};
+use crate::sentiment::cli::{
+    manifest_path, sha256_file, unix_now, EvalArgs, InputFile, Tier, TrainArgs,
+};
 use crate::sentiment::data::{self, Example};
 use crate::sentiment::metrics::{self, Report};
 use crate::sentiment::model::{load_model, FastModel, DEFAULT_MODEL_PATH};
@@ -71,13 +73,6 @@ fn embed_cached(
 }
 
 #[derive(Serialize)]
-struct InputFile {
-    file: String,
-    rows: usize,
-    sha256: String,
-}
-
-#[derive(Serialize)]
 struct CascadePoint {
     confidence_below: f32,
     file: String,
@@ -119,12 +114,19 @@ struct Manifest<'a> {
     notes: &'static str,
 }
 
-fn sha256_file(path: &Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+/// The labelled files in `dir` with their rows in `langs` (files with none left out).
+fn files_in(dir: &Path, langs: &[Lang]) -> anyhow::Result<Vec<(PathBuf, Vec<Example>)>> {
+    let mut out = Vec::new();
+    for path in data::jsonl_files(dir)? {
+        let ex: Vec<Example> = data::read_jsonl(&path)?
+            .into_iter()
+            .filter(|e| e.lang.is_some_and(|l| langs.contains(&l)))
+            .collect();
+        if !ex.is_empty() {
+            out.push((path, ex));
+        }
+    }
+    Ok(out)
 }
 
 fn brief(r: &Report) -> serde_json::Value {
@@ -157,43 +159,21 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     let langs = vec![Lang::En];
     let mut train_rows: Vec<Example> = Vec::new();
     let mut train_inputs = Vec::new();
-    for path in data::jsonl_files(&args.data.join("sentiment/train"))? {
-        let ex: Vec<Example> = data::read_jsonl(&path)?
-            .into_iter()
-            .filter(|e| e.lang.is_some_and(|l| langs.contains(&l)))
-            .collect();
-        if ex.is_empty() {
-            continue;
-        }
+    for (path, ex) in files_in(&args.data.join("sentiment/train"), &langs)? {
         eprintln!(
             "Train file {}: {} rows in {:?}",
             rel(&path),
             ex.len(),
             langs
         );
-        train_inputs.push(InputFile {
-            file: rel(&path),
-            rows: ex.len(),
-            sha256: sha256_file(&path)?,
-        });
+        train_inputs.push(InputFile::hashed(&path, rel(&path), ex.len())?);
         train_rows.extend(ex);
     }
     let mut dev = Vec::new();
     let mut dev_inputs = Vec::new();
     let mut dev_fast_reports = Vec::new();
-    for path in data::jsonl_files(&args.data.join("sentiment/dev"))? {
-        let ex: Vec<Example> = data::read_jsonl(&path)?
-            .into_iter()
-            .filter(|e| e.lang.is_some_and(|l| langs.contains(&l)))
-            .collect();
-        if ex.is_empty() {
-            continue;
-        }
-        dev_inputs.push(InputFile {
-            file: rel(&path),
-            rows: ex.len(),
-            sha256: sha256_file(&path)?,
-        });
+    for (path, ex) in files_in(&args.data.join("sentiment/dev"), &langs)? {
+        dev_inputs.push(InputFile::hashed(&path, rel(&path), ex.len())?);
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -294,10 +274,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             args.head_weight_decay,
             args.head_members
         ),
-        created_unix_s: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        created_unix_s: unix_now(),
         training_time_s,
         training_vectors_from_cache: from_cache,
         // Only meaningful when the vectors were computed, not read from the cache.
