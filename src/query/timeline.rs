@@ -68,7 +68,7 @@ pub async fn sentiment_timeline(
             "SELECT toUInt32(intDiv(toUInt32(ts), ?) * ?) AS bucket, sum(total) AS total, \
              sum(negative) AS negative, sum(neutral) AS neutral, sum(positive) AS positive \
              FROM ({}) GROUP BY bucket ORDER BY bucket",
-            Span::SQL_ONE_QUERY
+            Span::source_sql(true)
         );
         span.bind(
             store.client.query(&sql).bind(bucket_s).bind(bucket_s),
@@ -118,23 +118,20 @@ struct Span {
 }
 
 impl Span {
-    /// Rows (ts, query, total, negative, neutral, positive, authors) of one tracked query; binds
-    /// come from [`Span::bind`] with `Some(query)`.
-    const SQL_ONE_QUERY: &'static str = "\
-        SELECT hour AS ts, query, total, negative, neutral, positive, authors \
-        FROM query_hours FINAL WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND query = ? \
-        UNION ALL \
-        SELECT minute AS ts, query, total, negative, neutral, positive, authors \
-        FROM query_minutes FINAL WHERE ((minute >= toDateTime(?) AND minute < toDateTime(?)) \
-        OR (minute >= toDateTime(?) AND minute < toDateTime(?))) AND query = ?";
-    /// The same rows for every tracked query; binds from [`Span::bind`] with `None`.
-    const SQL_ALL_QUERIES: &'static str = "\
-        SELECT hour AS ts, query, total, negative, neutral, positive, authors \
-        FROM query_hours FINAL WHERE hour >= toDateTime(?) AND hour < toDateTime(?) \
-        UNION ALL \
-        SELECT minute AS ts, query, total, negative, neutral, positive, authors \
-        FROM query_minutes FINAL WHERE (minute >= toDateTime(?) AND minute < toDateTime(?)) \
-        OR (minute >= toDateTime(?) AND minute < toDateTime(?))";
+    /// Rows (ts, query, total, negative, neutral, positive, authors) of the window from both
+    /// rollups; with `one_query`, only one tracked query's. Bind with [`Span::bind`], passing
+    /// the query name exactly when `one_query`.
+    fn source_sql(one_query: bool) -> String {
+        let q = if one_query { " AND query = ?" } else { "" };
+        format!(
+            "SELECT hour AS ts, query, total, negative, neutral, positive, authors \
+             FROM query_hours FINAL WHERE hour >= toDateTime(?) AND hour < toDateTime(?){q} \
+             UNION ALL \
+             SELECT minute AS ts, query, total, negative, neutral, positive, authors \
+             FROM query_minutes FINAL WHERE ((minute >= toDateTime(?) AND minute < toDateTime(?)) \
+             OR (minute >= toDateTime(?) AND minute < toDateTime(?))){q}"
+        )
+    }
 
     fn new(from: u32, to: u32, hours: bool) -> Span {
         let to = to.max(from);
@@ -166,7 +163,7 @@ impl Span {
         }
         q = q
             .bind(self.from)
-            .bind(self.hour_from.min(self.to))
+            .bind(self.hour_from)
             .bind(self.hour_to)
             .bind(self.to);
         if let Some(name) = query {
@@ -252,7 +249,7 @@ pub async fn share_of_voice(
         "SELECT query, sum(total) AS mentions, toUInt64(uniqHLL12Merge(authors)) AS authors, \
          sum(negative) AS negative, sum(neutral) AS neutral, sum(positive) AS positive \
          FROM ({}) GROUP BY query HAVING mentions > 0 ORDER BY mentions DESC, query",
-        Span::SQL_ALL_QUERIES
+        Span::source_sql(false)
     );
     let rows: Vec<VoiceRow> = span
         .bind(store.client.query(&sql), None)

@@ -174,10 +174,7 @@ pub struct EvalArgs {
 
 /// The manifest path that belongs to a model path (`x.bin` → `x.manifest.json`).
 pub fn manifest_path(model: &Path) -> PathBuf {
-    let stem = model
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let stem = file_stem(model);
     model.with_file_name(format!("{stem}.manifest.json"))
 }
 
@@ -210,6 +207,20 @@ impl InputFile {
             labels: None,
         })
     }
+}
+
+/// The file name of `path` without its extension, lossily as UTF-8 ("" when it has none).
+pub(crate) fn file_stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The file name of `path`, lossily as UTF-8 ("" when it has none).
+pub(crate) fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Seconds since the Unix epoch, for manifests.
@@ -332,10 +343,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             sha256: sha256_file(&path)?,
             labels: Some(data::label_counts(&ex)),
         });
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = file_stem(&path);
         dev_sets.push((name, ex));
     }
     if args.holdout {
@@ -347,10 +355,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
                 .enumerate()
                 .partition(|(i, _)| i % 10 != 9);
             *ex = kept.into_iter().map(|(_, e)| e).collect();
-            let stem = Path::new(name.as_str())
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let stem = file_stem(Path::new(name.as_str()));
             dev_sets.push((
                 format!("holdout-{stem}"),
                 held.into_iter().map(|(_, e)| e).collect(),
@@ -383,10 +388,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     let bytes = std::fs::metadata(&out)?.len();
     let manifest = Manifest {
         model: outcome.model.name().to_string(),
-        file: out
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        file: file_name(&out),
         bytes,
         sha256: sha256_file(&out)?,
         format_version: 1,

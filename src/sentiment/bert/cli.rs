@@ -13,7 +13,8 @@ use super::mlp::train_mlp_head;
 use super::tier::BertTier;
 use super::train::{train_head, DevVectors, HeadLog, HeadTrainConfig};
 use crate::sentiment::cli::{
-    manifest_path, sha256_file, unix_now, EvalArgs, InputFile, Tier, TrainArgs,
+    file_name, file_stem, manifest_path, sha256_file, unix_now, EvalArgs, InputFile, Tier,
+    TrainArgs,
 };
 use crate::sentiment::data::{self, Example};
 use crate::sentiment::metrics::{self, Report};
@@ -174,10 +175,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     let mut dev_fast_reports = Vec::new();
     for (path, ex) in files_in(&args.data.join("sentiment/dev"), &langs)? {
         dev_inputs.push(InputFile::hashed(&path, rel(&path), ex.len())?);
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = file_stem(&path);
         let texts: Vec<&str> = ex.iter().map(|e| e.text.as_str()).collect();
         let (x, _) = embed_cached(&encoder, &spec, &texts, &args.cache, &name)?;
         let fast_probs: Vec<[f32; 3]> = ex
@@ -253,10 +251,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     let bytes = std::fs::metadata(&out)?.len();
     let manifest = Manifest {
         model: &outcome.head.name,
-        file: out
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        file: file_name(&out),
         bytes,
         sha256: sha256_file(&out)?,
         gema_version: env!("CARGO_PKG_VERSION"),
