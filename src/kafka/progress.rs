@@ -22,6 +22,8 @@ pub struct PartitionProgress {
     partitions: HashMap<i32, Partition>,
     /// The last watermark handed out; it never goes back.
     last: Option<i64>,
+    /// When the last message (of any partition) was read.
+    last_message: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -34,6 +36,25 @@ struct Partition {
 impl PartitionProgress {
     /// A message with event time `ms` was read from `partition`.
     pub fn saw(&mut self, partition: i32, ms: i64) {
+        self.saw_at(partition, ms, Instant::now());
+    }
+
+    /// [`saw`](Self::saw) at `now`. The first message after the whole input was quiet for
+    /// [`IDLE_AFTER`] restarts the idle clock of every partition at its end: they were quiet
+    /// because nothing was being written, and get [`IDLE_AFTER`] to show their share of what is
+    /// written now before they stop holding the watermark back.
+    pub fn saw_at(&mut self, partition: i32, ms: i64, now: Instant) {
+        let was_quiet = self
+            .last_message
+            .is_none_or(|last| now.duration_since(last) >= IDLE_AFTER);
+        if was_quiet {
+            for p in self.partitions.values_mut() {
+                if let Some(since) = p.at_end_since.as_mut() {
+                    *since = now;
+                }
+            }
+        }
+        self.last_message = Some(now);
         let p = self.partitions.entry(partition).or_default();
         p.newest = Some(p.newest.map_or(ms, |n| n.max(ms)));
         p.at_end_since = None;
@@ -125,9 +146,35 @@ mod tests {
         assert_eq!(p.low_watermark_of(&[0, 1], later), Some(30));
         // A partition empty from the start holds it only until it has been idle long enough.
         let mut q = PartitionProgress::default();
-        q.saw(0, 5);
+        q.saw_at(0, 5, now);
         q.reached_end(2, now);
         assert_eq!(q.low_watermark_of(&[0, 2], now), None);
         assert_eq!(q.low_watermark_of(&[0, 2], later), Some(5));
+    }
+
+    #[test]
+    fn after_a_quiet_input_every_partition_gets_time_to_catch_up() {
+        // All partitions sat at their end long before the first message (a replay starting
+        // later): the first message on partition 0 must not leave 1 and 2 out at once.
+        let start = Instant::now();
+        let first = start + IDLE_AFTER * 3;
+        let mut p = PartitionProgress::default();
+        for part in 0..3 {
+            p.reached_end(part, start);
+        }
+        p.saw_at(0, 600, first);
+        assert_eq!(p.low_watermark_of(&[0, 1, 2], first), None);
+        p.saw_at(1, 100, first);
+        p.saw_at(2, 300, first);
+        assert_eq!(p.low_watermark_of(&[0, 1, 2], first), Some(100));
+        // Partition 1 goes quiet while the others keep delivering: left out after IDLE_AFTER.
+        p.reached_end(1, first);
+        p.saw_at(0, 650, first + IDLE_AFTER / 2);
+        p.saw_at(0, 700, first + IDLE_AFTER);
+        p.saw_at(2, 700, first + IDLE_AFTER);
+        assert_eq!(
+            p.low_watermark_of(&[0, 1, 2], first + IDLE_AFTER),
+            Some(700)
+        );
     }
 }
