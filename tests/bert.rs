@@ -90,6 +90,24 @@ fn mention(text: &str, followers: u64) -> Mention {
     .unwrap()
 }
 
+/// The nice values of this process's `gema-bert` threads (Linux `/proc`).
+fn transformer_thread_nices() -> Vec<i64> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != "gema-bert" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after the ")" that closes the name start at field 3; nice is field 19.
+        let rest = &stat[stat.rfind(')').map_or(0, |i| i + 1)..];
+        if let Some(nice) = rest.split_whitespace().nth(16) {
+            out.push(nice.parse().unwrap());
+        }
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cascade_decides_queued_mentions_and_a_full_queue_keeps_the_fast_label() {
     let config = CascadeConfig {
@@ -107,6 +125,17 @@ async fn cascade_decides_queued_mentions_and_a_full_queue_keeps_the_fast_label()
     };
     let fast = fast();
     let cascade = Cascade::start(&config, fast.clone()).unwrap();
+    // The transformer computes at the default nice 19, with the CPU the stages leave idle (its
+    // thread sets that as it starts).
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !transformer_thread_nices().contains(&19) {
+        assert!(
+            std::time::Instant::now() < until,
+            "{:?}",
+            transformer_thread_nices()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let enricher = Enricher::new(fast);
     let e = enricher.enrich(mention(
         "not sure what to think about the new app, kinda meh",
@@ -168,6 +197,9 @@ async fn enrich_stage_with_the_cascade_records_the_decider_and_loses_nothing() {
         min_followers: 0,
         head: root().join(DEFAULT_HEAD_PATH).display().to_string(),
         model_dir: model_dir().display().to_string(),
+        // At the default nice 19 a CI machine busy with other tests could starve the transformer
+        // past every 250 ms wait; this test is about the stage, so it competes as an equal.
+        nice: 0,
         ..CascadeConfig::default()
     };
     let topics = Topics::new(&config.kafka.topic_prefix);

@@ -47,6 +47,10 @@ pub struct CascadeConfig {
     /// `t` it rests `t · (1 / share − 1)`. Caps what the transformer takes from the fast path
     /// under load (its queue then fills and the fast label stands).
     pub max_busy_share: f32,
+    /// The transformer thread's nice value (0 to 19; Linux): above the stages' 0, it computes
+    /// with the CPU the stages leave idle, and under load its queue fills and the fast label
+    /// stands instead of the stream slowing down.
+    pub nice: i32,
 }
 
 impl Default for CascadeConfig {
@@ -63,6 +67,7 @@ impl Default for CascadeConfig {
             max_wait_ms: 250,
             threads: 1,
             max_busy_share: 1.0,
+            nice: 19,
         }
     }
 }
@@ -90,6 +95,9 @@ impl CascadeConfig {
                 self.max_busy_share.to_string(),
                 "must be in (0, 1]",
             );
+        }
+        if !(0..=19).contains(&self.nice) {
+            return bad("nice", self.nice.to_string(), "must be in 0..=19");
         }
         if self.threads == 0 {
             return bad("threads", "0".into(), "must be ≥ 1");
@@ -234,10 +242,13 @@ impl Cascade {
             let name = tier.name().to_string();
             let (tx, rx) = tokio::sync::mpsc::channel(config.queue_capacity);
             let (batch, threads) = (config.batch_size, config.threads);
-            let share = config.max_busy_share;
+            let (share, nice) = (config.max_busy_share, config.nice);
             std::thread::Builder::new()
                 .name("gema-bert".into())
-                .spawn(move || worker(tier, rx, batch, threads, share))?;
+                .spawn(move || {
+                    lower_priority(nice);
+                    worker(tier, rx, batch, threads, share)
+                })?;
             tracing::info!(
                 model = %name, queue = config.queue_capacity, batch = config.batch_size,
                 threshold = config.confidence_below, "Transformer tier started"
@@ -288,6 +299,27 @@ impl Cascade {
             Err(_) => Offer::QueueFull,
         }
     }
+}
+
+/// Gives the calling thread (and the libtorch threads it starts) the nice value `nice`.
+#[cfg(feature = "bert")]
+fn lower_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain syscalls on the calling thread's own id.
+        let rc = unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, nice)
+        };
+        if rc != 0 {
+            tracing::warn!(nice, error = %std::io::Error::last_os_error(), "Could not lower the transformer thread's priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    tracing::warn!(nice, "enrich.cascade.nice is applied on Linux only");
 }
 
 /// Drains the queue in batches until every sender is gone.

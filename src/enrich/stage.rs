@@ -29,8 +29,11 @@ use super::dlq::DeadLetter;
 use super::enricher::terms_of;
 use super::Enricher;
 
-/// Most batches kept waiting for the transformer's verdicts before the oldest is finished anyway.
-const MAX_WAITING_BATCHES: usize = 4;
+/// Most mentions in batches kept waiting for the transformer's verdicts before the oldest batch
+/// is finished anyway. Under load each batch waits up to `max_wait_ms`, so this bounds the
+/// stage's throughput at about `MAX_WAITING_MENTIONS / max_wait_ms` (80,000/s at 250 ms) while
+/// keeping memory bounded (a few tens of MB).
+const MAX_WAITING_MENTIONS: usize = 20_000;
 
 /// Runs the enrich stage until `shutdown` is cancelled; then finishes the current batch, commits
 /// and returns.
@@ -60,9 +63,10 @@ pub async fn run(
     // outputs are already produced; a batch is finished (verdicts, acknowledgements, offsets)
     // once every verdict is in or its wait is over, so the transformer's latency overlaps with
     // reading instead of stalling it. A batch that follows one still waiting waits behind it:
-    // offsets are stored in batch order. At most MAX_WAITING_BATCHES wait; beyond that the
-    // oldest is finished even if that means waiting for it.
+    // offsets are stored in batch order. At most MAX_WAITING_MENTIONS wait; beyond that the
+    // oldest batch is finished even if that means waiting for it.
     let mut waiting: VecDeque<(Batch, OffsetTracker)> = VecDeque::new();
+    let mut waiting_mentions = 0;
     loop {
         let wait_until = waiting
             .front()
@@ -72,6 +76,7 @@ pub async fn run(
             _ = tokio::time::sleep_until(wait_until.unwrap_or_else(Instant::now)),
                 if wait_until.is_some() => {
                 if let Some((b, t)) = waiting.pop_front() {
+                    waiting_mentions -= b.len;
                     finish(b, t, &ctx, &consumer, &mut progress).await?;
                 }
                 continue;
@@ -95,13 +100,15 @@ pub async fn run(
         if waiting.is_empty() && batch.escalated.is_empty() {
             finish(batch, batch_tracker, &ctx, &consumer, &mut progress).await?;
         } else {
+            waiting_mentions += batch.len;
             waiting.push_back((batch, batch_tracker));
         }
         while let Some((front, _)) = waiting.front_mut() {
-            if !(front.is_ready() || waiting.len() > MAX_WAITING_BATCHES) {
+            if !(front.is_ready() || waiting_mentions > MAX_WAITING_MENTIONS) {
                 break;
             }
             let (b, t) = waiting.pop_front().expect("non-empty");
+            waiting_mentions -= b.len;
             finish(b, t, &ctx, &consumer, &mut progress).await?;
         }
     }
