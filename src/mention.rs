@@ -194,6 +194,18 @@ pub enum Escalation {
     TimedOut,
 }
 
+impl Escalation {
+    /// The name used in JSON and in the `cascade_escalation` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Escalation::NotNeeded => "not_needed",
+            Escalation::Decided => "decided",
+            Escalation::QueueFull => "queue_full",
+            Escalation::TimedOut => "timed_out",
+        }
+    }
+}
+
 impl EnrichedMention {
     pub fn is_negative(&self) -> bool {
         self.sentiment.label == Label::Negative
@@ -205,6 +217,14 @@ mod tests {
     use super::*;
 
     const GOOD: &str = r#"{"id":"1","platform":"x","text":"hi","created_at":"2026-11-26T10:00:00Z","author":{"id":"a","handle":"ann"},"foo":{"bar":1}}"#;
+
+    #[test]
+    fn escalation_names_match_the_json() {
+        use Escalation::*;
+        for e in [NotNeeded, Decided, QueueFull, TimedOut] {
+            assert_eq!(serde_json::to_value(e).unwrap(), e.as_str());
+        }
+    }
 
     #[test]
     fn parses_and_keeps_unknown_fields_in_extra() {

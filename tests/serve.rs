@@ -186,6 +186,7 @@ async fn every_endpoint_answers_from_the_seeded_data() {
     // Mention search with every filter, and pagination.
     let (_, v) = s.get("/api/mentions").await;
     assert_eq!(items(&v).len(), 10, "the last hour holds 10 mentions");
+    assert!(items(&v).iter().all(|m| m["sentiment_tier"] == "fast"));
     let (_, v) = s.get("/api/mentions?sentiment=negative").await;
     assert_eq!(items(&v).len(), 3);
     let (_, v) = s.get("/api/mentions?sentiment=negative&since=6h").await;

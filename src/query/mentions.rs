@@ -35,13 +35,15 @@ pub struct MentionHit {
     pub sentiment: String,
     pub sentiment_score: f32,
     pub sentiment_confidence: f32,
+    /// `fast` or `bert`: which sentiment tier decided (the cascade, docs/SENTIMENT.md).
+    pub sentiment_tier: String,
 }
 
 /// Newest mentions first that pass `filter`.
 pub async fn search(store: &Store, filter: &MentionFilter) -> Result<Vec<MentionHit>, StoreError> {
     let mut sql = String::from(
         "SELECT key, platform, created_at, author_handle, author_followers, text, url, lang, \
-         sentiment, sentiment_score, sentiment_confidence FROM mentions FINAL \
+         sentiment, sentiment_score, sentiment_confidence, sentiment_tier FROM mentions FINAL \
          WHERE created_at >= toDateTime(?) AND created_at < toDateTime(?)",
     );
     // Each optional filter adds one placeholder; values are bound below in the same order.

@@ -22,7 +22,45 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0003_time_order_rollups",
         include_str!("../../schemas/clickhouse/0003_time_order_rollups.sql"),
     ),
+    (
+        4,
+        "0004_cascade_columns",
+        include_str!("../../schemas/clickhouse/0004_cascade_columns.sql"),
+    ),
 ];
+
+/// `ALTER TABLE <db>.<table> ADD COLUMN IF NOT EXISTS <column> <rest>`, which ClickHouse 18.16
+/// cannot parse: (table, column, the statement without `IF NOT EXISTS`).
+fn add_column_if_missing(statement: &str) -> Option<(String, String, String)> {
+    let words: Vec<&str> = statement.split_whitespace().collect();
+    let head = ["ALTER", "TABLE"];
+    let middle = ["ADD", "COLUMN", "IF", "NOT", "EXISTS"];
+    if words.len() < 9
+        || !words[..2]
+            .iter()
+            .zip(head)
+            .all(|(w, k)| w.eq_ignore_ascii_case(k))
+        || !words[3..8]
+            .iter()
+            .zip(middle)
+            .all(|(w, k)| w.eq_ignore_ascii_case(k))
+    {
+        return None;
+    }
+    let table = words[2].rsplit('.').next()?.to_string();
+    let column = words[8].to_string();
+    let plain = format!(
+        "ALTER TABLE {} ADD COLUMN {}",
+        words[2],
+        words[8..].join(" ")
+    );
+    Some((table, column, plain))
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct Count {
+    n: u64,
+}
 
 #[derive(Debug, Row, Deserialize)]
 struct Applied {
@@ -30,8 +68,16 @@ struct Applied {
 }
 
 /// Creates the database and applies the migrations it has not seen; returns the names applied.
-/// Safe to run again and from several processes (every statement is `IF NOT EXISTS`).
+/// Safe to run again and from several processes (every statement is `IF NOT EXISTS`; an
+/// `ADD COLUMN IF NOT EXISTS` runs as a plain `ADD COLUMN` when `system.columns` lacks the column,
+/// because ClickHouse 18.16 cannot parse it).
 pub async fn migrate(store: &Store) -> Result<Vec<String>, StoreError> {
+    migrate_to(store, u32::MAX).await
+}
+
+/// [`migrate`], but only up to and including version `last` (to test upgrades of older
+/// databases).
+pub async fn migrate_to(store: &Store, last: u32) -> Result<Vec<String>, StoreError> {
     let db = &store.database;
     // The database name is validated at config load (letters, digits, '_'), so it is safe to
     // splice; ClickHouse cannot bind identifiers on 18.16.
@@ -70,7 +116,7 @@ pub async fn migrate(store: &Store) -> Result<Vec<String>, StoreError> {
         })?;
     let mut done = Vec::new();
     for (version, name, sql) in MIGRATIONS {
-        if applied.iter().any(|a| a.version == *version) {
+        if *version > last || applied.iter().any(|a| a.version == *version) {
             continue;
         }
         // Comments may contain ';': drop them before splitting into statements.
@@ -85,7 +131,37 @@ pub async fn migrate(store: &Store) -> Result<Vec<String>, StoreError> {
             if body.is_empty() {
                 continue;
             }
-            exec(name, body).await?;
+            let Some((table, column, plain)) = add_column_if_missing(&body) else {
+                exec(name, body).await?;
+                continue;
+            };
+            // Bound values: the names come from our own files, but stay out of the SQL anyway.
+            let has_column = || async {
+                admin
+                    .query(
+                        "SELECT count() AS n FROM system.columns \
+                         WHERE database = ? AND table = ? AND name = ?",
+                    )
+                    .bind(db.as_str())
+                    .bind(table.as_str())
+                    .bind(column.as_str())
+                    .fetch_one::<Count>()
+                    .await
+                    .map(|c| c.n > 0)
+                    .map_err(|source| StoreError::Query {
+                        what: format!("look up column {table}.{column}"),
+                        source,
+                    })
+            };
+            if has_column().await? {
+                continue;
+            }
+            if let Err(e) = exec(name, plain).await {
+                // Another process may have added it in between.
+                if !has_column().await? {
+                    return Err(e);
+                }
+            }
         }
         exec(
             name,
@@ -98,4 +174,28 @@ pub async fn migrate(store: &Store) -> Result<Vec<String>, StoreError> {
         done.push(name.to_string());
     }
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_column_if_not_exists_becomes_a_checked_plain_add() {
+        let (table, column, plain) = add_column_if_missing(
+            "ALTER TABLE gema.mentions ADD COLUMN IF NOT EXISTS fast_score Float32 \
+             DEFAULT sentiment_score",
+        )
+        .unwrap();
+        assert_eq!(
+            (table.as_str(), column.as_str()),
+            ("mentions", "fast_score")
+        );
+        assert_eq!(
+            plain,
+            "ALTER TABLE gema.mentions ADD COLUMN fast_score Float32 DEFAULT sentiment_score"
+        );
+        assert!(add_column_if_missing("ALTER TABLE gema.mentions ADD COLUMN x String").is_none());
+        assert!(add_column_if_missing("CREATE TABLE IF NOT EXISTS gema.t (x String)").is_none());
+    }
 }

@@ -1,4 +1,5 @@
-//! The `mentions` table row (column order = `schemas/clickhouse/0001_mentions.sql`, kept by 0003).
+//! The `mentions` table row (column order = `schemas/clickhouse/0001_mentions.sql`, kept by 0003,
+//! then the columns 0004 adds).
 
 use chrono::{DateTime, Utc};
 use clickhouse::Row;
@@ -39,12 +40,21 @@ pub struct MentionRow {
     pub replies: u32,
     /// Newest enrichment wins when a redelivered mention collapses.
     pub version: u64,
+    /// `fast` or `bert`: the tier whose verdict `sentiment` is (migration 0004).
+    pub sentiment_tier: String,
+    /// What the cascade did (`not_needed`, `decided`, `queue_full`, `timed_out`); empty when off.
+    pub cascade_escalation: String,
+    /// The fast tier's verdict (equal to `sentiment` unless the transformer decided).
+    pub fast_sentiment: String,
+    pub fast_score: f32,
+    pub fast_confidence: f32,
 }
 
 impl From<&EnrichedMention> for MentionRow {
     fn from(e: &EnrichedMention) -> Self {
         let m = &e.mention;
         let metrics = m.metrics.unwrap_or_default();
+        let fast = e.cascade.as_ref().map_or(e.sentiment, |c| c.fast);
         MentionRow {
             key: e.key.clone(),
             platform: m.platform.clone(),
@@ -73,6 +83,19 @@ impl From<&EnrichedMention> for MentionRow {
             reposts: metrics.reposts,
             replies: metrics.replies,
             version: e.enriched_at.timestamp_millis().max(0) as u64,
+            sentiment_tier: e
+                .cascade
+                .as_ref()
+                .map_or("fast", |c| c.tier.as_str())
+                .to_string(),
+            cascade_escalation: e
+                .cascade
+                .as_ref()
+                .map_or("", |c| c.escalation.as_str())
+                .to_string(),
+            fast_sentiment: fast.label.as_str().to_string(),
+            fast_score: fast.score,
+            fast_confidence: fast.confidence,
         }
     }
 }

@@ -48,6 +48,11 @@ pub fn mention(
     queries: &[&str],
 ) -> MentionRow {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let score = match sentiment {
+        "negative" => -0.8,
+        "positive" => 0.7,
+        _ => 0.0,
+    };
     MentionRow {
         key: format!("{platform}:{id}"),
         platform: platform.into(),
@@ -62,11 +67,7 @@ pub fn mention(
         url: format!("https://example.social/{id}"),
         lang: lang.into(),
         sentiment: sentiment.into(),
-        sentiment_score: match sentiment {
-            "negative" => -0.8,
-            "positive" => 0.7,
-            _ => 0.0,
-        },
+        sentiment_score: score,
         sentiment_confidence: 0.9,
         sentiment_model: "test".into(),
         hashtags: s(hashtags),
@@ -80,6 +81,11 @@ pub fn mention(
         reposts: 0,
         replies: 0,
         version: 1,
+        sentiment_tier: "fast".into(),
+        cascade_escalation: String::new(),
+        fast_sentiment: sentiment.into(),
+        fast_score: score,
+        fast_confidence: 0.9,
     }
 }
 
