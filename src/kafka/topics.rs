@@ -118,7 +118,50 @@ pub async fn ensure_topics(config: &KafkaConfig, topics: &Topics) -> Result<(), 
             Err((topic, code)) => return Err(TopicError::Create { topic, code }),
         }
     }
+    // A topic just created may be missing from a broker's metadata for a moment; a consumer that
+    // subscribes then logs "Unknown topic or partition". Wait (up to 10 s) until every partition
+    // of every topic has a leader.
+    let (config, names) = (
+        config.clone(),
+        topics
+            .all()
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>(),
+    );
+    let _ =
+        tokio::task::spawn_blocking(move || wait_visible(&config, &names, Duration::from_secs(10)))
+            .await;
     Ok(())
+}
+
+/// Whether every partition of every named topic has a leader in the metadata, polled until
+/// `timeout`.
+fn wait_visible(config: &KafkaConfig, names: &[String], timeout: Duration) -> bool {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let Ok(consumer) = super::client::base_config(config).create::<BaseConsumer>() else {
+        return false;
+    };
+    let until = std::time::Instant::now() + timeout;
+    loop {
+        let ready = consumer
+            .fetch_metadata(None, Duration::from_secs(5))
+            .map(|m| {
+                names.iter().all(|n| {
+                    m.topics().iter().any(|t| {
+                        t.name() == n
+                            && t.error().is_none()
+                            && !t.partitions().is_empty()
+                            && t.partitions().iter().all(|p| p.leader() >= 0)
+                    })
+                })
+            })
+            .unwrap_or(false);
+        if ready || std::time::Instant::now() >= until {
+            return ready;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Deletes gema's topics for this prefix (used to clean up after an evaluation run).
