@@ -66,7 +66,6 @@ pub async fn run(
     // offsets are stored in batch order. At most MAX_WAITING_MENTIONS wait; beyond that the
     // oldest batch is finished even if that means waiting for it.
     let mut waiting: VecDeque<(Batch, OffsetTracker)> = VecDeque::new();
-    let mut waiting_mentions = 0;
     loop {
         let wait_until = waiting
             .front()
@@ -76,7 +75,6 @@ pub async fn run(
             _ = tokio::time::sleep_until(wait_until.unwrap_or_else(Instant::now)),
                 if wait_until.is_some() => {
                 if let Some((b, t)) = waiting.pop_front() {
-                    waiting_mentions -= b.len;
                     finish(b, t, &ctx, &consumer, &mut progress).await?;
                 }
                 continue;
@@ -100,15 +98,16 @@ pub async fn run(
         if waiting.is_empty() && batch.escalated.is_empty() {
             finish(batch, batch_tracker, &ctx, &consumer, &mut progress).await?;
         } else {
-            waiting_mentions += batch.len;
             waiting.push_back((batch, batch_tracker));
         }
-        while let Some((front, _)) = waiting.front_mut() {
-            if !(front.is_ready() || waiting_mentions > MAX_WAITING_MENTIONS) {
+        while !waiting.is_empty() {
+            // A dozen batches or so (each waits at most max_wait_ms): cheap to add up.
+            let held: usize = waiting.iter().map(|(b, _)| b.len).sum();
+            let (front, _) = waiting.front_mut().expect("non-empty");
+            if !(front.is_ready() || held > MAX_WAITING_MENTIONS) {
                 break;
             }
             let (b, t) = waiting.pop_front().expect("non-empty");
-            waiting_mentions -= b.len;
             finish(b, t, &ctx, &consumer, &mut progress).await?;
         }
     }

@@ -58,11 +58,6 @@ fn add_column_if_missing(statement: &str) -> Option<(String, String, String)> {
 }
 
 #[derive(Debug, Row, Deserialize)]
-struct Count {
-    n: u64,
-}
-
-#[derive(Debug, Row, Deserialize)]
 struct Applied {
     version: u32,
 }
@@ -139,15 +134,15 @@ pub async fn migrate_to(store: &Store, last: u32) -> Result<Vec<String>, StoreEr
             let has_column = || async {
                 admin
                     .query(
-                        "SELECT count() AS n FROM system.columns \
+                        "SELECT count() FROM system.columns \
                          WHERE database = ? AND table = ? AND name = ?",
                     )
                     .bind(db.as_str())
                     .bind(table.as_str())
                     .bind(column.as_str())
-                    .fetch_one::<Count>()
+                    .fetch_one::<u64>()
                     .await
-                    .map(|c| c.n > 0)
+                    .map(|n| n > 0)
                     .map_err(|source| StoreError::Query {
                         what: format!("look up column {table}.{column}"),
                         source,

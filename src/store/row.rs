@@ -54,7 +54,10 @@ impl From<&EnrichedMention> for MentionRow {
     fn from(e: &EnrichedMention) -> Self {
         let m = &e.mention;
         let metrics = m.metrics.unwrap_or_default();
-        let fast = e.cascade.as_ref().map_or(e.sentiment, |c| c.fast);
+        let (tier, escalation, fast) = match &e.cascade {
+            Some(c) => (c.tier.as_str(), c.escalation.as_str(), c.fast),
+            None => ("fast", "", e.sentiment),
+        };
         MentionRow {
             key: e.key.clone(),
             platform: m.platform.clone(),
@@ -83,16 +86,8 @@ impl From<&EnrichedMention> for MentionRow {
             reposts: metrics.reposts,
             replies: metrics.replies,
             version: e.enriched_at.timestamp_millis().max(0) as u64,
-            sentiment_tier: e
-                .cascade
-                .as_ref()
-                .map_or("fast", |c| c.tier.as_str())
-                .to_string(),
-            cascade_escalation: e
-                .cascade
-                .as_ref()
-                .map_or("", |c| c.escalation.as_str())
-                .to_string(),
+            sentiment_tier: tier.to_string(),
+            cascade_escalation: escalation.to_string(),
             fast_sentiment: fast.label.as_str().to_string(),
             fast_score: fast.score,
             fast_confidence: fast.confidence,
