@@ -373,6 +373,105 @@ const ID_STRONG: &[&str] = &[
     "warga",
     "polisi",
     "presiden",
+    // Content words of short reviews and complaints ("Ac panas.", "Staff cuek", "kasur
+    // berdebu"), which carry no function word; none is an English word.
+    "panas",
+    "dingin",
+    "bau",
+    "apek",
+    "berdebu",
+    "nyala",
+    "kasur",
+    "ramah",
+    "jahat",
+    "sakit",
+    "cuek",
+    "lambat",
+    "lemot",
+    "cepat",
+    "rusak",
+    "mati",
+    "bocor",
+    "sempit",
+    "berisik",
+    "pelit",
+    "bohong",
+    "penipu",
+    "parah",
+    "puas",
+    "mengecewakan",
+    "memuaskan",
+    "kapok",
+    "ribet",
+    "susah",
+    "mudah",
+    "gampang",
+    "indah",
+    "cantik",
+    "ganteng",
+    "bodoh",
+    "benci",
+    "takut",
+    "bahagia",
+    "kangen",
+    "rindu",
+    "capek",
+    "lelah",
+    "macet",
+    "banjir",
+    "listrik",
+    "mandi",
+    "handuk",
+    "sarapan",
+    "kebersihan",
+    "ditingkatkan",
+    "pesanan",
+    "barang",
+    "harga",
+    "toko",
+    "tolong",
+    "mohon",
+    "maaf",
+    "ongkir",
+    "kirim",
+    "dikirim",
+    "sinyal",
+    "kuota",
+    "pulsa",
+    "resepsionis",
+    "tidur",
+    "bantal",
+    "seprei",
+    "minum",
+    "teman",
+    "keluarga",
+    "anak",
+    "uang",
+    "bayar",
+    "gratis",
+    "kerja",
+    "pulang",
+    "pergi",
+    "datang",
+    "tunggu",
+    "nunggu",
+    "antri",
+    "antre",
+    "lumayan",
+    "biasa",
+    "kecil",
+    "besar",
+    "sepi",
+    "ramai",
+    "rame",
+    "kualitas",
+    "pengiriman",
+    "pelanggan",
+    "layanan",
+    "aplikasi",
+    "hujan",
+    "bulan",
+    "tahun",
 ];
 const ID_WEAK: &[&str] = &[
     "di", "para", "apa", "pada", "lo", "mas", "bu", "min", "kan", "dan",
@@ -470,6 +569,9 @@ fn count(text: &str) -> Counts {
                 if let Some((en, id)) = WORDS.get(w) {
                     c.en += en;
                     c.id += id;
+                } else if len >= 6 && w.ends_with("nya") {
+                    // The Indonesian possessive/definite suffix (`kasurnya`, `pelayanannya`).
+                    c.id += 0.5;
                 }
             }
         }
@@ -548,6 +650,16 @@ mod tests {
             Lang::Id
         );
         assert_eq!(detect("@budi mantap gan 👍 https://t.co/x").0, Lang::Id);
+        // Short complaints without a function word.
+        for t in [
+            "Ac panas.",
+            "kasurnya berdebu",
+            "Staff cuek",
+            "jahat",
+            "sakit",
+        ] {
+            assert_eq!(detect(t).0, Lang::Id, "{t}");
+        }
         assert_eq!(detect("Can't wait for the weekend!!").0, Lang::En);
         assert_eq!(detect("🙂🙂").0, Lang::Other);
         assert_eq!(detect("@budi https://t.co/x").0, Lang::Other);
