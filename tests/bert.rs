@@ -82,6 +82,163 @@ fn missing_transformer_files_fail_with_the_path() {
     );
 }
 
+/// Writes `n` labelled English rows, cycling through three obvious templates per class.
+fn write_rows(path: &Path, n: usize) {
+    let texts = [
+        (
+            "negative",
+            "terrible service, i hate this app, refund me now",
+        ),
+        (
+            "negative",
+            "worst update ever, everything is broken and slow",
+        ),
+        ("neutral", "the shop opens at nine on monday"),
+        ("neutral", "new version 2.1 is out today for android"),
+        ("positive", "love this app, great support and fast delivery"),
+        ("positive", "amazing concert last night, best band ever"),
+    ];
+    let mut out = String::new();
+    for i in 0..n {
+        let (label, text) = texts[i % texts.len()];
+        out.push_str(
+            &serde_json::json!({"text": format!("{text} #{i}"), "label": label, "lang": "en"})
+                .to_string(),
+        );
+        out.push('\n');
+    }
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn finetuned_blocks_train_save_load_and_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write_rows(&data.join("sentiment/train/en-toy.jsonl"), 96);
+    write_rows(&data.join("sentiment/dev/en-toy-dev.jsonl"), 30);
+    let head = dir.path().join("models/toy-bert.json");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_gema"))
+        .args(["train", "--tier", "bert", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&head)
+        .arg("--fast-model")
+        .arg(root().join(DEFAULT_MODEL_PATH))
+        .arg("--bert-model-dir")
+        .arg(model_dir())
+        .arg("--cache")
+        .arg(dir.path().join("cache"))
+        .args([
+            "--threads",
+            "1",
+            "--head-hidden",
+            "16",
+            "--head-epochs",
+            "2",
+        ])
+        .args(["--finetune-blocks", "2", "--finetune-epochs", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("Fine-tuning epoch 1"), "{stderr}");
+
+    // Freezing a pooled layer's block is refused before any work, with the reason.
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_gema"))
+        .args(["train", "--tier", "bert", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(dir.path().join("other/h.json"))
+        .arg("--fast-model")
+        .arg(root().join(DEFAULT_MODEL_PATH))
+        .arg("--bert-model-dir")
+        .arg(model_dir())
+        .arg("--cache")
+        .arg(dir.path().join("cache"))
+        .args([
+            "--threads",
+            "1",
+            "--head-hidden",
+            "16",
+            "--head-epochs",
+            "1",
+        ])
+        .args(["--finetune-blocks", "1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(err.contains("fine-tune at least 2 blocks"), "{err}");
+    assert!(!dir.path().join("other/h.json").exists());
+
+    // The head names its blocks file and SHA-256; the manifest reports the fine-tuning.
+    let h = gema::sentiment::bert::load_head(&head).unwrap();
+    let tuned = h.encoder.tuned.clone().expect("fine-tuned blocks recorded");
+    assert_eq!(tuned.from_block, 4);
+    assert_eq!(tuned.file, "toy-bert.blocks.safetensors");
+    let blocks = dir.path().join("models").join(&tuned.file);
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("models/toy-bert.manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["finetune"]["blocks_sha256"], tuned.sha256.as_str());
+    assert!(manifest["command"]
+        .as_str()
+        .unwrap()
+        .contains("--finetune-blocks 2"));
+
+    // It loads with the transformer and decides English posts through it.
+    let tier = BertTier::load(&model_dir(), &head, fast()).unwrap();
+    let v = tier
+        .classify_batch(&[("terrible service, i hate this app", Lang::En)])
+        .unwrap();
+    assert!(v[0].by_transformer);
+
+    // The stored blocks are the ones used: without them the same head sees other vectors.
+    let enc_tuned = gema::sentiment::bert::encoder::Encoder::load(
+        &model_dir(),
+        &h.encoder,
+        blocks.parent().unwrap(),
+    )
+    .unwrap();
+    let mut plain_spec = h.encoder.clone();
+    plain_spec.tuned = None;
+    let enc_plain =
+        gema::sentiment::bert::encoder::Encoder::load(&model_dir(), &plain_spec, Path::new("."))
+            .unwrap();
+    let text = ["the shop opens at nine on monday"];
+    let (a, b) = (
+        enc_tuned.embed(&text, 1).unwrap(),
+        enc_plain.embed(&text, 1).unwrap(),
+    );
+    // Layer 3 (frozen) is the same; layers 4 and 5 (fine-tuned) are not.
+    assert_eq!(a[0][..384], b[0][..384]);
+    assert_ne!(a[0][384..768], b[0][384..768]);
+    assert_ne!(a[0][768..], b[0][768..]);
+    assert!(manifest["finetune"]["config"]["from_block"] == 4);
+
+    // A changed or missing blocks file fails at load, naming the file.
+    let mut bytes = std::fs::read(&blocks).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&blocks, &bytes).unwrap();
+    let err = BertTier::load(&model_dir(), &head, fast())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("toy-bert.blocks.safetensors") && err.contains("SHA-256"),
+        "{err}"
+    );
+    std::fs::remove_file(&blocks).unwrap();
+    let err = BertTier::load(&model_dir(), &head, fast())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("toy-bert.blocks.safetensors"), "{err}");
+}
+
 fn mention(text: &str, followers: u64) -> Mention {
     serde_json::from_value(serde_json::json!({
         "id": "1", "platform": "x", "text": text, "created_at": "2026-11-26T10:00:00Z",

@@ -77,7 +77,7 @@ pub enum Command {
     /// Show topic sizes, stage lag and stored mention count.
     Status,
     /// Train the fast sentiment model on the labelled data (writes models/ and a manifest).
-    Train(gema::sentiment::cli::TrainArgs),
+    Train(Box<gema::sentiment::cli::TrainArgs>),
     /// Score the sentiment model on labelled JSONL files (accuracy, macro recall/F1, speed).
     Eval(gema::sentiment::cli::EvalArgs),
     /// Recompute the per-minute and per-hour rollups behind the timeline and share-of-voice

@@ -88,6 +88,16 @@ pub struct TrainArgs {
     /// `--tier bert`: AdamW weight decay of the MLP head.
     #[arg(long, default_value_t = 0.01)]
     pub head_weight_decay: f32,
+    /// `--tier bert`: fine-tune this many top transformer blocks with the MLP head (0: keep
+    /// the checkpoint frozen); the blocks go next to the head as `<stem>.blocks.safetensors`.
+    #[arg(long, default_value_t = 0)]
+    pub finetune_blocks: usize,
+    /// `--tier bert`: epochs of fine-tuning (dev picks the best of 4 checkpoints per epoch).
+    #[arg(long, default_value_t = 2)]
+    pub finetune_epochs: usize,
+    /// `--tier bert`: peak learning rate of the fine-tuned blocks.
+    #[arg(long, default_value_t = 5e-5)]
+    pub finetune_lr: f64,
     /// Most training epochs per configuration (the best epoch on dev is kept).
     #[arg(long, default_value_t = 8)]
     pub epochs: usize,
@@ -617,6 +627,9 @@ mod tests {
             head_dropout: 0.0,
             head_members: 1,
             head_weight_decay: 0.0,
+            finetune_blocks: 0,
+            finetune_epochs: 1,
+            finetune_lr: 1e-5,
             epochs: 2,
             seed: 1,
             buckets_log2: 12,

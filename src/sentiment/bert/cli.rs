@@ -7,11 +7,12 @@ use anyhow::Context;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::encoder::{set_threads, Encoder};
-use super::head::{EncoderSpec, Head};
+use super::encoder::{bert_config, set_threads, Encoder};
+use super::finetune::{check_blocks, finetune, frozen_states_cached, FinetuneConfig};
+use super::head::{EncoderSpec, Head, TunedBlocks};
 use super::mlp::train_mlp_head;
 use super::tier::BertTier;
-use super::train::{train_head, DevVectors, HeadLog, HeadTrainConfig};
+use super::train::{finish, train_head, DevVectors, HeadLog, HeadTrainConfig};
 use crate::sentiment::cli::{
     file_name, file_stem, manifest_path, sha256_file, unix_now, EvalArgs, InputFile, Tier,
     TrainArgs,
@@ -111,6 +112,10 @@ struct Manifest<'a> {
     dev_metrics_fused: Vec<serde_json::Value>,
     dev_metrics_fast: Vec<serde_json::Value>,
     cascade_curve: Vec<CascadePoint>,
+    /// With `--finetune-blocks`: what fine-tuning did (the head-training fields above then
+    /// describe the fine-tuned head; `frozen_*` the head it started from).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finetune: Option<serde_json::Value>,
     log: &'a [HeadLog],
     notes: &'static str,
 }
@@ -149,7 +154,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     let fast_path = args.fast_model.clone();
     let fast = load_model(&fast_path)?;
     let spec = EncoderSpec::default();
-    let encoder = Encoder::load(&args.bert_model_dir, &spec)?;
+    let encoder = Encoder::load(&args.bert_model_dir, &spec, Path::new("."))?;
     let rel = |p: &Path| {
         p.strip_prefix(&args.data)
             .unwrap_or(p)
@@ -171,6 +176,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         train_rows.extend(ex);
     }
     let mut dev = Vec::new();
+    let mut dev_texts: Vec<Vec<String>> = Vec::new();
     let mut dev_inputs = Vec::new();
     let mut dev_fast_reports = Vec::new();
     for (path, ex) in files_in(&args.data.join("sentiment/dev"), &langs)? {
@@ -188,6 +194,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             .map(|&p| FastModel::sentiment(p).label)
             .collect();
         dev_fast_reports.push(metrics::score(&name, &gold, &fast_pred, 0.0));
+        dev_texts.push(ex.iter().map(|e| e.text.clone()).collect());
         dev.push(DevVectors {
             name,
             gold,
@@ -241,7 +248,98 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         );
         (o, cfg)
     };
-    let (outcome, cfg) = outcome;
+    let (mut outcome, cfg) = outcome;
+    let mut finetune_report = None;
+    if args.finetune_blocks > 0 {
+        let config = bert_config(&args.bert_model_dir)?;
+        let total = config.num_hidden_layers as usize;
+        anyhow::ensure!(
+            args.finetune_blocks < total && args.head_hidden > 0 && args.head_members == 1,
+            "--finetune-blocks needs fewer than {total} blocks, --head-hidden > 0 and \
+             --head-members 1"
+        );
+        let from_block = total - args.finetune_blocks;
+        check_blocks(&spec, from_block, total)?;
+        drop(encoder);
+        let frozen = Encoder::load_frozen(&args.bert_model_dir, &spec, from_block)?;
+        let spec_key = serde_json::to_vec(&spec)?;
+        let block_key = format!("frozen blocks {from_block} v1");
+        let probe = super::prepare("v1 #probe @probe http://probe");
+        let key: [&[u8]; 3] = [&spec_key, block_key.as_bytes(), probe.as_bytes()];
+        let states = frozen_states_cached(&frozen, &key, &texts, &args.cache, "training rows")?;
+        let mut dev_states = Vec::new();
+        for (d, t) in dev.iter().zip(&dev_texts) {
+            let t: Vec<&str> = t.iter().map(String::as_str).collect();
+            dev_states.push(frozen_states_cached(
+                &frozen,
+                &key,
+                &t,
+                &args.cache,
+                &d.name,
+            )?);
+        }
+        drop(frozen);
+        let fcfg = FinetuneConfig {
+            from_block,
+            epochs: args.finetune_epochs,
+            lr: args.finetune_lr,
+            head_lr: 2.0 * args.finetune_lr,
+            weight_decay: 0.01,
+            batch: 32,
+            evals_per_epoch: 4,
+            warmup_share: 0.06,
+            head_dropout: args.head_dropout as f64,
+            seed: args.seed,
+        };
+        let ft = finetune(
+            &args.bert_model_dir,
+            &config,
+            &outcome.head,
+            &states,
+            &y,
+            &dev,
+            &dev_states,
+            &fcfg,
+            &mut |m| eprintln!("{m}"),
+        )?;
+        let blocks_path = out.with_file_name(format!("{}.blocks.safetensors", file_stem(&out)));
+        if let Some(dir) = blocks_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        tch::Tensor::write_safetensors(&ft.blocks, &blocks_path)
+            .with_context(|| format!("writing {}", blocks_path.display()))?;
+        let mut head = ft.head;
+        head.name = "bert-minilm-ft-v1".into();
+        head.encoder.tuned = Some(TunedBlocks {
+            from_block,
+            file: file_name(&blocks_path),
+            sha256: sha256_file(&blocks_path)?,
+        });
+        for (d, x) in dev.iter_mut().zip(ft.dev_x) {
+            d.x = x;
+        }
+        let frozen_outcome = outcome;
+        let mut logs = frozen_outcome.log.clone();
+        logs.extend(ft.log.iter().cloned());
+        outcome = finish(
+            head,
+            frozen_outcome.best_epoch,
+            logs,
+            &dev,
+            &cfg,
+            &mut |m| eprintln!("{m}"),
+        );
+        finetune_report = Some(serde_json::json!({
+            "config": fcfg,
+            "best_checkpoint": ft.best_step,
+            "blocks_file": file_name(&blocks_path),
+            "blocks_bytes": std::fs::metadata(&blocks_path)?.len(),
+            "blocks_sha256": sha256_file(&blocks_path)?,
+            "frozen_dev_metrics_head_only": frozen_outcome.dev_head_only.iter().map(brief).collect::<Vec<_>>(),
+            "frozen_dev_metrics_fused": frozen_outcome.dev_fused.iter().map(brief).collect::<Vec<_>>(),
+            "frozen_fast_weight": frozen_outcome.head.fast_weight,
+        }));
+    }
     let training_time_s = start.elapsed().as_secs_f64();
     outcome.head.save(&out)?;
     let cascade_curve = cascade_curve(&outcome.head, &dev);
@@ -257,7 +355,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         gema_version: env!("CARGO_PKG_VERSION"),
         command: format!(
             "gema train --tier bert --data {} --out {} --seed {} --fast-model {} --threads {} \
-             --head-hidden {} --head-epochs {} --head-dropout {} --head-weight-decay {} --head-members {}",
+             --head-hidden {} --head-epochs {} --head-dropout {} --head-weight-decay {} --head-members {}{}",
             args.data.display(),
             out.display(),
             args.seed,
@@ -267,7 +365,15 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             args.head_epochs,
             args.head_dropout,
             args.head_weight_decay,
-            args.head_members
+            args.head_members,
+            if args.finetune_blocks > 0 {
+                format!(
+                    " --finetune-blocks {} --finetune-epochs {} --finetune-lr {}",
+                    args.finetune_blocks, args.finetune_epochs, args.finetune_lr
+                )
+            } else {
+                String::new()
+            }
         ),
         created_unix_s: unix_now(),
         training_time_s,
@@ -291,9 +397,12 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         dev_metrics_fused: outcome.dev_fused.iter().map(brief).collect(),
         dev_metrics_fast: dev_fast_reports.iter().map(brief).collect(),
         cascade_curve,
+        finetune: finetune_report,
         log: &outcome.log,
         notes: "Head: logistic regression (--head-hidden 0) or a one-hidden-layer ReLU MLP over \
-                frozen all-MiniLM-L6-v2 sentence vectors (mean of layers 4-6), fused with the fast tier's calibrated log-probabilities. \
+                all-MiniLM-L6-v2 sentence vectors (mean of layers 4-6; the checkpoint frozen, or its top \
+                blocks fine-tuned with the head when `finetune` is present), fused with the fast \
+                tier's calibrated log-probabilities. \
                 Trained on the English rows of sentiment/train only; Indonesian keeps the fast \
                 tier.",
     };

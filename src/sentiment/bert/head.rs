@@ -29,6 +29,22 @@ pub struct EncoderSpec {
     pub layers: Vec<usize>,
     /// Longest input in word pieces, including `[CLS]` and `[SEP]`.
     pub max_tokens: usize,
+    /// Top blocks fine-tuned with the head; absent: the checkpoint as published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuned: Option<TunedBlocks>,
+}
+
+/// Fine-tuned transformer blocks stored next to the head (`gema train --tier bert
+/// --finetune-blocks N`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TunedBlocks {
+    /// The first fine-tuned block (0-based); it and every block above it are in `file`.
+    pub from_block: usize,
+    /// Safetensors file (float16) in the head's folder, named by checkpoint weight.
+    pub file: String,
+    /// SHA-256 of `file`, checked at load.
+    pub sha256: String,
 }
 
 impl EncoderSpec {
@@ -45,6 +61,7 @@ impl Default for EncoderSpec {
             hidden: 384,
             layers: vec![3, 4, 5],
             max_tokens: 128,
+            tuned: None,
         }
     }
 }
@@ -204,6 +221,17 @@ impl Head {
         }
         if self.encoder.layers.is_empty() || self.encoder.max_tokens < 8 {
             return Err(corrupt("no encoder layers or max_tokens < 8".into()));
+        }
+        if let Some(t) = &self.encoder.tuned {
+            let plain = Path::new(&t.file)
+                .file_name()
+                .is_some_and(|f| f == std::ffi::OsStr::new(&t.file));
+            if !plain || t.sha256.len() != 64 {
+                return Err(corrupt(format!(
+                    "fine-tuned blocks file {:?} must be a plain file name with a 64-digit SHA-256",
+                    t.file
+                )));
+            }
         }
         Ok(())
     }

@@ -10,6 +10,8 @@
 pub mod cli;
 #[cfg(feature = "bert")]
 pub mod encoder;
+#[cfg(feature = "bert")]
+pub mod finetune;
 pub mod head;
 #[cfg(feature = "bert")]
 pub mod mlp;
@@ -17,7 +19,7 @@ pub mod mlp;
 pub mod tier;
 pub mod train;
 
-pub use head::{load_head, EncoderSpec, Head, HeadError, DEFAULT_HEAD_PATH};
+pub use head::{load_head, EncoderSpec, Head, HeadError, TunedBlocks, DEFAULT_HEAD_PATH};
 
 /// Where `scripts/bert-deps.sh` puts the transformer's files; `GEMA_BERT_MODEL_DIR` overrides.
 pub const DEFAULT_MODEL_DIR: &str = ".gema/bert/minilm";

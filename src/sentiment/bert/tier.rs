@@ -44,7 +44,11 @@ impl BertTier {
         fast: Arc<FastModel>,
     ) -> Result<Self, TierError> {
         let head = load_head(head_path)?;
-        let encoder = Encoder::load(model_dir, &head.encoder)?;
+        let head_dir = head_path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let encoder = Encoder::load(model_dir, &head.encoder, head_dir)?;
         Ok(BertTier {
             fast,
             encoder,
