@@ -118,55 +118,41 @@ fn finetuned_blocks_train_save_load_and_are_checked() {
     write_rows(&data.join("sentiment/train/en-toy.jsonl"), 96);
     write_rows(&data.join("sentiment/dev/en-toy-dev.jsonl"), 30);
     let head = dir.path().join("models/toy-bert.json");
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_gema"))
-        .args(["train", "--tier", "bert", "--data"])
-        .arg(&data)
-        .arg("--out")
-        .arg(&head)
-        .arg("--fast-model")
-        .arg(root().join(DEFAULT_MODEL_PATH))
-        .arg("--bert-model-dir")
-        .arg(model_dir())
-        .arg("--cache")
-        .arg(dir.path().join("cache"))
-        .args([
-            "--threads",
-            "1",
-            "--head-hidden",
-            "16",
-            "--head-epochs",
-            "2",
-        ])
-        .args(["--finetune-blocks", "2", "--finetune-epochs", "1"])
-        .output()
-        .unwrap();
+    // `gema train --tier bert` on the toy data with a small head and `finetune` extra args.
+    let train = |out: &Path, finetune: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_gema"))
+            .args(["train", "--tier", "bert", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(out)
+            .arg("--fast-model")
+            .arg(root().join(DEFAULT_MODEL_PATH))
+            .arg("--bert-model-dir")
+            .arg(model_dir())
+            .arg("--cache")
+            .arg(dir.path().join("cache"))
+            .args([
+                "--threads",
+                "1",
+                "--head-hidden",
+                "16",
+                "--head-epochs",
+                "2",
+            ])
+            .args(finetune)
+            .output()
+            .unwrap()
+    };
+    let run = train(&head, &["--finetune-blocks", "2", "--finetune-epochs", "1"]);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
     assert!(stderr.contains("Fine-tuning epoch 1"), "{stderr}");
 
     // Freezing a pooled layer's block is refused before any work, with the reason.
-    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_gema"))
-        .args(["train", "--tier", "bert", "--data"])
-        .arg(&data)
-        .arg("--out")
-        .arg(dir.path().join("other/h.json"))
-        .arg("--fast-model")
-        .arg(root().join(DEFAULT_MODEL_PATH))
-        .arg("--bert-model-dir")
-        .arg(model_dir())
-        .arg("--cache")
-        .arg(dir.path().join("cache"))
-        .args([
-            "--threads",
-            "1",
-            "--head-hidden",
-            "16",
-            "--head-epochs",
-            "1",
-        ])
-        .args(["--finetune-blocks", "1"])
-        .output()
-        .unwrap();
+    let refused = train(
+        &dir.path().join("other/h.json"),
+        &["--finetune-blocks", "1"],
+    );
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success());
     assert!(err.contains("fine-tune at least 2 blocks"), "{err}");
