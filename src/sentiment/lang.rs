@@ -38,6 +38,17 @@ impl Lang {
 /// trigram detector. Words that are also common in Dutch, German, Italian, Spanish or French
 /// (`in`, `is`, `was`, `so`, `me`, `no`, `on`...) are in [`EN_WEAK`] instead.
 const EN_STRONG: &[&str] = &[
+    // Everyday verbs and adverbs of short posts ("Using KopiKita app again today").
+    "again",
+    "using",
+    "use",
+    "used",
+    "tried",
+    "try",
+    "works",
+    "usual",
+    "heading",
+    "anyone",
     "the",
     "and",
     "are",
@@ -472,6 +483,24 @@ const ID_STRONG: &[&str] = &[
     "hujan",
     "bulan",
     "tahun",
+    "makin",
+    "buruk",
+    "telat",
+    "mulu",
+    "soal",
+    "gagal",
+    "lancar",
+    "terbaik",
+    "respon",
+    "dulu",
+    "otw",
+    "coba",
+    "cobain",
+    "kemarin",
+    "sekarang",
+    "berat",
+    "hilang",
+    "saldo",
 ];
 const ID_WEAK: &[&str] = &[
     "di", "para", "apa", "pada", "lo", "mas", "bu", "min", "kan", "dan",
@@ -657,10 +686,16 @@ mod tests {
             "Staff cuek",
             "jahat",
             "sakit",
+            "Pelayanan NusaPay makin buruk, app telat mulu",
+            "NusaPay baru umumin update soal top up",
         ] {
             assert_eq!(detect(t).0, Lang::Id, "{t}");
         }
         assert_eq!(detect("Can't wait for the weekend!!").0, Lang::En);
+        assert_eq!(
+            detect("Using KopiKita app again today #KopiKita").0,
+            Lang::En
+        );
         assert_eq!(detect("🙂🙂").0, Lang::Other);
         assert_eq!(detect("@budi https://t.co/x").0, Lang::Other);
     }
