@@ -67,3 +67,13 @@ fn unknown_config_keys_and_bad_values_name_the_key() {
     assert!(!ok);
     assert!(err.contains("bucket_ms"), "{err}");
 }
+
+#[test]
+fn a_confidence_outside_zero_to_one_is_refused_before_connecting() {
+    let (ok, err) = gema("", &["mentions", "--min-confidence", "1.5"], &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("--min-confidence") && err.contains("not a confidence from 0 to 1"),
+        "{err}"
+    );
+}

@@ -191,6 +191,19 @@ async fn every_endpoint_answers_from_the_seeded_data() {
     assert_eq!(items(&v).len(), 3);
     let (_, v) = s.get("/api/mentions?sentiment=negative&since=6h").await;
     assert_eq!(items(&v).len(), 4);
+    let (_, v) = s
+        .get("/api/mentions?sentiment=negative&min_confidence=0.5")
+        .await;
+    assert_eq!(items(&v).len(), 2, "n2 (confidence 0.45) is left out");
+    assert!(items(&v).iter().all(|m| m["key"] != "x:n2"));
+    for bad in ["1.5", "-0.1", "high", "NaN"] {
+        let (st, v) = s.get(&format!("/api/mentions?min_confidence={bad}")).await;
+        assert_eq!(st, 400, "{bad}: {v}");
+        assert!(
+            v["error"].as_str().unwrap().contains("min_confidence"),
+            "{v}"
+        );
+    }
     let (_, v) = s.get("/api/mentions?lang=en").await;
     assert_eq!(items(&v).len(), 3);
     let (_, v) = s.get("/api/mentions?platform=bluesky").await;

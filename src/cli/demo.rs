@@ -173,7 +173,11 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
         trends_table(&trends::top_terms(&store, TermKind::All, hour_ago, now, 10).await?)
     );
 
-    println!("\n== Negative mentions in the last hour (newest first)");
+    // As confident as a negative-comment alert must be, so the list is what to answer first.
+    let min_confidence = config.alerts.negative_comment.min_confidence;
+    println!(
+        "\n== Negative mentions in the last hour with confidence ≥ {min_confidence} (newest first)"
+    );
     let filter = MentionFilter {
         since: hour_ago,
         until: now,
@@ -181,6 +185,7 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
         lang: None,
         platform: None,
         text: None,
+        min_confidence: Some(min_confidence),
         limit: 10,
     };
     print!(

@@ -128,12 +128,24 @@ pub struct MentionsArgs {
     /// Only mentions whose text contains this (case-insensitive).
     #[arg(long)]
     pub text: Option<String>,
+    /// Only mentions whose sentiment confidence is at least this (0–1); e.g. 0.5, the
+    /// negative-comment alerts' default, to see the negatives worth answering first.
+    #[arg(long, value_parser = confidence_arg)]
+    pub min_confidence: Option<f32>,
     /// Most mentions to show.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10000))]
     pub limit: u64,
     /// One JSON object per line instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// A confidence between 0 and 1.
+fn confidence_arg(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(c) if (0.0..=1.0).contains(&c) => Ok(c),
+        _ => Err(format!("{s:?} is not a confidence from 0 to 1")),
+    }
 }
 
 pub fn mentions_table(rows: &[MentionHit]) -> String {
@@ -175,6 +187,7 @@ pub async fn mentions(config: &Config, args: &MentionsArgs) -> anyhow::Result<()
         lang: args.lang.clone(),
         platform: args.platform.clone(),
         text: args.text.clone(),
+        min_confidence: args.min_confidence,
         limit: args.limit,
     };
     let rows = mentions::search(&store, &filter).await?;

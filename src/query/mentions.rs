@@ -17,6 +17,8 @@ pub struct MentionFilter {
     pub platform: Option<String>,
     /// Case-insensitive substring of the text.
     pub text: Option<String>,
+    /// Only mentions whose sentiment confidence is at least this (0–1).
+    pub min_confidence: Option<f32>,
     pub limit: u64,
 }
 
@@ -59,6 +61,9 @@ pub async fn search(store: &Store, filter: &MentionFilter) -> Result<Vec<Mention
     if filter.text.is_some() {
         sql.push_str(" AND positionCaseInsensitiveUTF8(text, ?) > 0");
     }
+    if filter.min_confidence.is_some() {
+        sql.push_str(" AND sentiment_confidence >= ?");
+    }
     sql.push_str(" ORDER BY created_at DESC, key LIMIT ?");
     let mut q = store
         .client
@@ -76,6 +81,9 @@ pub async fn search(store: &Store, filter: &MentionFilter) -> Result<Vec<Mention
     }
     if let Some(t) = &filter.text {
         q = q.bind(t.as_str());
+    }
+    if let Some(c) = filter.min_confidence {
+        q = q.bind(c);
     }
     q.bind(filter.limit)
         .fetch_all()

@@ -175,12 +175,14 @@ pub async fn mentions(
             "lang",
             "platform",
             "q",
+            "min_confidence",
             "limit",
             "offset",
         ],
     )?;
     let (since, until) = p.range("1h", &st.config)?;
     let limit = p.limit(50, &st.config)?;
+    let min_confidence = p.fraction("min_confidence")?;
     let offset = p.int("offset", 0, 0, MAX_OFFSET)?;
     let sentiment = p
         .choice(
@@ -195,6 +197,7 @@ pub async fn mentions(
         lang: p.text("lang")?,
         platform: p.text("platform")?,
         text: p.text("q")?,
+        min_confidence,
         limit: offset + limit,
     };
     let hits = mentions::search(&st.store, &filter).await?;

@@ -79,6 +79,17 @@ impl Params {
         Ok(n)
     }
 
+    /// A number from 0 to 1 (a confidence), or `None` when absent or empty.
+    pub fn fraction(&self, name: &str) -> Result<Option<f32>, ApiError> {
+        match self.map.get(name).map(String::as_str) {
+            None | Some("") => Ok(None),
+            Some(v) => match v.parse::<f32>() {
+                Ok(x) if (0.0..=1.0).contains(&x) => Ok(Some(x)),
+                _ => Err(bad(format!("{name} must be a number from 0 to 1"))),
+            },
+        }
+    }
+
     /// `limit`, at most `max_page_size`.
     pub fn limit(&self, default: u64, config: &ServerConfig) -> Result<u64, ApiError> {
         self.int(

@@ -126,7 +126,8 @@ macro_rules! insert {
 }
 
 /// Mentions: nusapay 3 negative (x, id), 1 positive (mastodon, en), 2 neutral (bluesky, en);
-/// kopikita 4 positive (x, id); all in the last hour; one old nusapay negative 5 h ago.
+/// kopikita 4 positive (x, id); all in the last hour; one old nusapay negative 5 h ago. Every
+/// confidence is 0.9 except the third negative's (n2), 0.45.
 pub async fn seed(store: &Store) {
     let now = Utc::now();
     let ago = |m: i64| now - ChronoDuration::minutes(m);
@@ -144,6 +145,7 @@ pub async fn seed(store: &Store) {
             &["nusapay"],
         ));
     }
+    rows[2].sentiment_confidence = 0.45;
     rows.push(mention(
         "n3",
         "mastodon",
