@@ -69,6 +69,17 @@ try {
   await page.click("#search button[type=submit]");
   await page.locator("#mentions tbody tr", { hasText: alertText }).waitFor({ timeout: 15000 });
   console.log("mention search finds the mention");
+  // It made an alert, so it is at least as sure as the alerts' 0.5: the confidence filter keeps it.
+  await page.selectOption("#search select[name=min_confidence]", "0.5");
+  const [resp] = await Promise.all([
+    page.waitForResponse((r) => r.url().includes("/api/mentions?") && r.url().includes("min_confidence=0.5")),
+    page.click("#search button[type=submit]"),
+  ]);
+  if (resp.status() !== 200) fail("filtered search answered " + resp.status());
+  await page.locator("#mentions tbody tr", { hasText: alertText }).waitFor({ timeout: 15000 });
+  const cell = await page.locator("#mentions tbody tr", { hasText: alertText }).first().textContent();
+  if (!/conf 0\.(5|6|7|8|9)\d|conf 1\.00/.test(cell)) fail("no confidence >= 0.5 shown: " + cell);
+  console.log("confidence filter keeps it: " + cell.slice(0, 80));
   await page.screenshot({ path: screenshot, fullPage: true });
   console.log("screenshot: " + screenshot);
   if (errors.length) fail("page errors: " + errors.join("; "));

@@ -221,7 +221,7 @@ async function search(offset) {
       return el("tr", {}, el("td", {}, fmtTime(m.created_at)), el("td", {}, m.platform),
         el("td", {}, "@" + m.author_handle),
         el("td", { class: m.sentiment === "negative" ? "neg" : m.sentiment === "positive" ? "pos" : "" },
-          m.sentiment + " " + m.sentiment_score.toFixed(2)),
+          m.sentiment + " " + m.sentiment_score.toFixed(2) + " (conf " + m.sentiment_confidence.toFixed(2) + ")"),
         el("td", {}, text));
     });
     if (offset) tbody.append(...rows);
