@@ -194,7 +194,8 @@ pub(crate) fn sha256_file(path: &Path) -> anyhow::Result<String> {
     Ok(hex(&Sha256::digest(&bytes)))
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hexadecimal of `bytes` (SHA-256 digests in manifests and cache keys).
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -8,19 +8,35 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::encoder::{bert_config, set_threads, Encoder};
-use super::finetune::{check_blocks, finetune, frozen_states_cached, FinetuneConfig};
+use super::finetune::{check_start, finetune, frozen_states_cached, FinetuneConfig};
 use super::head::{EncoderSpec, Head, TunedBlocks};
 use super::mlp::train_mlp_head;
 use super::tier::BertTier;
 use super::train::{finish, train_head, DevVectors, HeadLog, HeadTrainConfig};
 use crate::sentiment::cli::{
-    file_name, file_stem, manifest_path, sha256_file, unix_now, EvalArgs, InputFile, Tier,
+    file_name, file_stem, hex, manifest_path, sha256_file, unix_now, EvalArgs, InputFile, Tier,
     TrainArgs,
 };
 use crate::sentiment::data::{self, Example};
 use crate::sentiment::metrics::{self, Report};
 use crate::sentiment::model::{load_model, FastModel, DEFAULT_MODEL_PATH};
 use crate::sentiment::{lang, Label, Lang, SentimentModel};
+
+/// A cache file stem for `texts` under `parts` (e.g. the encoder spec): the first 32 hex digits of
+/// the SHA-256 of the parts, a probe of [`super::prepare`] (so a change to it misses the cache)
+/// and the texts.
+fn cache_key(parts: &[&[u8]], texts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.update(super::prepare("v1 #probe @probe http://probe").as_bytes());
+    for t in texts {
+        h.update(t.as_bytes());
+        h.update([0]);
+    }
+    hex(&h.finalize()[..16])
+}
 
 /// Sentence vectors of `texts`, cached under `cache` by a hash of the texts and the encoder
 /// spec (embedding the training tweets takes minutes on two cores; re-runs take seconds).
@@ -32,15 +48,8 @@ fn embed_cached(
     cache: &Path,
     what: &str,
 ) -> anyhow::Result<(Vec<Vec<f32>>, bool)> {
-    let mut h = Sha256::new();
-    h.update(serde_json::to_vec(spec)?);
-    h.update(super::prepare("v1 #probe @probe http://probe").as_bytes());
-    for t in texts {
-        h.update(t.as_bytes());
-        h.update([0]);
-    }
-    let key: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    let path = cache.join(format!("{}.f32", &key[..32]));
+    let key = cache_key(&[&serde_json::to_vec(spec)?], texts);
+    let path = cache.join(format!("{key}.f32"));
     let d = spec.dim();
     if let Ok(bytes) = std::fs::read(&path) {
         if bytes.len() == texts.len() * d * 4 {
@@ -254,29 +263,29 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         let config = bert_config(&args.bert_model_dir)?;
         let total = config.num_hidden_layers as usize;
         anyhow::ensure!(
-            args.finetune_blocks < total && args.head_hidden > 0 && args.head_members == 1,
-            "--finetune-blocks needs fewer than {total} blocks, --head-hidden > 0 and \
-             --head-members 1"
+            args.finetune_blocks < total,
+            "--finetune-blocks must be fewer than the checkpoint's {total} blocks"
         );
         let from_block = total - args.finetune_blocks;
-        check_blocks(&spec, from_block, total)?;
+        check_start(&outcome.head, from_block, total)?;
         drop(encoder);
         let frozen = Encoder::load_frozen(&args.bert_model_dir, &spec, from_block)?;
         let spec_key = serde_json::to_vec(&spec)?;
         let block_key = format!("frozen blocks {from_block} v1");
-        let probe = super::prepare("v1 #probe @probe http://probe");
-        let key: [&[u8]; 3] = [&spec_key, block_key.as_bytes(), probe.as_bytes()];
-        let states = frozen_states_cached(&frozen, &key, &texts, &args.cache, "training rows")?;
+        let states_cached = |texts: &[&str], what: &str| {
+            let key = cache_key(&[&spec_key, block_key.as_bytes()], texts);
+            frozen_states_cached(
+                &frozen,
+                texts,
+                &args.cache.join(format!("{key}.states.safetensors")),
+                what,
+            )
+        };
+        let states = states_cached(&texts, "training rows")?;
         let mut dev_states = Vec::new();
         for (d, t) in dev.iter().zip(&dev_texts) {
             let t: Vec<&str> = t.iter().map(String::as_str).collect();
-            dev_states.push(frozen_states_cached(
-                &frozen,
-                &key,
-                &t,
-                &args.cache,
-                &d.name,
-            )?);
+            dev_states.push(states_cached(&t, &d.name)?);
         }
         drop(frozen);
         let fcfg = FinetuneConfig {
@@ -308,12 +317,13 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         }
         tch::Tensor::write_safetensors(&ft.blocks, &blocks_path)
             .with_context(|| format!("writing {}", blocks_path.display()))?;
+        let blocks_sha256 = sha256_file(&blocks_path)?;
         let mut head = ft.head;
         head.name = "bert-minilm-ft-v1".into();
         head.encoder.tuned = Some(TunedBlocks {
             from_block,
             file: file_name(&blocks_path),
-            sha256: sha256_file(&blocks_path)?,
+            sha256: blocks_sha256.clone(),
         });
         for (d, x) in dev.iter_mut().zip(ft.dev_x) {
             d.x = x;
@@ -334,7 +344,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             "best_checkpoint": ft.best_step,
             "blocks_file": file_name(&blocks_path),
             "blocks_bytes": std::fs::metadata(&blocks_path)?.len(),
-            "blocks_sha256": sha256_file(&blocks_path)?,
+            "blocks_sha256": blocks_sha256,
             "frozen_dev_metrics_head_only": frozen_outcome.dev_head_only.iter().map(brief).collect::<Vec<_>>(),
             "frozen_dev_metrics_fused": frozen_outcome.dev_fused.iter().map(brief).collect::<Vec<_>>(),
             "frozen_fast_weight": frozen_outcome.head.fast_weight,

@@ -47,7 +47,9 @@ impl Encoder {
     /// When `spec.tuned` names fine-tuned top layers, their weights are read from that file in
     /// `head_dir` (the head's folder) over the checkpoint's.
     pub fn load(dir: &Path, spec: &EncoderSpec, head_dir: &Path) -> Result<Encoder, EncoderError> {
-        let config = bert_config(dir)?;
+        let mut config = bert_config(dir)?;
+        // Sentence vectors pool several layers' outputs.
+        config.output_hidden_states = Some(true);
         let mut enc = Encoder::load_blocks(dir, spec, config)?;
         if let Some(tuned) = &spec.tuned {
             enc.load_tuned(&head_dir.join(&tuned.file), &tuned.sha256)?;
@@ -70,10 +72,9 @@ impl Encoder {
     fn load_blocks(
         dir: &Path,
         spec: &EncoderSpec,
-        mut config: BertConfig,
+        config: BertConfig,
     ) -> Result<Encoder, EncoderError> {
         let load_err = |path: PathBuf, reason: String| EncoderError::Load { path, reason };
-        config.output_hidden_states = Some(true);
         let vocab = dir.join("vocab.txt");
         // all-MiniLM-L6-v2 is uncased: lower-case and strip accents like its HF tokenizer.
         let tokenizer = BertTokenizer::from_file(&vocab, true, true)
@@ -104,10 +105,7 @@ impl Encoder {
                 "{e} (the fine-tuned layers belong next to the head file)"
             ))
         })?;
-        let digest: String = Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let digest = crate::sentiment::cli::hex(&Sha256::digest(&bytes));
         if digest != sha256 {
             return Err(load_err(format!(
                 "SHA-256 {digest} does not match the head's {sha256}"

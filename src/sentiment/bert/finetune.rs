@@ -15,12 +15,12 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rust_bert::bert::{BertConfig, BertLayer};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
 use super::encoder::{pool, Encoder};
 use super::head::{EncoderSpec, Head, Hidden};
+use super::mlp::to_vec;
 use super::train::{class_weights, score_fused, DevVectors, HeadLog};
 use crate::sentiment::model::CLASSES;
 use crate::sentiment::train::mean_objective;
@@ -60,27 +60,16 @@ pub struct FinetuneOutcome {
     pub dev_x: Vec<Vec<Vec<f32>>>,
 }
 
-/// Frozen-block outputs of `texts`, cached in `cache` by a hash of the texts, the encoder spec
-/// and the number of frozen blocks (float16 on disk).
+/// Frozen-block outputs of `texts`, read from the cache file `path` when it holds them, else
+/// computed and written there (float16; the caller keys `path` by the texts, the encoder spec
+/// and the number of frozen blocks).
 pub fn frozen_states_cached(
     encoder: &Encoder,
-    key_parts: &[&[u8]],
     texts: &[&str],
-    cache: &Path,
+    path: &Path,
     what: &str,
 ) -> anyhow::Result<Vec<Tensor>> {
-    let mut h = Sha256::new();
-    for p in key_parts {
-        h.update(p);
-        h.update([0xff]);
-    }
-    for t in texts {
-        h.update(t.as_bytes());
-        h.update([0]);
-    }
-    let key: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    let path = cache.join(format!("{}.states.safetensors", &key[..32]));
-    if let Ok(named) = Tensor::read_safetensors(&path) {
+    if let Ok(named) = Tensor::read_safetensors(path) {
         let get = |n: &str| named.iter().find(|(k, _)| k == n).map(|(_, t)| t);
         if let (Some(all), Some(lens)) = (get("states"), get("lengths")) {
             let lens = Vec::<i64>::try_from(lens)?;
@@ -106,20 +95,36 @@ pub fn frozen_states_cached(
             out.len() as f64 / start.elapsed().as_secs_f64()
         );
     }
-    std::fs::create_dir_all(cache)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     let lens: Vec<i64> = out.iter().map(|t| t.size()[0]).collect();
     let all = Tensor::cat(&out, 0).to_kind(Kind::Half);
     Tensor::write_safetensors(
         &[("states", all), ("lengths", Tensor::from_slice(&lens))],
-        &path,
+        path,
     )?;
     Ok(out)
+}
+
+/// Checks that `start` can be fine-tuned from block `from_block` of `total`: a single MLP head,
+/// and [`check_blocks`].
+pub fn check_start(start: &Head, from_block: usize, total: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        start.hidden.is_some(),
+        "fine-tuning needs an MLP head (--head-hidden > 0)"
+    );
+    anyhow::ensure!(
+        start.more.is_empty(),
+        "fine-tuning takes a single head (--head-members 1)"
+    );
+    check_blocks(&start.encoder, from_block, total)
 }
 
 /// Checks that blocks `from_block..total` can be fine-tuned for a head pooling `spec.layers`:
 /// the frozen part keeps at least one block, and every pooled layer is the frozen part's
 /// output or above it.
-pub fn check_blocks(spec: &EncoderSpec, from_block: usize, total: usize) -> anyhow::Result<()> {
+fn check_blocks(spec: &EncoderSpec, from_block: usize, total: usize) -> anyhow::Result<()> {
     anyhow::ensure!(
         from_block >= 1 && from_block < total,
         "fine-tuned blocks must start in 1..{total}"
@@ -199,11 +204,6 @@ fn batch(states: &[Tensor], idx: &[usize]) -> (Tensor, Tensor) {
     (x, mask)
 }
 
-fn to_vec(t: &Tensor) -> Vec<f32> {
-    Vec::<f32>::try_from(t.detach().to_kind(Kind::Float).contiguous().view([-1]))
-        .expect("a float tensor converts")
-}
-
 /// Dev sentence vectors of every dev file (no dropout), as rows.
 fn dev_vectors(model: &Model, dev_states: &[Vec<Tensor>]) -> Vec<Vec<Vec<f32>>> {
     tch::no_grad(|| {
@@ -243,16 +243,9 @@ pub fn finetune(
     cfg: &FinetuneConfig,
     log: &mut dyn FnMut(String),
 ) -> anyhow::Result<FinetuneOutcome> {
-    let hidden = start
-        .hidden
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("fine-tuning needs an MLP head (--head-hidden > 0)"))?;
-    anyhow::ensure!(
-        start.more.is_empty(),
-        "fine-tuning takes a single head (--head-members 1)"
-    );
     let blocks_total = config.num_hidden_layers as usize;
-    check_blocks(&start.encoder, cfg.from_block, blocks_total)?;
+    check_start(start, cfg.from_block, blocks_total)?;
+    let hidden = start.hidden.as_ref().expect("checked by check_start");
     anyhow::ensure!(
         states.len() == y.len() && !y.is_empty(),
         "one label per row"

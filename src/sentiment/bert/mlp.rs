@@ -16,7 +16,8 @@ use crate::sentiment::model::CLASSES;
 use crate::sentiment::train::mean_objective;
 use crate::sentiment::{Label, Lang};
 
-fn to_vec(t: &Tensor) -> Vec<f32> {
+/// The values of a float tensor, flattened.
+pub(super) fn to_vec(t: &Tensor) -> Vec<f32> {
     Vec::<f32>::try_from(t.detach().to_kind(Kind::Float).contiguous().view([-1]))
         .expect("a float tensor converts")
 }
