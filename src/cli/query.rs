@@ -142,10 +142,7 @@ pub struct MentionsArgs {
 
 /// A confidence between 0 and 1.
 fn confidence_arg(s: &str) -> Result<f32, String> {
-    match s.parse::<f32>() {
-        Ok(c) if (0.0..=1.0).contains(&c) => Ok(c),
-        _ => Err(format!("{s:?} is not a confidence from 0 to 1")),
-    }
+    mentions::parse_confidence(s).ok_or_else(|| format!("{s:?} is not a confidence from 0 to 1"))
 }
 
 pub fn mentions_table(rows: &[MentionHit]) -> String {

@@ -22,6 +22,12 @@ pub struct MentionFilter {
     pub limit: u64,
 }
 
+/// A [`MentionFilter::min_confidence`] from text: a number from 0 to 1 (`None` otherwise, NaN
+/// included). The CLI and the API both parse it here.
+pub fn parse_confidence(s: &str) -> Option<f32> {
+    s.parse::<f32>().ok().filter(|c| (0.0..=1.0).contains(c))
+}
+
 /// One mention as the CLI shows it.
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
 pub struct MentionHit {

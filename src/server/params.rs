@@ -83,10 +83,9 @@ impl Params {
     pub fn fraction(&self, name: &str) -> Result<Option<f32>, ApiError> {
         match self.map.get(name).map(String::as_str) {
             None | Some("") => Ok(None),
-            Some(v) => match v.parse::<f32>() {
-                Ok(x) if (0.0..=1.0).contains(&x) => Ok(Some(x)),
-                _ => Err(bad(format!("{name} must be a number from 0 to 1"))),
-            },
+            Some(v) => crate::query::mentions::parse_confidence(v)
+                .map(Some)
+                .ok_or_else(|| bad(format!("{name} must be a number from 0 to 1"))),
         }
     }
 
