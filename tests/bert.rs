@@ -138,6 +138,8 @@ fn finetuned_blocks_train_save_load_and_are_checked() {
                 "16",
                 "--head-epochs",
                 "2",
+                "--head-members",
+                "1",
             ])
             .args(finetune)
             .output()
@@ -173,6 +175,16 @@ fn finetuned_blocks_train_save_load_and_are_checked() {
         .as_str()
         .unwrap()
         .contains("--finetune-blocks 2"));
+    // By default the head is stacked on the fast tier's out-of-fold probabilities, and the
+    // fine-tuned head keeps reading them.
+    assert!(h.fast_inputs);
+    assert_eq!(h.dim(), h.encoder.dim() + 3);
+    assert_eq!(manifest["stacking"]["folds"], 5);
+    assert_eq!(manifest["stacking"]["rows"], 96);
+    assert!(manifest["command"]
+        .as_str()
+        .unwrap()
+        .contains("--head-fast-inputs true"));
 
     // It loads with the transformer and decides English posts through it.
     let tier = BertTier::load(&model_dir(), &head, fast()).unwrap();

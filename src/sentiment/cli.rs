@@ -79,8 +79,9 @@ pub struct TrainArgs {
     /// `--tier bert`: most epochs of head training (dev picks the best).
     #[arg(long, default_value_t = 20)]
     pub head_epochs: usize,
-    /// `--tier bert`: MLP heads trained with consecutive seeds and averaged.
-    #[arg(long, default_value_t = 1)]
+    /// `--tier bert`: MLP heads trained with consecutive seeds and averaged (fine-tuning
+    /// takes 1).
+    #[arg(long, default_value_t = 5)]
     pub head_members: usize,
     /// `--tier bert`: dropout on the MLP head's hidden layer while training.
     #[arg(long, default_value_t = 0.1)]
@@ -88,6 +89,12 @@ pub struct TrainArgs {
     /// `--tier bert`: AdamW weight decay of the MLP head.
     #[arg(long, default_value_t = 0.01)]
     pub head_weight_decay: f32,
+    /// `--tier bert`: stack the head on the fast tier: it reads the fast tier's log-probabilities
+    /// after the sentence vector, learnt from out-of-fold fast-tier probabilities of the training
+    /// rows (5 fast models, each trained without one fifth of `sentiment/train` with the
+    /// configuration in the fast model's manifest). `false`: the sentence vector alone.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub head_fast_inputs: bool,
     /// `--tier bert`: fine-tune this many top transformer blocks with the MLP head (0: keep
     /// the checkpoint frozen; otherwise 2–5, as the head pools layers 3–5); the blocks go next
     /// to the head as `<stem>.blocks.safetensors`. Five blocks take about 27 min on 2 cores.
@@ -629,6 +636,7 @@ mod tests {
             head_dropout: 0.0,
             head_members: 1,
             head_weight_decay: 0.0,
+            head_fast_inputs: false,
             finetune_blocks: 0,
             finetune_epochs: 1,
             finetune_lr: 1e-5,

@@ -20,6 +20,7 @@ use crate::sentiment::cli::{
 use crate::sentiment::data::{self, Example};
 use crate::sentiment::metrics::{self, Report};
 use crate::sentiment::model::{load_model, FastModel, DEFAULT_MODEL_PATH};
+use crate::sentiment::train::{out_of_fold, TrainConfig};
 use crate::sentiment::{lang, Label, Lang, SentimentModel};
 
 /// A cache file stem for `texts` under `parts` (e.g. the encoder spec): the first 32 hex digits of
@@ -121,6 +122,10 @@ struct Manifest<'a> {
     dev_metrics_fused: Vec<serde_json::Value>,
     dev_metrics_fast: Vec<serde_json::Value>,
     cascade_curve: Vec<CascadePoint>,
+    /// With `--head-fast-inputs true`: how the fast tier's out-of-fold probabilities of the
+    /// training rows were made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stacking: Option<serde_json::Value>,
     /// With `--finetune-blocks`: what fine-tuning did (the head-training fields above then
     /// describe the fine-tuned head; `frozen_*` the head it started from).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -149,6 +154,90 @@ fn brief(r: &Report) -> serde_json::Value {
         "file": r.file, "n": r.n, "scheme": r.scheme, "accuracy": r.accuracy,
         "macro_recall": r.macro_recall, "macro_f1": r.macro_f1, "neg_f1": r.neg_f1,
     })
+}
+
+/// Folds of the fast tier's out-of-fold probabilities for a stacked head.
+const STACK_FOLDS: usize = 5;
+
+/// The fast tier's out-of-fold probabilities of the training rows in `langs` (in
+/// [`files_in`]'s order), for a stacked head: the fast model at `fast_path` is retrained
+/// [`STACK_FOLDS`] times with the configuration its manifest records, each time without one
+/// fold of every file in `sentiment/train`. Also says what was done, for the manifest.
+fn out_of_fold_fast(
+    data_dir: &Path,
+    fast: &FastModel,
+    fast_path: &Path,
+    langs: &[Lang],
+) -> anyhow::Result<(Vec<[f32; 3]>, serde_json::Value)> {
+    let start = Instant::now();
+    let mpath = manifest_path(fast_path);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&mpath).with_context(|| {
+            format!(
+                "reading {} (a stacked head retrains the fast model with the configuration its \
+                 manifest records; or pass --head-fast-inputs false)",
+                mpath.display()
+            )
+        })?)
+        .with_context(|| format!("parsing {}", mpath.display()))?;
+    let sha = sha256_file(fast_path)?;
+    anyhow::ensure!(
+        manifest["sha256"].as_str() == Some(sha.as_str()),
+        "{} does not describe {} (its sha256 differs)",
+        mpath.display(),
+        fast_path.display()
+    );
+    let cfg: TrainConfig = serde_json::from_value(manifest["chosen"].clone())
+        .with_context(|| format!("{}: no valid `chosen` configuration", mpath.display()))?;
+    let read_all = |dir: &Path| -> anyhow::Result<Vec<(String, Vec<Example>)>> {
+        data::jsonl_files(dir)?
+            .iter()
+            .map(|p| Ok((file_stem(p), data::read_jsonl(p)?)))
+            .collect()
+    };
+    let train_sets = read_all(&data_dir.join("sentiment/train"))?;
+    let dev_sets = read_all(&data_dir.join("sentiment/dev"))?;
+    let wanted = |e: &Example| e.lang.is_some_and(|l| langs.contains(&l));
+    let oof = out_of_fold(
+        fast.featurizer().lexicons(),
+        &train_sets,
+        &dev_sets,
+        &cfg,
+        STACK_FOLDS,
+        &wanted,
+        &mut |m| eprintln!("Fast tier out of fold, {m}"),
+    );
+    let (mut probs, mut gold) = (Vec::new(), Vec::new());
+    for ((_, ex), p) in train_sets.iter().zip(oof) {
+        for (e, p) in ex.iter().zip(p) {
+            if let Some(p) = p {
+                probs.push(p);
+                gold.push(e.label);
+            }
+        }
+    }
+    let pred: Vec<Label> = probs
+        .iter()
+        .map(|&p| FastModel::sentiment(p).label)
+        .collect();
+    let report = metrics::score("training rows, out of fold", &gold, &pred, 0.0);
+    let seconds = start.elapsed().as_secs_f64();
+    eprintln!(
+        "Fast tier out of fold: {} rows in {seconds:.1}s, macro-recall {:.4}",
+        probs.len(),
+        report.macro_recall
+    );
+    Ok((
+        probs,
+        serde_json::json!({
+            "folds": STACK_FOLDS,
+            "fold_of_row": "row index in its training file modulo folds",
+            "fast_config": cfg,
+            "rows": gold.len(),
+            "seconds": seconds,
+            "out_of_fold_fast_metrics": brief(&report),
+        }),
+    ))
 }
 
 /// Runs `gema train --tier bert`: embeds the English training and dev rows, trains the head,
@@ -211,6 +300,18 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             fast: fast_probs,
         });
     }
+    let (train_fast, stacking) = if args.head_fast_inputs {
+        let (p, report) = out_of_fold_fast(&args.data, &fast, &fast_path, &langs)?;
+        anyhow::ensure!(
+            p.len() == train_rows.len(),
+            "out-of-fold rows {} != training rows {}",
+            p.len(),
+            train_rows.len()
+        );
+        (Some(p), Some(report))
+    } else {
+        (None, None)
+    };
     let texts: Vec<&str> = train_rows.iter().map(|e| e.text.as_str()).collect();
     let t_embed = Instant::now();
     let (x, from_cache) = embed_cached(&encoder, &spec, &texts, &args.cache, "training rows")?;
@@ -233,6 +334,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             &spec,
             langs,
             &x,
+            train_fast.as_deref(),
             &y,
             &dev,
             &cfg,
@@ -250,6 +352,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             &spec,
             langs,
             &x,
+            train_fast.as_deref(),
             &y,
             &dev,
             &cfg,
@@ -305,6 +408,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             &config,
             &outcome.head,
             &states,
+            train_fast.as_deref(),
             &y,
             &dev,
             &dev_states,
@@ -365,7 +469,8 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         gema_version: env!("CARGO_PKG_VERSION"),
         command: format!(
             "gema train --tier bert --data {} --out {} --seed {} --fast-model {} --threads {} \
-             --head-hidden {} --head-epochs {} --head-dropout {} --head-weight-decay {} --head-members {}{}",
+             --head-hidden {} --head-epochs {} --head-dropout {} --head-weight-decay {} --head-members {} \
+             --head-fast-inputs {}{}",
             args.data.display(),
             out.display(),
             args.seed,
@@ -376,6 +481,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             args.head_dropout,
             args.head_weight_decay,
             args.head_members,
+            args.head_fast_inputs,
             if args.finetune_blocks > 0 {
                 format!(
                     " --finetune-blocks {} --finetune-epochs {} --finetune-lr {}",
@@ -407,12 +513,14 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         dev_metrics_fused: outcome.dev_fused.iter().map(brief).collect(),
         dev_metrics_fast: dev_fast_reports.iter().map(brief).collect(),
         cascade_curve,
+        stacking,
         finetune: finetune_report,
         log: &outcome.log,
         notes: "Head: logistic regression (--head-hidden 0) or a one-hidden-layer ReLU MLP over \
                 all-MiniLM-L6-v2 sentence vectors (mean of layers 4-6; the checkpoint frozen, or its top \
-                blocks fine-tuned with the head when `finetune` is present), fused with the fast \
-                tier's calibrated log-probabilities. \
+                blocks fine-tuned with the head when `finetune` is present), followed, when \
+                `stacking` is present, by the fast tier's log-probabilities (out of fold for the \
+                training rows), and fused with the fast tier's calibrated log-probabilities. \
                 Trained on the English rows of sentiment/train only; Indonesian keeps the fast \
                 tier.",
     };
@@ -432,24 +540,35 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
 
 /// Macro-recall and escalated share of the cascade on each dev file for a range of thresholds.
 fn cascade_curve(head: &Head, dev: &[DevVectors]) -> Vec<CascadePoint> {
+    // Each row's fast-tier verdict and transformer verdict, computed once for every threshold.
+    let verdicts: Vec<Vec<(f32, Label, Label)>> = dev
+        .iter()
+        .map(|d| {
+            d.x.iter()
+                .zip(&d.fast)
+                .map(|(x, &f)| {
+                    let s = FastModel::sentiment(f);
+                    (s.confidence, s.label, head.decide(x, f).label)
+                })
+                .collect()
+        })
+        .collect();
     let mut out = Vec::new();
     for k in 8..=16 {
         let thr = k as f32 * 0.05;
-        for d in dev {
+        for (d, v) in dev.iter().zip(&verdicts) {
             let mut escalated = 0usize;
-            let pred: Vec<Label> =
-                d.x.iter()
-                    .zip(&d.fast)
-                    .map(|(x, &f)| {
-                        let s = FastModel::sentiment(f);
-                        if s.confidence < thr {
-                            escalated += 1;
-                            head.decide(x, f).label
-                        } else {
-                            s.label
-                        }
-                    })
-                    .collect();
+            let pred: Vec<Label> = v
+                .iter()
+                .map(|&(confidence, fast, bert)| {
+                    if confidence < thr {
+                        escalated += 1;
+                        bert
+                    } else {
+                        fast
+                    }
+                })
+                .collect();
             let r = metrics::score(&d.name, &d.gold, &pred, 0.0);
             out.push(CascadePoint {
                 confidence_below: thr,

@@ -183,8 +183,14 @@ impl Model {
         Tensor::cat(&parts, 1)
     }
 
-    fn logits(&self, pooled: &Tensor, train: bool, dropout: f64) -> Tensor {
-        let s = (pooled - &self.mean) * &self.scale;
+    /// The head's logits for sentence vectors, followed by the fast tier's log-probabilities
+    /// (`[rows, 3]`) for a stacked head.
+    fn logits(&self, pooled: &Tensor, fast: Option<&Tensor>, train: bool, dropout: f64) -> Tensor {
+        let input = match fast {
+            Some(f) => Tensor::cat(&[pooled, f], 1),
+            None => pooled.shallow_clone(),
+        };
+        let s = (input - &self.mean) * &self.scale;
         self.l2
             .forward(&self.l1.forward(&s).relu().dropout(dropout, train))
     }
@@ -229,7 +235,8 @@ fn dev_vectors(model: &Model, dev_states: &[Vec<Tensor>]) -> Vec<Vec<Vec<f32>>> 
 }
 
 /// Fine-tunes blocks `cfg.from_block..` of the checkpoint in `model_dir` with `start`'s MLP
-/// head on the frozen states of the training rows (`y` their labels); `dev_states` are the dev
+/// head on the frozen states of the training rows (`y` their labels; `train_fast` the fast
+/// tier's out-of-fold probabilities of each, needed by a stacked head); `dev_states` are the dev
 /// files' frozen states in `dev`'s order.
 #[allow(clippy::too_many_arguments)]
 pub fn finetune(
@@ -237,6 +244,7 @@ pub fn finetune(
     config: &BertConfig,
     start: &Head,
     states: &[Tensor],
+    train_fast: Option<&[[f32; 3]]>,
     y: &[Label],
     dev: &[DevVectors],
     dev_states: &[Vec<Tensor>],
@@ -250,6 +258,20 @@ pub fn finetune(
         states.len() == y.len() && !y.is_empty(),
         "one label per row"
     );
+    let train_fast = match (start.fast_inputs, train_fast) {
+        (true, Some(f)) if f.len() == y.len() => Some(f),
+        (false, None) => None,
+        _ => anyhow::bail!("a stacked head needs one fast-tier view per training row, no other"),
+    };
+    let fast_rows = |idx: &[usize]| -> Option<Tensor> {
+        train_fast.map(|f| {
+            let flat: Vec<f32> = idx
+                .iter()
+                .flat_map(|&i| f[i].map(|p| p.max(1e-6).ln()))
+                .collect();
+            Tensor::from_slice(&flat).view([idx.len() as i64, 3])
+        })
+    };
     tch::manual_seed(cfg.seed as i64);
     let mut vs = nn::VarStore::new(Device::Cpu);
     let root = vs.root();
@@ -310,13 +332,22 @@ pub fn finetune(
         let vecs = dev_vectors(model, dev_states);
         let lps: Vec<Vec<[f32; 3]>> = tch::no_grad(|| {
             vecs.iter()
-                .map(|rows| {
+                .zip(dev)
+                .map(|(rows, dv)| {
                     if rows.is_empty() {
                         return Vec::new();
                     }
-                    let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+                    let flat: Vec<f32> = rows
+                        .iter()
+                        .zip(&dv.fast)
+                        .flat_map(|(x, &f)| start.input(x, f).into_owned())
+                        .collect();
                     let p = Tensor::from_slice(&flat).view([rows.len() as i64, d]);
-                    let lp = to_vec(&model.logits(&p, false, 0.0).log_softmax(-1, Kind::Float));
+                    let lp = to_vec(
+                        &model
+                            .logits(&p, None, false, 0.0)
+                            .log_softmax(-1, Kind::Float),
+                    );
                     lp.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect()
                 })
                 .collect()
@@ -368,7 +399,12 @@ pub fn finetune(
             opt.set_lr_group(1, cfg.head_lr * f);
             let (x, mask) = batch(states, idx);
             let yb = Tensor::from_slice(&idx.iter().map(|&i| yi[i] as i64).collect::<Vec<_>>());
-            let logits = model.logits(&model.pooled(&x, &mask, true), true, cfg.head_dropout);
+            let logits = model.logits(
+                &model.pooled(&x, &mask, true),
+                fast_rows(idx).as_ref(),
+                true,
+                cfg.head_dropout,
+            );
             let loss = logits.cross_entropy_loss(&yb, Some(&cw), tch::Reduction::Mean, -100, 0.0);
             opt.backward_step_clip_norm(&loss, 1.0);
             loss_sum += loss.double_value(&[]) * idx.len() as f64;

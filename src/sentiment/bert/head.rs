@@ -1,7 +1,8 @@
 //! The transformer tier's sentiment head and its file (`models/sentiment-bert.json`).
 //!
-//! The head is a multinomial logistic regression over standardised sentence vectors from the
-//! encoder, fused with the fast tier: the decision is
+//! The head is a multinomial logistic regression or a small MLP over standardised sentence
+//! vectors from the encoder, optionally followed by the fast tier's log-probabilities as three
+//! more inputs (`fast_inputs`, a stacked head), fused with the fast tier: the decision is
 //! `softmax((log p_head + fast_weight · log p_fast) / temperature)`, where `p_fast` are the fast
 //! tier's calibrated probabilities. Pure Rust and libtorch-free, so it loads, validates and is
 //! tested in the default build; only producing the sentence vectors needs the `bert` feature.
@@ -92,7 +93,13 @@ pub struct Head {
     pub encoder: EncoderSpec,
     /// Languages the transformer decides; others keep the fast tier's label.
     pub langs: Vec<Lang>,
-    /// Per-dimension mean subtracted before the weights.
+    /// Whether the head's inputs end with the fast tier's log-probabilities (`ln max(p, 1e-6)`
+    /// in [`CLASSES`] order) after the sentence vector. Such a head is trained on out-of-fold
+    /// fast-tier probabilities of its training rows.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fast_inputs: bool,
+    /// Per-input mean subtracted before the weights (the sentence vector's dimensions, then the
+    /// fast tier's three with `fast_inputs`).
     pub mean: Vec<f32>,
     /// Per-dimension factor applied after subtracting `mean`.
     pub scale: Vec<f32>,
@@ -133,9 +140,18 @@ pub struct Hidden {
 }
 
 impl Head {
-    /// The length of the sentence vectors this head reads.
+    /// The number of inputs this head reads: [`EncoderSpec::dim`], plus 3 with `fast_inputs`.
     pub fn dim(&self) -> usize {
         self.mean.len()
+    }
+
+    /// The head's input for a sentence vector `x` and the fast tier's probabilities.
+    pub fn input<'a>(&self, x: &'a [f32], fast_probs: [f32; 3]) -> std::borrow::Cow<'a, [f32]> {
+        if self.fast_inputs {
+            std::borrow::Cow::Owned(stack_fast(x, fast_probs))
+        } else {
+            std::borrow::Cow::Borrowed(x)
+        }
     }
 
     /// Whether the transformer decides texts in `lang`.
@@ -143,9 +159,11 @@ impl Head {
         self.langs.contains(&lang)
     }
 
-    /// Log-probabilities of the head alone for one sentence vector (the mean over the ensemble
-    /// members' log-probabilities).
-    pub fn log_probs(&self, x: &[f32]) -> [f32; 3] {
+    /// Log-probabilities of the head alone for one sentence vector and the fast tier's
+    /// probabilities (read only with `fast_inputs`): the mean over the ensemble members'
+    /// log-probabilities.
+    pub fn log_probs(&self, x: &[f32], fast_probs: [f32; 3]) -> [f32; 3] {
+        let x = self.input(x, fast_probs);
         let d = self.dim();
         let s: Vec<f32> = (0..d)
             .map(|j| (x.get(j).copied().unwrap_or(0.0) - self.mean[j]) * self.scale[j])
@@ -175,7 +193,7 @@ impl Head {
 
     /// The decision for one text: its sentence vector and the fast tier's probabilities.
     pub fn decide(&self, x: &[f32], fast_probs: [f32; 3]) -> Sentiment {
-        FastModel::sentiment(self.fuse(self.log_probs(x), fast_probs))
+        FastModel::sentiment(self.fuse(self.log_probs(x, fast_probs), fast_probs))
     }
 
     /// Checks shapes and values; `path` is named in the error.
@@ -184,12 +202,19 @@ impl Head {
             path: path.to_path_buf(),
             reason,
         };
-        let d = self.encoder.dim();
+        let d = self.encoder.dim() + if self.fast_inputs { 3 } else { 0 };
         if self.mean.len() != d || self.scale.len() != d {
             return Err(corrupt(format!(
-                "sizes {} / {} do not match the encoder's {d}-dimensional vectors",
+                "sizes {} / {} do not match the {d} inputs (the encoder's {}-dimensional \
+                 vectors{})",
                 self.mean.len(),
-                self.scale.len()
+                self.scale.len(),
+                self.encoder.dim(),
+                if self.fast_inputs {
+                    " and the fast tier's 3 log-probabilities"
+                } else {
+                    ""
+                }
             )));
         }
         check_member(self.hidden.as_ref(), &self.weights, d).map_err(corrupt)?;
@@ -321,6 +346,14 @@ fn check_member(hidden: Option<&Hidden>, weights: &[f32], d: usize) -> Result<()
     Ok(())
 }
 
+/// A sentence vector followed by the fast tier's log-probabilities: a stacked head's input.
+pub fn stack_fast(x: &[f32], fast_probs: [f32; 3]) -> Vec<f32> {
+    let mut v = Vec::with_capacity(x.len() + 3);
+    v.extend_from_slice(x);
+    v.extend(fast_probs.map(|p| p.max(1e-6).ln()));
+    v
+}
+
 /// Numerically stable log-softmax of three logits.
 pub fn log_softmax(z: [f32; 3]) -> [f32; 3] {
     let m = z[0].max(z[1]).max(z[2]);
@@ -347,6 +380,7 @@ mod tests {
             name: "test-head".into(),
             encoder,
             langs: vec![Lang::En],
+            fast_inputs: false,
             mean: vec![0.0, 0.0],
             scale: vec![1.0, 1.0],
             hidden: None,
@@ -375,7 +409,7 @@ mod tests {
         let s = h.decide(&[0.0, 0.0], [0.01, 0.01, 0.98]);
         assert_eq!(s.label, crate::sentiment::Label::Positive);
         assert!((0.0..=1.0).contains(&s.confidence) && (-1.0..=1.0).contains(&s.score));
-        let p = h.fuse(h.log_probs(&[1.0, 1.0]), even);
+        let p = h.fuse(h.log_probs(&[1.0, 1.0], even), even);
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
     }
 
@@ -389,20 +423,59 @@ mod tests {
             bias: h.bias,
         });
         let x = [0.7, -0.2];
-        assert_eq!(h.log_probs(&x), twice.log_probs(&x));
+        let even = [1.0 / 3.0; 3];
+        assert_eq!(h.log_probs(&x, even), twice.log_probs(&x, even));
         let mut other = tiny();
         other.more.push(Member {
             hidden: None,
             weights: vec![0.0; 6],
             bias: [0.0; 3],
         });
-        let (a, b) = (h.log_probs(&x), other.log_probs(&x));
+        let (a, b) = (h.log_probs(&x, even), other.log_probs(&x, even));
         let uniform = (1.0f32 / 3.0).ln();
         for c in 0..3 {
             assert!((b[c] - (a[c] + uniform) / 2.0).abs() < 1e-6);
         }
         other.more[0].weights.pop();
         assert!(other.validate(Path::new("e.json")).is_err());
+    }
+
+    #[test]
+    fn a_stacked_head_reads_the_fast_tiers_log_probabilities() {
+        let mut h = tiny();
+        h.fast_inputs = true;
+        h.fast_weight = 0.0;
+        // Sized for the vector alone: refused, naming the fast tier's inputs.
+        let err = h.validate(Path::new("s.json")).unwrap_err().to_string();
+        assert!(err.contains("s.json") && err.contains("fast tier"), "{err}");
+        h.mean = vec![0.0; 5];
+        h.scale = vec![1.0; 5];
+        // negative ← x0 + ln p_neg, neutral ← ln p_neu, positive ← x1 + ln p_pos
+        h.weights = vec![
+            2.0, 0.0, 1.0, 0.0, 0.0, //
+            0.0, 0.0, 0.0, 1.0, 0.0, //
+            0.0, 2.0, 0.0, 0.0, 1.0,
+        ];
+        h.bias = [0.0; 3];
+        h.validate(Path::new("s.json")).unwrap();
+        let x = [0.0, 0.0];
+        let sure_neg = [0.98, 0.01, 0.01];
+        assert_eq!(h.input(&x, sure_neg).len(), 5);
+        assert_eq!(h.input(&x, sure_neg)[2], 0.98f32.ln());
+        // Same vector, different fast-tier view: the stacked head's own answer changes.
+        let a = h.log_probs(&x, sure_neg);
+        let b = h.log_probs(&x, [0.01, 0.01, 0.98]);
+        assert!(a[0] > a[2] && b[2] > b[0], "{a:?} {b:?}");
+        assert_eq!(
+            h.decide(&x, sure_neg).label,
+            crate::sentiment::Label::Negative
+        );
+        // A plain head ignores the fast tier in its own log-probabilities.
+        let t = tiny();
+        assert_eq!(
+            t.log_probs(&x, sure_neg),
+            t.log_probs(&x, [0.01, 0.01, 0.98])
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@ use tch::{Device, Kind, Tensor};
 
 use super::head::{EncoderSpec, Head, Hidden, Member};
 use super::train::{
-    class_weights, finish, score_fused, standardizer, DevVectors, HeadLog, HeadOutcome,
-    HeadTrainConfig,
+    class_weights, finish, head_inputs, score_fused, standardizer, DevVectors, HeadLog,
+    HeadOutcome, HeadTrainConfig,
 };
 use crate::sentiment::model::CLASSES;
 use crate::sentiment::train::mean_objective;
@@ -23,19 +23,22 @@ pub(super) fn to_vec(t: &Tensor) -> Vec<f32> {
 }
 
 /// Trains a ReLU MLP head (`cfg.hidden` units, dropout `cfg.dropout`) on `x`; dev picks the
-/// epoch, then the fusion weight and the temperature (see [`finish`]).
+/// epoch, then the fusion weight and the temperature (see [`finish`]). With `train_fast` (the
+/// fast tier's out-of-fold probabilities of each training row) the head is stacked.
 #[allow(clippy::too_many_arguments)]
 pub fn train_mlp_head(
     name: &str,
     encoder: &EncoderSpec,
     langs: Vec<Lang>,
     x: &[Vec<f32>],
+    train_fast: Option<&[[f32; 3]]>,
     y: &[Label],
     dev: &[DevVectors],
     cfg: &HeadTrainConfig,
     log: &mut dyn FnMut(String),
 ) -> anyhow::Result<HeadOutcome> {
-    let d = encoder.dim();
+    let x = head_inputs(x, train_fast);
+    let d = encoder.dim() + if train_fast.is_some() { 3 } else { 0 };
     let n = x.len();
     anyhow::ensure!(
         n > 0 && x.iter().all(|r| r.len() == d),
@@ -45,7 +48,7 @@ pub fn train_mlp_head(
         .iter()
         .map(|&l| CLASSES.iter().position(|&c| c == l).expect("3-class label"))
         .collect();
-    let (mean, scale) = standardizer(x, d);
+    let (mean, scale) = standardizer(&x, d);
     let standardize = |rows: &[Vec<f32>]| -> Tensor {
         let flat: Vec<f32> = rows
             .iter()
@@ -53,15 +56,19 @@ pub fn train_mlp_head(
             .collect();
         Tensor::from_slice(&flat).view([rows.len() as i64, d as i64])
     };
-    let xs = standardize(x);
+    let xs = standardize(&x);
     let ys = Tensor::from_slice(&yi.iter().map(|&c| c as i64).collect::<Vec<_>>());
     let cw = Tensor::from_slice(&class_weights(&yi));
-    let dev_x: Vec<Tensor> = dev.iter().map(|dv| standardize(&dv.x)).collect();
+    let dev_x: Vec<Tensor> = dev
+        .iter()
+        .map(|dv| standardize(&head_inputs(&dv.x, train_fast.map(|_| dv.fast.as_slice()))))
+        .collect();
 
     let mut head = Head {
         name: name.to_string(),
         encoder: encoder.clone(),
         langs,
+        fast_inputs: train_fast.is_some(),
         mean: mean.clone(),
         scale: scale.clone(),
         hidden: None,

@@ -4,12 +4,14 @@
 //! Adam on shuffled mini-batches with a fixed seed; the dev files pick the epoch, then the fusion
 //! weight of the fast tier and the temperature. Nothing is fitted on dev rows.
 
+use std::borrow::Cow;
+
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::head::{EncoderSpec, Head};
+use super::head::{stack_fast, EncoderSpec, Head};
 use crate::sentiment::metrics::{self, Report};
 use crate::sentiment::model::{FastModel, CLASSES};
 use crate::sentiment::train::mean_objective;
@@ -75,20 +77,35 @@ pub struct HeadOutcome {
     pub dev_fused: Vec<Report>,
 }
 
+/// The head's input rows: the sentence vectors `x`, each followed by the fast tier's
+/// log-probabilities when `fast` (one per row) is given (a stacked head, [`stack_fast`]).
+pub fn head_inputs<'a>(x: &'a [Vec<f32>], fast: Option<&[[f32; 3]]>) -> Cow<'a, [Vec<f32>]> {
+    match fast {
+        None => Cow::Borrowed(x),
+        Some(f) => {
+            assert_eq!(f.len(), x.len(), "one fast-tier view per row");
+            Cow::Owned(x.iter().zip(f).map(|(r, &p)| stack_fast(r, p)).collect())
+        }
+    }
+}
+
 /// Trains a head on `x` (sentence vectors) with gold `y`; `dev` chooses the epoch, the fast
-/// tier's fusion weight and the temperature.
+/// tier's fusion weight and the temperature. With `train_fast` (the fast tier's out-of-fold
+/// probabilities of each training row) the head is stacked: it reads them as inputs too.
 #[allow(clippy::too_many_arguments)]
 pub fn train_head(
     name: &str,
     encoder: &EncoderSpec,
     langs: Vec<Lang>,
     x: &[Vec<f32>],
+    train_fast: Option<&[[f32; 3]]>,
     y: &[Label],
     dev: &[DevVectors],
     cfg: &HeadTrainConfig,
     log: &mut dyn FnMut(String),
 ) -> HeadOutcome {
-    let d = encoder.dim();
+    let x = head_inputs(x, train_fast);
+    let d = encoder.dim() + if train_fast.is_some() { 3 } else { 0 };
     let n = x.len();
     assert!(
         n > 0 && x.iter().all(|r| r.len() == d),
@@ -98,7 +115,7 @@ pub fn train_head(
         .iter()
         .map(|&l| CLASSES.iter().position(|&c| c == l).expect("3-class label"))
         .collect();
-    let (mean, scale) = standardizer(x, d);
+    let (mean, scale) = standardizer(&x, d);
     let xs: Vec<f32> = x
         .iter()
         .flat_map(|r| {
@@ -113,6 +130,7 @@ pub fn train_head(
         name: name.to_string(),
         encoder: encoder.clone(),
         langs,
+        fast_inputs: train_fast.is_some(),
         mean,
         scale,
         hidden: None,
@@ -198,7 +216,12 @@ pub fn finish(
     // The head's own log-probabilities do not depend on the fusion: compute them once.
     let lps: Vec<Vec<[f32; 3]>> = dev
         .iter()
-        .map(|d| d.x.iter().map(|x| head.log_probs(x)).collect())
+        .map(|d| {
+            d.x.iter()
+                .zip(&d.fast)
+                .map(|(x, &f)| head.log_probs(x, f))
+                .collect()
+        })
         .collect();
     head.fast_weight = 0.0;
     head.temperature = 1.0;
@@ -363,6 +386,7 @@ mod tests {
             &encoder,
             vec![Lang::En],
             &x,
+            None,
             &y,
             &dev,
             &cfg,
