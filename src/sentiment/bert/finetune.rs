@@ -19,7 +19,7 @@ use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
 use super::encoder::{pool, Encoder};
-use super::head::{EncoderSpec, Head, Hidden};
+use super::head::{stack_fast, EncoderSpec, Head, Hidden};
 use super::mlp::to_vec;
 use super::train::{class_weights, score_fused, DevVectors, HeadLog};
 use crate::sentiment::model::CLASSES;
@@ -265,10 +265,7 @@ pub fn finetune(
     };
     let fast_rows = |idx: &[usize]| -> Option<Tensor> {
         train_fast.map(|f| {
-            let flat: Vec<f32> = idx
-                .iter()
-                .flat_map(|&i| f[i].map(|p| p.max(1e-6).ln()))
-                .collect();
+            let flat: Vec<f32> = idx.iter().flat_map(|&i| stack_fast(&[], f[i])).collect();
             Tensor::from_slice(&flat).view([idx.len() as i64, 3])
         })
     };
