@@ -53,6 +53,12 @@ impl EncoderSpec {
     pub fn dim(&self) -> usize {
         self.hidden * self.layers.len()
     }
+
+    /// The number of inputs of a head on this encoder: the sentence vector, followed by the
+    /// fast tier's 3 log-probabilities for a stacked head ([`stack_fast`]).
+    pub fn head_inputs(&self, fast_inputs: bool) -> usize {
+        self.dim() + if fast_inputs { 3 } else { 0 }
+    }
 }
 
 impl Default for EncoderSpec {
@@ -140,7 +146,7 @@ pub struct Hidden {
 }
 
 impl Head {
-    /// The number of inputs this head reads: [`EncoderSpec::dim`], plus 3 with `fast_inputs`.
+    /// The number of inputs this head reads ([`EncoderSpec::head_inputs`]).
     pub fn dim(&self) -> usize {
         self.mean.len()
     }
@@ -202,7 +208,7 @@ impl Head {
             path: path.to_path_buf(),
             reason,
         };
-        let d = self.encoder.dim() + if self.fast_inputs { 3 } else { 0 };
+        let d = self.encoder.head_inputs(self.fast_inputs);
         if self.mean.len() != d || self.scale.len() != d {
             return Err(corrupt(format!(
                 "sizes {} / {} do not match the {d} inputs (the encoder's {}-dimensional \

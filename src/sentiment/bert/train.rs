@@ -105,7 +105,7 @@ pub fn train_head(
     log: &mut dyn FnMut(String),
 ) -> HeadOutcome {
     let x = head_inputs(x, train_fast);
-    let d = encoder.dim() + if train_fast.is_some() { 3 } else { 0 };
+    let d = encoder.head_inputs(train_fast.is_some());
     let n = x.len();
     assert!(
         n > 0 && x.iter().all(|r| r.len() == d),
