@@ -112,6 +112,46 @@ fn write_rows(path: &Path, n: usize) {
 }
 
 #[test]
+fn eval_reports_each_tier_and_its_gain_over_the_fast_tier_with_an_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("en-toy.jsonl");
+    write_rows(&file, 30);
+    let eval = |tier: &str| -> serde_json::Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gema"))
+            .args(["eval", "--json", "--tier", tier, "--model"])
+            .arg(root().join(DEFAULT_MODEL_PATH))
+            .arg("--head")
+            .arg(root().join(DEFAULT_HEAD_PATH))
+            .arg("--bert-model-dir")
+            .arg(model_dir())
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (bert, cascade) = (eval("bert"), eval("cascade"));
+    assert_eq!(bert["tier"], "bert");
+    assert_eq!(bert["transformer_rows"], 30, "every English row: {bert}");
+    assert!(bert["macro_recall"].as_f64().unwrap() >= 0.9, "{bert}");
+    assert!(cascade["transformer_rows"].as_u64().unwrap() <= 30);
+    assert_eq!(cascade["confidence_below"].as_f64().unwrap() as f32, 0.55);
+    for v in [&bert, &cascade] {
+        let g = &v["gain_over_fast"];
+        assert_eq!(g["resamples"], 1000, "{v}");
+        for metric in ["macro_recall", "macro_f1", "neg_f1"] {
+            let (gain, ci) = (g[metric]["gain"].as_f64().unwrap(), &g[metric]["ci95"]);
+            let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
+            assert!(lo <= gain && gain <= hi, "{metric}: {v}");
+        }
+    }
+}
+
+#[test]
 fn finetuned_blocks_train_save_load_and_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

@@ -189,6 +189,104 @@ impl Report {
     }
 }
 
+/// The change `new − base` in one metric, with a 95 % paired-bootstrap interval.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Difference {
+    pub gain: f64,
+    /// 2.5th and 97.5th percentiles of the gain over the resamples.
+    pub ci95: [f64; 2],
+}
+
+/// How a second prediction of the same rows scores against a first, and how sure that is: the
+/// rows are resampled with replacement `resamples` times and both predictions are scored on
+/// each resample (a paired bootstrap), so the interval shows what a dev set of this size can
+/// tell apart.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Gains {
+    pub resamples: usize,
+    pub macro_recall: Difference,
+    pub macro_f1: Difference,
+    pub neg_f1: Difference,
+}
+
+/// Paired bootstrap of `new` against `base` on `gold` (deterministic for a `seed`).
+pub fn paired_bootstrap(
+    gold: &[Label],
+    base: &[Label],
+    new: &[Label],
+    resamples: usize,
+    seed: u64,
+) -> Gains {
+    use rand::{Rng, SeedableRng};
+    assert!(
+        gold.len() == base.len() && gold.len() == new.len(),
+        "one prediction per gold label"
+    );
+    let metrics = |r: &Report| [r.macro_recall, r.macro_f1, r.neg_f1];
+    let (b, n) = (score("", gold, base, 0.0), score("", gold, new, 0.0));
+    let point: Vec<f64> = metrics(&n)
+        .iter()
+        .zip(metrics(&b))
+        .map(|(x, y)| x - y)
+        .collect();
+    let mut draws: [Vec<f64>; 3] = Default::default();
+    if !gold.is_empty() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let (mut g, mut pb, mut pn) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..resamples {
+            g.clear();
+            pb.clear();
+            pn.clear();
+            for _ in 0..gold.len() {
+                let i = rng.gen_range(0..gold.len());
+                g.push(gold[i]);
+                pb.push(base[i]);
+                pn.push(new[i]);
+            }
+            let (rb, rn) = (
+                metrics(&score("", &g, &pb, 0.0)),
+                metrics(&score("", &g, &pn, 0.0)),
+            );
+            for k in 0..3 {
+                draws[k].push(rn[k] - rb[k]);
+            }
+        }
+    }
+    let diff = |k: usize| {
+        let d = &mut draws[k].clone();
+        d.sort_by(f64::total_cmp);
+        let q = |p: f64| match d.len() {
+            0 => point[k],
+            len => d[((p * (len - 1) as f64).round() as usize).min(len - 1)],
+        };
+        Difference {
+            gain: point[k],
+            ci95: [q(0.025), q(0.975)],
+        }
+    };
+    Gains {
+        resamples,
+        macro_recall: diff(0),
+        macro_f1: diff(1),
+        neg_f1: diff(2),
+    }
+}
+
+impl Gains {
+    /// One line for `gema eval`'s text output.
+    pub fn to_text(&self, base: &str) -> String {
+        let d = |x: &Difference| format!("{:+.4} ({:+.3} to {:+.3})", x.gain, x.ci95[0], x.ci95[1]);
+        format!(
+            "  gain over the {base}: macro-recall {}, macro-F1 {}, negative F1 {} (95 % paired \
+             bootstrap interval, {} resamples)\n",
+            d(&self.macro_recall),
+            d(&self.macro_f1),
+            d(&self.neg_f1),
+            self.resamples
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,5 +317,41 @@ mod tests {
         assert!((r.accuracy - 0.75).abs() < 1e-9);
         assert_eq!(r.confusion, vec![vec![1, 1], vec![0, 2]]);
         assert!((r.neg_f1 - 2.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn paired_bootstrap_brackets_the_gain() {
+        // 300 rows; `new` fixes 30 of `base`'s errors.
+        let gold: Vec<Label> = (0..300)
+            .map(|i| [Negative, Neutral, Positive][i % 3])
+            .collect();
+        let base: Vec<Label> = gold
+            .iter()
+            .enumerate()
+            .map(|(i, &g)| if i % 5 == 0 { Neutral } else { g })
+            .collect();
+        let new: Vec<Label> = gold
+            .iter()
+            .zip(&base)
+            .enumerate()
+            .map(|(i, (&g, &b))| if i % 10 == 0 { g } else { b })
+            .collect();
+        let g = paired_bootstrap(&gold, &base, &new, 500, 7);
+        let exact =
+            score("", &gold, &new, 0.0).macro_recall - score("", &gold, &base, 0.0).macro_recall;
+        assert!((g.macro_recall.gain - exact).abs() < 1e-12);
+        let [lo, hi] = g.macro_recall.ci95;
+        assert!(0.0 < lo && lo < exact && exact < hi, "{lo} {exact} {hi}");
+        // Same seed, same interval; the same prediction twice gains nothing, surely.
+        assert_eq!(g, paired_bootstrap(&gold, &base, &new, 500, 7));
+        let same = paired_bootstrap(&gold, &base, &base, 200, 7);
+        assert_eq!(
+            same.macro_f1,
+            Difference {
+                gain: 0.0,
+                ci95: [0.0, 0.0]
+            }
+        );
+        assert!(g.to_text("fast tier").contains("macro-recall +0.0"));
     }
 }

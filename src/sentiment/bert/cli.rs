@@ -582,6 +582,9 @@ fn cascade_curve(head: &Head, dev: &[DevVectors]) -> Vec<CascadePoint> {
     out
 }
 
+/// Resamples of the paired bootstrap behind `gema eval`'s gain over the fast tier.
+const BOOTSTRAP_RESAMPLES: usize = 1000;
+
 /// Runs `gema eval --tier bert|cascade`.
 pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
     set_threads(args.threads);
@@ -635,6 +638,8 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
             .filter(|&i| tier.head().decides(langs[i]))
             .count();
         let escalated_fraction = decided.len() as f64 / eligible.max(1) as f64;
+        let fast_pred: Vec<Label> = fast_s.iter().map(|s| s.label).collect();
+        let gains = metrics::paired_bootstrap(&gold, &fast_pred, &pred, BOOTSTRAP_RESAMPLES, 42);
         if args.json {
             let mut v = serde_json::to_value(&report)?;
             let o = v.as_object_mut().expect("a report is an object");
@@ -644,6 +649,7 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
                 "transformer_fraction_of_eligible".into(),
                 escalated_fraction.into(),
             );
+            o.insert("gain_over_fast".into(), serde_json::to_value(&gains)?);
             if args.tier == Tier::Cascade {
                 o.insert("confidence_below".into(), threshold.into());
             }
@@ -668,6 +674,7 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
                     String::new()
                 }
             );
+            print!("{}", gains.to_text("fast tier"));
         }
     }
     let _ = DEFAULT_MODEL_PATH;
