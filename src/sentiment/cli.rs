@@ -89,6 +89,12 @@ pub struct TrainArgs {
     /// `--tier bert`: AdamW weight decay of the MLP head.
     #[arg(long, default_value_t = 0.01)]
     pub head_weight_decay: f32,
+    /// `--tier bert`: the languages the head learns and decides, comma-separated: `en` (the
+    /// default; the checkpoint is English) and/or `id`. Training and dev rows come from the
+    /// files' `lang` field. An Indonesian head gains on SmSA's reviews and loses on IndoLEM's
+    /// and NusaX's tweets (docs/SENTIMENT.md), so the committed head is English only.
+    #[arg(long, value_delimiter = ',', default_value = "en")]
+    pub head_langs: Vec<String>,
     /// `--tier bert`: stack the head on the fast tier: it reads the fast tier's log-probabilities
     /// after the sentence vector, learnt from out-of-fold fast-tier probabilities of the training
     /// rows (5 fast models, each trained without one fifth of `sentiment/train` with the
@@ -636,6 +642,7 @@ mod tests {
             head_dropout: 0.0,
             head_members: 1,
             head_weight_decay: 0.0,
+            head_langs: vec!["en".into()],
             head_fast_inputs: false,
             finetune_blocks: 0,
             finetune_epochs: 1,

@@ -134,6 +134,23 @@ struct Manifest<'a> {
     notes: &'static str,
 }
 
+/// `--head-langs`: English and/or Indonesian, each once.
+fn head_langs(values: &[String]) -> anyhow::Result<Vec<Lang>> {
+    let mut langs = Vec::new();
+    for v in values {
+        let lang = Lang::from_hint(v);
+        anyhow::ensure!(
+            lang != Lang::Other,
+            "--head-langs: `{v}` is not a language the head can learn (use en and/or id)"
+        );
+        if !langs.contains(&lang) {
+            langs.push(lang);
+        }
+    }
+    anyhow::ensure!(!langs.is_empty(), "--head-langs: name en and/or id");
+    Ok(langs)
+}
+
 /// The labelled files in `dir` with their rows in `langs` (files with none left out).
 fn files_in(dir: &Path, langs: &[Lang]) -> anyhow::Result<Vec<(PathBuf, Vec<Example>)>> {
     let mut out = Vec::new();
@@ -259,8 +276,9 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             .display()
             .to_string()
     };
-    // The transformer is English; Indonesian stays with the fast tier (see docs/SENTIMENT.md).
-    let langs = vec![Lang::En];
+    // The transformer is English: by default Indonesian stays with the fast tier (see
+    // docs/SENTIMENT.md, "Indonesian"); `--head-langs id` trains a head for it anyway.
+    let langs = head_langs(&args.head_langs)?;
     let mut train_rows: Vec<Example> = Vec::new();
     let mut train_inputs = Vec::new();
     for (path, ex) in files_in(&args.data.join("sentiment/train"), &langs)? {
@@ -679,4 +697,24 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
     }
     let _ = DEFAULT_MODEL_PATH;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_langs_are_english_and_or_indonesian() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(head_langs(&v(&["en"])).unwrap(), vec![Lang::En]);
+        assert_eq!(
+            head_langs(&v(&["id", "en", "id"])).unwrap(),
+            vec![Lang::Id, Lang::En]
+        );
+        let err = head_langs(&v(&["en", "fr"])).unwrap_err().to_string();
+        assert!(
+            err.contains("`fr`") && err.contains("--head-langs"),
+            "{err}"
+        );
+    }
 }
