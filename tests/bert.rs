@@ -225,6 +225,12 @@ fn finetuned_blocks_train_save_load_and_are_checked() {
         .as_str()
         .unwrap()
         .contains("--head-fast-inputs true"));
+    // The command reproduces the head: its languages are part of it.
+    assert_eq!(h.langs, vec![Lang::En]);
+    assert!(manifest["command"]
+        .as_str()
+        .unwrap()
+        .contains("--head-langs en"));
 
     // It loads with the transformer and decides English posts through it.
     let tier = BertTier::load(&model_dir(), &head, fast()).unwrap();

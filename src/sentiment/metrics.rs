@@ -252,9 +252,9 @@ pub fn paired_bootstrap(
             }
         }
     }
+    draws.iter_mut().for_each(|d| d.sort_by(f64::total_cmp));
     let diff = |k: usize| {
-        let d = &mut draws[k].clone();
-        d.sort_by(f64::total_cmp);
+        let d = &draws[k];
         let q = |p: f64| match d.len() {
             0 => point[k],
             len => d[((p * (len - 1) as f64).round() as usize).min(len - 1)],

@@ -257,8 +257,8 @@ fn out_of_fold_fast(
     ))
 }
 
-/// Runs `gema train --tier bert`: embeds the English training and dev rows, trains the head,
-/// writes it and its manifest.
+/// Runs `gema train --tier bert`: embeds the training and dev rows in `--head-langs`, trains the
+/// head, writes it and its manifest.
 pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let out = args
@@ -279,6 +279,11 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     // The transformer is English: by default Indonesian stays with the fast tier (see
     // docs/SENTIMENT.md, "Indonesian"); `--head-langs id` trains a head for it anyway.
     let langs = head_langs(&args.head_langs)?;
+    let langs_csv = langs
+        .iter()
+        .map(|l| l.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
     let mut train_rows: Vec<Example> = Vec::new();
     let mut train_inputs = Vec::new();
     for (path, ex) in files_in(&args.data.join("sentiment/train"), &langs)? {
@@ -488,7 +493,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         command: format!(
             "gema train --tier bert --data {} --out {} --seed {} --fast-model {} --threads {} \
              --head-hidden {} --head-epochs {} --head-dropout {} --head-weight-decay {} --head-members {} \
-             --head-fast-inputs {}{}",
+             --head-fast-inputs {} --head-langs {}{}",
             args.data.display(),
             out.display(),
             args.seed,
@@ -500,6 +505,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             args.head_weight_decay,
             args.head_members,
             args.head_fast_inputs,
+            langs_csv,
             if args.finetune_blocks > 0 {
                 format!(
                     " --finetune-blocks {} --finetune-epochs {} --finetune-lr {}",
@@ -539,8 +545,8 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
                 blocks fine-tuned with the head when `finetune` is present), followed, when \
                 `stacking` is present, by the fast tier's log-probabilities (out of fold for the \
                 training rows), and fused with the fast tier's calibrated log-probabilities. \
-                Trained on the English rows of sentiment/train only; Indonesian keeps the fast \
-                tier.",
+                Trained on the rows of sentiment/train in the head's `langs` (English by default); \
+                the other languages keep the fast tier.",
     };
     let mpath = manifest_path(&out);
     let mut json = serde_json::to_string_pretty(&manifest)?;
@@ -636,7 +642,8 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
             .collect();
         let verdicts = tier.classify_batch(&items)?;
         let secs = start.elapsed().as_secs_f64().max(1e-9);
-        let mut pred: Vec<Label> = fast_s.iter().map(|s| s.label).collect();
+        let fast_pred: Vec<Label> = fast_s.iter().map(|s| s.label).collect();
+        let mut pred = fast_pred.clone();
         for (k, &i) in decided.iter().enumerate() {
             pred[i] = verdicts[k].sentiment.label;
         }
@@ -656,7 +663,6 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
             .filter(|&i| tier.head().decides(langs[i]))
             .count();
         let escalated_fraction = decided.len() as f64 / eligible.max(1) as f64;
-        let fast_pred: Vec<Label> = fast_s.iter().map(|s| s.label).collect();
         let gains = metrics::paired_bootstrap(&gold, &fast_pred, &pred, BOOTSTRAP_RESAMPLES, 42);
         if args.json {
             let mut v = serde_json::to_value(&report)?;
