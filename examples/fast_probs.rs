@@ -13,6 +13,7 @@
 //! cargo run --release --example fast_probs -- ../shared/data /tmp/fast-probs
 //! ```
 
+use gema::sentiment::cli::{file_stem, manifest_path, sha256_file};
 use gema::sentiment::data::{self, Example};
 use gema::sentiment::lang;
 use gema::sentiment::model::load_model;
@@ -21,7 +22,6 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 const MODEL: &str = "models/sentiment-fast.bin";
-const MANIFEST: &str = "models/sentiment-fast.manifest.json";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,20 +32,20 @@ fn main() -> anyhow::Result<()> {
     };
     let (data_dir, out_dir) = (Path::new(data_dir), PathBuf::from(out_dir));
     std::fs::create_dir_all(&out_dir)?;
-    let fast = load_model(Path::new(MODEL))?;
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(MANIFEST)?)?;
+    let model = Path::new(MODEL);
+    let fast = load_model(model)?;
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(manifest_path(model))?)?;
+    anyhow::ensure!(
+        manifest["sha256"].as_str() == Some(sha256_file(model)?.as_str()),
+        "{} does not describe {MODEL} (its sha256 differs)",
+        manifest_path(model).display()
+    );
     let cfg: TrainConfig = serde_json::from_value(manifest["chosen"].clone())?;
     let read_all = |dir: PathBuf| -> anyhow::Result<Vec<(String, Vec<Example>)>> {
         data::jsonl_files(&dir)?
             .iter()
-            .map(|p| {
-                let stem = p
-                    .file_stem()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned();
-                Ok((stem, data::read_jsonl(p)?))
-            })
+            .map(|p| Ok((file_stem(p), data::read_jsonl(p)?)))
             .collect()
     };
     let train_sets = read_all(data_dir.join("sentiment/train"))?;

@@ -202,7 +202,8 @@ pub fn manifest_path(model: &Path) -> PathBuf {
     model.with_file_name(format!("{stem}.manifest.json"))
 }
 
-pub(crate) fn sha256_file(path: &Path) -> anyhow::Result<String> {
+/// SHA-256 of the file at `path`, lower-case hexadecimal (as manifests record it).
+pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(hex(&Sha256::digest(&bytes)))
 }
@@ -235,7 +236,7 @@ impl InputFile {
 }
 
 /// The file name of `path` without its extension, lossily as UTF-8 ("" when it has none).
-pub(crate) fn file_stem(path: &Path) -> String {
+pub fn file_stem(path: &Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default()
