@@ -13,11 +13,10 @@
 //! cargo run --release --example fast_probs -- ../shared/data /tmp/fast-probs
 //! ```
 
-use gema::sentiment::cli::{file_stem, manifest_path, sha256_file};
-use gema::sentiment::data::{self, Example};
+use gema::sentiment::cli::{retrain_inputs, RetrainInputs};
 use gema::sentiment::lang;
 use gema::sentiment::model::load_model;
-use gema::sentiment::train::{out_of_fold, TrainConfig};
+use gema::sentiment::train::out_of_fold;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -34,22 +33,11 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&out_dir)?;
     let model = Path::new(MODEL);
     let fast = load_model(model)?;
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(manifest_path(model))?)?;
-    anyhow::ensure!(
-        manifest["sha256"].as_str() == Some(sha256_file(model)?.as_str()),
-        "{} does not describe {MODEL} (its sha256 differs)",
-        manifest_path(model).display()
-    );
-    let cfg: TrainConfig = serde_json::from_value(manifest["chosen"].clone())?;
-    let read_all = |dir: PathBuf| -> anyhow::Result<Vec<(String, Vec<Example>)>> {
-        data::jsonl_files(&dir)?
-            .iter()
-            .map(|p| Ok((file_stem(p), data::read_jsonl(p)?)))
-            .collect()
-    };
-    let train_sets = read_all(data_dir.join("sentiment/train"))?;
-    let dev_sets = read_all(data_dir.join("sentiment/dev"))?;
+    let RetrainInputs {
+        config: cfg,
+        train: train_sets,
+        dev: dev_sets,
+    } = retrain_inputs(data_dir, model)?;
     let create = |name: String| -> anyhow::Result<BufWriter<std::fs::File>> {
         Ok(BufWriter::new(std::fs::File::create(out_dir.join(name))?))
     };

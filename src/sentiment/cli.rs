@@ -213,6 +213,46 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Every labelled file of a data folder (`DIR/*.jsonl`), by file stem, in name order.
+pub type LabelledSets = Vec<(String, Vec<data::Example>)>;
+
+/// What [`train::out_of_fold`] needs to retrain the fast model at `model` exactly as it was
+/// made: the configuration its manifest chose (the manifest must describe that file: its
+/// `sha256` is checked) and the `sentiment/train` and `sentiment/dev` files under `data_dir`.
+pub struct RetrainInputs {
+    pub config: TrainConfig,
+    pub train: LabelledSets,
+    pub dev: LabelledSets,
+}
+
+/// Reads the [`RetrainInputs`] of the fast model at `model` from its manifest and `data_dir`.
+pub fn retrain_inputs(data_dir: &Path, model: &Path) -> anyhow::Result<RetrainInputs> {
+    let mpath = manifest_path(model);
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&mpath).with_context(|| format!("reading {}", mpath.display()))?,
+    )
+    .with_context(|| format!("parsing {}", mpath.display()))?;
+    anyhow::ensure!(
+        manifest["sha256"].as_str() == Some(sha256_file(model)?.as_str()),
+        "{} does not describe {} (its sha256 differs)",
+        mpath.display(),
+        model.display()
+    );
+    let config: TrainConfig = serde_json::from_value(manifest["chosen"].clone())
+        .with_context(|| format!("{}: no valid `chosen` configuration", mpath.display()))?;
+    let read_all = |dir: &Path| -> anyhow::Result<LabelledSets> {
+        data::jsonl_files(dir)?
+            .iter()
+            .map(|p| Ok((file_stem(p), data::read_jsonl(p)?)))
+            .collect()
+    };
+    Ok(RetrainInputs {
+        config,
+        train: read_all(&data_dir.join("sentiment/train"))?,
+        dev: read_all(&data_dir.join("sentiment/dev"))?,
+    })
+}
+
 /// One input file of a training run, as its manifest lists it.
 #[derive(Serialize)]
 pub(crate) struct InputFile {

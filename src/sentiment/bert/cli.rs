@@ -14,13 +14,13 @@ use super::mlp::train_mlp_head;
 use super::tier::BertTier;
 use super::train::{finish, train_head, DevVectors, HeadLog, HeadTrainConfig};
 use crate::sentiment::cli::{
-    file_name, file_stem, hex, manifest_path, sha256_file, unix_now, EvalArgs, InputFile, Tier,
-    TrainArgs,
+    file_name, file_stem, hex, manifest_path, retrain_inputs, sha256_file, unix_now, EvalArgs,
+    InputFile, RetrainInputs, Tier, TrainArgs,
 };
 use crate::sentiment::data::{self, Example};
 use crate::sentiment::metrics::{self, Report};
 use crate::sentiment::model::{load_model, FastModel, DEFAULT_MODEL_PATH};
-use crate::sentiment::train::{out_of_fold, TrainConfig};
+use crate::sentiment::train::out_of_fold;
 use crate::sentiment::{lang, Label, Lang, SentimentModel};
 
 /// A cache file stem for `texts` under `parts` (e.g. the encoder spec): the first 32 hex digits of
@@ -187,33 +187,14 @@ fn out_of_fold_fast(
     langs: &[Lang],
 ) -> anyhow::Result<(Vec<[f32; 3]>, serde_json::Value)> {
     let start = Instant::now();
-    let mpath = manifest_path(fast_path);
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&mpath).with_context(|| {
-            format!(
-                "reading {} (a stacked head retrains the fast model with the configuration its \
-                 manifest records; or pass --head-fast-inputs false)",
-                mpath.display()
-            )
-        })?)
-        .with_context(|| format!("parsing {}", mpath.display()))?;
-    let sha = sha256_file(fast_path)?;
-    anyhow::ensure!(
-        manifest["sha256"].as_str() == Some(sha.as_str()),
-        "{} does not describe {} (its sha256 differs)",
-        mpath.display(),
-        fast_path.display()
-    );
-    let cfg: TrainConfig = serde_json::from_value(manifest["chosen"].clone())
-        .with_context(|| format!("{}: no valid `chosen` configuration", mpath.display()))?;
-    let read_all = |dir: &Path| -> anyhow::Result<Vec<(String, Vec<Example>)>> {
-        data::jsonl_files(dir)?
-            .iter()
-            .map(|p| Ok((file_stem(p), data::read_jsonl(p)?)))
-            .collect()
-    };
-    let train_sets = read_all(&data_dir.join("sentiment/train"))?;
-    let dev_sets = read_all(&data_dir.join("sentiment/dev"))?;
+    let RetrainInputs {
+        config: cfg,
+        train: train_sets,
+        dev: dev_sets,
+    } = retrain_inputs(data_dir, fast_path).context(
+        "a stacked head retrains the fast model with the configuration its manifest records \
+         (or pass --head-fast-inputs false)",
+    )?;
     let wanted = |e: &Example| e.lang.is_some_and(|l| langs.contains(&l));
     let oof = out_of_fold(
         fast.featurizer().lexicons(),
