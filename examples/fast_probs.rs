@@ -1,5 +1,5 @@
 //! Writes the fast tier's class probabilities for every row of the sentiment data, for
-//! experiments outside Rust (`scripts/probe_e5.py`):
+//! experiments outside Rust (`scripts/probe_encoder.py`):
 //!
 //! - `dev-<file>.jsonl`: one `{"probs": [neg, neu, pos], "lang": "en"|"id"|"other"}` per dev
 //!   row, from the committed model with the language detected (as `gema eval` does; a row

