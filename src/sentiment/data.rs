@@ -162,7 +162,8 @@ pub fn build_lexicons(dir: &Path) -> Result<(Lexicons, Vec<(PathBuf, usize)>), D
         }
         inputs.push((path, map.len()));
     }
-    // Emoji polarity: VADER's own approach, the valence of the emoji's English name.
+    // Emoji polarity: VADER's own approach, the valence of the emoji's English name, but only
+    // for emoji that show a feeling (see `names_a_feeling`).
     let emoji_path = dir.join("vader_emoji_utf8_lexicon.txt");
     for line in read_to_string(&emoji_path)?.lines() {
         let Some((emoji, name)) = line.split_once('\t') else {
@@ -172,7 +173,7 @@ pub fn build_lexicons(dir: &Path) -> Result<(Lexicons, Vec<(PathBuf, usize)>), D
             .chars()
             .filter(|c| !matches!(*c as u32, 0xFE00..=0xFE0F | 0x200D | 0x1F3FB..=0x1F3FF))
             .collect();
-        if key.chars().count() != 1 {
+        if key.chars().count() != 1 || !names_a_feeling(&key) {
             continue;
         }
         let v: f32 = name
@@ -185,6 +186,19 @@ pub fn build_lexicons(dir: &Path) -> Result<(Lexicons, Vec<(PathBuf, usize)>), D
     }
     inputs.push((emoji_path, lex.emoji.len()));
     Ok((lex, inputs))
+}
+
+/// Whether an emoji's name describes a feeling: faces, hearts and other emotion symbols, and
+/// gestures (Unicode's "Smileys & Emotion" and "People & Body" groups). Elsewhere a name
+/// describes a thing, and its words mislead a lexicon: 🔥 "fire" (praise online), 🎲 "game
+/// die", 💳 "credit card" or 🚏 "bus stop" say nothing about the writer's mood.
+fn names_a_feeling(emoji: &str) -> bool {
+    emojis::get(emoji).is_some_and(|e| {
+        matches!(
+            e.group(),
+            emojis::Group::SmileysAndEmotion | emojis::Group::PeopleAndBody
+        )
+    })
 }
 
 /// Counts of each label, for the manifest.
@@ -211,5 +225,32 @@ mod tests {
         .unwrap();
         let err = read_jsonl(&p).unwrap_err().to_string();
         assert!(err.contains("d.jsonl:2") && err.contains("meh"), "{err}");
+    }
+
+    #[test]
+    fn emoji_polarity_only_for_emoji_that_show_a_feeling() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(
+            d.join("vader_lexicon.txt"),
+            "angry\t-2.3\t0.6\t[]\nheart\t2.2\t0.6\t[]\nfire\t-1.4\t1.5\t[]\n\
+             die\t-2.9\t0.8\t[]\ncredit\t1.6\t0.5\t[]\nup\t0.0\t0.0\t[]\n",
+        )
+        .unwrap();
+        for f in ["inset_positive.tsv", "inset_negative.tsv"] {
+            std::fs::write(d.join(f), "word\tweight\n").unwrap();
+        }
+        std::fs::write(
+            d.join("vader_emoji_utf8_lexicon.txt"),
+            "😠\tangry face\n❤️\tred heart\n🔥\tfire\n🎲\tgame die\n💳\tcredit card\n",
+        )
+        .unwrap();
+        let (lex, _) = build_lexicons(d).unwrap();
+        assert_eq!(lex.emoji.get("😠"), Some(&-2.3));
+        assert_eq!(lex.emoji.get("❤"), Some(&2.2), "VS16 dropped from the key");
+        // Objects, places and activities: their names are no feeling.
+        for thing in ["🔥", "🎲", "💳"] {
+            assert_eq!(lex.emoji.get(thing), None, "{thing}");
+        }
     }
 }

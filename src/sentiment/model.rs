@@ -392,6 +392,11 @@ mod tests {
             ("pelayanan tidak ramah", Label::Negative),
             ("rasanya kurang enak", Label::Negative),
             ("I don't like the new design", Label::Negative),
+            // 🔥 is praise; its name ("fire") used to give it a negative valence.
+            (
+                "Really impressed with NusaPay lately. Recommend! 🔥",
+                Label::Positive,
+            ),
         ];
         for (text, want) in cases {
             let (lang, _) = super::super::lang::detect(text);
