@@ -16,7 +16,7 @@
 use gema::sentiment::cli::{retrain_inputs, RetrainInputs};
 use gema::sentiment::lang;
 use gema::sentiment::model::load_model;
-use gema::sentiment::train::out_of_fold;
+use gema::sentiment::train::{out_of_fold, STACK_FOLDS};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -60,7 +60,7 @@ fn main() -> anyhow::Result<()> {
         &train_sets,
         &dev_sets,
         &cfg,
-        5,
+        STACK_FOLDS,
         &|_| true,
         &mut |m| eprintln!("{m}"),
     );

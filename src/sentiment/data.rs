@@ -234,7 +234,7 @@ mod tests {
         std::fs::write(
             d.join("vader_lexicon.txt"),
             "angry\t-2.3\t0.6\t[]\nheart\t2.2\t0.6\t[]\nfire\t-1.4\t1.5\t[]\n\
-             die\t-2.9\t0.8\t[]\ncredit\t1.6\t0.5\t[]\nup\t0.0\t0.0\t[]\n",
+             die\t-2.9\t0.8\t[]\ncredit\t1.6\t0.5\t[]\n",
         )
         .unwrap();
         for f in ["inset_positive.tsv", "inset_negative.tsv"] {

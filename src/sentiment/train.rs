@@ -296,6 +296,10 @@ pub fn mean_objective(reports: &[Report]) -> f64 {
         / w.max(1e-9)
 }
 
+/// Folds of the fast tier's out-of-fold probabilities for a stacked head (`gema train --tier
+/// bert`, `examples/fast_probs.rs`).
+pub const STACK_FOLDS: usize = 5;
+
 /// Out-of-fold probabilities of the training rows: row `i` of each training file is in fold
 /// `i % folds`; for each fold, `cfg` is trained (as [`train`] does, dev picking the epoch and
 /// the temperature) on the other folds' rows and scores this fold's rows for which `wanted`

@@ -20,7 +20,7 @@ use crate::sentiment::cli::{
 use crate::sentiment::data::{self, Example};
 use crate::sentiment::metrics::{self, Report};
 use crate::sentiment::model::{load_model, FastModel, DEFAULT_MODEL_PATH};
-use crate::sentiment::train::out_of_fold;
+use crate::sentiment::train::{out_of_fold, STACK_FOLDS};
 use crate::sentiment::{lang, Label, Lang, SentimentModel};
 
 /// A cache file stem for `texts` under `parts` (e.g. the encoder spec): the first 32 hex digits of
@@ -172,9 +172,6 @@ fn brief(r: &Report) -> serde_json::Value {
         "macro_recall": r.macro_recall, "macro_f1": r.macro_f1, "neg_f1": r.neg_f1,
     })
 }
-
-/// Folds of the fast tier's out-of-fold probabilities for a stacked head.
-const STACK_FOLDS: usize = 5;
 
 /// The fast tier's out-of-fold probabilities of the training rows in `langs` (in
 /// [`files_in`]'s order), for a stacked head: the fast model at `fast_path` is retrained
