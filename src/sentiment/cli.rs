@@ -16,7 +16,7 @@ use super::lang;
 use super::metrics;
 use super::model::{load_model, FastModel, DEFAULT_MODEL_PATH};
 use super::train::{self, TrainConfig};
-use super::{Label, Lang, SentimentModel};
+use super::{Label, Lang, Sentiment, SentimentModel};
 
 /// Which sentiment tier a command trains or evaluates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -524,7 +524,7 @@ pub fn evaluate(
     gold_lang: bool,
     min_timing_s: f64,
 ) -> (metrics::Report, Vec<Label>, Vec<Lang>) {
-    let run = || -> (Vec<Label>, Vec<Lang>) {
+    let run = || -> (Vec<Sentiment>, Vec<Lang>) {
         examples
             .iter()
             .map(|e| {
@@ -532,11 +532,12 @@ pub fn evaluate(
                     (true, Some(l)) => l,
                     _ => lang::detect(&e.text).0,
                 };
-                (model.classify(&e.text, lang).label, lang)
+                (model.classify(&e.text, lang), lang)
             })
             .unzip()
     };
-    let (pred, langs) = run();
+    let (verdicts, langs) = run();
+    let pred: Vec<Label> = verdicts.iter().map(|v| v.label).collect();
     let start = Instant::now();
     let mut passes = 0usize;
     while passes == 0 || start.elapsed().as_secs_f64() < min_timing_s {
@@ -546,6 +547,7 @@ pub fn evaluate(
     let secs = start.elapsed().as_secs_f64().max(1e-9) / passes as f64;
     let gold: Vec<Label> = examples.iter().map(|e| e.label).collect();
     let mut report = metrics::score(name, &gold, &pred, examples.len() as f64 / secs);
+    report.negative_alerts = metrics::negative_alerts(&gold, &verdicts);
     let tagged: Vec<(Lang, Lang)> = examples
         .iter()
         .zip(&langs)

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::Label;
+use super::{Label, Sentiment};
 
 /// Precision, recall and F1 of one class.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -43,6 +43,59 @@ pub struct Report {
     /// Share of rows whose detected language matches the file's `lang` field, when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lang_accuracy: Option<f64>,
+    /// What negative-comment alerts would give at each confidence floor
+    /// ([`negative_alerts`]; empty when the caller had no confidences).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub negative_alerts: Vec<AlertFloor>,
+}
+
+/// Negative-comment alerts at one confidence floor: what `alerts.negative_comment.min_confidence`
+/// set to `min_confidence` would have raised on a labelled file.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AlertFloor {
+    pub min_confidence: f32,
+    /// Rows predicted negative with at least this confidence.
+    pub alerts: u64,
+    /// Share of those alerts whose gold label is negative (0 without alerts).
+    pub precision: f64,
+    /// Share of the gold-negative rows that raised one.
+    pub recall: f64,
+}
+
+/// The confidence floors [`negative_alerts`] reports (0.5 is the shipped default).
+pub const ALERT_FLOORS: [f32; 5] = [0.5, 0.6, 0.7, 0.8, 0.9];
+
+/// Precision and recall of "negative with confidence ≥ floor" against the gold negatives, for
+/// each of [`ALERT_FLOORS`]: the trade-off behind `alerts.negative_comment.min_confidence`.
+pub fn negative_alerts(gold: &[Label], pred: &[Sentiment]) -> Vec<AlertFloor> {
+    assert_eq!(gold.len(), pred.len(), "one prediction per gold label");
+    let negatives = gold.iter().filter(|g| **g == Label::Negative).count() as u64;
+    ALERT_FLOORS
+        .iter()
+        .map(|&floor| {
+            let (mut alerts, mut hits) = (0u64, 0u64);
+            for (g, p) in gold.iter().zip(pred) {
+                if p.label == Label::Negative && p.confidence >= floor {
+                    alerts += 1;
+                    hits += u64::from(*g == Label::Negative);
+                }
+            }
+            AlertFloor {
+                min_confidence: floor,
+                alerts,
+                precision: if alerts > 0 {
+                    hits as f64 / alerts as f64
+                } else {
+                    0.0
+                },
+                recall: if negatives > 0 {
+                    hits as f64 / negatives as f64
+                } else {
+                    0.0
+                },
+            }
+        })
+        .collect()
 }
 
 /// Scores predictions against gold labels. `gold` holds only negative/neutral/positive.
@@ -136,6 +189,7 @@ pub fn score(file: &str, gold: &[Label], pred: &[Label], texts_per_s: f64) -> Re
         unscored,
         texts_per_s,
         lang_accuracy: None,
+        negative_alerts: Vec::new(),
     }
 }
 
@@ -184,6 +238,19 @@ impl Report {
                 let _ = write!(s, "{:>14}", v);
             }
             s.push('\n');
+        }
+        if !self.negative_alerts.is_empty() {
+            let _ = writeln!(
+                s,
+                "  negative-comment alerts by min_confidence (alerts, precision, recall):"
+            );
+            for a in &self.negative_alerts {
+                let _ = writeln!(
+                    s,
+                    "    >= {:.1}: {:>6} {:>8.3} {:>8.3}",
+                    a.min_confidence, a.alerts, a.precision, a.recall
+                );
+            }
         }
         s
     }
@@ -291,6 +358,40 @@ impl Gains {
 mod tests {
     use super::*;
     use Label::*;
+
+    #[test]
+    fn negative_alerts_trade_recall_for_precision() {
+        let v = |label, confidence| Sentiment {
+            label,
+            score: 0.0,
+            confidence,
+        };
+        let gold = [Negative, Negative, Negative, Neutral, Positive];
+        let pred = [
+            v(Negative, 0.95),
+            v(Negative, 0.65),
+            v(Neutral, 0.9),
+            v(Negative, 0.55),
+            v(Positive, 0.99),
+        ];
+        let floors = negative_alerts(&gold, &pred);
+        let at = |f: f32| {
+            floors
+                .iter()
+                .find(|a| (a.min_confidence - f).abs() < 1e-6)
+                .unwrap()
+        };
+        // ≥ 0.5: three alerts, two right; two of three negatives caught.
+        assert_eq!(at(0.5).alerts, 3);
+        assert!((at(0.5).precision - 2.0 / 3.0).abs() < 1e-9);
+        assert!((at(0.5).recall - 2.0 / 3.0).abs() < 1e-9);
+        // ≥ 0.6: the neutral row's 0.55 no longer alerts.
+        assert_eq!((at(0.6).alerts, at(0.6).precision), (2, 1.0));
+        // ≥ 0.9: one alert, one negative in three.
+        assert_eq!(at(0.9).alerts, 1);
+        assert!((at(0.9).recall - 1.0 / 3.0).abs() < 1e-9);
+        assert_eq!(floors.len(), ALERT_FLOORS.len());
+    }
 
     #[test]
     fn three_class_metrics() {

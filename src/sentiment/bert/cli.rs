@@ -621,13 +621,15 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
         let verdicts = tier.classify_batch(&items)?;
         let secs = start.elapsed().as_secs_f64().max(1e-9);
         let fast_pred: Vec<Label> = fast_s.iter().map(|s| s.label).collect();
-        let mut pred = fast_pred.clone();
+        let mut decisions = fast_s.clone();
         for (k, &i) in decided.iter().enumerate() {
-            pred[i] = verdicts[k].sentiment.label;
+            decisions[i] = verdicts[k].sentiment;
         }
+        let pred: Vec<Label> = decisions.iter().map(|s| s.label).collect();
         let gold: Vec<Label> = examples.iter().map(|e| e.label).collect();
         let name = path.display().to_string();
         let mut report = metrics::score(&name, &gold, &pred, examples.len() as f64 / secs);
+        report.negative_alerts = metrics::negative_alerts(&gold, &decisions);
         let tagged: Vec<(Lang, Lang)> = examples
             .iter()
             .zip(&langs)
