@@ -461,6 +461,10 @@ async fn enrich_stage_with_the_cascade_records_the_decider_and_loses_nothing() {
         seen.insert(e.key.clone(), e);
     }
     assert_eq!(seen.len(), lines.len());
+    let head_name = gema::sentiment::bert::load_head(&root().join(DEFAULT_HEAD_PATH))
+        .unwrap()
+        .name;
+    assert!(head_name.starts_with("bert-minilm-"), "{head_name}");
     let (mut escalated, mut decided) = (0u64, 0u64);
     for e in seen.values() {
         let c = e
@@ -473,7 +477,8 @@ async fn enrich_stage_with_the_cascade_records_the_decider_and_loses_nothing() {
                 escalated += 1;
                 assert_eq!(c.tier, "bert");
                 assert_eq!(Some(e.sentiment), c.bert);
-                assert_eq!(e.sentiment_model, "bert-minilm-mlp-v1");
+                // The decider is named as the committed head names itself.
+                assert_eq!(e.sentiment_model, head_name);
                 assert!(c.fast.confidence < 0.55 && e.lang == "en", "{e:?}");
             }
             Escalation::TimedOut => {
