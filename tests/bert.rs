@@ -190,6 +190,27 @@ fn finetuned_blocks_train_save_load_and_are_checked() {
     assert!(run.status.success(), "{stderr}");
     assert!(stderr.contains("Fine-tuning epoch 1"), "{stderr}");
 
+    // The same command again reads the frozen states from the cache and writes the same head
+    // and blocks: the model is reproducible whether or not a cache exists.
+    let again = dir.path().join("again/toy-bert.json");
+    let rerun = train(
+        &again,
+        &["--finetune-blocks", "2", "--finetune-epochs", "1"],
+    );
+    let rerun_err = String::from_utf8_lossy(&rerun.stderr);
+    assert!(rerun.status.success(), "{rerun_err}");
+    assert!(
+        rerun_err.contains("Frozen states of training rows: 96 rows from"),
+        "{rerun_err}"
+    );
+    let bytes = |p: &Path| std::fs::read(p).unwrap();
+    assert!(bytes(&head) == bytes(&again), "the rerun's head differs");
+    assert!(
+        bytes(&dir.path().join("models/toy-bert.blocks.safetensors"))
+            == bytes(&dir.path().join("again/toy-bert.blocks.safetensors")),
+        "the rerun's blocks differ"
+    );
+
     // Freezing a pooled layer's block is refused before any work, with the reason.
     let refused = train(
         &dir.path().join("other/h.json"),

@@ -61,8 +61,10 @@ pub struct FinetuneOutcome {
 }
 
 /// Frozen-block outputs of `texts`, read from the cache file `path` when it holds them, else
-/// computed and written there (float16; the caller keys `path` by the texts, the encoder spec
-/// and the number of frozen blocks).
+/// computed and written there (the caller keys `path` by the texts, the encoder spec and the
+/// number of frozen blocks). The cache is float32, so a run that reads it trains on exactly
+/// what a run that computed the states did (a float16 cache made reruns diverge from the first
+/// run); an older float16 file is recomputed.
 pub fn frozen_states_cached(
     encoder: &Encoder,
     texts: &[&str],
@@ -73,13 +75,15 @@ pub fn frozen_states_cached(
         let get = |n: &str| named.iter().find(|(k, _)| k == n).map(|(_, t)| t);
         if let (Some(all), Some(lens)) = (get("states"), get("lengths")) {
             let lens = Vec::<i64>::try_from(lens)?;
-            if lens.len() == texts.len() && lens.iter().sum::<i64>() == all.size()[0] {
+            if all.kind() == Kind::Float
+                && lens.len() == texts.len()
+                && lens.iter().sum::<i64>() == all.size()[0]
+            {
                 eprintln!(
                     "Frozen states of {what}: {} rows from {}",
                     texts.len(),
                     path.display()
                 );
-                let all = all.to_kind(Kind::Float);
                 return Ok(all.split_with_sizes(lens.as_slice(), 0));
             }
         }
@@ -99,7 +103,7 @@ pub fn frozen_states_cached(
         std::fs::create_dir_all(dir)?;
     }
     let lens: Vec<i64> = out.iter().map(|t| t.size()[0]).collect();
-    let all = Tensor::cat(&out, 0).to_kind(Kind::Half);
+    let all = Tensor::cat(&out, 0);
     Tensor::write_safetensors(
         &[("states", all), ("lengths", Tensor::from_slice(&lens))],
         path,
