@@ -83,19 +83,21 @@ pub fn negative_alerts(gold: &[Label], pred: &[Sentiment]) -> Vec<AlertFloor> {
             AlertFloor {
                 min_confidence: floor,
                 alerts,
-                precision: if alerts > 0 {
-                    hits as f64 / alerts as f64
-                } else {
-                    0.0
-                },
-                recall: if negatives > 0 {
-                    hits as f64 / negatives as f64
-                } else {
-                    0.0
-                },
+                precision: share(hits, alerts),
+                recall: share(hits, negatives),
             }
         })
         .collect()
+}
+
+/// `part / whole`, or 0 when `whole` is 0 (a precision with no predictions, a recall with no
+/// gold rows).
+fn share(part: u64, whole: u64) -> f64 {
+    if whole > 0 {
+        part as f64 / whole as f64
+    } else {
+        0.0
+    }
 }
 
 /// Scores predictions against gold labels. `gold` holds only negative/neutral/positive.
@@ -137,19 +139,11 @@ pub fn score(file: &str, gold: &[Label], pred: &[Label], texts_per_s: f64) -> Re
     let correct: u64 = (0..k).map(|i| confusion[i][i]).sum();
     let per_class: Vec<ClassMetrics> = (0..k)
         .map(|i| {
-            let tp = confusion[i][i] as f64;
+            let tp = confusion[i][i];
             let support: u64 = confusion[i].iter().sum();
             let predicted: u64 = (0..k).map(|g| confusion[g][i]).sum();
-            let precision = if predicted > 0 {
-                tp / predicted as f64
-            } else {
-                0.0
-            };
-            let recall = if support > 0 {
-                tp / support as f64
-            } else {
-                0.0
-            };
+            let precision = share(tp, predicted);
+            let recall = share(tp, support);
             let f1 = if precision + recall > 0.0 {
                 2.0 * precision * recall / (precision + recall)
             } else {
@@ -174,11 +168,7 @@ pub fn score(file: &str, gold: &[Label], pred: &[Label], texts_per_s: f64) -> Re
             "3-class"
         }
         .to_string(),
-        accuracy: if n > 0 {
-            correct as f64 / n as f64
-        } else {
-            0.0
-        },
+        accuracy: share(correct, n),
         macro_recall: mean(|c| c.recall),
         macro_f1: mean(|c| c.f1),
         neg_f1: per_class[0].f1,
