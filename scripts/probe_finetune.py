@@ -102,9 +102,8 @@ def pack(args):
     meta = {"train": [], "dev": []}
     for split, names in (("train", ENGLISH_TRAIN), ("dev", ENGLISH_DEV)):
         for name in names:
-            stem = name if split == "train" else name
-            rows = read_jsonl(os.path.join(args.data, "sentiment", split, stem + ".jsonl"))
-            probs = read_jsonl(os.path.join(args.fast, f"{split}-{stem}.jsonl"))
+            rows = read_jsonl(os.path.join(args.data, "sentiment", split, name + ".jsonl"))
+            probs = read_jsonl(os.path.join(args.fast, f"{split}-{name}.jsonl"))
             assert len(rows) == len(probs), f"{name}: {len(rows)} rows, {len(probs)} probs"
             if split == "train":
                 fast = np.array(probs, dtype=np.float32)
@@ -166,7 +165,7 @@ def objective(reports):
 # The model and training (torch).
 
 
-def run_sets(args, seed, split_mode):
+def run_sets(args, split_mode):
     """Training rows and the selection sets. split_mode 'holdout': train on 90 %, select on the
     held-out tenth; 'dev': train on all, select on the English dev files."""
     import torch
@@ -200,7 +199,7 @@ def run_sets(args, seed, split_mode):
                 dst[k] = torch.cat(dst[k]) if dst[k] else torch.zeros(0)
     dev = {name: rows("dev", name) for name in meta["dev"]}
     select = {"holdout": held} if split_mode == "holdout" else dev
-    return d, meta, train, select, dev
+    return meta, train, select, dev
 
 
 class Bert:
@@ -307,7 +306,7 @@ def batches(ids, idx, device):
     return x, mask
 
 
-def sentence_vectors(bert, ids, fast, device, train=False, drop=0.1, batch=256):
+def sentence_vectors(bert, ids, fast, device, batch=256):
     """[rows, 1152 + 3] inputs of the head (before standardising)."""
     import torch
 
@@ -359,26 +358,25 @@ class Head:
 
 
 def decisions(lp, s, w):
+    """The fast tier's labels (-1: unscored, language other), the fused decision on every
+    English row, the cascade's, and the share of rows the cascade escalates."""
     import torch
 
     fused = (lp.cpu() + w * s["fast"].clamp_min(1e-6).log()).argmax(1)
     conf, fast_label = s["fast"].max(1)
-    fast_label = torch.where(s["lang"] == 2, torch.full_like(fast_label, -1), fast_label)
+    fast_label = fast_label.masked_fill(s["lang"] == 2, -1)
     esc = (s["lang"] == 0) & (conf < CASCADE_BELOW)
     fused_all = torch.where(s["lang"] == 0, fused, fast_label)
     cascade = torch.where(esc, fused, fast_label)
-    return fused_all, cascade, float(esc.float().mean())
+    return fast_label, fused_all, cascade, float(esc.float().mean())
 
 
 def scores(lp_by_set, sets, w):
     out = {}
     for name, s in sets.items():
         lp = lp_by_set[name]
-        fused_all, cascade, esc = decisions(lp, s, w)
+        fast_label, fused_all, cascade, esc = decisions(lp, s, w)
         y = s["y"]
-        conf, fast_label = s["fast"].max(1)
-        fast_label = (fast_label if "lang" not in s else
-                      fast_label.masked_fill(s["lang"] == 2, -1))
         out[name] = {
             "fast": report(y, fast_label)["macro_recall"],
             "head": report(y, lp.argmax(1).cpu())["macro_recall"],
@@ -396,7 +394,7 @@ def pick_w(lp_by_set, sets):
     for w in FAST_WEIGHTS:
         reps = []
         for name, s in sets.items():
-            fused_all, _, _ = decisions(lp_by_set[name], s, w)
+            _, fused_all, _, _ = decisions(lp_by_set[name], s, w)
             reps.append(report(s["y"], fused_all))
         o = objective(reps)
         if best is None or o > best[0] + 1e-9:
@@ -411,7 +409,7 @@ def train_one(args, recipe, seed, split_mode, log):
 
     torch.manual_seed(seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    d, meta, train, select, dev = run_sets(args, seed, split_mode)
+    meta, train, select, dev = run_sets(args, split_mode)
     if args.limit:  # a smoke test: the first rows of every set
         for st in [train, *select.values(), *dev.values()]:
             for k in ("ids", "y", "fast", "lang"):
