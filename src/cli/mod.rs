@@ -80,6 +80,9 @@ pub enum Command {
     Train(Box<gema::sentiment::cli::TrainArgs>),
     /// Score the sentiment model on labelled JSONL files (accuracy, macro recall/F1, speed).
     Eval(gema::sentiment::cli::EvalArgs),
+    /// Classify texts (arguments or stdin) as the enrich stage would: language, sentiment label,
+    /// confidence and polarity score; `--explain` lists the words that moved the score.
+    Classify(gema::sentiment::cli::ClassifyArgs),
     /// Recompute the per-minute and per-hour rollups behind the timeline and share-of-voice
     /// queries from the stored mentions. The mentions sink keeps them current; run this after
     /// writing to the `mentions` table by other means.
@@ -139,6 +142,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status => query::status(&config).await,
         Command::Train(args) => gema::sentiment::cli::run_train(&args),
         Command::Eval(args) => gema::sentiment::cli::run_eval(&args),
+        Command::Classify(args) => gema::sentiment::cli::run_classify(&args, &config.enrich),
         Command::Rollup(args) => query::rollup(&config, &args).await,
         Command::Rewind { stage } => stages::rewind(&config, &stage),
     }

@@ -59,12 +59,8 @@ impl Enricher {
     /// Language, sentiment and entities of one mention.
     pub fn enrich(&self, mention: Mention) -> EnrichedMention {
         let extracted = extract(&mention.text);
-        let (detected, confidence) = lang::detect(&mention.text);
         // A platform's hint decides only when detection has no evidence either way.
-        let (lang, lang_confidence) = match (&mention.lang, detected) {
-            (Some(hint), Lang::Other) if confidence == 0.0 => (Lang::from_hint(hint), 0.5),
-            _ => (detected, confidence),
-        };
+        let (lang, lang_confidence) = lang::resolve(&mention.text, mention.lang.as_deref());
         let sentiment = match lang {
             Lang::Other => Sentiment::UNSCORED,
             _ => self.model.classify(&mention.text, lang),

@@ -1,4 +1,4 @@
-//! `gema train` and `gema eval`: argument structs and their implementations.
+//! `gema train`, `gema eval` and `gema classify`: argument structs and their implementations.
 //!
 //! `main.rs` only wires [`TrainArgs`]/[`EvalArgs`] into its command enum and calls
 //! [`run_train`]/[`run_eval`].
@@ -160,6 +160,48 @@ pub struct TrainArgs {
     /// Experiments only: longest character n-gram.
     #[arg(long, hide = true)]
     pub char_max: Option<usize>,
+}
+
+/// Arguments of `gema classify`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClassifyArgs {
+    /// Texts to classify. None: one text per line on stdin.
+    pub texts: Vec<String>,
+    /// Read stdin as JSON lines with a `text` field and an optional `lang` (`en`/`id`), such as
+    /// a replay feed or a labelled file, instead of plain lines.
+    #[arg(long)]
+    pub jsonl: bool,
+    /// The language of every text: `auto` detects it per text, as the enrich stage does (a
+    /// `lang` field read with `--jsonl` wins over detection).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "en", "id"])]
+    pub lang: String,
+    /// The sentiment model file, or `builtin` for the built-in lexicon. Default: the
+    /// configuration's `enrich.sentiment_model`.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Which tier decides (`bert` and `cascade` need `--features bert`).
+    #[arg(long, value_enum, default_value_t = Tier::Fast)]
+    pub tier: Tier,
+    /// The transformer head. Default: the configuration's `enrich.cascade.head`.
+    #[arg(long)]
+    pub head: Option<PathBuf>,
+    /// The transformer's folder. Default: the configuration's `enrich.cascade.model_dir`.
+    #[arg(long)]
+    pub bert_model_dir: Option<PathBuf>,
+    /// `--tier cascade`: escalate texts whose fast-tier confidence is below this. Default: the
+    /// configuration's `enrich.cascade.confidence_below`.
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// libtorch threads for the transformer.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Also list the words that moved the polarity score most: each word is left out in turn
+    /// and the rest re-scored in the same language.
+    #[arg(long)]
+    pub explain: bool,
+    /// Print one JSON object per text instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `gema eval`.
@@ -607,6 +649,216 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&report)?);
         } else {
             print!("{}", report.to_text());
+        }
+    }
+    Ok(())
+}
+
+/// Which texts of a batch a [`Decide`] sends to the transformer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Those the tier escalates (`--tier cascade`: the unsure ones; `bert`: every one its head
+    /// decides).
+    Tier,
+    /// None: the fast tier decides.
+    Fast,
+    /// Every one the head decides.
+    Transformer,
+}
+
+/// A tier's decisions for a batch of `(text, lang)`, each with whether the transformer took part.
+pub type Decide<'a> = dyn Fn(&[(&str, Lang)], Route) -> anyhow::Result<Vec<(Sentiment, bool)>> + 'a;
+
+/// How far leaving one word out moves the polarity score: `effect` is the score with the word
+/// minus the score without it, so a negative effect means the word pulled towards negative.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WordEffect {
+    pub word: String,
+    pub effect: f32,
+}
+
+/// Leaves each whitespace-separated word of `text` out in turn, re-scores the rest in `lang`
+/// with `decide` along `route` (one batch; the route that decided the whole text, so that a
+/// word's effect is never a change of tier) and returns the words whose absence moves the
+/// polarity score by at least 0.01, largest move first. `score` is the score of the whole text.
+pub fn explain(
+    decide: &Decide,
+    route: Route,
+    text: &str,
+    lang: Lang,
+    score: f32,
+) -> anyhow::Result<Vec<WordEffect>> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let variants: Vec<String> = (0..words.len())
+        .map(|skip| {
+            let kept: Vec<&str> = (0..words.len())
+                .filter(|&k| k != skip)
+                .map(|k| words[k])
+                .collect();
+            kept.join(" ")
+        })
+        .collect();
+    let items: Vec<(&str, Lang)> = variants.iter().map(|v| (v.as_str(), lang)).collect();
+    let scores = decide(&items, route)?;
+    let mut effects: Vec<WordEffect> = words
+        .iter()
+        .zip(&scores)
+        .map(|(w, (s, _))| WordEffect {
+            word: (*w).to_string(),
+            effect: score - s.score,
+        })
+        .filter(|e| e.effect.abs() >= 0.01)
+        .collect();
+    effects.sort_by(|a, b| b.effect.abs().total_cmp(&a.effect.abs()));
+    Ok(effects)
+}
+
+/// The texts `gema classify` reads: its arguments, else stdin (plain lines, or JSON lines with
+/// `text` and an optional `lang` hint). Names the line and the problem on bad input.
+fn classify_inputs(args: &ClassifyArgs) -> anyhow::Result<Vec<(String, Option<String>)>> {
+    if !args.texts.is_empty() {
+        return Ok(args.texts.iter().map(|t| (t.clone(), None)).collect());
+    }
+    #[derive(serde::Deserialize)]
+    struct Line {
+        text: String,
+        #[serde(default)]
+        lang: Option<String>,
+    }
+    let mut out = Vec::new();
+    for (i, line) in std::io::stdin().lines().enumerate() {
+        let line = line.context("reading stdin")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        if args.jsonl {
+            let row: Line = serde_json::from_str(&line).with_context(|| {
+                format!(
+                    "stdin line {}: not a JSON object with a string `text` field",
+                    i + 1
+                )
+            })?;
+            out.push((row.text, row.lang));
+        } else {
+            out.push((line, None));
+        }
+    }
+    if out.is_empty() {
+        anyhow::bail!("nothing to classify: give texts as arguments or one per line on stdin");
+    }
+    Ok(out)
+}
+
+/// Runs `gema classify`: `enrich` supplies the defaults that `args` leaves open, so the answer is
+/// the one the enrich stage would give.
+pub fn run_classify(
+    args: &ClassifyArgs,
+    enrich: &crate::config::EnrichConfig,
+) -> anyhow::Result<()> {
+    let inputs = classify_inputs(args)?;
+    let model_path = args.model.as_deref().unwrap_or(&enrich.sentiment_model);
+    let fast: std::sync::Arc<dyn SentimentModel> = if model_path == "builtin" {
+        std::sync::Arc::new(super::lexicon::LexiconModel)
+    } else {
+        std::sync::Arc::new(load_model(Path::new(model_path))?)
+    };
+    let by_fast = |items: &[(&str, Lang)], _: Route| -> anyhow::Result<Vec<(Sentiment, bool)>> {
+        Ok(items
+            .iter()
+            .map(|&(t, l)| (fast.classify(t, l), false))
+            .collect())
+    };
+    let tiered: Box<Decide> = match args.tier {
+        Tier::Fast => Box::new(by_fast),
+        #[cfg(feature = "bert")]
+        _ => {
+            anyhow::ensure!(
+                model_path != "builtin",
+                "`--tier {}` fuses the transformer with a model file made by `gema train`, not `builtin`",
+                args.tier.as_str()
+            );
+            super::bert::cli::decider(args, &enrich.cascade, Path::new(model_path))?
+        }
+        #[cfg(not(feature = "bert"))]
+        _ => anyhow::bail!(
+            "`gema classify --tier {}` needs a build with `--features bert`",
+            args.tier.as_str()
+        ),
+    };
+    let langs: Vec<(Lang, f32)> = inputs
+        .iter()
+        .map(|(text, hint)| match args.lang.as_str() {
+            "auto" => lang::resolve(text, hint.as_deref()),
+            forced => (Lang::from_hint(forced), 1.0),
+        })
+        .collect();
+    let items: Vec<(&str, Lang)> = inputs
+        .iter()
+        .zip(&langs)
+        .map(|((t, _), (l, _))| (t.as_str(), *l))
+        .collect();
+    let verdicts = tiered(&items, Route::Tier)?;
+    if !args.json {
+        println!("label     conf   score  lang   text");
+    }
+    for ((text, lang), (s, by_transformer)) in items.iter().zip(&verdicts) {
+        let words = if args.explain && s.label != Label::Unscored {
+            let route = if *by_transformer {
+                Route::Transformer
+            } else {
+                Route::Fast
+            };
+            Some(explain(tiered.as_ref(), route, text, *lang, s.score)?)
+        } else {
+            None
+        };
+        if args.json {
+            let mut v = serde_json::json!({
+                "text": text,
+                "lang": lang.as_str(),
+                "label": s.label.as_str(),
+                "score": s.score,
+                "confidence": s.confidence,
+                "tier": args.tier.as_str(),
+            });
+            let o = v.as_object_mut().expect("an object");
+            if args.tier != Tier::Fast {
+                o.insert("by_transformer".into(), (*by_transformer).into());
+            }
+            if let Some(words) = &words {
+                o.insert("normalized".into(), super::normalize(text).into());
+                o.insert("words".into(), serde_json::to_value(words)?);
+            }
+            println!("{v}");
+            continue;
+        }
+        let by = if *by_transformer {
+            " (transformer)"
+        } else {
+            ""
+        };
+        println!(
+            "{:<9} {:>4.2} {:>+7.2}  {:<5}  {text}{by}",
+            s.label.as_str(),
+            s.confidence,
+            s.score,
+            lang.as_str()
+        );
+        if let Some(words) = words {
+            println!("          read as: {}", super::normalize(text));
+            let listed: Vec<String> = words
+                .iter()
+                .take(6)
+                .map(|w| format!("{} {:+.2}", w.word, w.effect))
+                .collect();
+            println!(
+                "          words (effect on the score): {}",
+                if listed.is_empty() {
+                    "none moves it by 0.01 or more".to_string()
+                } else {
+                    listed.join(", ")
+                }
+            );
         }
     }
     Ok(())

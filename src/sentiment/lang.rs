@@ -196,9 +196,89 @@ const EN_STRONG: &[&str] = &[
     "week",
     "weekend",
     "why",
+    // Content words of short English complaints and reviews that are neither Indonesian nor
+    // English loanwords common in Indonesian posts (`app`, `update`, `error`, `refund`, `staff`
+    // and `seat` are left out): without them `awful customer service` or `battery drains fast`
+    // had no function word and came out `Other`, unscored, exactly the mentions a brand must
+    // answer.
+    "awful",
+    "worst",
+    "worse",
+    "useless",
+    "annoying",
+    "frustrating",
+    "disappointing",
+    "disappointed",
+    "unprofessional",
+    "unacceptable",
+    "ridiculous",
+    "pathetic",
+    "awesome",
+    "amazing",
+    "wonderful",
+    "helpful",
+    "friendly",
+    "lovely",
+    "experience",
+    "customer",
+    "battery",
+    "stars",
+    "flight",
+    "luggage",
+    "baggage",
+    "package",
+    "hours",
+    "minutes",
+    "days",
+    "months",
+    "crashes",
+    "crashing",
+    "crashed",
+    "keeps",
+    "kept",
+    "stopped",
+    "waiting",
+    "waited",
+    "charged",
+    "overcharged",
+    "cancelled",
+    "canceled",
+    "delayed",
+    "broke",
+    "broken",
+    "fixed",
+    "working",
+    "worked",
+    "drains",
+    "worth",
+    "money",
+    "ordered",
+    "received",
+    "couldn't",
+    "haven't",
+    "hasn't",
 ];
 const EN_WEAK: &[&str] = &[
-    "in", "is", "was", "so", "me", "no", "on", "a", "an", "as", "may", "die", "game", "she",
+    "in",
+    "is",
+    "was",
+    "so",
+    "me",
+    "no",
+    "on",
+    "a",
+    "an",
+    "as",
+    "may",
+    "die",
+    "game",
+    "she",
+    // Spelled the same in Spanish, French, Italian or Portuguese.
+    "terrible",
+    "horrible",
+    "excellent",
+    "rude",
+    "zero",
 ];
 
 /// Indonesian function and chat words (standard and colloquial, incl. the slang table's forms).
@@ -501,6 +581,14 @@ const ID_STRONG: &[&str] = &[
     "berat",
     "hilang",
     "saldo",
+    "beli",
+    "nyesel",
+    "rugi",
+    "lama",
+    "tipu",
+    "nipu",
+    "balikin",
+    "kurir",
 ];
 const ID_WEAK: &[&str] = &[
     "di", "para", "apa", "pada", "lo", "mas", "bu", "min", "kan", "dan",
@@ -608,6 +696,16 @@ fn count(text: &str) -> Counts {
     c
 }
 
+/// The language the enrich stage scores `text` in: [`detect`]'s answer, except that a
+/// platform's `hint` decides when detection has no evidence either way (confidence 0.5 then).
+pub fn resolve(text: &str, hint: Option<&str>) -> (Lang, f32) {
+    let (detected, confidence) = detect(text);
+    match (hint, detected) {
+        (Some(hint), Lang::Other) if confidence == 0.0 => (Lang::from_hint(hint), 0.5),
+        _ => (detected, confidence),
+    }
+}
+
 /// Detects whether `text` is English, Indonesian or something else, with a confidence in [0, 1].
 ///
 /// 1. Letters mostly outside the Latin script: `Other`.
@@ -688,8 +786,20 @@ mod tests {
             "sakit",
             "Pelayanan NusaPay makin buruk, app telat mulu",
             "NusaPay baru umumin update soal top up",
+            "nyesel beli",
+            "kurir lama",
         ] {
             assert_eq!(detect(t).0, Lang::Id, "{t}");
+        }
+        for t in [
+            "terrible update, crashes",
+            "awful customer service",
+            "app keeps crashing",
+            "battery drains fast",
+            "zero stars",
+            "horrible experience",
+        ] {
+            assert_eq!(detect(t).0, Lang::En, "{t}");
         }
         assert_eq!(detect("Can't wait for the weekend!!").0, Lang::En);
         assert_eq!(
@@ -714,6 +824,8 @@ mod tests {
             "Bu ürün gerçekten çok kötü, iki gün sonra bozuldu ve kimse cevap vermiyor",
             "Dịch vụ rất tệ, tôi sẽ không bao giờ quay lại cửa hàng này nữa",
             "Der Kundenservice ist eine Katastrophe, niemand antwortet auf meine E-Mails",
+            "El servicio fue terrible y horrible, cero estrellas",
+            "Le service était horrible et le personnel rude, zéro étoile",
             "このアプリは本当に使いやすいです",
         ];
         for t in others {

@@ -14,14 +14,14 @@ use super::mlp::train_mlp_head;
 use super::tier::BertTier;
 use super::train::{finish, train_head, DevVectors, HeadLog, HeadTrainConfig};
 use crate::sentiment::cli::{
-    file_name, file_stem, hex, manifest_path, retrain_inputs, sha256_file, unix_now, EvalArgs,
-    InputFile, RetrainInputs, Tier, TrainArgs,
+    file_name, file_stem, hex, manifest_path, retrain_inputs, sha256_file, unix_now, ClassifyArgs,
+    Decide, EvalArgs, InputFile, RetrainInputs, Route, Tier, TrainArgs,
 };
 use crate::sentiment::data::{self, Example};
 use crate::sentiment::metrics::{self, Report};
 use crate::sentiment::model::{load_model, FastModel, DEFAULT_MODEL_PATH};
 use crate::sentiment::train::{out_of_fold, STACK_FOLDS};
-use crate::sentiment::{lang, Label, Lang, SentimentModel};
+use crate::sentiment::{lang, Label, Lang, Sentiment, SentimentModel};
 
 /// A cache file stem for `texts` under `parts` (e.g. the encoder spec): the first 32 hex digits of
 /// the SHA-256 of the parts, a probe of [`super::prepare`] (so a change to it misses the cache)
@@ -587,6 +587,65 @@ fn cascade_curve(head: &Head, dev: &[DevVectors]) -> Vec<CascadePoint> {
 /// Resamples of the paired bootstrap behind `gema eval`'s gain over the fast tier.
 const BOOTSTRAP_RESAMPLES: usize = 1000;
 
+/// The rows `tier` (bert: every row the head decides; cascade: those whose fast-tier
+/// confidence is below `threshold`) sends to the transformer.
+fn escalated(
+    tier: &BertTier,
+    kind: Tier,
+    threshold: f32,
+    langs: &[Lang],
+    fast: &[Sentiment],
+) -> Vec<usize> {
+    (0..langs.len())
+        .filter(|&i| tier.head().decides(langs[i]))
+        .filter(|&i| kind == Tier::Bert || fast[i].confidence < threshold)
+        .collect()
+}
+
+/// `gema classify --tier bert|cascade`: the fast model at `model` decides, and the transformer
+/// re-decides the texts the tier escalates. Every text counts as one that matters (the
+/// cascade's query and follower rules need a mention). `cascade` supplies the head, the
+/// transformer's folder and the threshold that `args` leaves open.
+pub fn decider(
+    args: &ClassifyArgs,
+    cascade: &crate::enrich::cascade::CascadeConfig,
+    model: &Path,
+) -> anyhow::Result<Box<Decide<'static>>> {
+    set_threads(args.threads);
+    let fast = std::sync::Arc::new(load_model(model)?);
+    let head = args
+        .head
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&cascade.head));
+    let dir = args
+        .bert_model_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&cascade.model_dir));
+    let tier = BertTier::load(&dir, &head, fast.clone())?;
+    let threshold = args.threshold.unwrap_or(cascade.confidence_below);
+    let kind = args.tier;
+    Ok(Box::new(move |items: &[(&str, Lang)], route: Route| {
+        let fast_s: Vec<Sentiment> = items.iter().map(|&(t, l)| fast.classify(t, l)).collect();
+        let langs: Vec<Lang> = items.iter().map(|&(_, l)| l).collect();
+        let chosen = match route {
+            Route::Tier => escalated(&tier, kind, threshold, &langs, &fast_s),
+            Route::Fast => Vec::new(),
+            Route::Transformer => escalated(&tier, Tier::Bert, threshold, &langs, &fast_s),
+        };
+        let batch: Vec<(&str, Lang)> = chosen.iter().map(|&i| items[i]).collect();
+        let verdicts = if batch.is_empty() {
+            Vec::new()
+        } else {
+            tier.classify_batch(&batch)?
+        };
+        let mut out: Vec<(Sentiment, bool)> = fast_s.into_iter().map(|s| (s, false)).collect();
+        for (&i, v) in chosen.iter().zip(&verdicts) {
+            out[i] = (v.sentiment, v.by_transformer);
+        }
+        Ok(out)
+    }))
+}
+
 /// Runs `gema eval --tier bert|cascade`.
 pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
     set_threads(args.threads);
@@ -610,10 +669,7 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
             .zip(&langs)
             .map(|(e, &l)| fast.classify(&e.text, l))
             .collect();
-        let decided: Vec<usize> = (0..examples.len())
-            .filter(|&i| tier.head().decides(langs[i]))
-            .filter(|&i| args.tier == Tier::Bert || fast_s[i].confidence < threshold)
-            .collect();
+        let decided = escalated(&tier, args.tier, threshold, &langs, &fast_s);
         let items: Vec<(&str, Lang)> = decided
             .iter()
             .map(|&i| (examples[i].text.as_str(), langs[i]))
