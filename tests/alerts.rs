@@ -183,6 +183,18 @@ async fn crisis_launch_and_spam_give_the_right_alerts_with_reasons_and_signed_we
         .filter(|a| a.kind == "negative_comment")
         .count();
     assert!(comments > 0);
+    // They say which words made the mention negative, so a false alarm shows at a glance.
+    let explained: Vec<&str> = alerts
+        .iter()
+        .filter(|a| a.kind == "negative_comment")
+        .map(|a| a.why.as_str())
+        .filter(|w| w.starts_with("Negative because of "))
+        .collect();
+    assert!(
+        explained.len() * 2 > comments,
+        "most negative-comment alerts name their words: {} of {comments}",
+        explained.len()
+    );
     let distinct: std::collections::HashSet<&str> = alerts.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(distinct.len(), alerts.len());
 

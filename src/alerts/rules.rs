@@ -1,5 +1,9 @@
 //! The per-mention rule: a negative comment about a tracked query.
 
+use crate::enrich::stopwords::is_stop_word;
+use crate::sentiment::explain::WordEffect;
+use crate::sentiment::features::NEGATORS;
+use crate::sentiment::normalize;
 use chrono::Utc;
 use serde::Deserialize;
 
@@ -46,9 +50,21 @@ impl Default for NegativeCommentConfig {
     }
 }
 
+/// Most words named in a negative-comment alert's `why`.
+pub const NEGATIVE_WORDS: usize = 3;
+
 /// The negative-comment alert for `e`, if it is one: negative, confident enough, and matching at
 /// least one tracked query (one alert per mention, naming the first query it matches).
-pub fn negative_comment(e: &EnrichedMention, config: &NegativeCommentConfig) -> Option<Alert> {
+///
+/// `effects` is called only when the alert fires. It gives the leave-one-word-out effects of the
+/// mention's words on its score ([`crate::sentiment::explain`]); the words that pulled it
+/// towards negative lead the `why`, so whoever answers sees at a glance what the complaint is
+/// about, or that the alert is a false alarm.
+pub fn negative_comment(
+    e: &EnrichedMention,
+    config: &NegativeCommentConfig,
+    effects: impl FnOnce() -> Vec<WordEffect>,
+) -> Option<Alert> {
     if !e.is_negative() || e.sentiment.confidence < config.min_confidence {
         return None;
     }
@@ -63,8 +79,15 @@ pub fn negative_comment(e: &EnrichedMention, config: &NegativeCommentConfig) -> 
     } else {
         Severity::Low
     };
+    let effects = effects();
+    let words = negative_words(&effects, NEGATIVE_WORDS);
+    let because = if words.is_empty() {
+        String::new()
+    } else {
+        format!(" because of {}", words.join(", "))
+    };
     let mut reasons = vec![format!(
-        "negative (score {:+.2}, confidence {:.2}) {} mention matching \"{query}\" by @{} ({} followers)",
+        "negative{because} (score {:+.2}, confidence {:.2}): {} mention matching \"{query}\" by @{} ({} followers)",
         e.sentiment.score, e.sentiment.confidence, e.mention.platform, e.mention.author.handle, followers
     )];
     let engagement = e
@@ -125,6 +148,25 @@ pub fn negative_comment(e: &EnrichedMention, config: &NegativeCommentConfig) -> 
     })
 }
 
+/// The words that pulled a mention towards negative, the strongest first, at most `max`
+/// (trailing punctuation dropped). Words with a positive effect are not listed, nor function
+/// words other than negations: with several complaint words in a post, leaving one out barely
+/// moves a saturated score, and `ini` or `with` would otherwise lead the list.
+fn negative_words(effects: &[WordEffect], max: usize) -> Vec<&str> {
+    effects
+        .iter()
+        .filter(|e| e.effect < 0.0)
+        .map(|e| e.word.trim_end_matches([',', '.', '!', '?', ';', ':']))
+        .filter(|w| !w.is_empty() && (!is_stop_word(&w.to_lowercase()) || is_negation(w)))
+        .take(max)
+        .collect()
+}
+
+/// Whether `word` negates (`not`, `gak`, `don't`, `tdk`...), after normalisation.
+fn is_negation(word: &str) -> bool {
+    normalize(word).split(' ').any(|t| NEGATORS.contains(&t))
+}
+
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
@@ -158,6 +200,7 @@ mod tests {
         let small = negative_comment(
             &enriched("worst app ever, so slow", 50, 0, &["nusapay"]),
             &c,
+            Vec::new,
         )
         .unwrap();
         assert_eq!(small.severity, Severity::Low);
@@ -167,6 +210,7 @@ mod tests {
         let big = negative_comment(
             &enriched("worst app ever, so slow", 20_000, 0, &["nusapay"]),
             &c,
+            Vec::new,
         )
         .unwrap();
         assert_eq!(big.severity, Severity::High);
@@ -179,6 +223,7 @@ mod tests {
                 &["nusapay"],
             ),
             &c,
+            Vec::new,
         )
         .unwrap();
         assert_eq!(
@@ -194,14 +239,91 @@ mod tests {
     }
 
     #[test]
+    fn the_alert_names_the_words_that_made_the_mention_negative() {
+        let e = enriched("the app is awful today, again", 50, 0, &["nusapay"]);
+        let effects = || {
+            crate::sentiment::explain::model_word_effects(
+                &LexiconModel,
+                &e.mention.text,
+                crate::sentiment::Lang::En,
+            )
+        };
+        let score = format!(
+            "(score {:+.2}, confidence {:.2})",
+            e.sentiment.score, e.sentiment.confidence
+        );
+        let a = negative_comment(&e, &NegativeCommentConfig::default(), effects).unwrap();
+        assert!(
+            a.why
+                .starts_with(&format!("Negative because of awful {score}: x mention")),
+            "{}",
+            a.why
+        );
+        // Without words the reason reads as before.
+        let a = negative_comment(&e, &NegativeCommentConfig::default(), Vec::new).unwrap();
+        assert!(
+            a.why.starts_with(&format!("Negative {score}: x mention")),
+            "{}",
+            a.why
+        );
+        // Positive effects and punctuation are left out.
+        let effects = [
+            WordEffect {
+                word: "lambat,".into(),
+                effect: -0.4,
+            },
+            WordEffect {
+                word: "cepat".into(),
+                effect: 0.3,
+            },
+            WordEffect {
+                word: "gagal".into(),
+                effect: -0.2,
+            },
+        ];
+        assert_eq!(negative_words(&effects, 3), ["lambat", "gagal"]);
+        assert_eq!(negative_words(&effects, 1), ["lambat"]);
+        // Function words are left out, negations kept.
+        let effects = [
+            WordEffect {
+                word: "ini?".into(),
+                effect: -0.12,
+            },
+            WordEffect {
+                word: "gak".into(),
+                effect: -0.1,
+            },
+            WordEffect {
+                word: "With".into(),
+                effect: -0.08,
+            },
+            WordEffect {
+                word: "don't".into(),
+                effect: -0.07,
+            },
+            WordEffect {
+                word: "hilang".into(),
+                effect: -0.05,
+            },
+        ];
+        assert_eq!(negative_words(&effects, 3), ["gak", "don't", "hilang"]);
+    }
+
+    #[test]
     fn positive_or_untracked_mentions_do_not_alert() {
         let c = NegativeCommentConfig::default();
-        assert!(
-            negative_comment(&enriched("love it, great app", 50, 0, &["nusapay"]), &c).is_none()
-        );
-        assert!(
-            negative_comment(&enriched("this is the worst app ever", 50, 0, &[]), &c).is_none()
-        );
+        assert!(negative_comment(
+            &enriched("love it, great app", 50, 0, &["nusapay"]),
+            &c,
+            Vec::new
+        )
+        .is_none());
+        assert!(negative_comment(
+            &enriched("this is the worst app ever", 50, 0, &[]),
+            &c,
+            Vec::new
+        )
+        .is_none());
     }
 
     #[test]
@@ -210,11 +332,13 @@ mod tests {
         let a = negative_comment(
             &enriched("this is the worst app ever", 50, 0, &["nusapay"]),
             &c,
+            Vec::new,
         )
         .unwrap();
         let b = negative_comment(
             &enriched("this is the worst app ever", 50, 0, &["nusapay"]),
             &c,
+            Vec::new,
         )
         .unwrap();
         assert_eq!(a.id, b.id);

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use crate::mention::{EnrichedMention, Mention};
+use crate::sentiment::explain::{model_word_effects, WordEffect};
 use crate::sentiment::{lang, Lang, Sentiment, SentimentModel};
 use crate::tracked::{Doc, QuerySet};
 use crate::trends::{bigrams, handle_term, hashtag_term, query_negative_term, query_term};
@@ -44,6 +45,20 @@ impl Enricher {
     /// The transformer tier, when the cascade is enabled.
     pub fn cascade(&self) -> Option<&Cascade> {
         self.cascade.as_deref()
+    }
+
+    /// The leave-one-word-out effects of `e`'s words on its score under the fast tier, the
+    /// largest first; empty when the transformer decided `e`, whose reading they would not
+    /// explain.
+    pub fn word_effects(&self, e: &EnrichedMention) -> Vec<WordEffect> {
+        if e.cascade.as_ref().is_some_and(|c| c.tier != "fast") {
+            return Vec::new();
+        }
+        model_word_effects(
+            self.model.as_ref(),
+            &e.mention.text,
+            Lang::from_hint(&e.lang),
+        )
     }
 
     /// Matches `queries` against every mention (names stored in `EnrichedMention::queries`).

@@ -318,11 +318,11 @@ async fn emit(
     progress: &mut PartitionProgress,
 ) -> Result<(), StageError> {
     let Ctx {
+        enricher,
         topics,
         producer,
         metrics,
         config,
-        ..
     } = *ctx;
     let json = serde_json::to_vec(&enriched).expect("an enriched mention serialises");
     batch
@@ -335,7 +335,8 @@ async fn emit(
         )
         .await?;
     metrics.enrich_enriched.inc();
-    if let Some(alert) = negative_comment(&enriched, &config.alerts.negative_comment) {
+    let effects = || enricher.word_effects(&enriched);
+    if let Some(alert) = negative_comment(&enriched, &config.alerts.negative_comment, effects) {
         // Keyed by query, so one router instance sees all of a query's alerts.
         let key = alert.query.clone().unwrap_or_default();
         let json = serde_json::to_vec(&alert).expect("an alert serialises");

@@ -11,6 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::data;
+use super::explain::{word_effects, WordEffect};
 use super::features::FeatureConfig;
 use super::lang;
 use super::metrics;
@@ -669,18 +670,9 @@ pub enum Route {
 /// A tier's decisions for a batch of `(text, lang)`, each with whether the transformer took part.
 pub type Decide<'a> = dyn Fn(&[(&str, Lang)], Route) -> anyhow::Result<Vec<(Sentiment, bool)>> + 'a;
 
-/// How far leaving one word out moves the polarity score: `effect` is the score with the word
-/// minus the score without it, so a negative effect means the word pulled towards negative.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct WordEffect {
-    pub word: String,
-    pub effect: f32,
-}
-
-/// Leaves each whitespace-separated word of `text` out in turn, re-scores the rest in `lang`
-/// with `decide` along `route` (one batch; the route that decided the whole text, so that a
-/// word's effect is never a change of tier) and returns the words whose absence moves the
-/// polarity score by at least 0.01, largest move first. `score` is the score of the whole text.
+/// Leaves each word of `text` out in turn and re-scores the rest in `lang` with `decide`
+/// along `route` (one batch; the route that decided the whole text, so that a word's effect is
+/// never a change of tier): [`word_effects`].
 pub fn explain(
     decide: &Decide,
     route: Route,
@@ -688,29 +680,13 @@ pub fn explain(
     lang: Lang,
     score: f32,
 ) -> anyhow::Result<Vec<WordEffect>> {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let variants: Vec<String> = (0..words.len())
-        .map(|skip| {
-            let kept: Vec<&str> = (0..words.len())
-                .filter(|&k| k != skip)
-                .map(|k| words[k])
-                .collect();
-            kept.join(" ")
-        })
-        .collect();
-    let items: Vec<(&str, Lang)> = variants.iter().map(|v| (v.as_str(), lang)).collect();
-    let scores = decide(&items, route)?;
-    let mut effects: Vec<WordEffect> = words
-        .iter()
-        .zip(&scores)
-        .map(|(w, (s, _))| WordEffect {
-            word: (*w).to_string(),
-            effect: score - s.score,
-        })
-        .filter(|e| e.effect.abs() >= 0.01)
-        .collect();
-    effects.sort_by(|a, b| b.effect.abs().total_cmp(&a.effect.abs()));
-    Ok(effects)
+    word_effects(text, score, |variants| {
+        let items: Vec<(&str, Lang)> = variants.iter().map(|v| (v.as_str(), lang)).collect();
+        Ok(decide(&items, route)?
+            .into_iter()
+            .map(|(s, _)| s.score)
+            .collect())
+    })
 }
 
 /// The texts `gema classify` reads: its arguments, else stdin (plain lines, or JSON lines with

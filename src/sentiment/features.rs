@@ -81,7 +81,8 @@ pub struct Lexicons {
     pub emoji: FastMap<String, f32>,
 }
 
-const NEGATORS: &[&str] = &[
+/// Words that open a negation scope (after normalisation: `gak`, `tdk` → `tidak`).
+pub const NEGATORS: &[&str] = &[
     "not", "no", "never", "nothing", "nobody", "none", "neither", "nor", "without", "tidak",
     "bukan", "belum", "jangan", "tanpa", "kurang", "tak",
 ];

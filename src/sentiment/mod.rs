@@ -6,6 +6,7 @@
 pub mod bert;
 pub mod cli;
 pub mod data;
+pub mod explain;
 pub mod features;
 pub mod hash;
 pub mod lang;

@@ -1,0 +1,90 @@
+//! Which words of a text moved its sentiment score: each whitespace-separated word is left out in
+//! turn and the rest re-scored. Works for any tier, because it only needs scores.
+
+use serde::Serialize;
+
+use super::{Lang, SentimentModel};
+
+/// How far leaving one word out moves the polarity score: `effect` is the score with the word
+/// minus the score without it, so a negative effect means the word pulled towards negative.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WordEffect {
+    pub word: String,
+    pub effect: f32,
+}
+
+/// Smallest move of the score that counts.
+const MIN_EFFECT: f32 = 0.01;
+
+/// The words of `text` whose absence moves its polarity score (`score`, of the whole text) by at
+/// least 0.01, largest move first. `rescore` gets every variant of `text` with one word left out,
+/// in word order, and returns their scores in the same order.
+pub fn word_effects<E>(
+    text: &str,
+    score: f32,
+    rescore: impl FnOnce(&[String]) -> Result<Vec<f32>, E>,
+) -> Result<Vec<WordEffect>, E> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let variants: Vec<String> = (0..words.len())
+        .map(|skip| {
+            let kept: Vec<&str> = (0..words.len())
+                .filter(|&k| k != skip)
+                .map(|k| words[k])
+                .collect();
+            kept.join(" ")
+        })
+        .collect();
+    let scores = rescore(&variants)?;
+    let mut effects: Vec<WordEffect> = words
+        .iter()
+        .zip(scores)
+        .map(|(w, s)| WordEffect {
+            word: (*w).to_string(),
+            effect: score - s,
+        })
+        .filter(|e| e.effect.abs() >= MIN_EFFECT)
+        .collect();
+    effects.sort_by(|a, b| b.effect.abs().total_cmp(&a.effect.abs()));
+    Ok(effects)
+}
+
+/// [`word_effects`] of `text` in `lang` under `model`.
+pub fn model_word_effects(model: &dyn SentimentModel, text: &str, lang: Lang) -> Vec<WordEffect> {
+    let score = model.classify(text, lang).score;
+    let rescore = |variants: &[String]| -> Result<Vec<f32>, std::convert::Infallible> {
+        Ok(variants
+            .iter()
+            .map(|v| model.classify(v, lang).score)
+            .collect())
+    };
+    match word_effects(text, score, rescore) {
+        Ok(effects) => effects,
+        Err(never) => match never {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sentiment::lexicon::LexiconModel;
+
+    #[test]
+    fn the_sentiment_word_has_the_largest_effect_with_its_sign() {
+        let bad = model_word_effects(&LexiconModel, "the delivery was awful today", Lang::En);
+        assert_eq!(bad[0].word, "awful", "{bad:?}");
+        assert!(bad[0].effect < 0.0, "{bad:?}");
+        let good = model_word_effects(&LexiconModel, "pelayanannya bagus sekali", Lang::Id);
+        assert_eq!(good[0].word, "bagus", "{good:?}");
+        assert!(good[0].effect > 0.0, "{good:?}");
+        // Words that change nothing are left out, and the list is ordered by size.
+        assert!(bad.iter().all(|e| e.word != "the"), "{bad:?}");
+        assert!(bad
+            .windows(2)
+            .all(|p| p[0].effect.abs() >= p[1].effect.abs()));
+    }
+
+    #[test]
+    fn an_empty_text_has_no_words() {
+        assert!(model_word_effects(&LexiconModel, "  ", Lang::En).is_empty());
+    }
+}
