@@ -1,9 +1,7 @@
 //! The per-mention rule: a negative comment about a tracked query.
 
-use crate::enrich::stopwords::is_stop_word;
+use crate::enrich::stopwords::names_a_reason;
 use crate::sentiment::explain::WordEffect;
-use crate::sentiment::features::NEGATORS;
-use crate::sentiment::normalize;
 use chrono::Utc;
 use serde::Deserialize;
 
@@ -28,6 +26,10 @@ pub struct NegativeCommentConfig {
     pub engagement_bump: u64,
     /// Words that raise the severity one level (matched on the normalised text, whole words).
     pub crisis_terms: Vec<String>,
+    /// How many of the words that made the mention negative the `why` names (0: none, and they
+    /// are not computed). Finding them re-scores the mention once per content word, only for
+    /// mentions that alert.
+    pub explain_words: usize,
 }
 
 impl Default for NegativeCommentConfig {
@@ -46,17 +48,15 @@ impl Default for NegativeCommentConfig {
             .into_iter()
             .map(String::from)
             .collect(),
+            explain_words: 3,
         }
     }
 }
 
-/// Most words named in a negative-comment alert's `why`.
-pub const NEGATIVE_WORDS: usize = 3;
-
 /// The negative-comment alert for `e`, if it is one: negative, confident enough, and matching at
 /// least one tracked query (one alert per mention, naming the first query it matches).
 ///
-/// `effects` is called only when the alert fires. It gives the leave-one-word-out effects of the
+/// `effects` is called only when the alert fires and `config.explain_words` is not 0. It gives the leave-one-word-out effects of the
 /// mention's words on its score ([`crate::sentiment::explain`]); the words that pulled it
 /// towards negative lead the `why`, so whoever answers sees at a glance what the complaint is
 /// about, or that the alert is a false alarm.
@@ -79,8 +79,12 @@ pub fn negative_comment(
     } else {
         Severity::Low
     };
-    let effects = effects();
-    let words = negative_words(&effects, NEGATIVE_WORDS);
+    let effects = if config.explain_words > 0 {
+        effects()
+    } else {
+        Vec::new()
+    };
+    let words = negative_words(&effects, config.explain_words);
     let because = if words.is_empty() {
         String::new()
     } else {
@@ -150,21 +154,16 @@ pub fn negative_comment(
 
 /// The words that pulled a mention towards negative, the strongest first, at most `max`
 /// (trailing punctuation dropped). Words with a positive effect are not listed, nor function
-/// words other than negations: with several complaint words in a post, leaving one out barely
-/// moves a saturated score, and `ini` or `with` would otherwise lead the list.
+/// words other than negations ([`names_a_reason`]): with several complaint words in a post,
+/// leaving one out barely moves a saturated score, and `ini` or `with` would otherwise lead the
+/// list.
 fn negative_words(effects: &[WordEffect], max: usize) -> Vec<&str> {
     effects
         .iter()
-        .filter(|e| e.effect < 0.0)
+        .filter(|e| e.effect < 0.0 && names_a_reason(&e.word))
         .map(|e| e.word.trim_end_matches([',', '.', '!', '?', ';', ':']))
-        .filter(|w| !w.is_empty() && (!is_stop_word(&w.to_lowercase()) || is_negation(w)))
         .take(max)
         .collect()
-}
-
-/// Whether `word` negates (`not`, `gak`, `don't`, `tdk`...), after normalisation.
-fn is_negation(word: &str) -> bool {
-    normalize(word).split(' ').any(|t| NEGATORS.contains(&t))
 }
 
 fn capitalise(s: &str) -> String {
@@ -246,6 +245,8 @@ mod tests {
                 &LexiconModel,
                 &e.mention.text,
                 crate::sentiment::Lang::En,
+                names_a_reason,
+                16,
             )
         };
         let score = format!(
@@ -256,6 +257,20 @@ mod tests {
         assert!(
             a.why
                 .starts_with(&format!("Negative because of awful {score}: x mention")),
+            "{}",
+            a.why
+        );
+        // With `explain_words = 0` nothing is computed or named.
+        let off = NegativeCommentConfig {
+            explain_words: 0,
+            ..NegativeCommentConfig::default()
+        };
+        let a = negative_comment(&e, &off, || -> Vec<WordEffect> {
+            panic!("not computed when off")
+        })
+        .unwrap();
+        assert!(
+            a.why.starts_with(&format!("Negative {score}: x mention")),
             "{}",
             a.why
         );

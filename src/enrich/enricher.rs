@@ -12,9 +12,13 @@ use crate::trends::{bigrams, handle_term, hashtag_term, query_negative_term, que
 
 use super::cascade::Cascade;
 use super::extract::{extract, keywords};
+use super::stopwords::names_a_reason;
 
 /// Most keywords kept per mention.
 const MAX_KEYWORDS: usize = 12;
+/// Most words of a mention left out in turn to explain its sentiment (each costs one more
+/// classification, paid only by mentions that raise a negative-comment alert).
+pub const EXPLAINED_WORDS: usize = 16;
 
 /// Enriches mentions with a shared sentiment model. Cheap to clone.
 #[derive(Clone)]
@@ -47,8 +51,9 @@ impl Enricher {
         self.cascade.as_deref()
     }
 
-    /// The leave-one-word-out effects of `e`'s words on its score under the fast tier, the
-    /// largest first; empty when the transformer decided `e`, whose reading they would not
+    /// The leave-one-word-out effects on `e`'s score under the fast tier of its first
+    /// [`EXPLAINED_WORDS`] words that can name a reason (not function words, except negations),
+    /// the largest first; empty when the transformer decided `e`, whose reading they would not
     /// explain.
     pub fn word_effects(&self, e: &EnrichedMention) -> Vec<WordEffect> {
         if e.cascade.as_ref().is_some_and(|c| c.tier != "fast") {
@@ -58,6 +63,8 @@ impl Enricher {
             self.model.as_ref(),
             &e.mention.text,
             Lang::from_hint(&e.lang),
+            names_a_reason,
+            EXPLAINED_WORDS,
         )
     }
 

@@ -25,3 +25,39 @@ static STOP: LazyLock<HashSet<&'static str>> =
 pub fn is_stop_word(word: &str) -> bool {
     STOP.contains(word)
 }
+
+/// Whether `word` (as written in a post) can name a reason: not empty after trailing
+/// punctuation, and not a function word unless it negates (`not`, `gak`, `don't`, `tdk`...,
+/// after normalisation).
+pub fn names_a_reason(word: &str) -> bool {
+    let w = word.trim_end_matches([',', '.', '!', '?', ';', ':']);
+    !w.is_empty()
+        && (!is_stop_word(&w.to_lowercase())
+            || crate::sentiment::normalize(w)
+                .split(' ')
+                .any(|t| crate::sentiment::features::NEGATORS.contains(&t)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_words_and_negations_name_reasons() {
+        for w in [
+            "hilang",
+            "Terrible",
+            "error,",
+            "gak",
+            "don't",
+            "tdk",
+            "#NusaPayDown",
+            "😭",
+        ] {
+            assert!(names_a_reason(w), "{w}");
+        }
+        for w in ["ini?", "With", "the", "yang", "...", ""] {
+            assert!(!names_a_reason(w), "{w}");
+        }
+    }
+}

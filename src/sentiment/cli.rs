@@ -680,13 +680,19 @@ pub fn explain(
     lang: Lang,
     score: f32,
 ) -> anyhow::Result<Vec<WordEffect>> {
-    word_effects(text, score, |variants| {
-        let items: Vec<(&str, Lang)> = variants.iter().map(|v| (v.as_str(), lang)).collect();
-        Ok(decide(&items, route)?
-            .into_iter()
-            .map(|(s, _)| s.score)
-            .collect())
-    })
+    word_effects(
+        text,
+        score,
+        |_| true,
+        usize::MAX,
+        |variants| {
+            let items: Vec<(&str, Lang)> = variants.iter().map(|v| (v.as_str(), lang)).collect();
+            Ok(decide(&items, route)?
+                .into_iter()
+                .map(|(s, _)| s.score)
+                .collect())
+        },
+    )
 }
 
 /// The texts `gema classify` reads: its arguments, else stdin (plain lines, or JSON lines with

@@ -17,16 +17,24 @@ pub struct WordEffect {
 const MIN_EFFECT: f32 = 0.01;
 
 /// The words of `text` whose absence moves its polarity score (`score`, of the whole text) by at
-/// least 0.01, largest move first. `rescore` gets every variant of `text` with one word left out,
-/// in word order, and returns their scores in the same order.
+/// least 0.01, largest move first. Only the first `max` words that `candidate` accepts are tried.
+/// `rescore` gets those variants of `text` with one word left out, in word order, and returns
+/// their scores in the same order.
 pub fn word_effects<E>(
     text: &str,
     score: f32,
+    candidate: impl Fn(&str) -> bool,
+    max: usize,
     rescore: impl FnOnce(&[String]) -> Result<Vec<f32>, E>,
 ) -> Result<Vec<WordEffect>, E> {
     let words: Vec<&str> = text.split_whitespace().collect();
-    let variants: Vec<String> = (0..words.len())
-        .map(|skip| {
+    let tried: Vec<usize> = (0..words.len())
+        .filter(|&k| candidate(words[k]))
+        .take(max)
+        .collect();
+    let variants: Vec<String> = tried
+        .iter()
+        .map(|&skip| {
             let kept: Vec<&str> = (0..words.len())
                 .filter(|&k| k != skip)
                 .map(|k| words[k])
@@ -35,11 +43,11 @@ pub fn word_effects<E>(
         })
         .collect();
     let scores = rescore(&variants)?;
-    let mut effects: Vec<WordEffect> = words
+    let mut effects: Vec<WordEffect> = tried
         .iter()
         .zip(scores)
-        .map(|(w, s)| WordEffect {
-            word: (*w).to_string(),
+        .map(|(&k, s)| WordEffect {
+            word: words[k].to_string(),
             effect: score - s,
         })
         .filter(|e| e.effect.abs() >= MIN_EFFECT)
@@ -48,8 +56,15 @@ pub fn word_effects<E>(
     Ok(effects)
 }
 
-/// [`word_effects`] of `text` in `lang` under `model`.
-pub fn model_word_effects(model: &dyn SentimentModel, text: &str, lang: Lang) -> Vec<WordEffect> {
+/// [`word_effects`] of `text` in `lang` under `model`, trying the first `max` words that
+/// `candidate` accepts.
+pub fn model_word_effects(
+    model: &dyn SentimentModel,
+    text: &str,
+    lang: Lang,
+    candidate: impl Fn(&str) -> bool,
+    max: usize,
+) -> Vec<WordEffect> {
     let score = model.classify(text, lang).score;
     let rescore = |variants: &[String]| -> Result<Vec<f32>, std::convert::Infallible> {
         Ok(variants
@@ -57,7 +72,7 @@ pub fn model_word_effects(model: &dyn SentimentModel, text: &str, lang: Lang) ->
             .map(|v| model.classify(v, lang).score)
             .collect())
     };
-    match word_effects(text, score, rescore) {
+    match word_effects(text, score, candidate, max, rescore) {
         Ok(effects) => effects,
         Err(never) => match never {},
     }
@@ -70,10 +85,23 @@ mod tests {
 
     #[test]
     fn the_sentiment_word_has_the_largest_effect_with_its_sign() {
-        let bad = model_word_effects(&LexiconModel, "the delivery was awful today", Lang::En);
+        let all = |_: &str| true;
+        let bad = model_word_effects(
+            &LexiconModel,
+            "the delivery was awful today",
+            Lang::En,
+            all,
+            usize::MAX,
+        );
         assert_eq!(bad[0].word, "awful", "{bad:?}");
         assert!(bad[0].effect < 0.0, "{bad:?}");
-        let good = model_word_effects(&LexiconModel, "pelayanannya bagus sekali", Lang::Id);
+        let good = model_word_effects(
+            &LexiconModel,
+            "pelayanannya bagus sekali",
+            Lang::Id,
+            all,
+            usize::MAX,
+        );
         assert_eq!(good[0].word, "bagus", "{good:?}");
         assert!(good[0].effect > 0.0, "{good:?}");
         // Words that change nothing are left out, and the list is ordered by size.
@@ -85,6 +113,15 @@ mod tests {
 
     #[test]
     fn an_empty_text_has_no_words() {
-        assert!(model_word_effects(&LexiconModel, "  ", Lang::En).is_empty());
+        assert!(model_word_effects(&LexiconModel, "  ", Lang::En, |_| true, 9).is_empty());
+    }
+
+    #[test]
+    fn only_the_first_accepted_words_are_tried() {
+        let text = "awful awful service, truly awful";
+        let not_service = |w: &str| !w.starts_with("service");
+        let effects = model_word_effects(&LexiconModel, text, Lang::En, not_service, 2);
+        assert_eq!(effects.len(), 2, "{effects:?}");
+        assert!(effects.iter().all(|e| e.word == "awful"), "{effects:?}");
     }
 }
