@@ -152,6 +152,55 @@ fn eval_reports_each_tier_and_its_gain_over_the_fast_tier_with_an_interval() {
 }
 
 #[test]
+fn classify_with_the_transformer_says_which_tier_decided_and_explains_along_it() {
+    let classify = |args: &[&str]| -> Vec<serde_json::Value> {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gema"))
+            .args(["classify", "--json", "--explain", "--model"])
+            .arg(root().join(DEFAULT_MODEL_PATH))
+            .arg("--head")
+            .arg(root().join(DEFAULT_HEAD_PATH))
+            .arg("--bert-model-dir")
+            .arg(model_dir())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let texts = [
+        "worst customer service ever, still no refund after 3 weeks",
+        "pelayanannya lambat sekali, kecewa",
+        "Das ist ein schönes Haus",
+    ];
+    // Every English text goes to the transformer with `--tier bert`; Indonesian stays fast
+    // (the committed head decides English), another language is unscored.
+    let rows = classify(&[&["--tier", "bert"][..], &texts[..]].concat());
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["by_transformer"], true, "{}", rows[0]);
+    assert_eq!(rows[0]["label"], "negative", "{}", rows[0]);
+    assert!(
+        !rows[0]["words"].as_array().unwrap().is_empty(),
+        "{}",
+        rows[0]
+    );
+    assert_eq!(rows[1]["by_transformer"], false, "{}", rows[1]);
+    assert_eq!(rows[1]["label"], "negative", "{}", rows[1]);
+    assert_eq!(rows[2]["label"], "unscored", "{}", rows[2]);
+    assert!(rows[2].get("words").is_none(), "{}", rows[2]);
+    // The cascade leaves a text the fast tier is sure of with the fast tier.
+    let rows = classify(&["--tier", "cascade", "--threshold", "0.01", texts[0]]);
+    assert_eq!(rows[0]["by_transformer"], false, "{}", rows[0]);
+    assert_eq!(rows[0]["tier"], "cascade", "{}", rows[0]);
+}
+
+#[test]
 fn finetuned_blocks_train_save_load_and_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
