@@ -111,28 +111,36 @@ fn write_rows(path: &Path, n: usize) {
     std::fs::write(path, out).unwrap();
 }
 
+/// Runs `gema <command> --model … --head … --bert-model-dir … <rest>` with the committed fast
+/// model and head, asserts it succeeded and returns its stdout.
+fn with_committed_tiers(command: &[&str], rest: &[&std::ffi::OsStr]) -> Vec<u8> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gema"))
+        .args(command)
+        .arg("--model")
+        .arg(root().join(DEFAULT_MODEL_PATH))
+        .arg("--head")
+        .arg(root().join(DEFAULT_HEAD_PATH))
+        .arg("--bert-model-dir")
+        .arg(model_dir())
+        .args(rest)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 #[test]
 fn eval_reports_each_tier_and_its_gain_over_the_fast_tier_with_an_interval() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("en-toy.jsonl");
     write_rows(&file, 30);
     let eval = |tier: &str| -> serde_json::Value {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gema"))
-            .args(["eval", "--json", "--tier", tier, "--model"])
-            .arg(root().join(DEFAULT_MODEL_PATH))
-            .arg("--head")
-            .arg(root().join(DEFAULT_HEAD_PATH))
-            .arg("--bert-model-dir")
-            .arg(model_dir())
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        let out = with_committed_tiers(&["eval", "--json", "--tier", tier], &[file.as_os_str()]);
+        serde_json::from_slice(&out).unwrap()
     };
     let (bert, cascade) = (eval("bert"), eval("cascade"));
     assert_eq!(bert["tier"], "bert");
@@ -154,22 +162,9 @@ fn eval_reports_each_tier_and_its_gain_over_the_fast_tier_with_an_interval() {
 #[test]
 fn classify_with_the_transformer_says_which_tier_decided_and_explains_along_it() {
     let classify = |args: &[&str]| -> Vec<serde_json::Value> {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gema"))
-            .args(["classify", "--json", "--explain", "--model"])
-            .arg(root().join(DEFAULT_MODEL_PATH))
-            .arg("--head")
-            .arg(root().join(DEFAULT_HEAD_PATH))
-            .arg("--bert-model-dir")
-            .arg(model_dir())
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
+        let rest: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+        let out = with_committed_tiers(&["classify", "--json", "--explain"], &rest);
+        String::from_utf8_lossy(&out)
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
