@@ -69,6 +69,15 @@ async fn auth_is_required_on_api_feed_and_dashboard() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+    let r = s
+        .http
+        .post(format!("{}/api/classify", s.url))
+        .header("content-type", "application/json")
+        .body(r#"{"texts": ["hello"]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
     // Health needs no token and says nothing about the data.
     let r = s
         .http
@@ -582,6 +591,61 @@ fn serve_refuses_to_start_without_a_token_unless_told_to() {
     assert!(help.contains("--insecure-no-auth") && help.contains("GEMA_API_TOKEN"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classify_answers_as_the_enrich_stage_and_names_the_words() {
+    let s = Server::start("serve-classify", false).await;
+    let body = serde_json::json!({
+        "texts": ["awful customer service", "Pelayanannya cepat, mantap", "Das ist ein Haus"],
+        "explain": true,
+    });
+    let (status, v) = s.post_json("/api/classify", &body).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v["model"].as_str().unwrap().starts_with("fast"), "{v}");
+    let got = items(&v);
+    assert_eq!(got.len(), 3);
+    assert_eq!(
+        (&got[0]["lang"], &got[0]["label"]),
+        (&"en".into(), &"negative".into())
+    );
+    assert_eq!(got[0]["words"][0]["word"], "awful", "{v}");
+    assert!(got[0]["words"][0]["effect"].as_f64().unwrap() < 0.0, "{v}");
+    assert_eq!(
+        (&got[1]["lang"], &got[1]["label"]),
+        (&"id".into(), &"positive".into())
+    );
+    assert_eq!(
+        (&got[2]["label"], &got[2]["confidence"]),
+        (&"unscored".into(), &0.0.into())
+    );
+    assert!(got[2].get("words").is_none(), "{v}");
+    // Without `explain` there are no words.
+    let (_, v) = s
+        .post_json(
+            "/api/classify",
+            &serde_json::json!({"texts": ["great app"]}),
+        )
+        .await;
+    assert!(items(&v)[0].get("words").is_none(), "{v}");
+    // Bad bodies name the problem.
+    let too_many: Vec<&str> = vec!["x"; 101];
+    let long = "a".repeat(2001);
+    for (bad, says) in [
+        (serde_json::json!({"texts": []}), "texts: 1 to 100"),
+        (serde_json::json!({"texts": too_many}), "got 101"),
+        (
+            serde_json::json!({"texts": ["ok", long]}),
+            "texts[1]: longer than 2000",
+        ),
+        (serde_json::json!({"text": "ok"}), "unknown field"),
+        (serde_json::json!({"texts": "ok"}), "body:"),
+    ] {
+        let (status, v) = s.post_json("/api/classify", &bad).await;
+        assert_eq!(status, 400, "{bad}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(says), "{bad}: {v}");
+    }
+    s.stop().await;
+}
+
 #[test]
 fn openapi_describes_every_route() {
     let spec = include_str!("../schemas/openapi.yaml");
@@ -599,6 +663,7 @@ fn openapi_describes_every_route() {
         "/api/alerts/{id}/{action}:",
         "/api/feed:",
         "/api/feed/mentions:",
+        "/api/classify:",
     ] {
         assert!(
             spec.contains(&format!("  {path}\n")),

@@ -67,6 +67,9 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
         ),
     };
 
+    // `/api/classify` asks the enrich stage's model: a missing or corrupt file stops start-up.
+    let classifier = super::stages::sentiment_model(config)?;
+
     let stages: Vec<Stage> = Stage::ALL
         .into_iter()
         .filter(|s| args.stages.iter().any(|n| n == s.name()))
@@ -118,6 +121,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
         feed: feed.clone(),
         mention_feed: mention_feed.clone(),
         metrics,
+        classifier,
         counters: Counters::default(),
     });
     let stop_feed = {

@@ -10,6 +10,7 @@ use gema::kafka::{topics::ensure_topics, Topics};
 use gema::metrics::Metrics;
 use gema::pipeline::{self, Deps, Stage};
 use gema::sentiment::lexicon::LexiconModel;
+use gema::sentiment::SentimentModel;
 use gema::store::{self, migrate::migrate as apply_migrations};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -41,19 +42,33 @@ impl RunArgs {
     }
 }
 
+/// Loads the fast sentiment model at `path` (`enrich.sentiment_model`), naming the setting and
+/// the path when it cannot.
+fn load_fast(path: &str) -> anyhow::Result<gema::sentiment::FastModel> {
+    gema::sentiment::load_model(std::path::Path::new(path)).with_context(|| {
+        format!(
+            "loading the sentiment model (enrich.sentiment_model / GEMA_SENTIMENT_MODEL = {path:?}; \
+             run from the repository root, point it at the file, or use \"builtin\")"
+        )
+    })
+}
+
+/// The sentiment model named in the config, for `gema serve`'s `/api/classify`: the fast tier
+/// (or the built-in lexicon), without the transformer.
+pub fn sentiment_model(config: &Config) -> anyhow::Result<Arc<dyn SentimentModel>> {
+    Ok(match config.enrich.sentiment_model.as_str() {
+        "builtin" => Arc::new(LexiconModel),
+        path => Arc::new(load_fast(path)?),
+    })
+}
+
 /// Loads the sentiment model named in the config once and compiles the tracked queries, failing
 /// fast with the path or the query's error position.
 pub fn enricher(config: &Config) -> anyhow::Result<Enricher> {
     let base = match config.enrich.sentiment_model.as_str() {
         "builtin" => Enricher::new(Arc::new(LexiconModel)),
         path => {
-            let model = gema::sentiment::load_model(std::path::Path::new(path)).with_context(|| {
-                format!(
-                    "loading the sentiment model (enrich.sentiment_model / GEMA_SENTIMENT_MODEL = {path:?}; \
-                     run from the repository root, point it at the file, or use \"builtin\")"
-                )
-            })?;
-            let model = Arc::new(model);
+            let model = Arc::new(load_fast(path)?);
             let enricher = Enricher::new(model.clone());
             if config.enrich.cascade.enabled {
                 let cascade = Cascade::start(&config.enrich.cascade, model)

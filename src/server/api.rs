@@ -4,20 +4,21 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::error::ApiError;
 use super::params::Params;
 use super::AppState;
 use crate::query::{alerts, mentions, timeline, trends};
-use crate::sentiment::Label;
+use crate::sentiment::explain::model_word_effects;
+use crate::sentiment::{lang, Label};
 
 /// Deepest `offset` of a mention search: pages are fetched as `offset + limit` rows.
 pub const MAX_OFFSET: u64 = 10_000;
@@ -333,6 +334,78 @@ pub async fn alert_action(
     }
     tracing::info!(alert_id = %id, status, "Alert status changed");
     Ok(Json(json!({ "id": id, "status": status })))
+}
+
+/// Most texts in one `POST /api/classify`.
+pub const MAX_CLASSIFY_TEXTS: usize = 100;
+/// Longest text `POST /api/classify` takes, in characters.
+pub const MAX_CLASSIFY_CHARS: usize = 2_000;
+
+/// The body of `POST /api/classify`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifyRequest {
+    texts: Vec<String>,
+    /// Also return each word's effect on the score (left out in turn, the rest re-scored).
+    #[serde(default)]
+    explain: bool,
+    /// A language hint for every text, as a connector gives one: it decides only when language
+    /// detection has no evidence either way.
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+/// `POST /api/classify`: what the enrich stage's sentiment model says about each text (language,
+/// label, score, confidence) and, with `explain`, which words moved the score.
+pub async fn classify(
+    State(st): State<Arc<AppState>>,
+    body: Result<Json<ClassifyRequest>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::BadRequest(format!("body: {}", e.body_text())))?;
+    if req.texts.is_empty() || req.texts.len() > MAX_CLASSIFY_TEXTS {
+        return Err(ApiError::BadRequest(format!(
+            "texts: 1 to {MAX_CLASSIFY_TEXTS} strings, got {}",
+            req.texts.len()
+        )));
+    }
+    if let Some(i) = req
+        .texts
+        .iter()
+        .position(|t| t.chars().count() > MAX_CLASSIFY_CHARS)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "texts[{i}]: longer than {MAX_CLASSIFY_CHARS} characters"
+        )));
+    }
+    let model = st.classifier.clone();
+    let items = tokio::task::spawn_blocking(move || {
+        req.texts
+            .iter()
+            .map(|text| {
+                let (lang, lang_confidence) = lang::resolve(text, req.lang.as_deref());
+                let s = model.classify(text, lang);
+                let mut item = json!({
+                    "text": text,
+                    "lang": lang.as_str(),
+                    "lang_confidence": lang_confidence,
+                    "label": s.label.as_str(),
+                    "score": s.score,
+                    "confidence": s.confidence,
+                });
+                if req.explain && s.label != Label::Unscored {
+                    let words =
+                        model_word_effects(model.as_ref(), text, lang, |_| true, usize::MAX);
+                    item["words"] = json!(words);
+                }
+                item
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| ApiError::BadRequest(format!("classification failed: {e}")))?;
+    Ok(Json(
+        json!({ "model": st.classifier.name(), "items": items }),
+    ))
 }
 
 /// `GET /api/feed`: the live alert feed (Server-Sent Events, event `alert`, data = alert JSON).

@@ -1,5 +1,5 @@
 // Loads the gema dashboard in headless chromium, waits for a negative-mention alert to appear in
-// the live feed, acknowledges it, checks the API agrees, and saves a screenshot.
+// the live feed, acknowledges it, checks the API agrees, tries a post, and saves a screenshot.
 // Env: GEMA_URL (http://127.0.0.1:PORT), GEMA_API_TOKEN, ALERT_TEXT (text of the mention that
 // must alert), SCREENSHOT (PNG path), READY_FILE (written once the page shows "live").
 import { chromium } from "playwright-core";
@@ -50,6 +50,9 @@ try {
   console.log("alert appeared in the live feed: severity " + severity);
   const link = await item.locator("a").getAttribute("href");
   if (!/^https:\/\//.test(link || "")) fail("alert has no link: " + link);
+  const why = await item.locator(".why").textContent();
+  if (!why.startsWith("Negative because of ")) fail("the alert does not say why: " + why);
+  console.log("the alert says why: " + why.slice(0, 60));
 
   await item.locator("button.ack").click();
   await page.waitForFunction(
@@ -80,6 +83,13 @@ try {
   const cell = await page.locator("#mentions tbody tr", { hasText: alertText }).first().textContent();
   if (!/conf 0\.(5|6|7|8|9)\d|conf 1\.00/.test(cell)) fail("no confidence >= 0.5 shown: " + cell);
   console.log("confidence filter keeps it: " + cell.slice(0, 80));
+  // "Try a post": the model's verdict on a pasted complaint, with the word that drove it.
+  await page.fill("#try textarea", "awful customer service");
+  await page.click("#try button[type=submit]");
+  await page.locator("#try-result strong", { hasText: "negative" }).waitFor({ timeout: 15000 });
+  const top = await page.locator("#try-words li").first().textContent();
+  if (!top.startsWith("awful -")) fail("the top word is not awful pulling negative: " + top);
+  console.log("try a post: negative because of " + top);
   await page.screenshot({ path: screenshot, fullPage: true });
   console.log("screenshot: " + screenshot);
   if (errors.length) fail("page errors: " + errors.join("; "));

@@ -286,6 +286,13 @@ impl Server {
             feed: feed.clone(),
             mention_feed: mention_feed.clone(),
             metrics: Arc::new(Metrics::default()),
+            classifier: Arc::new(
+                gema::sentiment::load_model(std::path::Path::new(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/models/sentiment-fast.bin"
+                )))
+                .unwrap(),
+            ),
             counters: Counters::default(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -319,6 +326,16 @@ impl Server {
 
     pub async fn post(&self, path: &str) -> (u16, Value) {
         Self::send(self.http.post(format!("{}{path}", self.url))).await
+    }
+
+    /// POST a JSON body with the token.
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let req = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        Self::send(req).await
     }
 
     /// Sends with the token; status and JSON body (Null when not JSON).

@@ -46,13 +46,13 @@ function renderAlert(a, status) {
   li.append(el("div", { class: "meta" },
     a.kind.replace("_", " "), " · ", fmtTime(a.detected_at),
     a.count > 1 ? " · " + a.count + " mentions" : ""));
+  // Why it fired: for a negative comment, the words that made the mention negative first.
+  li.append(el("div", { class: "why" }, a.why));
   if (s) {
     li.append(el("div", { class: "meta" }, "@" + s.author_handle + " (" + s.author_followers + " followers)"));
     li.append(el("div", { class: "text" }, s.text));
     const url = safeUrl(s.url);
     if (url) li.append(el("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, "open"));
-  } else {
-    li.append(el("div", { class: "text" }, a.why));
   }
   const btn = el("button", { class: "ack" }, status === "acknowledged" ? "acknowledged" : "Acknowledge");
   if (status === "acknowledged" || status === "resolved") {
@@ -234,6 +234,35 @@ async function search(offset) {
   }
 }
 
+// ---- try a post ----
+async function tryPost(ev) {
+  ev.preventDefault();
+  const text = new FormData($("#try")).get("text").trim();
+  const out = $("#try-result");
+  if (!text) return;
+  try {
+    const r = await api("/api/classify", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ texts: [text], explain: true }),
+    });
+    const v = r.items[0];
+    const cls = v.label === "negative" ? "neg" : v.label === "positive" ? "pos" : "";
+    const head = el("p", {}, el("strong", { class: cls }, v.label),
+      " score " + v.score.toFixed(2) + ", confidence " + v.confidence.toFixed(2) +
+      ", language " + v.lang + " (" + r.model + ")");
+    const words = (v.words || []).slice(0, 8).map((w) =>
+      el("li", { class: w.effect < 0 ? "neg" : "pos" }, w.word + " " + (w.effect > 0 ? "+" : "") + w.effect.toFixed(2)));
+    const why = words.length
+      ? [el("p", { class: "meta" }, "Each word left out in turn: how far the score moves without it."), el("ul", { id: "try-words" }, ...words)]
+      : [el("p", { class: "meta" }, v.label === "unscored" ? "Not English or Indonesian: never a guess." : "No single word moves the score.")];
+    out.replaceChildren(head, ...why);
+  } catch (e) {
+    out.replaceChildren(el("p", {}, "error: " + e.message));
+  }
+}
+
+$("#try").addEventListener("submit", tryPost);
 $("#search").addEventListener("submit", (ev) => { ev.preventDefault(); search(0); });
 $("#more").addEventListener("click", () => search(nextOffset));
 $("#timeline-query").addEventListener("change", loadTimeline);
