@@ -45,6 +45,17 @@ fn a_missing_sentiment_model_stops_the_enrich_stage_with_the_path() {
 }
 
 #[test]
+fn a_missing_sentiment_model_stops_serve_with_the_path() {
+    let (ok, err) = gema(
+        "",
+        &["serve", "--insecure-no-auth", "--listen", "127.0.0.1:0"],
+        &[("GEMA_SENTIMENT_MODEL", "/nonexistent/model.bin")],
+    );
+    assert!(!ok);
+    assert!(err.contains("/nonexistent/model.bin"), "{err}");
+}
+
+#[test]
 fn a_corrupt_sentiment_model_stops_the_enrich_stage_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("model.bin");
