@@ -340,6 +340,9 @@ pub async fn alert_action(
 pub const MAX_CLASSIFY_TEXTS: usize = 100;
 /// Longest text `POST /api/classify` takes, in characters.
 pub const MAX_CLASSIFY_CHARS: usize = 2_000;
+/// Most words of one text `POST /api/classify` leaves out in turn (each costs one more
+/// classification), so that one request stays cheap.
+pub const MAX_EXPLAINED_WORDS: usize = 64;
 
 /// The body of `POST /api/classify`.
 #[derive(Debug, Deserialize)]
@@ -393,8 +396,13 @@ pub async fn classify(
                     "confidence": s.confidence,
                 });
                 if req.explain && s.label != Label::Unscored {
-                    let words =
-                        model_word_effects(model.as_ref(), text, lang, |_| true, usize::MAX);
+                    let words = model_word_effects(
+                        model.as_ref(),
+                        text,
+                        lang,
+                        |_| true,
+                        MAX_EXPLAINED_WORDS,
+                    );
                     item["words"] = json!(words);
                 }
                 item
