@@ -78,6 +78,15 @@ async fn auth_is_required_on_api_feed_and_dashboard() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+    let r = s
+        .http
+        .post(format!("{}/api/ingest", s.url))
+        .header("content-type", "application/json")
+        .body(r#"{"id": "1"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
     // Health needs no token and says nothing about the data.
     let r = s
         .http
@@ -646,6 +655,92 @@ async fn classify_answers_as_the_enrich_stage_and_names_the_words() {
     s.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_sends_mentions_through_the_pipeline_and_dead_letters_the_malformed() {
+    let s = Server::start("serve-ingest", true).await;
+    let stages = common::Stages::start(&s.env, &s.store);
+    let now = Utc::now().to_rfc3339();
+    let mention = |id: &str, text: &str| {
+        serde_json::json!({
+            "id": id, "platform": "webhook", "text": text, "created_at": now,
+            "author": {"id": format!("a-{id}"), "handle": format!("h{id}")},
+        })
+    };
+    let mut no_text = mention("wh-3", "x");
+    no_text.as_object_mut().unwrap().remove("text");
+    let body = serde_json::json!([
+        mention("wh-1", "NusaPay app error lagi, saldo hilang"),
+        mention("wh-2", "KopiKita enak banget"),
+        no_text,
+    ]);
+    let (status, v) = s.post_json("/api/ingest", &body).await;
+    assert_eq!(status, 202, "{v}");
+    assert_eq!((&v["sent"], &v["accepted"]), (&3.into(), &2.into()), "{v}");
+    assert_eq!(v["malformed"][0]["index"], 2, "{v}");
+    assert_eq!(v["malformed"][0]["reason"], "schema", "{v}");
+    assert!(
+        v["malformed"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("text"),
+        "{v}"
+    );
+    // One object is one mention.
+    let (status, v) = s
+        .post_json("/api/ingest", &mention("wh-4", "biasa aja"))
+        .await;
+    assert_eq!((status, &v["accepted"]), (202, &1.into()), "{v}");
+    // A body that is not a mention or a list of them is refused, and nothing is sent.
+    for (bad, says) in [
+        (serde_json::json!("text"), "a mention object or an array"),
+        (serde_json::json!([]), "1 to 1000 mentions, got 0"),
+    ] {
+        let (status, v) = s.post_json("/api/ingest", &bad).await;
+        assert_eq!(status, 400, "{bad}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(says), "{bad}: {v}");
+    }
+    let r = s
+        .http
+        .post(format!("{}/api/ingest", s.url))
+        .bearer_auth(TOKEN)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // The valid ones are enriched and stored; the malformed one is dead-lettered with its reason.
+    s.env.wait_drained(Duration::from_secs(60)).await;
+    let stored: u64 = s
+        .store
+        .client
+        .query("SELECT count() FROM mentions FINAL WHERE key IN ('webhook:wh-1', 'webhook:wh-2', 'webhook:wh-4')")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(stored, 3);
+    let dead = s.env.dead_letters();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].dead_letter.as_ref().unwrap().reason, "schema");
+    assert!(dead[0].original.contains("wh-3"), "{:?}", dead[0]);
+    stages.stop().await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_without_kafka_answers_503() {
+    let s = Server::start("serve-ingest-off", false).await;
+    let (status, v) = s
+        .post_json("/api/ingest", &serde_json::json!({"id": "1"}))
+        .await;
+    assert_eq!(status, 503, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("ingest is off"),
+        "{v}"
+    );
+    s.stop().await;
+}
+
 #[test]
 fn openapi_describes_every_route() {
     let spec = include_str!("../schemas/openapi.yaml");
@@ -664,6 +759,7 @@ fn openapi_describes_every_route() {
         "/api/feed:",
         "/api/feed/mentions:",
         "/api/classify:",
+        "/api/ingest:",
     ] {
         assert!(
             spec.contains(&format!("  {path}\n")),

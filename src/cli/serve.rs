@@ -93,6 +93,13 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
     let feed = Arc::new(Feed::new(server.feed_ring_capacity));
     let mention_feed = Arc::new(Feed::new(server.feed_ring_capacity));
     let topics = Topics::new(&config.kafka.topic_prefix);
+    // The webhook connector (`POST /api/ingest`) writes to the raw topic.
+    let ingest = gema::server::ingest::Ingest::new(&config.kafka, &topics).with_context(|| {
+        format!(
+            "a Kafka producer for {} (/api/ingest)",
+            config.kafka.brokers
+        )
+    })?;
     for (kind, topic, f) in [
         (FeedKind::Alerts, &topics.alerts, &feed),
         (FeedKind::NegativeMentions, &topics.enriched, &mention_feed),
@@ -121,6 +128,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
         feed: feed.clone(),
         mention_feed: mention_feed.clone(),
         metrics,
+        ingest: Some(Arc::new(ingest)),
         classifier,
         counters: Counters::default(),
     });

@@ -88,6 +88,8 @@ pub struct AppState {
     pub mention_feed: Arc<Feed>,
     /// The counters of the stages running in this process (if any).
     pub metrics: Arc<Metrics>,
+    /// The webhook connector's producer (`/api/ingest`); `None`: ingest answers 503.
+    pub ingest: Option<Arc<super::ingest::Ingest>>,
     /// The sentiment model `/api/classify` asks (`enrich.sentiment_model`, the fast tier).
     pub classifier: Arc<dyn crate::sentiment::SentimentModel>,
     pub counters: Counters,
@@ -162,6 +164,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/alerts", get(api::alerts_list))
         .route("/api/alerts/{id}/{action}", post(api::alert_action))
         .route("/api/classify", post(api::classify))
+        .route("/api/ingest", post(super::ingest::ingest))
         .route("/api/feed", get(api::feed))
         .route("/api/feed/mentions", get(api::mention_feed))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require));

@@ -18,6 +18,9 @@ pub enum ApiError {
     /// The thing asked for does not exist (404).
     #[error("{0}")]
     NotFound(String),
+    /// A dependency other than ClickHouse cannot take the request now; send it again (503).
+    #[error("{0}")]
+    Unavailable(String),
     /// ClickHouse failed; the details go to the log, not to the client (503).
     #[error("storage unavailable")]
     Store(#[from] StoreError),
@@ -29,7 +32,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Store(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! - [`config`]: `[server]` settings and limits.
 //! - [`auth`]: bearer token / cookie check (constant time).
 //! - [`params`]: query-string validation; [`error`]: JSON errors.
-//! - [`api`]: the handlers; [`sse`]: the live feed; [`dashboard`]: the embedded web page.
+//! - [`api`]: the handlers; [`ingest`]: the webhook connector; [`sse`]: the live feed; [`dashboard`]: the embedded web page.
 //! - [`app`]: state, routes, middleware and the listener.
 
 pub mod api;
@@ -12,6 +12,7 @@ pub mod auth;
 pub mod config;
 pub mod dashboard;
 pub mod error;
+pub mod ingest;
 pub mod params;
 pub mod sse;
 

@@ -286,6 +286,12 @@ impl Server {
             feed: feed.clone(),
             mention_feed: mention_feed.clone(),
             metrics: Arc::new(Metrics::default()),
+            ingest: if kafka {
+                let ingest = gema::server::ingest::Ingest::new(&env.config.kafka, &env.topics);
+                Some(Arc::new(ingest.unwrap()))
+            } else {
+                None
+            },
             classifier: Arc::new(
                 gema::sentiment::load_model(std::path::Path::new(concat!(
                     env!("CARGO_MANIFEST_DIR"),
