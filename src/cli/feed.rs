@@ -1,4 +1,4 @@
-//! `gema synth` and `gema replay`.
+//! `gema synth`, `gema replay` and `gema rss`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -144,4 +144,57 @@ pub async fn replay(config: &Config, args: &ReplayArgs) -> anyhow::Result<()> {
     .await?;
     println!("{summary}");
     Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RssArgs {
+    /// RSS, Atom or JSON Feed URLs (news sites, blogs, Google News searches for your brand...).
+    #[arg(required = true)]
+    pub urls: Vec<String>,
+    /// Time between polls: 90s, 5m, 1h...
+    #[arg(long, default_value = "5m", value_parser = poll_interval)]
+    pub every: std::time::Duration,
+    /// Poll once and exit (non-zero when a feed failed), e.g. from cron.
+    #[arg(long)]
+    pub once: bool,
+    /// Where the ids of items already sent are kept, so a restart does not resend them.
+    #[arg(long, default_value = ".gema/state/rss-seen.json")]
+    pub state: PathBuf,
+}
+
+fn poll_interval(s: &str) -> Result<std::time::Duration, String> {
+    let d = gema::query::time::parse_duration(s)?;
+    if d < Duration::seconds(10) {
+        return Err(format!("{s:?}: poll at most every 10 s"));
+    }
+    d.to_std().map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// `gema rss`: polls the feeds until Ctrl-C / SIGTERM (or once), printing what each poll sent.
+pub async fn rss(config: &Config, args: &RssArgs) -> anyhow::Result<()> {
+    let topics = Topics::new(&config.kafka.topic_prefix);
+    let mut poller = gema::sources::rss::Poller::new(&config.kafka, &topics, &args.state).await?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    gema::pipeline::cancel_on_signal(shutdown.clone());
+    loop {
+        let reports = poller.poll(&args.urls).await?;
+        let mut failed = 0;
+        for r in &reports {
+            match &r.error {
+                None => println!("{}: {} items, {} new sent", r.url, r.items, r.sent),
+                Some(e) => {
+                    failed += 1;
+                    eprintln!("{}: {} items, {} new sent; {e}", r.url, r.items, r.sent);
+                }
+            }
+        }
+        if args.once {
+            anyhow::ensure!(failed == 0, "{failed} of {} feeds failed", reports.len());
+            return Ok(());
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(args.every) => {}
+        }
+    }
 }

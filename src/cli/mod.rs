@@ -43,6 +43,8 @@ pub enum Command {
     Synth(feed::SynthArgs),
     /// Send a JSONL file of mentions to the raw topic.
     Replay(feed::ReplayArgs),
+    /// Poll RSS / Atom news feeds and send their new items to the raw topic (`platform: rss`)
+    Rss(feed::RssArgs),
     /// Run every stage in one process until Ctrl-C / SIGTERM (drains, flushes, commits).
     Run(stages::RunArgs),
     /// Run only the enrich stage (raw → enriched / dead letters).
@@ -127,6 +129,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => stages::migrate(&config).await,
         Command::Synth(args) => feed::synth(&args),
         Command::Replay(args) => feed::replay(&config, &args).await,
+        Command::Rss(args) => feed::rss(&config, &args).await,
         Command::Run(args) => stages::run(&config, &args).await,
         Command::Enrich => stages::run(&config, &stages::RunArgs::only("enrich")).await,
         Command::Sink => stages::run(&config, &stages::RunArgs::only("sink")).await,
