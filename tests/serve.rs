@@ -62,31 +62,21 @@ async fn auth_is_required_on_api_feed_and_dashboard() {
             .unwrap();
         assert_eq!(r.status(), 401, "{path} with a wrong cookie");
     }
-    let r = s
-        .http
-        .post(format!("{}/api/alerts/a1/acknowledge", s.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    let r = s
-        .http
-        .post(format!("{}/api/classify", s.url))
-        .header("content-type", "application/json")
-        .body(r#"{"texts": ["hello"]}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    let r = s
-        .http
-        .post(format!("{}/api/ingest", s.url))
-        .header("content-type", "application/json")
-        .body(r#"{"id": "1"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
+    for (path, body) in [
+        ("/api/alerts/a1/acknowledge", ""),
+        ("/api/classify", r#"{"texts": ["hello"]}"#),
+        ("/api/ingest", r#"{"id": "1"}"#),
+    ] {
+        let r = s
+            .http
+            .post(format!("{}{path}", s.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "POST {path} without a token");
+    }
     // Health needs no token and says nothing about the data.
     let r = s
         .http
