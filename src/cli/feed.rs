@@ -1,4 +1,4 @@
-//! `gema synth`, `gema replay` and `gema rss`.
+//! `gema synth`, `gema replay`, `gema rss` and `gema mastodon`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -190,6 +190,67 @@ pub async fn rss(config: &Config, args: &RssArgs) -> anyhow::Result<()> {
         }
         if args.once {
             anyhow::ensure!(failed == 0, "{failed} of {} feeds failed", reports.len());
+            return Ok(());
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(args.every) => {}
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MastodonArgs {
+    /// Hashtags to follow (with or without `#`), e.g. your brand's and its campaigns'.
+    #[arg(required = true)]
+    pub tags: Vec<String>,
+    /// The instance whose public hashtag timelines are read (it sees the posts it federates).
+    #[arg(long, default_value = "https://mastodon.social")]
+    pub instance: String,
+    /// Time between polls: 30s, 2m, 1h...
+    #[arg(long, default_value = "2m", value_parser = poll_interval)]
+    pub every: std::time::Duration,
+    /// Poll once and exit (non-zero when a tag failed), e.g. from cron.
+    #[arg(long)]
+    pub once: bool,
+    /// Where the newest status id per instance and tag is kept.
+    #[arg(long, default_value = ".gema/state/mastodon.json")]
+    pub state: PathBuf,
+}
+
+/// Env var with an access token, for instances that do not serve public timelines anonymously.
+pub const MASTODON_TOKEN_ENV: &str = "GEMA_MASTODON_TOKEN";
+
+/// `gema mastodon`: polls the hashtag timelines until Ctrl-C / SIGTERM (or once).
+pub async fn mastodon(config: &Config, args: &MastodonArgs) -> anyhow::Result<()> {
+    let topics = Topics::new(&config.kafka.topic_prefix);
+    let token = std::env::var(MASTODON_TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.is_empty());
+    let mut poller = gema::sources::mastodon::Poller::new(
+        &config.kafka,
+        &topics,
+        &args.instance,
+        token,
+        &args.state,
+    )
+    .await?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    gema::pipeline::cancel_on_signal(shutdown.clone());
+    loop {
+        let reports = poller.poll(&args.tags).await?;
+        let mut failed = 0;
+        for r in &reports {
+            match &r.error {
+                None => println!("{}: {} new sent", r.url, r.sent),
+                Some(e) => {
+                    failed += 1;
+                    eprintln!("{}: {} new sent; {e}", r.url, r.sent);
+                }
+            }
+        }
+        if args.once {
+            anyhow::ensure!(failed == 0, "{failed} of {} tags failed", reports.len());
             return Ok(());
         }
         tokio::select! {

@@ -45,6 +45,9 @@ pub enum Command {
     Replay(feed::ReplayArgs),
     /// Poll RSS / Atom news feeds and send their new items to the raw topic (`platform: rss`)
     Rss(feed::RssArgs),
+    /// Poll Mastodon hashtag timelines and send their new posts to the raw topic (`platform:
+    /// mastodon`); `GEMA_MASTODON_TOKEN` for instances that need a token
+    Mastodon(feed::MastodonArgs),
     /// Run every stage in one process until Ctrl-C / SIGTERM (drains, flushes, commits).
     Run(stages::RunArgs),
     /// Run only the enrich stage (raw → enriched / dead letters).
@@ -130,6 +133,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Synth(args) => feed::synth(&args),
         Command::Replay(args) => feed::replay(&config, &args).await,
         Command::Rss(args) => feed::rss(&config, &args).await,
+        Command::Mastodon(args) => feed::mastodon(&config, &args).await,
         Command::Run(args) => stages::run(&config, &args).await,
         Command::Enrich => stages::run(&config, &stages::RunArgs::only("enrich")).await,
         Command::Sink => stages::run(&config, &stages::RunArgs::only("sink")).await,

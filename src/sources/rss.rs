@@ -20,6 +20,7 @@ use feed_rs::model::{Entry, Feed};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Map;
 
+use super::html_to_text;
 use crate::config::KafkaConfig;
 use crate::kafka::{self, Topics};
 use crate::mention::{Author, Mention, MAX_TEXT_BYTES};
@@ -125,32 +126,6 @@ impl Seen {
     }
 }
 
-/// Text without HTML tags, with the common entities decoded and whitespace collapsed.
-pub fn plain_text(html: &str) -> String {
-    let mut out = String::with_capacity(html.len());
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => {
-                in_tag = true;
-                out.push(' ');
-            }
-            '>' if in_tag => in_tag = false,
-            _ if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    let decoded = out
-        .replace("&nbsp;", " ")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&apos;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&");
-    decoded.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 /// `s` cut to at most `max` bytes at a char boundary.
 fn cut(s: &str, max: usize) -> &str {
     if s.len() <= max {
@@ -174,17 +149,17 @@ pub fn entry_mention(
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
         .unwrap_or_else(|| feed_url.to_string());
-    let title = entry.title.as_ref().map(|t| plain_text(&t.content));
+    let title = entry.title.as_ref().map(|t| html_to_text(&t.content));
     let summary = entry
         .summary
         .as_ref()
-        .map(|t| plain_text(&t.content))
+        .map(|t| html_to_text(&t.content))
         .or_else(|| {
             entry
                 .content
                 .as_ref()
                 .and_then(|c| c.body.as_deref())
-                .map(plain_text)
+                .map(html_to_text)
         });
     let text = match (title, summary) {
         (Some(t), Some(s)) if !s.is_empty() && !s.starts_with(&t) => format!("{t}. {s}"),
@@ -207,7 +182,7 @@ pub fn entry_mention(
     let handle = feed
         .title
         .as_ref()
-        .map(|t| plain_text(&t.content))
+        .map(|t| html_to_text(&t.content))
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| host.clone());
     Some(Mention {
@@ -369,7 +344,7 @@ mod tests {
     #[test]
     fn html_is_removed_and_entities_decoded() {
         assert_eq!(
-            plain_text("<p>A &amp; B&nbsp;<br/>c&#39;s</p>"),
+            html_to_text("<p>A &amp; B&nbsp;<br/>c&#39;s</p>"),
             "A & B c's"
         );
         assert_eq!(cut("héllo", 2), "h");

@@ -1,0 +1,363 @@
+//! The Mastodon connector: polls the public hashtag timelines of an instance
+//! (`GET /api/v1/timelines/tag/:hashtag`, anonymous, or with an access token from
+//! `GEMA_MASTODON_TOKEN` where the instance requires one) and sends each new status to the raw
+//! topic as a mention (`platform: mastodon`).
+//!
+//! - A status becomes: `id` its `uri` (the same post seen through two instances is one
+//!   mention), `text` its content without HTML (a content warning is kept in front), `author`
+//!   its account (`acct` with the instance's host when local, followers), `url`, `lang`,
+//!   `parent_id` (`in_reply_to_id`) and `metrics` (favourites, boosts, replies). Boosts are
+//!   skipped: the boosted post is a mention of its own.
+//! - The newest status id per instance and tag is kept in a state file, and each poll asks only
+//!   for newer ones (`since_id`, up to [`MAX_PAGES`] pages of 40). The id moves on only after Kafka
+//!   stored every new status, so a failed send is retried at the next poll.
+//! - An instance or tag that fails is reported with its URL and the reason; the others are still
+//!   polled.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde::Deserialize;
+use serde_json::Map;
+
+use super::html_to_text;
+use crate::config::KafkaConfig;
+use crate::kafka::{self, Topics};
+use crate::mention::{Author, Mention, Metrics};
+
+/// Most pages of 40 statuses fetched per tag and poll (older ones are left behind).
+pub const MAX_PAGES: usize = 5;
+const PAGE: usize = 40;
+const FETCH_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The fields of a Mastodon `Status` that a mention needs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Status {
+    pub id: String,
+    pub uri: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub in_reply_to_id: Option<String>,
+    #[serde(default)]
+    pub spoiler_text: String,
+    #[serde(default)]
+    pub content: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub language: Option<String>,
+    #[serde(default)]
+    pub replies_count: u32,
+    #[serde(default)]
+    pub reblogs_count: u32,
+    #[serde(default)]
+    pub favourites_count: u32,
+    #[serde(default)]
+    pub reblog: Option<serde_json::Value>,
+    pub account: Account,
+}
+
+/// The fields of a Mastodon `Account` that a mention needs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Account {
+    pub id: String,
+    pub acct: String,
+    #[serde(default)]
+    pub followers_count: Option<u64>,
+}
+
+/// The mention for `status` read from the instance at `host`; `None` for a boost or a status
+/// with no text.
+pub fn status_mention(host: &str, status: &Status, now: DateTime<Utc>) -> Option<Mention> {
+    if status.reblog.is_some() {
+        return None;
+    }
+    let body = html_to_text(&status.content);
+    let warning = html_to_text(&status.spoiler_text);
+    let text = match (warning.is_empty(), body.is_empty()) {
+        (true, _) => body,
+        (false, true) => warning,
+        (false, false) => format!("{warning}: {body}"),
+    };
+    if text.is_empty() {
+        return None;
+    }
+    let acct = if status.account.acct.contains('@') {
+        status.account.acct.clone()
+    } else {
+        format!("{}@{host}", status.account.acct)
+    };
+    Some(Mention {
+        id: status.uri.clone(),
+        platform: "mastodon".into(),
+        text,
+        created_at: status.created_at,
+        author: Author {
+            id: acct.clone(),
+            handle: acct,
+            followers: status.account.followers_count,
+        },
+        url: status.url.clone(),
+        lang: status.language.clone(),
+        parent_id: status.in_reply_to_id.clone(),
+        thread_id: None,
+        metrics: Some(Metrics {
+            likes: status.favourites_count,
+            reposts: status.reblogs_count,
+            replies: status.replies_count,
+        }),
+        ingested_at: Some(now),
+        extra: Map::new(),
+    })
+}
+
+/// What one poll did with one hashtag timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TagReport {
+    /// The timeline's URL.
+    pub url: String,
+    /// New statuses sent to Kafka.
+    pub sent: usize,
+    /// Why the timeline, or some of its statuses, could not be taken.
+    pub error: Option<String>,
+}
+
+/// Why a poll could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum MastodonError {
+    #[error("Kafka producer for {brokers}: {source}")]
+    Kafka {
+        brokers: String,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error(transparent)]
+    Topics(#[from] crate::kafka::topics::TopicError),
+    #[error("state file {path}: {reason}")]
+    State { path: PathBuf, reason: String },
+    #[error("instance URL {0:?}: use https://host")]
+    Instance(String),
+    #[error("HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// Polls hashtag timelines of one instance into Kafka.
+pub struct Poller {
+    http: reqwest::Client,
+    producer: FutureProducer,
+    topic: String,
+    instance: reqwest::Url,
+    token: Option<String>,
+    state: PathBuf,
+    /// `<host>#<tag>` → newest status id sent.
+    newest: BTreeMap<String, String>,
+}
+
+impl Poller {
+    /// A poller for `instance` (e.g. `https://mastodon.social`) sending to `topics.raw`, with its
+    /// state in `state` and an optional access token.
+    pub async fn new(
+        config: &KafkaConfig,
+        topics: &Topics,
+        instance: &str,
+        token: Option<String>,
+        state: &Path,
+    ) -> Result<Poller, MastodonError> {
+        let instance = reqwest::Url::parse(instance)
+            .ok()
+            .filter(|u| u.host_str().is_some() && matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| MastodonError::Instance(instance.to_string()))?;
+        let newest = match std::fs::read_to_string(state) {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| MastodonError::State {
+                path: state.into(),
+                reason: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => {
+                return Err(MastodonError::State {
+                    path: state.into(),
+                    reason: e.to_string(),
+                })
+            }
+        };
+        kafka::topics::ensure_topics(config, topics).await?;
+        let producer = kafka::producer(config).map_err(|source| MastodonError::Kafka {
+            brokers: config.brokers.clone(),
+            source,
+        })?;
+        let http = reqwest::Client::builder()
+            .timeout(FETCH_TIMEOUT)
+            .user_agent(concat!(
+                "gema/",
+                env!("CARGO_PKG_VERSION"),
+                " (Mastodon connector)"
+            ))
+            .build()?;
+        Ok(Poller {
+            http,
+            producer,
+            topic: topics.raw.clone(),
+            instance,
+            token,
+            state: state.to_path_buf(),
+            newest,
+        })
+    }
+
+    fn host(&self) -> String {
+        self.instance.host_str().unwrap_or_default().to_string()
+    }
+
+    /// The timeline URL of `tag` (`#` optional; hashtags are case-insensitive on Mastodon).
+    pub fn tag_url(&self, tag: &str) -> String {
+        let tag = tag.trim_start_matches('#').to_lowercase();
+        let mut url = self.instance.clone();
+        url.set_path(&format!("/api/v1/timelines/tag/{tag}"));
+        url.to_string()
+    }
+
+    /// Fetches each tag's new statuses and sends them; saves the state after each tag.
+    pub async fn poll(&mut self, tags: &[String]) -> Result<Vec<TagReport>, MastodonError> {
+        let mut reports = Vec::with_capacity(tags.len());
+        for tag in tags {
+            let url = self.tag_url(tag);
+            let key = format!(
+                "{}#{}",
+                self.host(),
+                tag.trim_start_matches('#').to_lowercase()
+            );
+            let mut report = TagReport {
+                url: url.clone(),
+                sent: 0,
+                error: None,
+            };
+            match self.fetch_new(&url, self.newest.get(&key).cloned()).await {
+                Ok(mut statuses) => {
+                    // Oldest first, so the newest id only moves past what Kafka stored.
+                    statuses.sort_by(|a, b| by_id(&a.id, &b.id));
+                    let now = Utc::now();
+                    let host = self.host();
+                    for s in &statuses {
+                        if let Some(m) = status_mention(&host, s, now) {
+                            let payload = serde_json::to_vec(&m).expect("a mention serialises");
+                            let mkey = m.key();
+                            let record = FutureRecord::to(&self.topic).key(&mkey).payload(&payload);
+                            if let Err((e, _)) =
+                                self.producer.send(record, Duration::from_secs(10)).await
+                            {
+                                report.error =
+                                    Some(format!("Kafka did not store status {}: {e}", s.id));
+                                break;
+                            }
+                            report.sent += 1;
+                        }
+                        self.newest.insert(key.clone(), s.id.clone());
+                    }
+                    self.save()?;
+                }
+                Err(e) => report.error = Some(e),
+            }
+            reports.push(report);
+        }
+        Ok(reports)
+    }
+
+    /// Statuses newer than `since` (all pages up to [`MAX_PAGES`]); the first poll of a tag
+    /// takes only its newest page.
+    async fn fetch_new(&self, url: &str, since: Option<String>) -> Result<Vec<Status>, String> {
+        let mut all: Vec<Status> = Vec::new();
+        let mut max_id: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let mut req = self.http.get(url).query(&[("limit", PAGE.to_string())]);
+            if let Some(s) = &since {
+                req = req.query(&[("since_id", s)]);
+            }
+            if let Some(m) = &max_id {
+                req = req.query(&[("max_id", m)]);
+            }
+            if let Some(t) = &self.token {
+                req = req.bearer_auth(t);
+            }
+            let resp = req.send().await.map_err(|e| format!("fetching: {e}"))?;
+            if !resp.status().is_success() {
+                return Err(format!("fetching: HTTP {}", resp.status()));
+            }
+            let body = resp.bytes().await.map_err(|e| format!("reading: {e}"))?;
+            let page: Vec<Status> = serde_json::from_slice(&body)
+                .map_err(|e| format!("not a list of Mastodon statuses: {e}"))?;
+            let full = page.len() >= PAGE;
+            max_id = page.iter().map(|s| s.id.clone()).min_by(|a, b| by_id(a, b));
+            all.extend(page);
+            if !full || since.is_none() {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    fn save(&self) -> Result<(), MastodonError> {
+        let err = |reason: String| MastodonError::State {
+            path: self.state.clone(),
+            reason,
+        };
+        if let Some(dir) = self.state.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        }
+        let tmp = self.state.with_extension("tmp");
+        let json = serde_json::to_vec_pretty(&self.newest).expect("state serialises");
+        std::fs::write(&tmp, json).map_err(|e| err(e.to_string()))?;
+        std::fs::rename(&tmp, &self.state).map_err(|e| err(e.to_string()))
+    }
+}
+
+/// Mastodon ids are decimal strings that grow with time: compare by length, then text.
+fn by_id(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(json: serde_json::Value) -> Status {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn a_status_becomes_a_valid_mention_and_boosts_are_skipped() {
+        let s = status(serde_json::json!({
+            "id": "113500000000000001", "uri": "https://mastodon.social/users/budi/statuses/1",
+            "created_at": "2026-11-27T08:00:00.000Z", "in_reply_to_id": null,
+            "spoiler_text": "", "content": "<p>NusaPay <a href=\"x\">#down</a> lagi, saldo hilang</p>",
+            "url": "https://mastodon.social/@budi/1", "language": "id",
+            "replies_count": 2, "reblogs_count": 5, "favourites_count": 7, "reblog": null,
+            "account": {"id": "1", "username": "budi", "acct": "budi", "followers_count": 120}
+        }));
+        let m = status_mention("mastodon.social", &s, Utc::now()).unwrap();
+        assert_eq!(m.id, "https://mastodon.social/users/budi/statuses/1");
+        assert_eq!(m.text, "NusaPay #down lagi, saldo hilang");
+        assert_eq!(m.author.handle, "budi@mastodon.social");
+        assert_eq!(m.author.followers, Some(120));
+        assert_eq!(m.metrics.unwrap().reposts, 5);
+        assert_eq!(m.lang.as_deref(), Some("id"));
+        Mention::parse(&serde_json::to_vec(&m).unwrap()).unwrap();
+
+        let mut boost = s.clone();
+        boost.reblog = Some(serde_json::json!({"id": "9"}));
+        assert!(status_mention("mastodon.social", &boost, Utc::now()).is_none());
+        let mut warned = s;
+        warned.spoiler_text = "kesel".into();
+        warned.account.acct = "sari@other.example".into();
+        let m = status_mention("mastodon.social", &warned, Utc::now()).unwrap();
+        assert!(m.text.starts_with("kesel: NusaPay"), "{}", m.text);
+        assert_eq!(m.author.handle, "sari@other.example");
+    }
+
+    #[test]
+    fn ids_compare_as_numbers() {
+        assert_eq!(by_id("99", "100"), std::cmp::Ordering::Less);
+        assert_eq!(by_id("101", "100"), std::cmp::Ordering::Greater);
+    }
+}
