@@ -1,4 +1,4 @@
-//! `gema synth`, `gema replay`, `gema rss` and `gema mastodon`.
+//! `gema synth`, `gema replay`, and the polling connectors `gema rss`, `gema mastodon` and `gema hn`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -170,33 +170,62 @@ fn poll_interval(s: &str) -> Result<std::time::Duration, String> {
     d.to_std().map_err(|e| format!("{s:?}: {e}"))
 }
 
-/// `gema rss`: polls the feeds until Ctrl-C / SIGTERM (or once), printing what each poll sent.
-pub async fn rss(config: &Config, args: &RssArgs) -> anyhow::Result<()> {
-    let topics = Topics::new(&config.kafka.topic_prefix);
-    let mut poller = gema::sources::rss::Poller::new(&config.kafka, &topics, &args.state).await?;
+/// One source of a poll (a feed, a tag, a query): its name, how many mentions it sent, and
+/// why it failed, if it did.
+type PollLine = (String, usize, Option<String>);
+
+/// Polls every `every` until Ctrl-C / SIGTERM, or once with `once` (then non-zero when a source
+/// failed), printing a line per source.
+async fn poll_until_stopped<'a, F>(
+    every: std::time::Duration,
+    once: bool,
+    mut poll: F,
+) -> anyhow::Result<()>
+where
+    F: FnMut() -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = anyhow::Result<Vec<PollLine>>> + 'a>,
+    >,
+{
     let shutdown = tokio_util::sync::CancellationToken::new();
     gema::pipeline::cancel_on_signal(shutdown.clone());
     loop {
-        let reports = poller.poll(&args.urls).await?;
+        let lines = poll().await?;
         let mut failed = 0;
-        for r in &reports {
-            match &r.error {
-                None => println!("{}: {} items, {} new sent", r.url, r.items, r.sent),
+        for (name, sent, error) in &lines {
+            match error {
+                None => println!("{name}: {sent} new sent"),
                 Some(e) => {
                     failed += 1;
-                    eprintln!("{}: {} items, {} new sent; {e}", r.url, r.items, r.sent);
+                    eprintln!("{name}: {sent} new sent; {e}");
                 }
             }
         }
-        if args.once {
-            anyhow::ensure!(failed == 0, "{failed} of {} feeds failed", reports.len());
+        if once {
+            anyhow::ensure!(failed == 0, "{failed} of {} failed", lines.len());
             return Ok(());
         }
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(args.every) => {}
+            _ = tokio::time::sleep(every) => {}
         }
     }
+}
+
+/// `gema rss`: polls the feeds until Ctrl-C / SIGTERM (or once).
+pub async fn rss(config: &Config, args: &RssArgs) -> anyhow::Result<()> {
+    let topics = Topics::new(&config.kafka.topic_prefix);
+    let poller = gema::sources::rss::Poller::new(&config.kafka, &topics, &args.state).await?;
+    let poller = std::cell::RefCell::new(poller);
+    poll_until_stopped(args.every, args.once, || {
+        Box::pin(async {
+            let reports = poller.borrow_mut().poll(&args.urls).await?;
+            Ok(reports
+                .into_iter()
+                .map(|r| (format!("{} ({} items)", r.url, r.items), r.sent, r.error))
+                .collect())
+        })
+    })
+    .await
 }
 
 #[derive(Debug, clap::Args)]
@@ -227,7 +256,7 @@ pub async fn mastodon(config: &Config, args: &MastodonArgs) -> anyhow::Result<()
     let token = std::env::var(MASTODON_TOKEN_ENV)
         .ok()
         .filter(|t| !t.is_empty());
-    let mut poller = gema::sources::mastodon::Poller::new(
+    let poller = gema::sources::mastodon::Poller::new(
         &config.kafka,
         &topics,
         &args.instance,
@@ -235,27 +264,52 @@ pub async fn mastodon(config: &Config, args: &MastodonArgs) -> anyhow::Result<()
         &args.state,
     )
     .await?;
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    gema::pipeline::cancel_on_signal(shutdown.clone());
-    loop {
-        let reports = poller.poll(&args.tags).await?;
-        let mut failed = 0;
-        for r in &reports {
-            match &r.error {
-                None => println!("{}: {} new sent", r.url, r.sent),
-                Some(e) => {
-                    failed += 1;
-                    eprintln!("{}: {} new sent; {e}", r.url, r.sent);
-                }
-            }
-        }
-        if args.once {
-            anyhow::ensure!(failed == 0, "{failed} of {} tags failed", reports.len());
-            return Ok(());
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(args.every) => {}
-        }
-    }
+    let poller = std::cell::RefCell::new(poller);
+    poll_until_stopped(args.every, args.once, || {
+        Box::pin(async {
+            let reports = poller.borrow_mut().poll(&args.tags).await?;
+            Ok(reports
+                .into_iter()
+                .map(|r| (r.url, r.sent, r.error))
+                .collect())
+        })
+    })
+    .await
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HnArgs {
+    /// Search terms (your brand's names); each is searched in stories and comments.
+    #[arg(required = true)]
+    pub queries: Vec<String>,
+    /// The HN Search API's base URL.
+    #[arg(long, default_value = "https://hn.algolia.com")]
+    pub api: String,
+    /// Time between polls: 1m, 5m, 1h...
+    #[arg(long, default_value = "5m", value_parser = poll_interval)]
+    pub every: std::time::Duration,
+    /// Poll once and exit (non-zero when a query failed), e.g. from cron.
+    #[arg(long)]
+    pub once: bool,
+    /// Where each query's newest hit is kept.
+    #[arg(long, default_value = ".gema/state/hn.json")]
+    pub state: PathBuf,
+}
+
+/// `gema hn`: searches Hacker News until Ctrl-C / SIGTERM (or once).
+pub async fn hn(config: &Config, args: &HnArgs) -> anyhow::Result<()> {
+    let topics = Topics::new(&config.kafka.topic_prefix);
+    let poller =
+        gema::sources::hn::Poller::new(&config.kafka, &topics, &args.api, &args.state).await?;
+    let poller = std::cell::RefCell::new(poller);
+    poll_until_stopped(args.every, args.once, || {
+        Box::pin(async {
+            let reports = poller.borrow_mut().poll(&args.queries).await?;
+            Ok(reports
+                .into_iter()
+                .map(|r| (format!("hn {:?}", r.query), r.sent, r.error))
+                .collect())
+        })
+    })
+    .await
 }

@@ -48,6 +48,9 @@ pub enum Command {
     /// Poll Mastodon hashtag timelines and send their new posts to the raw topic (`platform:
     /// mastodon`); `GEMA_MASTODON_TOKEN` for instances that need a token
     Mastodon(feed::MastodonArgs),
+    /// Search Hacker News stories and comments (HN Search API) and send new hits to the raw
+    /// topic (`platform: hn`)
+    Hn(feed::HnArgs),
     /// Run every stage in one process until Ctrl-C / SIGTERM (drains, flushes, commits).
     Run(stages::RunArgs),
     /// Run only the enrich stage (raw → enriched / dead letters).
@@ -134,6 +137,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => feed::replay(&config, &args).await,
         Command::Rss(args) => feed::rss(&config, &args).await,
         Command::Mastodon(args) => feed::mastodon(&config, &args).await,
+        Command::Hn(args) => feed::hn(&config, &args).await,
         Command::Run(args) => stages::run(&config, &args).await,
         Command::Enrich => stages::run(&config, &stages::RunArgs::only("enrich")).await,
         Command::Sink => stages::run(&config, &stages::RunArgs::only("sink")).await,

@@ -23,7 +23,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Deserialize;
 use serde_json::Map;
 
-use super::html_to_text;
+use super::{html_to_text, load_state, save_state};
 use crate::config::KafkaConfig;
 use crate::kafka::{self, Topics};
 use crate::mention::{Author, Mention, Metrics};
@@ -169,19 +169,10 @@ impl Poller {
             .ok()
             .filter(|u| u.host_str().is_some() && matches!(u.scheme(), "http" | "https"))
             .ok_or_else(|| MastodonError::Instance(instance.to_string()))?;
-        let newest = match std::fs::read_to_string(state) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| MastodonError::State {
-                path: state.into(),
-                reason: e.to_string(),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => {
-                return Err(MastodonError::State {
-                    path: state.into(),
-                    reason: e.to_string(),
-                })
-            }
-        };
+        let newest = load_state(state).map_err(|reason| MastodonError::State {
+            path: state.into(),
+            reason,
+        })?;
         kafka::topics::ensure_topics(config, topics).await?;
         let producer = kafka::producer(config).map_err(|source| MastodonError::Kafka {
             brokers: config.brokers.clone(),
@@ -298,17 +289,10 @@ impl Poller {
     }
 
     fn save(&self) -> Result<(), MastodonError> {
-        let err = |reason: String| MastodonError::State {
+        save_state(&self.state, &self.newest).map_err(|reason| MastodonError::State {
             path: self.state.clone(),
             reason,
-        };
-        if let Some(dir) = self.state.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-        }
-        let tmp = self.state.with_extension("tmp");
-        let json = serde_json::to_vec_pretty(&self.newest).expect("state serialises");
-        std::fs::write(&tmp, json).map_err(|e| err(e.to_string()))?;
-        std::fs::rename(&tmp, &self.state).map_err(|e| err(e.to_string()))
+        })
     }
 }
 

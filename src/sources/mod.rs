@@ -1,6 +1,7 @@
-//! Where mentions come from: the synthetic feed generator, the file replayer, and the RSS / Atom
-//! and Mastodon connectors (the webhook connector is `POST /api/ingest` in [`crate::server::ingest`]).
+//! Where mentions come from: the synthetic feed generator, the file replayer, and the RSS / Atom,
+//! Mastodon and Hacker News connectors (the webhook connector is `POST /api/ingest` in [`crate::server::ingest`]).
 
+pub mod hn;
 pub mod mastodon;
 pub mod replay;
 pub mod rss;
@@ -31,6 +32,29 @@ pub fn html_to_text(html: &str) -> String {
         .replace("&gt;", ">")
         .replace("&amp;", "&");
     decoded.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A connector's state from the JSON file at `path`; a missing file is the default state.
+pub fn load_state<T: serde::de::DeserializeOwned + Default>(
+    path: &std::path::Path,
+) -> Result<T, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| e.to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Writes a connector's state to `path` as JSON (a temporary file, then a rename, so a crash
+/// never leaves half a file).
+pub fn save_state<T: serde::Serialize>(path: &std::path::Path, state: &T) -> Result<(), String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    let tmp = path.with_extension("tmp");
+    let json = serde_json::to_vec_pretty(state).map_err(|e| e.to_string())?;
+    std::fs::write(&tmp, json).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, path).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
