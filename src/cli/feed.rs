@@ -215,10 +215,10 @@ where
 pub async fn rss(config: &Config, args: &RssArgs) -> anyhow::Result<()> {
     let topics = Topics::new(&config.kafka.topic_prefix);
     let poller = gema::sources::rss::Poller::new(&config.kafka, &topics, &args.state).await?;
-    let poller = std::cell::RefCell::new(poller);
+    let poller = tokio::sync::Mutex::new(poller);
     poll_until_stopped(args.every, args.once, || {
         Box::pin(async {
-            let reports = poller.borrow_mut().poll(&args.urls).await?;
+            let reports = poller.lock().await.poll(&args.urls).await?;
             Ok(reports
                 .into_iter()
                 .map(|r| (format!("{} ({} items)", r.url, r.items), r.sent, r.error))
@@ -264,10 +264,10 @@ pub async fn mastodon(config: &Config, args: &MastodonArgs) -> anyhow::Result<()
         &args.state,
     )
     .await?;
-    let poller = std::cell::RefCell::new(poller);
+    let poller = tokio::sync::Mutex::new(poller);
     poll_until_stopped(args.every, args.once, || {
         Box::pin(async {
-            let reports = poller.borrow_mut().poll(&args.tags).await?;
+            let reports = poller.lock().await.poll(&args.tags).await?;
             Ok(reports
                 .into_iter()
                 .map(|r| (r.url, r.sent, r.error))
@@ -301,10 +301,10 @@ pub async fn hn(config: &Config, args: &HnArgs) -> anyhow::Result<()> {
     let topics = Topics::new(&config.kafka.topic_prefix);
     let poller =
         gema::sources::hn::Poller::new(&config.kafka, &topics, &args.api, &args.state).await?;
-    let poller = std::cell::RefCell::new(poller);
+    let poller = tokio::sync::Mutex::new(poller);
     poll_until_stopped(args.every, args.once, || {
         Box::pin(async {
-            let reports = poller.borrow_mut().poll(&args.queries).await?;
+            let reports = poller.lock().await.poll(&args.queries).await?;
             Ok(reports
                 .into_iter()
                 .map(|r| (format!("hn {:?}", r.query), r.sent, r.error))
