@@ -13,22 +13,19 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::Map;
 
-use super::{html_to_text, load_state, save_state};
+use super::{html_to_text, load_state, save_state, state_error, ConnectorError, Outlet};
 use crate::config::KafkaConfig;
-use crate::kafka::{self, Topics};
+use crate::kafka::Topics;
 use crate::mention::{Author, Mention, Metrics};
 
 /// Most pages of 100 hits fetched per query and poll.
 pub const MAX_PAGES: u32 = 5;
 const PER_PAGE: u32 = 100;
-const FETCH_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The fields of an HN Search hit that a mention needs.
 #[derive(Debug, Clone, Deserialize)]
@@ -120,27 +117,9 @@ pub struct QueryReport {
     pub error: Option<String>,
 }
 
-/// Why a poll could not run at all.
-#[derive(Debug, thiserror::Error)]
-pub enum HnError {
-    #[error("Kafka producer for {brokers}: {source}")]
-    Kafka {
-        brokers: String,
-        source: rdkafka::error::KafkaError,
-    },
-    #[error(transparent)]
-    Topics(#[from] crate::kafka::topics::TopicError),
-    #[error("state file {path}: {reason}")]
-    State { path: PathBuf, reason: String },
-    #[error("HTTP client: {0}")]
-    Http(#[from] reqwest::Error),
-}
-
 /// Polls HN Search into Kafka.
 pub struct Poller {
-    http: reqwest::Client,
-    producer: FutureProducer,
-    topic: String,
+    out: Outlet,
     /// The search endpoint (`https://hn.algolia.com/api/v1/search_by_date`).
     endpoint: String,
     state: PathBuf,
@@ -155,28 +134,10 @@ impl Poller {
         topics: &Topics,
         api: &str,
         state: &Path,
-    ) -> Result<Poller, HnError> {
-        let queries = load_state(state).map_err(|reason| HnError::State {
-            path: state.into(),
-            reason,
-        })?;
-        kafka::topics::ensure_topics(config, topics).await?;
-        let producer = kafka::producer(config).map_err(|source| HnError::Kafka {
-            brokers: config.brokers.clone(),
-            source,
-        })?;
-        let http = reqwest::Client::builder()
-            .timeout(FETCH_TIMEOUT)
-            .user_agent(concat!(
-                "gema/",
-                env!("CARGO_PKG_VERSION"),
-                " (HN connector)"
-            ))
-            .build()?;
+    ) -> Result<Poller, ConnectorError> {
+        let queries = load_state(state).map_err(state_error(state))?;
         Ok(Poller {
-            http,
-            producer,
-            topic: topics.raw.clone(),
+            out: Outlet::new(config, topics, "HN connector").await?,
             endpoint: format!("{}/api/v1/search_by_date", api.trim_end_matches('/')),
             state: state.to_path_buf(),
             queries,
@@ -184,7 +145,7 @@ impl Poller {
     }
 
     /// Searches each query's new hits and sends them; saves the state after each query.
-    pub async fn poll(&mut self, queries: &[String]) -> Result<Vec<QueryReport>, HnError> {
+    pub async fn poll(&mut self, queries: &[String]) -> Result<Vec<QueryReport>, ConnectorError> {
         let mut reports = Vec::with_capacity(queries.len());
         for q in queries {
             let mut report = QueryReport {
@@ -205,13 +166,8 @@ impl Poller {
                             continue;
                         }
                         if let Some(m) = hit_mention(h, now) {
-                            let payload = serde_json::to_vec(&m).expect("a mention serialises");
-                            let key = m.key();
-                            let record = FutureRecord::to(&self.topic).key(&key).payload(&payload);
-                            if let Err((e, _)) =
-                                self.producer.send(record, Duration::from_secs(10)).await
-                            {
-                                report.error = Some(format!("Kafka did not store hit {key}: {e}"));
+                            if let Err(e) = self.out.send(&m).await {
+                                report.error = Some(e);
                                 break;
                             }
                             report.sent += 1;
@@ -223,10 +179,7 @@ impl Poller {
                         st.ids.push(h.object_id.clone());
                     }
                     self.queries.insert(q.clone(), st);
-                    save_state(&self.state, &self.queries).map_err(|reason| HnError::State {
-                        path: self.state.clone(),
-                        reason,
-                    })?;
+                    save_state(&self.state, &self.queries).map_err(state_error(&self.state))?;
                 }
                 Err(e) => report.error = Some(format!("{}?query={q}: {e}", self.endpoint)),
             }
@@ -247,17 +200,10 @@ impl Poller {
             if let Some(k) = known {
                 params.push(("numericFilters", format!("created_at_i>={}", k.since)));
             }
-            let resp = self
-                .http
-                .get(&self.endpoint)
-                .query(&params)
-                .send()
-                .await
-                .map_err(|e| format!("fetching: {e}"))?;
-            if !resp.status().is_success() {
-                return Err(format!("fetching: HTTP {}", resp.status()));
-            }
-            let body = resp.bytes().await.map_err(|e| format!("reading: {e}"))?;
+            let body = self
+                .out
+                .fetch(self.out.http.get(&self.endpoint).query(&params))
+                .await?;
             let p: Page = serde_json::from_slice(&body)
                 .map_err(|e| format!("not an HN Search answer: {e}"))?;
             all.extend(p.hits);

@@ -16,22 +16,19 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Deserialize;
 use serde_json::Map;
 
-use super::{html_to_text, load_state, save_state};
+use super::{html_to_text, load_state, save_state, state_error, ConnectorError, Outlet};
 use crate::config::KafkaConfig;
-use crate::kafka::{self, Topics};
+use crate::kafka::Topics;
 use crate::mention::{Author, Mention, Metrics};
 
 /// Most pages of 40 statuses fetched per tag and poll (older ones are left behind).
 pub const MAX_PAGES: usize = 5;
 const PAGE: usize = 40;
-const FETCH_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The fields of a Mastodon `Status` that a mention needs.
 #[derive(Debug, Clone, Deserialize)]
@@ -125,29 +122,9 @@ pub struct TagReport {
     pub error: Option<String>,
 }
 
-/// Why a poll could not run at all.
-#[derive(Debug, thiserror::Error)]
-pub enum MastodonError {
-    #[error("Kafka producer for {brokers}: {source}")]
-    Kafka {
-        brokers: String,
-        source: rdkafka::error::KafkaError,
-    },
-    #[error(transparent)]
-    Topics(#[from] crate::kafka::topics::TopicError),
-    #[error("state file {path}: {reason}")]
-    State { path: PathBuf, reason: String },
-    #[error("instance URL {0:?}: use https://host")]
-    Instance(String),
-    #[error("HTTP client: {0}")]
-    Http(#[from] reqwest::Error),
-}
-
 /// Polls hashtag timelines of one instance into Kafka.
 pub struct Poller {
-    http: reqwest::Client,
-    producer: FutureProducer,
-    topic: String,
+    out: Outlet,
     instance: reqwest::Url,
     token: Option<String>,
     state: PathBuf,
@@ -164,32 +141,16 @@ impl Poller {
         instance: &str,
         token: Option<String>,
         state: &Path,
-    ) -> Result<Poller, MastodonError> {
+    ) -> Result<Poller, ConnectorError> {
         let instance = reqwest::Url::parse(instance)
             .ok()
             .filter(|u| u.host_str().is_some() && matches!(u.scheme(), "http" | "https"))
-            .ok_or_else(|| MastodonError::Instance(instance.to_string()))?;
-        let newest = load_state(state).map_err(|reason| MastodonError::State {
-            path: state.into(),
-            reason,
-        })?;
-        kafka::topics::ensure_topics(config, topics).await?;
-        let producer = kafka::producer(config).map_err(|source| MastodonError::Kafka {
-            brokers: config.brokers.clone(),
-            source,
-        })?;
-        let http = reqwest::Client::builder()
-            .timeout(FETCH_TIMEOUT)
-            .user_agent(concat!(
-                "gema/",
-                env!("CARGO_PKG_VERSION"),
-                " (Mastodon connector)"
-            ))
-            .build()?;
+            .ok_or_else(|| {
+                ConnectorError::Config(format!("instance URL {instance:?}: use https://host"))
+            })?;
+        let newest = load_state(state).map_err(state_error(state))?;
         Ok(Poller {
-            http,
-            producer,
-            topic: topics.raw.clone(),
+            out: Outlet::new(config, topics, "Mastodon connector").await?,
             instance,
             token,
             state: state.to_path_buf(),
@@ -210,7 +171,7 @@ impl Poller {
     }
 
     /// Fetches each tag's new statuses and sends them; saves the state after each tag.
-    pub async fn poll(&mut self, tags: &[String]) -> Result<Vec<TagReport>, MastodonError> {
+    pub async fn poll(&mut self, tags: &[String]) -> Result<Vec<TagReport>, ConnectorError> {
         let mut reports = Vec::with_capacity(tags.len());
         for tag in tags {
             let url = self.tag_url(tag);
@@ -232,14 +193,8 @@ impl Poller {
                     let host = self.host();
                     for s in &statuses {
                         if let Some(m) = status_mention(&host, s, now) {
-                            let payload = serde_json::to_vec(&m).expect("a mention serialises");
-                            let mkey = m.key();
-                            let record = FutureRecord::to(&self.topic).key(&mkey).payload(&payload);
-                            if let Err((e, _)) =
-                                self.producer.send(record, Duration::from_secs(10)).await
-                            {
-                                report.error =
-                                    Some(format!("Kafka did not store status {}: {e}", s.id));
+                            if let Err(e) = self.out.send(&m).await {
+                                report.error = Some(e);
                                 break;
                             }
                             report.sent += 1;
@@ -261,7 +216,7 @@ impl Poller {
         let mut all: Vec<Status> = Vec::new();
         let mut max_id: Option<String> = None;
         for _ in 0..MAX_PAGES {
-            let mut req = self.http.get(url).query(&[("limit", PAGE.to_string())]);
+            let mut req = self.out.http.get(url).query(&[("limit", PAGE.to_string())]);
             if let Some(s) = &since {
                 req = req.query(&[("since_id", s)]);
             }
@@ -271,11 +226,7 @@ impl Poller {
             if let Some(t) = &self.token {
                 req = req.bearer_auth(t);
             }
-            let resp = req.send().await.map_err(|e| format!("fetching: {e}"))?;
-            if !resp.status().is_success() {
-                return Err(format!("fetching: HTTP {}", resp.status()));
-            }
-            let body = resp.bytes().await.map_err(|e| format!("reading: {e}"))?;
+            let body = self.out.fetch(req).await?;
             let page: Vec<Status> = serde_json::from_slice(&body)
                 .map_err(|e| format!("not a list of Mastodon statuses: {e}"))?;
             let full = page.len() >= PAGE;
@@ -288,11 +239,8 @@ impl Poller {
         Ok(all)
     }
 
-    fn save(&self) -> Result<(), MastodonError> {
-        save_state(&self.state, &self.newest).map_err(|reason| MastodonError::State {
-            path: self.state.clone(),
-            reason,
-        })
+    fn save(&self) -> Result<(), ConnectorError> {
+        save_state(&self.state, &self.newest).map_err(state_error(&self.state))
     }
 }
 

@@ -57,6 +57,94 @@ pub fn save_state<T: serde::Serialize>(path: &std::path::Path, state: &T) -> Res
     std::fs::rename(&tmp, path).map_err(|e| e.to_string())
 }
 
+/// Why a polling connector (`gema rss`, `gema mastodon`, `gema hn`) could not run at all; a
+/// single feed's, tag's or query's failure is in its report instead.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    #[error("Kafka producer for {brokers}: {source}")]
+    Kafka {
+        brokers: String,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error(transparent)]
+    Topics(#[from] crate::kafka::topics::TopicError),
+    #[error("state file {path}: {reason}")]
+    State {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error("{0}")]
+    Config(String),
+    #[error("HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// Where a polling connector's mentions go: the raw topic (created when missing), and the HTTP
+/// client it fetches with (20 s per request, a `gema/<version> (<name>)` user agent).
+pub struct Outlet {
+    pub http: reqwest::Client,
+    producer: rdkafka::producer::FutureProducer,
+    topic: String,
+}
+
+impl Outlet {
+    pub async fn new(
+        config: &crate::config::KafkaConfig,
+        topics: &crate::kafka::Topics,
+        name: &str,
+    ) -> Result<Outlet, ConnectorError> {
+        crate::kafka::topics::ensure_topics(config, topics).await?;
+        let producer = crate::kafka::producer(config).map_err(|source| ConnectorError::Kafka {
+            brokers: config.brokers.clone(),
+            source,
+        })?;
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(20))
+            .user_agent(format!("gema/{} ({name})", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Outlet {
+            http,
+            producer,
+            topic: topics.raw.clone(),
+        })
+    }
+
+    /// Sends `m` keyed `<platform>:<id>` and waits until Kafka stored it; the error names it.
+    pub async fn send(&self, m: &crate::mention::Mention) -> Result<(), String> {
+        let payload = serde_json::to_vec(m).expect("a mention serialises");
+        let key = m.key();
+        let record = rdkafka::producer::FutureRecord::to(&self.topic)
+            .key(&key)
+            .payload(&payload);
+        self.producer
+            .send(record, std::time::Duration::from_secs(10))
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| format!("Kafka did not store {key}: {e}"))
+    }
+
+    /// GETs `req` and returns the body of a 2xx answer; the error says what failed.
+    pub async fn fetch(&self, req: reqwest::RequestBuilder) -> Result<Vec<u8>, String> {
+        let resp = req.send().await.map_err(|e| format!("fetching: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("fetching: HTTP {}", resp.status()));
+        }
+        Ok(resp
+            .bytes()
+            .await
+            .map_err(|e| format!("reading: {e}"))?
+            .to_vec())
+    }
+}
+
+/// The state file error for `path`.
+pub fn state_error(path: &std::path::Path) -> impl Fn(String) -> ConnectorError + '_ {
+    move |reason| ConnectorError::State {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -13,43 +13,20 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use feed_rs::model::{Entry, Feed};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Map;
 
-use super::html_to_text;
+use super::{html_to_text, load_state, save_state, state_error, ConnectorError, Outlet};
 use crate::config::KafkaConfig;
-use crate::kafka::{self, Topics};
+use crate::kafka::Topics;
 use crate::mention::{Author, Mention, MAX_TEXT_BYTES};
 
 /// Most item ids remembered in the state file.
 pub const MAX_SEEN: usize = 50_000;
 /// Longest mention text taken from an item, in bytes (long articles are cut at a char boundary).
 const MAX_ITEM_TEXT: usize = 4_000;
-/// One feed's fetch, including the body.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Why a poll could not run at all (a single feed's failure is in [`FeedReport`] instead).
-#[derive(Debug, thiserror::Error)]
-pub enum RssError {
-    #[error("Kafka producer for {brokers}: {source}")]
-    Kafka {
-        brokers: String,
-        source: rdkafka::error::KafkaError,
-    },
-    #[error(transparent)]
-    Topics(#[from] crate::kafka::topics::TopicError),
-    #[error("state file {path}: {source}")]
-    State {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("HTTP client: {0}")]
-    Http(#[from] reqwest::Error),
-}
 
 /// What one poll did with one feed.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,21 +49,8 @@ pub struct Seen {
 
 impl Seen {
     /// Reads the state file; a missing file is an empty state.
-    pub fn load(path: &Path) -> Result<Seen, RssError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Seen::default()),
-            Err(source) => {
-                return Err(RssError::State {
-                    path: path.into(),
-                    source,
-                })
-            }
-        };
-        let ids: Vec<String> = serde_json::from_str(&text).map_err(|e| RssError::State {
-            path: path.into(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-        })?;
+    pub fn load(path: &Path) -> Result<Seen, ConnectorError> {
+        let ids: Vec<String> = load_state(path).map_err(state_error(path))?;
         let mut seen = Seen::default();
         for id in ids {
             seen.insert(id);
@@ -94,19 +58,9 @@ impl Seen {
         Ok(seen)
     }
 
-    /// Writes the state file (via a temporary file and a rename).
-    pub fn save(&self, path: &Path) -> Result<(), RssError> {
-        let err = |source| RssError::State {
-            path: path.into(),
-            source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(err)?;
-        }
-        let tmp = path.with_extension("tmp");
-        let ids: Vec<&String> = self.order.iter().collect();
-        std::fs::write(&tmp, serde_json::to_vec(&ids).expect("ids serialise")).map_err(err)?;
-        std::fs::rename(&tmp, path).map_err(err)
+    /// Writes the state file, oldest id first.
+    pub fn save(&self, path: &Path) -> Result<(), ConnectorError> {
+        save_state(path, &self.order).map_err(state_error(path))
     }
 
     pub fn contains(&self, id: &str) -> bool {
@@ -207,9 +161,7 @@ pub fn entry_mention(
 
 /// Polls feeds into Kafka, remembering what it sent.
 pub struct Poller {
-    http: reqwest::Client,
-    producer: FutureProducer,
-    topic: String,
+    out: Outlet,
     state: PathBuf,
     seen: Seen,
 }
@@ -220,31 +172,17 @@ impl Poller {
         config: &KafkaConfig,
         topics: &Topics,
         state: &Path,
-    ) -> Result<Poller, RssError> {
-        kafka::topics::ensure_topics(config, topics).await?;
-        let producer = kafka::producer(config).map_err(|source| RssError::Kafka {
-            brokers: config.brokers.clone(),
-            source,
-        })?;
-        let http = reqwest::Client::builder()
-            .timeout(FETCH_TIMEOUT)
-            .user_agent(concat!(
-                "gema/",
-                env!("CARGO_PKG_VERSION"),
-                " (RSS connector)"
-            ))
-            .build()?;
+    ) -> Result<Poller, ConnectorError> {
+        let seen = Seen::load(state)?;
         Ok(Poller {
-            http,
-            producer,
-            topic: topics.raw.clone(),
+            out: Outlet::new(config, topics, "RSS connector").await?,
             state: state.to_path_buf(),
-            seen: Seen::load(state)?,
+            seen,
         })
     }
 
     /// Fetches every feed once and sends its new items; saves the state after each feed.
-    pub async fn poll(&mut self, urls: &[String]) -> Result<Vec<FeedReport>, RssError> {
+    pub async fn poll(&mut self, urls: &[String]) -> Result<Vec<FeedReport>, ConnectorError> {
         let mut reports = Vec::with_capacity(urls.len());
         for url in urls {
             let mut report = FeedReport {
@@ -264,19 +202,12 @@ impl Poller {
                         if self.seen.contains(&m.id) {
                             continue;
                         }
-                        let payload = serde_json::to_vec(&m).expect("a mention serialises");
-                        let key = m.key();
-                        let record = FutureRecord::to(&self.topic).key(&key).payload(&payload);
-                        match self.producer.send(record, Duration::from_secs(10)).await {
-                            Ok(_) => {
-                                self.seen.insert(m.id);
-                                report.sent += 1;
-                            }
-                            Err((e, _)) => {
-                                report.error = Some(format!("Kafka did not store item {key}: {e}"));
-                                break;
-                            }
+                        if let Err(e) = self.out.send(&m).await {
+                            report.error = Some(e);
+                            break;
                         }
+                        self.seen.insert(m.id);
+                        report.sent += 1;
                     }
                     self.seen.save(&self.state)?;
                 }
@@ -288,16 +219,7 @@ impl Poller {
     }
 
     async fn fetch(&self, url: &str) -> Result<Feed, String> {
-        let resp = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| format!("fetching: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(format!("fetching: HTTP {}", resp.status()));
-        }
-        let body = resp.bytes().await.map_err(|e| format!("reading: {e}"))?;
+        let body = self.out.fetch(self.out.http.get(url)).await?;
         feed_rs::parser::parse(&body[..]).map_err(|e| format!("not an RSS, Atom or JSON feed: {e}"))
     }
 }
