@@ -1,4 +1,5 @@
-//! `gema synth`, `gema replay`, and the polling connectors `gema rss`, `gema mastodon` and `gema hn`.
+//! `gema synth`, `gema replay`, and the polling connectors `gema rss`, `gema mastodon`, `gema hn`
+//! and `gema bluesky`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -308,6 +309,50 @@ pub async fn hn(config: &Config, args: &HnArgs) -> anyhow::Result<()> {
             Ok(reports
                 .into_iter()
                 .map(|r| (format!("hn {:?}", r.query), r.sent, r.error))
+                .collect())
+        })
+    })
+    .await
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BlueskyArgs {
+    /// Search queries (your brand's names, hashtags); each is searched newest first.
+    #[arg(required = true)]
+    pub queries: Vec<String>,
+    /// The AppView to search.
+    #[arg(long, default_value = "https://public.api.bsky.app")]
+    pub api: String,
+    /// Time between polls: 30s, 2m, 1h...
+    #[arg(long, default_value = "2m", value_parser = poll_interval)]
+    pub every: std::time::Duration,
+    /// Poll once and exit (non-zero when a query failed), e.g. from cron.
+    #[arg(long)]
+    pub once: bool,
+    /// Where each query's newest post and recent URIs are kept.
+    #[arg(long, default_value = ".gema/state/bluesky.json")]
+    pub state: PathBuf,
+}
+
+/// Env var with an access token, for a service that does not serve search anonymously.
+pub const BLUESKY_TOKEN_ENV: &str = "GEMA_BLUESKY_TOKEN";
+
+/// `gema bluesky`: searches Bluesky until Ctrl-C / SIGTERM (or once).
+pub async fn bluesky(config: &Config, args: &BlueskyArgs) -> anyhow::Result<()> {
+    let topics = Topics::new(&config.kafka.topic_prefix);
+    let token = std::env::var(BLUESKY_TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.is_empty());
+    let poller =
+        gema::sources::bluesky::Poller::new(&config.kafka, &topics, &args.api, token, &args.state)
+            .await?;
+    let poller = tokio::sync::Mutex::new(poller);
+    poll_until_stopped(args.every, args.once, || {
+        Box::pin(async {
+            let reports = poller.lock().await.poll(&args.queries).await?;
+            Ok(reports
+                .into_iter()
+                .map(|r| (format!("bluesky {:?}", r.query), r.sent, r.error))
                 .collect())
         })
     })

@@ -51,6 +51,9 @@ pub enum Command {
     /// Search Hacker News stories and comments (HN Search API) and send new hits to the raw
     /// topic (`platform: hn`)
     Hn(feed::HnArgs),
+    /// Search Bluesky posts (app.bsky.feed.searchPosts) and send new ones to the raw topic
+    /// (`platform: bluesky`); `GEMA_BLUESKY_TOKEN` where the service needs a token
+    Bluesky(feed::BlueskyArgs),
     /// Run every stage in one process until Ctrl-C / SIGTERM (drains, flushes, commits).
     Run(stages::RunArgs),
     /// Run only the enrich stage (raw → enriched / dead letters).
@@ -138,6 +141,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rss(args) => feed::rss(&config, &args).await,
         Command::Mastodon(args) => feed::mastodon(&config, &args).await,
         Command::Hn(args) => feed::hn(&config, &args).await,
+        Command::Bluesky(args) => feed::bluesky(&config, &args).await,
         Command::Run(args) => stages::run(&config, &args).await,
         Command::Enrich => stages::run(&config, &stages::RunArgs::only("enrich")).await,
         Command::Sink => stages::run(&config, &stages::RunArgs::only("sink")).await,

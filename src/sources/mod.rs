@@ -1,6 +1,7 @@
 //! Where mentions come from: the synthetic feed generator, the file replayer, and the RSS / Atom,
-//! Mastodon and Hacker News connectors (the webhook connector is `POST /api/ingest` in [`crate::server::ingest`]).
+//! Mastodon, Bluesky and Hacker News connectors (the webhook connector is `POST /api/ingest` in [`crate::server::ingest`]).
 
+pub mod bluesky;
 pub mod hn;
 pub mod mastodon;
 pub mod replay;
