@@ -100,7 +100,10 @@ async fn hashtag_posts_become_mentions_once_with_every_page_of_a_burst() {
     let r = poller.poll(&tags).await.unwrap();
     assert_eq!(r[0].sent, 38, "{r:?}");
     assert!(r[0].error.is_none(), "{r:?}");
-    assert!(r[1].url.ends_with("/api/v1/timelines/tag/nothere"), "{r:?}");
+    assert!(
+        r[1].source.ends_with("/api/v1/timelines/tag/nothere"),
+        "{r:?}"
+    );
     assert!(r[1].error.as_deref().unwrap().contains("404"), "{r:?}");
     // Nothing new: nothing sent (the tag as a user types it reads the same timeline).
     let r = poller.poll(&tags).await.unwrap();

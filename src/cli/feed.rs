@@ -212,6 +212,19 @@ where
     }
 }
 
+/// A report line per source, named `<prefix><source>`.
+fn lines(reports: Vec<gema::sources::SourceReport>, prefix: &str) -> Vec<PollLine> {
+    reports
+        .into_iter()
+        .map(|r| (format!("{prefix}{}", r.source), r.sent, r.error))
+        .collect()
+}
+
+/// A secret from the environment variable `name` (unset or empty: none); never logged.
+fn token_from_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|t| !t.is_empty())
+}
+
 /// `gema rss`: polls the feeds until Ctrl-C / SIGTERM (or once).
 pub async fn rss(config: &Config, args: &RssArgs) -> anyhow::Result<()> {
     let topics = Topics::new(&config.kafka.topic_prefix);
@@ -254,9 +267,7 @@ pub const MASTODON_TOKEN_ENV: &str = "GEMA_MASTODON_TOKEN";
 /// `gema mastodon`: polls the hashtag timelines until Ctrl-C / SIGTERM (or once).
 pub async fn mastodon(config: &Config, args: &MastodonArgs) -> anyhow::Result<()> {
     let topics = Topics::new(&config.kafka.topic_prefix);
-    let token = std::env::var(MASTODON_TOKEN_ENV)
-        .ok()
-        .filter(|t| !t.is_empty());
+    let token = token_from_env(MASTODON_TOKEN_ENV);
     let poller = gema::sources::mastodon::Poller::new(
         &config.kafka,
         &topics,
@@ -269,10 +280,7 @@ pub async fn mastodon(config: &Config, args: &MastodonArgs) -> anyhow::Result<()
     poll_until_stopped(args.every, args.once, || {
         Box::pin(async {
             let reports = poller.lock().await.poll(&args.tags).await?;
-            Ok(reports
-                .into_iter()
-                .map(|r| (r.url, r.sent, r.error))
-                .collect())
+            Ok(lines(reports, ""))
         })
     })
     .await
@@ -306,10 +314,7 @@ pub async fn hn(config: &Config, args: &HnArgs) -> anyhow::Result<()> {
     poll_until_stopped(args.every, args.once, || {
         Box::pin(async {
             let reports = poller.lock().await.poll(&args.queries).await?;
-            Ok(reports
-                .into_iter()
-                .map(|r| (format!("hn {:?}", r.query), r.sent, r.error))
-                .collect())
+            Ok(lines(reports, "hn "))
         })
     })
     .await
@@ -340,9 +345,7 @@ pub const BLUESKY_TOKEN_ENV: &str = "GEMA_BLUESKY_TOKEN";
 /// `gema bluesky`: searches Bluesky until Ctrl-C / SIGTERM (or once).
 pub async fn bluesky(config: &Config, args: &BlueskyArgs) -> anyhow::Result<()> {
     let topics = Topics::new(&config.kafka.topic_prefix);
-    let token = std::env::var(BLUESKY_TOKEN_ENV)
-        .ok()
-        .filter(|t| !t.is_empty());
+    let token = token_from_env(BLUESKY_TOKEN_ENV);
     let poller =
         gema::sources::bluesky::Poller::new(&config.kafka, &topics, &args.api, token, &args.state)
             .await?;
@@ -350,10 +353,7 @@ pub async fn bluesky(config: &Config, args: &BlueskyArgs) -> anyhow::Result<()> 
     poll_until_stopped(args.every, args.once, || {
         Box::pin(async {
             let reports = poller.lock().await.poll(&args.queries).await?;
-            Ok(reports
-                .into_iter()
-                .map(|r| (format!("bluesky {:?}", r.query), r.sent, r.error))
-                .collect())
+            Ok(lines(reports, "bluesky "))
         })
     })
     .await

@@ -19,7 +19,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Map;
 
-use super::{load_state, save_state, state_error, ConnectorError, Outlet};
+use super::{load_state, save_state, state_error, ConnectorError, Outlet, SourceReport};
 use crate::config::KafkaConfig;
 use crate::kafka::Topics;
 use crate::mention::{Author, Mention, Metrics};
@@ -135,14 +135,6 @@ pub struct QueryState {
     pub recent: Vec<String>,
 }
 
-/// What one poll did with one query.
-#[derive(Debug, Clone, PartialEq)]
-pub struct QueryReport {
-    pub query: String,
-    pub sent: usize,
-    pub error: Option<String>,
-}
-
 /// Polls Bluesky search into Kafka.
 pub struct Poller {
     out: Outlet,
@@ -176,14 +168,10 @@ impl Poller {
     }
 
     /// Searches each query's new posts and sends them; saves the state after each query.
-    pub async fn poll(&mut self, queries: &[String]) -> Result<Vec<QueryReport>, ConnectorError> {
+    pub async fn poll(&mut self, queries: &[String]) -> Result<Vec<SourceReport>, ConnectorError> {
         let mut reports = Vec::with_capacity(queries.len());
         for q in queries {
-            let mut report = QueryReport {
-                query: q.clone(),
-                sent: 0,
-                error: None,
-            };
+            let mut report = SourceReport::new(q.clone());
             let mut st = self.queries.get(q).cloned().unwrap_or_default();
             match self.fetch_new(q, st.since).await {
                 Ok(mut posts) => {

@@ -18,7 +18,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Map;
 
-use super::{html_to_text, load_state, save_state, state_error, ConnectorError, Outlet};
+use super::{
+    html_to_text, load_state, save_state, state_error, ConnectorError, Outlet, SourceReport,
+};
 use crate::config::KafkaConfig;
 use crate::kafka::Topics;
 use crate::mention::{Author, Mention, Metrics};
@@ -109,14 +111,6 @@ pub struct QueryState {
     pub ids: Vec<String>,
 }
 
-/// What one poll did with one query.
-#[derive(Debug, Clone, PartialEq)]
-pub struct QueryReport {
-    pub query: String,
-    pub sent: usize,
-    pub error: Option<String>,
-}
-
 /// Polls HN Search into Kafka.
 pub struct Poller {
     out: Outlet,
@@ -145,14 +139,10 @@ impl Poller {
     }
 
     /// Searches each query's new hits and sends them; saves the state after each query.
-    pub async fn poll(&mut self, queries: &[String]) -> Result<Vec<QueryReport>, ConnectorError> {
+    pub async fn poll(&mut self, queries: &[String]) -> Result<Vec<SourceReport>, ConnectorError> {
         let mut reports = Vec::with_capacity(queries.len());
         for q in queries {
-            let mut report = QueryReport {
-                query: q.clone(),
-                sent: 0,
-                error: None,
-            };
+            let mut report = SourceReport::new(q.clone());
             let known = self.queries.get(q).cloned();
             match self.fetch_new(q, known.as_ref()).await {
                 Ok(mut hits) => {

@@ -21,7 +21,9 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Map;
 
-use super::{html_to_text, load_state, save_state, state_error, ConnectorError, Outlet};
+use super::{
+    html_to_text, load_state, save_state, state_error, ConnectorError, Outlet, SourceReport,
+};
 use crate::config::KafkaConfig;
 use crate::kafka::Topics;
 use crate::mention::{Author, Mention, Metrics};
@@ -111,17 +113,6 @@ pub fn status_mention(host: &str, status: &Status, now: DateTime<Utc>) -> Option
     })
 }
 
-/// What one poll did with one hashtag timeline.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TagReport {
-    /// The timeline's URL.
-    pub url: String,
-    /// New statuses sent to Kafka.
-    pub sent: usize,
-    /// Why the timeline, or some of its statuses, could not be taken.
-    pub error: Option<String>,
-}
-
 /// Polls hashtag timelines of one instance into Kafka.
 pub struct Poller {
     out: Outlet,
@@ -171,7 +162,7 @@ impl Poller {
     }
 
     /// Fetches each tag's new statuses and sends them; saves the state after each tag.
-    pub async fn poll(&mut self, tags: &[String]) -> Result<Vec<TagReport>, ConnectorError> {
+    pub async fn poll(&mut self, tags: &[String]) -> Result<Vec<SourceReport>, ConnectorError> {
         let mut reports = Vec::with_capacity(tags.len());
         for tag in tags {
             let url = self.tag_url(tag);
@@ -180,11 +171,7 @@ impl Poller {
                 self.host(),
                 tag.trim_start_matches('#').to_lowercase()
             );
-            let mut report = TagReport {
-                url: url.clone(),
-                sent: 0,
-                error: None,
-            };
+            let mut report = SourceReport::new(url.clone());
             match self.fetch_new(&url, self.newest.get(&key).cloned()).await {
                 Ok(mut statuses) => {
                     // Oldest first, so the newest id only moves past what Kafka stored.

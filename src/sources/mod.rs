@@ -58,6 +58,27 @@ pub fn save_state<T: serde::Serialize>(path: &std::path::Path, state: &T) -> Res
     std::fs::rename(&tmp, path).map_err(|e| e.to_string())
 }
 
+/// What one poll did with one source of a connector (a hashtag timeline, a search query).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceReport {
+    /// The source: its URL or query.
+    pub source: String,
+    /// New mentions sent to Kafka.
+    pub sent: usize,
+    /// Why the source, or some of its items, could not be taken.
+    pub error: Option<String>,
+}
+
+impl SourceReport {
+    pub fn new(source: String) -> SourceReport {
+        SourceReport {
+            source,
+            sent: 0,
+            error: None,
+        }
+    }
+}
+
 /// Why a polling connector (`gema rss`, `gema mastodon`, `gema hn`) could not run at all; a
 /// single feed's, tag's or query's failure is in its report instead.
 #[derive(Debug, thiserror::Error)]
