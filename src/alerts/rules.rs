@@ -1,6 +1,6 @@
 //! The per-mention rule: a negative comment about a tracked query.
 
-use crate::enrich::stopwords::names_a_reason;
+use crate::enrich::stopwords::{names_a_reason, without_trailing_punctuation};
 use crate::sentiment::explain::WordEffect;
 use chrono::Utc;
 use serde::Deserialize;
@@ -161,7 +161,7 @@ fn negative_words(effects: &[WordEffect], max: usize) -> Vec<&str> {
     effects
         .iter()
         .filter(|e| e.effect < 0.0 && names_a_reason(&e.word))
-        .map(|e| e.word.trim_end_matches([',', '.', '!', '?', ';', ':']))
+        .map(|e| without_trailing_punctuation(&e.word))
         .take(max)
         .collect()
 }
@@ -245,6 +245,7 @@ mod tests {
                 &LexiconModel,
                 &e.mention.text,
                 crate::sentiment::Lang::En,
+                e.sentiment.score,
                 names_a_reason,
                 16,
             )

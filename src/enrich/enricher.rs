@@ -54,7 +54,7 @@ impl Enricher {
     /// The leave-one-word-out effects on `e`'s score under the fast tier of its first
     /// [`EXPLAINED_WORDS`] words that can name a reason (not function words, except negations),
     /// the largest first; empty when the transformer decided `e`, whose reading they would not
-    /// explain.
+    /// explain. `e.sentiment` is then the fast tier's, so its score is not computed again.
     pub fn word_effects(&self, e: &EnrichedMention) -> Vec<WordEffect> {
         if e.cascade.as_ref().is_some_and(|c| c.tier != "fast") {
             return Vec::new();
@@ -63,6 +63,7 @@ impl Enricher {
             self.model.as_ref(),
             &e.mention.text,
             Lang::from_hint(&e.lang),
+            e.sentiment.score,
             names_a_reason,
             EXPLAINED_WORDS,
         )

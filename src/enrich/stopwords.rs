@@ -26,11 +26,16 @@ pub fn is_stop_word(word: &str) -> bool {
     STOP.contains(word)
 }
 
+/// `word` as written in a post, without the punctuation that ends its clause (`lambat,` → `lambat`).
+pub fn without_trailing_punctuation(word: &str) -> &str {
+    word.trim_end_matches([',', '.', '!', '?', ';', ':'])
+}
+
 /// Whether `word` (as written in a post) can name a reason: not empty after trailing
 /// punctuation, and not a function word unless it negates (`not`, `gak`, `don't`, `tdk`...,
 /// after normalisation).
 pub fn names_a_reason(word: &str) -> bool {
-    let w = word.trim_end_matches([',', '.', '!', '?', ';', ':']);
+    let w = without_trailing_punctuation(word);
     !w.is_empty()
         && (!is_stop_word(&w.to_lowercase())
             || crate::sentiment::normalize(w)

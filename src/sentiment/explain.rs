@@ -56,16 +56,16 @@ pub fn word_effects<E>(
     Ok(effects)
 }
 
-/// [`word_effects`] of `text` in `lang` under `model`, trying the first `max` words that
-/// `candidate` accepts.
+/// [`word_effects`] of `text` in `lang` under `model`, whose score for the whole text the
+/// caller already has (`score`), trying the first `max` words that `candidate` accepts.
 pub fn model_word_effects(
     model: &dyn SentimentModel,
     text: &str,
     lang: Lang,
+    score: f32,
     candidate: impl Fn(&str) -> bool,
     max: usize,
 ) -> Vec<WordEffect> {
-    let score = model.classify(text, lang).score;
     let rescore = |variants: &[String]| -> Result<Vec<f32>, std::convert::Infallible> {
         Ok(variants
             .iter()
@@ -83,25 +83,24 @@ mod tests {
     use super::*;
     use crate::sentiment::lexicon::LexiconModel;
 
+    /// [`model_word_effects`] under the built-in lexicon, scoring the whole text first.
+    fn lexicon_effects(
+        text: &str,
+        lang: Lang,
+        candidate: impl Fn(&str) -> bool,
+        max: usize,
+    ) -> Vec<WordEffect> {
+        let score = LexiconModel.classify(text, lang).score;
+        model_word_effects(&LexiconModel, text, lang, score, candidate, max)
+    }
+
     #[test]
     fn the_sentiment_word_has_the_largest_effect_with_its_sign() {
         let all = |_: &str| true;
-        let bad = model_word_effects(
-            &LexiconModel,
-            "the delivery was awful today",
-            Lang::En,
-            all,
-            usize::MAX,
-        );
+        let bad = lexicon_effects("the delivery was awful today", Lang::En, all, usize::MAX);
         assert_eq!(bad[0].word, "awful", "{bad:?}");
         assert!(bad[0].effect < 0.0, "{bad:?}");
-        let good = model_word_effects(
-            &LexiconModel,
-            "pelayanannya bagus sekali",
-            Lang::Id,
-            all,
-            usize::MAX,
-        );
+        let good = lexicon_effects("pelayanannya bagus sekali", Lang::Id, all, usize::MAX);
         assert_eq!(good[0].word, "bagus", "{good:?}");
         assert!(good[0].effect > 0.0, "{good:?}");
         // Words that change nothing are left out, and the list is ordered by size.
@@ -113,14 +112,14 @@ mod tests {
 
     #[test]
     fn an_empty_text_has_no_words() {
-        assert!(model_word_effects(&LexiconModel, "  ", Lang::En, |_| true, 9).is_empty());
+        assert!(lexicon_effects("  ", Lang::En, |_| true, 9).is_empty());
     }
 
     #[test]
     fn only_the_first_accepted_words_are_tried() {
         let text = "awful awful service, truly awful";
         let not_service = |w: &str| !w.starts_with("service");
-        let effects = model_word_effects(&LexiconModel, text, Lang::En, not_service, 2);
+        let effects = lexicon_effects(text, Lang::En, not_service, 2);
         assert_eq!(effects.len(), 2, "{effects:?}");
         assert!(effects.iter().all(|e| e.word == "awful"), "{effects:?}");
     }

@@ -400,6 +400,7 @@ pub async fn classify(
                         model.as_ref(),
                         text,
                         lang,
+                        s.score,
                         |_| true,
                         MAX_EXPLAINED_WORDS,
                     );

@@ -79,8 +79,8 @@ impl SourceReport {
     }
 }
 
-/// Why a polling connector (`gema rss`, `gema mastodon`, `gema hn`) could not run at all; a
-/// single feed's, tag's or query's failure is in its report instead.
+/// Why a polling connector (`gema rss`, `gema mastodon`, `gema hn`, `gema bluesky`) could not
+/// run at all; a single feed's, tag's or query's failure is in its report instead.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
     #[error("Kafka producer for {brokers}: {source}")]
