@@ -19,7 +19,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Map;
 
-use super::{load_state, save_state, state_error, ConnectorError, Outlet, SourceReport};
+use super::{load_state, save_state, ConnectorError, Outlet, SourceReport};
 use crate::config::KafkaConfig;
 use crate::kafka::Topics;
 use crate::mention::{Author, Mention, Metrics};
@@ -154,7 +154,7 @@ impl Poller {
         token: Option<String>,
         state: &Path,
     ) -> Result<Poller, ConnectorError> {
-        let queries = load_state(state).map_err(state_error(state))?;
+        let queries = load_state(state)?;
         Ok(Poller {
             out: Outlet::new(config, topics, "Bluesky connector").await?,
             endpoint: format!(
@@ -194,7 +194,7 @@ impl Poller {
                     let excess = st.recent.len().saturating_sub(RECENT);
                     st.recent.drain(..excess);
                     self.queries.insert(q.clone(), st);
-                    save_state(&self.state, &self.queries).map_err(state_error(&self.state))?;
+                    save_state(&self.state, &self.queries)?;
                 }
                 Err(e) => report.error = Some(format!("{}?q={q}: {e}", self.endpoint)),
             }

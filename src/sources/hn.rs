@@ -18,9 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Map;
 
-use super::{
-    html_to_text, load_state, save_state, state_error, ConnectorError, Outlet, SourceReport,
-};
+use super::{html_to_text, load_state, save_state, ConnectorError, Outlet, SourceReport};
 use crate::config::KafkaConfig;
 use crate::kafka::Topics;
 use crate::mention::{Author, Mention, Metrics};
@@ -129,7 +127,7 @@ impl Poller {
         api: &str,
         state: &Path,
     ) -> Result<Poller, ConnectorError> {
-        let queries = load_state(state).map_err(state_error(state))?;
+        let queries = load_state(state)?;
         Ok(Poller {
             out: Outlet::new(config, topics, "HN connector").await?,
             endpoint: format!("{}/api/v1/search_by_date", api.trim_end_matches('/')),
@@ -169,7 +167,7 @@ impl Poller {
                         st.ids.push(h.object_id.clone());
                     }
                     self.queries.insert(q.clone(), st);
-                    save_state(&self.state, &self.queries).map_err(state_error(&self.state))?;
+                    save_state(&self.state, &self.queries)?;
                 }
                 Err(e) => report.error = Some(format!("{}?query={q}: {e}", self.endpoint)),
             }

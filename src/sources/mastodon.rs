@@ -21,9 +21,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Map;
 
-use super::{
-    html_to_text, load_state, save_state, state_error, ConnectorError, Outlet, SourceReport,
-};
+use super::{html_to_text, load_state, save_state, ConnectorError, Outlet, SourceReport};
 use crate::config::KafkaConfig;
 use crate::kafka::Topics;
 use crate::mention::{Author, Mention, Metrics};
@@ -139,7 +137,7 @@ impl Poller {
             .ok_or_else(|| {
                 ConnectorError::Config(format!("instance URL {instance:?}: use https://host"))
             })?;
-        let newest = load_state(state).map_err(state_error(state))?;
+        let newest = load_state(state)?;
         Ok(Poller {
             out: Outlet::new(config, topics, "Mastodon connector").await?,
             instance,
@@ -227,7 +225,7 @@ impl Poller {
     }
 
     fn save(&self) -> Result<(), ConnectorError> {
-        save_state(&self.state, &self.newest).map_err(state_error(&self.state))
+        save_state(&self.state, &self.newest)
     }
 }
 

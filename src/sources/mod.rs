@@ -38,24 +38,36 @@ pub fn html_to_text(html: &str) -> String {
 /// A connector's state from the JSON file at `path`; a missing file is the default state.
 pub fn load_state<T: serde::de::DeserializeOwned + Default>(
     path: &std::path::Path,
-) -> Result<T, String> {
-    match std::fs::read_to_string(path) {
+) -> Result<T, ConnectorError> {
+    let read = match std::fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text).map_err(|e| e.to_string()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
         Err(e) => Err(e.to_string()),
-    }
+    };
+    read.map_err(|reason| ConnectorError::State {
+        path: path.to_path_buf(),
+        reason,
+    })
 }
 
 /// Writes a connector's state to `path` as JSON (a temporary file, then a rename, so a crash
 /// never leaves half a file).
-pub fn save_state<T: serde::Serialize>(path: &std::path::Path, state: &T) -> Result<(), String> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    }
-    let tmp = path.with_extension("tmp");
-    let json = serde_json::to_vec_pretty(state).map_err(|e| e.to_string())?;
-    std::fs::write(&tmp, json).map_err(|e| e.to_string())?;
-    std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+pub fn save_state<T: serde::Serialize>(
+    path: &std::path::Path,
+    state: &T,
+) -> Result<(), ConnectorError> {
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(state)?)?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| ConnectorError::State {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
 /// What one poll did with one source of a connector (a hashtag timeline, a search query).
@@ -156,14 +168,6 @@ impl Outlet {
             .await
             .map_err(|e| format!("reading: {e}"))?
             .to_vec())
-    }
-}
-
-/// The state file error for `path`.
-pub fn state_error(path: &std::path::Path) -> impl Fn(String) -> ConnectorError + '_ {
-    move |reason| ConnectorError::State {
-        path: path.to_path_buf(),
-        reason,
     }
 }
 

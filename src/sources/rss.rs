@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use feed_rs::model::{Entry, Feed};
 use serde_json::Map;
 
-use super::{html_to_text, load_state, save_state, state_error, ConnectorError, Outlet};
+use super::{html_to_text, load_state, save_state, ConnectorError, Outlet};
 use crate::config::KafkaConfig;
 use crate::kafka::Topics;
 use crate::mention::{Author, Mention, MAX_TEXT_BYTES};
@@ -50,7 +50,7 @@ pub struct Seen {
 impl Seen {
     /// Reads the state file; a missing file is an empty state.
     pub fn load(path: &Path) -> Result<Seen, ConnectorError> {
-        let ids: Vec<String> = load_state(path).map_err(state_error(path))?;
+        let ids: Vec<String> = load_state(path)?;
         let mut seen = Seen::default();
         for id in ids {
             seen.insert(id);
@@ -60,7 +60,7 @@ impl Seen {
 
     /// Writes the state file, oldest id first.
     pub fn save(&self, path: &Path) -> Result<(), ConnectorError> {
-        save_state(path, &self.order).map_err(state_error(path))
+        save_state(path, &self.order)
     }
 
     pub fn contains(&self, id: &str) -> bool {
