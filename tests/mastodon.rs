@@ -84,9 +84,7 @@ async fn hashtag_posts_become_mentions_once_with_every_page_of_a_burst() {
     let app = axum::Router::new()
         .route("/api/v1/timelines/tag/{tag}", get(timeline))
         .with_state(inst.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let base = common::serve_locally(app).await;
 
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("mastodon.json");

@@ -63,9 +63,7 @@ async fn feeds_become_mentions_once_and_a_broken_feed_is_reported() {
         .route("/broken.xml", get(|| async { "<html>not a feed</html>" }))
         .route("/gone.xml", get(|| async { StatusCode::NOT_FOUND }))
         .with_state(items.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let base = common::serve_locally(app).await;
     let urls: Vec<String> = ["news.xml", "atom.xml", "broken.xml", "gone.xml"]
         .iter()
         .map(|p| format!("{base}/{p}"))

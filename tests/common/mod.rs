@@ -171,3 +171,12 @@ impl Stages {
         self.metrics
     }
 }
+
+/// Serves `app` on a free port of 127.0.0.1 for the rest of the test (a stand-in for a
+/// platform's API); returns its base URL.
+pub async fn serve_locally(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
