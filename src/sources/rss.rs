@@ -27,6 +27,10 @@ use crate::mention::{Author, Mention, MAX_TEXT_BYTES};
 pub const MAX_SEEN: usize = 50_000;
 /// Longest mention text taken from an item, in bytes (long articles are cut at a char boundary).
 const MAX_ITEM_TEXT: usize = 4_000;
+const _: () = assert!(
+    MAX_ITEM_TEXT <= MAX_TEXT_BYTES,
+    "an item's text must pass mention validation"
+);
 
 /// What one poll did with one feed.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,7 +125,7 @@ pub fn entry_mention(
         (_, Some(s)) => s,
         _ => String::new(),
     };
-    let text = cut(text.trim(), MAX_ITEM_TEXT.min(MAX_TEXT_BYTES)).to_string();
+    let text = cut(text.trim(), MAX_ITEM_TEXT).to_string();
     if text.is_empty() {
         return None;
     }
