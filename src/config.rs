@@ -102,6 +102,13 @@ pub struct KafkaConfig {
     pub options: BTreeMap<String, String>,
 }
 
+impl KafkaConfig {
+    /// The names of gema's topics and consumer groups under this config's prefix.
+    pub fn topics(&self) -> crate::kafka::Topics {
+        crate::kafka::Topics::new(&self.topic_prefix)
+    }
+}
+
 impl Default for KafkaConfig {
     fn default() -> Self {
         KafkaConfig {

@@ -7,12 +7,12 @@
 pub mod alerts;
 pub mod config;
 pub mod enrich;
-pub mod error;
 pub mod kafka;
 pub mod mention;
 pub mod metrics;
 pub mod pipeline;
 pub mod query;
+pub mod runner;
 pub mod sentiment;
 pub mod server;
 pub mod sources;

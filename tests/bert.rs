@@ -444,7 +444,7 @@ async fn cascade_decides_queued_mentions_and_a_full_queue_keeps_the_fast_label()
 async fn enrich_stage_with_the_cascade_records_the_decider_and_loses_nothing() {
     use gema::kafka::{lag, topics::ensure_topics, Topics};
     use gema::mention::{EnrichedMention, Escalation};
-    use gema::pipeline::{spawn_stages, Deps, Stage};
+    use gema::pipeline::{start_with, Parts, Stage};
     use gema::sources::synth::{generate, SynthOptions};
     use rdkafka::consumer::Consumer;
     use rdkafka::message::Message;
@@ -468,7 +468,7 @@ async fn enrich_stage_with_the_cascade_records_the_decider_and_loses_nothing() {
         nice: 0,
         ..CascadeConfig::default()
     };
-    let topics = Topics::new(&config.kafka.topic_prefix);
+    let topics = config.kafka.topics();
     ensure_topics(&config.kafka, &topics)
         .await
         .expect("Kafka is up (scripts/services.sh up)");
@@ -477,16 +477,14 @@ async fn enrich_stage_with_the_cascade_records_the_decider_and_loses_nothing() {
         .with_cascade(Cascade::start(&config.enrich.cascade, fast).unwrap());
     let metrics = Arc::new(gema::metrics::Metrics::default());
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let deps = Deps {
-        config: config.clone(),
+    let parts = Parts {
         enricher,
         store: None,
         webhooks: Vec::new(),
         metrics: metrics.clone(),
         shutdown: shutdown.clone(),
     };
-    let mut tasks = tokio::task::JoinSet::new();
-    spawn_stages(&mut tasks, &[Stage::Enrich], &deps);
+    let running = start_with(&config, &[Stage::Enrich], parts);
 
     let lines = generate(&SynthOptions {
         seed: 3,
@@ -507,12 +505,18 @@ async fn enrich_stage_with_the_cascade_records_the_decider_and_loses_nothing() {
             .unwrap();
     }
     let deadline = Instant::now() + Duration::from_secs(120);
-    while lag::group_lag(&config.kafka, &topics.group("enrich"), &topics.raw).unwrap() != 0 {
+    while lag::group_lag(
+        &config.kafka,
+        &topics.group(gema::kafka::Group::Enrich),
+        &topics.raw,
+    )
+    .unwrap()
+        != 0
+    {
         assert!(Instant::now() < deadline, "enrich did not drain in 120 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    shutdown.cancel();
-    while tasks.join_next().await.is_some() {}
+    running.stop().await.unwrap();
 
     let consumer = gema::kafka::consumer(&config.kafka, &format!("{}-check", topics.raw)).unwrap();
     consumer.subscribe(&[&topics.enriched]).unwrap();

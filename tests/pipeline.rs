@@ -144,20 +144,20 @@ async fn every_line_ends_in_clickhouse_or_the_dlq_and_reconsuming_changes_no_cou
     // Re-consume everything from offset 0: no count changes.
     lag::rewind_group(
         &env.config.kafka,
-        &env.topics.group("enrich"),
+        &env.topics.group(gema::kafka::Group::Enrich),
         &env.topics.raw,
     )
     .unwrap();
     lag::rewind_group(
         &env.config.kafka,
-        &env.topics.group("sink-ch"),
+        &env.topics.group(gema::kafka::Group::SinkMentions),
         &env.topics.enriched,
     )
     .unwrap();
     assert!(
         lag::group_lag(
             &env.config.kafka,
-            &env.topics.group("enrich"),
+            &env.topics.group(gema::kafka::Group::Enrich),
             &env.topics.raw
         )
         .unwrap()
@@ -293,7 +293,7 @@ async fn a_stage_killed_mid_stream_loses_nothing_after_restart() {
     assert_eq!(
         lag::group_lag(
             &env.config.kafka,
-            &env.topics.group("enrich"),
+            &env.topics.group(gema::kafka::Group::Enrich),
             &env.topics.raw
         )
         .unwrap(),

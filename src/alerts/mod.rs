@@ -5,6 +5,7 @@ pub mod alert;
 pub mod router;
 pub mod rules;
 pub mod stage;
+pub mod trend;
 pub mod webhook;
 
 pub use alert::{Alert, AlertKind, Sample, Severity};

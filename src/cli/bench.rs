@@ -6,17 +6,13 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use gema::alerts::{Alert, AlertKind};
 use gema::config::Config;
-use gema::kafka::{self, Topics};
+use gema::kafka;
 use gema::mention::Mention;
-use gema::pipeline::{self, Stage};
+use gema::pipeline::{self, Namespace, Stage};
 use gema::sources::synth::{generate, SynthOptions};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
-use tokio::task::JoinSet;
-
-use super::eval::Namespace;
-use super::stages::deps;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -61,15 +57,13 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
         !config.tracked.is_empty(),
         "no tracked queries configured (gema.toml)"
     );
-    let mut ns = Namespace::new(config, "bench")?;
+    let mut ns = Namespace::fresh(config, "bench")?;
     // Every negative comment is measured: no rate limit, no digest.
     ns.config.alerts.router.max_per_minute = u32::MAX;
     let config = ns.config.clone();
-    let deps = deps(&config, &Stage::ALL).await?;
-    let store = deps.store.clone().expect("sink");
-    let mut tasks = JoinSet::new();
-    pipeline::spawn_stages(&mut tasks, &Stage::ALL, &deps);
-    let topics = Topics::new(&config.kafka.topic_prefix);
+    let running = pipeline::start(&config, &Stage::ALL).await?;
+    let store = running.store.clone().expect("sink");
+    let topics = config.kafka.topics();
 
     // Latency probe: every delivered negative-comment alert, as it arrives.
     let probe = kafka::consumer(
@@ -152,15 +146,15 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
         let _ = d.await;
     }
     let send_s = started.elapsed().as_secs_f64();
-    pipeline::wait_for_drain(&config, Duration::from_secs(600), Duration::from_secs(3))
+    running
+        .wait_for_drain(Duration::from_secs(600), Duration::from_secs(3))
         .await
         .map_err(anyhow::Error::msg)?;
     let total_s = started.elapsed().as_secs_f64() - 3.0;
     probe_stop.cancel();
     let mut lat = latencies.await?;
     lat.sort_by(f64::total_cmp);
-    deps.shutdown.cancel();
-    while tasks.join_next().await.is_some() {}
+    let metrics = running.stop().await?;
     let stored = store.count_mentions().await?;
 
     println!("gema bench — {}", machine());
@@ -175,7 +169,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
     );
     println!("  stored            {stored} distinct mentions in ClickHouse");
     if config.enrich.cascade.enabled {
-        let m = &deps.metrics;
+        let m = &metrics;
         let c = &config.enrich.cascade;
         println!(
             "  sentiment cascade confidence < {}, queue {}, batch {}, max wait {} ms: {} of {} \
@@ -202,6 +196,6 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
         percentile(&lat, 0.99),
         lat.last().copied().unwrap_or(f64::NAN)
     );
-    ns.cleanup(&store).await;
+    ns.cleanup().await;
     Ok(())
 }

@@ -6,19 +6,16 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::Utc;
 use gema::config::Config;
-use gema::kafka::Topics;
-use gema::pipeline::{self, Stage};
+use gema::pipeline::{self, Namespace, Stage};
 use gema::query::alerts;
 use gema::query::mentions::{self, MentionFilter};
 use gema::query::trends::{self, TermKind};
 use gema::sentiment::Label;
 use gema::sources::replay::{self, ReplayOptions, Speed};
-use tokio::task::JoinSet;
 
 use super::query::{
     alerts_table, dlq_table, mentions_table, rising_table, status_lines, trends_table,
 };
-use super::stages::deps;
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -39,37 +36,26 @@ pub struct DemoArgs {
 pub const DEMO_DATABASE: &str = "gema_demo";
 const DEMO_PREFIX: &str = "gema-demo";
 
-/// A fresh namespace for this run: topics `gema-demo-<time>.*` (earlier runs' demo topics are
-/// deleted), database `gema_demo` (recreated), detector state under `<state_dir>/demo`.
-async fn fresh_namespace(config: &Config) -> anyhow::Result<Config> {
-    let mut demo = config.clone();
-    demo.kafka.topic_prefix = format!("{DEMO_PREFIX}-{}", Utc::now().format("%Y%m%d%H%M%S"));
-    demo.clickhouse.database = DEMO_DATABASE.into();
-    demo.state_dir = config.state_dir.join("demo");
-    let _ = std::fs::remove_dir_all(&demo.state_dir);
-    let old = gema::kafka::topics::list_prefixed(&config.kafka, &format!("{DEMO_PREFIX}-"))
-        .context("listing Kafka topics (is Kafka running? `scripts/services.sh up`)")?;
-    if !old.is_empty() {
-        gema::kafka::topics::delete(&config.kafka, &old).await?;
-    }
-    let store = gema::store::connect(&demo.clickhouse).await?;
-    store
-        .drop_database()
-        .await
-        .context("dropping the previous demo database")?;
-    Ok(demo)
-}
-
 pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         !config.tracked.is_empty(),
         "no tracked queries configured: run the demo from the repository root (it reads gema.toml) or pass --config"
     );
-    let config = &fresh_namespace(config).await?;
-    let deps = deps(config, &Stage::ALL)
+    // A fresh namespace for this run: topics `gema-demo-<time>.*` (earlier runs' demo topics are
+    // deleted), database `gema_demo` (recreated), detector state under `<state_dir>/demo`.
+    let ns = Namespace::recreated(
+        config,
+        DEMO_PREFIX,
+        DEMO_DATABASE,
+        config.state_dir.join("demo"),
+    )
+    .await
+    .context("preparing the demo's topics and database")?;
+    let config = &ns.config;
+    let running = pipeline::start(config, &Stage::ALL)
         .await
         .context("preparing Kafka and ClickHouse")?;
-    let store = deps.store.clone().expect("the sink needs ClickHouse");
+    let store = running.store.clone().expect("the sink needs ClickHouse");
     println!(
         "== gema demo: Kafka {} · ClickHouse {} {} · tracking {}",
         config.kafka.brokers,
@@ -83,9 +69,7 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
             .join(", ")
     );
     let demo_started = Utc::now();
-    pipeline::cancel_on_signal(deps.shutdown.clone());
-    let mut tasks = JoinSet::new();
-    pipeline::spawn_stages(&mut tasks, &Stage::ALL, &deps);
+    pipeline::cancel_on_signal(running.shutdown_token());
 
     println!(
         "\n== Replaying {} at {:?} (event times shifted so the feed ends as the replay does)",
@@ -98,19 +82,16 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
         retime: true,
         progress: true,
     };
-    let topics = Topics::new(&config.kafka.topic_prefix);
+    let topics = config.kafka.topics();
     let summary = replay::replay(&config.kafka, &topics, &opts).await?;
     println!("{summary}");
 
     let started = Instant::now();
-    pipeline::wait_for_drain(
-        config,
-        Duration::from_secs(args.timeout_s),
-        Duration::from_secs(5),
-    )
-    .await
-    .map_err(anyhow::Error::msg)?;
-    let m = &deps.metrics;
+    running
+        .wait_for_drain(Duration::from_secs(args.timeout_s), Duration::from_secs(5))
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let m = &running.metrics;
     println!(
         "\n== Pipeline drained in {:.1}s: enrich read {}, enriched {}, dead-lettered {}; {} mention rows stored; \
          {} alert candidates, {} alerts delivered",
@@ -197,8 +178,7 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
     let (_, table) = dlq_table(config, 20)?;
     print!("{table}");
 
-    deps.shutdown.cancel();
-    while tasks.join_next().await.is_some() {}
+    running.stop().await?;
     println!("\nStages stopped cleanly. The demo's data is in database {DEMO_DATABASE}; explore it with:");
     println!("  export GEMA_CLICKHOUSE_DATABASE={DEMO_DATABASE}");
     println!("  gema alerts --since 4h; gema trends --rising --since 4h; gema mentions --sentiment negative --since 4h");

@@ -5,16 +5,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use gema::config::Config;
-use gema::kafka::{topics::delete_topics, Topics};
-use gema::pipeline::{self, Stage};
+use gema::pipeline::{self, Namespace, Stage};
 use gema::query::alerts;
 use gema::sources::replay::{self, ReplayOptions, Speed};
 use gema::sources::scenario::Truth;
 use gema::trends::eval::{evaluate, Detected};
-use tokio::task::JoinSet;
 
 use super::query::table;
-use super::stages::deps;
 
 #[derive(Debug, clap::Args)]
 pub struct EvalTrendsArgs {
@@ -45,13 +42,11 @@ pub async fn run(config: &Config, args: &EvalTrendsArgs) -> anyhow::Result<()> {
         "no tracked queries configured (gema.toml)"
     );
     // A namespace of its own: fresh topics, database and detector state.
-    let ns = Namespace::new(config, "eval")?;
+    let ns = Namespace::fresh(config, "eval").context("creating the run's state directory")?;
     let config = ns.config.clone();
-    let deps = deps(&config, &Stage::ALL).await?;
-    let store = deps.store.clone().expect("sink needs ClickHouse");
-    let mut tasks = JoinSet::new();
-    pipeline::spawn_stages(&mut tasks, &Stage::ALL, &deps);
-    let topics = Topics::new(&config.kafka.topic_prefix);
+    let running = pipeline::start(&config, &Stage::ALL).await?;
+    let store = running.store.clone().expect("sink needs ClickHouse");
+    let topics = config.kafka.topics();
     let started = Instant::now();
     let opts = ReplayOptions {
         path: args.feed.clone(),
@@ -60,11 +55,11 @@ pub async fn run(config: &Config, args: &EvalTrendsArgs) -> anyhow::Result<()> {
         progress: !args.json,
     };
     let summary = replay::replay(&config.kafka, &topics, &opts).await?;
-    pipeline::wait_for_drain(&config, Duration::from_secs(600), Duration::from_secs(5))
+    running
+        .wait_for_drain(Duration::from_secs(600), Duration::from_secs(5))
         .await
         .map_err(anyhow::Error::msg)?;
-    deps.shutdown.cancel();
-    while tasks.join_next().await.is_some() {}
+    let metrics = running.stop().await?;
     let elapsed = started.elapsed();
 
     let stored = alerts::list(
@@ -88,7 +83,7 @@ pub async fn run(config: &Config, args: &EvalTrendsArgs) -> anyhow::Result<()> {
         .collect();
     let bucket = chrono::Duration::milliseconds(config.trends.bucket_ms as i64);
     let report = evaluate(&truth, &detected, bucket);
-    let late = deps.metrics.trend_late.get();
+    let late = metrics.trend_late.get();
     if args.json {
         let mut v = serde_json::to_value(&report)?;
         v["mentions"] = summary.valid.into();
@@ -151,41 +146,7 @@ pub async fn run(config: &Config, args: &EvalTrendsArgs) -> anyhow::Result<()> {
             config.kafka.topic_prefix, config.clickhouse.database
         );
     } else {
-        ns.cleanup(&store).await;
+        ns.cleanup().await;
     }
     Ok(())
-}
-
-/// A run's own topics, database and detector state, removed afterwards.
-pub struct Namespace {
-    pub config: Config,
-    state: PathBuf,
-}
-
-impl Namespace {
-    pub fn new(config: &Config, kind: &str) -> anyhow::Result<Namespace> {
-        let id = format!(
-            "{:x}",
-            std::process::id() as u64 ^ chrono::Utc::now().timestamp_micros() as u64
-        );
-        let mut config = config.clone();
-        config.kafka.topic_prefix = format!("{kind}-{id}");
-        config.clickhouse.database = format!("{kind}_{id}");
-        let state = std::env::temp_dir().join(format!("gema-{kind}-{id}"));
-        std::fs::create_dir_all(&state)
-            .with_context(|| format!("cannot create {}", state.display()))?;
-        config.state_dir = state.clone();
-        Ok(Namespace { config, state })
-    }
-
-    /// Deletes the topics, the database and the state directory.
-    pub async fn cleanup(&self, store: &gema::store::Store) {
-        let _ = delete_topics(
-            &self.config.kafka,
-            &Topics::new(&self.config.kafka.topic_prefix),
-        )
-        .await;
-        let _ = store.drop_database().await;
-        let _ = std::fs::remove_dir_all(&self.state);
-    }
 }

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use gema::config::Config;
-use gema::kafka::Topics;
 use gema::sources::replay::{self, ReplayOptions, Speed};
 use gema::sources::synth::{self, SynthOptions};
 
@@ -137,12 +136,7 @@ pub async fn replay(config: &Config, args: &ReplayArgs) -> anyhow::Result<()> {
         retime: args.retime,
         progress: !args.quiet,
     };
-    let summary = replay::replay(
-        &config.kafka,
-        &Topics::new(&config.kafka.topic_prefix),
-        &opts,
-    )
-    .await?;
+    let summary = replay::replay(&config.kafka, &config.kafka.topics(), &opts).await?;
     println!("{summary}");
     Ok(())
 }
@@ -227,7 +221,7 @@ fn token_from_env(name: &str) -> Option<String> {
 
 /// `gema rss`: polls the feeds until Ctrl-C / SIGTERM (or once).
 pub async fn rss(config: &Config, args: &RssArgs) -> anyhow::Result<()> {
-    let topics = Topics::new(&config.kafka.topic_prefix);
+    let topics = config.kafka.topics();
     let poller = gema::sources::rss::Poller::new(&config.kafka, &topics, &args.state).await?;
     let poller = tokio::sync::Mutex::new(poller);
     poll_until_stopped(args.every, args.once, || {
@@ -266,7 +260,7 @@ pub const MASTODON_TOKEN_ENV: &str = "GEMA_MASTODON_TOKEN";
 
 /// `gema mastodon`: polls the hashtag timelines until Ctrl-C / SIGTERM (or once).
 pub async fn mastodon(config: &Config, args: &MastodonArgs) -> anyhow::Result<()> {
-    let topics = Topics::new(&config.kafka.topic_prefix);
+    let topics = config.kafka.topics();
     let token = token_from_env(MASTODON_TOKEN_ENV);
     let poller = gema::sources::mastodon::Poller::new(
         &config.kafka,
@@ -307,7 +301,7 @@ pub struct HnArgs {
 
 /// `gema hn`: searches Hacker News until Ctrl-C / SIGTERM (or once).
 pub async fn hn(config: &Config, args: &HnArgs) -> anyhow::Result<()> {
-    let topics = Topics::new(&config.kafka.topic_prefix);
+    let topics = config.kafka.topics();
     let poller =
         gema::sources::hn::Poller::new(&config.kafka, &topics, &args.api, &args.state).await?;
     let poller = tokio::sync::Mutex::new(poller);
@@ -344,7 +338,7 @@ pub const BLUESKY_TOKEN_ENV: &str = "GEMA_BLUESKY_TOKEN";
 
 /// `gema bluesky`: searches Bluesky until Ctrl-C / SIGTERM (or once).
 pub async fn bluesky(config: &Config, args: &BlueskyArgs) -> anyhow::Result<()> {
-    let topics = Topics::new(&config.kafka.topic_prefix);
+    let topics = config.kafka.topics();
     let token = token_from_env(BLUESKY_TOKEN_ENV);
     let poller =
         gema::sources::bluesky::Poller::new(&config.kafka, &topics, &args.api, token, &args.state)

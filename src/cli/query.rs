@@ -3,8 +3,8 @@
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use gema::config::Config;
-use gema::enrich::dlq::read_dead_letters;
-use gema::kafka::{lag, Topics};
+use gema::kafka::dlq::read_dead_letters;
+use gema::kafka::{lag, Group};
 use gema::query::mentions::{self, MentionFilter, MentionHit};
 pub use gema::query::table;
 use gema::query::time::parse_time;
@@ -211,7 +211,7 @@ pub struct DlqArgs {
 }
 
 pub fn dlq_table(config: &Config, limit: usize) -> anyhow::Result<(usize, String)> {
-    let topics = Topics::new(&config.kafka.topic_prefix);
+    let topics = config.kafka.topics();
     let records = read_dead_letters(&config.kafka, &topics.dlq, limit)?;
     let body: Vec<Vec<String>> = records
         .iter()
@@ -235,7 +235,7 @@ pub fn dlq_table(config: &Config, limit: usize) -> anyhow::Result<(usize, String
 
 pub fn dlq(config: &Config, args: &DlqArgs) -> anyhow::Result<()> {
     if args.json {
-        let topics = Topics::new(&config.kafka.topic_prefix);
+        let topics = config.kafka.topics();
         for r in read_dead_letters(&config.kafka, &topics.dlq, args.limit)? {
             println!("{}", serde_json::to_string(&r)?);
         }
@@ -252,7 +252,7 @@ pub fn dlq(config: &Config, args: &DlqArgs) -> anyhow::Result<()> {
 
 /// Topic sizes, stage lag and stored mentions.
 pub async fn status_lines(config: &Config, store: Option<&Store>) -> anyhow::Result<Vec<String>> {
-    let t = Topics::new(&config.kafka.topic_prefix);
+    let t = config.kafka.topics();
     let k = &config.kafka;
     let mut out = vec![
         format!("Kafka {}:", k.brokers),
@@ -273,11 +273,11 @@ pub async fn status_lines(config: &Config, store: Option<&Store>) -> anyhow::Res
         ),
         format!(
             "  stage enrich lag   {:>9}",
-            lag::group_lag(k, &t.group("enrich"), &t.raw)?
+            lag::group_lag(k, &t.group(Group::Enrich), &t.raw)?
         ),
         format!(
             "  stage sink-ch lag  {:>9}",
-            lag::group_lag(k, &t.group("sink-ch"), &t.enriched)?
+            lag::group_lag(k, &t.group(Group::SinkMentions), &t.enriched)?
         ),
     ];
     if let Some(store) = store {
@@ -347,7 +347,7 @@ pub fn rising_table(rows: &[gema::query::trends::Rising]) -> String {
                 r.authors.to_string(),
                 format!("{:.1}", r.baseline_mean),
                 r.bucket_start.format("%m-%d %H:%M").to_string(),
-                gema::trends::stage::sparkline(&r.sparkline),
+                gema::alerts::trend::sparkline(&r.sparkline),
             ]
         })
         .collect();

@@ -2,7 +2,6 @@
 //! `mentions.enriched`, or the dead-letter topic with the reason.
 
 pub mod cascade;
-pub mod dlq;
 pub mod enricher;
 pub mod extract;
 pub mod stage;

@@ -1,31 +1,29 @@
-//! The enrich stage's Kafka loop (consumer group `<prefix>-enrich`).
+//! The enrich stage (consumer group `<prefix>-enrich`): each raw message is parsed, enriched and
+//! produced to `mentions.enriched` (plus its negative-comment alert and, per batch, its terms),
+//! or rejected to the dead-letter topic with the reason. The Kafka loop is the runner's
+//! ([`crate::runner`]); this is what the stage does with each message and batch.
 //!
-//! Messages are handled in small batches: every message of a batch is parsed, enriched and
-//! produced (to `mentions.enriched` or the DLQ), then the stage awaits every delivery report and
-//! only then stores the batch's offsets. A crash anywhere re-delivers the whole unacknowledged
-//! batch: at-least-once, and the keyed ClickHouse table collapses the repeats.
+//! Mentions the sentiment cascade escalates wait for the transformer while the stage reads on:
+//! their batch is held (its other outputs already produced) until every verdict is in or its wait
+//! is over, and held batches settle oldest first, so the transformer's latency overlaps with
+//! reading instead of stalling it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::message::{BorrowedMessage, Message};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
-use crate::alerts::rules::negative_comment;
-use crate::config::Config;
-use crate::error::StageError;
-use crate::kafka::{self, offsets::commit_now, progress::PartitionProgress, OffsetTracker, Topics};
+use crate::alerts::rules::{negative_comment, NegativeCommentConfig};
+use crate::kafka::progress::PartitionProgress;
+use crate::kafka::{Group, Topics};
 use crate::mention::{EnrichedMention, Escalation, Mention};
 use crate::metrics::Metrics;
+use crate::runner::{BatchPolicy, HandleError, Handler, Io, Output, Reject, Settled, StageError};
 use crate::trends::record::TermBatch;
 
 use super::cascade::{record, Offer, Pending};
-use super::dlq::DeadLetter;
 use super::enricher::terms_of;
 use super::Enricher;
 
@@ -35,142 +33,146 @@ use super::Enricher;
 /// keeping memory bounded (a few tens of MB).
 const MAX_WAITING_MENTIONS: usize = 20_000;
 
-/// Runs the enrich stage until `shutdown` is cancelled; then finishes the current batch, commits
-/// and returns.
-pub async fn run(
-    config: &Config,
-    enricher: Enricher,
-    metrics: Arc<Metrics>,
-    shutdown: CancellationToken,
-) -> Result<(), StageError> {
-    let topics = Topics::new(&config.kafka.topic_prefix);
-    let (consumer, producer) =
-        kafka::stage_clients(&config.kafka, &topics.group("enrich"), &topics.raw, true)?;
-    let linger = Duration::from_millis(config.enrich.batch_linger_ms);
-    let mut tracker = OffsetTracker::new();
-    // Event-time progress of the raw partitions: the low watermark stamped on term records.
-    let mut progress = PartitionProgress::default();
-    tracing::info!(topic = %topics.raw, model = enricher.model_name(), "Enrich stage started");
-    let ctx = Ctx {
-        enricher: &enricher,
-        topics: &topics,
-        producer: &producer,
-        metrics: &metrics,
-        config,
-    };
+/// The enrich stage's settings (`[enrich]`): batching; the model and cascade are in the
+/// [`Enricher`].
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    /// Most messages enriched before their outputs are awaited and offsets stored.
+    pub batch_max: usize,
+    /// How long a batch waits for more messages once it has one.
+    pub batch_linger_ms: u64,
+}
 
-    // Batches whose escalated mentions are still with the transformer, oldest first. Their other
-    // outputs are already produced; a batch is finished (verdicts, acknowledgements, offsets)
-    // once every verdict is in or its wait is over, so the transformer's latency overlaps with
-    // reading instead of stalling it. A batch that follows one still waiting waits behind it:
-    // offsets are stored in batch order. At most MAX_WAITING_MENTIONS wait; beyond that the
-    // oldest batch is finished even if that means waiting for it.
-    let mut waiting: VecDeque<(Batch, OffsetTracker)> = VecDeque::new();
-    loop {
-        let wait_until = waiting
-            .front()
-            .map(|(b, _)| b.wait_until.unwrap_or_else(Instant::now));
-        let first = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep_until(wait_until.unwrap_or_else(Instant::now)),
-                if wait_until.is_some() => {
-                if let Some((b, t)) = waiting.pop_front() {
-                    finish(b, t, &ctx, &consumer, &mut progress).await?;
-                }
-                continue;
-            }
-            m = consumer.recv() => m,
+/// The enrich stage's handler for [`crate::runner::run`].
+pub struct EnrichStage {
+    enricher: Enricher,
+    batching: Batching,
+    rule: NegativeCommentConfig,
+    topics: Topics,
+    metrics: Arc<Metrics>,
+    /// Event-time progress of the raw partitions: the low watermark stamped on term records.
+    progress: PartitionProgress,
+    /// The batch being read.
+    current: Batch,
+    /// Batches read and not finished yet, oldest first (each settles when it is finished).
+    waiting: VecDeque<Batch>,
+}
+
+impl EnrichStage {
+    pub fn new(
+        enricher: Enricher,
+        batching: Batching,
+        rule: NegativeCommentConfig,
+        topics: Topics,
+        metrics: Arc<Metrics>,
+    ) -> EnrichStage {
+        tracing::info!(topic = %topics.raw, model = enricher.model_name(), "Enrich stage ready");
+        EnrichStage {
+            enricher,
+            batching,
+            rule,
+            topics,
+            metrics,
+            progress: PartitionProgress::default(),
+            current: Batch::default(),
+            waiting: VecDeque::new(),
+        }
+    }
+
+    /// Finishes the oldest waiting batch: its escalated mentions get the transformer's verdict
+    /// (or keep the fast label once their wait is over) and are produced, then its terms.
+    async fn finish_oldest(&mut self, io: &mut Io<'_>) -> Result<(), StageError> {
+        let Some(mut batch) = self.waiting.pop_front() else {
+            return Ok(());
         };
-        let mut batch = Batch::default();
-        match first {
-            Ok(m) => handle(&m, &ctx, &mut batch, &mut tracker, &mut progress).await?,
-            Err(e) => progress.consumer_error(e),
-        }
-        let deadline = Instant::now() + linger;
-        while batch.len < config.enrich.batch_max {
-            match tokio::time::timeout_at(deadline, consumer.recv()).await {
-                Ok(Ok(m)) => handle(&m, &ctx, &mut batch, &mut tracker, &mut progress).await?,
-                Ok(Err(e)) => progress.consumer_error(e),
-                Err(_) => break,
+        let name = self
+            .enricher
+            .cascade()
+            .map(|c| c.name().to_string())
+            .unwrap_or_default();
+        for (mut enriched, pending, partition) in std::mem::take(&mut batch.escalated) {
+            match pending.verdict().await {
+                Some(s) => {
+                    self.metrics.cascade_decided.inc();
+                    record(&mut enriched, Escalation::Decided, Some((s, &name)));
+                }
+                None => {
+                    self.metrics.cascade_timed_out.inc();
+                    record(&mut enriched, Escalation::TimedOut, None);
+                }
             }
+            self.emit(enriched, partition, &mut batch.terms, io.out)
+                .await?;
         }
-        let batch_tracker = std::mem::take(&mut tracker);
-        if waiting.is_empty() && batch.escalated.is_empty() {
-            finish(batch, batch_tracker, &ctx, &consumer, &mut progress).await?;
-        } else {
-            waiting.push_back((batch, batch_tracker));
+        // Before every assigned partition is read: the epoch, "no progress vouched for yet".
+        let watermark = self
+            .progress
+            .low_watermark(io.consumer)
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
+        for r in batch.terms.drain(Some(watermark)) {
+            let json = serde_json::to_vec(&r).expect("a term record serialises");
+            io.out
+                .send(&self.topics.terms, Some(r.term.as_bytes()), &json, None)
+                .await?;
         }
-        while !waiting.is_empty() {
+        Ok(())
+    }
+
+    /// Finishes waiting batches, oldest first, while the oldest is ready (or too much waits).
+    async fn finish_ready(&mut self, io: &mut Io<'_>) -> Result<Settled, StageError> {
+        let mut finished = 0;
+        while !self.waiting.is_empty() {
             // A dozen batches or so (each waits at most max_wait_ms): cheap to add up.
-            let held: usize = waiting.iter().map(|(b, _)| b.len).sum();
-            let (front, _) = waiting.front_mut().expect("non-empty");
+            let held: usize = self.waiting.iter().map(|b| b.len).sum();
+            let front = self.waiting.front_mut().expect("non-empty");
             if !(front.is_ready() || held > MAX_WAITING_MENTIONS) {
                 break;
             }
-            let (b, t) = waiting.pop_front().expect("non-empty");
-            finish(b, t, &ctx, &consumer, &mut progress).await?;
+            self.finish_oldest(io).await?;
+            finished += 1;
         }
+        Ok(Settled::Oldest(finished))
     }
-    while let Some((b, t)) = waiting.pop_front() {
-        finish(b, t, &ctx, &consumer, &mut progress).await?;
-    }
-    commit_now(&consumer).map_err(StageError::kafka("commit offsets on shutdown"))?;
-    tracing::info!("Enrich stage stopped after committing its offsets");
-    Ok(())
-}
 
-/// Completes a batch: its escalated mentions get the transformer's verdict (or keep the fast
-/// label once their wait is over) and are produced, then the terms, then every delivery is
-/// awaited and only then the batch's offsets are stored.
-async fn finish(
-    mut batch: Batch,
-    mut tracker: OffsetTracker,
-    ctx: &Ctx<'_>,
-    consumer: &crate::kafka::client::StageConsumer,
-    progress: &mut PartitionProgress,
-) -> Result<(), StageError> {
-    let name = ctx.enricher.cascade().map(|c| c.name()).unwrap_or_default();
-    for (mut enriched, pending, partition) in std::mem::take(&mut batch.escalated) {
-        match pending.verdict().await {
-            Some(s) => {
-                ctx.metrics.cascade_decided.inc();
-                record(&mut enriched, Escalation::Decided, Some((s, name)));
-            }
-            None => {
-                ctx.metrics.cascade_timed_out.inc();
-                record(&mut enriched, Escalation::TimedOut, None);
-            }
-        }
-        emit(enriched, partition, ctx, &mut batch, progress).await?;
-    }
-    // Before every assigned partition is read: the epoch, "no progress vouched for yet".
-    let watermark = progress
-        .low_watermark(consumer)
-        .and_then(chrono::DateTime::from_timestamp_millis)
-        .unwrap_or(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
-    batch
-        .flush_terms(ctx.producer, &ctx.topics.terms, Some(watermark))
+    /// Produces an enriched mention and its negative-comment alert if any; adds its terms.
+    async fn emit(
+        &mut self,
+        enriched: EnrichedMention,
+        partition: i32,
+        terms: &mut TermBatch,
+        out: &mut Output,
+    ) -> Result<(), StageError> {
+        let json = serde_json::to_vec(&enriched).expect("an enriched mention serialises");
+        out.send(
+            &self.topics.enriched,
+            Some(enriched.key.as_bytes()),
+            &json,
+            None,
+        )
         .await?;
-    batch.acknowledged().await?;
-    tracker.store(consumer);
-    Ok(())
+        self.metrics.enrich_enriched.inc();
+        let effects = || self.enricher.word_effects(&enriched);
+        if let Some(alert) = negative_comment(&enriched, &self.rule, effects) {
+            // Keyed by query, so one router instance sees all of a query's alerts.
+            let key = alert.query.clone().unwrap_or_default();
+            let json = serde_json::to_vec(&alert).expect("an alert serialises");
+            out.send(&self.topics.alerts_raw, Some(key.as_bytes()), &json, None)
+                .await?;
+            self.metrics.alerts_raised.inc();
+        }
+        self.progress
+            .saw(partition, enriched.mention.created_at.timestamp_millis());
+        terms.add(&enriched, terms_of(&enriched));
+        Ok(())
+    }
 }
 
-/// What every message of the stage needs.
-struct Ctx<'a> {
-    enricher: &'a Enricher,
-    topics: &'a Topics,
-    producer: &'a FutureProducer,
-    metrics: &'a Metrics,
-    config: &'a Config,
-}
-
-/// Delivery reports of one batch's outputs, its term occurrences, and the mentions waiting for
-/// the transformer tier (with their raw partition).
+/// One batch's term occurrences and the mentions waiting for the transformer tier (with their
+/// raw partition).
 #[derive(Default)]
 struct Batch {
     len: usize,
-    deliveries: Vec<DeliveryFuture>,
     terms: TermBatch,
     escalated: Vec<(EnrichedMention, Pending, i32)>,
     /// When the last escalated mention's wait ends.
@@ -184,174 +186,83 @@ impl Batch {
     }
 }
 
-impl Batch {
-    /// Produces the batch's term records (one per term), stamped with the low watermark.
-    async fn flush_terms(
+impl Handler for EnrichStage {
+    fn policy(&self) -> BatchPolicy {
+        BatchPolicy {
+            group: Group::Enrich,
+            max: self.batching.batch_max,
+            linger: Duration::from_millis(self.batching.batch_linger_ms),
+            partition_eof: true,
+        }
+    }
+
+    async fn handle(
         &mut self,
-        producer: &FutureProducer,
-        topic: &str,
-        watermark: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> Result<(), StageError> {
-        let records: Vec<_> = self.terms.drain(watermark).collect();
-        for r in records {
-            let json = serde_json::to_vec(&r).expect("a term record serialises");
-            self.send(producer, topic, Some(r.term.as_bytes()), &json, None)
-                .await?;
+        msg: &BorrowedMessage<'_>,
+        io: &mut Io<'_>,
+    ) -> Result<(), HandleError> {
+        self.metrics.enrich_received.inc();
+        self.current.len += 1;
+        let mention = Mention::parse(msg.payload().unwrap_or(&[])).map_err(|err| Reject {
+            reason: err.reason().into(),
+            error: err.to_string(),
+        })?;
+        let mut enriched = self.enricher.enrich(mention);
+        if let Some(cascade) = self.enricher.cascade() {
+            match cascade.offer(&enriched) {
+                Offer::Queued(pending) => {
+                    self.metrics.cascade_escalated.inc();
+                    let b = &mut self.current;
+                    b.wait_until = b.wait_until.max(Some(pending.deadline()));
+                    b.escalated.push((enriched, pending, msg.partition()));
+                    return Ok(());
+                }
+                Offer::QueueFull => {
+                    self.metrics.cascade_queue_full.inc();
+                    record(&mut enriched, Escalation::QueueFull, None);
+                }
+                Offer::NotNeeded => record(&mut enriched, Escalation::NotNeeded, None),
+            }
+        }
+        let mut terms = std::mem::take(&mut self.current.terms);
+        let sent = self
+            .emit(enriched, msg.partition(), &mut terms, io.out)
+            .await;
+        self.current.terms = terms;
+        Ok(sent?)
+    }
+
+    async fn end_batch(&mut self, io: &mut Io<'_>) -> Result<Settled, StageError> {
+        let batch = std::mem::take(&mut self.current);
+        self.waiting.push_back(batch);
+        self.finish_ready(io).await
+    }
+
+    fn next_wake(&mut self) -> Option<Instant> {
+        self.waiting
+            .front()
+            .map(|b| b.wait_until.unwrap_or_else(Instant::now))
+    }
+
+    async fn wake(&mut self, io: &mut Io<'_>) -> Result<Settled, StageError> {
+        // The oldest batch's wait is over: finish it whatever its verdicts, then any ready
+        // behind it.
+        self.finish_oldest(io).await?;
+        match self.finish_ready(io).await? {
+            Settled::Oldest(n) => Ok(Settled::Oldest(n + 1)),
+            Settled::All => Ok(Settled::All),
+        }
+    }
+
+    async fn drain(&mut self, io: &mut Io<'_>) -> Result<(), StageError> {
+        while !self.waiting.is_empty() {
+            self.finish_oldest(io).await?;
         }
         Ok(())
     }
 
-    /// Waits until every record of the batch is acknowledged by Kafka.
-    async fn acknowledged(&mut self) -> Result<(), StageError> {
-        crate::kafka::delivery::acknowledged(self.deliveries.drain(..), "deliver a record").await
+    fn partition_end(&mut self, partition: i32) {
+        self.progress
+            .reached_end(partition, std::time::Instant::now());
     }
-
-    /// Queues a record, waiting for earlier deliveries while the producer queue is full.
-    async fn send(
-        &mut self,
-        producer: &FutureProducer,
-        topic: &str,
-        key: Option<&[u8]>,
-        payload: &[u8],
-        headers: Option<OwnedHeaders>,
-    ) -> Result<(), StageError> {
-        loop {
-            let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(payload);
-            if let Some(k) = key {
-                record = record.key(k);
-            }
-            if let Some(h) = headers.clone() {
-                record = record.headers(h);
-            }
-            match producer.send_result(record) {
-                Ok(d) => {
-                    self.deliveries.push(d);
-                    return Ok(());
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    self.acknowledged().await?;
-                    if self.deliveries.is_empty() {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                }
-                Err((e, _)) => {
-                    return Err(StageError::Kafka {
-                        action: "queue a record",
-                        source: e,
-                    })
-                }
-            }
-        }
-    }
-}
-
-async fn handle(
-    msg: &BorrowedMessage<'_>,
-    ctx: &Ctx<'_>,
-    batch: &mut Batch,
-    tracker: &mut OffsetTracker,
-    progress: &mut PartitionProgress,
-) -> Result<(), StageError> {
-    let Ctx {
-        enricher,
-        topics,
-        producer,
-        metrics,
-        ..
-    } = *ctx;
-    metrics.enrich_received.inc();
-    let payload = msg.payload().unwrap_or(&[]);
-    match Mention::parse(payload) {
-        Ok(mention) => {
-            let mut enriched = enricher.enrich(mention);
-            if let Some(cascade) = enricher.cascade() {
-                match cascade.offer(&enriched) {
-                    Offer::Queued(pending) => {
-                        metrics.cascade_escalated.inc();
-                        batch.wait_until = batch.wait_until.max(Some(pending.deadline()));
-                        batch.escalated.push((enriched, pending, msg.partition()));
-                        batch.len += 1;
-                        tracker.track(msg.topic(), msg.partition(), msg.offset());
-                        return Ok(());
-                    }
-                    Offer::QueueFull => {
-                        metrics.cascade_queue_full.inc();
-                        record(&mut enriched, Escalation::QueueFull, None);
-                    }
-                    Offer::NotNeeded => record(&mut enriched, Escalation::NotNeeded, None),
-                }
-            }
-            emit(enriched, msg.partition(), ctx, batch, progress).await?;
-        }
-        Err(err) => {
-            let dead = DeadLetter {
-                stage: "enrich".into(),
-                reason: err.reason().into(),
-                error: err.to_string(),
-                topic: msg.topic().to_string(),
-                partition: msg.partition(),
-                offset: msg.offset(),
-            };
-            batch
-                .send(
-                    producer,
-                    &topics.dlq,
-                    msg.key(),
-                    payload,
-                    Some(dead.headers()),
-                )
-                .await?;
-            metrics.dead_lettered(err.reason());
-        }
-    }
-    batch.len += 1;
-    tracker.track(msg.topic(), msg.partition(), msg.offset());
-    Ok(())
-}
-
-/// Produces an enriched mention, its negative-comment alert if any, and its terms.
-async fn emit(
-    enriched: EnrichedMention,
-    partition: i32,
-    ctx: &Ctx<'_>,
-    batch: &mut Batch,
-    progress: &mut PartitionProgress,
-) -> Result<(), StageError> {
-    let Ctx {
-        enricher,
-        topics,
-        producer,
-        metrics,
-        config,
-    } = *ctx;
-    let json = serde_json::to_vec(&enriched).expect("an enriched mention serialises");
-    batch
-        .send(
-            producer,
-            &topics.enriched,
-            Some(enriched.key.as_bytes()),
-            &json,
-            None,
-        )
-        .await?;
-    metrics.enrich_enriched.inc();
-    let effects = || enricher.word_effects(&enriched);
-    if let Some(alert) = negative_comment(&enriched, &config.alerts.negative_comment, effects) {
-        // Keyed by query, so one router instance sees all of a query's alerts.
-        let key = alert.query.clone().unwrap_or_default();
-        let json = serde_json::to_vec(&alert).expect("an alert serialises");
-        batch
-            .send(
-                producer,
-                &topics.alerts_raw,
-                Some(key.as_bytes()),
-                &json,
-                None,
-            )
-            .await?;
-        metrics.alerts_raised.inc();
-    }
-    progress.saw(partition, enriched.mention.created_at.timestamp_millis());
-    batch.terms.add(&enriched, terms_of(&enriched));
-    Ok(())
 }

@@ -59,7 +59,7 @@ impl ConsumerContext for StageContext {}
 pub type StageConsumer = StreamConsumer<StageContext>;
 
 /// [`consumer`], optionally reporting the end of each partition (`KafkaError::PartitionEOF`).
-fn consumer_with_eof(
+pub fn consumer_with_eof(
     config: &KafkaConfig,
     group: &str,
     partition_eof: bool,
@@ -81,24 +81,4 @@ fn consumer_with_eof(
         c.set(k, v);
     }
     c.create_with_context(StageContext)
-}
-
-/// A stage's clients: a consumer in `group` subscribed to `topic`, and a producer for its
-/// outputs. The supervisor logs which stage an error came from.
-/// With `partition_eof` the consumer also reports reaching the end of a partition.
-pub fn stage_clients(
-    config: &KafkaConfig,
-    group: &str,
-    topic: &str,
-    partition_eof: bool,
-) -> Result<(StageConsumer, FutureProducer), crate::error::StageError> {
-    use crate::error::StageError;
-    use rdkafka::consumer::Consumer;
-    let consumer = consumer_with_eof(config, group, partition_eof)
-        .map_err(StageError::kafka("create a stage consumer"))?;
-    consumer
-        .subscribe(&[topic])
-        .map_err(StageError::kafka("subscribe to a stage's input topic"))?;
-    let producer = producer(config).map_err(StageError::kafka("create a producer"))?;
-    Ok((consumer, producer))
 }

@@ -1,12 +1,13 @@
-//! Kafka plumbing shared by every stage: topic names, client construction, offset tracking.
+//! Kafka plumbing shared by every stage: topic and group names, client construction, offset
+//! tracking, event-time progress, consumer lag and the dead-letter record format.
 
 pub mod client;
-pub mod delivery;
+pub mod dlq;
 pub mod lag;
 pub mod offsets;
 pub mod progress;
 pub mod topics;
 
-pub use client::{consumer, producer, stage_clients};
+pub use client::{consumer, producer};
 pub use offsets::OffsetTracker;
-pub use topics::Topics;
+pub use topics::{Group, Topics};

@@ -54,9 +54,63 @@ impl Topics {
         ]
     }
 
-    /// The consumer group of a stage, e.g. `gema-enrich`.
-    pub fn group(&self, stage: &str) -> String {
-        format!("{}-{stage}", self.prefix)
+    /// The consumer group's full name, e.g. `gema-enrich`.
+    pub fn group(&self, group: Group) -> String {
+        format!("{}-{}", self.prefix, group.suffix())
+    }
+
+    /// The topic `group` consumes.
+    pub fn input(&self, group: Group) -> &str {
+        match group {
+            Group::Enrich => &self.raw,
+            Group::SinkMentions => &self.enriched,
+            Group::SinkTrends => &self.trends,
+            Group::SinkAlerts => &self.alerts,
+            Group::Trends => &self.terms,
+            Group::Router => &self.alerts_raw,
+        }
+    }
+}
+
+/// The consumer group of each stage: one source of truth for their names (`<prefix>-<suffix>`)
+/// and input topics ([`Topics::group`], [`Topics::input`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Group {
+    /// The enrich stage, on `mentions.raw`.
+    Enrich,
+    /// The mentions sink, on `mentions.enriched`.
+    SinkMentions,
+    /// The trends sink, on `trends`.
+    SinkTrends,
+    /// The alerts sink, on `alerts`.
+    SinkAlerts,
+    /// The trend stage, on `terms`.
+    Trends,
+    /// The alert router, on `alerts.raw`.
+    Router,
+}
+
+impl Group {
+    /// Every stage's group, in data-flow order.
+    pub const ALL: [Group; 6] = [
+        Group::Enrich,
+        Group::SinkMentions,
+        Group::Trends,
+        Group::Router,
+        Group::SinkTrends,
+        Group::SinkAlerts,
+    ];
+
+    /// The name after the prefix; also the stage name in logs and dead-letter headers.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Group::Enrich => "enrich",
+            Group::SinkMentions => "sink-ch",
+            Group::SinkTrends => "sink-trends",
+            Group::SinkAlerts => "sink-alerts",
+            Group::Trends => "trends",
+            Group::Router => "router",
+        }
     }
 }
 

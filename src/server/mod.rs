@@ -5,6 +5,7 @@
 //! - [`params`]: query-string validation; [`error`]: JSON errors.
 //! - [`api`]: the handlers; [`ingest`]: the webhook connector; [`sse`]: the live feed; [`dashboard`]: the embedded web page.
 //! - [`app`]: state, routes, middleware and the listener.
+//! - [`start`](mod@start): everything `gema serve` runs, started in one call (the binary and the tests).
 
 pub mod api;
 pub mod app;
@@ -15,5 +16,7 @@ pub mod error;
 pub mod ingest;
 pub mod params;
 pub mod sse;
+pub mod start;
 
 pub use app::{router, serve, AppState, Counters};
+pub use start::{start, RunningServer, ServeError, ServeOptions};

@@ -1,24 +1,25 @@
 //! The ClickHouse sink stages: a Kafka topic → a table, one consumer group per table
-//! (`<prefix>-sink-ch` for mentions, `<prefix>-sink-trends`, `<prefix>-sink-alerts`).
+//! (`<prefix>-sink-ch` for mentions, `<prefix>-sink-trends`, `<prefix>-sink-alerts`). The Kafka
+//! loop is the runner's ([`crate::runner`]); this is what a sink does with each message.
 //!
 //! Rows stream into one INSERT through the crate's inserter until it reaches its row, byte or
-//! time limit; only when an INSERT has ended (committed by the server) are the offsets of its rows
-//! stored. A crash aborts the open INSERT and the rows are consumed again.
+//! time limit; the batches whose rows it holds settle (their offsets are stored) only when an
+//! INSERT has ended (committed by the server) and the rollups of their minutes are recomputed. A
+//! crash aborts the open INSERT and the rows are consumed again. A message that is not a row goes
+//! to the dead-letter topic (only a foreign producer could write one).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::message::Message;
-use rdkafka::producer::FutureRecord;
-use tokio_util::sync::CancellationToken;
+use clickhouse::inserter::Inserter;
+use rdkafka::message::{BorrowedMessage, Message};
 
-use crate::config::Config;
-use crate::enrich::dlq::DeadLetter;
-use crate::error::StageError;
-use crate::kafka::{self, offsets::commit_now, OffsetTracker, Topics};
+use crate::config::SinkConfig;
+use crate::kafka::Group;
 use crate::mention::EnrichedMention;
 use crate::metrics::Metrics;
+use crate::runner::{BatchPolicy, HandleError, Handler, Io, Reject, Settled, StageError};
 
 use super::row::{AlertRow, MentionRow, TrendRow};
 use super::{rollup, Store};
@@ -28,9 +29,8 @@ pub trait SinkTable {
     type Row: clickhouse::RowOwned + clickhouse::RowWrite + serde::Serialize + Send + Sync;
     /// The table name.
     const TABLE: &'static str;
-    /// The consumer group suffix (`<prefix>-<GROUP>`).
-    const GROUP: &'static str;
-    fn topic(topics: &Topics) -> &str;
+    /// The consumer group (and so the topic) the table is fed from.
+    const GROUP: Group;
     /// The row for one message, or why it is not one.
     fn parse(payload: &[u8]) -> Result<Self::Row, String>;
     /// The rollup minute a row falls in, for tables with rollups (see [`super::rollup`]).
@@ -44,10 +44,7 @@ pub struct Mentions;
 impl SinkTable for Mentions {
     type Row = MentionRow;
     const TABLE: &'static str = "mentions";
-    const GROUP: &'static str = "sink-ch";
-    fn topic(topics: &Topics) -> &str {
-        &topics.enriched
-    }
+    const GROUP: Group = Group::SinkMentions;
     fn parse(payload: &[u8]) -> Result<MentionRow, String> {
         serde_json::from_slice::<EnrichedMention>(payload)
             .map(|e| MentionRow::from(&e))
@@ -63,10 +60,7 @@ pub struct Trends;
 impl SinkTable for Trends {
     type Row = TrendRow;
     const TABLE: &'static str = "trends";
-    const GROUP: &'static str = "sink-trends";
-    fn topic(topics: &Topics) -> &str {
-        &topics.trends
-    }
+    const GROUP: Group = Group::SinkTrends;
     fn parse(payload: &[u8]) -> Result<TrendRow, String> {
         TrendRow::from_json(payload)
     }
@@ -77,10 +71,7 @@ pub struct Alerts;
 impl SinkTable for Alerts {
     type Row = AlertRow;
     const TABLE: &'static str = "alerts";
-    const GROUP: &'static str = "sink-alerts";
-    fn topic(topics: &Topics) -> &str {
-        &topics.alerts
-    }
+    const GROUP: Group = Group::SinkAlerts;
     fn parse(payload: &[u8]) -> Result<AlertRow, String> {
         serde_json::from_slice::<crate::alerts::Alert>(payload)
             .map(|a| AlertRow::from(&a))
@@ -88,117 +79,133 @@ impl SinkTable for Alerts {
     }
 }
 
-/// Runs the sink of table `T` until `shutdown` is cancelled; then ends the open INSERT, commits
-/// and returns.
-pub async fn run<T: SinkTable>(
-    config: &Config,
-    store: &Store,
+/// The sink of table `T`: the runner's handler.
+pub struct SinkStage<T: SinkTable> {
+    store: Store,
+    inserter: Inserter<T::Row>,
     metrics: Arc<Metrics>,
-    shutdown: CancellationToken,
-) -> Result<(), StageError> {
-    let topics = Topics::new(&config.kafka.topic_prefix);
-    let topic = T::topic(&topics).to_string();
-    let (consumer, producer) =
-        kafka::stage_clients(&config.kafka, &topics.group(T::GROUP), &topic, false)?;
-    let period = Duration::from_millis(config.sink.period_ms);
-    let mut inserter = store
-        .client
-        .inserter::<T::Row>(T::TABLE)
-        .with_max_rows(config.sink.max_rows)
-        .with_max_bytes(config.sink.max_bytes)
-        .with_period(Some(period));
-    let mut tracker = OffsetTracker::new();
-    // Rollup minutes written since the last recomputation, and when that was.
-    let rollup_period = Duration::from_millis(config.sink.rollup_period_ms);
-    let mut dirty = BTreeSet::new();
-    let mut last_rollup = Instant::now();
-    tracing::info!(%topic, table = T::TABLE, "Sink stage started");
-
-    loop {
-        let wait = inserter
-            .time_left()
-            .unwrap_or(period)
-            .max(Duration::from_millis(1));
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            received = tokio::time::timeout(wait, consumer.recv()) => match received {
-                Ok(Ok(msg)) => {
-                    let payload = msg.payload().unwrap_or(&[]);
-                    match T::parse(payload) {
-                        Ok(row) => {
-                            dirty.extend(T::minute(&row));
-                            inserter
-                                .write(&row)
-                                .await
-                                .map_err(StageError::clickhouse("write a row"))?
-                        }
-                        Err(error) => {
-                            // Only a foreign producer could write this; keep it, with the reason.
-                            let dead = DeadLetter {
-                                stage: T::GROUP.into(),
-                                reason: "schema".into(),
-                                error,
-                                topic: msg.topic().to_string(),
-                                partition: msg.partition(),
-                                offset: msg.offset(),
-                            };
-                            let mut record = FutureRecord::<[u8], [u8]>::to(&topics.dlq)
-                                .payload(payload)
-                                .headers(dead.headers());
-                            if let Some(k) = msg.key() {
-                                record = record.key(k);
-                            }
-                            producer
-                                .send(record, Duration::from_secs(30))
-                                .await
-                                .map_err(|(source, _)| StageError::Kafka { action: "deliver a dead letter", source })?;
-                            metrics.dead_lettered("schema");
-                        }
-                    }
-                    tracker.track(msg.topic(), msg.partition(), msg.offset());
-                }
-                Ok(Err(e)) => tracing::warn!(error = %e, "Kafka consumer error"),
-                Err(_) => {}
-            }
-        }
-        let q = inserter
-            .commit()
-            .await
-            .map_err(StageError::clickhouse("insert rows"))?;
-        if q.rows > 0 {
-            metrics.sink_rows.add(q.rows);
-            metrics.sink_inserts.inc();
-        }
-        // Nothing buffered: every tracked row is in a committed INSERT (or in the DLQ). Their
-        // offsets are stored once the rollups of their minutes are recomputed too.
-        if inserter.pending().rows == 0 {
-            if !dirty.is_empty() && last_rollup.elapsed() >= rollup_period {
-                refresh_rollups(store, &mut dirty).await?;
-                last_rollup = Instant::now();
-            }
-            if dirty.is_empty() {
-                tracker.store(&consumer);
-            }
-        }
-    }
-    let q = inserter
-        .end()
-        .await
-        .map_err(StageError::clickhouse("insert rows"))?;
-    metrics.sink_rows.add(q.rows);
-    refresh_rollups(store, &mut dirty).await?;
-    tracker.store(&consumer);
-    commit_now(&consumer).map_err(StageError::kafka("commit offsets on shutdown"))?;
-    tracing::info!(
-        table = T::TABLE,
-        "Sink stage stopped after its last INSERT and offset commit"
-    );
-    Ok(())
+    period: Duration,
+    /// Rollup minutes written since the last recomputation, and when that was.
+    dirty: BTreeSet<u32>,
+    rollup_period: Duration,
+    last_rollup: Instant,
 }
 
-/// Recomputes the rollups of the `dirty` minutes and empties the set.
-async fn refresh_rollups(store: &Store, dirty: &mut BTreeSet<u32>) -> Result<(), StageError> {
-    rollup::refresh(store, dirty).await?;
-    dirty.clear();
-    Ok(())
+impl<T: SinkTable> SinkStage<T> {
+    pub fn new(config: &SinkConfig, store: &Store, metrics: Arc<Metrics>) -> SinkStage<T> {
+        let period = Duration::from_millis(config.period_ms);
+        let inserter = store
+            .client
+            .inserter::<T::Row>(T::TABLE)
+            .with_max_rows(config.max_rows)
+            .with_max_bytes(config.max_bytes)
+            .with_period(Some(period));
+        SinkStage {
+            store: store.clone(),
+            inserter,
+            metrics,
+            period,
+            dirty: BTreeSet::new(),
+            rollup_period: Duration::from_millis(config.rollup_period_ms),
+            last_rollup: Instant::now(),
+        }
+    }
+
+    /// Ends the INSERT if it reached a limit; settled once nothing is buffered and the rollups of
+    /// the minutes written are recomputed.
+    async fn commit(&mut self) -> Result<Settled, StageError> {
+        let q = self
+            .inserter
+            .commit()
+            .await
+            .map_err(StageError::store("insert rows"))?;
+        if q.rows > 0 {
+            self.metrics.sink_rows.add(q.rows);
+            self.metrics.sink_inserts.inc();
+        }
+        // Nothing buffered: every handled row is in a committed INSERT (or in the DLQ). Their
+        // offsets are stored once the rollups of their minutes are recomputed too.
+        if self.inserter.pending().rows > 0 {
+            return Ok(Settled::Oldest(0));
+        }
+        if !self.dirty.is_empty() && self.last_rollup.elapsed() >= self.rollup_period {
+            self.refresh_rollups().await?;
+            self.last_rollup = Instant::now();
+        }
+        Ok(if self.dirty.is_empty() {
+            Settled::All
+        } else {
+            Settled::Oldest(0)
+        })
+    }
+
+    /// Recomputes the rollups of the dirty minutes and empties the set.
+    async fn refresh_rollups(&mut self) -> Result<(), StageError> {
+        rollup::refresh(&self.store, &self.dirty)
+            .await
+            .map_err(StageError::store("recompute rollups"))?;
+        self.dirty.clear();
+        Ok(())
+    }
+}
+
+impl<T: SinkTable + Send> Handler for SinkStage<T> {
+    fn policy(&self) -> BatchPolicy {
+        BatchPolicy {
+            group: T::GROUP,
+            max: 10_000,
+            linger: Duration::from_millis(20),
+            partition_eof: false,
+        }
+    }
+
+    async fn handle(
+        &mut self,
+        msg: &BorrowedMessage<'_>,
+        _io: &mut Io<'_>,
+    ) -> Result<(), HandleError> {
+        let row = T::parse(msg.payload().unwrap_or(&[])).map_err(|error| Reject {
+            reason: "schema".into(),
+            error,
+        })?;
+        self.dirty.extend(T::minute(&row));
+        self.inserter
+            .write(&row)
+            .await
+            .map_err(StageError::store("write a row"))?;
+        Ok(())
+    }
+
+    async fn end_batch(&mut self, _io: &mut Io<'_>) -> Result<Settled, StageError> {
+        self.commit().await
+    }
+
+    fn next_wake(&mut self) -> Option<tokio::time::Instant> {
+        // The INSERT's time limit, or the next rollup once nothing is buffered.
+        let wait = self
+            .inserter
+            .time_left()
+            .unwrap_or(self.period)
+            .max(Duration::from_millis(1));
+        Some(tokio::time::Instant::now() + wait)
+    }
+
+    async fn wake(&mut self, _io: &mut Io<'_>) -> Result<Settled, StageError> {
+        self.commit().await
+    }
+
+    async fn drain(&mut self, _io: &mut Io<'_>) -> Result<(), StageError> {
+        let inserter = std::mem::replace(
+            &mut self.inserter,
+            self.store.client.inserter::<T::Row>(T::TABLE),
+        );
+        let q = inserter
+            .end()
+            .await
+            .map_err(StageError::store("insert rows"))?;
+        self.metrics.sink_rows.add(q.rows);
+        self.refresh_rollups().await?;
+        tracing::info!(table = T::TABLE, "Sink stage ended its last INSERT");
+        Ok(())
+    }
 }

@@ -12,6 +12,7 @@ pub mod eval;
 pub mod record;
 pub mod sketch;
 pub mod stage;
+pub mod state;
 mod terms;
 
 #[cfg(test)]
@@ -24,5 +25,5 @@ pub use detector::{
     TermVolume, TrendEvent,
 };
 pub use terms::{
-    bigrams, handle_term, hashtag_term, query_negative_term, query_term, TermOccurrence,
+    bigrams, handle_term, hashtag_term, query_negative_term, query_term, Term, TermOccurrence,
 };

@@ -59,14 +59,17 @@ impl TermBatch {
     pub fn add(&mut self, e: &EnrichedMention, terms: Vec<String>) {
         let plain: Vec<String> = terms
             .iter()
-            .filter(|t| !t.starts_with("q:") && !t.starts_with("qneg:"))
+            .filter(|t| super::Term::parse(t).query().is_none())
             .cloned()
             .collect();
         for term in terms {
-            let context = term.starts_with("qneg:").then(|| SpikeContext {
-                terms: plain.clone(),
-                sample: Sample::from(e),
-            });
+            let context =
+                matches!(super::Term::parse(&term), super::Term::QueryNegative(_)).then(|| {
+                    SpikeContext {
+                        terms: plain.clone(),
+                        sample: Sample::from(e),
+                    }
+                });
             self.by_term.entry(term).or_default().push(Occurrence {
                 author_id: e.mention.author.id.clone(),
                 event_time: e.mention.created_at,

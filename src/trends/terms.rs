@@ -2,7 +2,7 @@
 //!
 //! A term is a string key: `#tag` (hashtag), `@handle`, a keyword or a bigram (`top up`) after
 //! stop-word removal, `q:<name>` (a tracked query matched) or `qneg:<name>` (a negative mention
-//! matched a tracked query).
+//! matched a tracked query). [`Term`] reads one; the `*_term` functions write one.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,50 @@ pub struct TermOccurrence {
     pub author_id: String,
     /// The mention's `created_at`: buckets are in event time.
     pub event_time: DateTime<Utc>,
+}
+
+/// What a term names, read from its string form (the key on the `terms` topic and the `term`
+/// column): the one place that knows the prefixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Term<'a> {
+    /// `#tag`: the tag without `#`.
+    Hashtag(&'a str),
+    /// `@handle`: the handle without `@`.
+    Handle(&'a str),
+    /// A keyword.
+    Keyword(&'a str),
+    /// Two keywords joined with a space.
+    Bigram(&'a str),
+    /// `q:<name>`: a mention matched the tracked query `name`.
+    QueryVolume(&'a str),
+    /// `qneg:<name>`: a negative mention matched the tracked query `name`.
+    QueryNegative(&'a str),
+}
+
+impl<'a> Term<'a> {
+    pub fn parse(term: &'a str) -> Term<'a> {
+        if let Some(q) = term.strip_prefix("qneg:") {
+            Term::QueryNegative(q)
+        } else if let Some(q) = term.strip_prefix("q:") {
+            Term::QueryVolume(q)
+        } else if let Some(t) = term.strip_prefix('#') {
+            Term::Hashtag(t)
+        } else if let Some(h) = term.strip_prefix('@') {
+            Term::Handle(h)
+        } else if term.contains(' ') {
+            Term::Bigram(term)
+        } else {
+            Term::Keyword(term)
+        }
+    }
+
+    /// The tracked query's name for a query term.
+    pub fn query(self) -> Option<&'a str> {
+        match self {
+            Term::QueryVolume(q) | Term::QueryNegative(q) => Some(q),
+            _ => None,
+        }
+    }
 }
 
 /// Term for a hashtag (given lower case, without `#`).
@@ -64,6 +108,13 @@ mod tests {
         assert_eq!(handle_term("nusapay_id"), "@nusapay_id");
         assert_eq!(query_term("crisis"), "q:crisis");
         assert_eq!(query_negative_term("crisis"), "qneg:crisis");
+        assert_eq!(Term::parse("qneg:crisis"), Term::QueryNegative("crisis"));
+        assert_eq!(Term::parse("q:crisis").query(), Some("crisis"));
+        assert_eq!(Term::parse("#kopi"), Term::Hashtag("kopi"));
+        assert_eq!(Term::parse("@nusapay_id"), Term::Handle("nusapay_id"));
+        assert_eq!(Term::parse("top up"), Term::Bigram("top up"));
+        assert_eq!(Term::parse("gagal"), Term::Keyword("gagal"));
+        assert_eq!(Term::parse("gagal").query(), None);
     }
 
     #[test]

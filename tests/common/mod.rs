@@ -10,14 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gema::config::Config;
-use gema::enrich::dlq::read_dead_letters;
-use gema::enrich::Enricher;
-use gema::kafka::{lag, Topics};
+use gema::kafka::dlq::read_dead_letters;
+use gema::kafka::{lag, Group, Topics};
 use gema::metrics::Metrics;
-use gema::pipeline::{spawn_stages, Deps, Stage};
-use gema::sentiment::lexicon::LexiconModel;
+use gema::pipeline::{Parts, Running, Stage};
 use gema::store::{self, migrate::migrate, Store};
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub struct TestEnv {
@@ -39,11 +36,14 @@ impl TestEnv {
         config.kafka.topic_prefix = format!("test-{name}-{id}");
         config.clickhouse.database = format!("test_{}_{id}", name.replace('-', "_"));
         config.sink.period_ms = 300;
-        let topics = Topics::new(&config.kafka.topic_prefix);
+        let dir = tempfile::tempdir().unwrap();
+        // Trend detector snapshots stay with the test, not in the checkout's .gema/state.
+        config.state_dir = dir.path().join("state");
+        let topics = config.kafka.topics();
         TestEnv {
             config,
             topics,
-            dir: tempfile::tempdir().unwrap(),
+            dir,
         }
     }
 
@@ -73,13 +73,13 @@ impl TestEnv {
         loop {
             let e = lag::group_lag(
                 &self.config.kafka,
-                &self.topics.group("enrich"),
+                &self.topics.group(Group::Enrich),
                 &self.topics.raw,
             )
             .unwrap();
             let s = lag::group_lag(
                 &self.config.kafka,
-                &self.topics.group("sink-ch"),
+                &self.topics.group(Group::SinkMentions),
                 &self.topics.enriched,
             )
             .unwrap();
@@ -97,13 +97,13 @@ impl TestEnv {
     /// Every stage's group has committed all of its input and stayed so for 5 s (the trend
     /// stage closes its last buckets when input stops).
     pub async fn wait_all_drained(&self, timeout: Duration) {
-        gema::pipeline::wait_for_drain(&self.config, timeout, Duration::from_secs(5))
+        gema::pipeline::wait_for_drain(&self.config.kafka, timeout, Duration::from_secs(5))
             .await
             .unwrap();
     }
 
     /// Distinct dead letters, identified by their source partition and offset.
-    pub fn dead_letters(&self) -> Vec<gema::enrich::dlq::DeadLetterRecord> {
+    pub fn dead_letters(&self) -> Vec<gema::kafka::dlq::DeadLetterRecord> {
         read_dead_letters(&self.config.kafka, &self.topics.dlq, usize::MAX).unwrap()
     }
 
@@ -127,35 +127,29 @@ impl TestEnv {
     }
 }
 
-/// The enrich and sink stages running in this process until [`Stages::stop`].
+/// Stages running in this process until [`Stages::stop`], started by the library's
+/// `pipeline::start_with` as `gema run` starts them, with the built-in lexicon model.
 pub struct Stages {
     pub metrics: Arc<Metrics>,
-    shutdown: CancellationToken,
-    tasks: JoinSet<()>,
+    running: Running,
 }
 
 impl Stages {
     /// Starts `stages` with the built-in model and the env's tracked queries.
     pub fn start_only(env: &TestEnv, store: &Store, stages: &[Stage]) -> Stages {
+        let mut config = env.config.clone();
+        config.enrich.sentiment_model = "builtin".into();
         let metrics = Arc::new(Metrics::default());
-        let shutdown = CancellationToken::new();
-        let mut tasks = JoinSet::new();
-        let enricher = Enricher::new(Arc::new(LexiconModel))
-            .with_queries(env.config.queries().expect("test queries compile"));
-        let webhooks = gema::alerts::stage::webhooks(&env.config, &metrics).unwrap();
-        let deps = Deps {
-            config: env.config.clone(),
-            enricher,
+        let parts = Parts {
+            enricher: gema::pipeline::enricher(&config).expect("test queries compile"),
             store: Some(store.clone()),
-            webhooks,
+            webhooks: gema::alerts::stage::webhooks(&config.alerts.webhooks, &metrics).unwrap(),
             metrics: metrics.clone(),
-            shutdown: shutdown.clone(),
+            shutdown: CancellationToken::new(),
         };
-        spawn_stages(&mut tasks, stages, &deps);
         Stages {
             metrics,
-            shutdown,
-            tasks,
+            running: gema::pipeline::start_with(&config, stages, parts),
         }
     }
 
@@ -165,10 +159,8 @@ impl Stages {
     }
 
     /// Graceful stop: drain, flush, commit.
-    pub async fn stop(mut self) -> Arc<Metrics> {
-        self.shutdown.cancel();
-        while self.tasks.join_next().await.is_some() {}
-        self.metrics
+    pub async fn stop(self) -> Arc<Metrics> {
+        self.running.stop().await.expect("the stages stop cleanly")
     }
 }
 

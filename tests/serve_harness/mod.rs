@@ -3,16 +3,13 @@
 //! client that parses `alert` events.
 #![allow(dead_code)]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use gema::alerts::{Alert, AlertKind, Sample, Severity};
 use gema::kafka::topics::{delete_topics, ensure_topics};
-use gema::metrics::Metrics;
 use gema::server::auth::Token;
-use gema::server::sse::{run_consumer, Feed, FeedKind};
-use gema::server::{AppState, Counters};
+use gema::server::ServeOptions;
 use gema::store::row::{AlertRow, MentionRow, TrendRow};
 use gema::store::Store;
 use gema::tracked::TrackedQueryConfig;
@@ -241,75 +238,38 @@ pub async fn seed(store: &Store) {
 }
 
 impl Server {
-    /// Seeds a database, starts the server on a free port (and the live feed when `kafka`).
+    /// Seeds a database, starts the server on a free port (and the live feed when `kafka`)
+    /// through `gema::server::start`, as `gema serve` does, with the committed fast model.
     pub async fn start(name: &str, kafka: bool) -> Server {
-        let env = TestEnv::new(name);
+        let mut env = TestEnv::new(name);
         let store = env.store().await;
         seed(&store).await;
-        let shutdown = CancellationToken::new();
-        let feed = Arc::new(Feed::new(1000));
-        let mention_feed = Arc::new(Feed::new(1000));
         if kafka {
             ensure_topics(&env.config.kafka, &env.topics).await.unwrap();
-            for (kind, topic, f) in [
-                (FeedKind::Alerts, &env.topics.alerts, &feed),
-                (
-                    FeedKind::NegativeMentions,
-                    &env.topics.enriched,
-                    &mention_feed,
-                ),
-            ] {
-                tokio::spawn(run_consumer(
-                    env.config.kafka.clone(),
-                    kind,
-                    topic.clone(),
-                    1000,
-                    f.clone(),
-                    shutdown.clone(),
-                ));
-            }
         }
-        let state = Arc::new(AppState {
-            store: store.clone(),
-            config: env.config.server.clone(),
-            tracked: vec![
-                TrackedQueryConfig {
-                    name: "nusapay".into(),
-                    query: "nusapay".into(),
-                },
-                TrackedQueryConfig {
-                    name: "kopikita".into(),
-                    query: "kopikita".into(),
-                },
-            ],
-            token: Some(Token::new(TOKEN)),
-            feed: feed.clone(),
-            mention_feed: mention_feed.clone(),
-            metrics: Arc::new(Metrics::default()),
-            ingest: if kafka {
-                let ingest = gema::server::ingest::Ingest::new(&env.config.kafka, &env.topics);
-                Some(Arc::new(ingest.unwrap()))
-            } else {
-                None
+        env.config.tracked = vec![
+            TrackedQueryConfig {
+                name: "nusapay".into(),
+                query: "nusapay".into(),
             },
-            classifier: Arc::new(
-                gema::sentiment::load_model(std::path::Path::new(concat!(
-                    env!("CARGO_MANIFEST_DIR"),
-                    "/models/sentiment-fast.bin"
-                )))
-                .unwrap(),
-            ),
-            counters: Counters::default(),
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            stop.cancelled().await;
-            feed.closed.cancel();
-            mention_feed.closed.cancel();
-        });
-        let task = tokio::spawn(gema::server::serve(state, listener, shutdown.clone()));
+            TrackedQueryConfig {
+                name: "kopikita".into(),
+                query: "kopikita".into(),
+            },
+        ];
+        env.config.enrich.sentiment_model =
+            concat!(env!("CARGO_MANIFEST_DIR"), "/models/sentiment-fast.bin").into();
+        let mut server = env.config.server.clone();
+        server.listen = "127.0.0.1:0".into();
+        server.feed_ring_capacity = 1000;
+        let opts = ServeOptions {
+            server,
+            token: Some(Token::new(TOKEN)),
+            stages: Vec::new(),
+            kafka,
+        };
+        let running = gema::server::start(&env.config, opts).await.unwrap();
+        let url = format!("http://{}", running.addr);
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -319,8 +279,8 @@ impl Server {
             store,
             url,
             http,
-            shutdown,
-            task,
+            shutdown: running.shutdown,
+            task: running.task,
             kafka,
         }
     }

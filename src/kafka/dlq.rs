@@ -102,7 +102,7 @@ pub fn read_dead_letters(
     use rdkafka::{Message, Offset, TopicPartitionList};
     use std::time::{Duration, Instant};
 
-    let consumer: BaseConsumer = crate::kafka::client::base_config(config)
+    let consumer: BaseConsumer = super::client::base_config(config)
         .set("group.id", "gema-dlq-reader")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")

@@ -1,0 +1,317 @@
+//! The wording of trend and spike alerts: what the trend stage's events become when they are
+//! worth a person's attention, each explaining itself (who, when, against what usual level, and
+//! for a negative spike the words driving it and the posts behind it).
+
+use std::collections::{HashMap, VecDeque};
+
+use chrono::{DateTime, Utc};
+
+use super::alert::alert_id;
+use super::{Alert, AlertKind, Sample, Severity};
+use crate::trends::{Term, TrendEvent};
+
+/// Buckets of negative-mention context kept per query for explaining spikes.
+const CONTEXT_BUCKETS: usize = 120;
+
+/// Term counts and samples of negative mentions of one query, per bucket.
+#[derive(Default)]
+pub struct QueryContext {
+    buckets: VecDeque<(i64, HashMap<String, u32>, Vec<Sample>)>,
+}
+
+impl QueryContext {
+    pub fn add(&mut self, bucket: i64, terms: &[String], sample: &Sample) {
+        let pos = match self.buckets.iter().position(|(b, _, _)| *b == bucket) {
+            Some(p) => p,
+            None => {
+                self.buckets.push_back((bucket, HashMap::new(), Vec::new()));
+                self.buckets.make_contiguous().sort_by_key(|(b, _, _)| *b);
+                while self.buckets.len() > CONTEXT_BUCKETS {
+                    self.buckets.pop_front();
+                }
+                match self.buckets.iter().position(|(b, _, _)| *b == bucket) {
+                    Some(p) => p,
+                    None => return,
+                }
+            }
+        };
+        let (_, counts, samples) = &mut self.buckets[pos];
+        for t in terms {
+            *counts.entry(t.clone()).or_default() += 1;
+        }
+        if samples.len() < 20 {
+            samples.push(sample.clone());
+        }
+    }
+
+    /// Terms over-represented in `bucket` against the buckets before it, strongest first, and the
+    /// bucket's samples, most-followed authors first.
+    pub fn explain(&self, bucket: i64) -> (Vec<(String, u32, u32)>, Vec<Sample>) {
+        let mut spike: HashMap<String, u32> = HashMap::new();
+        let mut before: HashMap<String, u32> = HashMap::new();
+        let mut samples = Vec::new();
+        for (b, counts, s) in &self.buckets {
+            if *b == bucket {
+                spike = counts.clone();
+                samples = s.clone();
+            } else if *b < bucket {
+                for (t, n) in counts {
+                    *before.entry(t.clone()).or_default() += n;
+                }
+            }
+        }
+        let n_spike: u32 = spike.values().sum::<u32>().max(1);
+        let n_before: u32 = before.values().sum::<u32>().max(1);
+        let mut scored: Vec<(f64, String, u32, u32)> = spike
+            .iter()
+            .filter(|(_, n)| **n >= 3)
+            .map(|(t, n)| {
+                let b = before.get(t).copied().unwrap_or(0);
+                let ratio =
+                    ((*n as f64 + 0.5) / n_spike as f64) / ((b as f64 + 0.5) / n_before as f64);
+                (ratio * (*n as f64).sqrt(), t.clone(), *n, b)
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        samples.sort_by_key(|s| std::cmp::Reverse(s.author_followers));
+        samples.truncate(5);
+        (
+            scored
+                .into_iter()
+                .take(5)
+                .map(|(_, t, n, b)| (t, n, b))
+                .collect(),
+            samples,
+        )
+    }
+}
+
+/// A compact line of bars for a sparkline.
+pub fn sparkline(values: &[u32]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let max = values.iter().copied().max().unwrap_or(0).max(1);
+    values
+        .iter()
+        .map(|v| BARS[((*v as usize) * 7).div_ceil(max as usize).min(7)])
+        .collect()
+}
+
+fn window(e: &TrendEvent) -> String {
+    format!(
+        "{}–{} UTC",
+        e.bucket_start.format("%H:%M"),
+        e.bucket_end.format("%H:%M")
+    )
+}
+
+/// "in 10:05–10:06 UTC against a usual 0.2 ± 1.0<unit> (burst score 4.8); recent buckets ▁▂█":
+/// the facts every trend and spike alert explains itself with.
+fn burst_facts(e: &TrendEvent, unit: &str) -> String {
+    format!(
+        "in {} against a usual {:.1} ± {:.1}{unit} (burst score {:.1}); recent buckets {}",
+        window(e),
+        e.baseline_mean,
+        e.baseline_std,
+        e.score,
+        sparkline(&e.sparkline)
+    )
+}
+
+fn severity_of(e: &TrendEvent) -> Severity {
+    if e.authors >= 100 || e.score >= 30.0 {
+        Severity::High
+    } else if e.authors >= 20 || e.score >= 10.0 {
+        Severity::Medium
+    } else {
+        Severity::Low
+    }
+}
+
+/// One emerging-trend alert per closed bucket: its strongest term, naming the others rising with
+/// it, so a burst of related words is one alert, not ten.
+pub fn emerging_trend_alert(events: &[TrendEvent], now: DateTime<Utc>) -> Option<Alert> {
+    let top = events.iter().max_by(|a, b| a.score.total_cmp(&b.score))?;
+    let others: Vec<String> = events
+        .iter()
+        .filter(|e| e.term != top.term && e.bucket_start == top.bucket_start)
+        .take(8)
+        .map(|e| format!("{} ({} authors)", e.term, e.authors))
+        .collect();
+    let mut why = format!(
+        "{} distinct authors used {} {}",
+        top.authors,
+        top.term,
+        burst_facts(top, " per bucket")
+    );
+    if !others.is_empty() {
+        why.push_str(&format!("; rising with it: {}", others.join(", ")));
+    }
+    Some(Alert {
+        id: alert_id(AlertKind::EmergingTrend, &[&top.id()]),
+        kind: AlertKind::EmergingTrend,
+        severity: severity_of(top),
+        query: None,
+        term: Some(top.term.clone()),
+        title: format!("{} is trending", top.term),
+        why,
+        samples: Vec::new(),
+        count: top.authors,
+        thread_id: None,
+        event_time: top.bucket_end,
+        detected_at: now,
+    })
+}
+
+pub fn query_alert(
+    e: &TrendEvent,
+    contexts: &HashMap<String, QueryContext>,
+    now: DateTime<Utc>,
+) -> Option<Alert> {
+    let term = Term::parse(&e.term);
+    if let Term::QueryNegative(q) = term {
+        let (terms, samples) = contexts
+            .get(q)
+            .map(|c| c.explain(e.bucket_start.timestamp_millis()))
+            .unwrap_or_default();
+        let mut why = format!(
+            "{} distinct authors posted negative mentions matching \"{q}\" {}",
+            e.authors,
+            burst_facts(e, "")
+        );
+        if !terms.is_empty() {
+            let parts: Vec<String> = terms
+                .iter()
+                .map(|(t, n, b)| format!("{t} ({n} in the spike, {b} before)"))
+                .collect();
+            why.push_str(&format!("; driving it: {}", parts.join(", ")));
+        }
+        return Some(Alert {
+            id: alert_id(AlertKind::NegativeSpike, &[&e.id()]),
+            kind: AlertKind::NegativeSpike,
+            severity: severity_of(e).bump(),
+            query: Some(q.to_string()),
+            term: terms.first().map(|t| t.0.clone()),
+            title: format!("Negative spike about {q}"),
+            why,
+            samples,
+            count: e.authors,
+            thread_id: None,
+            event_time: e.bucket_end,
+            detected_at: now,
+        });
+    }
+    let Term::QueryVolume(q) = term else {
+        return None;
+    };
+    Some(Alert {
+        id: alert_id(AlertKind::EmergingTrend, &[&e.id()]),
+        kind: AlertKind::EmergingTrend,
+        severity: severity_of(e),
+        query: Some(q.to_string()),
+        term: None,
+        title: format!("Mentions of {q} are surging"),
+        why: format!(
+            "{} distinct authors mentioned \"{q}\" {}",
+            e.authors,
+            burst_facts(e, "")
+        ),
+        samples: Vec::new(),
+        count: e.authors,
+        thread_id: None,
+        event_time: e.bucket_end,
+        detected_at: now,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(term: &str, authors: u32, score: f64) -> TrendEvent {
+        TrendEvent {
+            term: term.into(),
+            bucket_start: "2026-11-26T10:05:00Z".parse().unwrap(),
+            bucket_end: "2026-11-26T10:06:00Z".parse().unwrap(),
+            count: authors as u64,
+            authors,
+            baseline_mean: 0.2,
+            baseline_std: 1.0,
+            score,
+            sparkline: vec![0, 1, 0, authors],
+        }
+    }
+
+    #[test]
+    fn one_emerging_alert_per_bucket_names_the_rest() {
+        let a = emerging_trend_alert(
+            &[event("pandan", 20, 19.8), event("#kopikitasenja", 40, 39.8)],
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(a.term.as_deref(), Some("#kopikitasenja"));
+        assert!(
+            a.why
+                .contains("40 distinct authors used #kopikitasenja in 10:05–10:06 UTC"),
+            "{}",
+            a.why
+        );
+        assert!(
+            a.why.contains("rising with it: pandan (20 authors)"),
+            "{}",
+            a.why
+        );
+        assert_eq!(
+            a.id,
+            emerging_trend_alert(&[event("#kopikitasenja", 40, 39.8)], Utc::now())
+                .unwrap()
+                .id
+        );
+    }
+
+    #[test]
+    fn spike_alert_explains_with_over_represented_terms() {
+        let mut contexts = HashMap::new();
+        let mut c = QueryContext::default();
+        let sample = Sample {
+            key: "x:1".into(),
+            text: "saldo hilang".into(),
+            author_handle: "a".into(),
+            author_followers: 10,
+            url: "u".into(),
+            created_at: Utc::now(),
+        };
+        let spike_ms = event("x", 1, 1.0).bucket_start.timestamp_millis();
+        for i in 0..10 {
+            c.add(
+                spike_ms - 60_000 * (i + 1),
+                &["app".into(), "slow".into()],
+                &sample,
+            );
+        }
+        for _ in 0..30 {
+            c.add(
+                spike_ms,
+                &["#nusapaydown".into(), "saldo".into(), "app".into()],
+                &sample,
+            );
+        }
+        contexts.insert("nusapay".to_string(), c);
+        let a = query_alert(&event("qneg:nusapay", 30, 29.8), &contexts, Utc::now()).unwrap();
+        assert_eq!(a.kind, AlertKind::NegativeSpike);
+        assert_eq!(a.query.as_deref(), Some("nusapay"));
+        assert!(a.why.contains("driving it: "), "{}", a.why);
+        let driving = a.why.split("driving it: ").nth(1).unwrap();
+        assert!(
+            driving.starts_with("#nusapaydown (30 in the spike, 0 before)")
+                || driving.starts_with("saldo"),
+            "{driving}"
+        );
+        assert!(!driving.starts_with("app"), "{driving}");
+        assert_eq!(a.samples.len(), 5);
+    }
+
+    #[test]
+    fn sparkline_scales_to_the_max() {
+        assert_eq!(sparkline(&[0, 1, 2, 4, 8]), "▁▂▃▅█");
+    }
+}

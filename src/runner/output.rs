@@ -1,0 +1,87 @@
+//! A stage's producer: records queued to Kafka and their delivery reports, awaited before the
+//! offsets of the inputs they came from are stored.
+
+use std::time::Duration;
+
+use rdkafka::error::KafkaError;
+use rdkafka::message::OwnedHeaders;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+
+use super::StageError;
+
+/// The records a stage has queued and not yet seen acknowledged.
+pub struct Output {
+    producer: FutureProducer,
+    deliveries: Vec<DeliveryFuture>,
+}
+
+impl Output {
+    pub fn new(producer: FutureProducer) -> Output {
+        Output {
+            producer,
+            deliveries: Vec::new(),
+        }
+    }
+
+    /// Queues a record. While the producer's queue is full it waits for earlier deliveries
+    /// (backpressure instead of an error); a record the producer refuses (e.g. over its size
+    /// limit) is an error that [`super::decide`] classifies.
+    pub async fn send(
+        &mut self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        headers: Option<OwnedHeaders>,
+    ) -> Result<(), StageError> {
+        loop {
+            let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(payload);
+            if let Some(k) = key {
+                record = record.key(k);
+            }
+            if let Some(h) = headers.clone() {
+                record = record.headers(h);
+            }
+            match self.producer.send_result(record) {
+                Ok(d) => {
+                    self.deliveries.push(d);
+                    return Ok(());
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    self.acknowledged().await?;
+                    if self.deliveries.is_empty() {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+                Err((source, _)) => {
+                    return Err(StageError::Kafka {
+                        action: "queue a record",
+                        source,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Waits until every record queued so far is acknowledged by Kafka; the first failure is the
+    /// error.
+    pub async fn acknowledged(&mut self) -> Result<(), StageError> {
+        for d in self.deliveries.drain(..) {
+            let source = match d.await {
+                Ok(Ok(_)) => continue,
+                Ok(Err((source, _))) => source,
+                Err(_) => KafkaError::Canceled,
+            };
+            return Err(StageError::Kafka {
+                action: "deliver a record",
+                source,
+            });
+        }
+        Ok(())
+    }
+
+    /// Records queued and not yet acknowledged.
+    pub fn in_flight(&self) -> usize {
+        self.deliveries.len()
+    }
+}
