@@ -1,13 +1,21 @@
 //! Configuration: one TOML file (`gema.toml`, see `gema.example.toml`), every key optional,
 //! overridden by `GEMA_*` environment variables and then by command-line flags.
+//!
+//! Each module owns its section's type and its validation (`[kafka]` in `kafka::config`,
+//! `[enrich]` in `enrich::config`, ...); this file composes them, applies the environment, and
+//! validates once, every error naming the full key ([`Invalid`]).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::alerts::AlertsConfig;
-use crate::server::config::ServerConfig;
+pub use crate::alerts::AlertsConfig;
+pub use crate::enrich::config::EnrichConfig;
+pub use crate::kafka::config::KafkaConfig;
+pub use crate::server::config::ServerConfig;
+pub use crate::setting::Invalid;
+pub use crate::sources::config::SourceConfig;
+pub use crate::store::config::{ClickHouseConfig, SinkConfig};
 use crate::tracked::{QuerySet, TrackedQueryConfig};
 use crate::trends::DetectorConfig;
 
@@ -24,19 +32,10 @@ pub enum ConfigError {
         path: PathBuf,
         source: toml::de::Error,
     },
-    #[error("invalid value {value:?} for {key}: {reason}")]
-    Invalid {
-        key: String,
-        value: String,
-        reason: String,
-    },
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
     #[error("invalid tracked query: {0}")]
     Query(#[from] crate::tracked::QueryError),
-    #[error("[{section}]: {source}")]
-    Trends {
-        section: &'static str,
-        source: crate::trends::ConfigError,
-    },
 }
 
 /// The whole configuration.
@@ -62,6 +61,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// The HTTP API, live feed and dashboard (`[server]`, `gema serve`).
     pub server: ServerConfig,
+    /// Platform connectors `gema run` and `gema serve --stages` poll (`[[sources]]`).
+    pub sources: Vec<SourceConfig>,
 }
 
 impl Default for Config {
@@ -81,121 +82,7 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             state_dir: PathBuf::from(".gema/state"),
             server: ServerConfig::default(),
-        }
-    }
-}
-
-/// Where Kafka is and how gema names its topics.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct KafkaConfig {
-    /// Bootstrap servers, comma separated. Env: `GEMA_KAFKA_BROKERS`.
-    pub brokers: String,
-    /// Prefix of every topic and consumer group (`<prefix>.mentions.raw`, `<prefix>-enrich`).
-    /// Env: `GEMA_KAFKA_TOPIC_PREFIX`.
-    pub topic_prefix: String,
-    /// Partitions of the topics gema creates. Env: `GEMA_KAFKA_PARTITIONS`.
-    pub partitions: i32,
-    /// Replication factor of the topics gema creates (1 for a single broker).
-    pub replication_factor: i32,
-    /// Extra librdkafka options for every client (e.g. `security.protocol`), passed through as-is.
-    pub options: BTreeMap<String, String>,
-}
-
-impl KafkaConfig {
-    /// The names of gema's topics and consumer groups under this config's prefix.
-    pub fn topics(&self) -> crate::kafka::Topics {
-        crate::kafka::Topics::new(&self.topic_prefix)
-    }
-}
-
-impl Default for KafkaConfig {
-    fn default() -> Self {
-        KafkaConfig {
-            brokers: "127.0.0.1:9092".into(),
-            topic_prefix: "gema".into(),
-            partitions: 3,
-            replication_factor: 1,
-            options: BTreeMap::new(),
-        }
-    }
-}
-
-/// Where ClickHouse is.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ClickHouseConfig {
-    /// HTTP interface URL. Env: `GEMA_CLICKHOUSE_URL`.
-    pub url: String,
-    /// Database gema creates and uses. Env: `GEMA_CLICKHOUSE_DATABASE`.
-    pub database: String,
-    /// User name. Env: `GEMA_CLICKHOUSE_USER`.
-    pub user: String,
-    /// Never set in the file: the password comes only from `GEMA_CLICKHOUSE_PASSWORD`.
-    #[serde(skip)]
-    pub password: Option<String>,
-}
-
-impl Default for ClickHouseConfig {
-    fn default() -> Self {
-        ClickHouseConfig {
-            url: "http://127.0.0.1:8123".into(),
-            database: "gema".into(),
-            user: "default".into(),
-            password: None,
-        }
-    }
-}
-
-/// The enrich stage.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EnrichConfig {
-    /// Sentiment model file made by `gema train` (relative to the working directory); `builtin`
-    /// uses the small built-in lexicon instead. Env: `GEMA_SENTIMENT_MODEL`.
-    pub sentiment_model: String,
-    /// Most messages enriched before their outputs are awaited and offsets stored.
-    pub batch_max: usize,
-    /// How long a batch waits for more messages once it has one.
-    pub batch_linger_ms: u64,
-    /// The sentiment cascade: the transformer tier re-scores uncertain mentions that matter
-    /// (`[enrich.cascade]`).
-    pub cascade: crate::enrich::cascade::CascadeConfig,
-}
-
-impl Default for EnrichConfig {
-    fn default() -> Self {
-        EnrichConfig {
-            sentiment_model: crate::sentiment::DEFAULT_MODEL_PATH.into(),
-            batch_max: 2000,
-            batch_linger_ms: 20,
-            cascade: crate::enrich::cascade::CascadeConfig::default(),
-        }
-    }
-}
-
-/// The ClickHouse sink stage.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SinkConfig {
-    /// An INSERT ends after this many rows.
-    pub max_rows: u64,
-    /// An INSERT ends after this many uncompressed bytes.
-    pub max_bytes: u64,
-    /// An INSERT ends at the latest this long after its first row.
-    pub period_ms: u64,
-    /// The mentions sink recomputes the per-minute query rollups (timeline, share of voice) of
-    /// the minutes it wrote to at most this often; offsets are stored after that.
-    pub rollup_period_ms: u64,
-}
-
-impl Default for SinkConfig {
-    fn default() -> Self {
-        SinkConfig {
-            max_rows: 100_000,
-            max_bytes: 64 * 1024 * 1024,
-            period_ms: 1000,
-            rollup_period_ms: 2000,
+            sources: Vec::new(),
         }
     }
 }
@@ -233,11 +120,9 @@ impl Config {
             self.kafka.topic_prefix = v;
         }
         if let Some(v) = get("GEMA_KAFKA_PARTITIONS") {
-            self.kafka.partitions = v.parse().map_err(|e| ConfigError::Invalid {
-                key: "GEMA_KAFKA_PARTITIONS".into(),
-                value: v.clone(),
-                reason: format!("{e}"),
-            })?;
+            self.kafka.partitions = v
+                .parse()
+                .map_err(|e| Invalid::new("GEMA_KAFKA_PARTITIONS", &v, &format!("{e}")))?;
         }
         if let Some(v) = get("GEMA_CLICKHOUSE_URL") {
             self.clickhouse.url = v;
@@ -260,96 +145,28 @@ impl Config {
         Ok(())
     }
 
-    /// Checks every value once, naming the key of the first bad one.
+    /// Checks every value once, naming the full key of the first bad one.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &str, value: String, reason: &str| ConfigError::Invalid {
-            key: key.into(),
-            value,
-            reason: reason.into(),
-        };
-        if self.kafka.brokers.trim().is_empty() {
-            return Err(invalid(
-                "kafka.brokers",
-                self.kafka.brokers.clone(),
-                "must not be empty",
-            ));
-        }
-        let prefix_ok = !self.kafka.topic_prefix.is_empty()
-            && self
-                .kafka
-                .topic_prefix
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-        if !prefix_ok {
-            return Err(invalid(
-                "kafka.topic_prefix",
-                self.kafka.topic_prefix.clone(),
-                "use only ASCII letters, digits, '.', '_' and '-'",
-            ));
-        }
-        if self.kafka.partitions < 1 {
-            return Err(invalid(
-                "kafka.partitions",
-                self.kafka.partitions.to_string(),
-                "must be ≥ 1",
-            ));
-        }
-        if !(self.clickhouse.url.starts_with("http://")
-            || self.clickhouse.url.starts_with("https://"))
-        {
-            return Err(invalid(
-                "clickhouse.url",
-                self.clickhouse.url.clone(),
-                "must start with http:// or https://",
-            ));
-        }
-        let db_ok = !self.clickhouse.database.is_empty()
-            && self
-                .clickhouse
-                .database
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !db_ok {
-            return Err(invalid(
-                "clickhouse.database",
-                self.clickhouse.database.clone(),
-                "use only ASCII letters, digits and '_'",
-            ));
-        }
-        if self.enrich.batch_max == 0 {
-            return Err(invalid("enrich.batch_max", "0".into(), "must be ≥ 1"));
-        }
-        self.enrich
-            .cascade
+        self.kafka.validate().map_err(|e| e.within("kafka"))?;
+        self.clickhouse
             .validate()
-            .map_err(|(key, value, reason)| ConfigError::Invalid { key, value, reason })?;
-        if self.enrich.cascade.enabled && self.enrich.sentiment_model == "builtin" {
-            return Err(invalid(
-                "enrich.cascade.enabled",
-                "true".into(),
-                "the cascade fuses the transformer with the trained fast model: set \
-                 enrich.sentiment_model to a file made by `gema train`",
-            ));
-        }
-        if self.sink.max_rows == 0 {
-            return Err(invalid("sink.max_rows", "0".into(), "must be ≥ 1"));
-        }
-        self.server
-            .validate()
-            .map_err(|reason| ConfigError::Invalid {
-                key: "server".into(),
-                value: String::new(),
-                reason,
-            })?;
-        self.queries()?;
+            .map_err(|e| e.within("clickhouse"))?;
+        self.enrich.validate().map_err(|e| e.within("enrich"))?;
+        self.sink.validate().map_err(|e| e.within("sink"))?;
+        self.server.validate().map_err(|e| e.within("server"))?;
         for (section, d) in [
             ("trends", &self.trends),
             ("keywords", &self.keywords),
             ("spikes", &self.spikes),
         ] {
-            d.validate()
-                .map_err(|source| ConfigError::Trends { section, source })?;
+            d.validate().map_err(|e| Invalid::from(e).within(section))?;
         }
+        for (i, source) in self.sources.iter().enumerate() {
+            source
+                .validate()
+                .map_err(|e| e.within(&format!("sources[{i}]")))?;
+        }
+        self.queries()?;
         Ok(())
     }
 

@@ -15,6 +15,7 @@ pub mod query;
 pub mod runner;
 pub mod sentiment;
 pub mod server;
+pub mod setting;
 pub mod sources;
 pub mod store;
 pub mod tracked;

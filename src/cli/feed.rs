@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use gema::config::Config;
+use gema::sources::config::{SourceConfig, SourceKind};
+use gema::sources::poll::Poller;
 use gema::sources::replay::{self, ReplayOptions, Speed};
 use gema::sources::synth::{self, SynthOptions};
 
@@ -206,34 +208,47 @@ where
     }
 }
 
-/// A report line per source, named `<prefix><source>`.
-fn lines(reports: Vec<gema::sources::SourceReport>, prefix: &str) -> Vec<PollLine> {
-    reports
-        .into_iter()
-        .map(|r| (format!("{prefix}{}", r.source), r.sent, r.error))
-        .collect()
-}
-
-/// A secret from the environment variable `name` (unset or empty: none); never logged.
-fn token_from_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|t| !t.is_empty())
-}
-
-/// `gema rss`: polls the feeds until Ctrl-C / SIGTERM (or once).
-pub async fn rss(config: &Config, args: &RssArgs) -> anyhow::Result<()> {
+/// Polls `source` until Ctrl-C / SIGTERM (or once), with the same connector `gema run` starts
+/// for a `[[sources]]` entry.
+async fn poll_command(config: &Config, source: SourceConfig, once: bool) -> anyhow::Result<()> {
     let topics = config.kafka.topics();
-    let poller = gema::sources::rss::Poller::new(&config.kafka, &topics, &args.state).await?;
+    let state = source.state_path(&config.state_dir);
+    let poller = Poller::open(&source, &config.kafka, &topics, &state).await?;
     let poller = tokio::sync::Mutex::new(poller);
-    poll_until_stopped(args.every, args.once, || {
+    poll_until_stopped(source.every(), once, || {
         Box::pin(async {
-            let reports = poller.lock().await.poll(&args.urls).await?;
+            let reports = poller.lock().await.poll(&source.follow).await?;
             Ok(reports
                 .into_iter()
-                .map(|r| (format!("{} ({} items)", r.url, r.items), r.sent, r.error))
+                .map(|r| (r.source, r.sent, r.error))
                 .collect())
         })
     })
     .await
+}
+
+/// The source a connector command's arguments describe.
+fn source(
+    kind: SourceKind,
+    follow: &[String],
+    api: Option<&str>,
+    every: std::time::Duration,
+    state: &std::path::Path,
+) -> SourceConfig {
+    SourceConfig {
+        name: kind.name().into(),
+        kind,
+        follow: follow.to_vec(),
+        api: api.map(str::to_string),
+        every_s: Some(every.as_secs()),
+        state: Some(state.to_path_buf()),
+    }
+}
+
+/// `gema rss`: polls the feeds until Ctrl-C / SIGTERM (or once).
+pub async fn rss(config: &Config, args: &RssArgs) -> anyhow::Result<()> {
+    let source = source(SourceKind::Rss, &args.urls, None, args.every, &args.state);
+    poll_command(config, source, args.once).await
 }
 
 #[derive(Debug, clap::Args)]
@@ -255,29 +270,16 @@ pub struct MastodonArgs {
     pub state: PathBuf,
 }
 
-/// Env var with an access token, for instances that do not serve public timelines anonymously.
-pub const MASTODON_TOKEN_ENV: &str = "GEMA_MASTODON_TOKEN";
-
 /// `gema mastodon`: polls the hashtag timelines until Ctrl-C / SIGTERM (or once).
 pub async fn mastodon(config: &Config, args: &MastodonArgs) -> anyhow::Result<()> {
-    let topics = config.kafka.topics();
-    let token = token_from_env(MASTODON_TOKEN_ENV);
-    let poller = gema::sources::mastodon::Poller::new(
-        &config.kafka,
-        &topics,
-        &args.instance,
-        token,
+    let source = source(
+        SourceKind::Mastodon,
+        &args.tags,
+        Some(&args.instance),
+        args.every,
         &args.state,
-    )
-    .await?;
-    let poller = tokio::sync::Mutex::new(poller);
-    poll_until_stopped(args.every, args.once, || {
-        Box::pin(async {
-            let reports = poller.lock().await.poll(&args.tags).await?;
-            Ok(lines(reports, ""))
-        })
-    })
-    .await
+    );
+    poll_command(config, source, args.once).await
 }
 
 #[derive(Debug, clap::Args)]
@@ -301,17 +303,14 @@ pub struct HnArgs {
 
 /// `gema hn`: searches Hacker News until Ctrl-C / SIGTERM (or once).
 pub async fn hn(config: &Config, args: &HnArgs) -> anyhow::Result<()> {
-    let topics = config.kafka.topics();
-    let poller =
-        gema::sources::hn::Poller::new(&config.kafka, &topics, &args.api, &args.state).await?;
-    let poller = tokio::sync::Mutex::new(poller);
-    poll_until_stopped(args.every, args.once, || {
-        Box::pin(async {
-            let reports = poller.lock().await.poll(&args.queries).await?;
-            Ok(lines(reports, "hn "))
-        })
-    })
-    .await
+    let source = source(
+        SourceKind::Hn,
+        &args.queries,
+        Some(&args.api),
+        args.every,
+        &args.state,
+    );
+    poll_command(config, source, args.once).await
 }
 
 #[derive(Debug, clap::Args)]
@@ -333,22 +332,14 @@ pub struct BlueskyArgs {
     pub state: PathBuf,
 }
 
-/// Env var with an access token, for a service that does not serve search anonymously.
-pub const BLUESKY_TOKEN_ENV: &str = "GEMA_BLUESKY_TOKEN";
-
 /// `gema bluesky`: searches Bluesky until Ctrl-C / SIGTERM (or once).
 pub async fn bluesky(config: &Config, args: &BlueskyArgs) -> anyhow::Result<()> {
-    let topics = config.kafka.topics();
-    let token = token_from_env(BLUESKY_TOKEN_ENV);
-    let poller =
-        gema::sources::bluesky::Poller::new(&config.kafka, &topics, &args.api, token, &args.state)
-            .await?;
-    let poller = tokio::sync::Mutex::new(poller);
-    poll_until_stopped(args.every, args.once, || {
-        Box::pin(async {
-            let reports = poller.lock().await.poll(&args.queries).await?;
-            Ok(lines(reports, "bluesky "))
-        })
-    })
-    .await
+    let source = source(
+        SourceKind::Bluesky,
+        &args.queries,
+        Some(&args.api),
+        args.every,
+        &args.state,
+    );
+    poll_command(config, source, args.once).await
 }

@@ -15,12 +15,17 @@ pub struct RunArgs {
         value_parser = ["enrich", "sink", "trends", "router"]
     )]
     pub stages: Vec<String>,
+    /// Do not start the `[[sources]]` connectors of the config.
+    #[arg(long)]
+    pub no_sources: bool,
 }
 
 impl RunArgs {
+    /// One stage, without the configured sources (`gema enrich`, `gema sink`, ...).
     pub fn only(stage: &str) -> RunArgs {
         RunArgs {
             stages: vec![stage.to_string()],
+            no_sources: true,
         }
     }
 }
@@ -48,6 +53,9 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
 
 pub async fn run(config: &Config, args: &RunArgs) -> anyhow::Result<()> {
     let mut running = pipeline::start(config, &Stage::named(&args.stages)).await?;
+    if !args.no_sources {
+        running.start_sources(config);
+    }
     pipeline::cancel_on_signal(running.shutdown_token());
     running.join().await?;
     let m = &running.metrics;

@@ -74,8 +74,9 @@ impl Default for CascadeConfig {
 
 impl CascadeConfig {
     /// Checks the values; the error names the key.
-    pub fn validate(&self) -> Result<(), (String, String, String)> {
-        let bad = |k: &str, v: String, r: &str| Err((format!("enrich.cascade.{k}"), v, r.into()));
+    /// Checks every value; the key is relative to `[enrich.cascade]`.
+    pub fn validate(&self) -> Result<(), crate::setting::Invalid> {
+        let bad = |k: &str, v: String, r: &str| Err(crate::setting::Invalid::new(k, v, r));
         if !(self.confidence_below > 0.0 && self.confidence_below <= 1.0) {
             return bad(
                 "confidence_below",
@@ -456,9 +457,17 @@ mod tests {
             confidence_below: 1.5,
             ..CascadeConfig::default()
         };
-        assert_eq!(
-            c.validate().unwrap_err().0,
-            "enrich.cascade.confidence_below"
+        let config = crate::config::Config {
+            enrich: crate::enrich::config::EnrichConfig {
+                cascade: c,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let err = config.validate().unwrap_err();
+        assert!(
+            matches!(&err, crate::config::ConfigError::Invalid(i) if i.key == "enrich.cascade.confidence_below"),
+            "{err}"
         );
     }
 }

@@ -2,6 +2,7 @@
 //! `mentions.enriched`, or the dead-letter topic with the reason.
 
 pub mod cascade;
+pub mod config;
 pub mod enricher;
 pub mod extract;
 pub mod stage;

@@ -24,6 +24,7 @@ use crate::runner::{BatchPolicy, HandleError, Handler, Io, Output, Reject, Settl
 use crate::trends::record::TermBatch;
 
 use super::cascade::{record, Offer, Pending};
+use super::config::EnrichConfig;
 use super::enricher::terms_of;
 use super::Enricher;
 
@@ -33,20 +34,12 @@ use super::Enricher;
 /// keeping memory bounded (a few tens of MB).
 const MAX_WAITING_MENTIONS: usize = 20_000;
 
-/// The enrich stage's settings (`[enrich]`): batching; the model and cascade are in the
-/// [`Enricher`].
-#[derive(Debug, Clone, Copy)]
-pub struct Batching {
-    /// Most messages enriched before their outputs are awaited and offsets stored.
-    pub batch_max: usize,
-    /// How long a batch waits for more messages once it has one.
-    pub batch_linger_ms: u64,
-}
-
 /// The enrich stage's handler for [`crate::runner::run`].
 pub struct EnrichStage {
     enricher: Enricher,
-    batching: Batching,
+    /// `[enrich]`'s batching: most messages a batch, and how long it waits for more.
+    batch_max: usize,
+    batch_linger: Duration,
     rule: NegativeCommentConfig,
     topics: Topics,
     metrics: Arc<Metrics>,
@@ -61,7 +54,7 @@ pub struct EnrichStage {
 impl EnrichStage {
     pub fn new(
         enricher: Enricher,
-        batching: Batching,
+        config: &EnrichConfig,
         rule: NegativeCommentConfig,
         topics: Topics,
         metrics: Arc<Metrics>,
@@ -69,7 +62,8 @@ impl EnrichStage {
         tracing::info!(topic = %topics.raw, model = enricher.model_name(), "Enrich stage ready");
         EnrichStage {
             enricher,
-            batching,
+            batch_max: config.batch_max,
+            batch_linger: Duration::from_millis(config.batch_linger_ms),
             rule,
             topics,
             metrics,
@@ -190,8 +184,8 @@ impl Handler for EnrichStage {
     fn policy(&self) -> BatchPolicy {
         BatchPolicy {
             group: Group::Enrich,
-            max: self.batching.batch_max,
-            linger: Duration::from_millis(self.batching.batch_linger_ms),
+            max: self.batch_max,
+            linger: self.batch_linger,
             partition_eof: true,
         }
     }

@@ -7,7 +7,7 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 
-use crate::config::KafkaConfig;
+use super::config::KafkaConfig;
 
 /// Client settings shared by every client: brokers plus the user's pass-through options.
 pub fn base_config(config: &KafkaConfig) -> ClientConfig {

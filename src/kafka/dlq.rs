@@ -94,7 +94,7 @@ pub struct DeadLetterRecord {
 /// Reads every record currently in the dead-letter topic (oldest first per partition), up to
 /// `limit`. Joins no consumer group and commits nothing.
 pub fn read_dead_letters(
-    config: &crate::config::KafkaConfig,
+    config: &super::config::KafkaConfig,
     topic: &str,
     limit: usize,
 ) -> Result<Vec<DeadLetterRecord>, rdkafka::error::KafkaError> {

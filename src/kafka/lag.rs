@@ -6,7 +6,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::config::KafkaConfig;
+use super::config::KafkaConfig;
 
 /// Errors a fresh or busy broker returns for a while (group coordinator still loading or moving).
 fn transient(e: &KafkaError) -> bool {

@@ -2,6 +2,7 @@
 //! tracking, event-time progress, consumer lag and the dead-letter record format.
 
 pub mod client;
+pub mod config;
 pub mod dlq;
 pub mod lag;
 pub mod offsets;
@@ -9,5 +10,6 @@ pub mod progress;
 pub mod topics;
 
 pub use client::{consumer, producer};
+pub use config::KafkaConfig;
 pub use offsets::OffsetTracker;
 pub use topics::{Group, Topics};

@@ -6,7 +6,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 
-use crate::config::KafkaConfig;
+use super::config::KafkaConfig;
 
 /// The names of gema's topics and consumer groups, all derived from `kafka.topic_prefix`.
 #[derive(Debug, Clone)]

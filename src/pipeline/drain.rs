@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::config::KafkaConfig;
+use crate::kafka::KafkaConfig;
 use crate::kafka::{lag, Group, Topics};
 
 /// Every stage's consumer group and its input topic.

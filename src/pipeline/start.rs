@@ -9,12 +9,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alerts::stage::RouterStage;
 use crate::alerts::webhook::Webhook;
-use crate::config::{Config, ConfigError, KafkaConfig};
+use crate::config::{Config, ConfigError};
 use crate::enrich::cascade::Cascade;
-use crate::enrich::stage::{Batching, EnrichStage};
+use crate::enrich::stage::EnrichStage;
 use crate::enrich::Enricher;
 use crate::kafka::topics::{ensure_topics, TopicError};
-use crate::kafka::Topics;
+use crate::kafka::{KafkaConfig, Topics};
 use crate::metrics::Metrics;
 use crate::runner::{self, StageError};
 use crate::sentiment::lexicon::LexiconModel;
@@ -212,16 +212,13 @@ pub fn start_with(config: &Config, stages: &[Stage], parts: Parts) -> Running {
         match stage {
             Stage::Enrich => {
                 let enricher = parts.enricher.clone();
-                let batching = Batching {
-                    batch_max: config.enrich.batch_max,
-                    batch_linger_ms: config.enrich.batch_linger_ms,
-                };
+                let section = config.enrich.clone();
                 let rule = config.alerts.negative_comment.clone();
                 tasks.spawn(async move {
                     runner::supervise("enrich", &metrics, &shutdown, || {
                         let handler = EnrichStage::new(
                             enricher.clone(),
-                            batching,
+                            &section,
                             rule.clone(),
                             topics.clone(),
                             metrics.clone(),
@@ -349,6 +346,23 @@ impl Running {
             }
         }
         first.map_or(Ok(()), Err)
+    }
+
+    /// Starts polling every `[[sources]]` connector of `config` on its own task (one failing
+    /// source never stops the others); they stop with the stages.
+    pub fn start_sources(&mut self, config: &Config) {
+        for source in &config.sources {
+            let task = crate::sources::poll::run_source(
+                source.clone(),
+                config.kafka.clone(),
+                config.state_dir.clone(),
+                self.shutdown.clone(),
+            );
+            self.tasks.spawn(async move {
+                task.await;
+                Ok(())
+            });
+        }
     }
 
     /// Graceful stop: every stage drains, flushes and commits; returns the metrics.

@@ -56,15 +56,12 @@ pub enum Decision {
 pub fn decide(e: &StageError) -> Decision {
     match e {
         StageError::Kafka {
-            source: KafkaError::MessageProduction(code),
+            source:
+                KafkaError::MessageProduction(
+                    RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize,
+                ),
             ..
-        } if matches!(
-            code,
-            RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize
-        ) =>
-        {
-            Decision::DeadLetterInput
-        }
+        } => Decision::DeadLetterInput,
         StageError::Kafka {
             source: KafkaError::ClientConfig(..) | KafkaError::ClientCreation(_),
             ..

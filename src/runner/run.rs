@@ -19,10 +19,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{decide, Decision, Output, StageError};
-use crate::config::KafkaConfig;
 use crate::kafka::client::{consumer_with_eof, producer, StageConsumer};
 use crate::kafka::dlq::DeadLetter;
 use crate::kafka::offsets::commit_now;
+use crate::kafka::KafkaConfig;
 use crate::kafka::{Group, OffsetTracker, Topics};
 use crate::metrics::Metrics;
 

@@ -2,6 +2,8 @@
 
 use serde::Deserialize;
 
+use crate::setting::Invalid;
+
 /// The HTTP server (`gema serve`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -39,25 +41,25 @@ impl Default for ServerConfig {
 
 impl ServerConfig {
     /// Checks the values once at start-up; the error names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks every value; the key is relative to `[server]`.
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(format!(
-                "server.listen = {:?}: expected an address such as 127.0.0.1:8080",
-                self.listen
+            return Err(Invalid::new(
+                "listen",
+                &self.listen,
+                "expected an address such as 127.0.0.1:8080",
             ));
         }
-        if self.max_page_size == 0 || self.max_range_days == 0 || self.feed_ring_capacity == 0 {
-            return Err(
-                "server.max_page_size, server.max_range_days and server.feed_ring_capacity \
-                 must be ≥ 1"
-                    .into(),
-            );
-        }
-        if self.query_timeout_s == 0 {
-            return Err("server.query_timeout_s must be ≥ 1".into());
-        }
-        if self.body_limit_bytes == 0 {
-            return Err("server.body_limit_bytes must be ≥ 1".into());
+        for (key, value) in [
+            ("max_page_size", self.max_page_size),
+            ("max_range_days", self.max_range_days),
+            ("feed_ring_capacity", self.feed_ring_capacity as u64),
+            ("query_timeout_s", self.query_timeout_s),
+            ("body_limit_bytes", self.body_limit_bytes as u64),
+        ] {
+            if value == 0 {
+                return Err(Invalid::new(key, 0, "must be ≥ 1"));
+            }
         }
         Ok(())
     }

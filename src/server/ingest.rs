@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::AppState;
-use crate::config::KafkaConfig;
+use crate::kafka::KafkaConfig;
 use crate::kafka::{self, Topics};
 use crate::mention::Mention;
 

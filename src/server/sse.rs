@@ -25,8 +25,8 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::alerts::Alert;
-use crate::config::KafkaConfig;
 use crate::kafka::client::base_config;
+use crate::kafka::KafkaConfig;
 use crate::mention::EnrichedMention;
 
 /// One event as the feed sends it.

@@ -34,8 +34,8 @@ pub struct ServeOptions {
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("{0}")]
-    Config(String),
+    #[error(transparent)]
+    Config(#[from] crate::setting::Invalid),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
     #[error(transparent)]
@@ -65,7 +65,7 @@ pub struct RunningServer {
 /// Starts serving `config`'s database (migrated first) with `opts`.
 pub async fn start(config: &Config, opts: ServeOptions) -> Result<RunningServer, ServeError> {
     let server = opts.server;
-    server.validate().map_err(ServeError::Config)?;
+    server.validate().map_err(|e| e.within("server"))?;
     // `/api/classify` asks the enrich stage's model: a missing or corrupt file stops start-up.
     let classifier = pipeline::sentiment_model(config)?;
     let (running, metrics, shutdown) = if opts.stages.is_empty() {

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Map;
 
 use super::{load_state, save_state, ConnectorError, Outlet, SourceReport};
-use crate::config::KafkaConfig;
+use crate::kafka::KafkaConfig;
 use crate::kafka::Topics;
 use crate::mention::{Author, Mention, Metrics};
 

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::Map;
 
 use super::{html_to_text, load_state, save_state, ConnectorError, Outlet, SourceReport};
-use crate::config::KafkaConfig;
+use crate::kafka::KafkaConfig;
 use crate::kafka::Topics;
 use crate::mention::{Author, Mention, Metrics};
 

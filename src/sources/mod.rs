@@ -1,9 +1,12 @@
 //! Where mentions come from: the synthetic feed generator, the file replayer, and the RSS / Atom,
-//! Mastodon, Bluesky and Hacker News connectors (the webhook connector is `POST /api/ingest` in [`crate::server::ingest`]).
+//! Mastodon, Bluesky and Hacker News connectors (the webhook connector is `POST /api/ingest` in
+//! [`crate::server::ingest`]); [`config`] is `[[sources]]` and [`poll`] runs a configured one.
 
 pub mod bluesky;
+pub mod config;
 pub mod hn;
 pub mod mastodon;
+pub mod poll;
 pub mod replay;
 pub mod rss;
 pub mod scenario;
@@ -123,7 +126,7 @@ pub struct Outlet {
 
 impl Outlet {
     pub async fn new(
-        config: &crate::config::KafkaConfig,
+        config: &crate::kafka::KafkaConfig,
         topics: &crate::kafka::Topics,
         name: &str,
     ) -> Result<Outlet, ConnectorError> {

@@ -16,7 +16,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::config::KafkaConfig;
+use crate::kafka::KafkaConfig;
 use crate::kafka::{self, Topics};
 use crate::mention::Mention;
 

@@ -19,7 +19,7 @@ use feed_rs::model::{Entry, Feed};
 use serde_json::Map;
 
 use super::{html_to_text, load_state, save_state, ConnectorError, Outlet};
-use crate::config::KafkaConfig;
+use crate::kafka::KafkaConfig;
 use crate::kafka::Topics;
 use crate::mention::{Author, Mention, MAX_TEXT_BYTES};
 

@@ -2,7 +2,7 @@
 
 use clickhouse::Client;
 
-use crate::config::ClickHouseConfig;
+use super::config::ClickHouseConfig;
 
 /// A ClickHouse client bound to gema's database, plus what the server supports.
 #[derive(Clone)]

@@ -1,6 +1,7 @@
-//! ClickHouse: connection and server-version detection, migrations, the mentions sink, queries.
+//! ClickHouse: connection and server-version detection, migrations, the sinks, rollups.
 
 pub mod client;
+pub mod config;
 pub mod migrate;
 pub mod rollup;
 pub mod row;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use clickhouse::inserter::Inserter;
 use rdkafka::message::{BorrowedMessage, Message};
 
-use crate::config::SinkConfig;
+use super::config::SinkConfig;
 use crate::kafka::Group;
 use crate::mention::EnrichedMention;
 use crate::metrics::Metrics;

@@ -88,7 +88,15 @@ impl Default for DetectorConfig {
 #[error("invalid trends setting `{key}`: {message}")]
 pub struct ConfigError {
     pub key: &'static str,
+    /// The value refused, as written.
+    pub value: String,
     pub message: String,
+}
+
+impl From<ConfigError> for crate::setting::Invalid {
+    fn from(e: ConfigError) -> Self {
+        crate::setting::Invalid::new(e.key, e.value, &e.message)
+    }
 }
 
 impl DetectorConfig {
@@ -104,43 +112,69 @@ impl DetectorConfig {
 
     /// Checks every setting; the error names the first bad key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |key, message: &str| {
+        let bad = |key, value: String, message: &str| {
             Err(ConfigError {
                 key,
+                value,
                 message: message.to_string(),
             })
         };
         if self.bucket_ms == 0 || self.bucket_ms > i64::MAX as u64 / 4 {
-            return bad("bucket_ms", "must be a positive number of milliseconds");
+            return bad(
+                "bucket_ms",
+                self.bucket_ms.to_string(),
+                "must be a positive number of milliseconds",
+            );
         }
         if self.allowed_lateness_ms > i64::MAX as u64 / 4 {
-            return bad("allowed_lateness_ms", "is too large");
+            return bad(
+                "allowed_lateness_ms",
+                self.allowed_lateness_ms.to_string(),
+                "is too large",
+            );
         }
         if !(self.baseline_half_life_buckets.is_finite() && self.baseline_half_life_buckets > 0.0) {
             return bad(
                 "baseline_half_life_buckets",
+                self.baseline_half_life_buckets.to_string(),
                 "must be a positive number of buckets",
             );
         }
         if let Some(t) = self.threshold {
             if !(t.is_finite() && t > 0.0) {
-                return bad("threshold", "must be a positive number");
+                return bad("threshold", t.to_string(), "must be a positive number");
             }
         }
         if self.min_support == Some(0) {
-            return bad("min_support", "must be at least 1 author");
+            return bad("min_support", "0".into(), "must be at least 1 author");
         }
         if !(self.variance_floor.is_finite() && self.variance_floor > 0.0) {
-            return bad("variance_floor", "must be a positive number");
+            return bad(
+                "variance_floor",
+                self.variance_floor.to_string(),
+                "must be a positive number",
+            );
         }
         if self.max_terms == 0 {
-            return bad("max_terms", "must be at least 1");
+            return bad(
+                "max_terms",
+                self.max_terms.to_string(),
+                "must be at least 1",
+            );
         }
         if self.idle_evict_buckets == 0 {
-            return bad("idle_evict_buckets", "must be at least 1 bucket");
+            return bad(
+                "idle_evict_buckets",
+                self.idle_evict_buckets.to_string(),
+                "must be at least 1 bucket",
+            );
         }
         if self.sparkline_buckets == 0 || self.sparkline_buckets > 10_000 {
-            return bad("sparkline_buckets", "must be from 1 to 10000");
+            return bad(
+                "sparkline_buckets",
+                self.sparkline_buckets.to_string(),
+                "must be from 1 to 10000",
+            );
         }
         Ok(())
     }
