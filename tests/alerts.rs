@@ -120,7 +120,7 @@ async fn crisis_launch_and_spam_give_the_right_alerts_with_reasons_and_signed_we
         path,
         speed: Speed::Factor(600.0),
         retime: false,
-        progress: false,
+        progress: None,
     };
     replay(&env.config.kafka, &env.topics, &opts).await.unwrap();
     env.wait_all_drained(Duration::from_secs(120)).await;

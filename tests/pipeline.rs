@@ -52,7 +52,7 @@ async fn replay_file(
         path,
         speed: Speed::Max,
         retime: false,
-        progress: false,
+        progress: None,
     };
     replay(&env.config.kafka, &env.topics, &opts)
         .await

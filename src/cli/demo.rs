@@ -11,7 +11,7 @@ use gema::query::alerts;
 use gema::query::mentions::{self, MentionFilter};
 use gema::query::trends::{self, TermKind};
 use gema::sentiment::Label;
-use gema::sources::replay::{self, ReplayOptions, Speed};
+use gema::sources::replay::{ReplayOptions, Speed};
 
 use super::query::{
     alerts_table, dlq_table, mentions_table, rising_table, status_lines, trends_table,
@@ -80,10 +80,9 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
         path: args.feed.clone(),
         speed: args.speed,
         retime: true,
-        progress: true,
+        progress: None,
     };
-    let topics = config.kafka.topics();
-    let summary = replay::replay(&config.kafka, &topics, &opts).await?;
+    let summary = super::feed::replay_showing_progress(config, opts, true).await?;
     println!("{summary}");
 
     let started = Instant::now();

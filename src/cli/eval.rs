@@ -7,7 +7,7 @@ use anyhow::Context;
 use gema::config::Config;
 use gema::pipeline::{self, Namespace, Stage};
 use gema::query::alerts;
-use gema::sources::replay::{self, ReplayOptions, Speed};
+use gema::sources::replay::{ReplayOptions, Speed};
 use gema::sources::scenario::Truth;
 use gema::trends::eval::{evaluate, Detected};
 
@@ -46,15 +46,14 @@ pub async fn run(config: &Config, args: &EvalTrendsArgs) -> anyhow::Result<()> {
     let config = ns.config.clone();
     let running = pipeline::start(&config, &Stage::ALL).await?;
     let store = running.store.clone().expect("sink needs ClickHouse");
-    let topics = config.kafka.topics();
     let started = Instant::now();
     let opts = ReplayOptions {
         path: args.feed.clone(),
         speed: args.speed,
         retime: false,
-        progress: !args.json,
+        progress: None,
     };
-    let summary = replay::replay(&config.kafka, &topics, &opts).await?;
+    let summary = super::feed::replay_showing_progress(&config, opts, !args.json).await?;
     running
         .wait_for_drain(Duration::from_secs(600), Duration::from_secs(5))
         .await

@@ -9,8 +9,9 @@ use chrono::{DateTime, Duration, Utc};
 use gema::config::Config;
 use gema::sources::config::{SourceConfig, SourceKind};
 use gema::sources::poll::Poller;
-use gema::sources::replay::{self, ReplayOptions, Speed};
+use gema::sources::replay::{self, Progress, ReplayOptions, ReplayProgress, ReplaySummary, Speed};
 use gema::sources::synth::{self, SynthOptions};
+use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Debug, clap::Args)]
 pub struct SynthArgs {
@@ -136,11 +137,38 @@ pub async fn replay(config: &Config, args: &ReplayArgs) -> anyhow::Result<()> {
         path: args.file.clone(),
         speed: args.speed,
         retime: args.retime,
-        progress: !args.quiet,
+        progress: None,
     };
-    let summary = replay::replay(&config.kafka, &config.kafka.topics(), &opts).await?;
+    let summary = replay_showing_progress(config, opts, !args.quiet).await?;
     println!("{summary}");
     Ok(())
+}
+
+/// Replays `opts` to the raw topic, drawing a progress bar on stderr when `show`.
+pub async fn replay_showing_progress(
+    config: &Config,
+    mut opts: ReplayOptions,
+    show: bool,
+) -> anyhow::Result<ReplaySummary> {
+    let bar = if show {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} [{bar:30}] {msg} {elapsed}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let shown = bar.clone();
+    opts.progress = Some(Progress(std::sync::Arc::new(move |p: ReplayProgress| {
+        shown.set_length(p.file_len);
+        shown.set_position(p.bytes_done);
+        shown.set_message(format!("{} sent", p.sent));
+    })));
+    let summary = replay::replay(&config.kafka, &config.kafka.topics(), &opts).await;
+    bar.finish_and_clear();
+    Ok(summary?)
 }
 
 #[derive(Debug, clap::Args)]

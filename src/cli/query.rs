@@ -16,6 +16,28 @@ fn time_arg(s: &str) -> Result<DateTime<Utc>, String> {
     parse_time(s, Utc::now())
 }
 
+/// `--kind` of `gema trends`: which terms to rank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KindArg {
+    /// Hashtags and keywords.
+    All,
+    Hashtags,
+    Keywords,
+    /// @handles mentioned.
+    Handles,
+}
+
+impl From<KindArg> for TermKind {
+    fn from(k: KindArg) -> TermKind {
+        match k {
+            KindArg::All => TermKind::All,
+            KindArg::Hashtags => TermKind::Hashtags,
+            KindArg::Keywords => TermKind::Keywords,
+            KindArg::Handles => TermKind::Handles,
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct TrendsArgs {
     /// Start of the window: a duration ago (15m, 1h, 7d) or an RFC 3339 time.
@@ -28,8 +50,8 @@ pub struct TrendsArgs {
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub top: u64,
     /// Which terms to rank.
-    #[arg(long, value_enum, default_value_t = TermKind::All)]
-    pub kind: TermKind,
+    #[arg(long, value_enum, default_value_t = KindArg::All)]
+    pub kind: KindArg,
     /// Show only what is rising (burst score against each term's baseline); without it the
     /// table shows the top rising terms above the top volume (`--json` prints volume).
     #[arg(long)]
@@ -82,7 +104,7 @@ pub async fn trends(config: &Config, args: &TrendsArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let rows = trends::top_terms(&store, args.kind, args.since, until, args.top).await?;
+    let rows = trends::top_terms(&store, args.kind.into(), args.since, until, args.top).await?;
     if args.json {
         for r in &rows {
             println!("{}", serde_json::to_string(r)?);

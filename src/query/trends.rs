@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::store::client::{Store, StoreError};
 
 /// Which terms to rank.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TermKind {
     /// Hashtags and keywords.

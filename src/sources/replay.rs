@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, Utc};
-use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
@@ -55,7 +54,26 @@ pub struct ReplayOptions {
     pub speed: Speed,
     /// Shift event times so the feed ends now (`max`) or starts now (paced).
     pub retime: bool,
-    pub progress: bool,
+    /// Told how far the replay is, every 1,000 lines and at the end (the CLI draws a bar).
+    pub progress: Option<Progress>,
+}
+
+/// How far a replay is: bytes of the file read, its size, records sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayProgress {
+    pub bytes_done: u64,
+    pub file_len: u64,
+    pub sent: u64,
+}
+
+/// A receiver of [`ReplayProgress`].
+#[derive(Clone)]
+pub struct Progress(pub std::sync::Arc<dyn Fn(ReplayProgress) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress(..)")
+    }
 }
 
 /// What a replay did.
@@ -196,16 +214,15 @@ pub async fn replay(
     };
     let first_event = range.map(|r| r.0 + shift);
     let file_len = std::fs::metadata(&opts.path).map(|m| m.len()).unwrap_or(0);
-    let bar = if opts.progress {
-        ProgressBar::new(file_len)
-    } else {
-        ProgressBar::hidden()
+    let report = |bytes_done: u64, sent: u64| {
+        if let Some(p) = &opts.progress {
+            (p.0)(ReplayProgress {
+                bytes_done,
+                file_len,
+                sent,
+            });
+        }
     };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} [{bar:30}] {msg} {elapsed}")
-            .unwrap()
-            .progress_chars("=> "),
-    );
 
     let started = Instant::now();
     let mut summary = ReplaySummary::default();
@@ -285,14 +302,13 @@ pub async fn replay(
         )
         .await?;
         if n % 1000 == 0 {
-            bar.set_position(bytes_done);
-            bar.set_message(format!("{} sent", summary.sent));
+            report(bytes_done, summary.sent);
         }
     }
     while let Some(d) = in_flight.pop_front() {
         ack(d, &mut summary, config).await?;
     }
-    bar.finish_and_clear();
+    report(bytes_done, summary.sent);
     summary.elapsed = started.elapsed();
     Ok(summary)
 }

@@ -1,6 +1,21 @@
 //! Lexer for the tracked-query language: characters → tokens with 1-based positions.
 
-use super::parse::{err, SyntaxError, MAX_NEAR};
+/// Most words allowed between the two sides of `NEAR/n`.
+pub const MAX_NEAR: u32 = 100;
+
+/// A syntax error: 1-based character position and a message saying what was expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    pub position: usize,
+    pub message: String,
+}
+
+pub(super) fn err<T>(position: usize, message: impl Into<String>) -> Result<T, SyntaxError> {
+    Err(SyntaxError {
+        position,
+        message: message.into(),
+    })
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Tok {

@@ -12,11 +12,8 @@
 //! primary := "(" or ")" | word | word* | "phrase" | #tag | @handle | lang:xx | platform:xx
 //! ```
 
-use super::lex::{lex, Tok, Token};
+use super::lex::{err, lex, SyntaxError, Tok, Token};
 use super::text::{fold, is_word_char, words};
-
-/// Most words allowed between the two sides of `NEAR/n`.
-pub const MAX_NEAR: u32 = 100;
 
 /// Deepest nesting of `(` and `NOT`/`-` a query may have (keeps evaluation off deep stacks).
 pub const MAX_DEPTH: usize = 64;
@@ -54,20 +51,6 @@ pub enum Expr {
     Lang(String),
     /// `platform:xx`, lower case.
     Platform(String),
-}
-
-/// A syntax error: 1-based character position and a message saying what was expected.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyntaxError {
-    pub position: usize,
-    pub message: String,
-}
-
-pub(super) fn err<T>(position: usize, message: impl Into<String>) -> Result<T, SyntaxError> {
-    Err(SyntaxError {
-        position,
-        message: message.into(),
-    })
 }
 
 /// Parses one query. An empty or blank query is an error.
