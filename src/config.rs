@@ -192,6 +192,24 @@ mod tests {
     }
 
     #[test]
+    fn nested_sections_name_the_full_key() {
+        let mut c = Config::default();
+        c.enrich.cascade.confidence_below = 1.5;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("enrich.cascade.confidence_below"), "{err}");
+        let mut c = Config::default();
+        c.server.listen = "nowhere".into();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("server.listen"), "{err}");
+        let c: Config = toml::from_str(
+            "[[sources]]\nname = \"news\"\nkind = \"rss\"\nfollow = [\"feed.xml\"]\n",
+        )
+        .unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("sources[0].follow"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_are_rejected() {
         let err = toml::from_str::<Config>("[kafka]\nbrokerz = \"a\"\n")
             .unwrap_err()
