@@ -8,12 +8,12 @@ use std::time::Instant;
 
 use anyhow::Context;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::data;
 use super::explain::{word_effects, WordEffect};
 use super::features::FeatureConfig;
 use super::lang;
+use super::manifest::{file_name, file_stem, manifest_path, sha256_file, unix_now, InputFile};
 use super::metrics;
 use super::model::{load_model, FastModel, DEFAULT_MODEL_PATH};
 use super::train::{self, TrainConfig};
@@ -241,107 +241,6 @@ pub struct EvalArgs {
     pub show_errors: usize,
 }
 
-/// The manifest path that belongs to a model path (`x.bin` → `x.manifest.json`).
-pub fn manifest_path(model: &Path) -> PathBuf {
-    let stem = file_stem(model);
-    model.with_file_name(format!("{stem}.manifest.json"))
-}
-
-/// SHA-256 of the file at `path`, lower-case hexadecimal (as manifests record it).
-pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(hex(&Sha256::digest(&bytes)))
-}
-
-/// Lower-case hexadecimal of `bytes` (SHA-256 digests in manifests and cache keys).
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Every labelled file of a data folder (`DIR/*.jsonl`), by file stem, in name order.
-pub type LabelledSets = Vec<(String, Vec<data::Example>)>;
-
-/// What [`train::out_of_fold`] needs to retrain the fast model at `model` exactly as it was
-/// made: the configuration its manifest chose (the manifest must describe that file: its
-/// `sha256` is checked) and the `sentiment/train` and `sentiment/dev` files under `data_dir`.
-pub struct RetrainInputs {
-    pub config: TrainConfig,
-    pub train: LabelledSets,
-    pub dev: LabelledSets,
-}
-
-/// Reads the [`RetrainInputs`] of the fast model at `model` from its manifest and `data_dir`.
-pub fn retrain_inputs(data_dir: &Path, model: &Path) -> anyhow::Result<RetrainInputs> {
-    let mpath = manifest_path(model);
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(&mpath).with_context(|| format!("reading {}", mpath.display()))?,
-    )
-    .with_context(|| format!("parsing {}", mpath.display()))?;
-    anyhow::ensure!(
-        manifest["sha256"].as_str() == Some(sha256_file(model)?.as_str()),
-        "{} does not describe {} (its sha256 differs)",
-        mpath.display(),
-        model.display()
-    );
-    let config: TrainConfig = serde_json::from_value(manifest["chosen"].clone())
-        .with_context(|| format!("{}: no valid `chosen` configuration", mpath.display()))?;
-    let read_all = |dir: &Path| -> anyhow::Result<LabelledSets> {
-        data::jsonl_files(dir)?
-            .iter()
-            .map(|p| Ok((file_stem(p), data::read_jsonl(p)?)))
-            .collect()
-    };
-    Ok(RetrainInputs {
-        config,
-        train: read_all(&data_dir.join("sentiment/train"))?,
-        dev: read_all(&data_dir.join("sentiment/dev"))?,
-    })
-}
-
-/// One input file of a training run, as its manifest lists it.
-#[derive(Serialize)]
-pub(crate) struct InputFile {
-    file: String,
-    rows: usize,
-    sha256: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    labels: Option<std::collections::BTreeMap<&'static str, usize>>,
-}
-
-impl InputFile {
-    /// `path` (named `file` in the manifest) with `rows` rows, hashed.
-    pub(crate) fn hashed(path: &Path, file: String, rows: usize) -> anyhow::Result<InputFile> {
-        Ok(InputFile {
-            file,
-            rows,
-            sha256: sha256_file(path)?,
-            labels: None,
-        })
-    }
-}
-
-/// The file name of `path` without its extension, lossily as UTF-8 ("" when it has none).
-pub fn file_stem(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// The file name of `path`, lossily as UTF-8 ("" when it has none).
-pub(crate) fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// Seconds since the Unix epoch, for manifests.
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 #[derive(Serialize)]
 struct Manifest<'a> {
     model: String,
@@ -436,24 +335,14 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     let mut train_inputs = Vec::new();
     for path in data::jsonl_files(&args.data.join("sentiment/train"))? {
         let ex = data::read_jsonl(&path)?;
-        train_inputs.push(InputFile {
-            file: rel(&path),
-            rows: ex.len(),
-            sha256: sha256_file(&path)?,
-            labels: Some(data::label_counts(&ex)),
-        });
+        train_inputs.push(InputFile::labelled(&path, rel(&path), &ex)?);
         train_sets.push((rel(&path), ex));
     }
     let mut dev_sets = Vec::new();
     let mut dev_inputs = Vec::new();
     for path in data::jsonl_files(&args.data.join("sentiment/dev"))? {
         let ex = data::read_jsonl(&path)?;
-        dev_inputs.push(InputFile {
-            file: rel(&path),
-            rows: ex.len(),
-            sha256: sha256_file(&path)?,
-            labels: Some(data::label_counts(&ex)),
-        });
+        dev_inputs.push(InputFile::labelled(&path, rel(&path), &ex)?);
         let name = file_stem(&path);
         dev_sets.push((name, ex));
     }
@@ -477,9 +366,9 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     let lexicon_inputs = lex_files
         .iter()
         .map(|(p, n)| InputFile::hashed(p, rel(p), *n))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     for f in &train_inputs {
-        eprintln!("Train file {}: {} rows", f.file, f.rows);
+        eprintln!("Train file {}: {} rows", f.file(), f.rows());
     }
     let grid = default_grid(args);
     let outcome = train::train(
@@ -975,13 +864,5 @@ mod tests {
         ] {
             assert!(json.get(key).is_some(), "missing {key}");
         }
-    }
-
-    #[test]
-    fn manifest_sits_next_to_model() {
-        assert_eq!(
-            manifest_path(Path::new("models/sentiment-fast.bin")),
-            PathBuf::from("models/sentiment-fast.manifest.json")
-        );
     }
 }

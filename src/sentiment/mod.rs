@@ -11,6 +11,7 @@ pub mod features;
 pub mod hash;
 pub mod lang;
 pub mod lexicon;
+pub mod manifest;
 pub mod metrics;
 pub mod model;
 pub mod normalize;

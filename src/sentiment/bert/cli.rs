@@ -13,11 +13,12 @@ use super::head::{EncoderSpec, Head, TunedBlocks};
 use super::mlp::train_mlp_head;
 use super::tier::BertTier;
 use super::train::{finish, train_head, DevVectors, HeadLog, HeadTrainConfig};
-use crate::sentiment::cli::{
-    file_name, file_stem, hex, manifest_path, retrain_inputs, sha256_file, unix_now, ClassifyArgs,
-    Decide, EvalArgs, InputFile, RetrainInputs, Route, Tier, TrainArgs,
-};
+use crate::sentiment::cli::{ClassifyArgs, Decide, EvalArgs, Route, Tier, TrainArgs};
 use crate::sentiment::data::{self, Example};
+use crate::sentiment::manifest::{
+    file_name, file_stem, hex, manifest_path, retrain_inputs, sha256_file, unix_now, InputFile,
+    RetrainInputs,
+};
 use crate::sentiment::metrics::{self, Report};
 use crate::sentiment::model::{load_model, FastModel, DEFAULT_MODEL_PATH};
 use crate::sentiment::train::{out_of_fold, STACK_FOLDS};
