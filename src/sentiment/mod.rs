@@ -4,10 +4,12 @@
 //! at start-up and calls [`SentimentModel::classify`] for every mention.
 
 pub mod bert;
-pub mod cli;
+pub mod classify;
 pub mod data;
+pub mod evaluate;
 pub mod explain;
 pub mod features;
+pub mod fit;
 pub mod hash;
 pub mod lang;
 pub mod lexicon;
