@@ -17,5 +17,6 @@ pub mod sentiment;
 pub mod server;
 pub mod sources;
 pub mod store;
+pub mod text;
 pub mod tracked;
 pub mod trends;

@@ -10,7 +10,6 @@ pub mod evaluate;
 pub mod explain;
 pub mod features;
 pub mod fit;
-pub mod hash;
 pub mod lang;
 pub mod lexicon;
 pub mod manifest;
