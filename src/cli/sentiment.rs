@@ -10,10 +10,11 @@ use gema::sentiment::classify::{self, Decide, Route};
 use gema::sentiment::data;
 use gema::sentiment::evaluate::evaluate;
 use gema::sentiment::fit::{train_fast, FastTrainOptions, GridOverrides};
-use gema::sentiment::lang;
 use gema::sentiment::lexicon::LexiconModel;
 use gema::sentiment::model::{load_model, DEFAULT_MODEL_PATH};
-use gema::sentiment::{normalize, Label, Lang, SentimentModel};
+use gema::sentiment::{Label, SentimentModel};
+use gema::text::lang::{self, Lang};
+use gema::text::normalize::normalize;
 
 /// Which sentiment tier a command trains or evaluates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use super::explain::{word_effects, WordEffect};
-use super::{Lang, Sentiment, SentimentModel};
+use super::{Sentiment, SentimentModel};
+use crate::text::lang::Lang;
 
 /// Which sentiment tier decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

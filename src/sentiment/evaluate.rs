@@ -4,10 +4,10 @@
 use std::time::Instant;
 
 use super::data::Example;
-use super::lang;
 use super::metrics::{self, Report};
 use super::model::FastModel;
-use super::{Label, Lang, Sentiment, SentimentModel};
+use super::{Label, Sentiment, SentimentModel};
+use crate::text::lang::{self, Lang};
 
 /// What [`evaluate`] found on a set of rows.
 #[derive(Debug, Clone)]

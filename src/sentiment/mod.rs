@@ -10,19 +10,17 @@ pub mod evaluate;
 pub mod explain;
 pub mod features;
 pub mod fit;
-pub mod lang;
 pub mod lexicon;
 pub mod manifest;
 pub mod metrics;
 pub mod model;
-pub mod normalize;
 pub mod train;
 
 use serde::{Deserialize, Serialize};
 
-pub use lang::Lang;
+use crate::text::lang::Lang;
+
 pub use model::{load_model, FastModel, ModelError, DEFAULT_MANIFEST_PATH, DEFAULT_MODEL_PATH};
-pub use normalize::normalize;
 
 /// The sentiment class of a mention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

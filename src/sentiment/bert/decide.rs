@@ -7,7 +7,8 @@ use super::encoder::set_threads;
 use super::tier::BertTier;
 use crate::sentiment::classify::{Decide, Route, Tier};
 use crate::sentiment::model::load_model;
-use crate::sentiment::{Lang, Sentiment, SentimentModel};
+use crate::sentiment::{Sentiment, SentimentModel};
+use crate::text::lang::Lang;
 
 /// The rows `tier` sends to the transformer: with [`Tier::Bert`] every row the head decides,
 /// otherwise those whose fast-tier confidence is below `threshold`.

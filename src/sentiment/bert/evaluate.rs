@@ -8,10 +8,10 @@ use super::tier::BertTier;
 use crate::sentiment::classify::Tier;
 use crate::sentiment::data::Example;
 use crate::sentiment::evaluate::lang_accuracy;
-use crate::sentiment::lang;
 use crate::sentiment::metrics::{self, Gains, Report};
 use crate::sentiment::model::FastModel;
-use crate::sentiment::{Label, Lang, SentimentModel};
+use crate::sentiment::{Label, SentimentModel};
+use crate::text::lang::{self, Lang};
 
 /// Resamples of the paired bootstrap behind `gema eval`'s gain over the fast tier.
 const BOOTSTRAP_RESAMPLES: usize = 1000;

@@ -22,7 +22,8 @@ use crate::sentiment::manifest::{
 use crate::sentiment::metrics::{self, Report};
 use crate::sentiment::model::{load_model, FastModel};
 use crate::sentiment::train::{out_of_fold, STACK_FOLDS};
-use crate::sentiment::{Label, Lang};
+use crate::sentiment::Label;
+use crate::text::lang::Lang;
 
 /// What [`train_bert`] trains on, how, and where it writes.
 #[derive(Debug, Clone)]
