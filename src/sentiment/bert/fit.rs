@@ -159,6 +159,7 @@ fn files_in(dir: &Path, langs: &[Lang]) -> anyhow::Result<Vec<(PathBuf, Vec<Exam
     Ok(out)
 }
 
+/// The headline metrics of `r`, as the manifest lists them.
 fn brief(r: &Report) -> serde_json::Value {
     serde_json::json!({
         "file": r.file, "n": r.n, "scheme": r.scheme, "accuracy": r.accuracy,
@@ -230,29 +231,29 @@ fn out_of_fold_fast(
 }
 
 /// Trains the transformer's head as `gema train --tier bert` does: embeds the training and dev
-/// rows in `args.head_langs`, trains the head (and fine-tunes the top blocks when asked), writes
+/// rows in `options.head_langs`, trains the head (and fine-tunes the top blocks when asked), writes
 /// it and its manifest. `log` hears the training files, the progress, and the fused dev scores
 /// (a report's lines) as soon as the head is written.
 pub fn train_bert(
-    args: &BertTrainOptions,
+    options: &BertTrainOptions,
     log: &mut dyn FnMut(&str),
 ) -> anyhow::Result<BertTrainReport> {
     let start = Instant::now();
-    let out = args.out.clone();
-    set_threads(args.threads);
-    let fast_path = args.fast_model.clone();
+    let out = options.out.clone();
+    set_threads(options.threads);
+    let fast_path = options.fast_model.clone();
     let fast = load_model(&fast_path)?;
     let spec = EncoderSpec::default();
-    let encoder = Encoder::load(&args.bert_model_dir, &spec, Path::new("."))?;
+    let encoder = Encoder::load(&options.bert_model_dir, &spec, Path::new("."))?;
     let rel = |p: &Path| {
-        p.strip_prefix(&args.data)
+        p.strip_prefix(&options.data)
             .unwrap_or(p)
             .display()
             .to_string()
     };
     // The transformer is English: by default Indonesian stays with the fast tier (see
     // docs/SENTIMENT.md, "Indonesian"); `--head-langs id` trains a head for it anyway.
-    let langs = head_langs(&args.head_langs)?;
+    let langs = head_langs(&options.head_langs)?;
     let langs_csv = langs
         .iter()
         .map(|l| l.as_str())
@@ -260,7 +261,7 @@ pub fn train_bert(
         .join(",");
     let mut train_rows: Vec<Example> = Vec::new();
     let mut train_inputs = Vec::new();
-    for (path, ex) in files_in(&args.data.join("sentiment/train"), &langs)? {
+    for (path, ex) in files_in(&options.data.join("sentiment/train"), &langs)? {
         log(&format!(
             "Train file {}: {} rows in {:?}",
             rel(&path),
@@ -274,11 +275,11 @@ pub fn train_bert(
     let mut dev_texts: Vec<Vec<String>> = Vec::new();
     let mut dev_inputs = Vec::new();
     let mut dev_fast_reports = Vec::new();
-    for (path, ex) in files_in(&args.data.join("sentiment/dev"), &langs)? {
+    for (path, ex) in files_in(&options.data.join("sentiment/dev"), &langs)? {
         dev_inputs.push(InputFile::hashed(&path, rel(&path), ex.len())?);
         let name = file_stem(&path);
         let texts: Vec<&str> = ex.iter().map(|e| e.text.as_str()).collect();
-        let (x, _) = embed_cached(&encoder, &spec, &texts, &args.cache, &name, log)?;
+        let (x, _) = embed_cached(&encoder, &spec, &texts, &options.cache, &name, log)?;
         let fast_probs: Vec<[f32; 3]> = ex
             .iter()
             .map(|e| fast.probabilities(&e.text, e.lang.unwrap_or(Lang::En)))
@@ -297,8 +298,8 @@ pub fn train_bert(
             fast: fast_probs,
         });
     }
-    let (train_fast, stacking) = if args.head_fast_inputs {
-        let (p, report) = out_of_fold_fast(&args.data, &fast, &fast_path, &langs, log)?;
+    let (train_fast, stacking) = if options.head_fast_inputs {
+        let (p, report) = out_of_fold_fast(&options.data, &fast, &fast_path, &langs, log)?;
         anyhow::ensure!(
             p.len() == train_rows.len(),
             "out-of-fold rows {} != training rows {}",
@@ -311,18 +312,25 @@ pub fn train_bert(
     };
     let texts: Vec<&str> = train_rows.iter().map(|e| e.text.as_str()).collect();
     let t_embed = Instant::now();
-    let (x, from_cache) = embed_cached(&encoder, &spec, &texts, &args.cache, "training rows", log)?;
+    let (x, from_cache) = embed_cached(
+        &encoder,
+        &spec,
+        &texts,
+        &options.cache,
+        "training rows",
+        log,
+    )?;
     let embed_s = t_embed.elapsed().as_secs_f64();
     let y: Vec<Label> = train_rows.iter().map(|e| e.label).collect();
-    let outcome = if args.head_hidden > 0 {
+    let outcome = if options.head_hidden > 0 {
         let cfg = HeadTrainConfig {
-            seed: args.seed,
-            max_epochs: args.head_epochs,
-            hidden: args.head_hidden,
-            dropout: args.head_dropout,
-            members: args.head_members,
+            seed: options.seed,
+            max_epochs: options.head_epochs,
+            hidden: options.head_hidden,
+            dropout: options.head_dropout,
+            members: options.head_members,
             lr: 1e-3,
-            l2: args.head_weight_decay,
+            l2: options.head_weight_decay,
             batch: 128,
             ..HeadTrainConfig::default()
         };
@@ -340,8 +348,8 @@ pub fn train_bert(
         (o, cfg)
     } else {
         let cfg = HeadTrainConfig {
-            seed: args.seed,
-            max_epochs: args.head_epochs,
+            seed: options.seed,
+            max_epochs: options.head_epochs,
             ..HeadTrainConfig::default()
         };
         let o = train_head(
@@ -359,17 +367,17 @@ pub fn train_bert(
     };
     let (mut outcome, cfg) = outcome;
     let mut finetune_report = None;
-    if args.finetune_blocks > 0 {
-        let config = bert_config(&args.bert_model_dir)?;
+    if options.finetune_blocks > 0 {
+        let config = bert_config(&options.bert_model_dir)?;
         let total = config.num_hidden_layers as usize;
         anyhow::ensure!(
-            args.finetune_blocks < total,
+            options.finetune_blocks < total,
             "--finetune-blocks must be fewer than the checkpoint's {total} blocks"
         );
-        let from_block = total - args.finetune_blocks;
+        let from_block = total - options.finetune_blocks;
         check_start(&outcome.head, from_block, total)?;
         drop(encoder);
-        let frozen = Encoder::load_frozen(&args.bert_model_dir, &spec, from_block)?;
+        let frozen = Encoder::load_frozen(&options.bert_model_dir, &spec, from_block)?;
         let spec_key = serde_json::to_vec(&spec)?;
         let block_key = format!("frozen blocks {from_block} v1");
         let mut states_cached = |texts: &[&str], what: &str| {
@@ -377,7 +385,7 @@ pub fn train_bert(
             frozen_states_cached(
                 &frozen,
                 texts,
-                &args.cache.join(format!("{key}.states.safetensors")),
+                &options.cache.join(format!("{key}.states.safetensors")),
                 what,
                 &mut *log,
             )
@@ -391,18 +399,18 @@ pub fn train_bert(
         drop(frozen);
         let fcfg = FinetuneConfig {
             from_block,
-            epochs: args.finetune_epochs,
-            lr: args.finetune_lr,
-            head_lr: 2.0 * args.finetune_lr,
+            epochs: options.finetune_epochs,
+            lr: options.finetune_lr,
+            head_lr: 2.0 * options.finetune_lr,
             weight_decay: 0.01,
             batch: 32,
             evals_per_epoch: 4,
             warmup_share: 0.06,
-            head_dropout: args.head_dropout as f64,
-            seed: args.seed,
+            head_dropout: options.head_dropout as f64,
+            seed: options.seed,
         };
         let ft = finetune(
-            &args.bert_model_dir,
+            &options.bert_model_dir,
             &config,
             &outcome.head,
             &states,
@@ -470,22 +478,22 @@ pub fn train_bert(
             "gema train --tier bert --data {} --out {} --seed {} --fast-model {} --threads {} \
              --head-hidden {} --head-epochs {} --head-dropout {} --head-weight-decay {} --head-members {} \
              --head-fast-inputs {} --head-langs {}{}",
-            args.data.display(),
+            options.data.display(),
             out.display(),
-            args.seed,
+            options.seed,
             fast_path.display(),
-            args.threads,
-            args.head_hidden,
-            args.head_epochs,
-            args.head_dropout,
-            args.head_weight_decay,
-            args.head_members,
-            args.head_fast_inputs,
+            options.threads,
+            options.head_hidden,
+            options.head_epochs,
+            options.head_dropout,
+            options.head_weight_decay,
+            options.head_members,
+            options.head_fast_inputs,
             langs_csv,
-            if args.finetune_blocks > 0 {
+            if options.finetune_blocks > 0 {
                 format!(
                     " --finetune-blocks {} --finetune-epochs {} --finetune-lr {}",
-                    args.finetune_blocks, args.finetune_epochs, args.finetune_lr
+                    options.finetune_blocks, options.finetune_epochs, options.finetune_lr
                 )
             } else {
                 String::new()
@@ -496,7 +504,7 @@ pub fn train_bert(
         training_vectors_from_cache: from_cache,
         // Only meaningful when the vectors were computed, not read from the cache.
         embedding_texts_per_s: (!from_cache).then(|| texts.len() as f64 / embed_s),
-        threads: args.threads,
+        threads: options.threads,
         encoder: &spec,
         fast_model: fast_path.display().to_string(),
         fast_model_sha256: sha256_file(&fast_path)?,
