@@ -7,7 +7,9 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use gema::sentiment::{lang, load_model, normalize, SentimentModel, DEFAULT_MODEL_PATH};
+use gema::sentiment::{load_model, SentimentModel, DEFAULT_MODEL_PATH};
+use gema::text::lang;
+use gema::text::normalize::normalize;
 
 /// Short posts in the style of brand mentions (written for this bench, not taken from any data set).
 const POSTS: &[&str] = &[
@@ -38,7 +40,7 @@ fn bench(c: &mut Criterion) {
         let mut out = String::new();
         b.iter(|| {
             for p in POSTS {
-                gema::sentiment::normalize::normalize_into(black_box(p), &mut out);
+                gema::text::normalize::normalize_into(black_box(p), &mut out);
                 black_box(&out);
             }
         })

@@ -13,10 +13,10 @@
 //! cargo run --release --example fast_probs -- ../shared/data /tmp/fast-probs
 //! ```
 
-use gema::sentiment::cli::{retrain_inputs, RetrainInputs};
-use gema::sentiment::lang;
+use gema::sentiment::manifest::{retrain_inputs, RetrainInputs};
 use gema::sentiment::model::load_model;
 use gema::sentiment::train::{out_of_fold, STACK_FOLDS};
+use gema::text::lang;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 

@@ -18,5 +18,6 @@ pub mod server;
 pub mod setting;
 pub mod sources;
 pub mod store;
+pub mod text;
 pub mod tracked;
 pub mod trends;

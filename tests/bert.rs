@@ -11,7 +11,8 @@ use gema::enrich::Enricher;
 use gema::mention::Mention;
 use gema::sentiment::bert::tier::BertTier;
 use gema::sentiment::bert::DEFAULT_HEAD_PATH;
-use gema::sentiment::{load_model, Label, Lang, DEFAULT_MODEL_PATH};
+use gema::sentiment::{load_model, Label, DEFAULT_MODEL_PATH};
+use gema::text::lang::Lang;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

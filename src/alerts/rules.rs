@@ -244,7 +244,7 @@ mod tests {
             crate::sentiment::explain::model_word_effects(
                 &LexiconModel,
                 &e.mention.text,
-                crate::sentiment::Lang::En,
+                crate::text::lang::Lang::En,
                 e.sentiment.score,
                 names_a_reason,
                 16,

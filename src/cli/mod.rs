@@ -2,10 +2,13 @@
 //! only parses, connects and prints.
 
 mod bench;
+#[cfg(feature = "bert")]
+mod bert;
 mod demo;
 mod eval;
 mod feed;
 mod query;
+mod sentiment;
 mod serve;
 mod stages;
 
@@ -88,12 +91,12 @@ pub enum Command {
     /// Show topic sizes, stage lag and stored mention count.
     Status,
     /// Train the fast sentiment model on the labelled data (writes models/ and a manifest).
-    Train(Box<gema::sentiment::cli::TrainArgs>),
+    Train(Box<sentiment::TrainArgs>),
     /// Score the sentiment model on labelled JSONL files (accuracy, macro recall/F1, speed).
-    Eval(gema::sentiment::cli::EvalArgs),
+    Eval(sentiment::EvalArgs),
     /// Classify texts (arguments or stdin) as the enrich stage would: language, sentiment label,
     /// confidence and polarity score; `--explain` lists the words that moved the score.
-    Classify(gema::sentiment::cli::ClassifyArgs),
+    Classify(sentiment::ClassifyArgs),
     /// Recompute the per-minute and per-hour rollups behind the timeline and share-of-voice
     /// queries from the stored mentions. The mentions sink keeps them current; run this after
     /// writing to the `mentions` table by other means.
@@ -155,9 +158,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(&config, &args).await,
         Command::Serve(args) => serve::run(&config, &args).await,
         Command::Status => query::status(&config).await,
-        Command::Train(args) => gema::sentiment::cli::run_train(&args),
-        Command::Eval(args) => gema::sentiment::cli::run_eval(&args),
-        Command::Classify(args) => gema::sentiment::cli::run_classify(&args, &config.enrich),
+        Command::Train(args) => sentiment::run_train(&args),
+        Command::Eval(args) => sentiment::run_eval(&args),
+        Command::Classify(args) => sentiment::run_classify(&args, &config.enrich),
         Command::Rollup(args) => query::rollup(&config, &args).await,
         Command::Rewind { stage } => stages::rewind(&config, &stage),
     }

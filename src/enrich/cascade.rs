@@ -14,7 +14,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::mention::{CascadeRecord, EnrichedMention, Escalation};
-use crate::sentiment::{Lang, Sentiment};
+use crate::sentiment::Sentiment;
+use crate::text::lang::Lang;
 
 /// `[enrich.cascade]`: when the transformer tier gets a second look.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -6,7 +6,8 @@ use chrono::Utc;
 
 use crate::mention::{EnrichedMention, Mention};
 use crate::sentiment::explain::{model_word_effects, WordEffect};
-use crate::sentiment::{lang, Lang, Sentiment, SentimentModel};
+use crate::sentiment::{Sentiment, SentimentModel};
+use crate::text::lang::{self, Lang};
 use crate::tracked::{Doc, QuerySet};
 use crate::trends::{bigrams, handle_term, hashtag_term, query_negative_term, query_term};
 

@@ -38,7 +38,7 @@ pub fn names_a_reason(word: &str) -> bool {
     let w = without_trailing_punctuation(word);
     !w.is_empty()
         && (!is_stop_word(&w.to_lowercase())
-            || crate::sentiment::normalize(w)
+            || crate::text::normalize::normalize(w)
                 .split(' ')
                 .any(|t| crate::sentiment::features::NEGATORS.contains(&t)))
 }

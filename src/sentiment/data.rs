@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::features::Lexicons;
-use super::{Label, Lang};
+use super::Label;
+use crate::text::lang::Lang;
 
 /// Why a data or lexicon file could not be used.
 #[derive(Debug, thiserror::Error)]

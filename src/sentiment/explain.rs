@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use super::{Lang, SentimentModel};
+use super::SentimentModel;
+use crate::text::lang::Lang;
 
 /// How far leaving one word out moves the polarity score: `effect` is the score with the word
 /// minus the score without it, so a negative effect means the word pulled towards negative.

@@ -1,7 +1,7 @@
 //! Feature extraction: hashed word and character n-grams plus lexicon and rule features.
 //!
-//! Input is the output of [`super::normalize()`]. Features are `(bucket, value)` pairs; the same
-//! text always yields the same features on every platform (see [`super::hash`]).
+//! Input is the output of [`crate::text::normalize::normalize()`]. Features are `(bucket, value)` pairs; the same
+//! text always yields the same features on every platform (see [`crate::text::hash`]).
 //!
 //! - word unigrams, marked `n:` inside a negation scope (after `not`/`tidak`/`bukan`/`kurang`...
 //!   up to three words or the next punctuation or contrast word);
@@ -17,8 +17,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::hash::{fnv1a, mix, FastMap, FNV_OFFSET};
-use super::Lang;
+use crate::text::hash::{fnv1a, mix, FastMap, FNV_OFFSET};
+use crate::text::lang::Lang;
 
 /// Shape of the hashed feature space; stored in the model header.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -3,7 +3,8 @@
 //! It knows a few hundred common English and Indonesian opinion words, handles negation
 //! (not/never/gak/tidak/bukan...) over the next three words, and never scores other languages.
 
-use super::{Label, Lang, Sentiment, SentimentModel};
+use super::{Label, Sentiment, SentimentModel};
+use crate::text::lang::Lang;
 
 const NEGATORS: &[&str] = &[
     "not", "no", "never", "dont", "don't", "didnt", "didn't", "isnt", "isn't", "wasnt", "wasn't",

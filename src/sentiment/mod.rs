@@ -4,23 +4,23 @@
 //! at start-up and calls [`SentimentModel::classify`] for every mention.
 
 pub mod bert;
-pub mod cli;
+pub mod classify;
 pub mod data;
+pub mod evaluate;
 pub mod explain;
 pub mod features;
-pub mod hash;
-pub mod lang;
+pub mod fit;
 pub mod lexicon;
+pub mod manifest;
 pub mod metrics;
 pub mod model;
-pub mod normalize;
 pub mod train;
 
 use serde::{Deserialize, Serialize};
 
-pub use lang::Lang;
+use crate::text::lang::Lang;
+
 pub use model::{load_model, FastModel, ModelError, DEFAULT_MANIFEST_PATH, DEFAULT_MODEL_PATH};
-pub use normalize::normalize;
 
 /// The sentiment class of a mention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

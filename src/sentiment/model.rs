@@ -19,8 +19,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::features::{FeatureConfig, Featurizer, Lexicons};
-use super::normalize::normalize_into;
-use super::{Label, Lang, Sentiment, SentimentModel};
+use super::{Label, Sentiment, SentimentModel};
+use crate::text::lang::Lang;
+use crate::text::normalize::normalize_into;
 
 /// Where `gema train` writes the model and where the enrich stage loads it from by default.
 pub const DEFAULT_MODEL_PATH: &str = "models/sentiment-fast.bin";
@@ -399,13 +400,13 @@ mod tests {
             ),
         ];
         for (text, want) in cases {
-            let (lang, _) = super::super::lang::detect(text);
+            let (lang, _) = crate::text::lang::detect(text);
             let s = model.classify(text, lang);
             assert_eq!(s.label, want, "{text}: {s:?} ({lang:?})");
             assert!((-1.0..=1.0).contains(&s.score) && (0.0..=1.0).contains(&s.confidence));
         }
         let text = "El servicio fue muy malo y la comida llegó fría, no vuelvo nunca más";
-        let (lang, _) = super::super::lang::detect(text);
+        let (lang, _) = crate::text::lang::detect(text);
         assert_eq!(model.classify(text, lang), Sentiment::UNSCORED);
     }
 

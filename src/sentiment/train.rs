@@ -15,8 +15,9 @@ pub use super::data::Example;
 use super::features::{FeatureConfig, Featurizer, Lexicons};
 use super::metrics::{self, Report};
 use super::model::{FastModel, ModelHeader, CLASSES};
-use super::normalize::normalize_into;
-use super::{Label, Lang};
+use super::Label;
+use crate::text::lang::Lang;
+use crate::text::normalize::normalize_into;
 
 /// Training hyper-parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -18,7 +18,8 @@ use super::params::Params;
 use super::AppState;
 use crate::query::{alerts, mentions, timeline, trends};
 use crate::sentiment::explain::model_word_effects;
-use crate::sentiment::{lang, Label};
+use crate::sentiment::Label;
+use crate::text::lang;
 
 /// Deepest `offset` of a mention search: pages are fetched as `offset + limit` rows.
 pub const MAX_OFFSET: u64 = 10_000;

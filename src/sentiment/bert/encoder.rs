@@ -105,7 +105,7 @@ impl Encoder {
                 "{e} (the fine-tuned layers belong next to the head file)"
             ))
         })?;
-        let digest = crate::sentiment::cli::hex(&Sha256::digest(&bytes));
+        let digest = crate::sentiment::manifest::hex(&Sha256::digest(&bytes));
         if digest != sha256 {
             return Err(load_err(format!(
                 "SHA-256 {digest} does not match the head's {sha256}"

@@ -64,12 +64,14 @@ pub struct FinetuneOutcome {
 /// computed and written there (the caller keys `path` by the texts, the encoder spec and the
 /// number of frozen blocks). The cache is float32, so a run that reads it trains on exactly
 /// what a run that computed the states did (a float16 cache made reruns diverge from the first
-/// run); an older float16 file is recomputed.
+/// run); an older float16 file is recomputed. `log` hears where the states came from and how
+/// computing them progresses; `what` names the texts there.
 pub fn frozen_states_cached(
     encoder: &Encoder,
     texts: &[&str],
     path: &Path,
     what: &str,
+    log: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Vec<Tensor>> {
     if let Ok(named) = Tensor::read_safetensors(path) {
         let get = |n: &str| named.iter().find(|(k, _)| k == n).map(|(_, t)| t);
@@ -79,11 +81,11 @@ pub fn frozen_states_cached(
                 && lens.len() == texts.len()
                 && lens.iter().sum::<i64>() == all.size()[0]
             {
-                eprintln!(
+                log(&format!(
                     "Frozen states of {what}: {} rows from {}",
                     texts.len(),
                     path.display()
-                );
+                ));
                 return Ok(all.split_with_sizes(lens.as_slice(), 0));
             }
         }
@@ -92,12 +94,12 @@ pub fn frozen_states_cached(
     let mut out = Vec::with_capacity(texts.len());
     for chunk in texts.chunks(2048) {
         out.extend(encoder.last_states(chunk, 32)?);
-        eprintln!(
+        log(&format!(
             "Frozen states of {what}: {}/{} rows, {:.0} texts/s",
             out.len(),
             texts.len(),
             out.len() as f64 / start.elapsed().as_secs_f64()
-        );
+        ));
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;

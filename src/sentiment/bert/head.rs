@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::sentiment::model::{FastModel, CLASSES};
-use crate::sentiment::{Lang, Sentiment};
+use crate::sentiment::Sentiment;
+use crate::text::lang::Lang;
 
 /// Where `gema train --tier bert` writes the head and where the cascade loads it from.
 pub const DEFAULT_HEAD_PATH: &str = "models/sentiment-bert.json";

@@ -14,7 +14,8 @@ use super::train::{
 };
 use crate::sentiment::model::CLASSES;
 use crate::sentiment::train::mean_objective;
-use crate::sentiment::{Label, Lang};
+use crate::sentiment::Label;
+use crate::text::lang::Lang;
 
 /// The values of a float tensor, flattened.
 pub(super) fn to_vec(t: &Tensor) -> Vec<f32> {

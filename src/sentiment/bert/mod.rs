@@ -7,11 +7,17 @@
 //! `bert` cargo feature (libtorch, see `scripts/bert-deps.sh`).
 
 #[cfg(feature = "bert")]
-pub mod cli;
+pub mod cache;
+#[cfg(feature = "bert")]
+pub mod decide;
 #[cfg(feature = "bert")]
 pub mod encoder;
 #[cfg(feature = "bert")]
+pub mod evaluate;
+#[cfg(feature = "bert")]
 pub mod finetune;
+#[cfg(feature = "bert")]
+pub mod fit;
 pub mod head;
 #[cfg(feature = "bert")]
 pub mod mlp;

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use super::encoder::{Encoder, EncoderError};
 use super::head::{load_head, Head, HeadError};
 use crate::sentiment::model::FastModel;
-use crate::sentiment::{Lang, Sentiment, SentimentModel};
+use crate::sentiment::{Sentiment, SentimentModel};
+use crate::text::lang::Lang;
 
 /// Why the transformer tier could not be loaded.
 #[derive(Debug, thiserror::Error)]

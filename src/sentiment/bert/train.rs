@@ -15,7 +15,8 @@ use super::head::{stack_fast, EncoderSpec, Head};
 use crate::sentiment::metrics::{self, Report};
 use crate::sentiment::model::{FastModel, CLASSES};
 use crate::sentiment::train::mean_objective;
-use crate::sentiment::{Label, Lang};
+use crate::sentiment::Label;
+use crate::text::lang::Lang;
 
 /// Knobs of head training (recorded in the manifest).
 #[derive(Debug, Clone, Serialize)]

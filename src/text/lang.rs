@@ -4,7 +4,7 @@ use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 
-use super::hash::FastMap;
+use crate::text::hash::FastMap;
 
 /// The languages gema scores. Anything else is `Other` and is never given a sentiment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -19,7 +19,7 @@
 
 use std::sync::LazyLock;
 
-use super::hash::FastMap;
+use crate::text::hash::FastMap;
 
 /// Indonesian and English slang, abbreviations and spelling variants → standard form.
 ///

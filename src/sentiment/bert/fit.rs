@@ -1,87 +1,80 @@
-//! `gema train --tier bert` and `gema eval --tier bert|cascade` (needs the `bert` feature).
+//! Training the transformer's head from a data folder, as `gema train --tier bert` does: embeds
+//! the labelled rows, trains the head (optionally stacked on the fast tier and with the top
+//! transformer blocks fine-tuned), and writes it with its manifest next to it.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
+use super::cache::{cache_key, embed_cached};
 use super::encoder::{bert_config, set_threads, Encoder};
 use super::finetune::{check_start, finetune, frozen_states_cached, FinetuneConfig};
 use super::head::{EncoderSpec, Head, TunedBlocks};
 use super::mlp::train_mlp_head;
-use super::tier::BertTier;
 use super::train::{finish, train_head, DevVectors, HeadLog, HeadTrainConfig};
-use crate::sentiment::cli::{
-    file_name, file_stem, hex, manifest_path, retrain_inputs, sha256_file, unix_now, ClassifyArgs,
-    Decide, EvalArgs, InputFile, RetrainInputs, Route, Tier, TrainArgs,
-};
 use crate::sentiment::data::{self, Example};
+use crate::sentiment::manifest::{
+    file_name, file_stem, manifest_path, retrain_inputs, sha256_file, unix_now, InputFile,
+    RetrainInputs,
+};
 use crate::sentiment::metrics::{self, Report};
-use crate::sentiment::model::{load_model, FastModel, DEFAULT_MODEL_PATH};
+use crate::sentiment::model::{load_model, FastModel};
 use crate::sentiment::train::{out_of_fold, STACK_FOLDS};
-use crate::sentiment::{lang, Label, Lang, Sentiment, SentimentModel};
+use crate::sentiment::Label;
+use crate::text::lang::Lang;
 
-/// A cache file stem for `texts` under `parts` (e.g. the encoder spec): the first 32 hex digits of
-/// the SHA-256 of the parts, a probe of [`super::prepare`] (so a change to it misses the cache)
-/// and the texts.
-fn cache_key(parts: &[&[u8]], texts: &[&str]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p);
-    }
-    h.update(super::prepare("v1 #probe @probe http://probe").as_bytes());
-    for t in texts {
-        h.update(t.as_bytes());
-        h.update([0]);
-    }
-    hex(&h.finalize()[..16])
+/// What [`train_bert`] trains on, how, and where it writes.
+#[derive(Debug, Clone)]
+pub struct BertTrainOptions {
+    /// Data folder holding `sentiment/train/*.jsonl` and `sentiment/dev/*.jsonl`.
+    pub data: PathBuf,
+    /// Where the head goes; the manifest goes next to it as `<stem>.manifest.json`.
+    pub out: PathBuf,
+    /// The fast model the head is fused with.
+    pub fast_model: PathBuf,
+    /// The transformer's folder (config.json, vocab.txt, model.safetensors).
+    pub bert_model_dir: PathBuf,
+    /// libtorch threads.
+    pub threads: usize,
+    /// Cache of computed sentence vectors.
+    pub cache: PathBuf,
+    /// Hidden units of the head (0: logistic regression).
+    pub head_hidden: usize,
+    /// Most epochs of head training (dev picks the best).
+    pub head_epochs: usize,
+    /// MLP heads trained with consecutive seeds and averaged.
+    pub head_members: usize,
+    /// Dropout on the MLP head's hidden layer while training.
+    pub head_dropout: f32,
+    /// AdamW weight decay of the MLP head.
+    pub head_weight_decay: f32,
+    /// The languages the head learns and decides (`en` and/or `id`, as given).
+    pub head_langs: Vec<String>,
+    /// Stack the head on the fast tier's out-of-fold log-probabilities.
+    pub head_fast_inputs: bool,
+    /// Top transformer blocks fine-tuned with the MLP head (0: the checkpoint stays frozen).
+    pub finetune_blocks: usize,
+    /// Epochs of fine-tuning.
+    pub finetune_epochs: usize,
+    /// Peak learning rate of the fine-tuned blocks.
+    pub finetune_lr: f64,
+    /// Shuffling and initialisation seed.
+    pub seed: u64,
 }
 
-/// Sentence vectors of `texts`, cached under `cache` by a hash of the texts and the encoder
-/// spec (embedding the training tweets takes minutes on two cores; re-runs take seconds).
-/// Also says whether they came from the cache.
-fn embed_cached(
-    encoder: &Encoder,
-    spec: &EncoderSpec,
-    texts: &[&str],
-    cache: &Path,
-    what: &str,
-) -> anyhow::Result<(Vec<Vec<f32>>, bool)> {
-    let key = cache_key(&[&serde_json::to_vec(spec)?], texts);
-    let path = cache.join(format!("{key}.f32"));
-    let d = spec.dim();
-    if let Ok(bytes) = std::fs::read(&path) {
-        if bytes.len() == texts.len() * d * 4 {
-            eprintln!(
-                "Sentence vectors of {what}: {} rows from {}",
-                texts.len(),
-                path.display()
-            );
-            let flat: Vec<f32> = bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            return Ok((flat.chunks_exact(d).map(<[f32]>::to_vec).collect(), true));
-        }
-    }
-    let start = Instant::now();
-    let mut out = Vec::with_capacity(texts.len());
-    for chunk in texts.chunks(4096) {
-        out.extend(encoder.embed(chunk, 32)?);
-        let s = start.elapsed().as_secs_f64();
-        eprintln!(
-            "Embedding {what}: {}/{} rows, {:.0} texts/s",
-            out.len(),
-            texts.len(),
-            out.len() as f64 / s
-        );
-    }
-    std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
-    let bytes: Vec<u8> = out.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
-    std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
-    Ok((out, false))
+/// What [`train_bert`] made.
+#[derive(Debug)]
+pub struct BertTrainReport {
+    /// The head file written.
+    pub out: PathBuf,
+    /// Its size.
+    pub bytes: u64,
+    /// The manifest written next to it.
+    pub manifest: PathBuf,
+    /// Seconds from the start to the trained head.
+    pub training_time_s: f64,
 }
 
 #[derive(Serialize)]
@@ -166,6 +159,7 @@ fn files_in(dir: &Path, langs: &[Lang]) -> anyhow::Result<Vec<(PathBuf, Vec<Exam
     Ok(out)
 }
 
+/// The headline metrics of `r`, as the manifest lists them.
 fn brief(r: &Report) -> serde_json::Value {
     serde_json::json!({
         "file": r.file, "n": r.n, "scheme": r.scheme, "accuracy": r.accuracy,
@@ -182,6 +176,7 @@ fn out_of_fold_fast(
     fast: &FastModel,
     fast_path: &Path,
     langs: &[Lang],
+    log: &mut dyn FnMut(&str),
 ) -> anyhow::Result<(Vec<[f32; 3]>, serde_json::Value)> {
     let start = Instant::now();
     let RetrainInputs {
@@ -200,7 +195,7 @@ fn out_of_fold_fast(
         &cfg,
         STACK_FOLDS,
         &wanted,
-        &mut |m| eprintln!("Fast tier out of fold, {m}"),
+        &mut |m| log(&format!("Fast tier out of fold, {m}")),
     );
     let (mut probs, mut gold) = (Vec::new(), Vec::new());
     for ((_, ex), p) in train_sets.iter().zip(oof) {
@@ -217,11 +212,11 @@ fn out_of_fold_fast(
         .collect();
     let report = metrics::score("training rows, out of fold", &gold, &pred, 0.0);
     let seconds = start.elapsed().as_secs_f64();
-    eprintln!(
+    log(&format!(
         "Fast tier out of fold: {} rows in {seconds:.1}s, macro-recall {:.4}",
         probs.len(),
         report.macro_recall
-    );
+    ));
     Ok((
         probs,
         serde_json::json!({
@@ -235,28 +230,30 @@ fn out_of_fold_fast(
     ))
 }
 
-/// Runs `gema train --tier bert`: embeds the training and dev rows in `--head-langs`, trains the
-/// head, writes it and its manifest.
-pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
+/// Trains the transformer's head as `gema train --tier bert` does: embeds the training and dev
+/// rows in `options.head_langs`, trains the head (and fine-tunes the top blocks when asked), writes
+/// it and its manifest. `log` hears the training files, the progress, and the fused dev scores
+/// (a report's lines) as soon as the head is written.
+pub fn train_bert(
+    options: &BertTrainOptions,
+    log: &mut dyn FnMut(&str),
+) -> anyhow::Result<BertTrainReport> {
     let start = Instant::now();
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(super::DEFAULT_HEAD_PATH));
-    set_threads(args.threads);
-    let fast_path = args.fast_model.clone();
+    let out = options.out.clone();
+    set_threads(options.threads);
+    let fast_path = options.fast_model.clone();
     let fast = load_model(&fast_path)?;
     let spec = EncoderSpec::default();
-    let encoder = Encoder::load(&args.bert_model_dir, &spec, Path::new("."))?;
+    let encoder = Encoder::load(&options.bert_model_dir, &spec, Path::new("."))?;
     let rel = |p: &Path| {
-        p.strip_prefix(&args.data)
+        p.strip_prefix(&options.data)
             .unwrap_or(p)
             .display()
             .to_string()
     };
     // The transformer is English: by default Indonesian stays with the fast tier (see
     // docs/SENTIMENT.md, "Indonesian"); `--head-langs id` trains a head for it anyway.
-    let langs = head_langs(&args.head_langs)?;
+    let langs = head_langs(&options.head_langs)?;
     let langs_csv = langs
         .iter()
         .map(|l| l.as_str())
@@ -264,13 +261,13 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         .join(",");
     let mut train_rows: Vec<Example> = Vec::new();
     let mut train_inputs = Vec::new();
-    for (path, ex) in files_in(&args.data.join("sentiment/train"), &langs)? {
-        eprintln!(
+    for (path, ex) in files_in(&options.data.join("sentiment/train"), &langs)? {
+        log(&format!(
             "Train file {}: {} rows in {:?}",
             rel(&path),
             ex.len(),
             langs
-        );
+        ));
         train_inputs.push(InputFile::hashed(&path, rel(&path), ex.len())?);
         train_rows.extend(ex);
     }
@@ -278,11 +275,11 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     let mut dev_texts: Vec<Vec<String>> = Vec::new();
     let mut dev_inputs = Vec::new();
     let mut dev_fast_reports = Vec::new();
-    for (path, ex) in files_in(&args.data.join("sentiment/dev"), &langs)? {
+    for (path, ex) in files_in(&options.data.join("sentiment/dev"), &langs)? {
         dev_inputs.push(InputFile::hashed(&path, rel(&path), ex.len())?);
         let name = file_stem(&path);
         let texts: Vec<&str> = ex.iter().map(|e| e.text.as_str()).collect();
-        let (x, _) = embed_cached(&encoder, &spec, &texts, &args.cache, &name)?;
+        let (x, _) = embed_cached(&encoder, &spec, &texts, &options.cache, &name, log)?;
         let fast_probs: Vec<[f32; 3]> = ex
             .iter()
             .map(|e| fast.probabilities(&e.text, e.lang.unwrap_or(Lang::En)))
@@ -301,8 +298,8 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             fast: fast_probs,
         });
     }
-    let (train_fast, stacking) = if args.head_fast_inputs {
-        let (p, report) = out_of_fold_fast(&args.data, &fast, &fast_path, &langs)?;
+    let (train_fast, stacking) = if options.head_fast_inputs {
+        let (p, report) = out_of_fold_fast(&options.data, &fast, &fast_path, &langs, log)?;
         anyhow::ensure!(
             p.len() == train_rows.len(),
             "out-of-fold rows {} != training rows {}",
@@ -315,18 +312,25 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     };
     let texts: Vec<&str> = train_rows.iter().map(|e| e.text.as_str()).collect();
     let t_embed = Instant::now();
-    let (x, from_cache) = embed_cached(&encoder, &spec, &texts, &args.cache, "training rows")?;
+    let (x, from_cache) = embed_cached(
+        &encoder,
+        &spec,
+        &texts,
+        &options.cache,
+        "training rows",
+        log,
+    )?;
     let embed_s = t_embed.elapsed().as_secs_f64();
     let y: Vec<Label> = train_rows.iter().map(|e| e.label).collect();
-    let outcome = if args.head_hidden > 0 {
+    let outcome = if options.head_hidden > 0 {
         let cfg = HeadTrainConfig {
-            seed: args.seed,
-            max_epochs: args.head_epochs,
-            hidden: args.head_hidden,
-            dropout: args.head_dropout,
-            members: args.head_members,
+            seed: options.seed,
+            max_epochs: options.head_epochs,
+            hidden: options.head_hidden,
+            dropout: options.head_dropout,
+            members: options.head_members,
             lr: 1e-3,
-            l2: args.head_weight_decay,
+            l2: options.head_weight_decay,
             batch: 128,
             ..HeadTrainConfig::default()
         };
@@ -339,13 +343,13 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             &y,
             &dev,
             &cfg,
-            &mut |m| eprintln!("{m}"),
+            &mut |m| log(&m),
         )?;
         (o, cfg)
     } else {
         let cfg = HeadTrainConfig {
-            seed: args.seed,
-            max_epochs: args.head_epochs,
+            seed: options.seed,
+            max_epochs: options.head_epochs,
             ..HeadTrainConfig::default()
         };
         let o = train_head(
@@ -357,32 +361,33 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             &y,
             &dev,
             &cfg,
-            &mut |m| eprintln!("{m}"),
+            &mut |m| log(&m),
         );
         (o, cfg)
     };
     let (mut outcome, cfg) = outcome;
     let mut finetune_report = None;
-    if args.finetune_blocks > 0 {
-        let config = bert_config(&args.bert_model_dir)?;
+    if options.finetune_blocks > 0 {
+        let config = bert_config(&options.bert_model_dir)?;
         let total = config.num_hidden_layers as usize;
         anyhow::ensure!(
-            args.finetune_blocks < total,
+            options.finetune_blocks < total,
             "--finetune-blocks must be fewer than the checkpoint's {total} blocks"
         );
-        let from_block = total - args.finetune_blocks;
+        let from_block = total - options.finetune_blocks;
         check_start(&outcome.head, from_block, total)?;
         drop(encoder);
-        let frozen = Encoder::load_frozen(&args.bert_model_dir, &spec, from_block)?;
+        let frozen = Encoder::load_frozen(&options.bert_model_dir, &spec, from_block)?;
         let spec_key = serde_json::to_vec(&spec)?;
         let block_key = format!("frozen blocks {from_block} v1");
-        let states_cached = |texts: &[&str], what: &str| {
+        let mut states_cached = |texts: &[&str], what: &str| {
             let key = cache_key(&[&spec_key, block_key.as_bytes()], texts);
             frozen_states_cached(
                 &frozen,
                 texts,
-                &args.cache.join(format!("{key}.states.safetensors")),
+                &options.cache.join(format!("{key}.states.safetensors")),
                 what,
+                &mut *log,
             )
         };
         let states = states_cached(&texts, "training rows")?;
@@ -394,18 +399,18 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         drop(frozen);
         let fcfg = FinetuneConfig {
             from_block,
-            epochs: args.finetune_epochs,
-            lr: args.finetune_lr,
-            head_lr: 2.0 * args.finetune_lr,
+            epochs: options.finetune_epochs,
+            lr: options.finetune_lr,
+            head_lr: 2.0 * options.finetune_lr,
             weight_decay: 0.01,
             batch: 32,
             evals_per_epoch: 4,
             warmup_share: 0.06,
-            head_dropout: args.head_dropout as f64,
-            seed: args.seed,
+            head_dropout: options.head_dropout as f64,
+            seed: options.seed,
         };
         let ft = finetune(
-            &args.bert_model_dir,
+            &options.bert_model_dir,
             &config,
             &outcome.head,
             &states,
@@ -414,7 +419,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             &dev,
             &dev_states,
             &fcfg,
-            &mut |m| eprintln!("{m}"),
+            &mut |m| log(&m),
         )?;
         let blocks_path = out.with_file_name(format!("{}.blocks.safetensors", file_stem(&out)));
         if let Some(dir) = blocks_path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -442,7 +447,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             logs,
             &dev,
             &cfg,
-            &mut |m| eprintln!("{m}"),
+            &mut |m| log(&m),
         );
         finetune_report = Some(serde_json::json!({
             "config": fcfg,
@@ -459,7 +464,8 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     outcome.head.save(&out)?;
     let cascade_curve = cascade_curve(&outcome.head, &dev);
     for r in &outcome.dev_fused {
-        eprint!("{}", r.to_text());
+        let text = r.to_text();
+        log(text.strip_suffix('\n').unwrap_or(&text));
     }
     let bytes = std::fs::metadata(&out)?.len();
     let manifest = Manifest {
@@ -472,22 +478,22 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             "gema train --tier bert --data {} --out {} --seed {} --fast-model {} --threads {} \
              --head-hidden {} --head-epochs {} --head-dropout {} --head-weight-decay {} --head-members {} \
              --head-fast-inputs {} --head-langs {}{}",
-            args.data.display(),
+            options.data.display(),
             out.display(),
-            args.seed,
+            options.seed,
             fast_path.display(),
-            args.threads,
-            args.head_hidden,
-            args.head_epochs,
-            args.head_dropout,
-            args.head_weight_decay,
-            args.head_members,
-            args.head_fast_inputs,
+            options.threads,
+            options.head_hidden,
+            options.head_epochs,
+            options.head_dropout,
+            options.head_weight_decay,
+            options.head_members,
+            options.head_fast_inputs,
             langs_csv,
-            if args.finetune_blocks > 0 {
+            if options.finetune_blocks > 0 {
                 format!(
                     " --finetune-blocks {} --finetune-epochs {} --finetune-lr {}",
-                    args.finetune_blocks, args.finetune_epochs, args.finetune_lr
+                    options.finetune_blocks, options.finetune_epochs, options.finetune_lr
                 )
             } else {
                 String::new()
@@ -498,7 +504,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         training_vectors_from_cache: from_cache,
         // Only meaningful when the vectors were computed, not read from the cache.
         embedding_texts_per_s: (!from_cache).then(|| texts.len() as f64 / embed_s),
-        threads: args.threads,
+        threads: options.threads,
         encoder: &spec,
         fast_model: fast_path.display().to_string(),
         fast_model_sha256: sha256_file(&fast_path)?,
@@ -530,14 +536,12 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     let mut json = serde_json::to_string_pretty(&manifest)?;
     json.push('\n');
     std::fs::write(&mpath, json).with_context(|| format!("writing {}", mpath.display()))?;
-    eprintln!(
-        "Wrote {} ({:.0} kB) and {} in {:.1}s",
-        out.display(),
-        bytes as f64 / 1e3,
-        mpath.display(),
-        training_time_s
-    );
-    Ok(())
+    Ok(BertTrainReport {
+        out,
+        bytes,
+        manifest: mpath,
+        training_time_s,
+    })
 }
 
 /// Macro-recall and escalated share of the cascade on each dev file for a range of thresholds.
@@ -582,163 +586,6 @@ fn cascade_curve(head: &Head, dev: &[DevVectors]) -> Vec<CascadePoint> {
         }
     }
     out
-}
-
-/// Resamples of the paired bootstrap behind `gema eval`'s gain over the fast tier.
-const BOOTSTRAP_RESAMPLES: usize = 1000;
-
-/// The rows `tier` (bert: every row the head decides; cascade: those whose fast-tier
-/// confidence is below `threshold`) sends to the transformer.
-fn escalated(
-    tier: &BertTier,
-    kind: Tier,
-    threshold: f32,
-    langs: &[Lang],
-    fast: &[Sentiment],
-) -> Vec<usize> {
-    (0..langs.len())
-        .filter(|&i| tier.head().decides(langs[i]))
-        .filter(|&i| kind == Tier::Bert || fast[i].confidence < threshold)
-        .collect()
-}
-
-/// `gema classify --tier bert|cascade`: the fast model at `model` decides, and the transformer
-/// re-decides the texts the tier escalates. Every text counts as one that matters (the
-/// cascade's query and follower rules need a mention). `cascade` supplies the head, the
-/// transformer's folder and the threshold that `args` leaves open.
-pub fn decider(
-    args: &ClassifyArgs,
-    cascade: &crate::enrich::cascade::CascadeConfig,
-    model: &Path,
-) -> anyhow::Result<Box<Decide<'static>>> {
-    set_threads(args.threads);
-    let fast = std::sync::Arc::new(load_model(model)?);
-    let head = args
-        .head
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(&cascade.head));
-    let dir = args
-        .bert_model_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(&cascade.model_dir));
-    let tier = BertTier::load(&dir, &head, fast.clone())?;
-    let threshold = args.threshold.unwrap_or(cascade.confidence_below);
-    let kind = args.tier;
-    Ok(Box::new(move |items: &[(&str, Lang)], route: Route| {
-        let fast_s: Vec<Sentiment> = items.iter().map(|&(t, l)| fast.classify(t, l)).collect();
-        let langs: Vec<Lang> = items.iter().map(|&(_, l)| l).collect();
-        let chosen = match route {
-            Route::Tier => escalated(&tier, kind, threshold, &langs, &fast_s),
-            Route::Fast => Vec::new(),
-            Route::Transformer => escalated(&tier, Tier::Bert, threshold, &langs, &fast_s),
-        };
-        let batch: Vec<(&str, Lang)> = chosen.iter().map(|&i| items[i]).collect();
-        let verdicts = if batch.is_empty() {
-            Vec::new()
-        } else {
-            tier.classify_batch(&batch)?
-        };
-        let mut out: Vec<(Sentiment, bool)> = fast_s.into_iter().map(|s| (s, false)).collect();
-        for (&i, v) in chosen.iter().zip(&verdicts) {
-            out[i] = (v.sentiment, v.by_transformer);
-        }
-        Ok(out)
-    }))
-}
-
-/// Runs `gema eval --tier bert|cascade`.
-pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
-    set_threads(args.threads);
-    let fast = std::sync::Arc::new(load_model(&args.model)?);
-    let tier = BertTier::load(&args.bert_model_dir, &args.head, fast.clone())?;
-    let threshold = args
-        .threshold
-        .unwrap_or(crate::enrich::cascade::CascadeConfig::default().confidence_below);
-    for path in &args.files {
-        let examples = data::read_jsonl(path)?;
-        let start = Instant::now();
-        let langs: Vec<Lang> = examples
-            .iter()
-            .map(|e| match (args.gold_lang, e.lang) {
-                (true, Some(l)) => l,
-                _ => lang::detect(&e.text).0,
-            })
-            .collect();
-        let fast_s: Vec<_> = examples
-            .iter()
-            .zip(&langs)
-            .map(|(e, &l)| fast.classify(&e.text, l))
-            .collect();
-        let decided = escalated(&tier, args.tier, threshold, &langs, &fast_s);
-        let items: Vec<(&str, Lang)> = decided
-            .iter()
-            .map(|&i| (examples[i].text.as_str(), langs[i]))
-            .collect();
-        let verdicts = tier.classify_batch(&items)?;
-        let secs = start.elapsed().as_secs_f64().max(1e-9);
-        let fast_pred: Vec<Label> = fast_s.iter().map(|s| s.label).collect();
-        let mut decisions = fast_s.clone();
-        for (k, &i) in decided.iter().enumerate() {
-            decisions[i] = verdicts[k].sentiment;
-        }
-        let pred: Vec<Label> = decisions.iter().map(|s| s.label).collect();
-        let gold: Vec<Label> = examples.iter().map(|e| e.label).collect();
-        let name = path.display().to_string();
-        let mut report = metrics::score(&name, &gold, &pred, examples.len() as f64 / secs);
-        report.negative_alerts = metrics::negative_alerts(&gold, &decisions);
-        let tagged: Vec<(Lang, Lang)> = examples
-            .iter()
-            .zip(&langs)
-            .filter_map(|(e, l)| e.lang.map(|g| (g, *l)))
-            .collect();
-        if !args.gold_lang && !tagged.is_empty() {
-            let ok = tagged.iter().filter(|(g, l)| g == l).count();
-            report.lang_accuracy = Some(ok as f64 / tagged.len() as f64);
-        }
-        let eligible = (0..examples.len())
-            .filter(|&i| tier.head().decides(langs[i]))
-            .count();
-        let escalated_fraction = decided.len() as f64 / eligible.max(1) as f64;
-        let gains = metrics::paired_bootstrap(&gold, &fast_pred, &pred, BOOTSTRAP_RESAMPLES, 42);
-        if args.json {
-            let mut v = serde_json::to_value(&report)?;
-            let o = v.as_object_mut().expect("a report is an object");
-            o.insert("tier".into(), args.tier.as_str().into());
-            o.insert("transformer_rows".into(), decided.len().into());
-            o.insert(
-                "transformer_fraction_of_eligible".into(),
-                escalated_fraction.into(),
-            );
-            o.insert("gain_over_fast".into(), serde_json::to_value(&gains)?);
-            if args.tier == Tier::Cascade {
-                o.insert("confidence_below".into(), threshold.into());
-            }
-            println!("{}", serde_json::to_string(&v)?);
-        } else {
-            print!("{}", report.to_text());
-            println!(
-                "  tier {}: transformer decided {} of {} rows in {} ({:.1} %){}",
-                args.tier.as_str(),
-                decided.len(),
-                eligible,
-                tier.head()
-                    .langs
-                    .iter()
-                    .map(|l| l.as_str())
-                    .collect::<Vec<_>>()
-                    .join(","),
-                100.0 * escalated_fraction,
-                if args.tier == Tier::Cascade {
-                    format!(", fast-tier confidence below {threshold}")
-                } else {
-                    String::new()
-                }
-            );
-            print!("{}", gains.to_text("fast tier"));
-        }
-    }
-    let _ = DEFAULT_MODEL_PATH;
-    Ok(())
 }
 
 #[cfg(test)]
