@@ -443,7 +443,7 @@ async fn cascade_decides_queued_mentions_and_a_full_queue_keeps_the_fast_label()
 /// verdicts and the decider's label, and the counters add up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enrich_stage_with_the_cascade_records_the_decider_and_loses_nothing() {
-    use gema::kafka::{lag, topics::ensure_topics, Topics};
+    use gema::kafka::{lag, topics::ensure_topics};
     use gema::mention::{EnrichedMention, Escalation};
     use gema::pipeline::{start_with, Parts, Stage};
     use gema::sources::synth::{generate, SynthOptions};

@@ -16,7 +16,7 @@ use gema::sentiment::classify::Decide;
 use gema::sentiment::data;
 use gema::sentiment::model::load_model;
 
-use super::sentiment::{ClassifyArgs, EvalArgs, Tier, TrainArgs};
+use super::sentiment_args::{ClassifyArgs, EvalArgs, Tier, TrainArgs};
 
 /// Runs `gema train --tier bert`: embeds the training and dev rows in `--head-langs`, trains the
 /// head, writes it and its manifest.

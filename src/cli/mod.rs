@@ -9,6 +9,7 @@ mod eval;
 mod feed;
 mod query;
 mod sentiment;
+mod sentiment_args;
 mod serve;
 mod stages;
 
