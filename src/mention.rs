@@ -70,6 +70,8 @@ pub enum MentionError {
     TooLong(usize),
     #[error("field `{0}` is {1}, outside 1970-01-01..2100-01-01")]
     OutOfRange(&'static str, DateTime<Utc>),
+    #[error("nested {0} levels deep, over the limit of {MAX_NESTING}")]
+    TooDeep(usize),
 }
 
 impl MentionError {
@@ -82,8 +84,41 @@ impl MentionError {
             MentionError::Empty(_) => "empty_field",
             MentionError::TooLong(_) => "too_long",
             MentionError::OutOfRange(..) => "out_of_range",
+            MentionError::TooDeep(_) => "too_deep",
         }
     }
+}
+
+/// Deepest nesting of arrays and objects a mention may have. Every stage after enrich reads the
+/// enriched form, which nests the mention one level deeper, with serde_json's limit of 128; a
+/// mention past this limit is refused at the door instead of being accepted by enrich and refused
+/// by the sink.
+pub const MAX_NESTING: usize = 64;
+
+/// The deepest nesting of `[` and `{` in `json`, outside strings.
+fn nesting(json: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in json {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Texts longer than this are rejected (long-form articles are truncated by their connector).
@@ -98,6 +133,10 @@ impl Mention {
     /// Parses and validates raw bytes from a connector.
     pub fn parse(bytes: &[u8]) -> Result<Mention, MentionError> {
         let s = std::str::from_utf8(bytes).map_err(|e| MentionError::NotUtf8(e.valid_up_to()))?;
+        let depth = nesting(bytes);
+        if depth > MAX_NESTING {
+            return Err(MentionError::TooDeep(depth));
+        }
         let mention: Mention = serde_json::from_str(s)?;
         mention.validate()?;
         Ok(mention)
@@ -224,6 +263,28 @@ mod tests {
         for e in [NotNeeded, Decided, QueueFull, TimedOut] {
             assert_eq!(serde_json::to_value(e).unwrap(), e.as_str());
         }
+    }
+
+    #[test]
+    fn a_mention_nested_past_the_limit_is_refused_with_the_reason() {
+        let nested = |levels: usize| {
+            format!(
+                r#"{{"id":"1","platform":"x","text":"t [[[[ {{{{","created_at":"2026-11-26T00:00:00Z","author":{{"id":"a","handle":"a"}},"extra":{}1{}}}"#,
+                "[".repeat(levels),
+                "]".repeat(levels)
+            )
+        };
+        // 126 levels: serde alone would take it, and the enriched form (one level deeper)
+        // would then fail in the sink.
+        let err = Mention::parse(nested(126).as_bytes()).unwrap_err();
+        assert_eq!(err.reason(), "too_deep");
+        assert!(err.to_string().contains("127 levels"), "{err}");
+        // Brackets inside strings do not count; a mention at the limit round-trips through the
+        // enriched form.
+        let ok = Mention::parse(nested(MAX_NESTING - 1).as_bytes()).unwrap();
+        let json = serde_json::to_vec(&ok).unwrap();
+        assert!(Mention::parse(&json).is_ok());
+        assert_eq!(nesting(br#"{"a":"[[[[","b":[{}]}"#), 3);
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct Metrics {
     pub trend_occurrences: Counter,
     pub trend_late: Counter,
     pub trend_events: Counter,
+    /// Term occurrences left out because even alone they exceed the terms topic's limit.
+    pub terms_too_large: Counter,
 }
 
 impl Metrics {
@@ -110,6 +112,11 @@ impl Metrics {
             "gema_sink_inserts_total",
             "INSERT statements committed to ClickHouse.",
             self.sink_inserts.get(),
+        );
+        counter(
+            "gema_terms_too_large_total",
+            "Term occurrences left out: alone over the terms topic's record limit.",
+            self.terms_too_large.get(),
         );
         counter(
             "gema_stage_restarts_total",

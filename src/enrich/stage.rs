@@ -104,11 +104,25 @@ impl EnrichStage {
             .low_watermark(io.consumer)
             .and_then(chrono::DateTime::from_timestamp_millis)
             .unwrap_or(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
-        for r in batch.terms.drain(Some(watermark)) {
-            let json = serde_json::to_vec(&r).expect("a term record serialises");
-            io.out
-                .send(&self.topics.terms, Some(r.term.as_bytes()), &json, None)
-                .await?;
+        let records: Vec<_> = batch.terms.drain(Some(watermark)).collect();
+        for r in records {
+            let term = r.term.clone();
+            // A term record over the topic's limit is split into smaller ones; a single
+            // occurrence that still does not fit (only with a topic limit below a mention's
+            // size) is left out with a warning rather than stalling the stage.
+            for json in r.into_json_parts(io.out.limit().saturating_sub(term.len())) {
+                match io
+                    .out
+                    .send(&self.topics.terms, Some(term.as_bytes()), &json, None)
+                    .await
+                {
+                    Err(StageError::TooLarge { bytes, limit, .. }) => {
+                        self.metrics.terms_too_large.inc();
+                        tracing::warn!(%term, bytes, limit, "Term occurrence too large for the terms topic; left out");
+                    }
+                    other => other?,
+                }
+            }
         }
         Ok(())
     }

@@ -8,6 +8,13 @@ pub const H_STAGE: &str = "gema.stage";
 pub const H_TOPIC: &str = "gema.source.topic";
 pub const H_PARTITION: &str = "gema.source.partition";
 pub const H_OFFSET: &str = "gema.source.offset";
+/// Only on a dead letter whose original was cut to fit the topic: the original's length...
+pub const H_ORIGINAL_BYTES: &str = "gema.original.bytes";
+/// ...and the SHA-256 (hex) of all of it.
+pub const H_ORIGINAL_SHA256: &str = "gema.original.sha256";
+
+/// Longest `gema.error` kept (an error quoting a huge input stays readable and small).
+const MAX_ERROR_BYTES: usize = 2000;
 
 /// Where a rejected message came from and why it was rejected.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -20,27 +27,84 @@ pub struct DeadLetter {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
+    /// Set when the original was too large for the dead-letter topic and was cut to fit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<Truncated>,
+}
+
+/// What was cut from a dead letter's original: its whole length and hash, so it can be found
+/// and recognised at its source.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Truncated {
+    pub original_bytes: usize,
+    /// SHA-256 of the whole original, hex.
+    pub sha256: String,
 }
 
 impl DeadLetter {
     pub fn headers(&self) -> OwnedHeaders {
         let partition = self.partition.to_string();
         let offset = self.offset.to_string();
-        [
+        let mut error = self.error.as_str();
+        if error.len() > MAX_ERROR_BYTES {
+            let mut end = MAX_ERROR_BYTES;
+            while !error.is_char_boundary(end) {
+                end -= 1;
+            }
+            error = &error[..end];
+        }
+        let (bytes, sha) = match &self.truncated {
+            Some(t) => (t.original_bytes.to_string(), t.sha256.clone()),
+            None => (String::new(), String::new()),
+        };
+        let mut headers = vec![
             (H_STAGE, self.stage.as_str()),
             (H_REASON, self.reason.as_str()),
-            (H_ERROR, self.error.as_str()),
+            (H_ERROR, error),
             (H_TOPIC, self.topic.as_str()),
             (H_PARTITION, partition.as_str()),
             (H_OFFSET, offset.as_str()),
-        ]
-        .into_iter()
-        .fold(OwnedHeaders::new(), |h, (key, value)| {
-            h.insert(Header {
-                key,
-                value: Some(value),
+        ];
+        if self.truncated.is_some() {
+            headers.push((H_ORIGINAL_BYTES, bytes.as_str()));
+            headers.push((H_ORIGINAL_SHA256, sha.as_str()));
+        }
+        headers
+            .into_iter()
+            .fold(OwnedHeaders::new(), |h, (key, value)| {
+                h.insert(Header {
+                    key,
+                    value: Some(value),
+                })
             })
-        })
+    }
+
+    /// The original to send with this dead letter so that the record (key, original and
+    /// headers) stays within `limit` bytes: all of it when it fits, else its first bytes, with
+    /// [`DeadLetter::truncated`] set to its length and SHA-256.
+    pub fn fit<'a>(&mut self, key: Option<&[u8]>, original: &'a [u8], limit: usize) -> &'a [u8] {
+        let headers = |d: &DeadLetter| {
+            use rdkafka::message::Headers;
+            d.headers()
+                .iter()
+                .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
+                .sum::<usize>()
+        };
+        let key = key.map_or(0, <[u8]>::len);
+        if key + original.len() + headers(self) <= limit {
+            return original;
+        }
+        use sha2::{Digest, Sha256};
+        let sha256 = Sha256::digest(original)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.truncated = Some(Truncated {
+            original_bytes: original.len(),
+            sha256,
+        });
+        let room = limit.saturating_sub(key + headers(self));
+        &original[..room.min(original.len())]
     }
 
     /// Reads the headers written by [`DeadLetter::headers`]; `None` if any is missing.
@@ -59,6 +123,13 @@ impl DeadLetter {
             topic: get(H_TOPIC)?,
             partition: get(H_PARTITION)?.parse().ok()?,
             offset: get(H_OFFSET)?.parse().ok()?,
+            truncated: match (get(H_ORIGINAL_BYTES), get(H_ORIGINAL_SHA256)) {
+                (Some(bytes), Some(sha256)) => Some(Truncated {
+                    original_bytes: bytes.parse().ok()?,
+                    sha256,
+                }),
+                _ => None,
+            },
         })
     }
 }
@@ -76,8 +147,42 @@ mod tests {
             topic: "gema.mentions.raw".into(),
             partition: 2,
             offset: 41,
+            truncated: None,
         };
         assert_eq!(DeadLetter::from_headers(&d.headers()), Some(d));
+    }
+
+    #[test]
+    fn an_original_too_large_for_the_topic_is_cut_with_its_length_and_hash() {
+        let mut d = DeadLetter {
+            stage: "enrich".into(),
+            reason: "too_large".into(),
+            error: "x".repeat(10_000),
+            topic: "gema.mentions.raw".into(),
+            partition: 0,
+            offset: 7,
+            truncated: None,
+        };
+        let small = b"{}";
+        assert_eq!(d.clone().fit(None, small, 10_000), small);
+        let original = vec![b'a'; 50_000];
+        let kept = d.fit(Some(b"k"), &original, 10_000);
+        let t = d.truncated.clone().expect("cut");
+        assert_eq!(t.original_bytes, 50_000);
+        assert_eq!(t.sha256.len(), 64);
+        let headers: usize = {
+            use rdkafka::message::Headers;
+            let h = d.headers();
+            h.iter()
+                .map(|x| x.key.len() + x.value.map_or(0, <[u8]>::len))
+                .sum()
+        };
+        assert!(kept.len() > 5_000, "{}", kept.len());
+        assert!(1 + kept.len() + headers <= 10_000);
+        // The long error is cut too, and the headers read back.
+        let back = DeadLetter::from_headers(&d.headers()).unwrap();
+        assert_eq!(back.truncated, Some(t));
+        assert_eq!(back.error.len(), 2000);
     }
 }
 

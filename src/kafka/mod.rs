@@ -5,6 +5,7 @@ pub mod client;
 pub mod config;
 pub mod dlq;
 pub mod lag;
+pub mod limits;
 pub mod offsets;
 pub mod progress;
 pub mod topics;

@@ -20,6 +20,13 @@ pub enum StageError {
     },
     #[error(transparent)]
     Topics(#[from] crate::kafka::topics::TopicError),
+    /// A record over the largest the topics accept ([`crate::kafka::limits::record_limit`]).
+    #[error("a record for {topic} is {bytes} bytes, over the {limit}-byte limit of the topics")]
+    TooLarge {
+        topic: String,
+        bytes: usize,
+        limit: usize,
+    },
 }
 
 impl StageError {
@@ -55,7 +62,8 @@ pub enum Decision {
 /// The one place that decides, per error, retry vs dead-letter the input vs stop.
 pub fn decide(e: &StageError) -> Decision {
     match e {
-        StageError::Kafka {
+        StageError::TooLarge { .. }
+        | StageError::Kafka {
             source:
                 KafkaError::MessageProduction(
                     RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize,
@@ -81,6 +89,12 @@ mod tests {
             source: KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),
         };
         assert_eq!(decide(&too_large), Decision::DeadLetterInput);
+        let over_topic_limit = StageError::TooLarge {
+            topic: "t".into(),
+            bytes: 2_000_000,
+            limit: 1_000_000,
+        };
+        assert_eq!(decide(&over_topic_limit), Decision::DeadLetterInput);
         let away = StageError::Kafka {
             action: "deliver a record",
             source: KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut),

@@ -14,19 +14,40 @@ use super::StageError;
 pub struct Output {
     producer: FutureProducer,
     deliveries: Vec<DeliveryFuture>,
+    /// The largest record the topics accept (key, value and headers).
+    limit: usize,
+}
+
+/// The bytes a record takes against the limit: key, value, and each header's name and value.
+pub fn record_bytes(key: Option<&[u8]>, payload: &[u8], headers: Option<&OwnedHeaders>) -> usize {
+    let headers = headers.map_or(0, |h| {
+        use rdkafka::message::Headers;
+        h.iter()
+            .map(|x| x.key.len() + x.value.map_or(0, <[u8]>::len))
+            .sum()
+    });
+    key.map_or(0, <[u8]>::len) + payload.len() + headers
 }
 
 impl Output {
-    pub fn new(producer: FutureProducer) -> Output {
+    /// Output through `producer` of records up to `limit` bytes
+    /// ([`crate::kafka::limits::record_limit`]).
+    pub fn new(producer: FutureProducer, limit: usize) -> Output {
         Output {
             producer,
             deliveries: Vec::new(),
+            limit,
         }
     }
 
+    /// The largest record the topics accept (key, value and headers).
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// Queues a record. While the producer's queue is full it waits for earlier deliveries
-    /// (backpressure instead of an error); a record the producer refuses (e.g. over its size
-    /// limit) is an error that [`super::decide`] classifies.
+    /// (backpressure instead of an error); a record over the limit, or one the producer refuses,
+    /// is an error that [`super::decide`] classifies (the input is dead-lettered).
     pub async fn send(
         &mut self,
         topic: &str,
@@ -34,6 +55,14 @@ impl Output {
         payload: &[u8],
         headers: Option<OwnedHeaders>,
     ) -> Result<(), StageError> {
+        let bytes = record_bytes(key, payload, headers.as_ref());
+        if bytes > self.limit {
+            return Err(StageError::TooLarge {
+                topic: topic.into(),
+                bytes,
+                limit: self.limit,
+            });
+        }
         loop {
             let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(payload);
             if let Some(k) = key {

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::{decide, Decision, Output, StageError};
 use crate::kafka::client::{consumer_with_eof, producer, StageConsumer};
 use crate::kafka::dlq::DeadLetter;
+use crate::kafka::limits::record_limit;
 use crate::kafka::offsets::commit_now;
 use crate::kafka::KafkaConfig;
 use crate::kafka::{Group, OffsetTracker, Topics};
@@ -145,7 +146,11 @@ pub async fn run<H: Handler>(
     consumer
         .subscribe(&[input])
         .map_err(StageError::kafka("subscribe to a stage's input topic"))?;
-    let mut out = Output::new(producer(kafka).map_err(StageError::kafka("create a producer"))?);
+    let limit = record_limit(kafka, &topics.all()).await;
+    let mut out = Output::new(
+        producer(kafka).map_err(StageError::kafka("create a producer"))?,
+        limit,
+    );
     let mut held: VecDeque<OffsetTracker> = VecDeque::new();
     let stage = policy.group.suffix();
     tracing::info!(stage, topic = input, "Stage started");
@@ -180,7 +185,7 @@ pub async fn run<H: Handler>(
                         Err(HandleError::Reject(r)) => Some(r),
                         Err(HandleError::Stage(e)) => match decide(&e) {
                             Decision::DeadLetterInput => Some(Reject {
-                                reason: "output_too_large".into(),
+                                reason: "too_large".into(),
                                 error: e.to_string(),
                             }),
                             _ => return Err(e),
@@ -255,15 +260,17 @@ async fn dead_letter(
     out: &mut Output,
     metrics: &Metrics,
 ) -> Result<(), StageError> {
-    let dead = DeadLetter {
+    let mut dead = DeadLetter {
         stage: stage.into(),
         reason: reject.reason,
         error: reject.error,
         topic: msg.topic().to_string(),
         partition: msg.partition(),
         offset: msg.offset(),
+        truncated: None,
     };
-    let payload = msg.payload().unwrap_or(&[]);
+    // An original too large for the dead-letter topic is cut to fit, with its length and hash.
+    let payload = dead.fit(msg.key(), msg.payload().unwrap_or(&[]), out.limit());
     out.send(dlq, msg.key(), payload, Some(dead.headers()))
         .await?;
     metrics.dead_lettered(&dead.reason);

@@ -1,7 +1,9 @@
 //! Restarting a failed stage.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
@@ -79,6 +81,33 @@ mod tests {
         // 0.5 + 1 + 2 s of backoff.
         assert_eq!(started.elapsed(), Duration::from_millis(3500));
 
+        // Three quick failures (0.5 + 1 + 2 s), a healthy minute, a failure: the backoff starts
+        // again at 0.5 s instead of 4 s.
+        let tries = AtomicU32::new(0);
+        let started = tokio::time::Instant::now();
+        supervise("t", &metrics, &shutdown, || async {
+            let n = tries.fetch_add(1, Ordering::SeqCst);
+            if n == 3 {
+                tokio::time::sleep(HEALTHY_AFTER + Duration::from_secs(1)).await;
+            }
+            if n < 4 {
+                Err(StageError::kafka("deliver a record")(
+                    rdkafka::error::KafkaError::Canceled,
+                ))
+            } else {
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_millis(3500)
+                + HEALTHY_AFTER
+                + Duration::from_secs(1)
+                + Duration::from_millis(500)
+        );
+
         let fatal = supervise("t", &metrics, &shutdown, || async {
             Err(StageError::kafka("create a stage consumer")(
                 rdkafka::error::KafkaError::ClientCreation("bad option".into()),
@@ -86,6 +115,6 @@ mod tests {
         })
         .await;
         assert!(fatal.is_err());
-        assert_eq!(metrics.stage_restarts.get(), 3);
+        assert_eq!(metrics.stage_restarts.get(), 7);
     }
 }

@@ -3,8 +3,10 @@
 //! `schemas/mention.schema.json`; each goes to the raw topic as `gema replay` sends a line.
 //!
 //! - A valid mention is stamped with `ingested_at` and keyed `<platform>:<id>`.
-//! - An element that is JSON but not a valid mention is forwarded as it came, so the enrich stage
-//!   dead-letters it with the reason (nothing is lost), and the response names it.
+//! - Each element is validated from its own bytes exactly as `gema replay` validates a line (a
+//!   duplicate field is refused by both). An element that is JSON but not a valid mention is
+//!   forwarded byte for byte as it came, so the enrich stage dead-letters the original with the
+//!   reason (nothing is lost), and the response names it.
 //! - A body that is not JSON, or not an object or array, is refused with 400: nothing is sent.
 //!
 //! The answer (202) comes only after Kafka acknowledged every record, so a client that gets it
@@ -23,6 +25,7 @@ use chrono::Utc;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
@@ -71,15 +74,20 @@ pub async fn ingest(
             "ingest is off: this server has no Kafka producer".into(),
         ));
     };
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("body: not JSON ({e}); nothing was sent")))?;
-    let items = match value {
-        Value::Array(items) => items,
-        v @ Value::Object(_) => vec![v],
+    let not_json = |e: serde_json::Error| {
+        ApiError::BadRequest(format!("body: not JSON ({e}); nothing was sent"))
+    };
+    // Each element's own bytes, as the client sent them.
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    let items: Vec<&RawValue> = match first {
+        Some(b'[') => serde_json::from_slice(&body).map_err(not_json)?,
+        Some(b'{') => vec![serde_json::from_slice(&body).map_err(not_json)?],
         _ => {
+            // Not an object or array: say whether it is JSON at all.
+            serde_json::from_slice::<Value>(&body).map_err(not_json)?;
             return Err(ApiError::BadRequest(
                 "body: a mention object or an array of them; nothing was sent".into(),
-            ))
+            ));
         }
     };
     if items.is_empty() || items.len() > MAX_INGEST_MENTIONS {
@@ -93,8 +101,8 @@ pub async fn ingest(
     let mut malformed = Vec::new();
     let mut deliveries = Vec::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
-        let raw = serde_json::to_vec(item).expect("a JSON value serialises");
-        let (key, payload) = match Mention::parse(&raw) {
+        let raw = item.get().as_bytes();
+        let (key, payload) = match Mention::parse(raw) {
             Ok(mut m) => {
                 m.ingested_at = Some(now);
                 let payload = serde_json::to_vec(&m).expect("a mention serialises");
@@ -106,7 +114,7 @@ pub async fn ingest(
                     reason: e.reason(),
                     error: e.to_string(),
                 });
-                (format!("webhook:{batch}:{index}"), raw)
+                (format!("webhook:{batch}:{index}"), raw.to_vec())
             }
         };
         let record = FutureRecord::to(&ingest.topic).key(&key).payload(&payload);

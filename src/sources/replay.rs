@@ -12,15 +12,15 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, Utc};
 use rdkafka::error::KafkaError;
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 
+use crate::kafka::dlq::DeadLetter;
+use crate::kafka::limits::record_limit;
 use crate::kafka::KafkaConfig;
 use crate::kafka::{self, Topics};
 use crate::mention::Mention;
-
-/// Kafka's default `message.max.bytes` is about 1 MB.
-pub const MAX_LINE_BYTES: usize = 1_000_000;
 
 /// How fast to replay.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -86,8 +86,9 @@ pub struct ReplaySummary {
     pub valid: u64,
     /// Malformed lines sent on for the enrich stage to dead-letter, by reason.
     pub malformed: BTreeMap<String, u64>,
-    /// Line numbers (1-based) and reasons of lines not sent at all.
-    pub rejected: Vec<(u64, String)>,
+    /// Line numbers (1-based) and reasons of lines too large for the raw topic, sent straight
+    /// to the dead-letter topic (cut to fit, with their length and SHA-256 in headers).
+    pub dead_lettered: Vec<(u64, String)>,
     pub elapsed: StdDuration,
 }
 
@@ -113,8 +114,12 @@ impl fmt::Display for ReplaySummary {
             writeln!(f, "      {reason:<14}{n:>8}")?;
         }
         writeln!(f, "  blank lines     {:>9}", self.blank)?;
-        writeln!(f, "  rejected        {:>9}", self.rejected.len())?;
-        for (line, reason) in self.rejected.iter().take(10) {
+        writeln!(
+            f,
+            "  too large       {:>9}  (sent to the dead-letter topic, cut to fit)",
+            self.dead_lettered.len()
+        )?;
+        for (line, reason) in self.dead_lettered.iter().take(10) {
             writeln!(f, "    line {line}: {reason}")?;
         }
         write!(f, "  elapsed         {:>8.2}s", secs)
@@ -214,6 +219,8 @@ pub async fn replay(
     };
     let first_event = range.map(|r| r.0 + shift);
     let file_len = std::fs::metadata(&opts.path).map(|m| m.len()).unwrap_or(0);
+    // The largest record the raw and dead-letter topics take, as the broker says.
+    let limit = record_limit(config, &[&topics.raw, &topics.dlq]).await;
     let report = |bytes_done: u64, sent: u64| {
         if let Some(p) = &opts.progress {
             (p.0)(ReplayProgress {
@@ -257,17 +264,7 @@ pub async fn replay(
             summary.blank += 1;
             continue;
         }
-        if line.len() > MAX_LINE_BYTES {
-            summary.rejected.push((
-                n,
-                format!(
-                    "{} bytes, over Kafka's message limit of {MAX_LINE_BYTES}",
-                    line.len()
-                ),
-            ));
-            continue;
-        }
-        let (key, payload) = match Mention::parse(&line) {
+        let (key, payload, malformed) = match Mention::parse(&line) {
             Ok(mut m) => {
                 m.created_at += shift;
                 if let (Speed::Factor(f), Some(first)) = (opts.speed, first_event) {
@@ -280,22 +277,55 @@ pub async fn replay(
                     }
                 }
                 m.ingested_at = Some(Utc::now());
-                summary.valid += 1;
                 (
                     m.key(),
                     serde_json::to_vec(&m).expect("a mention serialises"),
+                    None,
                 )
             }
-            Err(e) => {
-                *summary.malformed.entry(e.reason().to_string()).or_default() += 1;
-                (format!("replay:{name}:{n}"), line.clone())
-            }
+            Err(e) => (format!("replay:{name}:{n}"), line.clone(), Some(e.reason())),
         };
+        if key.len() + payload.len() > limit {
+            // Too large for the raw topic: kept in the dead-letter topic, cut to fit.
+            let error = format!(
+                "{} bytes, over the raw topic's record limit of {limit}",
+                line.len()
+            );
+            let mut dead = DeadLetter {
+                stage: "replay".into(),
+                reason: "too_large".into(),
+                error: error.clone(),
+                topic: opts.path.display().to_string(),
+                partition: -1,
+                offset: n as i64,
+                truncated: None,
+            };
+            let kept = dead.fit(Some(key.as_bytes()), &line, limit);
+            let headers = dead.headers();
+            send(
+                &producer,
+                &topics.dlq,
+                &key,
+                kept,
+                Some(headers),
+                &mut in_flight,
+                &mut summary,
+                config,
+            )
+            .await?;
+            summary.dead_lettered.push((n, error));
+            continue;
+        }
+        match malformed {
+            None => summary.valid += 1,
+            Some(reason) => *summary.malformed.entry(reason.to_string()).or_default() += 1,
+        }
         send(
             &producer,
             &topics.raw,
             &key,
             &payload,
+            None,
             &mut in_flight,
             &mut summary,
             config,
@@ -334,11 +364,13 @@ async fn ack(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn send(
     producer: &FutureProducer,
     topic: &str,
     key: &str,
     payload: &[u8],
+    headers: Option<OwnedHeaders>,
     in_flight: &mut VecDeque<DeliveryFuture>,
     summary: &mut ReplaySummary,
     config: &KafkaConfig,
@@ -349,7 +381,11 @@ async fn send(
         ack(d, summary, config).await?;
     }
     loop {
-        match producer.send_result(FutureRecord::to(topic).key(key).payload(payload)) {
+        let mut record = FutureRecord::to(topic).key(key).payload(payload);
+        if let Some(h) = &headers {
+            record = record.headers(h.clone());
+        }
+        match producer.send_result(record) {
             Ok(d) => {
                 in_flight.push_back(d);
                 return Ok(());

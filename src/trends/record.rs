@@ -40,6 +40,27 @@ pub struct SpikeContext {
 }
 
 impl TermRecord {
+    /// The record as JSON, split into records of fewer occurrences (same term and watermark)
+    /// until each is at most `max_bytes`, so a popular term in a large batch never makes a
+    /// record the topic refuses. One occurrence that alone is larger stays as it is (the caller
+    /// decides); `max_bytes` of real topics (hundreds of KB) holds any single occurrence of a
+    /// mention within the text limit.
+    pub fn into_json_parts(self, max_bytes: usize) -> Vec<Vec<u8>> {
+        let json = serde_json::to_vec(&self).expect("a term record serialises");
+        if json.len() <= max_bytes || self.occurrences.len() < 2 {
+            return vec![json];
+        }
+        let mut first = self;
+        let second = TermRecord {
+            term: first.term.clone(),
+            occurrences: first.occurrences.split_off(first.occurrences.len() / 2),
+            watermark: first.watermark,
+        };
+        let mut parts = first.into_json_parts(max_bytes);
+        parts.extend(second.into_json_parts(max_bytes));
+        parts
+    }
+
     pub fn occurrences(&self) -> impl Iterator<Item = TermOccurrence> + '_ {
         self.occurrences.iter().map(|o| TermOccurrence {
             term: self.term.clone(),
@@ -94,5 +115,52 @@ impl TermBatch {
                 occurrences,
                 watermark,
             })
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+
+    #[test]
+    fn a_record_over_the_limit_splits_into_records_that_fit_and_lose_nothing() {
+        let at: DateTime<Utc> = "2026-11-26T10:00:00Z".parse().unwrap();
+        let record = TermRecord {
+            term: "#nusapaydown".into(),
+            occurrences: (0..1000)
+                .map(|i| Occurrence {
+                    author_id: format!("author-{i}"),
+                    event_time: at,
+                    context: None,
+                })
+                .collect(),
+            watermark: Some(at),
+        };
+        let whole = serde_json::to_vec(&record).unwrap().len();
+        let parts = record.clone().into_json_parts(whole / 5);
+        assert!(parts.len() >= 5, "{}", parts.len());
+        let mut authors = Vec::new();
+        for p in &parts {
+            assert!(p.len() <= whole / 5, "{} > {}", p.len(), whole / 5);
+            let r: TermRecord = serde_json::from_slice(p).unwrap();
+            assert_eq!((r.term.as_str(), r.watermark), ("#nusapaydown", Some(at)));
+            authors.extend(r.occurrences.into_iter().map(|o| o.author_id));
+        }
+        let expected: Vec<String> = record
+            .occurrences
+            .into_iter()
+            .map(|o| o.author_id)
+            .collect();
+        assert_eq!(authors, expected);
+        assert_eq!(
+            TermRecord {
+                term: "t".into(),
+                occurrences: vec![],
+                watermark: None
+            }
+            .into_json_parts(1)
+            .len(),
+            1
+        );
     }
 }
