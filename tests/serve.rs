@@ -717,6 +717,52 @@ async fn ingest_sends_mentions_through_the_pipeline_and_dead_letters_the_malform
     s.stop().await;
 }
 
+/// `/api/ingest` validates each element from its own bytes as `gema replay` does, and a
+/// malformed element reaches the dead-letter topic byte for byte as the client sent it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_validates_like_replay_and_dead_letters_the_original_bytes() {
+    let s = Server::start("serve-ingest-raw", true).await;
+    let stages = common::Stages::start(&s.env, &s.store);
+    let now = Utc::now().to_rfc3339();
+    let good = format!(
+        r#"{{"id":"raw-1","platform":"webhook","text":"NusaPay oke","created_at":"{now}","author":{{"id":"a1","handle":"h1"}}}}"#
+    );
+    // A duplicate field: serde_json::Value would keep the last one and accept it; replay refuses.
+    let duplicate = format!(
+        r#"{{ "id" : "raw-2",  "id": "raw-3", "platform":"webhook","text":"dua kali","created_at":"{now}","author":{{"id":"a2","handle":"h2"}} }}"#
+    );
+    assert!(gema::mention::Mention::parse(duplicate.as_bytes()).is_err());
+    let r = s
+        .http
+        .post(format!("{}/api/ingest", s.url))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(format!("[{good},\n  {duplicate}]"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!((&v["sent"], &v["accepted"]), (&2.into(), &1.into()), "{v}");
+    assert_eq!(v["malformed"][0]["index"], 1, "{v}");
+    assert!(
+        v["malformed"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate field"),
+        "{v}"
+    );
+    s.env.wait_drained(Duration::from_secs(60)).await;
+    let dead = s.env.dead_letters();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(
+        dead[0].original, duplicate,
+        "the original bytes, spacing and all"
+    );
+    stages.stop().await;
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_without_kafka_answers_503() {
     let s = Server::start("serve-ingest-off", false).await;
