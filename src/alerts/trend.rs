@@ -14,7 +14,7 @@ use crate::trends::{Term, TrendEvent};
 const CONTEXT_BUCKETS: usize = 120;
 
 /// Term counts and samples of negative mentions of one query, per bucket.
-#[derive(Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct QueryContext {
     buckets: VecDeque<(i64, HashMap<String, u32>, Vec<Sample>)>,
 }

@@ -74,6 +74,32 @@ impl PartitionProgress {
         }
     }
 
+    /// Whether the consumer has been at the end of every partition it is assigned (at least one)
+    /// for `quiet`: it has read all there is, and nothing new came for that long. A consumer
+    /// still joining its group, or one with a backlog, is never quiet.
+    pub fn caught_up_for<X: ConsumerContext, C: Consumer<X>>(
+        &self,
+        consumer: &C,
+        quiet: Duration,
+    ) -> bool {
+        let assigned: Vec<i32> = consumer
+            .assignment()
+            .map(|l| l.elements().iter().map(|e| e.partition()).collect())
+            .unwrap_or_default();
+        self.caught_up_of(&assigned, quiet, Instant::now())
+    }
+
+    /// [`caught_up_for`](Self::caught_up_for) over `assigned` at `now`.
+    pub fn caught_up_of(&self, assigned: &[i32], quiet: Duration, now: Instant) -> bool {
+        !assigned.is_empty()
+            && assigned.iter().all(|p| {
+                self.partitions
+                    .get(p)
+                    .and_then(|s| s.at_end_since)
+                    .is_some_and(|since| now.duration_since(since) >= quiet)
+            })
+    }
+
     /// The low watermark over the partitions `consumer` is assigned now (`None`: no progress).
     pub fn low_watermark<X: ConsumerContext, C: Consumer<X>>(
         &mut self,
@@ -127,6 +153,23 @@ mod tests {
         assert_eq!(p.low_watermark_of(&[0, 1], now), Some(30));
         // A partition no longer assigned does not count.
         assert_eq!(p.low_watermark_of(&[1], now), Some(40));
+    }
+
+    #[test]
+    fn caught_up_only_at_the_end_of_every_assigned_partition() {
+        let now = Instant::now();
+        let mut p = PartitionProgress::default();
+        // Nothing assigned yet (still joining the group): never caught up.
+        assert!(!p.caught_up_of(&[], IDLE_AFTER, now + IDLE_AFTER));
+        p.saw_at(0, 10, now);
+        p.reached_end(0, now);
+        assert!(!p.caught_up_of(&[0, 1], IDLE_AFTER, now + IDLE_AFTER));
+        p.reached_end(1, now);
+        assert!(!p.caught_up_of(&[0, 1], IDLE_AFTER, now));
+        assert!(p.caught_up_of(&[0, 1], IDLE_AFTER, now + IDLE_AFTER));
+        // A new message means a backlog again.
+        p.saw_at(1, 20, now + IDLE_AFTER);
+        assert!(!p.caught_up_of(&[0, 1], IDLE_AFTER, now + IDLE_AFTER * 2));
     }
 
     #[test]

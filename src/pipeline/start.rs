@@ -365,6 +365,13 @@ impl Running {
         }
     }
 
+    /// Stops every stage at once, without draining, flushing or committing: what a `kill -9`
+    /// leaves behind (librdkafka's close still commits what was already stored). For fault tests.
+    pub async fn abort(mut self) {
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
     /// Graceful stop: every stage drains, flushes and commits; returns the metrics.
     pub async fn stop(mut self) -> Result<Arc<Metrics>, StageError> {
         self.shutdown.cancel();

@@ -20,6 +20,13 @@ pub enum StageError {
     },
     #[error(transparent)]
     Topics(#[from] crate::kafka::topics::TopicError),
+    /// A stateful stage could not make its state durable.
+    #[error("cannot save {what} to {path}: {source}")]
+    State {
+        what: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     /// A record over the largest the topics accept ([`crate::kafka::limits::record_limit`]).
     #[error("a record for {topic} is {bytes} bytes, over the {limit}-byte limit of the topics")]
     TooLarge {

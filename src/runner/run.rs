@@ -126,8 +126,12 @@ pub trait Handler: Send {
     /// The consumer reached the end of `partition` (only with `partition_eof`).
     fn partition_end(&mut self, _partition: i32) {}
 
-    /// Offsets were stored: everything settled so far is durable.
-    fn stored(&mut self) {}
+    /// The outputs of the batches now settling are acknowledged and their offsets are about to
+    /// be stored: a stateful stage makes the state that covers them durable here (an error
+    /// leaves the offsets unstored and restarts the stage).
+    fn settling(&mut self) -> Result<(), StageError> {
+        Ok(())
+    }
 }
 
 /// Runs `handler`'s stage until `shutdown` is cancelled; then drains it, stores the last
@@ -243,10 +247,10 @@ async fn settle<H: Handler>(
     }
     out.acknowledged().await?;
     if n > 0 {
+        handler.settling()?;
         for mut t in held.drain(..n) {
             t.store(consumer);
         }
-        handler.stored();
     }
     Ok(())
 }

@@ -5,10 +5,15 @@
 //!
 //! Three detectors run side by side ([`super::state::Detectors`]): `[trends]` over hashtags and
 //! handles and `[keywords]` over keywords and bigrams (emerging-trend alerts), and `[spikes]` over
-//! tracked-query volume and negative volume (negative-spike alerts). Their state is snapshotted
-//! every 30 s and on shutdown, and restored at start.
+//! tracked-query volume and negative volume (negative-spike alerts).
+//!
+//! The state is never behind the committed offsets: batches are held (their offsets not stored)
+//! until a snapshot covers them, taken once their outputs are acknowledged, every 5 s under load,
+//! as soon as the input is quiet, and on shutdown. The snapshot records the next offset of each
+//! input partition it covers; after a crash the stage restores it and skips the records it
+//! already holds, so nothing is counted twice or lost.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,10 +31,13 @@ use super::record::TermRecord;
 use super::state::{DetectorSections, Detectors, StateFiles};
 use super::{Observed, Term, TrendEvent};
 
-/// How long the input may be quiet before event time is moved to the wall clock, so the last
-/// buckets of a stream that stopped still close.
+/// How long the stage must have read all of its input, with nothing new arriving, before event
+/// time is moved to the wall clock, so the last buckets of a stream that stopped still close.
+/// (Measured from the partitions' ends, not from the last record: a stage still joining its
+/// group or restarting from a backlog is not quiet, and must not close buckets early.)
 const IDLE_FLUSH: Duration = Duration::from_secs(3);
-const SNAPSHOT_EVERY: Duration = Duration::from_secs(30);
+/// How long batches may be held under continuous input before a snapshot settles them.
+const SNAPSHOT_EVERY: Duration = Duration::from_secs(5);
 /// How often the detectors are advanced while no record arrives.
 const TICK: Duration = Duration::from_millis(500);
 
@@ -47,8 +55,11 @@ pub struct TrendStage {
     /// allowed lateness, so neither a terms partition nor a raw partition read ahead of the
     /// others makes theirs late (src/kafka/progress.rs).
     progress: PartitionProgress,
+    /// Per input partition, the next offset the state has not seen (restored with it).
+    covered: BTreeMap<i32, i64>,
+    /// Records handled since the last snapshot.
+    unsaved: bool,
     received: usize,
-    last_input: Instant,
     last_advance: tokio::time::Instant,
     last_save: Instant,
 }
@@ -61,17 +72,18 @@ impl TrendStage {
         topics: Topics,
         metrics: Arc<Metrics>,
     ) -> TrendStage {
-        let detectors = Detectors::load(&sections, &files);
+        let restored = files.load(&sections);
         TrendStage {
             sections,
             files,
             topics,
             metrics,
-            detectors,
-            contexts: HashMap::new(),
+            detectors: restored.detectors,
+            contexts: restored.contexts,
+            covered: restored.covered,
+            unsaved: false,
             progress: PartitionProgress::default(),
             received: 0,
-            last_input: Instant::now(),
             last_advance: tokio::time::Instant::now(),
             last_save: Instant::now(),
         }
@@ -79,14 +91,14 @@ impl TrendStage {
 
     /// Closes what the watermark lets close (and, after a quiet spell, what the wall clock
     /// does) and produces the trend events and their alerts.
-    async fn advance(&mut self, io: &mut Io<'_>) -> Result<Settled, StageError> {
+    async fn advance(&mut self, io: &mut Io<'_>) -> Result<(), StageError> {
         self.last_advance = tokio::time::Instant::now();
         let now = Utc::now();
         let oldest = self.progress.low_watermark(io.consumer);
         let (mut terms, mut queries) = self.detectors.advance_until(&self.sections, oldest);
-        if std::mem::take(&mut self.received) > 0 {
-            self.last_input = Instant::now();
-        } else if self.last_input.elapsed() >= IDLE_FLUSH {
+        if std::mem::take(&mut self.received) == 0
+            && self.progress.caught_up_for(io.consumer, IDLE_FLUSH)
+        {
             let (t, q) = self.detectors.idle_flush(now);
             terms.extend(t);
             queries.extend(q);
@@ -130,7 +142,7 @@ impl TrendStage {
                 .send(&self.topics.alerts_raw, Some(key.as_bytes()), &json, None)
                 .await?;
         }
-        Ok(Settled::All)
+        Ok(())
     }
 }
 
@@ -149,6 +161,18 @@ impl Handler for TrendStage {
         msg: &BorrowedMessage<'_>,
         _io: &mut Io<'_>,
     ) -> Result<(), HandleError> {
+        let (partition, offset) = (msg.partition(), msg.offset());
+        if self
+            .covered
+            .get(&partition)
+            .is_some_and(|next| offset < *next)
+        {
+            // Already in the restored state: the stage crashed after its snapshot and before
+            // its offsets were committed.
+            return Ok(());
+        }
+        self.covered.insert(partition, offset + 1);
+        self.unsaved = true;
         self.received += 1;
         let record =
             serde_json::from_slice::<TermRecord>(msg.payload().unwrap_or(&[])).map_err(|e| {
@@ -190,7 +214,13 @@ impl Handler for TrendStage {
     }
 
     async fn end_batch(&mut self, io: &mut Io<'_>) -> Result<Settled, StageError> {
-        self.advance(io).await
+        self.advance(io).await?;
+        // Held until a snapshot covers them; under continuous input, one every SNAPSHOT_EVERY.
+        Ok(if self.last_save.elapsed() >= SNAPSHOT_EVERY {
+            Settled::All
+        } else {
+            Settled::Oldest(0)
+        })
     }
 
     fn next_wake(&mut self) -> Option<tokio::time::Instant> {
@@ -198,15 +228,13 @@ impl Handler for TrendStage {
     }
 
     async fn wake(&mut self, io: &mut Io<'_>) -> Result<Settled, StageError> {
-        self.advance(io).await
+        self.advance(io).await?;
+        // The input is quiet: settle what is held now.
+        Ok(Settled::All)
     }
 
     async fn drain(&mut self, _io: &mut Io<'_>) -> Result<(), StageError> {
-        self.detectors.save(&self.files);
-        tracing::info!(
-            terms = self.detectors.tracked_terms(),
-            "Trend stage saved its state"
-        );
+        // The runner settles everything next, which saves the state.
         Ok(())
     }
 
@@ -214,10 +242,19 @@ impl Handler for TrendStage {
         self.progress.reached_end(partition, Instant::now());
     }
 
-    fn stored(&mut self) {
-        if self.last_save.elapsed() >= SNAPSHOT_EVERY {
-            self.detectors.save(&self.files);
-            self.last_save = Instant::now();
+    fn settling(&mut self) -> Result<(), StageError> {
+        self.last_save = Instant::now();
+        if !std::mem::take(&mut self.unsaved) {
+            return Ok(());
         }
+        self.files
+            .save(&self.detectors, &self.contexts, &self.covered)
+            .map_err(|source| StageError::State {
+                what: "the trend state",
+                path: self.files.dir.clone(),
+                source,
+            })?;
+        tracing::debug!(terms = self.detectors.tracked_terms(), covered = ?self.covered, "Saved trend state");
+        Ok(())
     }
 }

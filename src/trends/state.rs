@@ -1,11 +1,14 @@
-//! The trend stage's state: its three detectors and their snapshots on disk
-//! (`<state_dir>/<prefix>-{trends,keywords,spikes}.json`).
+//! The trend stage's state: its three detectors, the spike contexts, and their snapshot on disk
+//! (`<state_dir>/<prefix>-trend-state.json`) with the input offsets it covers.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::{Detector, DetectorConfig, DetectorSnapshot, Term, TrendEvent};
+use crate::alerts::trend::QueryContext;
 
 /// The three detector sections of the config: `[trends]`, `[keywords]` and `[spikes]`.
 #[derive(Debug, Clone)]
@@ -15,7 +18,29 @@ pub struct DetectorSections {
     pub spikes: DetectorConfig,
 }
 
-/// Where the detectors' snapshots are kept: `<dir>/<prefix>-<name>.json`.
+/// The trend stage's whole state as one snapshot: its detectors, the spike contexts, and the
+/// input it covers. Written atomically (a temporary file renamed over the old one) after the
+/// stage's outputs are acknowledged and before its offsets are stored, so the committed offsets
+/// never pass the snapshot: after a crash the stage restores it and skips what it already holds.
+#[derive(Serialize, Deserialize)]
+pub struct TrendSnapshot {
+    pub trends: DetectorSnapshot,
+    pub keywords: DetectorSnapshot,
+    pub spikes: DetectorSnapshot,
+    /// Recent negative-mention context per tracked query (what explains a spike).
+    pub contexts: HashMap<String, QueryContext>,
+    /// Per partition of the terms topic, the next offset the state has not seen.
+    pub covered: BTreeMap<i32, i64>,
+}
+
+/// What a restart begins with.
+pub struct Restored {
+    pub detectors: Detectors,
+    pub contexts: HashMap<String, QueryContext>,
+    pub covered: BTreeMap<i32, i64>,
+}
+
+/// Where the trend stage keeps its snapshot: `<dir>/<prefix>-trend-state.json`.
 #[derive(Debug, Clone)]
 pub struct StateFiles {
     pub dir: PathBuf,
@@ -27,37 +52,98 @@ impl StateFiles {
         self.dir.join(format!("{}-{name}.json", self.prefix))
     }
 
-    /// The detector `name` restored from its snapshot, or a new one.
-    fn load(&self, name: &str, cfg: &DetectorConfig) -> Detector {
-        let path = self.path(name);
-        let restored = std::fs::read(&path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<DetectorSnapshot>(&bytes).ok())
-            .and_then(|snap| Detector::restore(cfg.clone(), snap).ok());
-        match restored {
-            Some(d) => {
-                tracing::info!(path = %path.display(), terms = d.tracked_terms(), "Restored detector state");
-                d
+    /// The state of the last snapshot, or a fresh one. A snapshot that cannot be read or does
+    /// not fit the configuration (another `bucket_ms`) is reported and the stage starts cold.
+    /// Snapshots of earlier versions (one file per detector, no offsets) are still read.
+    pub fn load(&self, sections: &DetectorSections) -> Restored {
+        let path = self.path("trend-state");
+        let fresh =
+            |cfg: &DetectorConfig| Detector::new(cfg.clone()).expect("validated at config load");
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let restored = serde_json::from_slice::<TrendSnapshot>(&bytes)
+                    .map_err(|e| e.to_string())
+                    .and_then(|snap| {
+                        let restore = |cfg: &DetectorConfig, s: DetectorSnapshot| {
+                            Detector::restore(cfg.clone(), s).map_err(|e| e.to_string())
+                        };
+                        Ok(Restored {
+                            detectors: Detectors {
+                                tags: restore(&sections.trends, snap.trends)?,
+                                words: restore(&sections.keywords, snap.keywords)?,
+                                spikes: restore(&sections.spikes, snap.spikes)?,
+                            },
+                            contexts: snap.contexts,
+                            covered: snap.covered,
+                        })
+                    });
+                match restored {
+                    Ok(r) => {
+                        tracing::info!(path = %path.display(), terms = r.detectors.tracked_terms(), covered = ?r.covered, "Restored trend state");
+                        return r;
+                    }
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "Cannot restore trend state; starting cold")
+                    }
+                }
             }
-            None => Detector::new(cfg.clone()).expect("validated at config load"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "Cannot read trend state; starting cold")
+            }
+        }
+        let legacy = |name: &str, cfg: &DetectorConfig| {
+            std::fs::read(self.path(name))
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<DetectorSnapshot>(&bytes).ok())
+                .and_then(|snap| Detector::restore(cfg.clone(), snap).ok())
+                .unwrap_or_else(|| fresh(cfg))
+        };
+        Restored {
+            detectors: Detectors {
+                tags: legacy("trends", &sections.trends),
+                words: legacy("keywords", &sections.keywords),
+                spikes: legacy("spikes", &sections.spikes),
+            },
+            contexts: HashMap::new(),
+            covered: BTreeMap::new(),
         }
     }
 
-    /// Writes the snapshot of `d` (to a temporary file renamed over the old one).
-    fn save(&self, name: &str, d: &Detector) {
-        let path = self.path(name);
-        let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(&self.dir)?;
-            let tmp = path.with_extension("json.tmp");
-            std::fs::write(
-                &tmp,
-                serde_json::to_vec(&d.snapshot()).expect("snapshot serialises"),
-            )?;
-            std::fs::rename(&tmp, &path)
-        };
-        if let Err(e) = write() {
-            tracing::warn!(path = %path.display(), error = %e, "Cannot save detector state");
+    /// Writes the snapshot (to a temporary file renamed over the old one, so a crash leaves the
+    /// old or the new one whole).
+    pub fn save(
+        &self,
+        detectors: &Detectors,
+        contexts: &HashMap<String, QueryContext>,
+        covered: &BTreeMap<i32, i64>,
+    ) -> std::io::Result<()> {
+        #[derive(Serialize)]
+        struct Borrowed<'a> {
+            trends: DetectorSnapshot,
+            keywords: DetectorSnapshot,
+            spikes: DetectorSnapshot,
+            contexts: &'a HashMap<String, QueryContext>,
+            covered: &'a BTreeMap<i32, i64>,
         }
+        let path = self.path("trend-state");
+        std::fs::create_dir_all(&self.dir)?;
+        let tmp = path.with_extension("json.tmp");
+        let snap = Borrowed {
+            trends: detectors.tags.snapshot(),
+            keywords: detectors.words.snapshot(),
+            spikes: detectors.spikes.snapshot(),
+            contexts,
+            covered,
+        };
+        {
+            use std::io::Write;
+            let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+            serde_json::to_writer(&mut f, &snap)?;
+            f.flush()?;
+            f.get_ref().sync_all()?;
+        }
+        std::fs::rename(&tmp, &path)
     }
 }
 
@@ -70,29 +156,23 @@ pub struct Detectors {
 }
 
 impl Detectors {
-    /// The detectors of `sections`, each restored from its snapshot in `files` when there is
-    /// one.
-    pub fn load(sections: &DetectorSections, files: &StateFiles) -> Detectors {
-        Detectors {
-            tags: files.load("trends", &sections.trends),
-            words: files.load("keywords", &sections.keywords),
-            spikes: files.load("spikes", &sections.spikes),
-        }
-    }
-
-    /// Snapshots every detector to `files`.
-    pub fn save(&self, files: &StateFiles) {
-        files.save("trends", &self.tags);
-        files.save("keywords", &self.words);
-        files.save("spikes", &self.spikes);
-    }
-
     pub fn pick(&mut self, term: &str) -> &mut Detector {
         match Term::parse(term) {
             Term::QueryVolume(_) | Term::QueryNegative(_) => &mut self.spikes,
             Term::Hashtag(_) | Term::Handle(_) => &mut self.tags,
             Term::Keyword(_) | Term::Bigram(_) => &mut self.words,
         }
+    }
+
+    /// Occurrences the three detectors took in: counted in a bucket or found late.
+    pub fn observed(&self) -> u64 {
+        [&self.tags, &self.words, &self.spikes]
+            .iter()
+            .map(|d| {
+                let s = d.stats();
+                s.counted + s.late
+            })
+            .sum()
     }
 
     pub fn tracked_terms(&self) -> usize {

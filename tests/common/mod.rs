@@ -94,6 +94,27 @@ impl TestEnv {
         }
     }
 
+    /// `group` has committed everything in its input topic.
+    pub async fn wait_lag(&self, group: Group, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let behind = lag::group_lag(
+                &self.config.kafka,
+                &self.topics.group(group),
+                self.topics.input(group),
+            )
+            .unwrap();
+            if behind == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{group:?} still {behind} behind after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Every stage's group has committed all of its input and stayed so for 5 s (the trend
     /// stage closes its last buckets when input stops).
     pub async fn wait_all_drained(&self, timeout: Duration) {
