@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::alert::{alert_id, Alert, AlertKind, Severity};
 
@@ -68,10 +68,24 @@ pub struct RouterStats {
     pub digests: u64,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Group {
     alert: Alert,
     opened: DateTime<Utc>,
     emitted_count: u32,
+}
+
+/// Everything a router remembers, to be restored after a restart: the ids it saw (oldest
+/// first), open thread groups, cooldowns, the minute's rate limit and the alerts held for its
+/// digest. (Its statistics are the process's and start again.)
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RouterSnapshot {
+    seen: Vec<String>,
+    groups: Vec<((String, String), Group)>,
+    last_delivered: Vec<((AlertKind, String), DateTime<Utc>)>,
+    minute_start: Option<DateTime<Utc>>,
+    delivered_this_minute: u32,
+    held: Vec<Alert>,
 }
 
 pub struct Router {
@@ -99,6 +113,40 @@ impl Router {
             held: Vec::new(),
             stats: RouterStats::default(),
         }
+    }
+
+    /// What the router remembers now.
+    pub fn snapshot(&self) -> RouterSnapshot {
+        RouterSnapshot {
+            seen: self.seen_order.iter().cloned().collect(),
+            groups: self
+                .groups
+                .iter()
+                .map(|(k, g)| (k.clone(), g.clone()))
+                .collect(),
+            last_delivered: self
+                .last_delivered
+                .iter()
+                .map(|(k, t)| (k.clone(), *t))
+                .collect(),
+            minute_start: self.minute_start,
+            delivered_this_minute: self.delivered_this_minute,
+            held: self.held.clone(),
+        }
+    }
+
+    /// A router with `config` that remembers what `snap` holds.
+    pub fn restore(config: RouterConfig, snap: RouterSnapshot) -> Router {
+        let mut r = Router::new(config);
+        for id in snap.seen {
+            r.remember(&id);
+        }
+        r.groups = snap.groups.into_iter().collect();
+        r.last_delivered = snap.last_delivered.into_iter().collect();
+        r.minute_start = snap.minute_start;
+        r.delivered_this_minute = snap.delivered_this_minute;
+        r.held = snap.held;
+        r
     }
 
     fn remember(&mut self, id: &str) -> bool {
@@ -357,6 +405,51 @@ mod tests {
         assert_eq!(
             (update[0].id.as_str(), update[0].count, update[0].severity),
             (group_id.as_str(), 10, Severity::Medium)
+        );
+    }
+
+    #[test]
+    fn a_restored_router_remembers_groups_repeats_cooldowns_and_held_alerts() {
+        let config = RouterConfig {
+            max_per_minute: 1,
+            ..RouterConfig::default()
+        };
+        let mut r = Router::new(config.clone());
+        let comment = |id: &str, thread: Option<&str>| {
+            alert(id, AlertKind::NegativeComment, "q", thread, Severity::Low)
+        };
+        let (_, out) = r.route(comment("a", Some("th")), t(0));
+        let group_id = out[0].id.clone();
+        assert_eq!(
+            r.route(comment("b", Some("th")), t(1)).0,
+            Decision::Grouped(group_id.clone())
+        );
+        assert_eq!(r.route(comment("c", None), t(2)).0, Decision::RateLimited);
+        let json = serde_json::to_vec(&r.snapshot()).unwrap();
+        let mut back = Router::restore(config, serde_json::from_slice(&json).unwrap());
+        // A repeat is still a repeat, the thread still groups, the held alert is in the digest.
+        assert_eq!(
+            back.route(comment("b", Some("th")), t(3)).0,
+            Decision::Duplicate
+        );
+        assert_eq!(
+            back.route(comment("d", Some("th")), t(4)).0,
+            Decision::Grouped(group_id.clone())
+        );
+        let due = back.tick(t(901));
+        let update = due
+            .iter()
+            .find(|a| a.id == group_id)
+            .expect("the thread's update");
+        assert_eq!(update.count, 3);
+        let digest = due
+            .iter()
+            .find(|a| a.kind == AlertKind::Digest)
+            .expect("the digest");
+        assert!(
+            digest.why.contains("1 × negative_comment (q)"),
+            "{}",
+            digest.why
         );
     }
 

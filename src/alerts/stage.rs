@@ -1,11 +1,18 @@
 //! The alert router stage (consumer group `<prefix>-router`): alert candidates from
 //! `<prefix>.alerts.raw` → [`Router`] → `<prefix>.alerts` (which the ClickHouse sink stores) and
-//! webhooks. The Kafka loop is the runner's ([`crate::runner`]): offsets are stored once the
-//! delivered alerts are acknowledged by Kafka; webhooks run on their own bounded queues and never
-//! hold the stage up.
+//! webhooks. The Kafka loop is the runner's ([`crate::runner`]); webhooks run on their own
+//! bounded queues and never hold the stage up.
+//!
+//! What the router holds (thread groups and their growing counts, alerts held for the minute's
+//! digest, the ids it saw, cooldowns) is never behind the committed offsets: batches are held
+//! until a snapshot covers them (`<state_dir>/<prefix>-router-state.json`, taken once the
+//! delivered alerts are acknowledged: every 5 s under load, when the input is quiet, and on
+//! shutdown), and a restarted router restores it and skips the candidates it already routed.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use rdkafka::message::BorrowedMessage;
@@ -14,12 +21,22 @@ use crate::kafka::{Group, Topics};
 use crate::metrics::Metrics;
 use crate::runner::{BatchPolicy, HandleError, Handler, Io, Output, Reject, Settled, StageError};
 
-use super::router::{Decision, Router, RouterConfig};
+use super::router::{Decision, Router, RouterConfig, RouterSnapshot};
 use super::webhook::{Webhook, WebhookConfig};
 use super::Alert;
 
-/// How often the router looks at what it holds (digests, thread counts) while no alert arrives.
+/// How often the router looks at what it holds (digests, thread counts).
 const TICK: Duration = Duration::from_secs(1);
+/// How long batches may be held under continuous input before a snapshot settles them.
+const SNAPSHOT_EVERY: Duration = Duration::from_secs(5);
+
+/// The router's snapshot: what it remembers, and the input it covers.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RouterState {
+    router: RouterSnapshot,
+    /// Per partition of `alerts.raw`, the next offset the state has not seen.
+    covered: BTreeMap<i32, i64>,
+}
 
 /// Starts one delivery task per configured webhook (fails on a missing secret variable).
 pub fn webhooks(configs: &[WebhookConfig], metrics: &Arc<Metrics>) -> Result<Vec<Webhook>, String> {
@@ -38,18 +55,44 @@ pub struct RouterStage {
     /// Alerts due for delivery in the current batch.
     due: Vec<Alert>,
     last_tick: tokio::time::Instant,
+    /// The snapshot file.
+    state: PathBuf,
+    covered: BTreeMap<i32, i64>,
+    /// Candidates routed since the last snapshot, and since the last tick.
+    unsaved: bool,
+    since_tick: usize,
+    last_save: Instant,
 }
 
 impl RouterStage {
+    /// The router with what its snapshot in `state_dir` holds (`prefix` names the file).
     pub fn new(
         config: RouterConfig,
         webhooks: Vec<Webhook>,
         topics: Topics,
         metrics: Arc<Metrics>,
+        state_dir: &Path,
     ) -> RouterStage {
+        let state = state_dir.join(format!("{}-router-state.json", topics.prefix));
+        let (router, covered) = match crate::runner::state::load::<RouterState>(&state) {
+            Ok(Some(s)) => {
+                tracing::info!(path = %state.display(), covered = ?s.covered, "Restored router state");
+                (Router::restore(config, s.router), s.covered)
+            }
+            Ok(None) => (Router::new(config), BTreeMap::new()),
+            Err(e) => {
+                tracing::warn!(path = %state.display(), error = %e, "Cannot restore router state; starting empty");
+                (Router::new(config), BTreeMap::new())
+            }
+        };
         tracing::info!(topic = %topics.alerts_raw, webhooks = webhooks.len(), "Alert router ready");
         RouterStage {
-            router: Router::new(config),
+            router,
+            state,
+            covered,
+            unsaved: false,
+            since_tick: 0,
+            last_save: Instant::now(),
             webhooks,
             topics,
             metrics,
@@ -58,8 +101,16 @@ impl RouterStage {
         }
     }
 
+    fn settle_if(&self, now: bool) -> Settled {
+        if now {
+            Settled::All
+        } else {
+            Settled::Oldest(0)
+        }
+    }
+
     /// Produces the due alerts to the alerts topic and offers them to the webhooks.
-    async fn deliver(&mut self, out: &mut Output) -> Result<Settled, StageError> {
+    async fn deliver(&mut self, out: &mut Output) -> Result<(), StageError> {
         for alert in std::mem::take(&mut self.due) {
             let json = serde_json::to_vec(&alert).expect("an alert serialises");
             out.send(&self.topics.alerts, Some(alert.id.as_bytes()), &json, None)
@@ -69,11 +120,29 @@ impl RouterStage {
             }
             self.metrics.alerts_delivered.inc();
         }
-        Ok(Settled::All)
+        Ok(())
     }
 }
 
 impl Handler for RouterStage {
+    fn settling(&mut self) -> Result<(), StageError> {
+        self.last_save = Instant::now();
+        if !std::mem::take(&mut self.unsaved) {
+            return Ok(());
+        }
+        let snap = RouterState {
+            router: self.router.snapshot(),
+            covered: self.covered.clone(),
+        };
+        crate::runner::state::save_atomically(&self.state, &snap).map_err(|source| {
+            StageError::State {
+                what: "the router's state",
+                path: self.state.clone(),
+                source,
+            }
+        })
+    }
+
     fn policy(&self) -> BatchPolicy {
         BatchPolicy {
             group: Group::Router,
@@ -89,6 +158,18 @@ impl Handler for RouterStage {
         _io: &mut Io<'_>,
     ) -> Result<(), HandleError> {
         use rdkafka::message::Message;
+        let (partition, offset) = (msg.partition(), msg.offset());
+        if self
+            .covered
+            .get(&partition)
+            .is_some_and(|next| offset < *next)
+        {
+            // Already routed into the restored state.
+            return Ok(());
+        }
+        self.covered.insert(partition, offset + 1);
+        self.unsaved = true;
+        self.since_tick += 1;
         let alert =
             serde_json::from_slice::<Alert>(msg.payload().unwrap_or(&[])).map_err(|e| Reject {
                 reason: "schema".into(),
@@ -103,7 +184,8 @@ impl Handler for RouterStage {
     }
 
     async fn end_batch(&mut self, io: &mut Io<'_>) -> Result<Settled, StageError> {
-        self.deliver(io.out).await
+        self.deliver(io.out).await?;
+        Ok(self.settle_if(self.last_save.elapsed() >= SNAPSHOT_EVERY))
     }
 
     fn next_wake(&mut self) -> Option<tokio::time::Instant> {
@@ -114,13 +196,19 @@ impl Handler for RouterStage {
         self.last_tick = tokio::time::Instant::now();
         let due = self.router.tick(Utc::now());
         self.due.extend(due);
-        self.deliver(io.out).await
+        self.deliver(io.out).await?;
+        // Quiet since the last tick: settle what is held now.
+        let quiet = std::mem::take(&mut self.since_tick) == 0;
+        Ok(self.settle_if(quiet || self.last_save.elapsed() >= SNAPSHOT_EVERY))
     }
 
     async fn drain(&mut self, io: &mut Io<'_>) -> Result<(), StageError> {
         // What the router still holds (a digest, thread counts) goes out before the offsets
         // commit.
         let held = self.router.flush(Utc::now());
+        if !held.is_empty() {
+            self.unsaved = true;
+        }
         self.due.extend(held);
         self.deliver(io.out).await?;
         tracing::info!(

@@ -263,6 +263,7 @@ pub fn start_with(config: &Config, stages: &[Stage], parts: Parts) -> Running {
             Stage::Router => {
                 let router = config.alerts.router.clone();
                 let webhooks = parts.webhooks.clone();
+                let state_dir = config.state_dir.clone();
                 tasks.spawn(async move {
                     runner::supervise("router", &metrics, &shutdown, || {
                         let handler = RouterStage::new(
@@ -270,6 +271,7 @@ pub fn start_with(config: &Config, stages: &[Stage], parts: Parts) -> Running {
                             webhooks.clone(),
                             topics.clone(),
                             metrics.clone(),
+                            &state_dir,
                         );
                         runner::run(&kafka, &topics, handler, &metrics, &shutdown)
                     })

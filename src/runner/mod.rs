@@ -11,6 +11,7 @@
 mod error;
 mod output;
 mod run;
+pub mod state;
 mod supervise;
 
 pub use error::{decide, Decision, StageError};

@@ -59,37 +59,29 @@ impl StateFiles {
         let path = self.path("trend-state");
         let fresh =
             |cfg: &DetectorConfig| Detector::new(cfg.clone()).expect("validated at config load");
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                let restored = serde_json::from_slice::<TrendSnapshot>(&bytes)
-                    .map_err(|e| e.to_string())
-                    .and_then(|snap| {
-                        let restore = |cfg: &DetectorConfig, s: DetectorSnapshot| {
-                            Detector::restore(cfg.clone(), s).map_err(|e| e.to_string())
-                        };
-                        Ok(Restored {
-                            detectors: Detectors {
-                                tags: restore(&sections.trends, snap.trends)?,
-                                words: restore(&sections.keywords, snap.keywords)?,
-                                spikes: restore(&sections.spikes, snap.spikes)?,
-                            },
-                            contexts: snap.contexts,
-                            covered: snap.covered,
-                        })
-                    });
-                match restored {
-                    Ok(r) => {
-                        tracing::info!(path = %path.display(), terms = r.detectors.tracked_terms(), covered = ?r.covered, "Restored trend state");
-                        return r;
-                    }
-                    Err(e) => {
-                        tracing::warn!(path = %path.display(), error = %e, "Cannot restore trend state; starting cold")
-                    }
-                }
+        let restored = crate::runner::state::load::<TrendSnapshot>(&path).and_then(|snap| {
+            let Some(snap) = snap else { return Ok(None) };
+            let restore = |cfg: &DetectorConfig, s: DetectorSnapshot| {
+                Detector::restore(cfg.clone(), s).map_err(|e| e.to_string())
+            };
+            Ok(Some(Restored {
+                detectors: Detectors {
+                    tags: restore(&sections.trends, snap.trends)?,
+                    words: restore(&sections.keywords, snap.keywords)?,
+                    spikes: restore(&sections.spikes, snap.spikes)?,
+                },
+                contexts: snap.contexts,
+                covered: snap.covered,
+            }))
+        });
+        match restored {
+            Ok(Some(r)) => {
+                tracing::info!(path = %path.display(), terms = r.detectors.tracked_terms(), covered = ?r.covered, "Restored trend state");
+                return r;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Ok(None) => {}
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "Cannot read trend state; starting cold")
+                tracing::warn!(path = %path.display(), error = %e, "Cannot restore trend state; starting cold")
             }
         }
         let legacy = |name: &str, cfg: &DetectorConfig| {
@@ -126,9 +118,6 @@ impl StateFiles {
             contexts: &'a HashMap<String, QueryContext>,
             covered: &'a BTreeMap<i32, i64>,
         }
-        let path = self.path("trend-state");
-        std::fs::create_dir_all(&self.dir)?;
-        let tmp = path.with_extension("json.tmp");
         let snap = Borrowed {
             trends: detectors.tags.snapshot(),
             keywords: detectors.words.snapshot(),
@@ -136,14 +125,7 @@ impl StateFiles {
             contexts,
             covered,
         };
-        {
-            use std::io::Write;
-            let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-            serde_json::to_writer(&mut f, &snap)?;
-            f.flush()?;
-            f.get_ref().sync_all()?;
-        }
-        std::fs::rename(&tmp, &path)
+        crate::runner::state::save_atomically(&self.path("trend-state"), &snap)
     }
 }
 
