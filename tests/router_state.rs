@@ -96,18 +96,24 @@ async fn a_router_stopped_mid_stream_keeps_every_thread_as_one_alert_with_its_fu
         .map(|i| comment(i, i % threads))
         .collect();
     let producer = gema::kafka::producer(&env.config.kafka).unwrap();
+    // Queued all at once, then awaited: no quiet gap in which the router would settle.
     let send = |part: Vec<Alert>| {
-        let (producer, topic) = (producer.clone(), env.topics.alerts_raw.clone());
-        async move {
-            for a in part {
-                let json = serde_json::to_vec(&a).unwrap();
+        let deliveries: Vec<_> = part
+            .iter()
+            .map(|a| {
+                let json = serde_json::to_vec(a).unwrap();
                 producer
-                    .send(
-                        FutureRecord::to(&topic).key("nusapay").payload(&json),
-                        Duration::from_secs(10),
+                    .send_result(
+                        FutureRecord::to(&env.topics.alerts_raw)
+                            .key("nusapay")
+                            .payload(&json),
                     )
-                    .await
-                    .unwrap();
+                    .unwrap()
+            })
+            .collect();
+        async move {
+            for d in deliveries {
+                d.await.unwrap().unwrap();
             }
         }
     };

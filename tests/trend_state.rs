@@ -164,18 +164,24 @@ async fn a_trend_stage_stopped_mid_stream_takes_in_every_occurrence_exactly_once
 
     let env = env("trendstate").await;
     let producer = gema::kafka::producer(&env.config.kafka).unwrap();
+    // Queued all at once, then awaited: the half arrives in one go, with no quiet gap in which
+    // the stage would settle.
     let send = |part: &[(Vec<u8>, Vec<u8>)]| {
-        let (producer, topic) = (producer.clone(), env.topics.terms.clone());
-        let part = part.to_vec();
-        async move {
-            for (key, payload) in &part {
+        let deliveries: Vec<_> = part
+            .iter()
+            .map(|(key, payload)| {
                 producer
-                    .send(
-                        FutureRecord::to(&topic).key(key).payload(payload),
-                        Duration::from_secs(10),
+                    .send_result(
+                        FutureRecord::to(&env.topics.terms)
+                            .key(key)
+                            .payload(payload),
                     )
-                    .await
-                    .unwrap();
+                    .unwrap()
+            })
+            .collect();
+        async move {
+            for d in deliveries {
+                d.await.unwrap().unwrap();
             }
         }
     };
@@ -197,7 +203,7 @@ async fn a_trend_stage_stopped_mid_stream_takes_in_every_occurrence_exactly_once
     // The second half: part of it handled, not yet covered by a snapshot, when the stage is
     // stopped at once.
     send(&records[half..]).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     stage.abort().await;
     let left = behind();
     assert!(left > 0, "stopped before the end");
