@@ -117,7 +117,10 @@ pub(super) fn lex(src: &str) -> Result<Vec<Token>, SyntaxError> {
                             )
                         }
                     },
-                    t if t.len() > 5 && t[..5].eq_ignore_ascii_case("near/") => {
+                    // `get`: a word whose fifth byte falls inside a character is no operator.
+                    t if t.len() > 5
+                        && t.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("near/")) =>
+                    {
                         return err(pos, "operators are upper case: write NEAR/n")
                     }
                     _ => Tok::Bare(text),

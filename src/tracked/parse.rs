@@ -448,6 +448,15 @@ mod tests {
     }
 
     #[test]
+    fn words_with_multibyte_characters_are_no_operators() {
+        // Byte 5 of these words falls inside a character; the lexer once sliced there and
+        // panicked (found by tests/properties.rs).
+        for q in ["a\u{a80e}\u{a1}", "kopi\u{2615}", "caf\u{e9}s"] {
+            assert!(parse(q).is_ok(), "{q}");
+        }
+    }
+
+    #[test]
     fn errors_name_the_position_and_what_was_expected() {
         let mut cases: Vec<(&str, usize, &str)> = vec![
             ("", 1, "expected a term or '(' at the start of the query"),
