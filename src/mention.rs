@@ -72,6 +72,8 @@ pub enum MentionError {
     OutOfRange(&'static str, DateTime<Utc>),
     #[error("nested {0} levels deep, over the limit of {MAX_NESTING}")]
     TooDeep(usize),
+    #[error("field `{0}` must not contain control characters")]
+    ControlChars(&'static str),
 }
 
 impl MentionError {
@@ -85,6 +87,7 @@ impl MentionError {
             MentionError::TooLong(_) => "too_long",
             MentionError::OutOfRange(..) => "out_of_range",
             MentionError::TooDeep(_) => "too_deep",
+            MentionError::ControlChars(_) => "schema",
         }
     }
 }
@@ -94,6 +97,15 @@ impl MentionError {
 /// mention past this limit is refused at the door instead of being accepted by enrich and refused
 /// by the sink.
 pub const MAX_NESTING: usize = 64;
+
+/// Zero-width spaces, joiners, the word joiner, the byte-order mark and soft hyphen: characters
+/// that show nothing.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{00AD}' | '\u{180E}'
+    )
+}
 
 /// The deepest nesting of `[` and `{` in `json`, outside strings.
 fn nesting(json: &[u8]) -> usize {
@@ -149,8 +161,15 @@ impl Mention {
         if self.platform.trim().is_empty() {
             return Err(MentionError::Empty("platform"));
         }
-        if self.text.trim().is_empty() {
+        // Zero-width and other invisible format characters do not make a text.
+        let visible = |c: char| !c.is_whitespace() && !is_invisible(c);
+        if !self.text.chars().any(visible) {
             return Err(MentionError::Empty("text"));
+        }
+        for (field, value) in [("id", &self.id), ("platform", &self.platform)] {
+            if value.chars().any(char::is_control) {
+                return Err(MentionError::ControlChars(field));
+            }
         }
         if self.author.id.trim().is_empty() {
             return Err(MentionError::Empty("author.id"));
@@ -285,6 +304,25 @@ mod tests {
         let json = serde_json::to_vec(&ok).unwrap();
         assert!(Mention::parse(&json).is_ok());
         assert_eq!(nesting(br#"{"a":"[[[[","b":[{}]}"#), 3);
+    }
+
+    #[test]
+    fn invisible_text_and_control_characters_in_ids_are_refused() {
+        let m = |id: &str, text: &str| {
+            format!(
+                r#"{{"id":{},"platform":"x","text":{},"created_at":"2026-11-26T00:00:00Z","author":{{"id":"a","handle":"a"}}}}"#,
+                serde_json::to_string(id).unwrap(),
+                serde_json::to_string(text).unwrap()
+            )
+        };
+        let err = Mention::parse(m("1", "\u{200b}\u{200d} \u{feff}").as_bytes()).unwrap_err();
+        assert_eq!(err.reason(), "empty_field");
+        let err = Mention::parse(m("\u{0}", "halo").as_bytes()).unwrap_err();
+        assert!(
+            err.to_string().contains("`id` must not contain control"),
+            "{err}"
+        );
+        assert!(Mention::parse(m("1", "halo\u{200b}").as_bytes()).is_ok());
     }
 
     #[test]

@@ -244,6 +244,15 @@ pub async fn timeline(
         )));
     }
     let items = timeline::sentiment_timeline(&st.store, &query, since, until, bucket).await?;
+    // A name that is neither tracked now nor has any mention in the window is a typo, not a
+    // quiet query (a query removed from the config keeps its history).
+    if !st.tracked.iter().any(|t| t.name == query) && items.iter().all(|b| b.total == 0) {
+        let names: Vec<&str> = st.tracked.iter().map(|t| t.name.as_str()).collect();
+        return Err(ApiError::NotFound(format!(
+            "no tracked query by that name, and no mentions of one in the window; tracked: {}",
+            names.join(", ")
+        )));
+    }
     Ok(Json(json!({
         "query": query, "since": since, "until": until, "bucket_seconds": bucket, "items": items,
     })))
