@@ -111,8 +111,9 @@ async fn count(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Res
     resp
 }
 
-/// 413 as JSON for a declared body over the limit (chunked bodies are cut by the body limit
-/// layers below).
+/// 413 as JSON for a body over the limit: refused up front when its length is declared, and a
+/// chunked one, cut by the body limit layers below, gets the same JSON answer instead of their
+/// plain-text one.
 async fn body_limit(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let declared = req
         .headers()
@@ -122,7 +123,15 @@ async fn body_limit(State(st): State<Arc<AppState>>, req: Request, next: Next) -
     if declared.is_some_and(|n| n > st.config.body_limit_bytes as u64) {
         return json_error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
     }
-    next.run(req).await
+    let resp = next.run(req).await;
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE && !json {
+        return json_error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+    }
+    resp
 }
 
 async fn security_headers(req: Request, next: Next) -> Response {
