@@ -20,7 +20,6 @@ use gema::pipeline::{start_with, Parts, Running, Stage};
 use gema::sources::replay::{replay, ReplayOptions, Speed};
 use gema::sources::synth::{generate, SynthOptions};
 use gema::trends::record::TermRecord;
-use gema::trends::state::{DetectorSections, StateFiles};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
@@ -105,16 +104,7 @@ async fn wait_settled(env: &TestEnv) {
 
 /// Occurrences the stage's last snapshot has taken in.
 fn observed_in_snapshot(env: &TestEnv) -> u64 {
-    let c = &env.config;
-    let sections = DetectorSections {
-        trends: c.trends.clone(),
-        keywords: c.keywords.clone(),
-        spikes: c.spikes.clone(),
-    };
-    let files = StateFiles {
-        dir: c.state_dir.clone(),
-        prefix: c.kafka.topic_prefix.clone(),
-    };
+    let (sections, files) = gema::pipeline::trend_state(&env.config);
     files.load(&sections).detectors.observed()
 }
 

@@ -12,13 +12,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use rdkafka::message::BorrowedMessage;
 
 use crate::kafka::{Group, Topics};
 use crate::metrics::Metrics;
+use crate::runner::state::Coverage;
 use crate::runner::{BatchPolicy, HandleError, Handler, Io, Output, Reject, Settled, StageError};
 
 use super::router::{Decision, Router, RouterConfig, RouterSnapshot};
@@ -27,8 +28,6 @@ use super::Alert;
 
 /// How often the router looks at what it holds (digests, thread counts).
 const TICK: Duration = Duration::from_secs(1);
-/// How long batches may be held under continuous input before a snapshot settles them.
-const SNAPSHOT_EVERY: Duration = Duration::from_secs(5);
 
 /// The router's snapshot: what it remembers, and the input it covers.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -57,11 +56,10 @@ pub struct RouterStage {
     last_tick: tokio::time::Instant,
     /// The snapshot file.
     state: PathBuf,
-    covered: BTreeMap<i32, i64>,
-    /// Candidates routed since the last snapshot, and since the last tick.
-    unsaved: bool,
+    /// What the state covers of the input, and when it was last saved.
+    coverage: Coverage,
+    /// Candidates routed since the last tick.
     since_tick: usize,
-    last_save: Instant,
 }
 
 impl RouterStage {
@@ -89,23 +87,13 @@ impl RouterStage {
         RouterStage {
             router,
             state,
-            covered,
-            unsaved: false,
+            coverage: Coverage::restored(covered),
             since_tick: 0,
-            last_save: Instant::now(),
             webhooks,
             topics,
             metrics,
             due: Vec::new(),
             last_tick: tokio::time::Instant::now(),
-        }
-    }
-
-    fn settle_if(&self, now: bool) -> Settled {
-        if now {
-            Settled::All
-        } else {
-            Settled::Oldest(0)
         }
     }
 
@@ -126,20 +114,13 @@ impl RouterStage {
 
 impl Handler for RouterStage {
     fn settling(&mut self) -> Result<(), StageError> {
-        self.last_save = Instant::now();
-        if !std::mem::take(&mut self.unsaved) {
-            return Ok(());
-        }
-        let snap = RouterState {
-            router: self.router.snapshot(),
-            covered: self.covered.clone(),
-        };
-        crate::runner::state::save_atomically(&self.state, &snap).map_err(|source| {
-            StageError::State {
-                what: "the router's state",
-                path: self.state.clone(),
-                source,
-            }
+        let (router, path) = (&self.router, &self.state);
+        self.coverage.save("the router's state", path, |covered| {
+            let snap = RouterState {
+                router: router.snapshot(),
+                covered: covered.clone(),
+            };
+            crate::runner::state::save_atomically(path, &snap)
         })
     }
 
@@ -158,17 +139,10 @@ impl Handler for RouterStage {
         _io: &mut Io<'_>,
     ) -> Result<(), HandleError> {
         use rdkafka::message::Message;
-        let (partition, offset) = (msg.partition(), msg.offset());
-        if self
-            .covered
-            .get(&partition)
-            .is_some_and(|next| offset < *next)
-        {
+        if !self.coverage.take(msg.partition(), msg.offset()) {
             // Already routed into the restored state.
             return Ok(());
         }
-        self.covered.insert(partition, offset + 1);
-        self.unsaved = true;
         self.since_tick += 1;
         let alert =
             serde_json::from_slice::<Alert>(msg.payload().unwrap_or(&[])).map_err(|e| Reject {
@@ -185,7 +159,7 @@ impl Handler for RouterStage {
 
     async fn end_batch(&mut self, io: &mut Io<'_>) -> Result<Settled, StageError> {
         self.deliver(io.out).await?;
-        Ok(self.settle_if(self.last_save.elapsed() >= SNAPSHOT_EVERY))
+        Ok(self.coverage.settle_when(false))
     }
 
     fn next_wake(&mut self) -> Option<tokio::time::Instant> {
@@ -199,7 +173,7 @@ impl Handler for RouterStage {
         self.deliver(io.out).await?;
         // Quiet since the last tick: settle what is held now.
         let quiet = std::mem::take(&mut self.since_tick) == 0;
-        Ok(self.settle_if(quiet || self.last_save.elapsed() >= SNAPSHOT_EVERY))
+        Ok(self.coverage.settle_when(quiet))
     }
 
     async fn drain(&mut self, io: &mut Io<'_>) -> Result<(), StageError> {
@@ -207,7 +181,7 @@ impl Handler for RouterStage {
         // commit.
         let held = self.router.flush(Utc::now());
         if !held.is_empty() {
-            self.unsaved = true;
+            self.coverage.changed();
         }
         self.due.extend(held);
         self.deliver(io.out).await?;

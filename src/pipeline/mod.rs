@@ -16,6 +16,6 @@ mod start;
 pub use drain::{stage_groups, wait_for_drain};
 pub use namespace::Namespace;
 pub use start::{
-    cancel_on_signal, enricher, migrate, sentiment_model, start, start_with, Migrated, Parts,
-    PipelineError, Running, Stage,
+    cancel_on_signal, enricher, migrate, sentiment_model, start, start_with, trend_state, Migrated,
+    Parts, PipelineError, Running, Stage,
 };

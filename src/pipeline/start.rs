@@ -125,6 +125,21 @@ pub fn enricher(config: &Config) -> Result<Enricher, PipelineError> {
     Ok(base.with_queries(config.queries()?))
 }
 
+/// The trend stage's detector sections and where `config` keeps its snapshot.
+pub fn trend_state(config: &Config) -> (DetectorSections, StateFiles) {
+    (
+        DetectorSections {
+            trends: config.trends.clone(),
+            keywords: config.keywords.clone(),
+            spikes: config.spikes.clone(),
+        },
+        StateFiles {
+            dir: config.state_dir.clone(),
+            prefix: config.kafka.topic_prefix.clone(),
+        },
+    )
+}
+
 /// What `gema migrate` did.
 pub struct Migrated {
     pub store: Store,
@@ -238,15 +253,7 @@ pub fn start_with(config: &Config, stages: &[Stage], parts: Parts) -> Running {
                 spawn_sink::<sink::Alerts>(&mut tasks, config, &topics, store, &parts);
             }
             Stage::Trends => {
-                let sections = DetectorSections {
-                    trends: config.trends.clone(),
-                    keywords: config.keywords.clone(),
-                    spikes: config.spikes.clone(),
-                };
-                let files = StateFiles {
-                    dir: config.state_dir.clone(),
-                    prefix: config.kafka.topic_prefix.clone(),
-                };
+                let (sections, files) = trend_state(config);
                 tasks.spawn(async move {
                     runner::supervise("trends", &metrics, &shutdown, || {
                         let handler = TrendStage::new(

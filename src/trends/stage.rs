@@ -13,7 +13,7 @@
 //! input partition it covers; after a crash the stage restores it and skips the records it
 //! already holds, so nothing is counted twice or lost.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,7 @@ use crate::alerts::Alert;
 use crate::kafka::progress::PartitionProgress;
 use crate::kafka::{Group, Topics};
 use crate::metrics::Metrics;
+use crate::runner::state::Coverage;
 use crate::runner::{BatchPolicy, HandleError, Handler, Io, Reject, Settled, StageError};
 
 use super::record::TermRecord;
@@ -36,8 +37,6 @@ use super::{Observed, Term, TrendEvent};
 /// (Measured from the partitions' ends, not from the last record: a stage still joining its
 /// group or restarting from a backlog is not quiet, and must not close buckets early.)
 const IDLE_FLUSH: Duration = Duration::from_secs(3);
-/// How long batches may be held under continuous input before a snapshot settles them.
-const SNAPSHOT_EVERY: Duration = Duration::from_secs(5);
 /// How often the detectors are advanced while no record arrives.
 const TICK: Duration = Duration::from_millis(500);
 
@@ -55,13 +54,10 @@ pub struct TrendStage {
     /// allowed lateness, so neither a terms partition nor a raw partition read ahead of the
     /// others makes theirs late (src/kafka/progress.rs).
     progress: PartitionProgress,
-    /// Per input partition, the next offset the state has not seen (restored with it).
-    covered: BTreeMap<i32, i64>,
-    /// Records handled since the last snapshot.
-    unsaved: bool,
+    /// What the state covers of the input, and when it was last saved.
+    coverage: Coverage,
     received: usize,
     last_advance: tokio::time::Instant,
-    last_save: Instant,
 }
 
 impl TrendStage {
@@ -80,12 +76,10 @@ impl TrendStage {
             metrics,
             detectors: restored.detectors,
             contexts: restored.contexts,
-            covered: restored.covered,
-            unsaved: false,
+            coverage: Coverage::restored(restored.covered),
             progress: PartitionProgress::default(),
             received: 0,
             last_advance: tokio::time::Instant::now(),
-            last_save: Instant::now(),
         }
     }
 
@@ -161,18 +155,11 @@ impl Handler for TrendStage {
         msg: &BorrowedMessage<'_>,
         _io: &mut Io<'_>,
     ) -> Result<(), HandleError> {
-        let (partition, offset) = (msg.partition(), msg.offset());
-        if self
-            .covered
-            .get(&partition)
-            .is_some_and(|next| offset < *next)
-        {
+        if !self.coverage.take(msg.partition(), msg.offset()) {
             // Already in the restored state: the stage crashed after its snapshot and before
             // its offsets were committed.
             return Ok(());
         }
-        self.covered.insert(partition, offset + 1);
-        self.unsaved = true;
         self.received += 1;
         let record =
             serde_json::from_slice::<TermRecord>(msg.payload().unwrap_or(&[])).map_err(|e| {
@@ -215,12 +202,8 @@ impl Handler for TrendStage {
 
     async fn end_batch(&mut self, io: &mut Io<'_>) -> Result<Settled, StageError> {
         self.advance(io).await?;
-        // Held until a snapshot covers them; under continuous input, one every SNAPSHOT_EVERY.
-        Ok(if self.last_save.elapsed() >= SNAPSHOT_EVERY {
-            Settled::All
-        } else {
-            Settled::Oldest(0)
-        })
+        // Held until a snapshot covers them; under continuous input, one every few seconds.
+        Ok(self.coverage.settle_when(false))
     }
 
     fn next_wake(&mut self) -> Option<tokio::time::Instant> {
@@ -243,18 +226,10 @@ impl Handler for TrendStage {
     }
 
     fn settling(&mut self) -> Result<(), StageError> {
-        self.last_save = Instant::now();
-        if !std::mem::take(&mut self.unsaved) {
-            return Ok(());
-        }
-        self.files
-            .save(&self.detectors, &self.contexts, &self.covered)
-            .map_err(|source| StageError::State {
-                what: "the trend state",
-                path: self.files.dir.clone(),
-                source,
-            })?;
-        tracing::debug!(terms = self.detectors.tracked_terms(), covered = ?self.covered, "Saved trend state");
-        Ok(())
+        let (detectors, contexts, files) = (&self.detectors, &self.contexts, &self.files);
+        self.coverage
+            .save("the trend state", &files.dir, |covered| {
+                files.save(detectors, contexts, covered)
+            })
     }
 }
