@@ -6,32 +6,17 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use common::TestEnv;
 use gema::alerts::{Alert, AlertKind, Sample, Severity};
 use gema::kafka::{lag, Group};
-use gema::metrics::Metrics;
-use gema::pipeline::{start_with, Parts, Running, Stage};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use gema::pipeline::{Running, Stage};
 use rdkafka::producer::FutureRecord;
-use rdkafka::{Offset, TopicPartitionList};
-use tokio_util::sync::CancellationToken;
 
 fn start(env: &TestEnv) -> Running {
-    let mut config = env.config.clone();
-    config.enrich.sentiment_model = "builtin".into();
-    let parts = Parts {
-        enricher: gema::pipeline::enricher(&config).unwrap(),
-        store: None,
-        webhooks: Vec::new(),
-        metrics: Arc::new(Metrics::default()),
-        shutdown: CancellationToken::new(),
-    };
-    start_with(&config, &[Stage::Router], parts)
+    common::start_builtin(env, None, &[Stage::Router])
 }
 
 fn comment(i: usize, thread: usize) -> Alert {
@@ -61,26 +46,10 @@ fn comment(i: usize, thread: usize) -> Alert {
 
 /// Every alert the router delivered, in order.
 fn delivered(env: &TestEnv) -> Vec<Alert> {
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &env.config.kafka.brokers)
-        .set("group.id", "router-state-test-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let end = lag::topic_size(&env.config.kafka, &env.topics.alerts).unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&env.topics.alerts, 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&tpl).unwrap();
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while (out.len() as i64) < end {
-        assert!(Instant::now() < deadline);
-        if let Some(m) = consumer.poll(Duration::from_millis(500)) {
-            out.push(serde_json::from_slice(m.unwrap().payload().unwrap()).unwrap());
-        }
-    }
-    out
+    env.read_topic(&env.topics.alerts)
+        .into_iter()
+        .map(|(_, payload)| serde_json::from_slice(&payload).unwrap())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

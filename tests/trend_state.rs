@@ -9,34 +9,19 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Duration as ChronoDuration;
 use common::TestEnv;
 use gema::kafka::{lag, Group};
-use gema::metrics::Metrics;
-use gema::pipeline::{start_with, Parts, Running, Stage};
+use gema::pipeline::{Running, Stage};
 use gema::sources::replay::{replay, ReplayOptions, Speed};
 use gema::sources::synth::{generate, SynthOptions};
 use gema::trends::record::TermRecord;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
-use rdkafka::{Offset, TopicPartitionList};
-use tokio_util::sync::CancellationToken;
 
 fn start(env: &TestEnv, stages: &[Stage]) -> Running {
-    let mut config = env.config.clone();
-    config.enrich.sentiment_model = "builtin".into();
-    let parts = Parts {
-        enricher: gema::pipeline::enricher(&config).unwrap(),
-        store: None,
-        webhooks: Vec::new(),
-        metrics: Arc::new(Metrics::default()),
-        shutdown: CancellationToken::new(),
-    };
-    start_with(&config, stages, parts)
+    common::start_builtin(env, None, stages)
 }
 
 /// A test namespace with one partition per topic, so records are read back in write order.
@@ -53,34 +38,6 @@ async fn env(name: &str) -> TestEnv {
         .await
         .unwrap();
     env
-}
-
-/// Every record of `topic` (one partition), in order: (key, payload).
-fn read_all(env: &TestEnv, topic: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &env.config.kafka.brokers)
-        .set("group.id", "trend-state-test-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let end = lag::topic_size(&env.config.kafka, topic).unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&tpl).unwrap();
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while (out.len() as i64) < end {
-        assert!(Instant::now() < deadline, "read {} of {end}", out.len());
-        if let Some(m) = consumer.poll(Duration::from_millis(500)) {
-            let m = m.unwrap();
-            out.push((
-                m.key().unwrap_or_default().to_vec(),
-                m.payload().unwrap_or_default().to_vec(),
-            ));
-        }
-    }
-    out
 }
 
 /// Waits until the trend stage has committed all of its input and its output stopped growing
@@ -140,7 +97,7 @@ async fn a_trend_stage_stopped_mid_stream_takes_in_every_occurrence_exactly_once
         .wait_lag(Group::Enrich, Duration::from_secs(120))
         .await;
     enrich.stop().await.unwrap();
-    let records = read_all(&source, &source.topics.terms);
+    let records = source.read_topic(&source.topics.terms);
     let occurrences: u64 = records
         .iter()
         .map(|(_, p)| {

@@ -123,6 +123,46 @@ impl TestEnv {
             .unwrap();
     }
 
+    /// Every record now in `topic`, as (key, payload), in order within each partition. Joins no
+    /// group and commits nothing.
+    pub fn read_topic(&self, topic: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        use rdkafka::{Message, Offset, TopicPartitionList};
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &self.config.kafka.brokers)
+            .set("group.id", "gema-test-reader")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in metadata.topics()[0].partitions() {
+            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                .unwrap();
+        }
+        consumer.assign(&tpl).unwrap();
+        let end = lag::topic_size(&self.config.kafka, topic).unwrap();
+        let mut out = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while (out.len() as i64) < end {
+            assert!(
+                Instant::now() < deadline,
+                "read {} of {end} from {topic}",
+                out.len()
+            );
+            if let Some(m) = consumer.poll(Duration::from_millis(500)) {
+                let m = m.unwrap();
+                out.push((
+                    m.key().unwrap_or_default().to_vec(),
+                    m.payload().unwrap_or_default().to_vec(),
+                ));
+            }
+        }
+        out
+    }
+
     /// Distinct dead letters, identified by their source partition and offset.
     pub fn dead_letters(&self) -> Vec<gema::kafka::dlq::DeadLetterRecord> {
         read_dead_letters(&self.config.kafka, &self.topics.dlq, usize::MAX).unwrap()
@@ -158,19 +198,10 @@ pub struct Stages {
 impl Stages {
     /// Starts `stages` with the built-in model and the env's tracked queries.
     pub fn start_only(env: &TestEnv, store: &Store, stages: &[Stage]) -> Stages {
-        let mut config = env.config.clone();
-        config.enrich.sentiment_model = "builtin".into();
-        let metrics = Arc::new(Metrics::default());
-        let parts = Parts {
-            enricher: gema::pipeline::enricher(&config).expect("test queries compile"),
-            store: Some(store.clone()),
-            webhooks: gema::alerts::stage::webhooks(&config.alerts.webhooks, &metrics).unwrap(),
-            metrics: metrics.clone(),
-            shutdown: CancellationToken::new(),
-        };
+        let running = start_builtin(env, Some(store), stages);
         Stages {
-            metrics,
-            running: gema::pipeline::start_with(&config, stages, parts),
+            metrics: running.metrics.clone(),
+            running,
         }
     }
 
@@ -183,6 +214,22 @@ impl Stages {
     pub async fn stop(self) -> Arc<Metrics> {
         self.running.stop().await.expect("the stages stop cleanly")
     }
+}
+
+/// Starts `stages` through the library's `pipeline::start_with`, as `gema run` starts them, with
+/// the built-in lexicon model, the env's config and tracked queries, and `store` for the sink.
+pub fn start_builtin(env: &TestEnv, store: Option<&Store>, stages: &[Stage]) -> Running {
+    let mut config = env.config.clone();
+    config.enrich.sentiment_model = "builtin".into();
+    let metrics = Arc::new(Metrics::default());
+    let parts = Parts {
+        enricher: gema::pipeline::enricher(&config).expect("test queries compile"),
+        store: store.cloned(),
+        webhooks: gema::alerts::stage::webhooks(&config.alerts.webhooks, &metrics).unwrap(),
+        metrics,
+        shutdown: CancellationToken::new(),
+    };
+    gema::pipeline::start_with(&config, stages, parts)
 }
 
 /// Serves `app` on a free port of 127.0.0.1 for the rest of the test (a stand-in for a
