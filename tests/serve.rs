@@ -151,6 +151,52 @@ async fn auth_is_required_on_api_feed_and_dashboard() {
     s.stop().await;
 }
 
+/// Top @handles: the handles column and the count share the name `mentions`, which ClickHouse
+/// resolved to the count (503 "Unknown identifier: count()").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_handles_are_counted() {
+    let s = Server::start("serve-handles", false).await;
+    let at = Utc::now() - chrono::Duration::minutes(3);
+    let rows: Vec<_> = ["h1", "h2", "h3"]
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let mut m = serve_harness::mention(
+                id,
+                "x",
+                at,
+                if i == 0 { "negative" } else { "positive" },
+                "id",
+                "@nusapay tolong",
+                &[],
+                &[],
+                &[],
+            );
+            m.mentions = if i < 2 {
+                vec!["nusapay".into()]
+            } else {
+                vec!["kopikita".into()]
+            };
+            m
+        })
+        .collect();
+    serve_harness::insert_mentions(&s.store, &rows).await;
+    let (st, v) = s.get("/api/trends/top?kind=handles&since=1h").await;
+    assert_eq!(st, 200, "{v}");
+    let top: Vec<(&str, u64, u64)> = items(&v)
+        .iter()
+        .map(|t| {
+            (
+                t["term"].as_str().unwrap(),
+                t["mentions"].as_u64().unwrap(),
+                t["negative"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(top, vec![("@nusapay", 2, 1), ("@kopikita", 1, 0)]);
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_answers_from_the_seeded_data() {
     let s = Server::start("serve-api", false).await;

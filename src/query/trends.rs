@@ -58,14 +58,17 @@ pub async fn top_terms(
         TermKind::Keywords => "keywords",
         TermKind::Handles => "arrayMap(h -> concat('@', h), mentions)",
     };
-    // FINAL collapses redelivered mentions so every count is exact.
+    // FINAL collapses redelivered mentions so every count is exact. The counts are named in an
+    // outer query: ClickHouse resolves an alias before a column, so `count() AS mentions` next
+    // to the `mentions` column (the handles) would turn the handles into `count()`.
     let sql = format!(
-        "SELECT term, count() AS mentions, uniq(author_id) AS authors, \
-         countIf(sentiment = 'negative') AS negative, countIf(sentiment = 'neutral') AS neutral, \
-         countIf(sentiment = 'positive') AS positive \
+        "SELECT term, n AS mentions, a AS authors, neg AS negative, neu AS neutral, \
+         pos AS positive FROM ( \
+         SELECT term, count() AS n, uniq(author_id) AS a, countIf(sentiment = 'negative') AS neg, \
+         countIf(sentiment = 'neutral') AS neu, countIf(sentiment = 'positive') AS pos \
          FROM mentions FINAL ARRAY JOIN {terms} AS term \
          WHERE created_at >= toDateTime(?) AND created_at < toDateTime(?) \
-         GROUP BY term ORDER BY mentions DESC, authors DESC, term LIMIT ?"
+         GROUP BY term) ORDER BY mentions DESC, authors DESC, term LIMIT ?"
     );
     store
         .client
