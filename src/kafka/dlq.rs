@@ -2,6 +2,8 @@
 
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 
+use super::limits::record_bytes;
+
 pub const H_REASON: &str = "gema.reason";
 pub const H_ERROR: &str = "gema.error";
 pub const H_STAGE: &str = "gema.stage";
@@ -83,15 +85,7 @@ impl DeadLetter {
     /// headers) stays within `limit` bytes: all of it when it fits, else its first bytes, with
     /// [`DeadLetter::truncated`] set to its length and SHA-256.
     pub fn fit<'a>(&mut self, key: Option<&[u8]>, original: &'a [u8], limit: usize) -> &'a [u8] {
-        let headers = |d: &DeadLetter| {
-            use rdkafka::message::Headers;
-            d.headers()
-                .iter()
-                .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
-                .sum::<usize>()
-        };
-        let key = key.map_or(0, <[u8]>::len);
-        if key + original.len() + headers(self) <= limit {
+        if record_bytes(key, original, Some(&self.headers())) <= limit {
             return original;
         }
         use sha2::{Digest, Sha256};
@@ -103,7 +97,7 @@ impl DeadLetter {
             original_bytes: original.len(),
             sha256,
         });
-        let room = limit.saturating_sub(key + headers(self));
+        let room = limit.saturating_sub(record_bytes(key, &[], Some(&self.headers())));
         &original[..room.min(original.len())]
     }
 
@@ -170,15 +164,8 @@ mod tests {
         let t = d.truncated.clone().expect("cut");
         assert_eq!(t.original_bytes, 50_000);
         assert_eq!(t.sha256.len(), 64);
-        let headers: usize = {
-            use rdkafka::message::Headers;
-            let h = d.headers();
-            h.iter()
-                .map(|x| x.key.len() + x.value.map_or(0, <[u8]>::len))
-                .sum()
-        };
         assert!(kept.len() > 5_000, "{}", kept.len());
-        assert!(1 + kept.len() + headers <= 10_000);
+        assert!(record_bytes(Some(b"k"), kept, Some(&d.headers())) <= 10_000);
         // The long error is cut too, and the headers read back.
         let back = DeadLetter::from_headers(&d.headers()).unwrap();
         assert_eq!(back.truncated, Some(t));

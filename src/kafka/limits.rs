@@ -5,12 +5,24 @@ use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::message::{Headers, OwnedHeaders};
 
 use super::config::KafkaConfig;
 
 /// Bytes of a record's limit kept free for the record batch's framing (offsets, lengths,
 /// attributes, the batch header of a batch of one).
 pub const FRAMING: usize = 1024;
+
+/// The bytes a record takes against [`record_limit`]: key, value, and each header's name and
+/// value.
+pub fn record_bytes(key: Option<&[u8]>, payload: &[u8], headers: Option<&OwnedHeaders>) -> usize {
+    let headers = headers.map_or(0, |h| {
+        h.iter()
+            .map(|x| x.key.len() + x.value.map_or(0, <[u8]>::len))
+            .sum()
+    });
+    key.map_or(0, <[u8]>::len) + payload.len() + headers
+}
 
 /// librdkafka's default `message.max.bytes`.
 const PRODUCER_DEFAULT: usize = 1_000_000;

@@ -9,6 +9,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::StageError;
+use crate::kafka::limits::record_bytes;
 
 /// The records a stage has queued and not yet seen acknowledged.
 pub struct Output {
@@ -16,17 +17,6 @@ pub struct Output {
     deliveries: Vec<DeliveryFuture>,
     /// The largest record the topics accept (key, value and headers).
     limit: usize,
-}
-
-/// The bytes a record takes against the limit: key, value, and each header's name and value.
-pub fn record_bytes(key: Option<&[u8]>, payload: &[u8], headers: Option<&OwnedHeaders>) -> usize {
-    let headers = headers.map_or(0, |h| {
-        use rdkafka::message::Headers;
-        h.iter()
-            .map(|x| x.key.len() + x.value.map_or(0, <[u8]>::len))
-            .sum()
-    });
-    key.map_or(0, <[u8]>::len) + payload.len() + headers
 }
 
 impl Output {
@@ -107,10 +97,5 @@ impl Output {
             });
         }
         Ok(())
-    }
-
-    /// Records queued and not yet acknowledged.
-    pub fn in_flight(&self) -> usize {
-        self.deliveries.len()
     }
 }

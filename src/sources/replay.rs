@@ -17,7 +17,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::kafka::dlq::DeadLetter;
-use crate::kafka::limits::record_limit;
+use crate::kafka::limits::{record_bytes, record_limit};
 use crate::kafka::KafkaConfig;
 use crate::kafka::{self, Topics};
 use crate::mention::Mention;
@@ -285,7 +285,7 @@ pub async fn replay(
             }
             Err(e) => (format!("replay:{name}:{n}"), line.clone(), Some(e.reason())),
         };
-        if key.len() + payload.len() > limit {
+        if record_bytes(Some(key.as_bytes()), &payload, None) > limit {
             // Too large for the raw topic: kept in the dead-letter topic, cut to fit.
             let error = format!(
                 "{} bytes, over the raw topic's record limit of {limit}",
