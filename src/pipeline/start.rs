@@ -16,7 +16,7 @@ use crate::enrich::Enricher;
 use crate::kafka::topics::{ensure_topics, TopicError};
 use crate::kafka::{KafkaConfig, Topics};
 use crate::metrics::Metrics;
-use crate::runner::{self, StageError};
+use crate::runner::{self, Handler, StageError};
 use crate::sentiment::lexicon::LexiconModel;
 use crate::sentiment::{FastModel, SentimentModel};
 use crate::store::client::StoreError;
@@ -218,29 +218,19 @@ pub fn start_with(config: &Config, stages: &[Stage], parts: Parts) -> Running {
     let mut tasks = JoinSet::new();
     let topics = config.kafka.topics();
     for stage in stages {
-        let (kafka, topics, metrics, shutdown) = (
-            config.kafka.clone(),
-            topics.clone(),
-            parts.metrics.clone(),
-            parts.shutdown.clone(),
-        );
+        let (stage_topics, metrics) = (topics.clone(), parts.metrics.clone());
         match stage {
             Stage::Enrich => {
-                let enricher = parts.enricher.clone();
-                let section = config.enrich.clone();
+                let (enricher, section) = (parts.enricher.clone(), config.enrich.clone());
                 let rule = config.alerts.negative_comment.clone();
-                tasks.spawn(async move {
-                    runner::supervise("enrich", &metrics, &shutdown, || {
-                        let handler = EnrichStage::new(
-                            enricher.clone(),
-                            &section,
-                            rule.clone(),
-                            topics.clone(),
-                            metrics.clone(),
-                        );
-                        runner::run(&kafka, &topics, handler, &metrics, &shutdown)
-                    })
-                    .await
+                spawn(&mut tasks, "enrich", config, &parts, move || {
+                    EnrichStage::new(
+                        enricher.clone(),
+                        &section,
+                        rule.clone(),
+                        stage_topics.clone(),
+                        metrics.clone(),
+                    )
                 });
             }
             Stage::Sink => {
@@ -248,41 +238,32 @@ pub fn start_with(config: &Config, stages: &[Stage], parts: Parts) -> Running {
                     .store
                     .as_ref()
                     .expect("the sink stage needs a ClickHouse store");
-                spawn_sink::<sink::Mentions>(&mut tasks, config, &topics, store, &parts);
-                spawn_sink::<sink::Trends>(&mut tasks, config, &topics, store, &parts);
-                spawn_sink::<sink::Alerts>(&mut tasks, config, &topics, store, &parts);
+                spawn_sink::<sink::Mentions>(&mut tasks, config, store, &parts);
+                spawn_sink::<sink::Trends>(&mut tasks, config, store, &parts);
+                spawn_sink::<sink::Alerts>(&mut tasks, config, store, &parts);
             }
             Stage::Trends => {
                 let (sections, files) = trend_state(config);
-                tasks.spawn(async move {
-                    runner::supervise("trends", &metrics, &shutdown, || {
-                        let handler = TrendStage::new(
-                            sections.clone(),
-                            files.clone(),
-                            topics.clone(),
-                            metrics.clone(),
-                        );
-                        runner::run(&kafka, &topics, handler, &metrics, &shutdown)
-                    })
-                    .await
+                spawn(&mut tasks, "trends", config, &parts, move || {
+                    TrendStage::new(
+                        sections.clone(),
+                        files.clone(),
+                        stage_topics.clone(),
+                        metrics.clone(),
+                    )
                 });
             }
             Stage::Router => {
-                let router = config.alerts.router.clone();
-                let webhooks = parts.webhooks.clone();
+                let (router, webhooks) = (config.alerts.router.clone(), parts.webhooks.clone());
                 let state_dir = config.state_dir.clone();
-                tasks.spawn(async move {
-                    runner::supervise("router", &metrics, &shutdown, || {
-                        let handler = RouterStage::new(
-                            router.clone(),
-                            webhooks.clone(),
-                            topics.clone(),
-                            metrics.clone(),
-                            &state_dir,
-                        );
-                        runner::run(&kafka, &topics, handler, &metrics, &shutdown)
-                    })
-                    .await
+                spawn(&mut tasks, "router", config, &parts, move || {
+                    RouterStage::new(
+                        router.clone(),
+                        webhooks.clone(),
+                        stage_topics.clone(),
+                        metrics.clone(),
+                        &state_dir,
+                    )
                 });
             }
         }
@@ -297,27 +278,37 @@ pub fn start_with(config: &Config, stages: &[Stage], parts: Parts) -> Running {
     }
 }
 
+/// Spawns one stage: the runner's loop around a handler from `make`, under the supervisor, which
+/// makes a new handler for each restart.
+fn spawn<H, F>(
+    tasks: &mut JoinSet<Result<(), StageError>>,
+    name: &'static str,
+    config: &Config,
+    parts: &Parts,
+    make: F,
+) where
+    H: Handler + 'static,
+    F: Fn() -> H + Send + Sync + 'static,
+{
+    let (kafka, topics) = (config.kafka.clone(), config.kafka.topics());
+    let (metrics, shutdown) = (parts.metrics.clone(), parts.shutdown.clone());
+    tasks.spawn(async move {
+        runner::supervise(name, &metrics, &shutdown, || {
+            runner::run(&kafka, &topics, make(), &metrics, &shutdown)
+        })
+        .await
+    });
+}
+
 fn spawn_sink<T: SinkTable + Send + 'static>(
     tasks: &mut JoinSet<Result<(), StageError>>,
     config: &Config,
-    topics: &Topics,
     store: &Store,
     parts: &Parts,
 ) {
-    let (kafka, topics, store, sink, metrics, shutdown) = (
-        config.kafka.clone(),
-        topics.clone(),
-        store.clone(),
-        config.sink.clone(),
-        parts.metrics.clone(),
-        parts.shutdown.clone(),
-    );
-    tasks.spawn(async move {
-        runner::supervise(T::GROUP.suffix(), &metrics, &shutdown, || {
-            let handler = SinkStage::<T>::new(&sink, &store, metrics.clone());
-            runner::run(&kafka, &topics, handler, &metrics, &shutdown)
-        })
-        .await
+    let (store, sink, metrics) = (store.clone(), config.sink.clone(), parts.metrics.clone());
+    spawn(tasks, T::GROUP.suffix(), config, parts, move || {
+        SinkStage::<T>::new(&sink, &store, metrics.clone())
     });
 }
 
