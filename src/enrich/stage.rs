@@ -84,7 +84,7 @@ impl EnrichStage {
             .cascade()
             .map(|c| c.name().to_string())
             .unwrap_or_default();
-        for (mut enriched, pending, partition) in std::mem::take(&mut batch.escalated) {
+        for (mut enriched, pending) in std::mem::take(&mut batch.escalated) {
             match pending.verdict().await {
                 Some(s) => {
                     self.metrics.cascade_decided.inc();
@@ -95,13 +95,15 @@ impl EnrichStage {
                     record(&mut enriched, Escalation::TimedOut, None);
                 }
             }
-            self.emit(enriched, partition, &mut batch.terms, io.out)
-                .await?;
+            self.emit(enriched, &mut batch.terms, io.out).await?;
         }
-        // Before every assigned partition is read: the epoch, "no progress vouched for yet".
-        let watermark = self
-            .progress
-            .low_watermark(io.consumer)
+        // The raw partitions' low watermark from before the batch's first message was read:
+        // every occurrence of this batch and of the batches after it is at least that old
+        // (lateness aside). The watermark after reading it would not be: a record of this batch
+        // read after one of its siblings on another terms partition would be late. Before every
+        // assigned partition is read: the epoch, "no progress vouched for yet".
+        let watermark = batch
+            .watermark
             .and_then(chrono::DateTime::from_timestamp_millis)
             .unwrap_or(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
         let records: Vec<_> = batch.terms.drain(Some(watermark)).collect();
@@ -147,7 +149,6 @@ impl EnrichStage {
     async fn emit(
         &mut self,
         enriched: EnrichedMention,
-        partition: i32,
         terms: &mut TermBatch,
         out: &mut Output,
     ) -> Result<(), StageError> {
@@ -169,20 +170,19 @@ impl EnrichStage {
                 .await?;
             self.metrics.alerts_raised.inc();
         }
-        self.progress
-            .saw(partition, enriched.mention.created_at.timestamp_millis());
         terms.add(&enriched, terms_of(&enriched));
         Ok(())
     }
 }
 
-/// One batch's term occurrences and the mentions waiting for the transformer tier (with their
-/// raw partition).
+/// One batch's term occurrences and the mentions waiting for the transformer tier.
 #[derive(Default)]
 struct Batch {
     len: usize,
+    /// The raw partitions' low watermark (ms) just before the batch's first message was read.
+    watermark: Option<i64>,
     terms: TermBatch,
-    escalated: Vec<(EnrichedMention, Pending, i32)>,
+    escalated: Vec<(EnrichedMention, Pending)>,
     /// When the last escalated mention's wait ends.
     wait_until: Option<Instant>,
 }
@@ -190,7 +190,7 @@ struct Batch {
 impl Batch {
     /// Whether every escalated mention's verdict is in (or its wait is over), without waiting.
     fn is_ready(&mut self) -> bool {
-        self.escalated.iter_mut().all(|(_, p, _)| p.is_ready())
+        self.escalated.iter_mut().all(|(_, p)| p.is_ready())
     }
 }
 
@@ -210,11 +210,18 @@ impl Handler for EnrichStage {
         io: &mut Io<'_>,
     ) -> Result<(), HandleError> {
         self.metrics.enrich_received.inc();
+        if self.current.len == 0 {
+            self.current.watermark = self.progress.low_watermark(io.consumer);
+        }
         self.current.len += 1;
         let mention = Mention::parse(msg.payload().unwrap_or(&[])).map_err(|err| Reject {
             reason: err.reason().into(),
             error: err.to_string(),
         })?;
+        // Progress as read (not as emitted: a mention waiting for the transformer is emitted
+        // after younger ones of later batches).
+        self.progress
+            .saw(msg.partition(), mention.created_at.timestamp_millis());
         let mut enriched = self.enricher.enrich(mention);
         if let Some(cascade) = self.enricher.cascade() {
             match cascade.offer(&enriched) {
@@ -222,7 +229,7 @@ impl Handler for EnrichStage {
                     self.metrics.cascade_escalated.inc();
                     let b = &mut self.current;
                     b.wait_until = b.wait_until.max(Some(pending.deadline()));
-                    b.escalated.push((enriched, pending, msg.partition()));
+                    b.escalated.push((enriched, pending));
                     return Ok(());
                 }
                 Offer::QueueFull => {
@@ -233,9 +240,7 @@ impl Handler for EnrichStage {
             }
         }
         let mut terms = std::mem::take(&mut self.current.terms);
-        let sent = self
-            .emit(enriched, msg.partition(), &mut terms, io.out)
-            .await;
+        let sent = self.emit(enriched, &mut terms, io.out).await;
         self.current.terms = terms;
         Ok(sent?)
     }
@@ -269,8 +274,8 @@ impl Handler for EnrichStage {
         Ok(())
     }
 
-    fn partition_end(&mut self, partition: i32) {
+    fn partition_end(&mut self, partition: i32, end: Option<i64>) {
         self.progress
-            .reached_end(partition, std::time::Instant::now());
+            .reached_end(partition, end, std::time::Instant::now());
     }
 }

@@ -5,16 +5,61 @@
 //! assigned. An assigned partition not read yet holds the watermark (its backlog may be older than
 //! what the others delivered); a partition that has sat at its end for [`IDLE_AFTER`] stops
 //! holding it (a quiet partition must not stall trend detection; what arrives on it later is new).
-//! The consumer must report partition ends (`stage_clients(.., partition_eof: true)`).
+//! A partition whose end moved since (the consumer has fetched more of it, not handed it over yet,
+//! as while a stage works through a long batch of another partition's backlog) is not idle.
+//! The consumer must report partition ends (`BatchPolicy::partition_eof`), with the end offset
+//! from [`fetched_end`].
 
 use std::collections::HashMap;
+use std::ffi::CString;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
 
 /// How long a partition sits at its end before it stops holding the watermark back.
 pub const IDLE_AFTER: Duration = Duration::from_secs(2);
+
+/// The end (high watermark) of `topic`'s `partition` as of the consumer's last fetch from it:
+/// librdkafka's cached value, no request to the broker. `None` before the first fetch.
+pub fn fetched_end<X: ConsumerContext, C: Consumer<X>>(
+    consumer: &C,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    let topic = CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1_i64, -1_i64);
+    // SAFETY: the client pointer is valid while `consumer` lives; librdkafka only reads the
+    // NUL-terminated topic name and writes the two offsets.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
+}
+
+/// The partitions `consumer` is assigned now, with their [`fetched_end`].
+fn assigned<X: ConsumerContext, C: Consumer<X>>(consumer: &C) -> Vec<(i32, Option<i64>)> {
+    consumer
+        .assignment()
+        .map(|l| {
+            l.elements()
+                .iter()
+                .map(|e| {
+                    (
+                        e.partition(),
+                        fetched_end(consumer, e.topic(), e.partition()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
 
 /// Event-time progress (ms since the epoch) of each partition a consumer reads.
 #[derive(Debug, Default)]
@@ -31,6 +76,20 @@ struct Partition {
     newest: Option<i64>,
     /// Since when the consumer has been at the partition's end (no message since).
     at_end_since: Option<Instant>,
+    /// The end offset it was at then (`None`: unknown).
+    end: Option<i64>,
+}
+
+impl Partition {
+    /// At its end for `quiet`, and nothing fetched since that the consumer has not handed over
+    /// (`end_now`: the partition's [`fetched_end`] now).
+    fn quiet_for(&self, quiet: Duration, end_now: Option<i64>, now: Instant) -> bool {
+        let grown = matches!((self.end, end_now), (Some(then), Some(e)) if e > then);
+        !grown
+            && self
+                .at_end_since
+                .is_some_and(|since| now.duration_since(since) >= quiet)
+    }
 }
 
 impl PartitionProgress {
@@ -60,17 +119,16 @@ impl PartitionProgress {
         p.at_end_since = None;
     }
 
-    /// The consumer reached the end of `partition`.
-    pub fn reached_end(&mut self, partition: i32, now: Instant) {
+    /// The consumer reached the end of `partition`, at offset `end` (its [`fetched_end`]).
+    pub fn reached_end(&mut self, partition: i32, end: Option<i64>, now: Instant) {
         let p = self.partitions.entry(partition).or_default();
-        p.at_end_since.get_or_insert(now);
-    }
-
-    /// Records a partition end; logs any other consumer error.
-    pub fn consumer_error(&mut self, e: KafkaError) {
-        match e {
-            KafkaError::PartitionEOF(p) => self.reached_end(p, Instant::now()),
-            e => tracing::warn!(error = %e, "Kafka consumer error"),
+        if p.at_end_since.is_none() {
+            p.at_end_since = Some(now);
+            p.end = end;
+        } else if p.end.is_some_and(|then| end.is_some_and(|e| e > then)) {
+            // The end moved and the consumer reached it again without a message in between
+            // (records it skips, such as those a restored state already holds).
+            p.end = end;
         }
     }
 
@@ -82,21 +140,22 @@ impl PartitionProgress {
         consumer: &C,
         quiet: Duration,
     ) -> bool {
-        let assigned: Vec<i32> = consumer
-            .assignment()
-            .map(|l| l.elements().iter().map(|e| e.partition()).collect())
-            .unwrap_or_default();
-        self.caught_up_of(&assigned, quiet, Instant::now())
+        self.caught_up_of(&assigned(consumer), quiet, Instant::now())
     }
 
-    /// [`caught_up_for`](Self::caught_up_for) over `assigned` at `now`.
-    pub fn caught_up_of(&self, assigned: &[i32], quiet: Duration, now: Instant) -> bool {
+    /// [`caught_up_for`](Self::caught_up_for) over `assigned` (partition, [`fetched_end`]) at
+    /// `now`.
+    pub fn caught_up_of(
+        &self,
+        assigned: &[(i32, Option<i64>)],
+        quiet: Duration,
+        now: Instant,
+    ) -> bool {
         !assigned.is_empty()
-            && assigned.iter().all(|p| {
+            && assigned.iter().all(|(p, end)| {
                 self.partitions
                     .get(p)
-                    .and_then(|s| s.at_end_since)
-                    .is_some_and(|since| now.duration_since(since) >= quiet)
+                    .is_some_and(|s| s.quiet_for(quiet, *end, now))
             })
     }
 
@@ -105,23 +164,21 @@ impl PartitionProgress {
         &mut self,
         consumer: &C,
     ) -> Option<i64> {
-        let assigned: Vec<i32> = consumer
-            .assignment()
-            .map(|l| l.elements().iter().map(|e| e.partition()).collect())
-            .unwrap_or_default();
-        self.low_watermark_of(&assigned, Instant::now())
+        self.low_watermark_of(&assigned(consumer), Instant::now())
     }
 
-    /// The minimum newest event time over `assigned`, leaving out partitions idle at their end
-    /// for [`IDLE_AFTER`]; held where it was while an assigned partition has not been read yet.
-    pub fn low_watermark_of(&mut self, assigned: &[i32], now: Instant) -> Option<i64> {
+    /// The minimum newest event time over `assigned` (partition, [`fetched_end`]), leaving out
+    /// partitions idle at their end for [`IDLE_AFTER`]; held where it was while an assigned
+    /// partition has not been read yet.
+    pub fn low_watermark_of(
+        &mut self,
+        assigned: &[(i32, Option<i64>)],
+        now: Instant,
+    ) -> Option<i64> {
         let mut low: Option<i64> = None;
-        for p in assigned {
+        for (p, end) in assigned {
             let state = self.partitions.get(p);
-            let idle = state
-                .and_then(|s| s.at_end_since)
-                .is_some_and(|since| now.duration_since(since) >= IDLE_AFTER);
-            if idle {
+            if state.is_some_and(|s| s.quiet_for(IDLE_AFTER, *end, now)) {
                 continue;
             }
             match state.and_then(|s| s.newest) {
@@ -140,19 +197,24 @@ impl PartitionProgress {
 mod tests {
     use super::*;
 
+    /// `partitions` assigned, their fetched ends unknown.
+    fn at(partitions: &[i32]) -> Vec<(i32, Option<i64>)> {
+        partitions.iter().map(|&p| (p, None)).collect()
+    }
+
     #[test]
     fn watermark_waits_for_every_assigned_partition() {
         let now = Instant::now();
         let mut p = PartitionProgress::default();
         p.saw(0, 30);
         // Partition 1 is assigned but not read yet: its backlog may be older.
-        assert_eq!(p.low_watermark_of(&[0, 1], now), None);
+        assert_eq!(p.low_watermark_of(&at(&[0, 1]), now), None);
         p.saw(1, 10);
-        assert_eq!(p.low_watermark_of(&[0, 1], now), Some(10));
+        assert_eq!(p.low_watermark_of(&at(&[0, 1]), now), Some(10));
         p.saw(1, 40);
-        assert_eq!(p.low_watermark_of(&[0, 1], now), Some(30));
+        assert_eq!(p.low_watermark_of(&at(&[0, 1]), now), Some(30));
         // A partition no longer assigned does not count.
-        assert_eq!(p.low_watermark_of(&[1], now), Some(40));
+        assert_eq!(p.low_watermark_of(&at(&[1]), now), Some(40));
     }
 
     #[test]
@@ -160,16 +222,16 @@ mod tests {
         let now = Instant::now();
         let mut p = PartitionProgress::default();
         // Nothing assigned yet (still joining the group): never caught up.
-        assert!(!p.caught_up_of(&[], IDLE_AFTER, now + IDLE_AFTER));
+        assert!(!p.caught_up_of(&at(&[]), IDLE_AFTER, now + IDLE_AFTER));
         p.saw_at(0, 10, now);
-        p.reached_end(0, now);
-        assert!(!p.caught_up_of(&[0, 1], IDLE_AFTER, now + IDLE_AFTER));
-        p.reached_end(1, now);
-        assert!(!p.caught_up_of(&[0, 1], IDLE_AFTER, now));
-        assert!(p.caught_up_of(&[0, 1], IDLE_AFTER, now + IDLE_AFTER));
+        p.reached_end(0, None, now);
+        assert!(!p.caught_up_of(&at(&[0, 1]), IDLE_AFTER, now + IDLE_AFTER));
+        p.reached_end(1, None, now);
+        assert!(!p.caught_up_of(&at(&[0, 1]), IDLE_AFTER, now));
+        assert!(p.caught_up_of(&at(&[0, 1]), IDLE_AFTER, now + IDLE_AFTER));
         // A new message means a backlog again.
         p.saw_at(1, 20, now + IDLE_AFTER);
-        assert!(!p.caught_up_of(&[0, 1], IDLE_AFTER, now + IDLE_AFTER * 2));
+        assert!(!p.caught_up_of(&at(&[0, 1]), IDLE_AFTER, now + IDLE_AFTER * 2));
     }
 
     #[test]
@@ -179,20 +241,20 @@ mod tests {
         let mut p = PartitionProgress::default();
         p.saw(0, 30);
         p.saw(1, 10);
-        p.reached_end(1, now);
+        p.reached_end(1, None, now);
         // Just reached its end: more may be on its way.
-        assert_eq!(p.low_watermark_of(&[0, 1], now), Some(10));
+        assert_eq!(p.low_watermark_of(&at(&[0, 1]), now), Some(10));
         // Quiet for IDLE_AFTER: left out.
-        assert_eq!(p.low_watermark_of(&[0, 1], later), Some(30));
+        assert_eq!(p.low_watermark_of(&at(&[0, 1]), later), Some(30));
         // A new message on it counts again, but the watermark never goes back.
         p.saw(1, 20);
-        assert_eq!(p.low_watermark_of(&[0, 1], later), Some(30));
+        assert_eq!(p.low_watermark_of(&at(&[0, 1]), later), Some(30));
         // A partition empty from the start holds it only until it has been idle long enough.
         let mut q = PartitionProgress::default();
         q.saw_at(0, 5, now);
-        q.reached_end(2, now);
-        assert_eq!(q.low_watermark_of(&[0, 2], now), None);
-        assert_eq!(q.low_watermark_of(&[0, 2], later), Some(5));
+        q.reached_end(2, None, now);
+        assert_eq!(q.low_watermark_of(&at(&[0, 2]), now), None);
+        assert_eq!(q.low_watermark_of(&at(&[0, 2]), later), Some(5));
     }
 
     #[test]
@@ -203,21 +265,51 @@ mod tests {
         let first = start + IDLE_AFTER * 3;
         let mut p = PartitionProgress::default();
         for part in 0..3 {
-            p.reached_end(part, start);
+            p.reached_end(part, None, start);
         }
         p.saw_at(0, 600, first);
-        assert_eq!(p.low_watermark_of(&[0, 1, 2], first), None);
+        assert_eq!(p.low_watermark_of(&at(&[0, 1, 2]), first), None);
         p.saw_at(1, 100, first);
         p.saw_at(2, 300, first);
-        assert_eq!(p.low_watermark_of(&[0, 1, 2], first), Some(100));
+        assert_eq!(p.low_watermark_of(&at(&[0, 1, 2]), first), Some(100));
         // Partition 1 goes quiet while the others keep delivering: left out after IDLE_AFTER.
-        p.reached_end(1, first);
+        p.reached_end(1, None, first);
         p.saw_at(0, 650, first + IDLE_AFTER / 2);
         p.saw_at(0, 700, first + IDLE_AFTER);
         p.saw_at(2, 700, first + IDLE_AFTER);
         assert_eq!(
-            p.low_watermark_of(&[0, 1, 2], first + IDLE_AFTER),
+            p.low_watermark_of(&at(&[0, 1, 2]), first + IDLE_AFTER),
             Some(700)
         );
+    }
+
+    #[test]
+    fn a_partition_with_fetched_records_not_handed_over_is_not_idle() {
+        // Partition 1 reached its end at offset 40, then the consumer fetched more of it while
+        // the stage worked through partition 0's backlog for longer than IDLE_AFTER.
+        let now = Instant::now();
+        let later = now + IDLE_AFTER * 2;
+        let mut p = PartitionProgress::default();
+        p.saw_at(0, 30, now);
+        p.saw_at(1, 10, now);
+        p.reached_end(1, Some(40), now);
+        for step in 1..=4 {
+            p.saw_at(0, 100 * step, now + IDLE_AFTER / 2 * step as u32);
+        }
+        assert_eq!(
+            p.low_watermark_of(&[(0, None), (1, Some(55))], later),
+            Some(10)
+        );
+        assert!(!p.caught_up_of(&[(1, Some(55))], IDLE_AFTER, later));
+        // Nothing new on it: idle, left out.
+        assert_eq!(
+            p.low_watermark_of(&[(0, None), (1, Some(40))], later),
+            Some(400)
+        );
+        // Skipped records (no message handed to the stage) end in a new end: idle from there.
+        let mut q = PartitionProgress::default();
+        q.reached_end(0, Some(40), now);
+        q.reached_end(0, Some(55), now);
+        assert!(q.caught_up_of(&[(0, Some(55))], IDLE_AFTER, later));
     }
 }

@@ -23,6 +23,7 @@ use crate::kafka::client::{consumer_with_eof, producer, StageConsumer};
 use crate::kafka::dlq::DeadLetter;
 use crate::kafka::limits::record_limit;
 use crate::kafka::offsets::commit_now;
+use crate::kafka::progress::fetched_end;
 use crate::kafka::KafkaConfig;
 use crate::kafka::{Group, OffsetTracker, Topics};
 use crate::metrics::Metrics;
@@ -123,8 +124,9 @@ pub trait Handler: Send {
     /// committed after this).
     fn drain(&mut self, io: &mut Io<'_>) -> impl Future<Output = Result<(), StageError>> + Send;
 
-    /// The consumer reached the end of `partition` (only with `partition_eof`).
-    fn partition_end(&mut self, _partition: i32) {}
+    /// The consumer reached the end of `partition`, at offset `end` (as last fetched; only with
+    /// `partition_eof`).
+    fn partition_end(&mut self, _partition: i32, _end: Option<i64>) {}
 
     /// The outputs of the batches now settling are acknowledged and their offsets are about to
     /// be stored: a stateful stage makes the state that covers them durable here (an error
@@ -200,7 +202,9 @@ pub async fn run<H: Handler>(
                     }
                     tracker.track(msg.topic(), msg.partition(), msg.offset());
                 }
-                Err(KafkaError::PartitionEOF(p)) => handler.partition_end(p),
+                Err(KafkaError::PartitionEOF(p)) => {
+                    handler.partition_end(p, fetched_end(&consumer, input, p))
+                }
                 Err(e) => tracing::warn!(stage, error = %e, "Kafka consumer error"),
             }
             if n < policy.max {

@@ -15,10 +15,11 @@ use super::TermOccurrence;
 pub struct TermRecord {
     pub term: String,
     pub occurrences: Vec<Occurrence>,
-    /// The producing enrich instance's low watermark: the oldest, over the raw partitions it
-    /// reads, of the newest event time it has consumed from each. Mentions still to come from
-    /// it are (lateness aside) no older, so the trend stage may close buckets up to here even
-    /// when one raw partition is read behind the others.
+    /// The producing enrich instance's low watermark from just before it read the batch these
+    /// occurrences come from: the oldest, over the raw partitions it reads, of the newest event
+    /// time it had consumed from each. These occurrences and the mentions still to come from it
+    /// are (lateness aside) no older, so the trend stage may close buckets up to here even when
+    /// one raw partition, or the batch's records on another terms partition, are read behind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watermark: Option<DateTime<Utc>>,
 }

@@ -183,7 +183,12 @@ impl Handler for TrendStage {
         let detector = self.detectors.pick(&record.term);
         for occ in record.occurrences() {
             self.metrics.trend_occurrences.inc();
-            if let Observed::Late { .. } = detector.observe(&occ) {
+            if let Observed::Late {
+                bucket_start,
+                watermark,
+            } = detector.observe(&occ)
+            {
+                tracing::debug!(term = %occ.term, event_time = %occ.event_time, %bucket_start, %watermark, partition = msg.partition(), offset = msg.offset(), "Late occurrence");
                 self.metrics.trend_late.inc();
             }
         }
@@ -221,8 +226,8 @@ impl Handler for TrendStage {
         Ok(())
     }
 
-    fn partition_end(&mut self, partition: i32) {
-        self.progress.reached_end(partition, Instant::now());
+    fn partition_end(&mut self, partition: i32, end: Option<i64>) {
+        self.progress.reached_end(partition, end, Instant::now());
     }
 
     fn settling(&mut self) -> Result<(), StageError> {

@@ -25,6 +25,13 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub fn new(name: &str) -> TestEnv {
+        // The stages' logs, when asked for (`RUST_LOG=gema=info cargo test -- --nocapture`).
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
+        }
         let id = uuid::Uuid::new_v4().simple().to_string()[..10].to_string();
         let mut config = Config::default();
         if let Ok(b) = std::env::var("GEMA_KAFKA_BROKERS") {
@@ -160,6 +167,14 @@ impl TestEnv {
                 ));
             }
         }
+        // What the stages' idle check reads (gema::kafka::progress::fetched_end): the ends as
+        // of the last fetch, here the whole (fresh, never truncated) topic.
+        let fetched: i64 = metadata.topics()[0]
+            .partitions()
+            .iter()
+            .map(|p| gema::kafka::progress::fetched_end(&consumer, topic, p.id()).unwrap_or(0))
+            .sum();
+        assert_eq!(fetched, end, "fetched ends of {topic}");
         out
     }
 
