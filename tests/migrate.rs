@@ -54,8 +54,11 @@ async fn cascade_columns_upgrade_an_existing_database() {
         .execute()
         .await
         .unwrap();
-    assert_eq!(migrate(&store).await.unwrap(), ["0004_cascade_columns"]);
-    assert!(migrate(&store).await.unwrap().is_empty());
+    assert_eq!(
+        migrate_to(&store, 4).await.unwrap(),
+        ["0004_cascade_columns"]
+    );
+    assert!(migrate_to(&store, 4).await.unwrap().is_empty());
 
     // A new mention the transformer decided.
     let enricher = Enricher::new(Arc::new(LexiconModel));
@@ -102,5 +105,108 @@ async fn cascade_columns_upgrade_an_existing_database() {
         fast_score: fast.score,
     };
     assert_eq!(rows, [old, new]);
+    env.cleanup(&store).await;
+}
+
+#[derive(Debug, Row, Deserialize, PartialEq)]
+struct Kept {
+    key: String,
+    created_at: u32,
+    text: String,
+}
+
+/// 0005 leaves one row per mention key in a database that already holds a mention stored under
+/// two `created_at`s (re-sent after an edit): the newest version's, with the rollups of both
+/// minutes recomputed and its current version in `mention_keys`; running it again changes
+/// nothing.
+#[tokio::test]
+async fn one_row_per_mention_upgrades_an_existing_database() {
+    let env = common::TestEnv::new("migrate5");
+    let store = gema::store::connect(&env.config.clickhouse)
+        .await
+        .expect("ClickHouse is up (scripts/services.sh up)");
+    let _ = store.drop_database().await;
+    migrate_to(&store, 4).await.unwrap();
+    store
+        .client
+        .query(
+            "INSERT INTO mentions (key, platform, id, created_at, text, queries, version) VALUES \
+             ('x:1', 'x', '1', toDateTime('2026-11-26 10:00:00', 'UTC'), 'first', ['q'], 1), \
+             ('x:1', 'x', '1', toDateTime('2026-11-26 10:05:00', 'UTC'), 'edited', ['q'], 2), \
+             ('x:2', 'x', '2', toDateTime('2026-11-26 10:00:30', 'UTC'), 'other', ['q'], 1)",
+        )
+        .execute()
+        .await
+        .unwrap();
+    // The rollups as a gema before 0005 computed them: both rows of x:1 count.
+    store
+        .client
+        .query(
+            "INSERT INTO query_minutes SELECT toStartOfMinute(created_at) AS minute, q AS query, \
+             count(), countIf(sentiment = 'negative'), countIf(sentiment = 'neutral'), \
+             countIf(sentiment = 'positive'), uniqHLL12State(author_id), 1 \
+             FROM mentions FINAL ARRAY JOIN queries AS q GROUP BY minute, query",
+        )
+        .execute()
+        .await
+        .unwrap();
+
+    assert_eq!(migrate(&store).await.unwrap(), ["0005_one_row_per_mention"]);
+    assert!(migrate(&store).await.unwrap().is_empty());
+    let kept: Vec<Kept> = store
+        .client
+        .query(
+            "SELECT key, toUInt32(created_at) AS created_at, text FROM mentions FINAL \
+             WHERE deleted = 0 ORDER BY key",
+        )
+        .fetch_all()
+        .await
+        .unwrap();
+    let at = |s: &str| {
+        s.parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+            .timestamp() as u32
+    };
+    let kept_row = |key: &str, created: &str, text: &str| Kept {
+        key: key.into(),
+        created_at: at(created),
+        text: text.into(),
+    };
+    assert_eq!(
+        kept,
+        [
+            kept_row("x:1", "2026-11-26T10:05:00Z", "edited"),
+            kept_row("x:2", "2026-11-26T10:00:30Z", "other"),
+        ]
+    );
+    let minutes: Vec<(u32, u64)> = store
+        .client
+        .query(
+            "SELECT toUInt32(minute), total FROM query_minutes FINAL \
+             WHERE query = 'q' AND total > 0 ORDER BY minute",
+        )
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(
+        minutes,
+        [
+            (at("2026-11-26T10:00:00Z"), 1),
+            (at("2026-11-26T10:05:00Z"), 1)
+        ]
+    );
+    let keys: Vec<(String, u32, u64)> = store
+        .client
+        .query("SELECT id, toUInt32(created_at), version FROM mention_keys FINAL ORDER BY id")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(
+        keys,
+        [
+            ("1".to_string(), at("2026-11-26T10:05:00Z"), 2),
+            ("2".to_string(), at("2026-11-26T10:00:30Z"), 1)
+        ]
+    );
     env.cleanup(&store).await;
 }

@@ -52,7 +52,7 @@ pub async fn search(store: &Store, filter: &MentionFilter) -> Result<Vec<Mention
     let mut sql = String::from(
         "SELECT key, platform, created_at, author_handle, author_followers, text, url, lang, \
          sentiment, sentiment_score, sentiment_confidence, sentiment_tier FROM mentions FINAL \
-         WHERE created_at >= toDateTime(?) AND created_at < toDateTime(?)",
+         WHERE created_at >= toDateTime(?) AND created_at < toDateTime(?) AND deleted = 0",
     );
     // Each optional filter adds one placeholder; values are bound below in the same order.
     if filter.sentiment.is_some() {

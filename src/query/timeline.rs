@@ -86,7 +86,8 @@ pub async fn sentiment_timeline(
                  countIf(sentiment = 'neutral') AS neutral, \
                  countIf(sentiment = 'positive') AS positive \
                  FROM mentions FINAL \
-                 WHERE created_at >= toDateTime(?) AND created_at < toDateTime(?) AND has(queries, ?) \
+                 WHERE created_at >= toDateTime(?) AND created_at < toDateTime(?) AND deleted = 0 \
+                 AND has(queries, ?) \
                  GROUP BY bucket ORDER BY bucket",
             )
             .bind(bucket_s)

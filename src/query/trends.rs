@@ -67,7 +67,7 @@ pub async fn top_terms(
          SELECT term, count() AS n, uniq(author_id) AS a, countIf(sentiment = 'negative') AS neg, \
          countIf(sentiment = 'neutral') AS neu, countIf(sentiment = 'positive') AS pos \
          FROM mentions FINAL ARRAY JOIN {terms} AS term \
-         WHERE created_at >= toDateTime(?) AND created_at < toDateTime(?) \
+         WHERE created_at >= toDateTime(?) AND created_at < toDateTime(?) AND deleted = 0 \
          GROUP BY term) ORDER BY mentions DESC, authors DESC, term LIMIT ?"
     );
     store

@@ -27,6 +27,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0004_cascade_columns",
         include_str!("../../schemas/clickhouse/0004_cascade_columns.sql"),
     ),
+    (
+        5,
+        "0005_one_row_per_mention",
+        include_str!("../../schemas/clickhouse/0005_one_row_per_mention.sql"),
+    ),
 ];
 
 /// `ALTER TABLE <db>.<table> ADD COLUMN IF NOT EXISTS <column> <rest>`, which ClickHouse 18.16
@@ -158,6 +163,9 @@ pub async fn migrate_to(store: &Store, last: u32) -> Result<Vec<String>, StoreEr
                 }
             }
         }
+        if *version == 5 {
+            recount_tombstoned(store).await?;
+        }
         exec(
             name,
             format!(
@@ -169,6 +177,28 @@ pub async fn migrate_to(store: &Store, last: u32) -> Result<Vec<String>, StoreEr
         done.push(name.to_string());
     }
     Ok(done)
+}
+
+/// After 0005: recomputes the rollup minutes between the oldest and newest row it tombstoned
+/// (nothing when no key had two `created_at`s).
+async fn recount_tombstoned(store: &Store) -> Result<(), StoreError> {
+    let (n, first, last) = store
+        .client
+        .query(
+            "SELECT count(), toUInt32(min(created_at)), toUInt32(max(created_at)) \
+             FROM mentions WHERE deleted = 1",
+        )
+        .fetch_one::<(u64, u32, u32)>()
+        .await
+        .map_err(|source| StoreError::Query {
+            what: "find tombstoned mentions".into(),
+            source,
+        })?;
+    if n > 0 {
+        let at = |s: u32| chrono::DateTime::from_timestamp(i64::from(s), 0).unwrap_or_default();
+        super::rollup::rebuild(store, at(first), at(last)).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -59,7 +59,7 @@ async fn refresh_ranges(store: &Store, minutes: &[(u32, u32)]) -> Result<(), Sto
              countIf(sentiment = 'negative'), countIf(sentiment = 'neutral'), \
              countIf(sentiment = 'positive'), uniqHLL12State(author_id), ? \
              FROM mentions FINAL ARRAY JOIN queries AS q \
-             WHERE created_at >= toDateTime(?) AND created_at < toDateTime(?) \
+             WHERE created_at >= toDateTime(?) AND created_at < toDateTime(?) AND deleted = 0 \
              GROUP BY minute, query",
             [version, from.into(), to.into()],
         )

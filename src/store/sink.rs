@@ -21,6 +21,7 @@ use crate::mention::EnrichedMention;
 use crate::metrics::Metrics;
 use crate::runner::{BatchPolicy, HandleError, Handler, Io, Reject, Settled, StageError};
 
+use super::keys::{self, KeyRow, Written};
 use super::row::{AlertRow, MentionRow, TrendRow};
 use super::{rollup, Store};
 
@@ -35,6 +36,11 @@ pub trait SinkTable {
     fn parse(payload: &[u8]) -> Result<Self::Row, String>;
     /// The rollup minute a row falls in, for tables with rollups (see [`super::rollup`]).
     fn minute(_row: &Self::Row) -> Option<u32> {
+        None
+    }
+    /// The row's key version, for tables with one row per key whatever its sorting key
+    /// (see [`super::keys`]).
+    fn key(_row: &Self::Row) -> Option<KeyRow> {
         None
     }
 }
@@ -52,6 +58,14 @@ impl SinkTable for Mentions {
     }
     fn minute(row: &MentionRow) -> Option<u32> {
         Some(rollup::minute_of(row.created_at))
+    }
+    fn key(row: &MentionRow) -> Option<KeyRow> {
+        Some(KeyRow::new(
+            &row.platform,
+            &row.id,
+            row.created_at,
+            row.version,
+        ))
     }
 }
 
@@ -87,6 +101,8 @@ pub struct SinkStage<T: SinkTable> {
     period: Duration,
     /// Rollup minutes written since the last recomputation, and when that was.
     dirty: BTreeSet<u32>,
+    /// The key versions written since the last INSERT ended (tables with one row per key).
+    written: Written,
     rollup_period: Duration,
     last_rollup: Instant,
 }
@@ -106,6 +122,7 @@ impl<T: SinkTable> SinkStage<T> {
             metrics,
             period,
             dirty: BTreeSet::new(),
+            written: Written::default(),
             rollup_period: Duration::from_millis(config.rollup_period_ms),
             last_rollup: Instant::now(),
         }
@@ -128,6 +145,7 @@ impl<T: SinkTable> SinkStage<T> {
         if self.inserter.pending().rows > 0 {
             return Ok(Settled::Oldest(0));
         }
+        self.settle_keys().await?;
         if !self.dirty.is_empty() && self.last_rollup.elapsed() >= self.rollup_period {
             self.refresh_rollups().await?;
             self.last_rollup = Instant::now();
@@ -137,6 +155,18 @@ impl<T: SinkTable> SinkStage<T> {
         } else {
             Settled::Oldest(0)
         })
+    }
+
+    /// Tombstones the rows that newer versions of their keys replaced, once the INSERT that
+    /// wrote those versions has ended; their minutes are recomputed with the rest.
+    async fn settle_keys(&mut self) -> Result<(), StageError> {
+        if !self.written.is_empty() {
+            let minutes = keys::settle(&self.store, &mut self.written)
+                .await
+                .map_err(StageError::store("replace re-sent mentions"))?;
+            self.dirty.extend(minutes);
+        }
+        Ok(())
     }
 
     /// Recomputes the rollups of the dirty minutes and empties the set.
@@ -169,6 +199,9 @@ impl<T: SinkTable + Send> Handler for SinkStage<T> {
             error,
         })?;
         self.dirty.extend(T::minute(&row));
+        if let Some(k) = T::key(&row) {
+            self.written.add(k);
+        }
         self.inserter
             .write(&row)
             .await
@@ -204,6 +237,7 @@ impl<T: SinkTable + Send> Handler for SinkStage<T> {
             .await
             .map_err(StageError::store("insert rows"))?;
         self.metrics.sink_rows.add(q.rows);
+        self.settle_keys().await?;
         self.refresh_rollups().await?;
         tracing::info!(table = T::TABLE, "Sink stage ended its last INSERT");
         Ok(())
