@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Applies gema's ClickHouse migrations (schemas/clickhouse/*.sql, as src/store/migrate.rs does)
+to a modern ClickHouse engine in process (PyPI `chdb-core`), then runs the statements that keep one
+row per mention key, and checks their results.
+
+Only ClickHouse 18.16 installs on the dev machine; users run 24.x-26.x. Usage:
+
+    python3 -m venv .gema/chdb && .gema/chdb/bin/pip install chdb-core
+    .gema/chdb/bin/python scripts/check_modern_clickhouse.py
+
+Prints the engine's version and each migration; exits 1 on the first statement that fails or a
+result that differs.
+"""
+import glob
+import os
+import sys
+
+from chdb import session
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DB = "gema_check"
+
+
+def main():
+    s = session.Session()
+
+    def run(sql):
+        try:
+            return str(s.query(sql, "TSV")).strip()
+        except Exception as e:  # chdb raises its own error types
+            sys.exit(f"FAILED: {sql.strip()[:300]}\n  -> {e}")
+
+    print("ClickHouse", run("SELECT version()"))
+    run(f"CREATE DATABASE IF NOT EXISTS {DB}")
+    for path in sorted(glob.glob(os.path.join(ROOT, "schemas/clickhouse/*.sql"))):
+        name = os.path.basename(path)[:-4]
+        body = open(path).read().replace("{db}", DB)
+        body = "\n".join(l for l in body.splitlines() if not l.strip().startswith("--"))
+        for statement in body.split(";"):
+            if statement.strip():
+                run(statement)
+        if name.startswith("0004"):
+            # A mention re-sent with another created_at, stored before 0005.
+            run(
+                f"INSERT INTO {DB}.mentions (key, platform, id, created_at, text, queries, version) VALUES "
+                "('x:1','x','1',toDateTime('2026-11-26 10:00:00','UTC'),'first',['q'],1), "
+                "('x:1','x','1',toDateTime('2026-11-26 10:05:00','UTC'),'edited',['q'],2)"
+            )
+        print("applied", name)
+
+    checks = [
+        (f"SELECT key, created_at, text FROM {DB}.mentions FINAL WHERE deleted = 0",
+         "x:1\t2026-11-26 10:05:00\tedited"),
+        (f"SELECT platform, id, created_at, version FROM {DB}.mention_keys FINAL "
+         "WHERE (platform, id) IN (('x', '1'), ('x', '2'))",
+         "x\t1\t2026-11-26 10:05:00\t2"),
+        (f"SELECT toStartOfMinute(created_at) AS minute, q AS query, count() FROM {DB}.mentions FINAL "
+         "ARRAY JOIN queries AS q WHERE created_at >= toDateTime(0) AND deleted = 0 "
+         "GROUP BY minute, query",
+         "2026-11-26 10:05:00\tq\t1"),
+    ]
+    for sql, want in checks:
+        got = run(sql)
+        if got != want:
+            sys.exit(f"FAILED: {sql}\n  got  {got!r}\n  want {want!r}")
+        print("ok", sql.split(" FROM ")[0][:70])
+
+
+if __name__ == "__main__":
+    main()
