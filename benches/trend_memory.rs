@@ -40,12 +40,14 @@ fn main() {
             term: format!("rare-term-{i}"),
             author_id: author.clone(),
             event_time: at,
+            mention: None,
         });
         if i % 4 == 0 {
             d.observe(&TermOccurrence {
                 term: format!("common{}", i % 500),
                 author_id: author,
                 event_time: at,
+                mention: None,
             });
         }
         if i % 1000 == 0 {

@@ -12,9 +12,12 @@
 
 use std::collections::HashMap;
 use std::ffi::CString;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+
+use super::KafkaConfig;
 
 /// How long a partition sits at its end before it stops holding the watermark back.
 pub const IDLE_AFTER: Duration = Duration::from_secs(2);
@@ -59,6 +62,75 @@ fn assigned<X: ConsumerContext, C: Consumer<X>>(consumer: &C) -> Vec<(i32, Optio
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Asks the broker itself for partitions' ends: a consumer that has sat at the end of its
+/// partitions for a while may instead be cut off from a broker that is down (it sees no new
+/// records either), and must not take that for a quiet input.
+pub struct EndProbe {
+    config: KafkaConfig,
+    client: Option<Arc<BaseConsumer>>,
+}
+
+impl EndProbe {
+    pub fn new(config: &KafkaConfig) -> EndProbe {
+        EndProbe {
+            config: config.clone(),
+            client: None,
+        }
+    }
+
+    /// Whether the broker answers within `timeout` for every partition of `topic` in `ends`, and
+    /// none has grown past the end offset given (`None`: any end will do).
+    pub async fn confirms(
+        &mut self,
+        topic: &str,
+        ends: Vec<(i32, Option<i64>)>,
+        timeout: Duration,
+    ) -> bool {
+        if self.client.is_none() {
+            match super::client::base_config(&self.config).create::<BaseConsumer>() {
+                Ok(c) => self.client = Some(Arc::new(c)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Cannot create a client to ask for partition ends");
+                    return false;
+                }
+            }
+        }
+        let client = self.client.clone().expect("created above");
+        let topic = topic.to_string();
+        tokio::task::spawn_blocking(move || {
+            ends.iter().all(|(p, end)| {
+                match client.fetch_watermarks(&topic, *p, timeout) {
+                    Ok((_, high)) => end.is_none_or(|e| high <= e),
+                    Err(e) => {
+                        tracing::debug!(%topic, partition = p, error = %e, "Partition end not confirmed");
+                        false
+                    }
+                }
+            })
+        })
+        .await
+        .unwrap_or(false)
+    }
+}
+
+impl EndProbe {
+    /// Whether consumer `group` has committed everything in `topic` (the stage upstream has
+    /// finished what there is), as the broker answers now.
+    pub async fn upstream_done(&self, group: String, topic: String) -> bool {
+        let config = self.config.clone();
+        tokio::task::spawn_blocking(move || super::lag::group_lag(&config, &group, &topic))
+            .await
+            .map(|lag| match lag {
+                Ok(lag) => lag == 0,
+                Err(e) => {
+                    tracing::debug!(%e, "Upstream lag not known");
+                    false
+                }
+            })
+            .unwrap_or(false)
+    }
 }
 
 /// Event-time progress (ms since the epoch) of each partition a consumer reads.
@@ -157,6 +229,18 @@ impl PartitionProgress {
                     .get(p)
                     .is_some_and(|s| s.quiet_for(quiet, *end, now))
             })
+    }
+
+    /// The partitions `consumer` is assigned now, each with the end offset at which it was last
+    /// found at its end (`None`: not known), for [`EndProbe::confirms`].
+    pub fn ends<X: ConsumerContext, C: Consumer<X>>(
+        &self,
+        consumer: &C,
+    ) -> Vec<(i32, Option<i64>)> {
+        assigned(consumer)
+            .into_iter()
+            .map(|(p, _)| (p, self.partitions.get(&p).and_then(|s| s.end)))
+            .collect()
     }
 
     /// The low watermark over the partitions `consumer` is assigned now (`None`: no progress).

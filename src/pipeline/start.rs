@@ -244,11 +244,13 @@ pub fn start_with(config: &Config, stages: &[Stage], parts: Parts) -> Running {
             }
             Stage::Trends => {
                 let (sections, files) = trend_state(config);
+                let kafka = config.kafka.clone();
                 spawn(&mut tasks, "trends", config, &parts, move || {
                     TrendStage::new(
                         sections.clone(),
                         files.clone(),
                         stage_topics.clone(),
+                        &kafka,
                         metrics.clone(),
                     )
                 });

@@ -29,7 +29,7 @@
 //!   time), which also performs the idle eviction and the top-terms summary.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -50,6 +50,10 @@ pub enum Observed {
         bucket_start: DateTime<Utc>,
         watermark: DateTime<Utc>,
     },
+    /// Its mention is already in its (open) bucket: a term record sent again (the enrich stage
+    /// re-read its input after a crash) or the term twice in one post. Counted in
+    /// [`DetectorStats::repeats`], not again in the bucket.
+    Repeat,
 }
 
 /// A term that burst in one closed bucket.
@@ -114,6 +118,9 @@ pub struct DetectorStats {
     pub counted: u64,
     /// Occurrences whose bucket had closed.
     pub late: u64,
+    /// Occurrences of a mention already in their bucket.
+    #[serde(default)]
+    pub repeats: u64,
     /// Buckets closed that held data.
     pub buckets_closed: u64,
     /// Trend events emitted.
@@ -131,7 +138,15 @@ struct OpenBucket {
     bucket: i64,
     count: u64,
     authors: AuthorSet,
+    /// Hashes of the mentions counted (up to [`EXACT_MENTIONS`]), so that a mention counts once
+    /// however often its occurrence arrives.
+    #[serde(default)]
+    mentions: HashSet<u64>,
 }
+
+/// Mentions remembered per open bucket of a term; beyond it (a term viral within one bucket) a
+/// repeated occurrence counts again, which keeps the bucket a few hundred KiB at most.
+const EXACT_MENTIONS: usize = 16_384;
 
 /// Full state of one tracked term.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -260,6 +275,17 @@ impl Detector {
                 };
             }
         }
+        if let Some(h) = occ.mention {
+            let seen = self.terms.get(&occ.term).is_some_and(|term| {
+                term.open
+                    .binary_search_by_key(&b, |o| o.bucket)
+                    .is_ok_and(|i| term.open[i].mentions.contains(&h))
+            });
+            if seen {
+                self.stats.repeats += 1;
+                return Observed::Repeat;
+            }
+        }
         self.stats.counted += 1;
         let max = self.max_event_ms.map_or(t, |m| m.max(t));
         self.max_event_ms = Some(max);
@@ -297,13 +323,20 @@ impl Detector {
                         bucket: b,
                         count: 0,
                         authors: AuthorSet::default(),
+                        mentions: HashSet::new(),
                     },
                 );
                 i
             }
         };
-        term.open[i].count += 1;
-        term.open[i].authors.insert(hash_author(&occ.author_id));
+        let open = &mut term.open[i];
+        open.count += 1;
+        open.authors.insert(hash_author(&occ.author_id));
+        if let Some(h) = occ.mention {
+            if open.mentions.len() < EXACT_MENTIONS {
+                open.mentions.insert(h);
+            }
+        }
         self.open.insert(b);
         Observed::Counted
     }
@@ -481,10 +514,18 @@ impl Detector {
                 k.capacity()
                     + t.spark.capacity() * 4
                     + t.open.capacity() * std::mem::size_of::<OpenBucket>()
-                    + t.open.iter().map(|o| o.authors.heap_bytes()).sum::<usize>()
+                    + t.open
+                        .iter()
+                        .map(|o| o.authors.heap_bytes() + o.mentions.capacity() * 9)
+                        .sum::<usize>()
             })
             .sum();
         std::mem::size_of::<Self>() + self.terms.capacity() * entry + per_term
+    }
+
+    /// Whether a bucket holds occurrences and is not closed yet.
+    pub fn has_open(&self) -> bool {
+        !self.open.is_empty()
     }
 
     /// Counters since the first start (carried through snapshots).

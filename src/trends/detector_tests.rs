@@ -19,6 +19,7 @@ fn occ(term: &str, author: &str, time: DateTime<Utc>) -> TermOccurrence {
         term: term.into(),
         author_id: author.into(),
         event_time: time,
+        mention: None,
     }
 }
 
@@ -140,6 +141,29 @@ fn slow_rise(mut d: Detector) {
     }
     let trends = feed(&mut d, &all);
     assert!(trends.is_empty(), "{trends:?}");
+}
+
+#[test]
+fn a_mention_counts_once_in_its_bucket_however_often_it_arrives() {
+    let mut d = detector();
+    let of = |author: &str, mention: u64, time| TermOccurrence {
+        mention: Some(mention),
+        ..occ("a", author, time)
+    };
+    assert_eq!(d.observe(&of("u1", 1, at(0, 0))), Observed::Counted);
+    assert_eq!(d.observe(&of("u2", 2, at(0, 10))), Observed::Counted);
+    // The enrich stage sent the record again: the same mentions.
+    assert_eq!(d.observe(&of("u1", 1, at(0, 0))), Observed::Repeat);
+    assert_eq!(d.observe(&of("u2", 2, at(0, 10))), Observed::Repeat);
+    // Another post of the same author counts.
+    assert_eq!(d.observe(&of("u1", 3, at(0, 20))), Observed::Counted);
+    let s = d.stats();
+    assert_eq!((s.counted, s.repeats), (3, 2));
+    d.observe(&occ("a", "u9", at(10, 0)));
+    let closed = d.advance().buckets;
+    let first = closed.iter().find(|b| b.bucket_start == at(0, 0)).unwrap();
+    let a = first.top.iter().find(|t| t.term == "a").unwrap();
+    assert_eq!((a.count, a.authors), (3, 2));
 }
 
 #[test]

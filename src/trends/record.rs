@@ -28,6 +28,10 @@ pub struct TermRecord {
 pub struct Occurrence {
     pub author_id: String,
     pub event_time: DateTime<Utc>,
+    /// A hash of the mention's key: the trend stage counts each mention once per bucket, also
+    /// when the enrich stage sends a record again after a crash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mention: Option<u64>,
     /// For `qneg:` terms only: what the negative mention was about, so a spike alert can say why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<SpikeContext>,
@@ -67,6 +71,7 @@ impl TermRecord {
             term: self.term.clone(),
             author_id: o.author_id.clone(),
             event_time: o.event_time,
+            mention: o.mention,
         })
     }
 }
@@ -84,6 +89,7 @@ impl TermBatch {
             .filter(|t| super::Term::parse(t).query().is_none())
             .cloned()
             .collect();
+        let mention = Some(super::sketch::hash_author(&e.key));
         for term in terms {
             let context =
                 matches!(super::Term::parse(&term), super::Term::QueryNegative(_)).then(|| {
@@ -95,6 +101,7 @@ impl TermBatch {
             self.by_term.entry(term).or_default().push(Occurrence {
                 author_id: e.mention.author.id.clone(),
                 event_time: e.mention.created_at,
+                mention,
                 context,
             });
         }
@@ -132,6 +139,7 @@ mod split_tests {
                 .map(|i| Occurrence {
                     author_id: format!("author-{i}"),
                     event_time: at,
+                    mention: Some(i),
                     context: None,
                 })
                 .collect(),

@@ -22,8 +22,8 @@ use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::alerts::trend::{emerging_trend_alert, query_alert, QueryContext};
 use crate::alerts::Alert;
-use crate::kafka::progress::PartitionProgress;
-use crate::kafka::{Group, Topics};
+use crate::kafka::progress::{EndProbe, PartitionProgress};
+use crate::kafka::{Group, KafkaConfig, Topics};
 use crate::metrics::Metrics;
 use crate::runner::state::Coverage;
 use crate::runner::{BatchPolicy, HandleError, Handler, Io, Reject, Settled, StageError};
@@ -39,6 +39,8 @@ use super::{Observed, Term, TrendEvent};
 const IDLE_FLUSH: Duration = Duration::from_secs(3);
 /// How often the detectors are advanced while no record arrives.
 const TICK: Duration = Duration::from_millis(500);
+/// How long the broker has to confirm the input's ends before an idle flush.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The trend stage's handler for [`crate::runner::run`].
 pub struct TrendStage {
@@ -54,6 +56,8 @@ pub struct TrendStage {
     /// allowed lateness, so neither a terms partition nor a raw partition read ahead of the
     /// others makes theirs late (src/kafka/progress.rs).
     progress: PartitionProgress,
+    /// Confirms with the broker that the input is quiet, not cut off.
+    probe: EndProbe,
     /// What the state covers of the input, and when it was last saved.
     coverage: Coverage,
     received: usize,
@@ -66,6 +70,7 @@ impl TrendStage {
         sections: DetectorSections,
         files: StateFiles,
         topics: Topics,
+        kafka: &KafkaConfig,
         metrics: Arc<Metrics>,
     ) -> TrendStage {
         let restored = files.load(&sections);
@@ -78,9 +83,34 @@ impl TrendStage {
             contexts: restored.contexts,
             coverage: Coverage::restored(restored.covered),
             progress: PartitionProgress::default(),
+            probe: EndProbe::new(kafka),
             received: 0,
             last_advance: tokio::time::Instant::now(),
         }
+    }
+
+    /// Whether the input is quiet because nothing more is coming, asked of the broker: a broker
+    /// that is down, or an enrich stage that is down or stalled with raw mentions left, looks
+    /// quiet too, and closing buckets on the wall clock then would make the rest of a replayed
+    /// history late. The enrich group's lag is read first and the terms partitions' ends after
+    /// it, so what enrich produced before it caught up is in those ends.
+    async fn input_finished(&mut self, io: &Io<'_>) -> bool {
+        let ends = self.progress.ends(io.consumer);
+        // A cheap first question, which fails fast while the broker is down.
+        self.probe
+            .confirms(&self.topics.terms, ends.clone(), PROBE_TIMEOUT)
+            .await
+            && self
+                .probe
+                .upstream_done(
+                    self.topics.group(Group::Enrich),
+                    self.topics.raw.to_string(),
+                )
+                .await
+            && self
+                .probe
+                .confirms(&self.topics.terms, ends, PROBE_TIMEOUT)
+                .await
     }
 
     /// Closes what the watermark lets close (and, after a quiet spell, what the wall clock
@@ -91,7 +121,9 @@ impl TrendStage {
         let oldest = self.progress.low_watermark(io.consumer);
         let (mut terms, mut queries) = self.detectors.advance_until(&self.sections, oldest);
         if std::mem::take(&mut self.received) == 0
+            && self.detectors.has_open()
             && self.progress.caught_up_for(io.consumer, IDLE_FLUSH)
+            && self.input_finished(io).await
         {
             let (t, q) = self.detectors.idle_flush(now);
             terms.extend(t);
@@ -181,25 +213,32 @@ impl Handler for TrendStage {
             self.progress.saw(msg.partition(), p);
         }
         let detector = self.detectors.pick(&record.term);
-        for occ in record.occurrences() {
+        let negative = match Term::parse(&record.term) {
+            Term::QueryNegative(q) => Some(q.to_string()),
+            _ => None,
+        };
+        for (occ, raw) in record.occurrences().zip(&record.occurrences) {
             self.metrics.trend_occurrences.inc();
-            if let Observed::Late {
-                bucket_start,
-                watermark,
-            } = detector.observe(&occ)
-            {
-                tracing::debug!(term = %occ.term, event_time = %occ.event_time, %bucket_start, %watermark, partition = msg.partition(), offset = msg.offset(), "Late occurrence");
-                self.metrics.trend_late.inc();
-            }
-        }
-        if let Term::QueryNegative(q) = Term::parse(&record.term) {
-            let bucket_ms = self.sections.spikes.bucket_ms as i64;
-            let ctx = self.contexts.entry(q.to_string()).or_default();
-            for o in &record.occurrences {
-                if let Some(c) = &o.context {
-                    let ms = o.event_time.timestamp_millis();
-                    ctx.add(ms - ms.rem_euclid(bucket_ms), &c.terms, &c.sample);
+            match detector.observe(&occ) {
+                Observed::Counted => {}
+                Observed::Repeat => continue,
+                Observed::Late {
+                    bucket_start,
+                    watermark,
+                } => {
+                    tracing::debug!(term = %occ.term, event_time = %occ.event_time, %bucket_start, %watermark, partition = msg.partition(), offset = msg.offset(), "Late occurrence");
+                    self.metrics.trend_late.inc();
                 }
+            }
+            // What a negative mention was about, to explain a spike (once per mention).
+            if let (Some(q), Some(c)) = (&negative, &raw.context) {
+                let bucket_ms = self.sections.spikes.bucket_ms as i64;
+                let ms = raw.event_time.timestamp_millis();
+                self.contexts.entry(q.clone()).or_default().add(
+                    ms - ms.rem_euclid(bucket_ms),
+                    &c.terms,
+                    &c.sample,
+                );
             }
         }
         Ok(())

@@ -146,15 +146,23 @@ impl Detectors {
         }
     }
 
-    /// Occurrences the three detectors took in: counted in a bucket or found late.
+    /// Occurrences the three detectors took in: counted in a bucket, found late, or a repeat of
+    /// a mention already counted.
     pub fn observed(&self) -> u64 {
         [&self.tags, &self.words, &self.spikes]
             .iter()
             .map(|d| {
                 let s = d.stats();
-                s.counted + s.late
+                s.counted + s.late + s.repeats
             })
             .sum()
+    }
+
+    /// Whether any detector holds a bucket that is not closed yet.
+    pub fn has_open(&self) -> bool {
+        [&self.tags, &self.words, &self.spikes]
+            .iter()
+            .any(|d| d.has_open())
     }
 
     pub fn tracked_terms(&self) -> usize {

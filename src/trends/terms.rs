@@ -15,6 +15,9 @@ pub struct TermOccurrence {
     pub author_id: String,
     /// The mention's `created_at`: buckets are in event time.
     pub event_time: DateTime<Utc>,
+    /// A hash of the mention's key ([`super::sketch::hash_author`] of it), so that a mention
+    /// counts once in its bucket however often it arrives; `None` from older producers.
+    pub mention: Option<u64>,
 }
 
 /// What a term names, read from its string form (the key on the `terms` topic and the `term`

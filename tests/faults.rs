@@ -1,0 +1,416 @@
+//! The fault suite, on a Kafka broker and a ClickHouse server of its own (started with
+//! `scripts/services.sh` on other ports, so killing them disturbs no other test).
+//!
+//! One feed (synthetic mentions with malformed lines of every kind mixed in) goes through the
+//! four stages, each its own `gema` process, once undisturbed and then under each fault:
+//! - every stage killed with SIGKILL mid-stream, twice, and restarted;
+//! - the broker killed with SIGKILL mid-stream and restarted 5 s later;
+//! - ClickHouse killed with SIGKILL mid-stream and restarted 30 s later.
+//!
+//! Each run must end exactly like the undisturbed one: the same distinct mentions in ClickHouse
+//! (one row each) and dead letters (together: every input line), the same trend rows, the same
+//! alert candidates and delivered alerts (ids); the stages drain by themselves afterwards and
+//! stop cleanly on SIGTERM. (The router's per-minute rate limit is off here: which alerts beyond
+//! the limit go out at once and which wait for the digest depends on how records of different
+//! partitions interleave, so two undisturbed runs differ there.)
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::Duration as ChronoDuration;
+use clickhouse::Row;
+use common::TestEnv;
+use gema::sources::replay::{replay, ReplayOptions, Speed};
+use gema::sources::synth::{generate, SynthOptions};
+use serde::Deserialize;
+
+const KAFKA_PORT: u16 = 29092;
+const CH_PORT: u16 = 28123;
+const STAGES: [&str; 4] = ["enrich", "sink", "trends-stage", "router"];
+
+/// Kafka and ClickHouse of the suite's own, stopped when dropped.
+struct Services {
+    dir: tempfile::TempDir,
+}
+
+impl Services {
+    fn start() -> Services {
+        let dir = tempfile::tempdir().unwrap();
+        // The broker jars the main services already resolved (make test starts them first).
+        let main_state = std::env::var_os("GEMA_STATE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".gema"));
+        let libs = main_state.join("kafka/libs");
+        if libs.join(".complete").exists() {
+            std::fs::create_dir_all(dir.path().join("kafka")).unwrap();
+            std::os::unix::fs::symlink(&libs, dir.path().join("kafka/libs")).unwrap();
+        }
+        let s = Services { dir };
+        s.up();
+        s
+    }
+
+    fn script(&self, action: &str) -> bool {
+        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/services.sh"))
+            .arg(action)
+            .env("GEMA_STATE_DIR", self.dir.path())
+            .env("GEMA_KAFKA_PORT", KAFKA_PORT.to_string())
+            .env("GEMA_KAFKA_CONTROLLER_PORT", (KAFKA_PORT + 1).to_string())
+            .env("GEMA_CH_HTTP_PORT", CH_PORT.to_string())
+            .env("GEMA_CH_TCP_PORT", (CH_PORT + 1).to_string())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    }
+
+    /// Starts whichever of the two is down.
+    fn up(&self) {
+        assert!(self.script("up"), "the fault suite's own services start");
+    }
+
+    /// SIGKILL to `kafka` or `clickhouse`.
+    fn kill(&self, which: &str) {
+        let pid = std::fs::read_to_string(self.dir.path().join(which).join("pid")).unwrap();
+        let status = Command::new("kill")
+            .args(["-9", pid.trim()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -9 {which}");
+    }
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        self.script("down");
+    }
+}
+
+/// What a run leaves behind; equal for every run of the same feed.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    mentions: u64,
+    rows: u64,
+    dead_letters: usize,
+    trends: Vec<TrendRow>,
+    candidates: BTreeSet<String>,
+    delivered: BTreeSet<String>,
+}
+
+#[derive(Debug, PartialEq, Row, Deserialize)]
+struct TrendRow {
+    term: String,
+    bucket_start: u32,
+    count: u32,
+    authors: u32,
+    score: f32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    None,
+    KillStages,
+    KillBroker,
+    KillClickHouse,
+}
+
+/// The stages as processes of the gema binary, configured by `config`.
+struct Processes {
+    config: PathBuf,
+    logs: PathBuf,
+    running: Vec<(&'static str, Child)>,
+}
+
+impl Processes {
+    fn start(config: PathBuf, logs: PathBuf) -> Processes {
+        let mut p = Processes {
+            config,
+            logs,
+            running: Vec::new(),
+        };
+        for stage in STAGES {
+            p.spawn(stage);
+        }
+        p
+    }
+
+    fn spawn(&mut self, stage: &'static str) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.logs.join(format!("{stage}.log")))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_gema"))
+            .arg("--config")
+            .arg(&self.config)
+            .arg(stage)
+            .env(
+                "RUST_LOG",
+                std::env::var("GEMA_FAULT_LOG_LEVEL").unwrap_or("gema=info,librdkafka=warn".into()),
+            )
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start the gema binary");
+        self.running.push((stage, child));
+    }
+
+    /// SIGKILL to every stage (no drain, no commit, no snapshot), then starts them again.
+    fn kill_and_restart(&mut self) {
+        for (_, child) in &mut self.running {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        for (stage, _) in std::mem::take(&mut self.running) {
+            self.spawn(stage);
+        }
+    }
+
+    /// SIGTERM to every stage; each must exit 0 (drained, flushed, committed).
+    fn stop(mut self) {
+        for (_, child) in &self.running {
+            Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+        }
+        for (stage, child) in &mut self.running {
+            assert!(
+                child.wait().unwrap().success(),
+                "gema {stage} exits 0 after SIGTERM (log: {})",
+                self.logs.display()
+            );
+        }
+    }
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.running {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The feed: synthetic mentions over two hours with malformed lines mixed in.
+fn feed() -> Vec<Vec<u8>> {
+    let mut lines: Vec<Vec<u8>> = generate(&SynthOptions {
+        seed: 21,
+        count: 6000,
+        start: "2026-11-26T00:00:00Z".parse().unwrap(),
+        span: ChronoDuration::hours(2),
+        malformed: 20,
+    })
+    .into_iter()
+    .map(String::into_bytes)
+    .collect();
+    let extra: Vec<Vec<u8>> = vec![
+        b"\xff\xfe not utf-8 at all".to_vec(),
+        br#"{"id":"noauthor","platform":"x","text":"who wrote this","created_at":"2026-11-26T00:00:00Z"}"#.to_vec(),
+        br#"{"id":"old","platform":"x","text":"from 1900","created_at":"1900-01-01T00:00:00Z","author":{"id":"a","handle":"a"}}"#.to_vec(),
+        format!("{}1{}", "[".repeat(100), "]".repeat(100)).into_bytes(),
+        br#"[1,2,3]"#.to_vec(),
+    ];
+    for (i, l) in extra.into_iter().enumerate() {
+        let at = (i + 1) * lines.len() / 6;
+        lines.insert(at, l);
+    }
+    lines
+}
+
+fn config_file(env: &TestEnv) -> PathBuf {
+    let path = env.dir.path().join("gema.toml");
+    let c = &env.config;
+    let toml = format!(
+        r#"state_dir = "{state}"
+
+[kafka]
+brokers = "{brokers}"
+topic_prefix = "{prefix}"
+partitions = 3
+
+[clickhouse]
+url = "{url}"
+database = "{db}"
+
+[sink]
+period_ms = 300
+
+[enrich]
+sentiment_model = "builtin"
+
+# No per-minute rate limit: which of a wall-clock minute's alerts beyond the limit go out at once
+# depends on how the partitions' records interleave, so runs differ even undisturbed.
+[alerts.router]
+max_per_minute = 1000000
+
+[[tracked]]
+name = "nusapay"
+query = "nusapay OR @nusapay OR #nusapay*"
+
+[[tracked]]
+name = "kopikita"
+query = "kopikita OR @kopikita OR #kopikita*"
+"#,
+        state = env.dir.path().join("state").display(),
+        brokers = c.kafka.brokers,
+        prefix = c.kafka.topic_prefix,
+        url = c.clickhouse.url,
+        db = c.clickhouse.database,
+    );
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+/// Waits until `store` holds at least `n` distinct mentions.
+async fn wait_stored(store: &gema::store::Store, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let stored = store.count_mentions().await.unwrap_or(0);
+        if stored >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "only {stored} of {n} stored");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn run(
+    name: &str,
+    lines: &[Vec<u8>],
+    valid: u64,
+    fault: Fault,
+    services: &Services,
+) -> Outcome {
+    let mut env = TestEnv::new(name);
+    env.config.kafka.brokers = format!("127.0.0.1:{KAFKA_PORT}");
+    env.config.clickhouse.url = format!("http://127.0.0.1:{CH_PORT}");
+    env.config.kafka.partitions = 3;
+    let store = env.store().await;
+    gema::pipeline::migrate(&env.config).await.unwrap();
+    // The whole feed is in Kafka before the stages start: the faults hit them mid-backlog.
+    let summary = replay(
+        &env.config.kafka,
+        &env.topics,
+        &ReplayOptions {
+            path: env.feed(lines),
+            speed: Speed::Max,
+            retime: false,
+            progress: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.sent as usize, lines.len());
+    // The stages' logs: kept where GEMA_FAULT_LOGS says (to read after a failure), else with
+    // the test's temporary files.
+    let logs = match std::env::var_os("GEMA_FAULT_LOGS") {
+        Some(dir) => PathBuf::from(dir).join(name),
+        None => env.dir.path().join("logs"),
+    };
+    std::fs::create_dir_all(&logs).unwrap();
+    let mut stages = Processes::start(config_file(&env), logs);
+    let started = Instant::now();
+    match fault {
+        Fault::None => {}
+        Fault::KillStages => {
+            for share in [4, 2] {
+                wait_stored(&store, valid / share).await;
+                stages.kill_and_restart();
+            }
+        }
+        Fault::KillBroker => {
+            wait_stored(&store, valid / 3).await;
+            services.kill("kafka");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            services.up();
+        }
+        Fault::KillClickHouse => {
+            wait_stored(&store, valid / 3).await;
+            services.kill("clickhouse");
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            services.up();
+        }
+    }
+    env.wait_all_drained(Duration::from_secs(240)).await;
+    eprintln!(
+        "{name}: drained {:?} after the stages started",
+        started.elapsed()
+    );
+    stages.stop();
+
+    let rows = store
+        .client
+        .query("SELECT count() FROM mentions FINAL WHERE deleted = 0")
+        .fetch_one()
+        .await
+        .unwrap();
+    let trends = store
+        .client
+        .query(
+            "SELECT term, toUInt32(bucket_start) AS bucket_start, count, authors, \
+             round(score, 3) AS score FROM trends FINAL ORDER BY term, bucket_start",
+        )
+        .fetch_all()
+        .await
+        .unwrap();
+    let delivered: Vec<String> = store
+        .client
+        .query("SELECT id FROM alerts FINAL ORDER BY id")
+        .fetch_all()
+        .await
+        .unwrap();
+    let candidates = env
+        .read_topic(&env.topics.alerts_raw)
+        .into_iter()
+        .map(|(_, payload)| {
+            let v: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+            v["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let outcome = Outcome {
+        mentions: store.count_mentions().await.unwrap(),
+        rows,
+        dead_letters: env.distinct_dead_letters(),
+        trends,
+        candidates,
+        delivered: delivered.into_iter().collect(),
+    };
+    env.cleanup(&store).await;
+    outcome
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_ends_like_an_undisturbed_run() {
+    let services = Services::start();
+    let lines = feed();
+    let malformed = lines
+        .iter()
+        .filter(|l| gema::mention::Mention::parse(l).is_err())
+        .count();
+    let valid = (lines.len() - malformed) as u64;
+
+    let control = run("faults-control", &lines, valid, Fault::None, &services).await;
+    assert_eq!((control.mentions, control.rows), (valid, valid));
+    assert_eq!(
+        control.dead_letters, malformed,
+        "every malformed line is a dead letter"
+    );
+    assert!(control.trends.len() > 10, "{:?}", control.trends);
+    assert!(control.delivered.len() > 10, "{:?}", control.delivered);
+
+    for (name, fault) in [
+        ("faults-kill", Fault::KillStages),
+        ("faults-broker", Fault::KillBroker),
+        ("faults-clickhouse", Fault::KillClickHouse),
+    ] {
+        let outcome = run(name, &lines, valid, fault, &services).await;
+        assert_eq!(outcome, control, "{fault:?} changed the outcome");
+    }
+}
