@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Applies gema's ClickHouse migrations (schemas/clickhouse/*.sql, as src/store/migrate.rs does)
 to a modern ClickHouse engine in process (PyPI `chdb-core`), then runs the statements that keep one
-row per mention key, and checks their results.
+row per mention key and an INSERT spanning a century of monthly partitions (with and without the
+setting the sinks add on such servers), and checks their results.
 
 Only ClickHouse 18.16 installs on the dev machine; users run 24.x-26.x. Usage:
 
@@ -64,6 +65,26 @@ def main():
         if got != want:
             sys.exit(f"FAILED: {sql}\n  got  {got!r}\n  want {want!r}")
         print("ok", sql.split(" FROM ")[0][:70])
+
+    # One INSERT spanning a century of monthly partitions (mentions from 2000 to 2099 are
+    # accepted): refused by default, accepted with the setting the sinks use (src/store/client.rs).
+    century = (
+        f"INSERT INTO {DB}.mentions (key, platform, id, created_at, version) {{settings}} "
+        "SELECT concat('x:c', toString(number)), 'x', concat('c', toString(number)), "
+        "toDateTime('2000-01-15 00:00:00', 'UTC') + toIntervalMonth(number * 8), 1 "
+        "FROM numbers(150)"
+    )
+    try:
+        s.query(century.format(settings=""))
+        sys.exit("FAILED: an INSERT over 150 partitions was accepted without the setting")
+    except Exception as e:
+        if "partitions" not in str(e).lower():
+            sys.exit(f"FAILED: unexpected error {e}")
+    run(century.format(settings="SETTINGS max_partitions_per_insert_block = 0"))
+    print("ok one INSERT over 150 monthly partitions with max_partitions_per_insert_block = 0")
+    got = run(f"SELECT count() FROM {DB}.mentions WHERE id LIKE 'c%'")
+    if got != "150":
+        sys.exit(f"FAILED: {got} of 150 rows of the century INSERT stored")
 
 
 if __name__ == "__main__":

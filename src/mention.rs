@@ -68,7 +68,7 @@ pub enum MentionError {
     Empty(&'static str),
     #[error("field `text` is {0} bytes, over the limit of {MAX_TEXT_BYTES}")]
     TooLong(usize),
-    #[error("field `{0}` is {1}, outside 1970-01-01..2100-01-01")]
+    #[error("field `{0}` is {1}, outside 2000-01-01..2100-01-01")]
     OutOfRange(&'static str, DateTime<Utc>),
     #[error("nested {0} levels deep, over the limit of {MAX_NESTING}")]
     TooDeep(usize),
@@ -177,8 +177,10 @@ impl Mention {
         if self.text.len() > MAX_TEXT_BYTES {
             return Err(MentionError::TooLong(self.text.len()));
         }
-        // ClickHouse's DateTime holds 1970..2106; anything outside is a connector bug.
-        let in_range = |t: &DateTime<Utc>| (0..4_102_444_800).contains(&t.timestamp());
+        // Social and news posts of the web era. ClickHouse's DateTime holds 1970..2106, but
+        // 18.16 shows the epoch itself as 0000-00-00, and a time before 2000 or after 2099 is a
+        // connector's bug, not a post.
+        let in_range = |t: &DateTime<Utc>| (EARLIEST_TIME..LATEST_TIME).contains(&t.timestamp());
         if !in_range(&self.created_at) {
             return Err(MentionError::OutOfRange("created_at", self.created_at));
         }
@@ -192,6 +194,11 @@ impl Mention {
         mention_key(&self.platform, &self.id)
     }
 }
+
+/// The accepted `created_at` / `ingested_at` range, in Unix seconds: 2000-01-01 (inclusive) to
+/// 2100-01-01 (exclusive). A mention outside it is dead-lettered (`out_of_range`).
+pub const EARLIEST_TIME: i64 = 946_684_800;
+pub const LATEST_TIME: i64 = 4_102_444_800;
 
 /// A mention with everything the enrich stage derived from it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

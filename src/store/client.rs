@@ -11,6 +11,12 @@ pub struct Store {
     /// The server's `version()`, e.g. `18.16.1` or `25.3.2.39`.
     pub version: String,
     pub database: String,
+    /// The client the sinks insert with: on servers that limit the partitions one INSERT may
+    /// touch (`max_partitions_per_insert_block`, 100 by default since 19.x; 18.16 has no such
+    /// setting), the limit is lifted, so a batch whose mentions span many months (a replayed
+    /// archive; anything from 2000 to 2099 is accepted) still inserts instead of failing for
+    /// ever.
+    pub writer: Client,
 }
 
 /// Why ClickHouse could not be used.
@@ -71,14 +77,30 @@ pub async fn connect(config: &ClickHouseConfig) -> Result<Store, StoreError> {
             source,
         })?;
     let validation = server_supports_validation(&version);
+    let partition_limit: u64 = probe
+        .query("SELECT count() FROM system.settings WHERE name = 'max_partitions_per_insert_block'")
+        .fetch_one()
+        .await
+        .map_err(|source| StoreError::Query {
+            what: "look up max_partitions_per_insert_block".into(),
+            source,
+        })?;
     tracing::info!(url = %config.url, %version, validation, "Connected to ClickHouse");
     let client = base_client(config)
         .with_database(&config.database)
         .with_validation(validation);
+    let writer = if partition_limit > 0 {
+        client
+            .clone()
+            .with_setting("max_partitions_per_insert_block", "0")
+    } else {
+        client.clone()
+    };
     Ok(Store {
         client,
         version,
         database: config.database.clone(),
+        writer,
     })
 }
 

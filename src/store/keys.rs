@@ -129,7 +129,7 @@ pub async fn settle(store: &Store, written: &mut Written) -> Result<BTreeSet<u32
         .collect();
     if !replaced.is_empty() {
         let mut insert = store
-            .client
+            .writer
             .insert::<Tombstone>("mentions")
             .await
             .map_err(query_err("write tombstones"))?;
@@ -156,7 +156,7 @@ pub async fn settle(store: &Store, written: &mut Written) -> Result<BTreeSet<u32
     }
     if !winners.is_empty() {
         let mut insert = store
-            .client
+            .writer
             .insert::<KeyRow>("mention_keys")
             .await
             .map_err(query_err("record mention keys"))?;

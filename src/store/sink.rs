@@ -111,7 +111,7 @@ impl<T: SinkTable> SinkStage<T> {
     pub fn new(config: &SinkConfig, store: &Store, metrics: Arc<Metrics>) -> SinkStage<T> {
         let period = Duration::from_millis(config.period_ms);
         let inserter = store
-            .client
+            .writer
             .inserter::<T::Row>(T::TABLE)
             .with_max_rows(config.max_rows)
             .with_max_bytes(config.max_bytes)
@@ -230,7 +230,7 @@ impl<T: SinkTable + Send> Handler for SinkStage<T> {
     async fn drain(&mut self, _io: &mut Io<'_>) -> Result<(), StageError> {
         let inserter = std::mem::replace(
             &mut self.inserter,
-            self.store.client.inserter::<T::Row>(T::TABLE),
+            self.store.writer.inserter::<T::Row>(T::TABLE),
         );
         let q = inserter
             .end()
