@@ -4,7 +4,7 @@
 # Start Kafka and ClickHouse, then replay the bundled feed through every stage and print trends,
 # negative mentions and dead letters.
 demo: services
-	cargo run --quiet -- demo
+	cargo run -- demo
 
 # Start Kafka and ClickHouse, then run unit and integration tests against them.
 test: services

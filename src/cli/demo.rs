@@ -178,8 +178,36 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
     print!("{table}");
 
     running.stop().await?;
-    println!("\nStages stopped cleanly. The demo's data is in database {DEMO_DATABASE}; explore it with:");
-    println!("  export GEMA_CLICKHOUSE_DATABASE={DEMO_DATABASE}");
-    println!("  gema alerts --since 4h; gema trends --rising --since 4h; gema mentions --sentiment negative --since 4h");
+    print!("{}", closing_hint(config));
     Ok(())
+}
+
+/// How to look at the demo's data afterwards, as commands that work when pasted: the demo's own
+/// topic prefix and database, the binary's path (`gema` is not on PATH after `make demo`), and
+/// the dashboard.
+fn closing_hint(config: &Config) -> String {
+    let gema = std::env::current_exe()
+        .ok()
+        .and_then(|p| {
+            let cwd = std::env::current_dir().ok()?;
+            Some(
+                p.strip_prefix(&cwd)
+                    .map(|r| format!("./{}", r.display()))
+                    .unwrap_or_else(|_| p.display().to_string()),
+            )
+        })
+        .unwrap_or_else(|| "gema".into());
+    format!(
+        "\nStages stopped cleanly. The demo's data stays in topics {prefix}.* and database {db}; \
+         explore it with:\n  \
+         export GEMA_KAFKA_TOPIC_PREFIX={prefix} GEMA_CLICKHOUSE_DATABASE={db}\n  \
+         {gema} alerts --since 4h; {gema} trends --rising --since 4h; \
+         {gema} mentions --sentiment negative --since 4h; {gema} dlq\n\
+         and on the dashboard (then open http://{listen}/?token=$GEMA_API_TOKEN):\n  \
+         export GEMA_API_TOKEN=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')\n  \
+         {gema} serve\n",
+        prefix = config.kafka.topic_prefix,
+        db = config.clickhouse.database,
+        listen = config.server.listen,
+    )
 }
