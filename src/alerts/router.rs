@@ -13,7 +13,8 @@ use super::alert::{alert_id, Alert, AlertKind, Severity};
 pub struct RouterConfig {
     /// How many alert ids are remembered to drop repeats.
     pub dedup_capacity: usize,
-    /// Negative comments in one thread within this many seconds become one alert with a count.
+    /// Negative comments in one thread within this many seconds (of event time) become one
+    /// alert with a count.
     pub group_window_s: u64,
     /// After a negative-comment alert for a query, more within this many seconds are suppressed
     /// (0: every negative comment is delivered, subject to the rate limit).
@@ -23,9 +24,10 @@ pub struct RouterConfig {
     pub cooldown_negative_spike_s: u64,
     /// After an emerging-trend alert for a term, more within this many seconds are suppressed.
     pub cooldown_emerging_trend_s: u64,
-    /// Most negative-comment alerts delivered per minute; the rest are summarised in one digest
-    /// at the end of the minute. Critical ones always go through, and spike and trend alerts are
-    /// limited by their cooldowns instead, so a flood of comments never hides a spike.
+    /// Most negative-comment alerts delivered per minute of event time; the rest are summarised
+    /// in one digest once that minute is over (a minute later, for stragglers). Critical ones
+    /// always go through, and spike and trend alerts are limited by their cooldowns instead, so
+    /// a flood of comments never hides a spike.
     pub max_per_minute: u32,
     /// Samples kept in a grouped alert or a digest.
     pub max_samples: usize,
@@ -75,17 +77,47 @@ struct Group {
     emitted_count: u32,
 }
 
+/// One minute of event time under the rate limit: alerts delivered in it, and those held for its
+/// digest.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Minute {
+    delivered: u32,
+    held: Vec<Alert>,
+}
+
+/// The router's clock: event time, the newest `event_time` of the alerts it has seen, running on
+/// with the wall clock while none arrives (so that a quiet live stream still closes its windows,
+/// and a replay at 600× meets the windows as the live stream did).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Clock {
+    event: DateTime<Utc>,
+    /// When (wall clock) `event` last moved.
+    at: DateTime<Utc>,
+}
+
 /// Everything a router remembers, to be restored after a restart: the ids it saw (oldest
-/// first), open thread groups, cooldowns, the minute's rate limit and the alerts held for its
-/// digest. (Its statistics are the process's and start again.)
+/// first), open thread groups, cooldowns, the rate limit's minutes with the alerts held for their
+/// digests, and its clock. (Its statistics are the process's and start again.)
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RouterSnapshot {
     seen: Vec<String>,
     groups: Vec<((String, String), Group)>,
     last_delivered: Vec<((AlertKind, String), DateTime<Utc>)>,
-    minute_start: Option<DateTime<Utc>>,
-    delivered_this_minute: u32,
+    #[serde(default)]
+    minutes: Vec<(i64, Minute)>,
+    #[serde(default)]
+    clock: Option<Clock>,
+    /// Held alerts in a snapshot from before the rate limit ran on event time.
+    #[serde(default, skip_serializing)]
     held: Vec<Alert>,
+}
+
+/// A minute's digest waits this long after the minute for alerts that arrive late.
+const DIGEST_GRACE_S: i64 = 60;
+
+/// The minute (Unix seconds, a multiple of 60) holding `t`.
+fn minute_of(t: DateTime<Utc>) -> i64 {
+    t.timestamp().div_euclid(60) * 60
 }
 
 pub struct Router {
@@ -94,9 +126,8 @@ pub struct Router {
     seen_order: VecDeque<String>,
     groups: HashMap<(String, String), Group>,
     last_delivered: HashMap<(AlertKind, String), DateTime<Utc>>,
-    minute_start: Option<DateTime<Utc>>,
-    delivered_this_minute: u32,
-    held: Vec<Alert>,
+    minutes: BTreeMap<i64, Minute>,
+    clock: Option<Clock>,
     pub stats: RouterStats,
 }
 
@@ -108,9 +139,8 @@ impl Router {
             seen_order: VecDeque::new(),
             groups: HashMap::new(),
             last_delivered: HashMap::new(),
-            minute_start: None,
-            delivered_this_minute: 0,
-            held: Vec::new(),
+            minutes: BTreeMap::new(),
+            clock: None,
             stats: RouterStats::default(),
         }
     }
@@ -129,9 +159,13 @@ impl Router {
                 .iter()
                 .map(|(k, t)| (k.clone(), *t))
                 .collect(),
-            minute_start: self.minute_start,
-            delivered_this_minute: self.delivered_this_minute,
-            held: self.held.clone(),
+            minutes: self
+                .minutes
+                .iter()
+                .map(|(m, state)| (*m, state.clone()))
+                .collect(),
+            clock: self.clock,
+            held: Vec::new(),
         }
     }
 
@@ -143,9 +177,15 @@ impl Router {
         }
         r.groups = snap.groups.into_iter().collect();
         r.last_delivered = snap.last_delivered.into_iter().collect();
-        r.minute_start = snap.minute_start;
-        r.delivered_this_minute = snap.delivered_this_minute;
-        r.held = snap.held;
+        r.minutes = snap.minutes.into_iter().collect();
+        r.clock = snap.clock;
+        for a in snap.held {
+            r.minutes
+                .entry(minute_of(a.event_time))
+                .or_default()
+                .held
+                .push(a);
+        }
         r
     }
 
@@ -172,9 +212,24 @@ impl Router {
         Duration::seconds(s as i64)
     }
 
-    /// Routes one alert; returns the decision and the alerts to deliver now (including any
-    /// grouped-thread updates or digest that became due).
+    /// The router's clock at wall-clock time `now` (event time; `now` itself before any alert).
+    fn event_now(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        match self.clock {
+            Some(c) => c.event + (now - c.at).max(Duration::zero()),
+            None => now,
+        }
+    }
+
+    /// Routes one alert, at wall-clock time `now`; returns the decision and the alerts to
+    /// deliver now (including any grouped-thread updates or digests that became due). Windows,
+    /// cooldowns and the rate limit run on the alerts' event time.
     pub fn route(&mut self, mut alert: Alert, now: DateTime<Utc>) -> (Decision, Vec<Alert>) {
+        // The clock never goes back: a straggler does not move it.
+        let event = match self.clock {
+            Some(_) => self.event_now(now).max(alert.event_time),
+            None => alert.event_time,
+        };
+        self.clock = Some(Clock { event, at: now });
         let mut out = self.tick(now);
         if !self.remember(&alert.id) {
             self.stats.duplicates += 1;
@@ -208,7 +263,7 @@ impl Router {
                 key,
                 Group {
                     alert: alert.clone(),
-                    opened: now,
+                    opened: alert.event_time,
                     emitted_count: 1,
                 },
             );
@@ -227,13 +282,14 @@ impl Router {
         }
         let limited =
             alert.kind == AlertKind::NegativeComment && alert.severity < Severity::Critical;
-        if limited && self.delivered_this_minute >= self.config.max_per_minute {
-            self.stats.rate_limited += 1;
-            self.held.push(alert);
-            return (Decision::RateLimited, out);
-        }
         if limited {
-            self.delivered_this_minute += 1;
+            let minute = self.minutes.entry(minute_of(alert.event_time)).or_default();
+            if minute.delivered >= self.config.max_per_minute {
+                self.stats.rate_limited += 1;
+                minute.held.push(alert);
+                return (Decision::RateLimited, out);
+            }
+            minute.delivered += 1;
         }
         self.last_delivered.insert(ck, alert.event_time);
         self.stats.delivered += 1;
@@ -241,15 +297,16 @@ impl Router {
         (Decision::Delivered, out)
     }
 
-    /// Emits what became due by `now`: updated thread alerts whose window closed with a higher
-    /// count, and the digest of the minute's held alerts.
+    /// Emits what became due by wall-clock time `now`: updated thread alerts whose window
+    /// closed with a higher count, and the digests of minutes that are over.
     pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<Alert> {
         let mut out = Vec::new();
+        let clock = self.event_now(now);
         let window = Duration::seconds(self.config.group_window_s as i64);
         let expired: Vec<(String, String)> = self
             .groups
             .iter()
-            .filter(|(_, g)| now - g.opened >= window)
+            .filter(|(_, g)| clock - g.opened >= window)
             .map(|(k, _)| k.clone())
             .collect();
         for k in expired {
@@ -260,18 +317,18 @@ impl Router {
                 out.push(update);
             }
         }
-        let start = *self.minute_start.get_or_insert(now);
-        if now - start >= Duration::seconds(60) {
-            if !self.held.is_empty() {
-                out.push(self.digest(start, now));
+        let over = clock.timestamp() - 60 - DIGEST_GRACE_S;
+        let done: Vec<i64> = self.minutes.range(..=over).map(|(m, _)| *m).collect();
+        for m in done {
+            let minute = self.minutes.remove(&m).expect("present");
+            if !minute.held.is_empty() {
+                out.push(self.digest(m, minute.held, now));
             }
-            self.minute_start = Some(now);
-            self.delivered_this_minute = 0;
         }
         out
     }
 
-    /// Emits everything still pending (thread updates, the digest) now, e.g. on shutdown.
+    /// Emits everything still pending (thread updates, the digests) now, e.g. on shutdown.
     pub fn flush(&mut self, now: DateTime<Utc>) -> Vec<Alert> {
         let mut out = Vec::new();
         for (_, g) in self.groups.drain() {
@@ -281,15 +338,17 @@ impl Router {
                 out.push(update);
             }
         }
-        if !self.held.is_empty() {
-            let start = self.minute_start.unwrap_or(now);
-            out.push(self.digest(start, now));
+        for (m, minute) in std::mem::take(&mut self.minutes) {
+            if !minute.held.is_empty() {
+                out.push(self.digest(m, minute.held, now));
+            }
         }
         out
     }
 
-    fn digest(&mut self, start: DateTime<Utc>, now: DateTime<Utc>) -> Alert {
-        let held = std::mem::take(&mut self.held);
+    /// The digest of the alerts held in the minute starting at `minute` (Unix seconds).
+    fn digest(&mut self, minute: i64, held: Vec<Alert>, now: DateTime<Utc>) -> Alert {
+        let start = DateTime::<Utc>::from_timestamp(minute, 0).unwrap_or(now);
         let mut by: BTreeMap<(String, String), u32> = BTreeMap::new();
         for a in &held {
             let subject = a
@@ -313,7 +372,11 @@ impl Router {
             severity: sorted.first().map(|a| a.severity).unwrap_or(Severity::Low),
             query: None,
             term: None,
-            title: format!("{} more alerts in the last minute", held.len()),
+            title: format!(
+                "{} more alerts in the minute from {} UTC",
+                held.len(),
+                start.format("%Y-%m-%d %H:%M")
+            ),
             why: format!(
                 "Rate limit of {} alerts per minute reached; held back: {}",
                 self.config.max_per_minute,
@@ -503,7 +566,9 @@ mod tests {
             .0,
             Decision::Delivered
         );
-        let out = r.tick(t(61));
+        // The minute's digest waits a minute after it for stragglers.
+        assert!(r.tick(t(119)).is_empty());
+        let out = r.tick(t(120));
         assert_eq!(out.len(), 1);
         assert_eq!((out[0].kind, out[0].count), (AlertKind::Digest, 7));
         assert!(
@@ -511,5 +576,46 @@ mod tests {
             "{}",
             out[0].why
         );
+    }
+
+    #[test]
+    fn a_fast_replay_meets_the_rate_limit_per_minute_of_event_time() {
+        // Three minutes of event time replayed within one second of wall-clock time.
+        let mut r = Router::new(RouterConfig {
+            max_per_minute: 2,
+            ..RouterConfig::default()
+        });
+        let mut delivered = 0;
+        let mut due = Vec::new();
+        for i in 0..15 {
+            let mut a = alert(
+                &format!("a{i}"),
+                AlertKind::NegativeComment,
+                "q",
+                None,
+                Severity::Low,
+            );
+            a.event_time = t(i * 12); // five a minute
+            let (d, out) = r.route(a, t(0) + Duration::milliseconds(i * 50));
+            delivered += (d == Decision::Delivered) as u32;
+            due.extend(out);
+        }
+        // Two a minute, not two in all.
+        assert_eq!(delivered, 6);
+        // The first minute's digest went out once event time was a minute past it; the rest
+        // come with the flush.
+        due.extend(r.flush(t(1)));
+        due.retain(|a| a.kind == AlertKind::Digest);
+        let digests: Vec<(&str, u32)> = due.iter().map(|a| (a.title.as_str(), a.count)).collect();
+        assert_eq!(
+            digests,
+            [
+                ("3 more alerts in the minute from 2026-11-26 10:00 UTC", 3),
+                ("3 more alerts in the minute from 2026-11-26 10:01 UTC", 3),
+                ("3 more alerts in the minute from 2026-11-26 10:02 UTC", 3),
+            ]
+        );
+        let ids: HashSet<&str> = due.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids.len(), 3, "one digest id per minute");
     }
 }

@@ -92,8 +92,8 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
     let m = &running.metrics;
     println!(
-        "\n== Pipeline drained in {:.1}s: enrich read {}, enriched {}, dead-lettered {}; {} mention rows stored; \
-         {} alert candidates, {} alerts delivered",
+        "\n== Pipeline drained in {:.1}s: enrich read {}, enriched {}, dead-lettered {}; {} rows written to ClickHouse \
+         (mentions, trends and alerts); {} alert candidates, {} alerts delivered",
         started.elapsed().as_secs_f64(),
         m.enrich_received.get(),
         m.enrich_enriched.get(),
