@@ -104,6 +104,14 @@ pub async fn connect(config: &ClickHouseConfig) -> Result<Store, StoreError> {
     })
 }
 
+/// Maps a query's error to [`StoreError::Query`] saying what it was for.
+pub(crate) fn query_err(what: &str) -> impl FnOnce(clickhouse::error::Error) -> StoreError + '_ {
+    move |source| StoreError::Query {
+        what: what.into(),
+        source,
+    }
+}
+
 impl Store {
     /// Drops this store's database (evaluation runs, the demo, tests).
     pub async fn drop_database(&self) -> Result<(), StoreError> {

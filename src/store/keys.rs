@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
-use super::client::{Store, StoreError};
+use super::client::{query_err, Store, StoreError};
 use super::rollup::minute_of;
 
 /// Keys looked up per query: two bound values each, well under ClickHouse's 256 KiB query size.
@@ -198,13 +198,6 @@ async fn lookup<'a>(
         }
     }
     Ok(out)
-}
-
-fn query_err(what: &str) -> impl FnOnce(clickhouse::error::Error) -> StoreError + '_ {
-    move |source| StoreError::Query {
-        what: what.into(),
-        source,
-    }
 }
 
 #[cfg(test)]

@@ -190,10 +190,7 @@ async fn recount_tombstoned(store: &Store) -> Result<(), StoreError> {
         )
         .fetch_one::<(u64, u32, u32)>()
         .await
-        .map_err(|source| StoreError::Query {
-            what: "find tombstoned mentions".into(),
-            source,
-        })?;
+        .map_err(super::client::query_err("find tombstoned mentions"))?;
     if n > 0 {
         let at = |s: u32| chrono::DateTime::from_timestamp(i64::from(s), 0).unwrap_or_default();
         super::rollup::rebuild(store, at(first), at(last)).await?;

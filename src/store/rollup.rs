@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
-use super::client::{Store, StoreError};
+use super::client::{query_err, Store, StoreError};
 
 /// Seconds in a rollup minute and hour.
 pub const MINUTE: u32 = 60;
@@ -147,13 +147,6 @@ fn hour_ranges(minutes: &[(u32, u32)]) -> Vec<(u32, u32)> {
         }
     }
     out
-}
-
-fn query_err(what: &str) -> impl FnOnce(clickhouse::error::Error) -> StoreError + '_ {
-    move |source| StoreError::Query {
-        what: what.into(),
-        source,
-    }
 }
 
 #[cfg(test)]
