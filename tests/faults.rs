@@ -9,8 +9,8 @@
 //!
 //! Each run must end exactly like the undisturbed one: the same distinct mentions in ClickHouse
 //! (one row each) and dead letters (together: every input line), the same trend rows, the same
-//! alert candidates and delivered alerts (ids); the stages drain by themselves afterwards and
-//! stop cleanly on SIGTERM. (The router's per-minute rate limit is off here: which alerts beyond
+//! alert candidates and delivered alerts (ids, and the counts of thread alerts); the stages drain
+//! by themselves afterwards and stop cleanly on SIGTERM. (The router's per-minute rate limit is off here: which alerts beyond
 //! the limit go out at once and which wait for the digest depends on how records of different
 //! partitions interleave, so two undisturbed runs differ there.)
 
@@ -98,7 +98,8 @@ struct Outcome {
     dead_letters: usize,
     trends: Vec<TrendRow>,
     candidates: BTreeSet<String>,
-    delivered: BTreeSet<String>,
+    /// Delivered alert ids with their (final) counts: a thread's comments grouped alike.
+    delivered: Vec<(String, u32)>,
 }
 
 #[derive(Debug, PartialEq, Row, Deserialize)]
@@ -360,9 +361,9 @@ async fn run(
         .fetch_all()
         .await
         .unwrap();
-    let delivered: Vec<String> = store
+    let delivered: Vec<(String, u32)> = store
         .client
-        .query("SELECT id FROM alerts FINAL ORDER BY id")
+        .query("SELECT id, count FROM alerts FINAL ORDER BY id")
         .fetch_all()
         .await
         .unwrap();
@@ -380,8 +381,27 @@ async fn run(
         dead_letters: env.distinct_dead_letters(),
         trends,
         candidates,
-        delivered: delivered.into_iter().collect(),
+        delivered,
     };
+    if let Some(dir) = std::env::var_os("GEMA_FAULT_LOGS") {
+        // What the alerts topic carried, for reading after a failure.
+        let lines: Vec<String> = env
+            .read_topic(&env.topics.alerts)
+            .into_iter()
+            .map(|(_, p)| {
+                let v: serde_json::Value = serde_json::from_slice(&p).unwrap();
+                format!(
+                    "{} {} {} {}",
+                    v["id"], v["count"], v["detected_at"], v["event_time"]
+                )
+            })
+            .collect();
+        std::fs::write(
+            PathBuf::from(dir).join(name).join("alerts.txt"),
+            lines.join("\n"),
+        )
+        .unwrap();
+    }
     env.cleanup(&store).await;
     outcome
 }

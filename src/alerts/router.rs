@@ -13,8 +13,8 @@ use super::alert::{alert_id, Alert, AlertKind, Severity};
 pub struct RouterConfig {
     /// How many alert ids are remembered to drop repeats.
     pub dedup_capacity: usize,
-    /// Negative comments in one thread within this many seconds (of event time) become one
-    /// alert with a count.
+    /// Negative comments in one thread within one window of this many seconds (fixed windows of
+    /// event time) become one alert with a count.
     pub group_window_s: u64,
     /// After a negative-comment alert for a query, more within this many seconds are suppressed
     /// (0: every negative comment is delivered, subject to the rate limit).
@@ -85,9 +85,10 @@ struct Minute {
     held: Vec<Alert>,
 }
 
-/// The router's clock: event time, the newest `event_time` of the alerts it has seen, running on
-/// with the wall clock while none arrives (so that a quiet live stream still closes its windows,
-/// and a replay at 600× meets the windows as the live stream did).
+/// The router's clock: event time, the low watermark of its input (the oldest, over the
+/// partitions it reads, of their newest `event_time`: [`Router::advance`]), running on with the
+/// wall clock while it does not move (so that a quiet live stream still closes its windows, and a
+/// replay at 600× meets the windows as the live stream did).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Clock {
     event: DateTime<Utc>,
@@ -112,8 +113,15 @@ pub struct RouterSnapshot {
     held: Vec<Alert>,
 }
 
-/// A minute's digest waits this long after the minute for alerts that arrive late.
+/// A minute's digest, and a thread's final count, wait this long after the minute or window for
+/// alerts that arrive late.
 const DIGEST_GRACE_S: i64 = 60;
+
+/// How long after its window a thread's group is kept for comments that arrive late (a day of
+/// event time: a replay read at full speed can deliver a partition's comments that far behind
+/// the others), and how many closed groups are kept at most (the oldest go first; a few MB).
+const GROUP_KEPT_S: i64 = 86_400;
+const MAX_KEPT_GROUPS: usize = 2_000;
 
 /// The minute (Unix seconds, a multiple of 60) holding `t`.
 fn minute_of(t: DateTime<Utc>) -> i64 {
@@ -212,24 +220,26 @@ impl Router {
         Duration::seconds(s as i64)
     }
 
-    /// The router's clock at wall-clock time `now` (event time; `now` itself before any alert).
-    fn event_now(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        match self.clock {
-            Some(c) => c.event + (now - c.at).max(Duration::zero()),
-            None => now,
+    /// The router's clock at wall-clock time `now` (`None` before the first
+    /// [`advance`](Self::advance): nothing closes yet).
+    fn event_now(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.clock
+            .map(|c| c.event + (now - c.at).max(Duration::zero()))
+    }
+
+    /// Moves the clock to the input's low watermark `watermark` (event time), seen at wall-clock
+    /// time `now`. It never goes back.
+    pub fn advance(&mut self, watermark: Option<DateTime<Utc>>, now: DateTime<Utc>) {
+        let Some(w) = watermark else { return };
+        if self.event_now(now).is_none_or(|e| w > e) {
+            self.clock = Some(Clock { event: w, at: now });
         }
     }
 
     /// Routes one alert, at wall-clock time `now`; returns the decision and the alerts to
     /// deliver now (including any grouped-thread updates or digests that became due). Windows,
-    /// cooldowns and the rate limit run on the alerts' event time.
+    /// cooldowns and the rate limit run on the alerts' event time and the router's clock.
     pub fn route(&mut self, mut alert: Alert, now: DateTime<Utc>) -> (Decision, Vec<Alert>) {
-        // The clock never goes back: a straggler does not move it.
-        let event = match self.clock {
-            Some(_) => self.event_now(now).max(alert.event_time),
-            None => alert.event_time,
-        };
-        self.clock = Some(Clock { event, at: now });
         let mut out = self.tick(now);
         if !self.remember(&alert.id) {
             self.stats.duplicates += 1;
@@ -242,7 +252,12 @@ impl Router {
             .unwrap_or_default();
 
         if let (AlertKind::NegativeComment, Some(thread)) = (alert.kind, alert.thread_id.clone()) {
-            let key = (subject.clone(), thread.clone());
+            // Fixed windows of event time, so that which comments share a thread's alert does
+            // not depend on the order they arrive in (the partitions' interleaving).
+            let window = self.config.group_window_s.max(1) as i64;
+            let start = alert.event_time.timestamp().div_euclid(window) * window;
+            let opened = DateTime::<Utc>::from_timestamp(start, 0).unwrap_or(alert.event_time);
+            let key = (subject.clone(), format!("{thread}@{start}"));
             if let Some(g) = self.groups.get_mut(&key) {
                 g.alert.count += 1;
                 g.alert.severity = g.alert.severity.max(alert.severity);
@@ -256,14 +271,18 @@ impl Router {
                 self.stats.grouped += 1;
                 return (Decision::Grouped(g.alert.id.clone()), out);
             }
-            // The thread's alert gets an id of its own, stable across redeliveries.
-            alert.id = alert_id(AlertKind::NegativeComment, &[&subject, "thread", &thread]);
+            // The thread's alert (for this window) gets an id of its own, stable across
+            // redeliveries and runs.
+            alert.id = alert_id(
+                AlertKind::NegativeComment,
+                &[&subject, "thread", &thread, &opened.to_rfc3339()],
+            );
             self.remember(&alert.id.clone());
             self.groups.insert(
                 key,
                 Group {
                     alert: alert.clone(),
-                    opened: alert.event_time,
+                    opened,
                     emitted_count: 1,
                 },
             );
@@ -301,20 +320,41 @@ impl Router {
     /// closed with a higher count, and the digests of minutes that are over.
     pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<Alert> {
         let mut out = Vec::new();
-        let clock = self.event_now(now);
-        let window = Duration::seconds(self.config.group_window_s as i64);
-        let expired: Vec<(String, String)> = self
-            .groups
-            .iter()
-            .filter(|(_, g)| clock - g.opened >= window)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in expired {
-            let g = self.groups.remove(&k).expect("present");
-            if g.alert.count > g.emitted_count {
-                let mut update = g.alert;
+        let Some(clock) = self.event_now(now) else {
+            return out;
+        };
+        // A thread's count goes out a grace period after its window ends, and again whenever
+        // stragglers (comments read late, e.g. from a partition behind the others) raise it
+        // while the group is kept.
+        let window = self.config.group_window_s.max(1) as i64;
+        let closed = Duration::seconds(window + DIGEST_GRACE_S);
+        let kept = Duration::seconds(window + GROUP_KEPT_S);
+        let mut gone = Vec::new();
+        for (k, g) in &mut self.groups {
+            if clock - g.opened >= closed && g.alert.count > g.emitted_count {
+                g.emitted_count = g.alert.count;
+                let mut update = g.alert.clone();
                 update.detected_at = now;
                 out.push(update);
+            }
+            if clock - g.opened >= kept {
+                gone.push(k.clone());
+            }
+        }
+        for k in gone {
+            self.groups.remove(&k);
+        }
+        if self.groups.len() > MAX_KEPT_GROUPS {
+            let mut done: Vec<(DateTime<Utc>, (String, String))> = self
+                .groups
+                .iter()
+                .filter(|(_, g)| clock - g.opened >= closed)
+                .map(|(k, g)| (g.opened, k.clone()))
+                .collect();
+            done.sort();
+            let excess = self.groups.len() - MAX_KEPT_GROUPS;
+            for (_, k) in done.into_iter().take(excess) {
+                self.groups.remove(&k);
             }
         }
         let over = clock.timestamp() - 60 - DIGEST_GRACE_S;
@@ -463,7 +503,10 @@ mod tests {
             assert_eq!(d, Decision::Grouped(group_id.clone()));
             assert!(out.is_empty());
         }
-        let update = r.tick(t(901));
+        // The window (15 minutes) and its grace (a minute) are over.
+        r.advance(Some(t(18)), t(18));
+        assert!(r.tick(t(959)).is_empty());
+        let update = r.tick(t(960));
         assert_eq!(update.len(), 1);
         assert_eq!(
             (update[0].id.as_str(), update[0].count, update[0].severity),
@@ -488,6 +531,7 @@ mod tests {
             Decision::Grouped(group_id.clone())
         );
         assert_eq!(r.route(comment("c", None), t(2)).0, Decision::RateLimited);
+        r.advance(Some(t(2)), t(2));
         let json = serde_json::to_vec(&r.snapshot()).unwrap();
         let mut back = Router::restore(config, serde_json::from_slice(&json).unwrap());
         // A repeat is still a repeat, the thread still groups, the held alert is in the digest.
@@ -499,7 +543,7 @@ mod tests {
             back.route(comment("d", Some("th")), t(4)).0,
             Decision::Grouped(group_id.clone())
         );
-        let due = back.tick(t(901));
+        let due = back.tick(t(1000));
         let update = due
             .iter()
             .find(|a| a.id == group_id)
@@ -537,6 +581,7 @@ mod tests {
             max_per_minute: 3,
             ..RouterConfig::default()
         });
+        r.advance(Some(t(0)), t(0));
         let mut delivered = 0;
         for i in 0..10 {
             let (d, _) = r.route(
@@ -596,7 +641,9 @@ mod tests {
                 Severity::Low,
             );
             a.event_time = t(i * 12); // five a minute
-            let (d, out) = r.route(a, t(0) + Duration::milliseconds(i * 50));
+            let wall = t(0) + Duration::milliseconds(i * 50);
+            r.advance(Some(a.event_time), wall);
+            let (d, out) = r.route(a, wall);
             delivered += (d == Decision::Delivered) as u32;
             due.extend(out);
         }
@@ -617,5 +664,44 @@ mod tests {
         );
         let ids: HashSet<&str> = due.iter().map(|a| a.id.as_str()).collect();
         assert_eq!(ids.len(), 3, "one digest id per minute");
+    }
+
+    #[test]
+    fn a_threads_alerts_do_not_depend_on_the_order_its_comments_arrive_in() {
+        // Six comments over 25 minutes of event time: two 15-minute windows, three in each.
+        let comments: Vec<Alert> = (0..6)
+            .map(|i| {
+                let mut a = alert(
+                    &format!("c{i}"),
+                    AlertKind::NegativeComment,
+                    "q",
+                    Some("th"),
+                    Severity::Low,
+                );
+                a.event_time = t(i * 300);
+                a
+            })
+            .collect();
+        let counts = |order: Vec<Alert>| {
+            let mut r = Router::new(RouterConfig::default());
+            let mut out = Vec::new();
+            for (k, a) in order.into_iter().enumerate() {
+                // One partition: its newest event time is the watermark.
+                r.advance(Some(a.event_time), t(k as i64));
+                out.extend(r.route(a, t(k as i64)).1);
+            }
+            out.extend(r.flush(t(10)));
+            // What the alerts table keeps: the newest count of each id.
+            let mut by_id: BTreeMap<String, u32> = BTreeMap::new();
+            for a in out {
+                let c = by_id.entry(a.id).or_default();
+                *c = (*c).max(a.count);
+            }
+            by_id.into_iter().collect::<Vec<(String, u32)>>()
+        };
+        let forward = counts(comments.clone());
+        let backward = counts(comments.into_iter().rev().collect());
+        assert_eq!(forward.iter().map(|(_, n)| *n).collect::<Vec<_>>(), [3, 3]);
+        assert_eq!(backward, forward);
     }
 }

@@ -17,6 +17,7 @@ use std::time::Duration;
 use chrono::Utc;
 use rdkafka::message::BorrowedMessage;
 
+use crate::kafka::progress::PartitionProgress;
 use crate::kafka::{Group, Topics};
 use crate::metrics::Metrics;
 use crate::runner::state::Coverage;
@@ -58,6 +59,9 @@ pub struct RouterStage {
     state: PathBuf,
     /// What the state covers of the input, and when it was last saved.
     coverage: Coverage,
+    /// Event-time progress per input partition: the router's clock is their low watermark, so
+    /// a partition read behind the others does not find its threads' windows closed.
+    progress: PartitionProgress,
     /// Candidates routed since the last tick.
     since_tick: usize,
 }
@@ -88,6 +92,7 @@ impl RouterStage {
             router,
             state,
             coverage: Coverage::restored(covered),
+            progress: PartitionProgress::default(),
             since_tick: 0,
             webhooks,
             topics,
@@ -95,6 +100,13 @@ impl RouterStage {
             due: Vec::new(),
             last_tick: tokio::time::Instant::now(),
         }
+    }
+
+    /// The input's low watermark (event time), `None` until every assigned partition is read.
+    fn watermark(&mut self, io: &Io<'_>) -> Option<chrono::DateTime<Utc>> {
+        self.progress
+            .low_watermark(io.consumer)
+            .and_then(chrono::DateTime::from_timestamp_millis)
     }
 
     /// Produces the due alerts to the alerts topic and offers them to the webhooks.
@@ -129,14 +141,14 @@ impl Handler for RouterStage {
             group: Group::Router,
             max: 2000,
             linger: Duration::from_millis(5),
-            partition_eof: false,
+            partition_eof: true,
         }
     }
 
     async fn handle(
         &mut self,
         msg: &BorrowedMessage<'_>,
-        _io: &mut Io<'_>,
+        io: &mut Io<'_>,
     ) -> Result<(), HandleError> {
         use rdkafka::message::Message;
         if !self.coverage.take(msg.partition(), msg.offset()) {
@@ -149,7 +161,12 @@ impl Handler for RouterStage {
                 reason: "schema".into(),
                 error: format!("invalid alert: {e}"),
             })?;
-        let (decision, due) = self.router.route(alert, Utc::now());
+        let now = Utc::now();
+        self.progress
+            .saw(msg.partition(), alert.event_time.timestamp_millis());
+        let watermark = self.watermark(io);
+        self.router.advance(watermark, now);
+        let (decision, due) = self.router.route(alert, now);
         if decision != Decision::Delivered {
             self.metrics.alerts_suppressed.inc();
         }
@@ -168,12 +185,20 @@ impl Handler for RouterStage {
 
     async fn wake(&mut self, io: &mut Io<'_>) -> Result<Settled, StageError> {
         self.last_tick = tokio::time::Instant::now();
-        let due = self.router.tick(Utc::now());
+        let now = Utc::now();
+        let watermark = self.watermark(io);
+        self.router.advance(watermark, now);
+        let due = self.router.tick(now);
         self.due.extend(due);
         self.deliver(io.out).await?;
         // Quiet since the last tick: settle what is held now.
         let quiet = std::mem::take(&mut self.since_tick) == 0;
         Ok(self.coverage.settle_when(quiet))
+    }
+
+    fn partition_end(&mut self, partition: i32, end: Option<i64>) {
+        self.progress
+            .reached_end(partition, end, std::time::Instant::now());
     }
 
     async fn drain(&mut self, io: &mut Io<'_>) -> Result<(), StageError> {
