@@ -76,7 +76,10 @@ pub fn consumer_with_eof(
             if partition_eof { "true" } else { "false" },
         )
         // Alerts must not wait for a full fetch window on a quiet topic.
-        .set("fetch.wait.max.ms", "100");
+        .set("fetch.wait.max.ms", "100")
+        // Prefetch at most 16 MB per stage (librdkafka's default is 64 MB): a process runs up to
+        // six stage consumers, and after an outage each would fill its queue from the backlog.
+        .set("queued.max.messages.kbytes", "16384");
     for (k, v) in &config.options {
         c.set(k, v);
     }

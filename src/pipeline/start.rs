@@ -270,6 +270,12 @@ pub fn start_with(config: &Config, stages: &[Stage], parts: Parts) -> Running {
             }
         }
     }
+    // Freed buffers (after an outage or a backlog) go back to the operating system.
+    let shutdown = parts.shutdown.clone();
+    tasks.spawn(async move {
+        runner::memory::release_every(runner::memory::RELEASE_EVERY, shutdown).await;
+        Ok(())
+    });
     Running {
         kafka: config.kafka.clone(),
         topics,

@@ -9,6 +9,7 @@
 //! whether to retry, dead-letter the input or stop.
 
 mod error;
+pub mod memory;
 mod output;
 mod run;
 pub mod state;
