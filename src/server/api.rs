@@ -374,7 +374,14 @@ pub async fn classify(
     State(st): State<Arc<AppState>>,
     body: Result<Json<ClassifyRequest>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::BadRequest(format!("body: {}", e.body_text())))?;
+    let Json(req) = body.map_err(|e| {
+        // A chunked body over the limit is cut while it is read, and surfaces here.
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::BadRequest(format!("body: {}", e.body_text()))
+        }
+    })?;
     if req.texts.is_empty() || req.texts.len() > MAX_CLASSIFY_TEXTS {
         return Err(ApiError::BadRequest(format!(
             "texts: 1 to {MAX_CLASSIFY_TEXTS} strings, got {}",

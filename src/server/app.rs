@@ -224,3 +224,55 @@ pub async fn serve(
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    fn state() -> Arc<AppState> {
+        let client = clickhouse::Client::default();
+        Arc::new(AppState {
+            store: Store {
+                client: client.clone(),
+                version: "test".into(),
+                database: "test".into(),
+                writer: client,
+            },
+            config: ServerConfig::default(),
+            tracked: Vec::new(),
+            token: None,
+            feed: Arc::new(Feed::new(16)),
+            mention_feed: Arc::new(Feed::new(16)),
+            metrics: Arc::new(Metrics::default()),
+            ingest: None,
+            classifier: Arc::new(crate::sentiment::lexicon::LexiconModel),
+            counters: Counters::default(),
+        })
+    }
+
+    /// A chunked body (no Content-Length) over the limit gets the same JSON 413 as one whose
+    /// length is declared. In process: over TCP the server answers before the client has sent
+    /// everything, and the client may see the reset of the closing connection instead.
+    #[tokio::test]
+    async fn a_chunked_body_over_the_limit_gets_a_json_413() {
+        let limit = ServerConfig::default().body_limit_bytes;
+        for path in ["/api/classify", "/api/ingest"] {
+            let chunks = (0..limit / 1024 + 4).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1024]));
+            let req = Request::post(path)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from_stream(futures::stream::iter(chunks)))
+                .unwrap();
+            assert!(req.headers().get(header::CONTENT_LENGTH).is_none());
+            let resp = router(state()).oneshot(req).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+            assert!(
+                resp.headers()
+                    .get(header::CONTENT_TYPE)
+                    .is_some_and(|v| v.as_bytes().starts_with(b"application/json")),
+                "{path}"
+            );
+        }
+    }
+}

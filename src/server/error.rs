@@ -18,6 +18,9 @@ pub enum ApiError {
     /// The thing asked for does not exist (404).
     #[error("{0}")]
     NotFound(String),
+    /// The request body is over `server.body_limit_bytes` (413).
+    #[error("request body too large")]
+    TooLarge,
     /// A dependency other than ClickHouse cannot take the request now; send it again (503).
     #[error("{0}")]
     Unavailable(String),
@@ -32,6 +35,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Store(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
