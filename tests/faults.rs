@@ -10,7 +10,7 @@
 //! Each run must end exactly like the undisturbed one: the same distinct mentions in ClickHouse
 //! (one row each) and dead letters (together: every input line), the same trend rows, the same
 //! alert candidates and delivered alerts (ids, and the counts of thread alerts); the stages drain
-//! by themselves afterwards and stop cleanly on SIGTERM. (The router's per-minute rate limit is off here: which alerts beyond
+//! by themselves afterwards and stop cleanly on SIGTERM, upstream first. (The router's per-minute rate limit is off here: which alerts beyond
 //! the limit go out at once and which wait for the digest depends on how records of different
 //! partitions interleave, so two undisturbed runs differ there.)
 
@@ -172,15 +172,21 @@ impl Processes {
         }
     }
 
-    /// SIGTERM to every stage; each must exit 0 (drained, flushed, committed).
-    fn stop(mut self) {
-        for (_, child) in &self.running {
+    /// SIGTERM to `stages` (all when empty), one after the other in the order they run (the
+    /// pipeline's); each must exit 0 (drained, flushed, committed).
+    fn stop(&mut self, stages: &[&str]) {
+        let mut i = 0;
+        while i < self.running.len() {
+            let stage = self.running[i].0;
+            if !stages.is_empty() && !stages.contains(&stage) {
+                i += 1;
+                continue;
+            }
+            let (_, mut child) = self.running.remove(i);
             Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
                 .status()
                 .unwrap();
-        }
-        for (stage, child) in &mut self.running {
             assert!(
                 child.wait().unwrap().success(),
                 "gema {stage} exits 0 after SIGTERM (log: {})",
@@ -344,7 +350,11 @@ async fn run(
         "{name}: drained {:?} after the stages started",
         started.elapsed()
     );
-    stages.stop();
+    // Upstream first: what the router flushes on its way out (thread counts whose window is
+    // still open) reaches the sink before the sink stops.
+    stages.stop(&["enrich", "trends-stage", "router"]);
+    env.wait_all_drained(Duration::from_secs(120)).await;
+    stages.stop(&[]);
 
     let rows = store
         .client
