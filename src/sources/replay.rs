@@ -90,6 +90,12 @@ pub struct ReplaySummary {
     /// to the dead-letter topic (cut to fit, with their length and SHA-256 in headers).
     pub dead_lettered: Vec<(u64, String)>,
     pub elapsed: StdDuration,
+    /// The first and last event time sent (after `--retime`'s shift).
+    pub event_times: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Whole days between the last event time and the end of the replay, when at least one:
+    /// live alerts fire as they are detected, but windows ending now (the dashboard's,
+    /// `--since 24h`) show none of the feed.
+    pub days_old: Option<i64>,
 }
 
 impl fmt::Display for ReplaySummary {
@@ -121,6 +127,23 @@ impl fmt::Display for ReplaySummary {
         )?;
         for (line, reason) in self.dead_lettered.iter().take(10) {
             writeln!(f, "    line {line}: {reason}")?;
+        }
+        if let Some((first, last)) = self.event_times {
+            writeln!(
+                f,
+                "  event times     {} – {} UTC",
+                first.format("%Y-%m-%d %H:%M"),
+                last.format("%Y-%m-%d %H:%M")
+            )?;
+        }
+        if let Some(days) = self.days_old {
+            writeln!(
+                f,
+                "  warning: the feed ends {days} day(s) before now. Its alerts fire as they are \
+                 detected, but the dashboard and `--since 24h` show none of it: query with \
+                 --since/--until around those times, or replay with --retime to move the feed \
+                 to now."
+            )?;
         }
         write!(f, "  elapsed         {:>8.2}s", secs)
     }
@@ -340,6 +363,11 @@ pub async fn replay(
     }
     report(bytes_done, summary.sent);
     summary.elapsed = started.elapsed();
+    summary.event_times = range.map(|(first, last)| (first + shift, last + shift));
+    summary.days_old = summary
+        .event_times
+        .map(|(_, last)| (Utc::now() - last).num_days())
+        .filter(|d| *d >= 1);
     Ok(summary)
 }
 
@@ -408,6 +436,30 @@ async fn send(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_summary_warns_when_the_feed_is_older_than_the_windows_ending_now() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let old = ReplaySummary {
+            event_times: Some((at("2026-11-26T00:00:00Z"), at("2026-11-26T02:00:00Z"))),
+            days_old: Some(10),
+            ..ReplaySummary::default()
+        };
+        let text = old.to_string();
+        assert!(
+            text.contains("event times     2026-11-26 00:00 – 2026-11-26 02:00 UTC"),
+            "{text}"
+        );
+        assert!(
+            text.contains("the feed ends 10 day(s) before now") && text.contains("--retime"),
+            "{text}"
+        );
+        let fresh = ReplaySummary {
+            days_old: None,
+            ..old
+        };
+        assert!(!fresh.to_string().contains("warning"));
+    }
     use super::*;
 
     #[test]
