@@ -77,6 +77,19 @@ struct Group {
     emitted_count: u32,
 }
 
+impl Group {
+    /// The thread's alert with its count, when the count has grown since it last went out.
+    fn update(&mut self, now: DateTime<Utc>) -> Option<Alert> {
+        if self.alert.count <= self.emitted_count {
+            return None;
+        }
+        self.emitted_count = self.alert.count;
+        let mut update = self.alert.clone();
+        update.detected_at = now;
+        Some(update)
+    }
+}
+
 /// One minute of event time under the rate limit: alerts delivered in it, and those held for its
 /// digest.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -331,11 +344,8 @@ impl Router {
         let kept = Duration::seconds(window + GROUP_KEPT_S);
         let mut gone = Vec::new();
         for (k, g) in &mut self.groups {
-            if clock - g.opened >= closed && g.alert.count > g.emitted_count {
-                g.emitted_count = g.alert.count;
-                let mut update = g.alert.clone();
-                update.detected_at = now;
-                out.push(update);
+            if clock - g.opened >= closed {
+                out.extend(g.update(now));
             }
             if clock - g.opened >= kept {
                 gone.push(k.clone());
@@ -371,12 +381,8 @@ impl Router {
     /// Emits everything still pending (thread updates, the digests) now, e.g. on shutdown.
     pub fn flush(&mut self, now: DateTime<Utc>) -> Vec<Alert> {
         let mut out = Vec::new();
-        for (_, g) in self.groups.drain() {
-            if g.alert.count > g.emitted_count {
-                let mut update = g.alert;
-                update.detected_at = now;
-                out.push(update);
-            }
+        for (_, mut g) in self.groups.drain() {
+            out.extend(g.update(now));
         }
         for (m, minute) in std::mem::take(&mut self.minutes) {
             if !minute.held.is_empty() {

@@ -113,9 +113,7 @@ impl EndProbe {
         .await
         .unwrap_or(false)
     }
-}
 
-impl EndProbe {
     /// Whether consumer `group` has committed everything in `topic` (the stage upstream has
     /// finished what there is), as the broker answers now.
     pub async fn upstream_done(&self, group: String, topic: String) -> bool {
