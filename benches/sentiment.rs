@@ -8,7 +8,6 @@ use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use gema::sentiment::{load_model, SentimentModel, DEFAULT_MODEL_PATH};
-use gema::text::lang;
 use gema::text::normalize::normalize;
 
 /// Short posts in the style of brand mentions (written for this bench, not taken from any data set).
@@ -48,11 +47,11 @@ fn bench(c: &mut Criterion) {
     g.bench_function("lang_detect", |b| {
         b.iter(|| {
             for p in POSTS {
-                black_box(lang::detect(black_box(p)));
+                black_box(model.language(black_box(p), None));
             }
         })
     });
-    let langs: Vec<_> = POSTS.iter().map(|p| lang::detect(p).0).collect();
+    let langs: Vec<_> = POSTS.iter().map(|p| model.language(p, None).0).collect();
     g.bench_function("classify", |b| {
         b.iter(|| {
             for (p, l) in POSTS.iter().zip(&langs) {
@@ -63,7 +62,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("pipeline", |b| {
         b.iter(|| {
             for p in POSTS {
-                let (l, _) = lang::detect(black_box(p));
+                let (l, _) = model.language(black_box(p), None);
                 black_box(model.classify(p, l));
             }
         })

@@ -89,7 +89,7 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
         .threshold
         .unwrap_or(CascadeConfig::default().confidence_below);
     for path in &args.files {
-        let examples = data::read_jsonl(path)?;
+        let examples = data::read_for_eval(path, args.held_out)?;
         let e = evaluate(
             &tier,
             &fast,

@@ -13,7 +13,7 @@ use gema::sentiment::fit::{train_fast, FastTrainOptions, GridOverrides};
 use gema::sentiment::lexicon::LexiconModel;
 use gema::sentiment::model::{load_model, DEFAULT_MODEL_PATH};
 use gema::sentiment::{Label, SentimentModel};
-use gema::text::lang::{self, Lang};
+use gema::text::lang::Lang;
 use gema::text::normalize::normalize;
 
 pub use super::sentiment_args::{ClassifyArgs, EvalArgs, Tier, TrainArgs};
@@ -79,7 +79,7 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
     }
     let model = load_model(&args.model)?;
     for path in &args.files {
-        let examples = data::read_jsonl(path)?;
+        let examples = data::read_for_eval(path, args.held_out)?;
         let evaluation = evaluate(
             &model,
             &path.display().to_string(),
@@ -152,7 +152,7 @@ pub fn run_classify(args: &ClassifyArgs, enrich: &EnrichConfig) -> anyhow::Resul
         Arc::new(load_model(Path::new(model_path))?)
     };
     let tiered: Box<Decide> = match args.tier {
-        Tier::Fast => classify::fast_decider(fast),
+        Tier::Fast => classify::fast_decider(fast.clone()),
         #[cfg(feature = "bert")]
         _ => {
             anyhow::ensure!(
@@ -171,7 +171,7 @@ pub fn run_classify(args: &ClassifyArgs, enrich: &EnrichConfig) -> anyhow::Resul
     let langs: Vec<(Lang, f32)> = inputs
         .iter()
         .map(|(text, hint)| match args.lang.as_str() {
-            "auto" => lang::resolve(text, hint.as_deref()),
+            "auto" => fast.language(text, hint.as_deref()),
             forced => (Lang::from_hint(forced), 1.0),
         })
         .collect();

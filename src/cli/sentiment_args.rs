@@ -229,6 +229,10 @@ pub struct EvalArgs {
     /// Use each row's `lang` field instead of detecting the language.
     #[arg(long)]
     pub gold_lang: bool,
+    /// Score only each file's held-out slice: the rows `gema train` never trains on (about 1 in
+    /// 10 of a training file, chosen by the SHA-256 of the text).
+    #[arg(long)]
+    pub held_out: bool,
     /// Also print up to this many misclassified rows per file (to stderr).
     #[arg(long, default_value_t = 0)]
     pub show_errors: usize,

@@ -7,7 +7,7 @@ use chrono::Utc;
 use crate::mention::{EnrichedMention, Mention};
 use crate::sentiment::explain::{model_word_effects, WordEffect};
 use crate::sentiment::{Sentiment, SentimentModel};
-use crate::text::lang::{self, Lang};
+use crate::text::lang::Lang;
 use crate::tracked::{Doc, QuerySet};
 use crate::trends::{bigrams, handle_term, hashtag_term, query_negative_term, query_term};
 
@@ -84,9 +84,9 @@ impl Enricher {
     pub fn enrich(&self, mention: Mention) -> EnrichedMention {
         let extracted = extract(&mention.text);
         // A platform's hint decides only when detection has no evidence either way.
-        let (lang, lang_confidence) = lang::resolve(&mention.text, mention.lang.as_deref());
+        let (lang, lang_confidence) = self.model.language(&mention.text, mention.lang.as_deref());
         let sentiment = match lang {
-            Lang::Other => Sentiment::UNSCORED,
+            l if !l.is_scored() => Sentiment::UNSCORED,
             _ => self.model.classify(&mention.text, lang),
         };
         let mut kw = keywords(&extracted.normalized, MAX_KEYWORDS);

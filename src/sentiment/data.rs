@@ -48,6 +48,33 @@ pub struct Example {
     pub lang: Option<Lang>,
 }
 
+/// Whether a training row belongs to the held-out slice: about one row in ten, chosen by the
+/// salted SHA-256 of its text (so that a text repeated in a file, or in two files, is always on
+/// the same side). Training never sees it and no choice is made on it: `gema train` reports on
+/// it and `gema eval --held-out` scores it. (The language rule in `text::lang` was chosen on a
+/// different, unsalted tenth of the training rows, which are trained on.)
+pub fn is_held_out(text: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(b"gema held-out v1\n")
+        .chain_update(text.as_bytes())
+        .finalize();
+    let first = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+    first % 10 == 0
+}
+
+/// The rows of a labelled file that `gema eval` scores: all, or only the held-out slice.
+pub fn read_for_eval(path: &Path, held_out: bool) -> Result<Vec<Example>, DataError> {
+    let rows = read_jsonl(path)?;
+    Ok(if held_out { split_held_out(rows).1 } else { rows })
+}
+
+/// Splits training rows into (kept for training, held out); see [`is_held_out`].
+pub fn split_held_out(examples: Vec<Example>) -> (Vec<Example>, Vec<Example>) {
+    let (held, kept): (Vec<_>, Vec<_>) = examples.into_iter().partition(|e| is_held_out(&e.text));
+    (kept, held)
+}
+
 #[derive(Deserialize)]
 struct Row {
     text: String,

@@ -7,7 +7,7 @@ use super::data::Example;
 use super::metrics::{self, Report};
 use super::model::FastModel;
 use super::{Label, Sentiment, SentimentModel};
-use crate::text::lang::{self, Lang};
+use crate::text::lang::Lang;
 
 /// What [`evaluate`] found on a set of rows.
 #[derive(Debug, Clone)]
@@ -58,7 +58,7 @@ pub fn evaluate(
             .map(|e| {
                 let lang = match (gold_lang, e.lang) {
                     (true, Some(l)) => l,
-                    _ => lang::detect(&e.text).0,
+                    _ => model.language(&e.text, None).0,
                 };
                 (model.classify(&e.text, lang), lang)
             })

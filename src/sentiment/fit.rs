@@ -8,6 +8,9 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::data;
+use super::langid::LangHead;
+use crate::text::lang::Lang;
+use super::evaluate::evaluate;
 use super::features::FeatureConfig;
 use super::manifest::{file_name, file_stem, manifest_path, sha256_file, unix_now, InputFile};
 use super::metrics::Report;
@@ -120,6 +123,8 @@ struct Manifest<'a> {
     selection: &'static str,
     calibration: &'a train::Calibration,
     dev_metrics: Vec<serde_json::Value>,
+    /// Scores on the slice held out of each training file (`data::is_held_out`).
+    heldout_metrics: Vec<serde_json::Value>,
     epochs: &'a [train::EpochLog],
     notes: &'static str,
 }
@@ -174,10 +179,13 @@ pub fn train_fast(
     };
     let mut train_sets = Vec::new();
     let mut train_inputs = Vec::new();
+    let mut held_sets = Vec::new();
     for path in data::jsonl_files(&options.data.join("sentiment/train"))? {
         let ex = data::read_jsonl(&path)?;
         train_inputs.push(InputFile::labelled(&path, rel(&path), &ex)?);
-        train_sets.push((rel(&path), ex));
+        let (kept, held) = data::split_held_out(ex);
+        held_sets.push((format!("held-out-{}", file_stem(&path)), held));
+        train_sets.push((rel(&path), kept));
     }
     let mut dev_sets = Vec::new();
     let mut dev_inputs = Vec::new();
@@ -198,7 +206,7 @@ pub fn train_fast(
             *ex = kept.into_iter().map(|(_, e)| e).collect();
             let stem = file_stem(Path::new(name.as_str()));
             dev_sets.push((
-                format!("holdout-{stem}"),
+                format!("tuning-{stem}"),
                 held.into_iter().map(|(_, e)| e).collect(),
             ));
         }
@@ -208,16 +216,49 @@ pub fn train_fast(
         .iter()
         .map(|(p, n)| InputFile::hashed(p, rel(p), *n))
         .collect::<Result<Vec<_>, _>>()?;
-    for f in &train_inputs {
-        log(&format!("Train file {}: {} rows", f.file(), f.rows()));
+    for (f, (_, held)) in train_inputs.iter().zip(&held_sets) {
+        log(&format!(
+            "Train file {}: {} rows ({} held out, never trained on)",
+            f.file(),
+            f.rows(),
+            held.len()
+        ));
     }
     let grid = default_grid(options);
-    let outcome = train::train("fast-lr-v1", &lexicons, &train_sets, &dev_sets, &grid, log);
+    let mut outcome = train::train("fast-lr-v1", &lexicons, &train_sets, &dev_sets, &grid, log);
+    // The language head learns English against Indonesian from the same rows' `lang` tags.
+    let lang_rows: Vec<(&str, Lang)> = train_sets
+        .iter()
+        .flat_map(|(_, ex)| ex.iter().filter_map(|e| e.lang.map(|l| (e.text.as_str(), l))))
+        .collect();
+    log(&format!("Language head: {} tagged rows", lang_rows.len()));
+    outcome.model.set_lang_head(LangHead::train(&lang_rows, options.seed));
+    outcome.model.quantize();
     let training_time_s = start.elapsed().as_secs_f64();
     outcome.model.save(out)?;
     let t = Instant::now();
     let loaded = load_model(out)?;
     let load_time_s = t.elapsed().as_secs_f64();
+    // The held-out slices, scored once the model is final (nothing is chosen on them): with the
+    // detected language, as in the pipeline, and with the gold tags.
+    let mut heldout_metrics = Vec::new();
+    for (name, held) in &held_sets {
+        if held.is_empty() {
+            continue;
+        }
+        for gold_lang in [false, true] {
+            let r = evaluate(&loaded, name, held, gold_lang, 0.0).report;
+            log(&format!(
+                "{name} ({} language): {}",
+                if gold_lang { "gold" } else { "detected" },
+                r.to_text().lines().next().unwrap_or_default()
+            ));
+            let mut m = r.brief();
+            m["lang"] = serde_json::json!(if gold_lang { "gold" } else { "detected" });
+            m["lang_accuracy"] = serde_json::json!(r.lang_accuracy);
+            heldout_metrics.push(m);
+        }
+    }
     drop(loaded);
     let bytes = std::fs::metadata(out)?.len();
     let manifest = Manifest {
@@ -248,18 +289,12 @@ pub fn train_fast(
                     (negative/positive-only files) or (macro-recall + macro-F1) / 2 (3-class \
                     files); gold language tags",
         calibration: &outcome.calibration,
-        dev_metrics: outcome
-            .dev
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "file": r.file, "n": r.n, "scheme": r.scheme, "accuracy": r.accuracy,
-                    "macro_recall": r.macro_recall, "macro_f1": r.macro_f1, "neg_f1": r.neg_f1,
-                })
-            })
-            .collect(),
+        dev_metrics: outcome.dev.iter().map(Report::brief).collect(),
+        heldout_metrics,
         epochs: &outcome.epochs,
-        notes: "Trained only on sentiment/train; sentiment/dev used for epoch/config selection \
+        notes: "Trained only on sentiment/train less its held-out slice (about 1 row in 10, by \
+                the SHA-256 of the text; scored in heldout_metrics, never used for a choice); \
+                sentiment/dev used for epoch/config selection \
                 and temperature calibration. Embeds word valences derived from VADER (MIT) and \
                 InSet (Koto & Rahmaningtyas 2017).",
     };
@@ -304,7 +339,7 @@ mod tests {
             );
             en += &row(&format!("the store opens at {i} today"), "neutral", "en");
             id += &row(
-                &format!("barangnya bagus, puas banget {i}"),
+                &format!("barangnya bagus sekali dan pengirimannya cepat, saya puas banget {i}"),
                 "positive",
                 "id",
             );

@@ -146,7 +146,7 @@ impl SentimentModel for LexiconModel {
     }
 
     fn classify(&self, text: &str, lang: Lang) -> Sentiment {
-        if lang == Lang::Other {
+        if !lang.is_scored() {
             return Sentiment::UNSCORED;
         }
         let mut sum = 0.0f32;

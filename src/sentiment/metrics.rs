@@ -184,6 +184,14 @@ pub fn score(file: &str, gold: &[Label], pred: &[Label], texts_per_s: f64) -> Re
 }
 
 impl Report {
+    /// The headline metrics, as the model manifests list them.
+    pub fn brief(&self) -> serde_json::Value {
+        serde_json::json!({
+            "file": self.file, "n": self.n, "scheme": self.scheme, "accuracy": self.accuracy,
+            "macro_recall": self.macro_recall, "macro_f1": self.macro_f1, "neg_f1": self.neg_f1,
+        })
+    }
+
     /// A human-readable block: headline metrics, per-class table and confusion matrix.
     pub fn to_text(&self) -> String {
         use std::fmt::Write;

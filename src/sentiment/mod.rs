@@ -10,6 +10,7 @@ pub mod evaluate;
 pub mod explain;
 pub mod features;
 pub mod fit;
+pub mod langid;
 pub mod lexicon;
 pub mod manifest;
 pub mod metrics;
@@ -81,6 +82,11 @@ impl Sentiment {
 pub trait SentimentModel: Send + Sync {
     /// Short name recorded on each enriched mention (e.g. `lexicon-v1`).
     fn name(&self) -> &str;
+    /// The language `text` is scored in (`hint`: the platform's, used when the text has no
+    /// letters). By default lid.176 alone decides ([`crate::text::lang::resolve`]).
+    fn language(&self, text: &str, hint: Option<&str>) -> (Lang, f32) {
+        crate::text::lang::resolve(text, hint)
+    }
     /// Classifies one text already known to be in `lang`.
     fn classify(&self, text: &str, lang: Lang) -> Sentiment;
 }

@@ -19,8 +19,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::features::{FeatureConfig, Featurizer, Lexicons};
+use super::langid::LangHead;
 use super::{Label, Sentiment, SentimentModel};
-use crate::text::lang::Lang;
+use crate::text::lang::{self, Lang};
 use crate::text::normalize::normalize_into;
 
 /// Where `gema train` writes the model and where the enrich stage loads it from by default.
@@ -29,7 +30,8 @@ pub const DEFAULT_MODEL_PATH: &str = "models/sentiment-fast.bin";
 pub const DEFAULT_MANIFEST_PATH: &str = "models/sentiment-fast.manifest.json";
 
 const MAGIC: &[u8; 8] = b"GEMASENT";
-const VERSION: u32 = 1;
+/// 2: a language head (`sentiment::langid`) follows the class biases.
+const VERSION: u32 = 2;
 /// Class order of the weight rows.
 pub const CLASSES: [Label; 3] = [Label::Negative, Label::Neutral, Label::Positive];
 
@@ -58,6 +60,9 @@ pub enum ModelError {
         "sentiment model {path} fails its checksum: the file is corrupt; retrain or restore it"
     )]
     Checksum { path: PathBuf },
+    /// The sentiment model is usable only with the language model that picks its language.
+    #[error("{0}")]
+    Lang(String),
 }
 
 /// Model header, stored as JSON inside the file.
@@ -83,6 +88,8 @@ pub struct FastModel {
     /// `buckets × 3`, row-major by bucket, classes in [`CLASSES`] order.
     weights: Vec<f32>,
     bias: [f32; 3],
+    /// English against Indonesian, learnt from the training files (`None`: lid.176 decides).
+    lang_head: Option<LangHead>,
 }
 
 thread_local! {
@@ -104,6 +111,22 @@ impl FastModel {
             featurizer: Featurizer::new(header.features, header.lexicons),
             weights,
             bias,
+            lang_head: None,
+        }
+    }
+
+    /// Sets the language head (training does, before saving).
+    pub fn set_lang_head(&mut self, head: LangHead) {
+        self.lang_head = Some(head);
+    }
+
+    /// The language of `text` as the pipeline decides it: lid.176, with this model's language
+    /// head choosing between English and Indonesian (`lang::detect_with`), and a platform's
+    /// `hint` when the text has no letters.
+    pub fn language(&self, text: &str, hint: Option<&str>) -> (Lang, f32) {
+        match &self.lang_head {
+            Some(head) => lang::resolve_with(text, hint, Some(&|t: &str| head.p_id(t))),
+            None => lang::resolve(text, hint),
         }
     }
 
@@ -171,9 +194,9 @@ impl FastModel {
     }
 
     /// Calibrated class probabilities (in [`CLASSES`] order) of raw `text` in `lang`; even for
-    /// [`Lang::Other`]. The transformer tier fuses these with its own.
+    /// a language that is not scored. The transformer tier fuses these with its own.
     pub fn probabilities(&self, text: &str, lang: Lang) -> [f32; 3] {
-        if lang == Lang::Other {
+        if !lang.is_scored() {
             return [1.0 / 3.0; 3];
         }
         SCRATCH.with(|s| {
@@ -208,6 +231,16 @@ impl FastModel {
         for b in &self.bias {
             bytes.extend_from_slice(&b.to_le_bytes());
         }
+        match &self.lang_head {
+            Some(head) => {
+                bytes.extend_from_slice(&head.buckets_log2().to_le_bytes());
+                for w in head.weights() {
+                    bytes.extend_from_slice(&f16::from_f32(*w).to_le_bytes());
+                }
+                bytes.extend_from_slice(&head.bias().to_le_bytes());
+            }
+            None => bytes.extend_from_slice(&0u32.to_le_bytes()),
+        }
         let digest = Sha256::digest(&bytes);
         bytes.extend_from_slice(&digest);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -222,6 +255,10 @@ impl FastModel {
         for w in &mut self.weights {
             *w = f16::from_f32(*w).to_f32();
         }
+        if let Some(head) = &mut self.lang_head {
+            let weights = head.weights().iter().map(|w| f16::from_f32(*w).to_f32()).collect();
+            *head = LangHead::new(head.buckets_log2(), weights, head.bias()).expect("same shape");
+        }
     }
 }
 
@@ -230,8 +267,12 @@ impl SentimentModel for FastModel {
         &self.name
     }
 
+    fn language(&self, text: &str, hint: Option<&str>) -> (Lang, f32) {
+        FastModel::language(self, text, hint)
+    }
+
     fn classify(&self, text: &str, lang: Lang) -> Sentiment {
-        if lang == Lang::Other {
+        if !lang.is_scored() {
             return Sentiment::UNSCORED;
         }
         SCRATCH.with(|s| {
@@ -243,8 +284,10 @@ impl SentimentModel for FastModel {
 }
 
 /// Loads a model written by `gema train`. Fails fast, naming `path` and the reason, on a missing,
-/// truncated, corrupt or foreign file.
+/// truncated, corrupt or foreign file, and when the language model
+/// ([`crate::text::lang::ensure_loaded`]) is missing.
 pub fn load_model(path: &Path) -> Result<FastModel, ModelError> {
+    crate::text::lang::ensure_loaded().map_err(|e| ModelError::Lang(format!("{e:#}")))?;
     let p = || path.to_path_buf();
     let corrupt = |reason: String| ModelError::Corrupt {
         path: path.to_path_buf(),
@@ -282,25 +325,52 @@ pub fn load_model(path: &Path) -> Result<FastModel, ModelError> {
         return Err(corrupt(format!("bad temperature {}", header.temperature)));
     }
     let n = header.features.buckets() * 3;
-    let expected = header_end + n * 2 + 12;
+    let head_at = header_end + n * 2 + 12;
+    let head_log2 = body
+        .get(head_at..head_at + 4)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+        .ok_or_else(|| corrupt("the language head is missing".into()))?;
+    let head_len = match head_log2 {
+        0 => 0,
+        10..=24 => (1usize << head_log2) * 2 + 4,
+        other => return Err(corrupt(format!("implausible language head size 2^{other}"))),
+    };
+    let expected = head_at + 4 + head_len;
     if body.len() != expected {
         return Err(corrupt(format!(
             "expected {expected} bytes before the checksum, found {}",
             body.len()
         )));
     }
+    let lang_head = if head_log2 == 0 {
+        None
+    } else {
+        let raw = &body[head_at + 4..expected];
+        let (w, b) = raw.split_at(raw.len() - 4);
+        let weights: Vec<f32> = w
+            .chunks_exact(2)
+            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect();
+        let bias = f32::from_le_bytes(b.try_into().expect("4 bytes"));
+        if !bias.is_finite() || weights.iter().any(|w| !w.is_finite()) {
+            return Err(corrupt("non-finite language head".into()));
+        }
+        LangHead::new(head_log2, weights, bias)
+    };
     let weights: Vec<f32> = body[header_end..header_end + n * 2]
         .chunks_exact(2)
         .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
         .collect();
     let mut bias = [0f32; 3];
-    for (k, c) in body[header_end + n * 2..].chunks_exact(4).enumerate() {
+    for (k, c) in body[header_end + n * 2..head_at].chunks_exact(4).enumerate() {
         bias[k] = f32::from_le_bytes(c.try_into().expect("4 bytes"));
     }
     if weights.iter().chain(bias.iter()).any(|w| !w.is_finite()) {
         return Err(corrupt("non-finite weights".into()));
     }
-    Ok(FastModel::new(header, weights, bias))
+    let mut model = FastModel::new(header, weights, bias);
+    model.lang_head = lang_head;
+    Ok(model)
 }
 
 #[cfg(test)]
@@ -400,13 +470,13 @@ mod tests {
             ),
         ];
         for (text, want) in cases {
-            let (lang, _) = crate::text::lang::detect(text);
+            let (lang, _) = model.language(text, None);
             let s = model.classify(text, lang);
             assert_eq!(s.label, want, "{text}: {s:?} ({lang:?})");
             assert!((-1.0..=1.0).contains(&s.score) && (0.0..=1.0).contains(&s.confidence));
         }
         let text = "El servicio fue muy malo y la comida llegó fría, no vuelvo nunca más";
-        let (lang, _) = crate::text::lang::detect(text);
+        let (lang, _) = model.language(text, None);
         assert_eq!(model.classify(text, lang), Sentiment::UNSCORED);
     }
 

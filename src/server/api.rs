@@ -19,7 +19,6 @@ use super::AppState;
 use crate::query::{alerts, mentions, timeline, trends};
 use crate::sentiment::explain::model_word_effects;
 use crate::sentiment::Label;
-use crate::text::lang;
 
 /// Deepest `offset` of a mention search: pages are fetched as `offset + limit` rows.
 pub const MAX_OFFSET: u64 = 10_000;
@@ -402,7 +401,7 @@ pub async fn classify(
         req.texts
             .iter()
             .map(|text| {
-                let (lang, lang_confidence) = lang::resolve(text, req.lang.as_deref());
+                let (lang, lang_confidence) = model.language(text, req.lang.as_deref());
                 let s = model.classify(text, lang);
                 let mut item = json!({
                     "text": text,

@@ -49,7 +49,7 @@ pub fn evaluate(
         .iter()
         .map(|e| match (gold_lang, e.lang) {
             (true, Some(l)) => l,
-            _ => lang::detect(&e.text).0,
+            _ => fast.language(&e.text, None).0,
         })
         .collect();
     let fast_s: Vec<_> = examples

@@ -133,7 +133,7 @@ fn head_langs(values: &[String]) -> anyhow::Result<Vec<Lang>> {
     for v in values {
         let lang = Lang::from_hint(v);
         anyhow::ensure!(
-            lang != Lang::Other,
+            lang.is_scored(),
             "--head-langs: `{v}` is not a language the head can learn (use en and/or id)"
         );
         if !langs.contains(&lang) {
@@ -157,14 +157,6 @@ fn files_in(dir: &Path, langs: &[Lang]) -> anyhow::Result<Vec<(PathBuf, Vec<Exam
         }
     }
     Ok(out)
-}
-
-/// The headline metrics of `r`, as the manifest lists them.
-fn brief(r: &Report) -> serde_json::Value {
-    serde_json::json!({
-        "file": r.file, "n": r.n, "scheme": r.scheme, "accuracy": r.accuracy,
-        "macro_recall": r.macro_recall, "macro_f1": r.macro_f1, "neg_f1": r.neg_f1,
-    })
 }
 
 /// The fast tier's out-of-fold probabilities of the training rows in `langs` (in
@@ -225,7 +217,7 @@ fn out_of_fold_fast(
             "fast_config": cfg,
             "rows": gold.len(),
             "seconds": seconds,
-            "out_of_fold_fast_metrics": brief(&report),
+            "out_of_fold_fast_metrics": report.brief(),
         }),
     ))
 }
@@ -262,14 +254,16 @@ pub fn train_bert(
     let mut train_rows: Vec<Example> = Vec::new();
     let mut train_inputs = Vec::new();
     for (path, ex) in files_in(&options.data.join("sentiment/train"), &langs)? {
+        let rows = ex.len();
+        // The held-out slice is never trained on (`data::is_held_out`).
+        let (kept, held) = data::split_held_out(ex);
         log(&format!(
-            "Train file {}: {} rows in {:?}",
+            "Train file {}: {rows} rows in {langs:?} ({} held out, never trained on)",
             rel(&path),
-            ex.len(),
-            langs
+            held.len(),
         ));
-        train_inputs.push(InputFile::hashed(&path, rel(&path), ex.len())?);
-        train_rows.extend(ex);
+        train_inputs.push(InputFile::hashed(&path, rel(&path), rows)?);
+        train_rows.extend(kept);
     }
     let mut dev = Vec::new();
     let mut dev_texts: Vec<Vec<String>> = Vec::new();
@@ -455,8 +449,8 @@ pub fn train_bert(
             "blocks_file": file_name(&blocks_path),
             "blocks_bytes": std::fs::metadata(&blocks_path)?.len(),
             "blocks_sha256": blocks_sha256,
-            "frozen_dev_metrics_head_only": frozen_outcome.dev_head_only.iter().map(brief).collect::<Vec<_>>(),
-            "frozen_dev_metrics_fused": frozen_outcome.dev_fused.iter().map(brief).collect::<Vec<_>>(),
+            "frozen_dev_metrics_head_only": frozen_outcome.dev_head_only.iter().map(Report::brief).collect::<Vec<_>>(),
+            "frozen_dev_metrics_fused": frozen_outcome.dev_fused.iter().map(Report::brief).collect::<Vec<_>>(),
             "frozen_fast_weight": frozen_outcome.head.fast_weight,
         }));
     }
@@ -517,9 +511,9 @@ pub fn train_bert(
         selection: "mean over the English dev files, weighted by sqrt(rows), of (macro-recall + \
                     macro-F1) / 2; picks the epoch, then the fast-tier fusion weight; the \
                     temperature minimises dev NLL",
-        dev_metrics_head_only: outcome.dev_head_only.iter().map(brief).collect(),
-        dev_metrics_fused: outcome.dev_fused.iter().map(brief).collect(),
-        dev_metrics_fast: dev_fast_reports.iter().map(brief).collect(),
+        dev_metrics_head_only: outcome.dev_head_only.iter().map(Report::brief).collect(),
+        dev_metrics_fused: outcome.dev_fused.iter().map(Report::brief).collect(),
+        dev_metrics_fast: dev_fast_reports.iter().map(Report::brief).collect(),
         cascade_curve,
         stacking,
         finetune: finetune_report,
