@@ -20,10 +20,17 @@ fn lid176_matches_fasttext_predictions() {
         for (rank, want) in row["top"].as_array().unwrap().iter().enumerate() {
             let (label, p) = (want[0].as_str().unwrap(), want[1].as_f64().unwrap() as f32);
             let i = model.labels().iter().position(|l| l == label).unwrap();
-            assert!((probs[i] - p).abs() < 2e-4, "{text:?}: p({label}) {} != {p}", probs[i]);
+            assert!(
+                (probs[i] - p).abs() < 2e-4,
+                "{text:?}: p({label}) {} != {p}",
+                probs[i]
+            );
             // Ties within rounding may swap places; a clear leader must not.
             if rank == 0 {
-                assert!(probs[order[0]] - probs[i] < 2e-4, "{text:?}: top is not {label}");
+                assert!(
+                    probs[order[0]] - probs[i] < 2e-4,
+                    "{text:?}: top is not {label}"
+                );
             }
         }
         checked += 1;

@@ -85,17 +85,13 @@ impl Enricher {
         let extracted = extract(&mention.text);
         // A platform's hint decides only when detection has no evidence either way.
         let (lang, lang_confidence) = self.model.language(&mention.text, mention.lang.as_deref());
-        let sentiment = match lang {
-            l if !l.is_scored() => Sentiment::UNSCORED,
-            _ => self.model.classify(&mention.text, lang),
-        };
         let mut kw = keywords(&extracted.normalized, MAX_KEYWORDS);
         // Hashtags are reported on their own; do not count them twice as keywords.
         kw.retain(|k| !extracted.hashtags.contains(k));
-        let queries = if self.queries.is_empty() {
+        let matched = if self.queries.is_empty() {
             Vec::new()
         } else {
-            self.queries.matches(&Doc {
+            self.queries.match_indices(&Doc {
                 text: &mention.text,
                 hashtags: &extracted.hashtags,
                 handles: &extracted.handles,
@@ -104,6 +100,17 @@ impl Enricher {
                 platform: &mention.platform,
             })
         };
+        let sentiment = match lang {
+            l if !l.is_scored() => Sentiment::UNSCORED,
+            // Brand-blind: the matched queries' words are masked, so no brand name sways the
+            // score (`QuerySet::mask`).
+            _ => match self.queries.mask(&mention.text, &matched) {
+                Some(masked) => self.model.classify(&masked, lang),
+                None => self.model.classify(&mention.text, lang),
+            },
+        };
+        let names = self.queries.names();
+        let queries: Vec<String> = matched.iter().map(|&i| names[i].clone()).collect();
         EnrichedMention {
             key: mention.key(),
             lang: lang.as_str().to_string(),

@@ -60,13 +60,67 @@ pub fn is_held_out(text: &str) -> bool {
         .chain_update(text.as_bytes())
         .finalize();
     let first = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
-    first % 10 == 0
+    first.is_multiple_of(10)
+}
+
+/// What `gema train` does to about one training row in four (chosen by the text's hash, so the
+/// same rows every run) to teach the model the enrich stage's brand placeholder
+/// ([`crate::text::normalize::BRAND_MARK`]): the first capitalised word after the first word (a
+/// likely name: `Tim Duncan`, `Samsung`) becomes the placeholder; a row without one gets it
+/// inserted before a word chosen by the hash. Every label gets it alike, so it learns no
+/// sentiment. `None`: the row is left as it is.
+pub fn with_brand_placeholder(text: &str) -> Option<String> {
+    use crate::text::hash::{fnv1a, mix, FNV_OFFSET};
+    use crate::text::normalize::BRAND_MARK;
+    let h = mix(fnv1a(fnv1a(FNV_OFFSET, b"brand:"), text.as_bytes()));
+    if !h.is_multiple_of(4) {
+        return None;
+    }
+    let words: Vec<(usize, &str)> = text
+        .split(' ')
+        .scan(0usize, |at, w| {
+            let start = *at;
+            *at += w.len() + 1;
+            Some((start, w))
+        })
+        .filter(|(_, w)| !w.is_empty())
+        .collect();
+    if words.is_empty() {
+        return None;
+    }
+    let name = words.iter().skip(1).find(|(_, w)| {
+        let mut chars = w.chars();
+        chars.next().is_some_and(char::is_uppercase)
+            && w.chars().filter(|c| c.is_alphabetic()).count() >= 3
+            && chars.any(char::is_lowercase)
+            && w.chars().all(|c| c.is_alphanumeric() || c == '\'')
+    });
+    let mut out = String::with_capacity(text.len() + 4);
+    match name {
+        Some(&(at, w)) => {
+            out.push_str(&text[..at]);
+            out.push(BRAND_MARK);
+            out.push_str(&text[at + w.len()..]);
+        }
+        None => {
+            let (at, _) = words[(h / 4 % words.len() as u64) as usize];
+            out.push_str(&text[..at]);
+            out.push(BRAND_MARK);
+            out.push(' ');
+            out.push_str(&text[at..]);
+        }
+    }
+    Some(out)
 }
 
 /// The rows of a labelled file that `gema eval` scores: all, or only the held-out slice.
 pub fn read_for_eval(path: &Path, held_out: bool) -> Result<Vec<Example>, DataError> {
     let rows = read_jsonl(path)?;
-    Ok(if held_out { split_held_out(rows).1 } else { rows })
+    Ok(if held_out {
+        split_held_out(rows).1
+    } else {
+        rows
+    })
 }
 
 /// Splits training rows into (kept for training, held out); see [`is_held_out`].

@@ -8,15 +8,15 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::data;
-use super::langid::LangHead;
-use crate::text::lang::Lang;
 use super::evaluate::evaluate;
 use super::features::FeatureConfig;
+use super::langid::LangHead;
 use super::manifest::{file_name, file_stem, manifest_path, sha256_file, unix_now, InputFile};
 use super::metrics::Report;
 use super::model::load_model;
 use super::train::{self, TrainConfig};
 use super::SentimentModel;
+use crate::text::lang::Lang;
 
 /// Experiment knobs: any of them set replaces the built-in grid by one configuration with
 /// these values (the rest as in the built-in one).
@@ -183,7 +183,12 @@ pub fn train_fast(
     for path in data::jsonl_files(&options.data.join("sentiment/train"))? {
         let ex = data::read_jsonl(&path)?;
         train_inputs.push(InputFile::labelled(&path, rel(&path), &ex)?);
-        let (kept, held) = data::split_held_out(ex);
+        let (mut kept, held) = data::split_held_out(ex);
+        for e in &mut kept {
+            if let Some(t) = data::with_brand_placeholder(&e.text) {
+                e.text = t;
+            }
+        }
         held_sets.push((format!("held-out-{}", file_stem(&path)), held));
         train_sets.push((rel(&path), kept));
     }
@@ -229,10 +234,15 @@ pub fn train_fast(
     // The language head learns English against Indonesian from the same rows' `lang` tags.
     let lang_rows: Vec<(&str, Lang)> = train_sets
         .iter()
-        .flat_map(|(_, ex)| ex.iter().filter_map(|e| e.lang.map(|l| (e.text.as_str(), l))))
+        .flat_map(|(_, ex)| {
+            ex.iter()
+                .filter_map(|e| e.lang.map(|l| (e.text.as_str(), l)))
+        })
         .collect();
     log(&format!("Language head: {} tagged rows", lang_rows.len()));
-    outcome.model.set_lang_head(LangHead::train(&lang_rows, options.seed));
+    outcome
+        .model
+        .set_lang_head(LangHead::train(&lang_rows, options.seed));
     outcome.model.quantize();
     let training_time_s = start.elapsed().as_secs_f64();
     outcome.model.save(out)?;

@@ -154,8 +154,16 @@ mod tests {
     #[test]
     fn learns_english_from_indonesian_and_is_deterministic() {
         let mut rows = Vec::new();
-        let en = ["the service was great", "my order is late again", "love this app"];
-        let id = ["pelayanannya bagus sekali", "pesanan saya telat lagi", "suka banget aplikasinya"];
+        let en = [
+            "the service was great",
+            "my order is late again",
+            "love this app",
+        ];
+        let id = [
+            "pelayanannya bagus sekali",
+            "pesanan saya telat lagi",
+            "suka banget aplikasinya",
+        ];
         for _ in 0..20 {
             rows.extend(en.iter().map(|t| (*t, Lang::En)));
             rows.extend(id.iter().map(|t| (*t, Lang::Id)));

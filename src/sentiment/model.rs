@@ -256,7 +256,11 @@ impl FastModel {
             *w = f16::from_f32(*w).to_f32();
         }
         if let Some(head) = &mut self.lang_head {
-            let weights = head.weights().iter().map(|w| f16::from_f32(*w).to_f32()).collect();
+            let weights = head
+                .weights()
+                .iter()
+                .map(|w| f16::from_f32(*w).to_f32())
+                .collect();
             *head = LangHead::new(head.buckets_log2(), weights, head.bias()).expect("same shape");
         }
     }
@@ -362,7 +366,10 @@ pub fn load_model(path: &Path) -> Result<FastModel, ModelError> {
         .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
         .collect();
     let mut bias = [0f32; 3];
-    for (k, c) in body[header_end + n * 2..head_at].chunks_exact(4).enumerate() {
+    for (k, c) in body[header_end + n * 2..head_at]
+        .chunks_exact(4)
+        .enumerate()
+    {
         bias[k] = f32::from_le_bytes(c.try_into().expect("4 bytes"));
     }
     if weights.iter().chain(bias.iter()).any(|w| !w.is_finite()) {

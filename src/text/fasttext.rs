@@ -73,7 +73,11 @@ impl Quantizer {
         let mut sum = 0.0;
         for (m, &c) in code.iter().enumerate() {
             let at = m * self.dsub;
-            sum += x[at..].iter().zip(self.centroid(m, c)).map(|(a, b)| a * b).sum::<f32>();
+            sum += x[at..]
+                .iter()
+                .zip(self.centroid(m, c))
+                .map(|(a, b)| a * b)
+                .sum::<f32>();
         }
         sum * alpha
     }
@@ -106,9 +110,11 @@ impl Matrix {
 
     fn dot_row(&self, x: &[f32], row: usize) -> f32 {
         match self {
-            Matrix::Dense { cols, data } => {
-                x.iter().zip(&data[row * cols..(row + 1) * cols]).map(|(a, b)| a * b).sum()
-            }
+            Matrix::Dense { cols, data } => x
+                .iter()
+                .zip(&data[row * cols..(row + 1) * cols])
+                .map(|(a, b)| a * b)
+                .sum(),
             Matrix::Quant { pq, codes, .. } => {
                 let code = &codes[row * pq.nsubq..(row + 1) * pq.nsubq];
                 pq.dot_code(x, code, self.norm(row))
@@ -167,12 +173,20 @@ impl<R: Read> Reader<R> {
     }
     fn usize(&mut self, what: &str, max: usize) -> Result<usize> {
         let v = self.i64()?;
-        ensure!(v >= 0 && (v as u64) <= max as u64, "{}: {what} {v} is out of range", self.what);
+        ensure!(
+            v >= 0 && (v as u64) <= max as u64,
+            "{}: {what} {v} is out of range",
+            self.what
+        );
         Ok(v as usize)
     }
     fn small(&mut self, what: &str) -> Result<usize> {
         let v = self.i32()?;
-        ensure!((0..=1 << 24).contains(&v), "{}: {what} {v} is out of range", self.what);
+        ensure!(
+            (0..=1 << 24).contains(&v),
+            "{}: {what} {v} is out of range",
+            self.what
+        );
         Ok(v as usize)
     }
     fn f32s(&mut self, n: usize) -> Result<Vec<f32>> {
@@ -180,7 +194,10 @@ impl<R: Read> Reader<R> {
         self.inner
             .read_exact(&mut raw)
             .with_context(|| format!("{}: the file ends early", self.what))?;
-        Ok(raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        Ok(raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
     }
     fn u8s(&mut self, n: usize) -> Result<Vec<u8>> {
         let mut raw = vec![0u8; n];
@@ -197,7 +214,11 @@ impl<R: Read> Reader<R> {
                 break;
             }
             raw.push(b);
-            ensure!(raw.len() <= 4096, "{}: a dictionary word is over 4096 bytes", self.what);
+            ensure!(
+                raw.len() <= 4096,
+                "{}: a dictionary word is over 4096 bytes",
+                self.what
+            );
         }
         Ok(String::from_utf8_lossy(&raw).into_owned())
     }
@@ -223,7 +244,11 @@ impl<R: Read> Reader<R> {
             let qnorm = self.bool()?;
             let rows = self.usize("rows", MAX_ROWS)?;
             let cols = self.usize("cols", 1 << 16)?;
-            ensure!(cols == dim, "{}: matrix has {cols} columns, model dim is {dim}", self.what);
+            ensure!(
+                cols == dim,
+                "{}: matrix has {cols} columns, model dim is {dim}",
+                self.what
+            );
             let codesize = self.small("codesize")?;
             let codes = self.u8s(codesize)?;
             let pq = self.quantizer()?;
@@ -242,7 +267,11 @@ impl<R: Read> Reader<R> {
         } else {
             let rows = self.usize("rows", MAX_ROWS)?;
             let cols = self.usize("cols", 1 << 16)?;
-            ensure!(cols == dim, "{}: matrix has {cols} columns, model dim is {dim}", self.what);
+            ensure!(
+                cols == dim,
+                "{}: matrix has {cols} columns, model dim is {dim}",
+                self.what
+            );
             let data = self.f32s(rows * cols)?;
             Ok((rows, Matrix::Dense { cols, data }))
         }
@@ -273,9 +302,15 @@ impl FastText {
             inner: input,
             what: what.to_string(),
         };
-        ensure!(r.i32()? == MAGIC, "{what}: not a fastText model (bad magic number)");
+        ensure!(
+            r.i32()? == MAGIC,
+            "{what}: not a fastText model (bad magic number)"
+        );
         let version = r.i32()?;
-        ensure!(version == 12, "{what}: fastText file version {version}, expected 12");
+        ensure!(
+            version == 12,
+            "{what}: fastText file version {version}, expected 12"
+        );
         let dim = r.small("dim")?;
         let _ws = r.i32()?;
         let _epoch = r.i32()?;
@@ -290,7 +325,10 @@ impl FastText {
             other => bail!("{what}: unknown loss {other}"),
         };
         let model = r.i32()?;
-        ensure!(model == 3, "{what}: not a supervised model (model type {model})");
+        ensure!(
+            model == 3,
+            "{what}: not a supervised model (model type {model})"
+        );
         let bucket = r.small("bucket")? as u32;
         let minn = r.small("minn")?;
         let maxn = r.small("maxn")?;
@@ -300,7 +338,10 @@ impl FastText {
         let size = r.small("dictionary size")?;
         let nwords = r.small("nwords")?;
         let nlabels = r.small("nlabels")?;
-        ensure!(nwords + nlabels == size && nlabels > 0, "{what}: inconsistent dictionary");
+        ensure!(
+            nwords + nlabels == size && nlabels > 0,
+            "{what}: inconsistent dictionary"
+        );
         let _ntokens = r.i64()?;
         let prune_size = r.i64()?;
         let mut entries = Vec::with_capacity(size);
@@ -311,7 +352,10 @@ impl FastText {
             entries.push((word, count, kind));
         }
         let prune = if prune_size > 0 {
-            ensure!(prune_size <= 1 << 28, "{what}: prune index {prune_size} is out of range");
+            ensure!(
+                prune_size <= 1 << 28,
+                "{what}: prune index {prune_size} is out of range"
+            );
             let mut map = HashMap::with_capacity(prune_size as usize);
             for _ in 0..prune_size {
                 let from = r.i32()?;
@@ -347,7 +391,8 @@ impl FastText {
             if kind == 1 {
                 ensure!(i >= nwords, "{what}: a label among the words");
                 label_counts.push(count);
-                ft.labels.push(word.strip_prefix(LABEL_PREFIX).unwrap_or(&word).to_string());
+                ft.labels
+                    .push(word.strip_prefix(LABEL_PREFIX).unwrap_or(&word).to_string());
             } else {
                 let mut rows = vec![i as u32];
                 if word != EOS {
@@ -357,12 +402,18 @@ impl FastText {
             }
         }
         let max_row = ft.words.values().flatten().copied().max().unwrap_or(0) as usize;
-        ensure!(max_row < in_rows, "{what}: the input matrix has too few rows");
+        ensure!(
+            max_row < in_rows,
+            "{what}: the input matrix has too few rows"
+        );
         let needed = match loss {
             Loss::HierarchicalSoftmax => nlabels - 1,
             _ => nlabels,
         };
-        ensure!(out_rows >= needed, "{what}: the output matrix has too few rows");
+        ensure!(
+            out_rows >= needed,
+            "{what}: the output matrix has too few rows"
+        );
         if loss == Loss::HierarchicalSoftmax {
             ft.tree = huffman(&label_counts);
         }
@@ -432,7 +483,9 @@ impl FastText {
             for i in 0..hashes.len() {
                 let mut h = hashes[i] as i32 as i64 as u64;
                 for &next in hashes.iter().skip(i + 1).take(self.word_ngrams - 1) {
-                    h = h.wrapping_mul(116_049_371).wrapping_add(next as i32 as i64 as u64);
+                    h = h
+                        .wrapping_mul(116_049_371)
+                        .wrapping_add(next as i32 as i64 as u64);
                     self.push_bucket((h % self.bucket as u64) as u32, &mut rows);
                 }
             }
@@ -478,7 +531,12 @@ impl FastText {
         }
         let f = sigmoid(self.output.dot_row(hidden, node - n));
         let t = self.tree[node];
-        self.descend(t.left as usize, log_p + (1.0 - f + 1e-5).ln(), hidden, probs);
+        self.descend(
+            t.left as usize,
+            log_p + (1.0 - f + 1e-5).ln(),
+            hidden,
+            probs,
+        );
         self.descend(t.right as usize, log_p + (f + 1e-5).ln(), hidden, probs);
     }
 }
@@ -551,8 +609,13 @@ mod tests {
 
     #[test]
     fn a_truncated_file_is_a_clear_error() {
-        let err = FastText::read(&MAGIC.to_le_bytes()[..], "lid.ftz").err().unwrap();
-        assert!(format!("{err:#}").contains("lid.ftz: the file ends early"), "{err:#}");
+        let err = FastText::read(&MAGIC.to_le_bytes()[..], "lid.ftz")
+            .err()
+            .unwrap();
+        assert!(
+            format!("{err:#}").contains("lid.ftz: the file ends early"),
+            "{err:#}"
+        );
         let err = FastText::read(&[0u8; 8][..], "x.bin").err().unwrap();
         assert!(format!("{err:#}").contains("bad magic"), "{err:#}");
     }

@@ -158,7 +158,11 @@ pub fn prepare(text: &str, out: &mut String) {
     for word in text.split_whitespace() {
         let w = word.trim_start_matches(|c: char| c.is_ascii_punctuation() && c != '@' && c != '#');
         let lw = w.to_ascii_lowercase();
-        if w.starts_with('@') || w.starts_with('#') || lw.starts_with("http") || lw.starts_with("www.") {
+        if w.starts_with('@')
+            || w.starts_with('#')
+            || lw.starts_with("http")
+            || lw.starts_with("www.")
+        {
             continue;
         }
         if !out.is_empty() {
@@ -245,20 +249,31 @@ mod tests {
     #[test]
     fn prepare_drops_links_handles_and_tags() {
         let mut out = String::new();
-        prepare("@Budi Saldo HILANG (https://t.co/x) #NusaPayDown!", &mut out);
+        prepare(
+            "@Budi Saldo HILANG (https://t.co/x) #NusaPayDown!",
+            &mut out,
+        );
         assert_eq!(out, "saldo hilang");
     }
 
     #[test]
     fn detects_english_and_indonesian() {
         assert_eq!(detect("this is not what I paid for").0, Lang::En);
-        assert_eq!(detect("aku kecewa banget sama pelayanan yang ini").0, Lang::Id);
-        assert_eq!(detect("Tim Duncan and Gregg Popovich. Two legends.").0, Lang::En);
+        assert_eq!(
+            detect("aku kecewa banget sama pelayanan yang ini").0,
+            Lang::Id
+        );
+        assert_eq!(
+            detect("Tim Duncan and Gregg Popovich. Two legends.").0,
+            Lang::En
+        );
         assert_eq!(detect("🙂🙂").0, Lang::Other);
         assert_eq!(detect("🙂🙂").1, 0.0);
         assert_eq!(detect("@budi https://t.co/x #promo").0, Lang::Other);
         // Code-mixed English/Indonesian is scored, not dropped.
-        assert!(detect("Antri panjang buat #KopiKitaSenja, worth it sih").0.is_scored());
+        assert!(detect("Antri panjang buat #KopiKitaSenja, worth it sih")
+            .0
+            .is_scored());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! (a fastText reader and the lid.176 model),
 //! normalisation of social text, and deterministic hashing for word tables and feature buckets.
 
-pub mod hash;
 pub mod fasttext;
+pub mod hash;
 pub mod lang;
 pub mod normalize;

@@ -2,7 +2,8 @@
 //!
 //! [`normalize`] turns a raw post into lowercase tokens separated by single spaces:
 //!
-//! - URLs become `<url>`, @mentions `<user>`, digit runs `<num>`;
+//! - URLs become `<url>`, @mentions `<user>`, digit runs `<num>`, and [`BRAND_MARK`] (what the
+//!   enrich stage puts where a tracked brand's name was) `<brand>`;
 //! - hashtags are segmented on case and digit changes (`#GakPuas` → `tidak puas`,
 //!   `#NotHappy` → `not happy`);
 //! - elongations are collapsed (`sooo` → `so`, `bangettt` → `banget`, `goooood` → `good`) and a
@@ -20,6 +21,11 @@
 use std::sync::LazyLock;
 
 use crate::text::hash::FastMap;
+
+/// The character the enrich stage writes in place of a tracked query's words before scoring
+/// (`QuerySet::mask`) and training writes in place of names: normalised to the token `<brand>`,
+/// which gets no character n-grams, so no brand name sways the score. A private-use code point.
+pub const BRAND_MARK: char = '\u{E000}';
 
 /// Indonesian and English slang, abbreviations and spelling variants → standard form.
 ///
@@ -269,6 +275,12 @@ pub fn normalize_into(text: &str, out: &mut String) {
         }
         let boundary_before = prev_space;
         prev_space = false;
+        if c == BRAND_MARK {
+            push(out, "<brand>");
+            last_emoji = None;
+            i += c.len_utf8();
+            continue;
+        }
         if is_url_start(rest) {
             push(out, "<url>");
             last_emoji = None;

@@ -14,7 +14,8 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use super::parse::{parse, Expr, Word};
-use super::text::{fold, words};
+use super::text::{fold, is_word_char, words};
+use crate::text::normalize::BRAND_MARK;
 
 /// One tracked query from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -102,6 +103,19 @@ enum Node {
     Platform(String),
 }
 
+/// The words `e` looks for, outside `NOT`: sequences, `NEAR` operands, hashtags and handles.
+fn positive_words(e: &Expr, out: &mut Vec<Pat>) {
+    match e {
+        Expr::And(v) | Expr::Or(v) => v.iter().for_each(|e| positive_words(e, out)),
+        Expr::Not(_) | Expr::Lang(_) | Expr::Platform(_) => {}
+        Expr::Words(ws) => out.extend(ws.iter().cloned().map(Pat::new)),
+        Expr::Near { left, right, .. } => {
+            out.extend(left.iter().chain(right).cloned().map(Pat::new))
+        }
+        Expr::Hashtag(w) | Expr::Handle(w) => out.push(Pat::new(w.clone())),
+    }
+}
+
 /// A compiled set of tracked queries. Cheap to share (`&self` only) across threads.
 #[derive(Debug, Clone, Default)]
 pub struct QuerySet {
@@ -112,6 +126,9 @@ pub struct QuerySet {
     /// Distinct prefix lengths in characters, so a text word is looked up once per length.
     prefix_lens: Vec<usize>,
     uses_tags: bool,
+    /// Per query, the words it looks for (not those under `NOT`): what [`QuerySet::mask`]
+    /// replaces.
+    mask_words: Vec<Vec<Pat>>,
 }
 
 impl QuerySet {
@@ -136,6 +153,9 @@ impl QuerySet {
                 position: e.position,
                 message: e.message,
             })?;
+            let mut words = Vec::new();
+            positive_words(&expr, &mut words);
+            set.mask_words.push(words);
             let node = set.lower(expr, &mut next_key);
             set.names.push(name.to_string());
             set.nodes.push(node);
@@ -241,6 +261,68 @@ impl QuerySet {
         (0..self.nodes.len())
             .filter(|&i| ctx.eval(&self.nodes[i]))
             .collect()
+    }
+
+    /// `text` with the words of the queries `matched` (indices from
+    /// [`QuerySet::match_indices`]) replaced by [`BRAND_MARK`], or `None` when nothing is
+    /// replaced. A word is a run of word characters, compared folded; a `#` or `@` before it goes
+    /// with it, and a hashtag that only starts with a query word (`#nusapaydown` for
+    /// `#nusapay*`) keeps its rest as a word of its own (`<brand> down`).
+    pub fn mask(&self, text: &str, matched: &[usize]) -> Option<String> {
+        let pats: Vec<&Pat> = matched
+            .iter()
+            .filter_map(|&i| self.mask_words.get(i))
+            .flatten()
+            .collect();
+        if pats.is_empty() {
+            return None;
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0;
+        let mut changed = false;
+        let mut iter = text.char_indices().peekable();
+        while let Some((start, c)) = iter.next() {
+            if !is_word_char(c) {
+                continue;
+            }
+            let mut end = start + c.len_utf8();
+            while let Some(&(i, c)) = iter.peek() {
+                if !is_word_char(c) {
+                    break;
+                }
+                end = i + c.len_utf8();
+                iter.next();
+            }
+            let word = fold(&text[start..end]);
+            // The longest query word this word is, or (a prefix pattern) starts with.
+            let hit = pats
+                .iter()
+                .filter_map(|p| match p {
+                    Pat::Exact(s) if *s == word => Some(word.len()),
+                    Pat::Prefix(s) if word.starts_with(s.as_str()) => Some(s.len()),
+                    _ => None,
+                })
+                .max();
+            let Some(len) = hit else { continue };
+            let from = match text[..start].chars().next_back() {
+                Some(m @ ('#' | '@')) => start - m.len_utf8(),
+                _ => start,
+            };
+            out.push_str(&text[last..from]);
+            out.push(BRAND_MARK);
+            // The rest of a prefix match, when folding kept byte lengths (ASCII).
+            if len < word.len() && word.len() == end - start {
+                out.push(' ');
+                out.push_str(&text[start + len..end]);
+            }
+            last = end;
+            changed = true;
+        }
+        if !changed {
+            return None;
+        }
+        out.push_str(&text[last..]);
+        Some(out)
     }
 
     /// Names of the queries that match `doc`, in configuration order.

@@ -11,7 +11,7 @@ use crate::sentiment::evaluate::lang_accuracy;
 use crate::sentiment::metrics::{self, Gains, Report};
 use crate::sentiment::model::FastModel;
 use crate::sentiment::{Label, SentimentModel};
-use crate::text::lang::{self, Lang};
+use crate::text::lang::Lang;
 
 /// Resamples of the paired bootstrap behind `gema eval`'s gain over the fast tier.
 const BOOTSTRAP_RESAMPLES: usize = 1000;
