@@ -14,7 +14,6 @@ use gema::sentiment::lexicon::LexiconModel;
 use gema::sentiment::model::{load_model, DEFAULT_MODEL_PATH};
 use gema::sentiment::{Label, SentimentModel};
 use gema::text::lang::Lang;
-use gema::text::normalize::normalize;
 
 pub use super::sentiment_args::{ClassifyArgs, EvalArgs, Tier, TrainArgs};
 
@@ -215,7 +214,7 @@ pub fn run_classify(args: &ClassifyArgs, enrich: &EnrichConfig) -> anyhow::Resul
                 o.insert("by_transformer".into(), (*by_transformer).into());
             }
             if let Some(words) = &words {
-                o.insert("normalized".into(), normalize(text).into());
+                o.insert("normalized".into(), fast.normalized(text).into());
                 o.insert("words".into(), serde_json::to_value(words)?);
             }
             println!("{v}");
@@ -234,7 +233,7 @@ pub fn run_classify(args: &ClassifyArgs, enrich: &EnrichConfig) -> anyhow::Resul
             lang.as_str()
         );
         if let Some(words) = words {
-            println!("          read as: {}", normalize(text));
+            println!("          read as: {}", fast.normalized(text));
             let listed: Vec<String> = words
                 .iter()
                 .take(6)

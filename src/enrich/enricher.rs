@@ -6,7 +6,7 @@ use chrono::Utc;
 
 use crate::mention::{EnrichedMention, Mention};
 use crate::sentiment::explain::{model_word_effects, WordEffect};
-use crate::sentiment::{Sentiment, SentimentModel};
+use crate::sentiment::{pipeline_sentiment, SentimentModel};
 use crate::text::lang::Lang;
 use crate::tracked::{Doc, QuerySet};
 use crate::trends::{bigrams, handle_term, hashtag_term, query_negative_term, query_term};
@@ -100,15 +100,11 @@ impl Enricher {
                 platform: &mention.platform,
             })
         };
-        let sentiment = match lang {
-            l if !l.is_scored() => Sentiment::UNSCORED,
-            // Brand-blind: the matched queries' words are masked, so no brand name sways the
-            // score (`QuerySet::mask`).
-            _ => match self.queries.mask(&mention.text, &matched) {
-                Some(masked) => self.model.classify(&masked, lang),
-                None => self.model.classify(&mention.text, lang),
-            },
-        };
+        // Brand-blind: the matched queries' words are masked, so no brand name sways the score
+        // (`QuerySet::mask`); a post with no letters is read from its emoji.
+        let masked = self.queries.mask(&mention.text, &matched);
+        let text = masked.as_deref().unwrap_or(&mention.text);
+        let sentiment = pipeline_sentiment(self.model.as_ref(), text, lang);
         let names = self.queries.names();
         let queries: Vec<String> = matched.iter().map(|&i| names[i].clone()).collect();
         EnrichedMention {
@@ -151,7 +147,7 @@ pub fn terms_of(e: &EnrichedMention) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::sentiment::lexicon::LexiconModel;
-    use crate::sentiment::Label;
+    use crate::sentiment::{Label, Sentiment};
 
     fn mention(text: &str, lang: Option<&str>) -> Mention {
         let json = serde_json::json!({

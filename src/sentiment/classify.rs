@@ -50,7 +50,7 @@ pub fn fast_decider(model: Arc<dyn SentimentModel>) -> Box<Decide<'static>> {
         move |items: &[(&str, Lang)], _: Route| -> anyhow::Result<Vec<(Sentiment, bool)>> {
             Ok(items
                 .iter()
-                .map(|&(t, l)| (model.classify(t, l), false))
+                .map(|&(t, l)| (super::pipeline_sentiment(model.as_ref(), t, l), false))
                 .collect())
         },
     )

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::features::Lexicons;
 use super::Label;
+use crate::text::hash::FastMap;
 use crate::text::lang::Lang;
 
 /// Why a data or lexicon file could not be used.
@@ -113,6 +114,26 @@ pub fn with_brand_placeholder(text: &str) -> Option<String> {
     Some(out)
 }
 
+/// The lower-case words of `rows` (ASCII letters, two or more; not in @handles, #hashtags or
+/// URLs) seen at least three times, with their counts: the word list the model splits
+/// lower-case hashtags with (`text::normalize::SegmentVocab`).
+pub fn segment_vocab<'a>(rows: impl IntoIterator<Item = &'a Example>) -> FastMap<String, u32> {
+    let mut counts: BTreeMap<String, u32> = BTreeMap::new();
+    for e in rows {
+        for token in e.text.split_whitespace() {
+            if token.starts_with(['@', '#']) || token.to_ascii_lowercase().starts_with("http") {
+                continue;
+            }
+            for w in token.split(|c: char| !c.is_ascii_alphabetic()) {
+                if w.len() >= 2 {
+                    *counts.entry(w.to_ascii_lowercase()).or_default() += 1;
+                }
+            }
+        }
+    }
+    counts.into_iter().filter(|&(_, c)| c >= 3).collect()
+}
+
 /// The rows of a labelled file that `gema eval` scores: all, or only the held-out slice.
 pub fn read_for_eval(path: &Path, held_out: bool) -> Result<Vec<Example>, DataError> {
     let rows = read_jsonl(path)?;
@@ -121,6 +142,18 @@ pub fn read_for_eval(path: &Path, held_out: bool) -> Result<Vec<Example>, DataEr
     } else {
         rows
     })
+}
+
+/// What `gema train` trains on from one training file, and its held-out slice: the rows that are
+/// not held out, with the brand placeholder put in ([`with_brand_placeholder`]).
+pub fn training_rows(examples: Vec<Example>) -> (Vec<Example>, Vec<Example>) {
+    let (mut kept, held) = split_held_out(examples);
+    for e in &mut kept {
+        if let Some(t) = with_brand_placeholder(&e.text) {
+            e.text = t;
+        }
+    }
+    (kept, held)
 }
 
 /// Splits training rows into (kept for training, held out); see [`is_held_out`].

@@ -6,7 +6,8 @@ use std::time::Instant;
 use super::data::Example;
 use super::metrics::{self, Report};
 use super::model::FastModel;
-use super::{Label, Sentiment, SentimentModel};
+use super::pipeline_sentiment;
+use super::{Label, Sentiment};
 use crate::text::lang::Lang;
 
 /// What [`evaluate`] found on a set of rows.
@@ -60,7 +61,7 @@ pub fn evaluate(
                     (true, Some(l)) => l,
                     _ => model.language(&e.text, None).0,
                 };
-                (model.classify(&e.text, lang), lang)
+                (pipeline_sentiment(model, &e.text, lang), lang)
             })
             .unzip()
     };

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::text::hash::{fnv1a, mix, FastMap, FNV_OFFSET};
 use crate::text::lang::Lang;
+use crate::text::normalize::{normalize_into_with, SegmentVocab};
 
 /// Shape of the hashed feature space; stored in the model header.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -79,6 +80,10 @@ pub struct Lexicons {
     pub inset_neg: FastMap<String, f32>,
     /// Emoji polarity: sum of the VADER valences of the emoji's name words.
     pub emoji: FastMap<String, f32>,
+    /// Lower-case words of the training text with their counts (three or more), for splitting
+    /// lower-case hashtags ([`crate::text::normalize::SegmentVocab`]).
+    #[serde(default)]
+    pub segment: FastMap<String, u32>,
 }
 
 /// Words that open a negation scope (after normalisation: `gak`, `tdk` → `tidak`).
@@ -133,6 +138,7 @@ pub struct Featurizer {
     lexicons: Lexicons,
     /// Rule role and lexicon valences of every known token, merged for one lookup per token.
     words: FastMap<String, WordInfo>,
+    segment: SegmentVocab,
 }
 
 /// What the rules do with a token.
@@ -188,12 +194,20 @@ impl Featurizer {
                 words.entry(w.to_string()).or_default().role = role;
             }
         }
+        let segment = SegmentVocab::new(lexicons.segment.clone());
         Featurizer {
             config,
             mask,
             lexicons,
             words,
+            segment,
         }
+    }
+
+    /// Normalises `text` into `out` as this model reads it: [`normalize_into_with`] and the
+    /// model's training words for splitting lower-case hashtags.
+    pub fn normalize_into(&self, text: &str, out: &mut String) {
+        normalize_into_with(text, out, Some(&self.segment));
     }
 
     /// The feature configuration.

@@ -183,12 +183,7 @@ pub fn train_fast(
     for path in data::jsonl_files(&options.data.join("sentiment/train"))? {
         let ex = data::read_jsonl(&path)?;
         train_inputs.push(InputFile::labelled(&path, rel(&path), &ex)?);
-        let (mut kept, held) = data::split_held_out(ex);
-        for e in &mut kept {
-            if let Some(t) = data::with_brand_placeholder(&e.text) {
-                e.text = t;
-            }
-        }
+        let (kept, held) = data::training_rows(ex);
         held_sets.push((format!("held-out-{}", file_stem(&path)), held));
         train_sets.push((rel(&path), kept));
     }
@@ -216,7 +211,12 @@ pub fn train_fast(
             ));
         }
     }
-    let (lexicons, lex_files) = data::build_lexicons(&options.data.join("lexicons"))?;
+    let (mut lexicons, lex_files) = data::build_lexicons(&options.data.join("lexicons"))?;
+    lexicons.segment = data::segment_vocab(train_sets.iter().flat_map(|(_, ex)| ex));
+    log(&format!(
+        "Hashtag words: {} words seen three or more times in the training rows",
+        lexicons.segment.len()
+    ));
     let lexicon_inputs = lex_files
         .iter()
         .map(|(p, n)| InputFile::hashed(p, rel(p), *n))

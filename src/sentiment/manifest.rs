@@ -159,16 +159,25 @@ pub fn retrain_inputs(data_dir: &Path, model: &Path) -> Result<RetrainInputs, Ma
                 source,
             }
         })?;
-    let read_all = |dir: &Path| -> Result<LabelledSets, ManifestError> {
+    // The training rows exactly as `gema train` used them (held-out slice out, placeholder in).
+    let read_all = |dir: &Path, train: bool| -> Result<LabelledSets, ManifestError> {
         data::jsonl_files(dir)?
             .iter()
-            .map(|p| Ok((file_stem(p), data::read_jsonl(p)?)))
+            .map(|p| {
+                let rows = data::read_jsonl(p)?;
+                let rows = if train {
+                    data::training_rows(rows).0
+                } else {
+                    rows
+                };
+                Ok((file_stem(p), rows))
+            })
             .collect()
     };
     Ok(RetrainInputs {
         config,
-        train: read_all(&data_dir.join("sentiment/train"))?,
-        dev: read_all(&data_dir.join("sentiment/dev"))?,
+        train: read_all(&data_dir.join("sentiment/train"), true)?,
+        dev: read_all(&data_dir.join("sentiment/dev"), false)?,
     })
 }
 

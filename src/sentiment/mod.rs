@@ -79,6 +79,17 @@ impl Sentiment {
 }
 
 /// A sentiment classifier. Implementations are immutable after loading and shared across tasks.
+/// The sentiment the pipeline gives `text` in `lang` (as [`SentimentModel::language`] found
+/// it): the model's reading for English and Indonesian, its reading of the symbols of a post
+/// with no letters ([`SentimentModel::classify_symbols`]), and unscored otherwise.
+pub fn pipeline_sentiment(model: &dyn SentimentModel, text: &str, lang: Lang) -> Sentiment {
+    match lang {
+        Lang::Other => model.classify_symbols(text).unwrap_or(Sentiment::UNSCORED),
+        l if !l.is_scored() => Sentiment::UNSCORED,
+        _ => model.classify(text, lang),
+    }
+}
+
 pub trait SentimentModel: Send + Sync {
     /// Short name recorded on each enriched mention (e.g. `lexicon-v1`).
     fn name(&self) -> &str;
@@ -86,6 +97,15 @@ pub trait SentimentModel: Send + Sync {
     /// letters). By default lid.176 alone decides ([`crate::text::lang::resolve`]).
     fn language(&self, text: &str, hint: Option<&str>) -> (Lang, f32) {
         crate::text::lang::resolve(text, hint)
+    }
+    /// `text` as this model reads it (by default [`crate::text::normalize::normalize`]).
+    fn normalized(&self, text: &str) -> String {
+        crate::text::normalize::normalize(text)
+    }
+    /// A sentiment for a post with no letters (emoji only, `😡😡😡`), which has no language;
+    /// `None` when the model cannot read it. By default nothing is scored.
+    fn classify_symbols(&self, _text: &str) -> Option<Sentiment> {
+        None
     }
     /// Classifies one text already known to be in `lang`.
     fn classify(&self, text: &str, lang: Lang) -> Sentiment;

@@ -22,7 +22,6 @@ use super::features::{FeatureConfig, Featurizer, Lexicons};
 use super::langid::LangHead;
 use super::{Label, Sentiment, SentimentModel};
 use crate::text::lang::{self, Lang};
-use crate::text::normalize::normalize_into;
 
 /// Where `gema train` writes the model and where the enrich stage loads it from by default.
 pub const DEFAULT_MODEL_PATH: &str = "models/sentiment-fast.bin";
@@ -201,7 +200,7 @@ impl FastModel {
         }
         SCRATCH.with(|s| {
             let (norm, feats) = &mut *s.borrow_mut();
-            normalize_into(text, norm);
+            self.featurizer.normalize_into(text, norm);
             self.featurizer.features(norm, lang, feats);
             Self::probs(self.logits(feats), self.temperature)
         })
@@ -275,13 +274,54 @@ impl SentimentModel for FastModel {
         FastModel::language(self, text, hint)
     }
 
+    /// Posts with no letters, from the emoji lexicon baked into the model (the valence of each
+    /// emoji's name, as VADER does): the sum of the valences of the emoji (repeats collapsed by
+    /// the normaliser), VADER's compound normalisation `x / sqrt(x² + 15)` as the score, and
+    /// VADER's ±0.05 thresholds for the label. The training files hold too few emoji to learn
+    /// from. `None` when the post has letters or no emoji with a valence (`😡` is one: its
+    /// name, "pouting face", has none).
+    fn classify_symbols(&self, text: &str) -> Option<Sentiment> {
+        if text.chars().any(char::is_alphabetic) {
+            return None;
+        }
+        let normalized = self.normalized(text);
+        let emoji = &self.featurizer.lexicons().emoji;
+        let valences: Vec<f32> = normalized
+            .split(' ')
+            .filter_map(|t| emoji.get(t).copied())
+            .collect();
+        if valences.is_empty() {
+            return None;
+        }
+        let x: f32 = valences.iter().sum();
+        let score = (x / (x * x + 15.0).sqrt()).clamp(-1.0, 1.0);
+        let label = if score >= 0.05 {
+            Label::Positive
+        } else if score <= -0.05 {
+            Label::Negative
+        } else {
+            Label::Neutral
+        };
+        Some(Sentiment {
+            label,
+            score,
+            confidence: score.abs().max(0.05),
+        })
+    }
+
+    fn normalized(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len() + 16);
+        self.featurizer.normalize_into(text, &mut out);
+        out
+    }
+
     fn classify(&self, text: &str, lang: Lang) -> Sentiment {
         if !lang.is_scored() {
             return Sentiment::UNSCORED;
         }
         SCRATCH.with(|s| {
             let (norm, feats) = &mut *s.borrow_mut();
-            normalize_into(text, norm);
+            self.featurizer.normalize_into(text, norm);
             self.classify_normalized(norm, lang, feats)
         })
     }

@@ -17,7 +17,6 @@ use super::metrics::{self, Report};
 use super::model::{FastModel, ModelHeader, CLASSES};
 use super::Label;
 use crate::text::lang::Lang;
-use crate::text::normalize::normalize_into;
 
 /// Training hyper-parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -149,7 +148,7 @@ pub fn encode(f: &Featurizer, examples: &[Example], default_lang: Lang, cw_power
     let mut norm = String::new();
     let mut feats = Vec::new();
     for e in examples {
-        normalize_into(&e.text, &mut norm);
+        f.normalize_into(&e.text, &mut norm);
         f.features(&norm, e.lang.unwrap_or(default_lang), &mut feats);
         for &(i, v) in &feats {
             enc.idx.push(i);

@@ -172,6 +172,15 @@ pub fn prepare(text: &str, out: &mut String) {
     }
 }
 
+fn logit(p: f32) -> f32 {
+    let p = p.clamp(1e-4, 1.0 - 1e-4);
+    (p / (1.0 - p)).ln()
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
 /// Detects the language of `text` with lid.176 alone; see [`detect_with`].
 pub fn detect(text: &str) -> (Lang, f32) {
     detect_with(text, None)
@@ -183,9 +192,10 @@ pub fn detect(text: &str) -> (Lang, f32) {
 ///    confidence 0.
 /// 2. `Other` when lid.176 finds English and the Indonesian family (Indonesian, Malay, Javanese,
 ///    Sundanese) together unlikely, or another single language clearly more likely than either.
-/// 3. English against Indonesian: `p_id`, when given, decides (the sentiment model's own
-///    language head, learnt from its training files: `sentiment::langid`); else lid.176's
-///    English against the Indonesian family. Either way code-mixed posts are scored.
+/// 3. English against Indonesian: with `p_id` (the sentiment model's own language head, learnt
+///    from its training files: `sentiment::langid`), the product of the two experts (the sum
+///    of the head's and lid.176's log-odds of the family against English); without it, lid.176's
+///    English against the family. Either way code-mixed posts are scored.
 /// 4. Within the family, Malay, Javanese or Sundanese only when lid.176 is sure and clearly
 ///    prefers it to Indonesian.
 ///
@@ -213,7 +223,8 @@ pub fn detect_with(text: &str, p_id: Option<&dyn Fn(&str) -> f32>) -> (Lang, f32
     }
     let (english, confidence) = match p_id {
         Some(head) => {
-            let q = head(&prepared);
+            // A product of the two experts: the head's log-odds plus lid.176's.
+            let q = sigmoid(logit(head(&prepared)) + logit(family / (family + en).max(1e-6)));
             (q < 0.5, if q < 0.5 { 1.0 - q } else { q })
         }
         None => (en >= family, lead),

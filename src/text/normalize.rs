@@ -5,7 +5,8 @@
 //! - URLs become `<url>`, @mentions `<user>`, digit runs `<num>`, and [`BRAND_MARK`] (what the
 //!   enrich stage puts where a tracked brand's name was) `<brand>`;
 //! - hashtags are segmented on case and digit changes (`#GakPuas` → `tidak puas`,
-//!   `#NotHappy` → `not happy`);
+//!   `#NotHappy` → `not happy`), and, with a model's word counts ([`normalize_into_with`]),
+//!   lower-case ones by the most likely split into known words (`#nothappy` → `not happy`);
 //! - elongations are collapsed (`sooo` → `so`, `bangettt` → `banget`, `goooood` → `good`) and a
 //!   `<elong>` marker is added; laughter (`wkwkwk`, `hahaha`) is folded to one form;
 //! - emoticons (`:)`, `:'(`, `<3`...) become the matching emoji; repeated emoji collapse to one;
@@ -260,6 +261,71 @@ pub fn normalize(text: &str) -> String {
 
 /// Normalises `text` into `out` (cleared first), reusing its allocation.
 pub fn normalize_into(text: &str, out: &mut String) {
+    normalize_into_with(text, out, None)
+}
+
+/// Word counts from a model's training text, for splitting lower-case hashtags into words
+/// (`#nothappy` → `not happy`, `#gakpuas` → `tidak puas`).
+#[derive(Debug, Clone, Default)]
+pub struct SegmentVocab {
+    counts: FastMap<String, u32>,
+    ln_total: f32,
+}
+
+/// Hashtag parts shorter than this are never split; longer pieces are not looked up.
+const SEGMENT_MIN: usize = 6;
+const PIECE_MAX: usize = 20;
+
+impl SegmentVocab {
+    pub fn new(counts: FastMap<String, u32>) -> Self {
+        let total: u64 = counts.values().map(|&c| c as u64).sum();
+        SegmentVocab {
+            counts,
+            ln_total: (total.max(1) as f32).ln(),
+        }
+    }
+
+    /// The most likely split of a lower-case ASCII `part` into two or more known words of two or
+    /// more letters (a unigram model: the product of the words' frequencies), or `None` when
+    /// `part` is itself a known word, short, or cannot be covered.
+    pub fn split<'a>(&self, part: &'a str) -> Option<Vec<&'a str>> {
+        let n = part.len();
+        if n < SEGMENT_MIN
+            || !part.bytes().all(|b| b.is_ascii_lowercase())
+            || self.counts.contains_key(part)
+        {
+            return None;
+        }
+        // best[i]: (log probability, start of the last piece) of the best cover of part[..i].
+        let mut best: Vec<Option<(f32, usize)>> = vec![None; n + 1];
+        best[0] = Some((0.0, 0));
+        for i in 2..=n {
+            for j in i.saturating_sub(PIECE_MAX)..=i - 2 {
+                let Some((lp, _)) = best[j] else { continue };
+                let Some(&c) = self.counts.get(&part[j..i]) else {
+                    continue;
+                };
+                let score = lp + (c as f32).ln() - self.ln_total;
+                if best[i].is_none_or(|(b, _)| score > b) {
+                    best[i] = Some((score, j));
+                }
+            }
+        }
+        best[n]?;
+        let mut pieces = Vec::new();
+        let mut i = n;
+        while i > 0 {
+            let (_, j) = best[i].expect("a covered prefix");
+            pieces.push(&part[j..i]);
+            i = j;
+        }
+        pieces.reverse();
+        (pieces.len() >= 2).then_some(pieces)
+    }
+}
+
+/// [`normalize_into`], splitting lower-case hashtags with `vocab` (a model's training words).
+pub fn normalize_into_with(text: &str, out: &mut String, vocab: Option<&SegmentVocab>) {
     out.clear();
     let mut word = String::with_capacity(32);
     let mut last_emoji: Option<char> = None;
@@ -296,7 +362,14 @@ pub fn normalize_into(text: &str, out: &mut String) {
         if c == '#' && rest[1..].starts_with(is_word_char) {
             let len = word_len(&rest[1..], is_word_char);
             for part in split_hashtag(&rest[1..1 + len]) {
-                push_word(out, part, &mut word);
+                match vocab.and_then(|v| v.split(part)) {
+                    Some(pieces) => {
+                        for piece in pieces {
+                            push_word(out, piece, &mut word);
+                        }
+                    }
+                    None => push_word(out, part, &mut word),
+                }
             }
             last_emoji = None;
             i += 1 + len;
@@ -615,5 +688,29 @@ mod tests {
         let mut out = String::from("stale");
         normalize_into("Fresh", &mut out);
         assert_eq!(out, "fresh");
+    }
+
+    #[test]
+    fn lower_case_hashtags_split_with_a_vocabulary() {
+        let counts: FastMap<String, u32> = [
+            ("not", 50),
+            ("happy", 20),
+            ("gak", 30),
+            ("puas", 9),
+            ("no", 40),
+            ("thappy", 1),
+        ]
+        .into_iter()
+        .map(|(w, c)| (w.to_string(), c))
+        .collect();
+        let vocab = SegmentVocab::new(counts);
+        assert_eq!(vocab.split("nothappy"), Some(vec!["not", "happy"]));
+        assert_eq!(vocab.split("happy"), None, "short, and a known word");
+        assert_eq!(vocab.split("zzzzzzzz"), None, "cannot be covered");
+        let mut out = String::new();
+        normalize_into_with("#gakpuas #NotHappy", &mut out, Some(&vocab));
+        assert_eq!(out, "tidak puas not happy");
+        normalize_into("#gakpuas", &mut out);
+        assert_eq!(out, "gakpuas", "without a vocabulary nothing is split");
     }
 }
