@@ -47,6 +47,13 @@ def main():
                 "('x:1','x','1',toDateTime('2026-11-26 10:00:00','UTC'),'first',['q'],1), "
                 "('x:1','x','1',toDateTime('2026-11-26 10:05:00','UTC'),'edited',['q'],2)"
             )
+        if name.startswith("0006"):
+            # Two corrections of x:1: the later one is shown (src/query/mentions.rs).
+            run(
+                f"INSERT INTO {DB}.sentiment_corrections (key, label, corrected_by, corrected_at, version) VALUES "
+                "('x:1','neutral','ana',toDateTime('2026-11-26 11:00:00','UTC'),1), "
+                "('x:1','positive','budi',toDateTime('2026-11-26 11:05:00','UTC'),2)"
+            )
         print("applied", name)
 
     checks = [
@@ -55,6 +62,17 @@ def main():
         (f"SELECT platform, id, created_at, version FROM {DB}.mention_keys FINAL "
          "WHERE (platform, id) IN (('x', '1'), ('x', '2'))",
          "x\t1\t2026-11-26 10:05:00\t2"),
+        # The join of src/query/mentions.rs::search, as written there.
+        (f"SELECT key, text, corrected_label, corrected_by FROM (SELECT * FROM {DB}.mentions FINAL "
+         "WHERE created_at >= toDateTime(0) AND deleted = 0) AS m ANY LEFT JOIN (SELECT key, "
+         "argMax(label, version) AS corrected_label, argMax(corrected_by, version) AS corrected_by "
+         f"FROM {DB}.sentiment_corrections GROUP BY key) AS c USING key ORDER BY created_at DESC, key",
+         "x:1\tedited\tpositive\tbudi"),
+        # The join of src/query/alerts.rs::list, as written there (no alerts stored: empty).
+        (f"SELECT id, if(s.status = '', 'new', s.status) AS status FROM (SELECT * FROM {DB}.alerts FINAL "
+         "WHERE detected_at >= toDateTime(0)) AS a ANY LEFT JOIN (SELECT id, argMax(status, version) "
+         f"AS status FROM {DB}.alert_status GROUP BY id) AS s USING id WHERE 1 ORDER BY detected_at DESC, id",
+         ""),
         (f"SELECT toStartOfMinute(created_at) AS minute, q AS query, count() FROM {DB}.mentions FINAL "
          "ARRAY JOIN queries AS q WHERE created_at >= toDateTime(0) AND deleted = 0 "
          "GROUP BY minute, query",

@@ -151,7 +151,10 @@ async fn one_row_per_mention_upgrades_an_existing_database() {
         .await
         .unwrap();
 
-    assert_eq!(migrate(&store).await.unwrap(), ["0005_one_row_per_mention"]);
+    assert_eq!(
+        migrate(&store).await.unwrap(),
+        ["0005_one_row_per_mention", "0006_sentiment_corrections"]
+    );
     assert!(migrate(&store).await.unwrap().is_empty());
     let kept: Vec<Kept> = store
         .client

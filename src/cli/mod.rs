@@ -159,7 +159,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(&config, &args).await,
         Command::Serve(args) => serve::run(&config, &args).await,
         Command::Status => query::status(&config).await,
-        Command::Train(args) => sentiment::run_train(&args),
+        Command::Train(args) => sentiment::run_train(&args, &config),
         Command::Eval(args) => sentiment::run_eval(&args),
         Command::Classify(args) => sentiment::run_classify(&args, &config.enrich),
         Command::Rollup(args) => query::rollup(&config, &args).await,

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use gema::config::Config;
 use gema::kafka::dlq::read_dead_letters;
 use gema::kafka::{lag, Group};
+use gema::query::corrections;
 use gema::query::mentions::{self, MentionFilter, MentionHit};
 pub use gema::query::table;
 use gema::query::time::parse_time;
@@ -131,7 +132,10 @@ pub async fn trends(config: &Config, args: &TrendsArgs) -> anyhow::Result<()> {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct MentionsArgs {
+    #[command(subcommand)]
+    pub action: Option<MentionsAction>,
     /// Only this sentiment: negative, neutral, positive or unscored.
     #[arg(long)]
     pub sentiment: Option<Label>,
@@ -162,6 +166,38 @@ pub struct MentionsArgs {
     pub json: bool,
 }
 
+/// What `gema mentions` does besides searching.
+#[derive(Debug, clap::Subcommand)]
+pub enum MentionsAction {
+    /// Correct a stored mention's sentiment (shown with the mention from then on, and exported
+    /// by `gema mentions corrections` for `gema train --corrections`).
+    Correct {
+        /// The mention's key, as `gema mentions --json` and the API show it (`platform:id`).
+        key: String,
+        /// What the sentiment really is: negative, neutral or positive.
+        #[arg(value_parser = correction_label)]
+        label: Label,
+        /// Who corrects.
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// Write the latest correction of every mention as training rows (JSON lines with `text`,
+    /// `label`, `lang`, `source`, `key`, `corrected_by`, `corrected_at`) for
+    /// `gema train --corrections FILE`.
+    Corrections {
+        /// Where to write them (default: standard output).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+}
+
+fn correction_label(s: &str) -> Result<Label, String> {
+    match s.parse::<Label>() {
+        Ok(Label::Unscored) | Err(_) => Err(format!("{s:?} is not negative, neutral or positive")),
+        Ok(l) => Ok(l),
+    }
+}
+
 /// A confidence between 0 and 1.
 fn confidence_arg(s: &str) -> Result<f32, String> {
     mentions::parse_confidence(s).ok_or_else(|| format!("{s:?} is not a confidence from 0 to 1"))
@@ -176,7 +212,14 @@ pub fn mentions_table(rows: &[MentionHit]) -> String {
                 m.platform.clone(),
                 format!("@{}", m.author_handle),
                 m.author_followers.to_string(),
-                format!("{} {:+.2}", m.sentiment, m.sentiment_score),
+                if m.corrected_label.is_empty() {
+                    format!("{} {:+.2}", m.sentiment, m.sentiment_score)
+                } else {
+                    format!(
+                        "{} {:+.2} → {} ({})",
+                        m.sentiment, m.sentiment_score, m.corrected_label, m.corrected_by
+                    )
+                },
                 m.text.clone(),
                 m.url.clone(),
             ]
@@ -199,6 +242,52 @@ pub fn mentions_table(rows: &[MentionHit]) -> String {
 
 pub async fn mentions(config: &Config, args: &MentionsArgs) -> anyhow::Result<()> {
     let store = store::connect(&config.clickhouse).await?;
+    match &args.action {
+        Some(MentionsAction::Correct { key, label, by }) => {
+            let by = by.trim();
+            anyhow::ensure!(
+                !by.is_empty() && by.chars().count() <= 100,
+                "--by: 1 to 100 characters"
+            );
+            return match corrections::correct(&store, key, *label, by).await? {
+                Some(c) => {
+                    println!(
+                        "{key}: {} → {} (by {}, {})",
+                        c.previous_label,
+                        c.label,
+                        c.corrected_by,
+                        c.corrected_at.to_rfc3339()
+                    );
+                    Ok(())
+                }
+                None => anyhow::bail!(
+                    "no stored mention has the key {key:?} (see `gema mentions --json`)"
+                ),
+            };
+        }
+        Some(MentionsAction::Corrections { out }) => {
+            let rows = corrections::latest(&store).await?;
+            let mut text = String::new();
+            for c in &rows {
+                text.push_str(&serde_json::to_string(&serde_json::json!({
+                    "text": c.text, "label": c.label, "lang": c.lang, "source": "correction",
+                    "key": c.key, "corrected_by": c.corrected_by,
+                    "corrected_at": c.corrected_at.to_rfc3339(),
+                }))?);
+                text.push('\n');
+            }
+            match out {
+                Some(path) => {
+                    std::fs::write(path, text)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!("Wrote {} corrections to {}", rows.len(), path.display());
+                }
+                None => print!("{text}"),
+            }
+            return Ok(());
+        }
+        None => {}
+    }
     let filter = MentionFilter {
         since: args.since,
         until: args.until.unwrap_or_else(Utc::now),

@@ -9,7 +9,7 @@ use gema::config::EnrichConfig;
 use gema::sentiment::classify::{self, Decide, Route};
 use gema::sentiment::data;
 use gema::sentiment::evaluate::evaluate;
-use gema::sentiment::fit::{train_fast, FastTrainOptions, GridOverrides};
+use gema::sentiment::fit::{train_fast, CorrectionSet, FastTrainOptions, GridOverrides};
 use gema::sentiment::lexicon::LexiconModel;
 use gema::sentiment::model::{load_model, DEFAULT_MODEL_PATH};
 use gema::sentiment::{Label, SentimentModel};
@@ -18,7 +18,7 @@ use gema::text::lang::Lang;
 pub use super::sentiment_args::{ClassifyArgs, EvalArgs, Tier, TrainArgs};
 
 /// Runs `gema train`.
-pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
+pub fn run_train(args: &TrainArgs, config: &gema::config::Config) -> anyhow::Result<()> {
     if args.tier == "bert" {
         #[cfg(feature = "bert")]
         return super::bert::run_train(args);
@@ -35,6 +35,17 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         seed: args.seed,
         buckets_log2: args.buckets_log2,
         holdout: args.holdout,
+        corrections: match &args.corrections {
+            // Brand names are masked as the enrich stage masks them, with the tracked queries.
+            Some(path) => {
+                let queries = gema::tracked::QuerySet::compile(&config.tracked)?;
+                Some(CorrectionSet::read(path, |text, lang| {
+                    gema::enrich::enricher::masked_for_scoring(&queries, text, lang.as_str())
+                })?)
+            }
+            None => None,
+        },
+        corrections_weight: args.corrections_weight as usize,
         overrides: GridOverrides {
             lr: args.lr,
             l2: args.l2,

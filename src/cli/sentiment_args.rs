@@ -55,6 +55,14 @@ pub struct TrainArgs {
     /// `<stem>.manifest.json`.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Fast tier: people's corrections (`gema mentions corrections --out FILE`) to train on as
+    /// well, each counted `--corrections-weight` times, the latest per text; the model in
+    /// `--out` before training and the new one are both scored and compared.
+    #[arg(long)]
+    pub corrections: Option<PathBuf>,
+    /// How many times each correction counts, against once for a training row.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub corrections_weight: u32,
     /// `--tier bert`: the fast model the head is fused with.
     #[arg(long, default_value = DEFAULT_MODEL_PATH)]
     pub fast_model: PathBuf,

@@ -88,18 +88,14 @@ impl Enricher {
         let mut kw = keywords(&extracted.normalized, MAX_KEYWORDS);
         // Hashtags are reported on their own; do not count them twice as keywords.
         kw.retain(|k| !extracted.hashtags.contains(k));
-        let matched = if self.queries.is_empty() {
-            Vec::new()
-        } else {
-            self.queries.match_indices(&Doc {
-                text: &mention.text,
-                hashtags: &extracted.hashtags,
-                handles: &extracted.handles,
-                author_handle: &mention.author.handle,
-                lang: lang.as_str(),
-                platform: &mention.platform,
-            })
-        };
+        let matched = self.queries.match_indices(&Doc {
+            text: &mention.text,
+            hashtags: &extracted.hashtags,
+            handles: &extracted.handles,
+            author_handle: &mention.author.handle,
+            lang: lang.as_str(),
+            platform: &mention.platform,
+        });
         // Brand-blind: the matched queries' words are masked, so no brand name sways the score
         // (`QuerySet::mask`); a post with no letters is read from its emoji.
         let masked = self.queries.mask(&mention.text, &matched);
@@ -125,6 +121,22 @@ impl Enricher {
             cascade: None,
         }
     }
+}
+
+/// `text` with the words of the tracked queries it matches masked, as the enrich stage scores
+/// it (`QuerySet::mask`), for texts that come without a mention: people's corrections that
+/// `gema train --corrections` learns from. `None` when nothing is masked.
+pub fn masked_for_scoring(queries: &QuerySet, text: &str, lang: &str) -> Option<String> {
+    let extracted = extract(text);
+    let matched = queries.match_indices(&Doc {
+        text,
+        hashtags: &extracted.hashtags,
+        handles: &extracted.handles,
+        author_handle: "",
+        lang,
+        platform: "",
+    });
+    queries.mask(text, &matched)
 }
 
 /// The terms a mention contributes to trend detection: `#hashtags`, `@handles`, keywords,

@@ -40,7 +40,7 @@ pub async fn list(
     let mut sql = String::from(
         "SELECT id, kind, severity, query, term, title, why, samples, count, event_time, detected_at, \
          if(s.status = '', 'new', s.status) AS status \
-         FROM (SELECT * FROM alerts FINAL WHERE detected_at >= toDateTime(?) AND detected_at < toDateTime(?)) \
+         FROM (SELECT * FROM alerts FINAL WHERE detected_at >= toDateTime(?) AND detected_at < toDateTime(?)) AS a \
          ANY LEFT JOIN (SELECT id, argMax(status, version) AS status FROM alert_status GROUP BY id) AS s \
          USING id WHERE 1",
     );

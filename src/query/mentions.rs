@@ -45,13 +45,20 @@ pub struct MentionHit {
     pub sentiment_confidence: f32,
     /// `fast` or `bert`: which sentiment tier decided (the cascade, docs/SENTIMENT.md).
     pub sentiment_tier: String,
+    /// A person's correction of the sentiment (`gema mentions correct`), `""` when none.
+    pub corrected_label: String,
+    /// Who made it.
+    pub corrected_by: String,
 }
 
 /// Newest mentions first that pass `filter`.
 pub async fn search(store: &Store, filter: &MentionFilter) -> Result<Vec<MentionHit>, StoreError> {
+    // The latest correction of each mention joins in (ANY LEFT JOIN: ClickHouse 18.16 too; both
+    // sides aliased, which modern servers require of joined subqueries).
     let mut sql = String::from(
         "SELECT key, platform, created_at, author_handle, author_followers, text, url, lang, \
-         sentiment, sentiment_score, sentiment_confidence, sentiment_tier FROM mentions FINAL \
+         sentiment, sentiment_score, sentiment_confidence, sentiment_tier, corrected_label, \
+         corrected_by FROM (SELECT * FROM mentions FINAL \
          WHERE created_at >= toDateTime(?) AND created_at < toDateTime(?) AND deleted = 0",
     );
     // Each optional filter adds one placeholder; values are bound below in the same order.
@@ -70,7 +77,11 @@ pub async fn search(store: &Store, filter: &MentionFilter) -> Result<Vec<Mention
     if filter.min_confidence.is_some() {
         sql.push_str(" AND sentiment_confidence >= ?");
     }
-    sql.push_str(" ORDER BY created_at DESC, key LIMIT ?");
+    sql.push_str(
+        ") AS m ANY LEFT JOIN (SELECT key, argMax(label, version) AS corrected_label, \
+         argMax(corrected_by, version) AS corrected_by FROM sentiment_corrections GROUP BY key) \
+         AS c USING key ORDER BY created_at DESC, key LIMIT ?",
+    );
     let mut q = store
         .client
         .query(&sql)

@@ -2,6 +2,7 @@
 //! user is bound on the client with `?`, never pasted into SQL.
 
 pub mod alerts;
+pub mod corrections;
 pub mod mentions;
 pub mod table;
 pub mod time;

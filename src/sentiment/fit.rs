@@ -79,8 +79,58 @@ pub struct FastTrainOptions {
     /// Hold out every 10th row of each training file and select/report on those slices instead
     /// of the dev files (for fitting knobs without touching dev).
     pub holdout: bool,
+    /// People's corrections to train on too.
+    pub corrections: Option<CorrectionSet>,
+    /// How many times each correction counts.
+    pub corrections_weight: usize,
     /// Experiment knobs replacing the built-in grid.
     pub overrides: GridOverrides,
+}
+
+/// People's corrections for [`train_fast`]: read from `path` (`gema mentions corrections`),
+/// the latest per text kept, brand names already masked as the enrich stage masks them.
+#[derive(Debug, Clone)]
+pub struct CorrectionSet {
+    pub path: PathBuf,
+    pub rows: Vec<data::Example>,
+    /// Rows in the file before deduplication.
+    pub read: usize,
+}
+
+impl CorrectionSet {
+    /// Reads `path`, keeps the last row of each text and the English and Indonesian ones, and
+    /// passes each text through `mask`.
+    pub fn read(
+        path: &Path,
+        mask: impl Fn(&str, Lang) -> Option<String>,
+    ) -> anyhow::Result<CorrectionSet> {
+        let all = data::read_jsonl(path)?;
+        let read = all.len();
+        let mut latest: Vec<data::Example> = Vec::new();
+        let mut at: std::collections::HashMap<String, usize> = Default::default();
+        for e in all {
+            if !e.lang.is_some_and(Lang::is_scored) {
+                continue;
+            }
+            match at.get(&e.text) {
+                Some(&i) => latest[i] = e,
+                None => {
+                    at.insert(e.text.clone(), latest.len());
+                    latest.push(e);
+                }
+            }
+        }
+        for e in &mut latest {
+            if let Some(m) = mask(&e.text, e.lang.expect("tagged")) {
+                e.text = m;
+            }
+        }
+        Ok(CorrectionSet {
+            path: path.to_path_buf(),
+            rows: latest,
+            read,
+        })
+    }
 }
 
 /// What [`train_fast`] made.
@@ -125,6 +175,9 @@ struct Manifest<'a> {
     dev_metrics: Vec<serde_json::Value>,
     /// Scores on the slice held out of each training file (`data::is_held_out`).
     heldout_metrics: Vec<serde_json::Value>,
+    /// `--corrections`: the file, its rows and the before/after scores.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    corrections: Option<serde_json::Value>,
     epochs: &'a [train::EpochLog],
     notes: &'static str,
 }
@@ -229,6 +282,34 @@ pub fn train_fast(
             held.len()
         ));
     }
+    // People's corrections: the model being replaced is scored first, to compare.
+    let mut before: Vec<Report> = Vec::new();
+    if let Some(c) = &options.corrections {
+        train_inputs.push(InputFile::labelled(
+            &c.path,
+            c.path.display().to_string(),
+            &c.rows,
+        )?);
+        match load_model(out) {
+            Ok(old) => {
+                before = compare_sets(&dev_sets, &held_sets, &c.rows)
+                    .map(|(name, rows)| evaluate(&old, &name, rows, false, 0.0).report)
+                    .collect();
+            }
+            Err(e) => log(&format!("No model to compare with: {e}")),
+        }
+        let repeated: Vec<data::Example> = (0..options.corrections_weight)
+            .flat_map(|_| c.rows.iter().cloned())
+            .collect();
+        log(&format!(
+            "Corrections {}: {} rows, {} distinct texts in English or Indonesian, each counted {} times",
+            c.path.display(),
+            c.read,
+            c.rows.len(),
+            options.corrections_weight
+        ));
+        train_sets.push(("corrections".to_string(), repeated));
+    }
     let grid = default_grid(options);
     let mut outcome = train::train("fast-lr-v1", &lexicons, &train_sets, &dev_sets, &grid, log);
     // The language head learns English against Indonesian from the same rows' `lang` tags.
@@ -269,6 +350,34 @@ pub fn train_fast(
             heldout_metrics.push(m);
         }
     }
+    let corrections = options.corrections.as_ref().map(|c| {
+        let after: Vec<Report> = compare_sets(&dev_sets, &held_sets, &c.rows)
+            .map(|(name, rows)| evaluate(&loaded, &name, rows, false, 0.0).report)
+            .collect();
+        log(
+            "Before → after training with the corrections (language detected; the corrections \
+             themselves were trained on, so their row is a fit, not a test):",
+        );
+        let mut table = Vec::new();
+        for (i, a) in after.iter().enumerate() {
+            let b = before.get(i);
+            log(&format!(
+                "  {:<32} macro-F1 {} → {:.3}   negative F1 {} → {:.3}",
+                a.file,
+                b.map_or("  -  ".to_string(), |b| format!("{:.3}", b.macro_f1)),
+                a.macro_f1,
+                b.map_or("  -  ".to_string(), |b| format!("{:.3}", b.neg_f1)),
+                a.neg_f1
+            ));
+            table.push(serde_json::json!({
+                "file": a.file, "before": b.map(Report::brief), "after": a.brief(),
+            }));
+        }
+        serde_json::json!({
+            "file": c.path.display().to_string(), "rows": c.read, "distinct": c.rows.len(),
+            "weight": options.corrections_weight, "before_after": table,
+        })
+    });
     drop(loaded);
     let bytes = std::fs::metadata(out)?.len();
     let manifest = Manifest {
@@ -279,12 +388,20 @@ pub fn train_fast(
         format_version: 1,
         gema_version: env!("CARGO_PKG_VERSION"),
         command: format!(
-            "gema train --data {} --out {} --epochs {} --seed {} --buckets-log2 {}",
+            "gema train --data {} --out {} --epochs {} --seed {} --buckets-log2 {}{}",
             options.data.display(),
             out.display(),
             options.epochs,
             options.seed,
-            options.buckets_log2
+            options.buckets_log2,
+            options
+                .corrections
+                .as_ref()
+                .map_or(String::new(), |c| format!(
+                    " --corrections {} --corrections-weight {}",
+                    c.path.display(),
+                    options.corrections_weight
+                ))
         ),
         created_unix_s: unix_now(),
         training_time_s,
@@ -301,6 +418,7 @@ pub fn train_fast(
         calibration: &outcome.calibration,
         dev_metrics: outcome.dev.iter().map(Report::brief).collect(),
         heldout_metrics,
+        corrections,
         epochs: &outcome.epochs,
         notes: "Trained only on sentiment/train less its held-out slice (about 1 row in 10, by \
                 the SHA-256 of the text; scored in heldout_metrics, never used for a choice); \
@@ -321,6 +439,20 @@ pub fn train_fast(
         temperature: outcome.calibration.temperature,
         dev: outcome.dev,
     })
+}
+
+/// The sets a training run with corrections is compared on: dev, the held-out slices, and the
+/// corrections themselves.
+fn compare_sets<'a>(
+    dev: &'a [(String, Vec<data::Example>)],
+    held: &'a [(String, Vec<data::Example>)],
+    corrections: &'a [data::Example],
+) -> impl Iterator<Item = (String, &'a [data::Example])> + 'a {
+    dev.iter()
+        .chain(held.iter())
+        .filter(|(_, rows)| !rows.is_empty())
+        .map(|(n, rows)| (n.clone(), rows.as_slice()))
+        .chain(std::iter::once(("corrections".to_string(), corrections)))
 }
 
 #[cfg(test)]
@@ -393,6 +525,8 @@ mod tests {
             seed: 1,
             buckets_log2: 12,
             holdout: false,
+            corrections: None,
+            corrections_weight: 3,
             overrides: GridOverrides::default(),
         };
         train_fast(&options, &mut |_| {}).unwrap();

@@ -16,7 +16,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::params::Params;
 use super::AppState;
-use crate::query::{alerts, mentions, timeline, trends};
+use crate::query::{alerts, corrections, mentions, timeline, trends};
 use crate::sentiment::explain::model_word_effects;
 use crate::sentiment::Label;
 
@@ -41,7 +41,13 @@ struct Page<T: Serialize> {
 }
 
 /// Fields the ClickHouse rows carry as Unix seconds; the API gives every time as RFC 3339.
-const TIME_FIELDS: [&str; 4] = ["created_at", "detected_at", "event_time", "bucket_start"];
+const TIME_FIELDS: [&str; 5] = [
+    "created_at",
+    "detected_at",
+    "event_time",
+    "bucket_start",
+    "corrected_at",
+];
 
 /// The rows as JSON objects with RFC 3339 times and an alert's `samples` (stored as JSON text)
 /// as an array.
@@ -343,6 +349,54 @@ pub async fn alert_action(
     }
     tracing::info!(alert_id = %id, status, "Alert status changed");
     Ok(Json(json!({ "id": id, "status": status })))
+}
+
+/// The body of `POST /api/mentions/{key}/sentiment`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorrectionRequest {
+    /// negative, neutral or positive.
+    label: String,
+    /// Who corrects (shown with the mention); `api` when absent.
+    #[serde(default)]
+    by: Option<String>,
+}
+
+/// `POST /api/mentions/{key}/sentiment`: a person's correction of a stored mention's sentiment.
+/// The latest correction is shown with the mention and exported for `gema train --corrections`.
+pub async fn correct_sentiment(
+    State(st): State<Arc<AppState>>,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Json<CorrectionRequest>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Path(key) = path.map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let Json(req) = body.map_err(|e| ApiError::BadRequest(format!("body: {}", e.body_text())))?;
+    let label = match req.label.as_str() {
+        "negative" | "neutral" | "positive" => req.label.parse::<Label>().expect("a label"),
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "label: {other:?} is not negative, neutral or positive"
+            )))
+        }
+    };
+    if key.is_empty() || key.len() > 512 {
+        return Err(ApiError::BadRequest("key: 1 to 512 characters".into()));
+    }
+    let by = req.by.unwrap_or_else(|| "api".into());
+    if by.trim().is_empty() || by.chars().count() > 100 || by.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(
+            "by: 1 to 100 characters, no control characters".into(),
+        ));
+    }
+    match corrections::correct(&st.store, &key, label, by.trim()).await? {
+        Some(c) => {
+            tracing::info!(key = %key, label = %c.label, by = %c.corrected_by, "Sentiment corrected");
+            Ok(Json(api_rows(vec![c]).remove(0)))
+        }
+        None => Err(ApiError::NotFound(format!(
+            "no stored mention with key {key}"
+        ))),
+    }
 }
 
 /// Most texts in one `POST /api/classify`.

@@ -167,6 +167,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/trends/top", get(api::trends_top))
         .route("/api/trends/rising", get(api::trends_rising))
         .route("/api/mentions", get(api::mentions))
+        .route(
+            "/api/mentions/{key}/sentiment",
+            post(api::correct_sentiment),
+        )
         .route("/api/timeline", get(api::timeline))
         .route("/api/share-of-voice", get(api::share_of_voice))
         .route("/api/queries", get(api::queries))

@@ -32,6 +32,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0005_one_row_per_mention",
         include_str!("../../schemas/clickhouse/0005_one_row_per_mention.sql"),
     ),
+    (
+        6,
+        "0006_sentiment_corrections",
+        include_str!("../../schemas/clickhouse/0006_sentiment_corrections.sql"),
+    ),
 ];
 
 /// `ALTER TABLE <db>.<table> ADD COLUMN IF NOT EXISTS <column> <rest>`, which ClickHouse 18.16

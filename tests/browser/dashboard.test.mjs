@@ -83,6 +83,15 @@ try {
   const cell = await page.locator("#mentions tbody tr", { hasText: alertText }).first().textContent();
   if (!/conf 0\.(5|6|7|8|9)\d|conf 1\.00/.test(cell)) fail("no confidence >= 0.5 shown: " + cell);
   console.log("confidence filter keeps it: " + cell.slice(0, 80));
+  // The manager corrects the reading; the row says so, and the API shows it with the mention.
+  const row = page.locator("#mentions tbody tr", { hasText: alertText }).first();
+  await row.locator("select.correct").selectOption("neutral");
+  await row.locator(".corrected", { hasText: "corrected: neutral by dashboard" }).waitFor({ timeout: 15000 });
+  const listed = await page.evaluate(async (t) =>
+    (await fetch("/api/mentions?since=1h&q=" + encodeURIComponent(t))).json(), alertText);
+  if (!listed.items.some((m) => m.corrected_label === "neutral" && m.corrected_by === "dashboard"))
+    fail("the API does not show the correction: " + JSON.stringify(listed));
+  console.log("corrected in the page and stored");
   // "Try a post": the model's verdict on a pasted complaint, with the word that drove it.
   await page.fill("#try textarea", "awful customer service");
   await page.click("#try button[type=submit]");

@@ -206,6 +206,44 @@ async function loadQueries() {
 // ---- mention search ----
 let nextOffset = null;
 
+// The sentiment cell: gema's verdict, a person's correction when there is one, and a control to
+// correct it (POST /api/mentions/{key}/sentiment; stored with who and when, used by
+// `gema train --corrections`).
+function sentimentCell(m) {
+  const shown = m.corrected_label || m.sentiment;
+  const td = el("td", { class: shown === "negative" ? "neg" : shown === "positive" ? "pos" : "" });
+  const verdict = el("span", {}, m.sentiment + " " + m.sentiment_score.toFixed(2) +
+    " (conf " + m.sentiment_confidence.toFixed(2) + ")");
+  const note = el("span", { class: "corrected" },
+    m.corrected_label ? " corrected: " + m.corrected_label + " by " + m.corrected_by : "");
+  const pick = el("select", { class: "correct", "aria-label": "correct the sentiment" },
+    el("option", { value: "" }, "correct…"),
+    el("option", { value: "negative" }, "negative"),
+    el("option", { value: "neutral" }, "neutral"),
+    el("option", { value: "positive" }, "positive"));
+  pick.addEventListener("change", async () => {
+    const label = pick.value;
+    if (!label) return;
+    pick.disabled = true;
+    try {
+      const c = await api("/api/mentions/" + encodeURIComponent(m.key) + "/sentiment", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ label, by: "dashboard" }),
+      });
+      note.textContent = " corrected: " + c.label + " by " + c.corrected_by;
+      td.className = c.label === "negative" ? "neg" : c.label === "positive" ? "pos" : "";
+    } catch (e) {
+      note.textContent = " correction failed: " + e.message;
+    } finally {
+      pick.disabled = false;
+      pick.value = "";
+    }
+  });
+  td.append(verdict, note, " ", pick);
+  return td;
+}
+
 async function search(offset) {
   const form = new FormData($("#search"));
   const params = new URLSearchParams();
@@ -220,8 +258,7 @@ async function search(offset) {
       const text = url ? el("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, m.text) : m.text;
       return el("tr", {}, el("td", {}, fmtTime(m.created_at)), el("td", {}, m.platform),
         el("td", {}, "@" + m.author_handle),
-        el("td", { class: m.sentiment === "negative" ? "neg" : m.sentiment === "positive" ? "pos" : "" },
-          m.sentiment + " " + m.sentiment_score.toFixed(2) + " (conf " + m.sentiment_confidence.toFixed(2) + ")"),
+        sentimentCell(m),
         el("td", {}, text));
     });
     if (offset) tbody.append(...rows);

@@ -1,0 +1,100 @@
+//! Sentiment corrections by people: recorded per mention key (the latest wins), shown with the
+//! mention (`mentions::search`), and exported as training rows for `gema train --corrections`.
+
+use chrono::{DateTime, Utc};
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+use crate::sentiment::Label;
+use crate::store::client::{Store, StoreError};
+
+/// One correction as stored.
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct Correction {
+    pub key: String,
+    /// What the person says the sentiment is.
+    pub label: String,
+    /// What gema had said.
+    pub previous_label: String,
+    pub text: String,
+    pub lang: String,
+    pub corrected_by: String,
+    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    pub corrected_at: DateTime<Utc>,
+    pub version: u64,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct Stored {
+    text: String,
+    lang: String,
+    sentiment: String,
+}
+
+fn query_error(what: &str) -> impl FnOnce(clickhouse::error::Error) -> StoreError + '_ {
+    move |source| StoreError::Query {
+        what: what.into(),
+        source,
+    }
+}
+
+/// Records that `by` says mention `key` is `label`. `None` when no stored mention has that key.
+/// `label` is negative, neutral or positive (a person does not mark a post unscored).
+pub async fn correct(
+    store: &Store,
+    key: &str,
+    label: Label,
+    by: &str,
+) -> Result<Option<Correction>, StoreError> {
+    assert!(label != Label::Unscored, "a correction names a sentiment");
+    let found: Vec<Stored> = store
+        .client
+        .query("SELECT text, lang, sentiment FROM mentions FINAL WHERE key = ? AND deleted = 0 LIMIT 1")
+        .bind(key)
+        .fetch_all()
+        .await
+        .map_err(query_error("find the mention to correct"))?;
+    let Some(m) = found.into_iter().next() else {
+        return Ok(None);
+    };
+    let now = Utc::now();
+    let row = Correction {
+        key: key.to_string(),
+        label: label.as_str().to_string(),
+        previous_label: m.sentiment,
+        text: m.text,
+        lang: m.lang,
+        corrected_by: by.to_string(),
+        corrected_at: now,
+        version: now.timestamp_micros().max(0) as u64,
+    };
+    let mut insert = store
+        .client
+        .insert::<Correction>("sentiment_corrections")
+        .await
+        .map_err(query_error("store a correction"))?;
+    insert
+        .write(&row)
+        .await
+        .map_err(query_error("store a correction"))?;
+    insert
+        .end()
+        .await
+        .map_err(query_error("store a correction"))?;
+    Ok(Some(row))
+}
+
+/// The latest correction of every mention, oldest first.
+pub async fn latest(store: &Store) -> Result<Vec<Correction>, StoreError> {
+    store
+        .client
+        .query(
+            "SELECT key, argMax(label, version), argMax(previous_label, version), \
+             argMax(text, version), argMax(lang, version), argMax(corrected_by, version), \
+             argMax(corrected_at, version), max(version) AS v \
+             FROM sentiment_corrections GROUP BY key ORDER BY v, key",
+        )
+        .fetch_all()
+        .await
+        .map_err(query_error("read corrections"))
+}
