@@ -24,12 +24,14 @@ pub struct CascadeConfig {
     /// Run the transformer tier on uncertain mentions that matter. Needs a build with
     /// `--features bert` and the files from `scripts/bert-deps.sh`.
     pub enabled: bool,
-    /// Escalate only when the fast tier's confidence is below this (in (0, 1]).
+    /// The fast tier is unsure below this confidence (in (0, 1]).
     pub confidence_below: f32,
-    /// A mention matters when it matches a tracked query...
+    /// Every mention that matches a tracked query goes to the transformer, sure or not: these
+    /// are the brand's own mentions, the ones a manager answers.
     pub on_query_match: bool,
-    /// ...or its author has at least this many followers (0: followers never make it matter).
-    /// With `on_query_match = false` and `min_followers = 0`, every uncertain mention matters.
+    /// Unsure mentions whose author has at least this many followers go too (0: followers
+    /// never make one matter). With `on_query_match = false` and `min_followers = 0`, every
+    /// unsure mention goes.
     pub min_followers: u64,
     /// The head made by `gema train --tier bert`.
     pub head: String,
@@ -115,21 +117,22 @@ impl CascadeConfig {
         Ok(())
     }
 
-    /// Whether the fast tier's verdict on `e` is unsure enough and `e` matters enough for the
-    /// transformer (`transformer_langs`: the languages the head decides).
+    /// Whether `e` goes to the transformer (`transformer_langs`: the languages the head
+    /// decides): every scored mention of a tracked query, and unsure ones from authors with
+    /// reach.
     pub fn wants(&self, e: &EnrichedMention, transformer_langs: &[Lang]) -> bool {
-        let lang = match e.lang.as_str() {
-            "en" => Lang::En,
-            "id" => Lang::Id,
-            _ => return false,
-        };
-        if !transformer_langs.contains(&lang) || !self.unsure(e.sentiment) {
+        let lang = Lang::from_hint(&e.lang);
+        if !transformer_langs.contains(&lang)
+            || e.sentiment.label == crate::sentiment::Label::Unscored
+        {
             return false;
         }
-        let by_query = self.on_query_match && !e.queries.is_empty();
+        if self.on_query_match && !e.queries.is_empty() {
+            return true;
+        }
         let followers = e.mention.author.followers.unwrap_or(0);
         let by_reach = self.min_followers > 0 && followers >= self.min_followers;
-        by_query || by_reach || (!self.on_query_match && self.min_followers == 0)
+        self.unsure(e.sentiment) && (by_reach || (!self.on_query_match && self.min_followers == 0))
     }
 
     /// Whether a fast-tier verdict is below the confidence threshold (unscored never is).
@@ -415,14 +418,21 @@ mod tests {
     }
 
     #[test]
-    fn policy_escalates_unsure_mentions_that_matter() {
+    fn policy_escalates_brand_mentions_and_unsure_ones_with_reach() {
         let c = CascadeConfig::default();
         let en = [Lang::En];
+        // Every mention of a tracked query, sure or not.
         assert!(c.wants(&enriched(0.5, "en", &["brand"], None), &en));
+        assert!(c.wants(&enriched(0.9, "en", &["brand"], None), &en));
+        // Unsure ones from an author with reach.
         assert!(c.wants(&enriched(0.5, "en", &[], Some(50_000)), &en));
-        // Sure enough, not mattering, or a language the head does not decide: fast stands.
-        assert!(!c.wants(&enriched(0.9, "en", &["brand"], Some(50_000)), &en));
+        // Sure and not a brand's, no reach, or a language the head does not decide: fast stands.
+        assert!(!c.wants(&enriched(0.9, "en", &[], Some(50_000)), &en));
         assert!(!c.wants(&enriched(0.5, "en", &[], Some(10)), &en));
+        assert!(c.wants(
+            &enriched(0.5, "id", &["brand"], None),
+            &[Lang::En, Lang::Id]
+        ));
         assert!(!c.wants(&enriched(0.5, "id", &["brand"], None), &en));
         assert!(!c.wants(&enriched(0.5, "other", &["brand"], None), &en));
         let everything = CascadeConfig {

@@ -1,8 +1,10 @@
-//! The transformer: all-MiniLM-L6-v2 (a 6-layer BERT) run by rust-bert on libtorch, turning
+//! The transformer: all-MiniLM-L6-v2 (a 6-layer English BERT) or multilingual-e5-small (a
+//! 12-layer BERT over XLM-R's 250k pieces, ~100 languages) run by rust-bert on libtorch, turning
 //! texts into fixed-size sentence vectors for the head in [`super::head`].
 //!
 //! Nothing is downloaded: the model folder (from `scripts/bert-deps.sh`) must hold
-//! `config.json`, `vocab.txt` and `model.safetensors`.
+//! `config.json`, `model.safetensors` and the tokenizer: `vocab.txt` (MiniLM's word pieces) or
+//! `tokenizer.json` (e5's unigram pieces, read by the `tokenizers` crate).
 
 use std::path::{Path, PathBuf};
 
@@ -31,10 +33,16 @@ pub enum EncoderError {
 /// A loaded sentence encoder. Not `Sync` in spirit: run it from one thread (libtorch uses its
 /// own intra-op threads, see [`set_threads`]).
 pub struct Encoder {
-    tokenizer: BertTokenizer,
+    tokenizer: Pieces,
     model: BertModel<BertEmbeddings>,
     vs: nn::VarStore,
     spec: EncoderSpec,
+}
+
+/// The two tokenizers: MiniLM's uncased word pieces, e5's `tokenizer.json`.
+enum Pieces {
+    WordPiece(Box<BertTokenizer>),
+    Json(Box<tokenizers::Tokenizer>),
 }
 
 /// Sets libtorch's intra-op thread count (process-wide).
@@ -75,10 +83,31 @@ impl Encoder {
         config: BertConfig,
     ) -> Result<Encoder, EncoderError> {
         let load_err = |path: PathBuf, reason: String| EncoderError::Load { path, reason };
+        let found = EncoderSpec::for_model_dir(dir).model;
+        if found != spec.model {
+            return Err(load_err(
+                dir.to_path_buf(),
+                format!(
+                    "the head was trained on {}, this folder holds {found} (point \
+                     --bert-model-dir / enrich.cascade.model_dir at the head's checkpoint)",
+                    spec.model
+                ),
+            ));
+        }
         let vocab = dir.join("vocab.txt");
-        // all-MiniLM-L6-v2 is uncased: lower-case and strip accents like its HF tokenizer.
-        let tokenizer = BertTokenizer::from_file(&vocab, true, true)
-            .map_err(|e| load_err(vocab.clone(), e.to_string()))?;
+        let tokenizer = if vocab.is_file() {
+            // all-MiniLM-L6-v2 is uncased: lower-case and strip accents like its HF tokenizer.
+            Pieces::WordPiece(Box::new(
+                BertTokenizer::from_file(&vocab, true, true)
+                    .map_err(|e| load_err(vocab.clone(), e.to_string()))?,
+            ))
+        } else {
+            let path = dir.join("tokenizer.json");
+            Pieces::Json(Box::new(
+                tokenizers::Tokenizer::from_file(&path)
+                    .map_err(|e| load_err(path.clone(), e.to_string()))?,
+            ))
+        };
         let mut vs = nn::VarStore::new(Device::Cpu);
         let model = BertModel::<BertEmbeddings>::new(vs.root(), &config);
         let weights = dir.join("model.safetensors");
@@ -161,17 +190,34 @@ impl Encoder {
     /// Word-piece ids of `texts` (raw post text; prepared with [`prepare`]), `[CLS]` and
     /// `[SEP]` included, at most `spec.max_tokens` long.
     pub fn tokenize(&self, texts: &[&str]) -> Vec<Vec<i64>> {
-        let prepared: Vec<String> = texts.iter().map(|t| prepare(t)).collect();
-        self.tokenizer
-            .encode_list(
-                &prepared,
-                self.spec.max_tokens,
-                &TruncationStrategy::LongestFirst,
-                0,
-            )
-            .into_iter()
-            .map(|e| e.token_ids)
-            .collect()
+        let prepared: Vec<String> = texts
+            .iter()
+            .map(|t| format!("{}{}", self.spec.prefix, prepare(t)))
+            .collect();
+        match &self.tokenizer {
+            Pieces::WordPiece(t) => t
+                .encode_list(
+                    &prepared,
+                    self.spec.max_tokens,
+                    &TruncationStrategy::LongestFirst,
+                    0,
+                )
+                .into_iter()
+                .map(|e| e.token_ids)
+                .collect(),
+            Pieces::Json(t) => prepared
+                .iter()
+                .map(|text| {
+                    let ids: Vec<i64> = match t.encode(text.as_str(), true) {
+                        Ok(e) => e.get_ids().iter().map(|&i| i as i64).collect(),
+                        // The unigram model covers every character (unknown ones map to
+                        // `<unk>`); an error here would be a broken tokenizer file.
+                        Err(e) => panic!("tokenizer.json failed on a text: {e}"),
+                    };
+                    truncate_keeping_end(ids, self.spec.max_tokens)
+                })
+                .collect(),
+        }
     }
 
     /// The last block's output for each text, without padding (`[tokens, hidden]`, float):
@@ -221,9 +267,24 @@ impl Encoder {
     }
 }
 
+/// At most `max` ids, the last one (`</s>`) kept at the end.
+fn truncate_keeping_end(mut ids: Vec<i64>, max: usize) -> Vec<i64> {
+    if ids.len() > max && max >= 2 {
+        let last = *ids.last().expect("non-empty");
+        ids.truncate(max - 1);
+        ids.push(last);
+    }
+    ids
+}
+
 /// The BERT configuration in `dir/config.json`.
 pub fn bert_config(dir: &Path) -> Result<BertConfig, EncoderError> {
-    for file in ["config.json", "vocab.txt", "model.safetensors"] {
+    let tokenizer = if dir.join("tokenizer.json").is_file() {
+        "tokenizer.json"
+    } else {
+        "vocab.txt"
+    };
+    for file in ["config.json", tokenizer, "model.safetensors"] {
         if !dir.join(file).is_file() {
             return Err(EncoderError::Missing {
                 dir: dir.to_path_buf(),

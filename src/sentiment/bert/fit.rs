@@ -235,8 +235,19 @@ pub fn train_bert(
     set_threads(options.threads);
     let fast_path = options.fast_model.clone();
     let fast = load_model(&fast_path)?;
-    let spec = EncoderSpec::default();
+    // MiniLM or multilingual-e5-small, by what the model folder holds.
+    let spec = EncoderSpec::for_model_dir(&options.bert_model_dir);
     let encoder = Encoder::load(&options.bert_model_dir, &spec, Path::new("."))?;
+    log(&format!(
+        "Transformer: {} (layers {:?} pooled{})",
+        spec.model,
+        spec.layers,
+        if spec.prefix.is_empty() {
+            String::new()
+        } else {
+            format!(", prefix {:?}", spec.prefix)
+        }
+    ));
     let rel = |p: &Path| {
         p.strip_prefix(&options.data)
             .unwrap_or(p)
@@ -519,8 +530,8 @@ pub fn train_bert(
         finetune: finetune_report,
         log: &outcome.log,
         notes: "Head: logistic regression (--head-hidden 0) or a one-hidden-layer ReLU MLP over \
-                all-MiniLM-L6-v2 sentence vectors (mean of layers 4-6; the checkpoint frozen, or its top \
-                blocks fine-tuned with the head when `finetune` is present), followed, when \
+                the transformer's sentence vectors (encoder.model: the mean-pooled layers in \
+                encoder.layers; the checkpoint frozen, or its top blocks fine-tuned with the head when `finetune` is present), followed, when \
                 `stacking` is present, by the fast tier's log-probabilities (out of fold for the \
                 training rows), and fused with the fast tier's calibrated log-probabilities. \
                 Trained on the rows of sentiment/train in the head's `langs` (English by default); \

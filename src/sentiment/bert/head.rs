@@ -34,7 +34,13 @@ pub struct EncoderSpec {
     /// Top blocks fine-tuned with the head; absent: the checkpoint as published.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tuned: Option<TunedBlocks>,
+    /// Put before every text (multilingual-e5 wants `query: `); empty for MiniLM.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prefix: String,
 }
+
+/// The multilingual transformer's checkpoint name.
+pub const E5_MODEL: &str = "intfloat/multilingual-e5-small";
 
 /// Fine-tuned transformer blocks stored next to the head (`gema train --tier bert
 /// --finetune-blocks N`).
@@ -70,6 +76,28 @@ impl Default for EncoderSpec {
             layers: vec![3, 4, 5],
             max_tokens: 128,
             tuned: None,
+            prefix: String::new(),
+        }
+    }
+}
+
+impl EncoderSpec {
+    /// The spec a new head gets for the checkpoint in `dir`: MiniLM's (a `vocab.txt`), or, for a
+    /// folder with a `tokenizer.json` (`scripts/e5_convert.py`), multilingual-e5-small's: its
+    /// top three blocks (9–11, as MiniLM's recipe pools its top three) and the `query: ` prefix
+    /// its model card asks for in classification.
+    pub fn for_model_dir(dir: &std::path::Path) -> EncoderSpec {
+        if dir.join("tokenizer.json").is_file() && !dir.join("vocab.txt").is_file() {
+            EncoderSpec {
+                model: E5_MODEL.into(),
+                hidden: 384,
+                layers: vec![9, 10, 11],
+                max_tokens: 128,
+                tuned: None,
+                prefix: "query: ".into(),
+            }
+        } else {
+            EncoderSpec::default()
         }
     }
 }
