@@ -37,3 +37,32 @@ fn lid176_matches_fasttext_predictions() {
     }
     assert_eq!(checked, 20);
 }
+
+#[test]
+fn predict_some_agrees_with_the_full_distribution() {
+    let model = FastText::load(&lang::model_path()).expect("lid.176 model");
+    let find = |l: &str| model.labels().iter().position(|x| x == l).unwrap();
+    let targets = [find("en"), find("id"), find("ms"), find("jv"), find("su")];
+    for line in include_str!("data/lid-reference.jsonl").lines() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        let text = row["text"].as_str().unwrap();
+        let full = model.predict(text);
+        let (some, other) = model.predict_some(text, &targets);
+        for (k, &t) in targets.iter().enumerate() {
+            assert!(
+                (some[k] - full[t]).abs() < 1e-6,
+                "{text:?}: {} vs {}",
+                some[k],
+                full[t]
+            );
+        }
+        let best_other = (0..full.len())
+            .filter(|i| !targets.contains(i))
+            .map(|i| full[i])
+            .fold(0.0, f32::max);
+        assert!(
+            (other - best_other).abs() < 1e-6,
+            "{text:?}: {other} vs {best_other}"
+        );
+    }
+}

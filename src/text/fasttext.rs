@@ -7,11 +7,12 @@
 //! hashing, the mean of input rows, then softmax or the hierarchical softmax tree). Checked
 //! against fastText's own predictions in `tests/lid.rs`.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
+
+use crate::text::hash::FastMap;
 
 const MAGIC: i32 = 793_712_314;
 const EOS: &str = "</s>";
@@ -140,13 +141,17 @@ pub struct FastText {
     word_ngrams: usize,
     loss: Loss,
     /// Word -> its input rows (the word itself and its subword buckets).
-    words: HashMap<String, Vec<u32>>,
+    words: FastMap<String, Vec<u32>>,
     nwords: u32,
     labels: Vec<String>,
-    prune: Option<HashMap<i32, i32>>,
+    /// A quantised model's kept buckets: bucket -> row offset, or -1 when pruned (dense: one
+    /// lookup per character n-gram is the hot path).
+    prune: Option<Vec<i32>>,
     input: Matrix,
     output: Matrix,
     tree: Vec<Node>,
+    /// Each tree node's parent and whether it is the parent's right child (root: `None`).
+    parents: Vec<Option<(usize, bool)>>,
 }
 
 struct Reader<R> {
@@ -356,13 +361,17 @@ impl FastText {
                 prune_size <= 1 << 28,
                 "{what}: prune index {prune_size} is out of range"
             );
-            let mut map = HashMap::with_capacity(prune_size as usize);
+            let mut table = vec![-1i32; bucket as usize];
             for _ in 0..prune_size {
                 let from = r.i32()?;
                 let to = r.i32()?;
-                map.insert(from, to);
+                ensure!(
+                    from >= 0 && (from as u32) < bucket && to >= 0,
+                    "{what}: prune index entry {from} -> {to} is out of range"
+                );
+                table[from as usize] = to;
             }
-            Some(map)
+            Some(table)
         } else {
             None
         };
@@ -378,13 +387,14 @@ impl FastText {
             bucket,
             word_ngrams,
             loss,
-            words: HashMap::with_capacity(nwords),
+            words: FastMap::default(),
             nwords: nwords as u32,
             labels: Vec::with_capacity(nlabels),
             prune,
             input,
             output,
             tree: Vec::new(),
+            parents: Vec::new(),
         };
         let mut label_counts = Vec::with_capacity(nlabels);
         for (i, (word, count, kind)) in entries.into_iter().enumerate() {
@@ -416,6 +426,11 @@ impl FastText {
         );
         if loss == Loss::HierarchicalSoftmax {
             ft.tree = huffman(&label_counts);
+            ft.parents = vec![None; ft.tree.len()];
+            for (i, t) in ft.tree.iter().enumerate().skip(nlabels) {
+                ft.parents[t.left as usize] = Some((i, false));
+                ft.parents[t.right as usize] = Some((i, true));
+            }
         }
         Ok(ft)
     }
@@ -429,9 +444,9 @@ impl FastText {
         let id = (h % self.bucket) as i32;
         let id = match &self.prune {
             None => id,
-            Some(map) => match map.get(&id) {
-                Some(&to) => to,
-                None => return,
+            Some(table) => match table[id as usize] {
+                -1 => return,
+                to => to,
             },
         };
         rows.push(self.nwords + id as u32);
@@ -465,8 +480,9 @@ impl FastText {
 
     /// The input rows of one line, as fastText's `getLine` (the line ends with `</s>`).
     fn rows(&self, text: &str) -> Vec<u32> {
-        let mut rows = Vec::new();
+        let mut rows = Vec::with_capacity(64 + 8 * text.len());
         let mut hashes = Vec::new();
+        let mut bracketed = String::with_capacity(64);
         let tokens = text
             .split([' ', '\n', '\t', '\u{b}', '\u{c}', '\r', '\0'])
             .filter(|t| !t.is_empty())
@@ -475,7 +491,13 @@ impl FastText {
             match self.words.get(token) {
                 Some(ids) => rows.extend_from_slice(ids),
                 None if token.starts_with(LABEL_PREFIX) => continue,
-                None => self.subwords(&format!("<{token}>"), &mut rows),
+                None => {
+                    bracketed.clear();
+                    bracketed.push('<');
+                    bracketed.push_str(token);
+                    bracketed.push('>');
+                    self.subwords(&bracketed, &mut rows);
+                }
             }
             hashes.push(hash(token.as_bytes()));
         }
@@ -493,9 +515,7 @@ impl FastText {
         rows
     }
 
-    /// The probability of every label for one line of `text` (newlines count as spaces), in
-    /// the order of [`FastText::labels`]. Text with no tokens gets the distribution of `</s>`.
-    pub fn predict(&self, text: &str) -> Vec<f32> {
+    fn hidden(&self, text: &str) -> Vec<f32> {
         let rows = self.rows(text);
         let mut hidden = vec![0f32; self.dim];
         for &row in &rows {
@@ -503,6 +523,84 @@ impl FastText {
         }
         let scale = 1.0 / rows.len().max(1) as f32;
         hidden.iter_mut().for_each(|h| *h *= scale);
+        hidden
+    }
+
+    /// The probabilities of the labels `targets` (indices into [`FastText::labels`]) and the
+    /// largest probability of any other label, as [`FastText::predict`] would give them, but
+    /// with a hierarchical-softmax model only the tree nodes that can matter are computed: the
+    /// targets' paths, and a branch-and-bound search for the best other leaf.
+    pub fn predict_some(&self, text: &str, targets: &[usize]) -> (Vec<f32>, f32) {
+        if self.loss != Loss::HierarchicalSoftmax {
+            let p = self.predict(text);
+            let other = (0..p.len())
+                .filter(|i| !targets.contains(i))
+                .map(|i| p[i])
+                .fold(0.0, f32::max);
+            return (targets.iter().map(|&i| p[i]).collect(), other);
+        }
+        let hidden = self.hidden(text);
+        let n = self.labels.len();
+        // The sigmoid of each internal node, computed once when first needed.
+        let mut sig = vec![f32::NAN; n - 1];
+        let mut node_f = |node: usize| -> f32 {
+            let s = &mut sig[node - n];
+            if s.is_nan() {
+                *s = sigmoid(self.output.dot_row(&hidden, node - n));
+            }
+            *s
+        };
+        let step = |f: f32, right: bool| {
+            if right {
+                (f + 1e-5).ln()
+            } else {
+                (1.0 - f + 1e-5).ln()
+            }
+        };
+        let probs = targets
+            .iter()
+            .map(|&leaf| {
+                let mut log_p = 0.0;
+                let mut node = leaf;
+                while let Some(&(parent, right)) = self.parents.get(node).and_then(Option::as_ref) {
+                    log_p += step(node_f(parent), right);
+                    node = parent;
+                }
+                log_p.exp()
+            })
+            .collect();
+        // Depth first, the likelier child first; a subtree whose path is already no likelier
+        // than the best other leaf found cannot hold a better one (each step multiplies by at
+        // most 1 + 1e-5, hence the small margin).
+        let mut best = f32::NEG_INFINITY;
+        let mut stack = vec![(2 * n - 2, 0.0f32)];
+        while let Some((node, log_p)) = stack.pop() {
+            if log_p + 1e-3 <= best {
+                continue;
+            }
+            if node < n {
+                if !targets.contains(&node) {
+                    best = best.max(log_p);
+                }
+                continue;
+            }
+            let f = node_f(node);
+            let t = self.tree[node];
+            let left = (t.left as usize, log_p + step(f, false));
+            let right = (t.right as usize, log_p + step(f, true));
+            if left.1 > right.1 {
+                stack.extend([right, left]);
+            } else {
+                stack.extend([left, right]);
+            }
+        }
+        (probs, if best.is_finite() { best.exp() } else { 0.0 })
+    }
+
+    /// The probability of every label for one line of `text` (newlines count as spaces), in
+    /// the order of [`FastText::labels`]. Text with no tokens gets the distribution of `</s>`.
+    pub fn predict(&self, text: &str) -> Vec<f32> {
+        let hidden = self.hidden(text);
         let n = self.labels.len();
         match self.loss {
             Loss::HierarchicalSoftmax => {

@@ -77,9 +77,9 @@ pub fn model_path() -> PathBuf {
 
 struct Model {
     ft: FastText,
-    en: usize,
-    id: usize,
     regional: [(usize, Lang); 3],
+    /// Label indices of en, id, ms, jv, su.
+    targets: [usize; 5],
 }
 
 static MODEL: LazyLock<Result<Model, String>> = LazyLock::new(|| {
@@ -93,14 +93,20 @@ static MODEL: LazyLock<Result<Model, String>> = LazyLock::new(|| {
             .position(|l| l == name)
             .ok_or_else(|| format!("{}: the model has no label `{name}`", path.display()))
     };
+    let regional = [
+        (find("ms")?, Lang::Ms),
+        (find("jv")?, Lang::Jv),
+        (find("su")?, Lang::Su),
+    ];
     Ok(Model {
-        en: find("en")?,
-        id: find("id")?,
-        regional: [
-            (find("ms")?, Lang::Ms),
-            (find("jv")?, Lang::Jv),
-            (find("su")?, Lang::Su),
+        targets: [
+            find("en")?,
+            find("id")?,
+            regional[0].0,
+            regional[1].0,
+            regional[2].0,
         ],
+        regional,
         ft,
     })
 });
@@ -207,17 +213,12 @@ pub fn detect_with(text: &str, p_id: Option<&dyn Fn(&str) -> f32>) -> (Lang, f32
         return (Lang::Other, 0.0);
     }
     let m = model();
-    let p = m.ft.predict(&prepared);
-    let en = p[m.en];
-    let id = p[m.id];
-    let family = id + m.regional.iter().map(|&(i, _)| p[i]).sum::<f32>();
+    // en, id, then the regional languages; and the likeliest other language.
+    let (p, other) = m.ft.predict_some(&prepared, &m.targets);
+    let (en, id) = (p[0], p[1]);
+    let regional = [p[2], p[3], p[4]];
+    let family = id + regional.iter().sum::<f32>();
     let lead = en.max(family);
-    let other = p
-        .iter()
-        .enumerate()
-        .filter(|&(i, _)| i != m.en && i != m.id && m.regional.iter().all(|&(r, _)| r != i))
-        .map(|(_, &v)| v)
-        .fold(0.0, f32::max);
     if lead < MIN_MASS || other >= OTHER_LEADS * lead {
         return (Lang::Other, (1.0 - lead).clamp(0.0, 1.0));
     }
@@ -235,7 +236,8 @@ pub fn detect_with(text: &str, p_id: Option<&dyn Fn(&str) -> f32>) -> (Lang, f32
     let (rp, regional) = m
         .regional
         .iter()
-        .map(|&(i, l)| (p[i], l))
+        .zip(regional)
+        .map(|(&(_, l), p)| (p, l))
         .fold((0.0, Lang::Id), |a, b| if b.0 > a.0 { b } else { a });
     if rp >= REGIONAL_MIN && rp >= REGIONAL_LEADS * id {
         return (regional, rp.min(1.0));
