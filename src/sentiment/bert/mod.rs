@@ -29,6 +29,8 @@ pub use head::{load_head, EncoderSpec, Head, HeadError, TunedBlocks, DEFAULT_HEA
 
 /// Where `scripts/bert-deps.sh` puts the transformer's files; `GEMA_BERT_MODEL_DIR` overrides.
 pub const DEFAULT_MODEL_DIR: &str = ".gema/bert/minilm";
+/// Where `scripts/bert-deps.sh` puts multilingual-e5-small (`scripts/e5_convert.py`).
+pub const E5_MODEL_DIR: &str = ".gema/bert/e5";
 
 /// Light clean-up of a raw post for the transformer's word pieces, in the style of the tweet
 /// corpora it is trained on: URLs become `http`, handles `@user`, `#` is dropped and whitespace
