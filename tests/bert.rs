@@ -422,7 +422,7 @@ async fn cascade_decides_queued_mentions_and_a_full_queue_keeps_the_fast_label()
     let mut full = 0;
     // More offers than the queue holds, without awaiting: some must be refused, none block.
     for _ in 0..20 {
-        match cascade.offer(&e) {
+        match cascade.offer(&e, None) {
             Offer::Queued(p) => queued.push(p),
             Offer::QueueFull => full += 1,
             Offer::NotNeeded => panic!("an unsure English mention is wanted"),
@@ -445,7 +445,7 @@ async fn cascade_decides_queued_mentions_and_a_full_queue_keeps_the_fast_label()
         "pelayanannya biasa saja sih, entah bagus entah tidak",
         5,
     ));
-    assert!(matches!(cascade.offer(&id), Offer::NotNeeded));
+    assert!(matches!(cascade.offer(&id, None), Offer::NotNeeded));
 }
 
 /// The enrich stage with the cascade on, on the real Kafka (`scripts/services.sh up`): every

@@ -120,10 +120,13 @@ impl CascadeConfig {
     /// Whether `e` goes to the transformer (`transformer_langs`: the languages the head
     /// decides): every scored mention of a tracked query, and unsure ones from authors with
     /// reach.
+    ///
+    /// Malay, Javanese and Sundanese mentions, which the fast tier leaves unscored, count as
+    /// unsure; they reach a multilingual head whose `transformer_langs` include them.
     pub fn wants(&self, e: &EnrichedMention, transformer_langs: &[Lang]) -> bool {
         let lang = Lang::from_hint(&e.lang);
         if !transformer_langs.contains(&lang)
-            || e.sentiment.label == crate::sentiment::Label::Unscored
+            || (lang.is_scored() && e.sentiment.label == crate::sentiment::Label::Unscored)
         {
             return false;
         }
@@ -132,7 +135,8 @@ impl CascadeConfig {
         }
         let followers = e.mention.author.followers.unwrap_or(0);
         let by_reach = self.min_followers > 0 && followers >= self.min_followers;
-        self.unsure(e.sentiment) && (by_reach || (!self.on_query_match && self.min_followers == 0))
+        let unsure = !lang.is_scored() || self.unsure(e.sentiment);
+        unsure && (by_reach || (!self.on_query_match && self.min_followers == 0))
     }
 
     /// Whether a fast-tier verdict is below the confidence threshold (unscored never is).
@@ -243,7 +247,13 @@ impl Cascade {
                 std::path::Path::new(&config.head),
                 fast,
             )?;
-            let langs = tier.head().langs.clone();
+            let mut langs = tier.head().langs.clone();
+            // A multilingual head that reads Indonesian also reads its regional neighbours.
+            if tier.head().encoder.model == crate::sentiment::bert::head::E5_MODEL
+                && langs.contains(&Lang::Id)
+            {
+                langs.extend([Lang::Ms, Lang::Jv, Lang::Su]);
+            }
             let name = tier.name().to_string();
             let (tx, rx) = tokio::sync::mpsc::channel(config.queue_capacity);
             let (batch, threads) = (config.batch_size, config.threads);
@@ -281,16 +291,18 @@ impl Cascade {
         &self.name
     }
 
-    /// Queues `e` for the transformer when the policy wants it and there is room.
-    pub fn offer(&self, e: &EnrichedMention) -> Offer {
+    /// Queues `e` for the transformer when the policy wants it and there is room; `text` is
+    /// what it reads (`Enricher::scored_text`: brand names masked), `e`'s own text when `None`.
+    pub fn offer(&self, e: &EnrichedMention, text: Option<String>) -> Offer {
         if !self.config.wants(e, &self.langs) {
             return Offer::NotNeeded;
         }
-        let lang = if e.lang == "id" { Lang::Id } else { Lang::En };
+        // The head (and the fast tier's inputs to it) read the Indonesian family as Indonesian.
+        let lang = if e.lang == "en" { Lang::En } else { Lang::Id };
         let wait = std::time::Duration::from_millis(self.config.max_wait_ms);
         let (reply, rx) = tokio::sync::oneshot::channel();
         let job = Job {
-            text: e.mention.text.clone(),
+            text: text.unwrap_or_else(|| e.mention.text.clone()),
             lang,
             deadline: std::time::Instant::now() + wait,
             reply,
@@ -434,6 +446,11 @@ mod tests {
             &[Lang::En, Lang::Id]
         ));
         assert!(!c.wants(&enriched(0.5, "id", &["brand"], None), &en));
+        // Malay is unscored by the fast tier: a multilingual head takes it when it matters.
+        let mut ms = enriched(0.0, "ms", &["brand"], None);
+        ms.sentiment = Sentiment::UNSCORED;
+        assert!(c.wants(&ms, &[Lang::Id, Lang::Ms]));
+        assert!(!c.wants(&ms, &[Lang::En, Lang::Id]));
         assert!(!c.wants(&enriched(0.5, "other", &["brand"], None), &en));
         let everything = CascadeConfig {
             on_query_match: false,

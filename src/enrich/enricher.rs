@@ -70,6 +70,18 @@ impl Enricher {
         )
     }
 
+    /// The text the sentiment tiers read for `e`: its text with the words of the queries it
+    /// matched masked (`QuerySet::mask`), or `None` when nothing is masked.
+    pub fn scored_text(&self, e: &EnrichedMention) -> Option<String> {
+        let names = self.queries.names();
+        let matched: Vec<usize> = e
+            .queries
+            .iter()
+            .filter_map(|q| names.iter().position(|n| n == q))
+            .collect();
+        self.queries.mask(&e.mention.text, &matched)
+    }
+
     /// Matches `queries` against every mention (names stored in `EnrichedMention::queries`).
     pub fn with_queries(mut self, queries: QuerySet) -> Self {
         self.queries = Arc::new(queries);

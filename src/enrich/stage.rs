@@ -224,7 +224,8 @@ impl Handler for EnrichStage {
             .saw(msg.partition(), mention.created_at.timestamp_millis());
         let mut enriched = self.enricher.enrich(mention);
         if let Some(cascade) = self.enricher.cascade() {
-            match cascade.offer(&enriched) {
+            // The transformer reads the text as the fast tier did: brand names masked.
+            match cascade.offer(&enriched, self.enricher.scored_text(&enriched)) {
                 Offer::Queued(pending) => {
                     self.metrics.cascade_escalated.inc();
                     let b = &mut self.current;
