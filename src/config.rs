@@ -142,6 +142,9 @@ impl Config {
         if let Some(v) = get("GEMA_BERT_MODEL_DIR") {
             self.enrich.cascade.model_dir = v;
         }
+        if let Some(v) = get("GEMA_E5_MODEL_DIR") {
+            self.enrich.cascade.indonesian_model_dir = v;
+        }
         Ok(())
     }
 

@@ -401,6 +401,7 @@ async fn cascade_decides_queued_mentions_and_a_full_queue_keeps_the_fast_label()
         ..CascadeConfig::default()
     };
     let fast = fast();
+    let fast_model = fast.clone();
     let cascade = Cascade::start(&config, fast.clone()).unwrap();
     // The transformer computes at the default nice 19, with the CPU the stages leave idle (its
     // thread sets that as it starts).
@@ -440,12 +441,30 @@ async fn cascade_decides_queued_mentions_and_a_full_queue_keeps_the_fast_label()
             .expect("the transformer answers within 30 s");
         assert!((0.0..=1.0).contains(&s.confidence));
     }
-    // Indonesian stays with the fast tier.
+    // Indonesian goes to the multilingual head (enrich.cascade.indonesian_head)...
     let id = enricher.enrich(mention(
         "pelayanannya biasa saja sih, entah bagus entah tidak",
         5,
     ));
-    assert!(matches!(cascade.offer(&id, None), Offer::NotNeeded));
+    assert_eq!(id.lang, "id");
+    match cascade.offer(&id, None) {
+        Offer::Queued(p) => {
+            assert_eq!(cascade.head_name(p.route()), "bert-e5-mlp-v1");
+            let s = p.verdict().await.expect("the e5 head answers within 30 s");
+            assert!((0.0..=1.0).contains(&s.confidence));
+        }
+        _ => panic!("an unsure Indonesian mention goes to the e5 head"),
+    }
+    // ...and stays with the fast tier without one, the English head not reading Indonesian.
+    let english_only = Cascade::start(
+        &CascadeConfig {
+            indonesian_head: String::new(),
+            ..config
+        },
+        fast_model,
+    )
+    .unwrap();
+    assert!(matches!(english_only.offer(&id, None), Offer::NotNeeded));
 }
 
 /// The enrich stage with the cascade on, on the real Kafka (`scripts/services.sh up`): every
@@ -545,6 +564,13 @@ async fn enrich_stage_with_the_cascade_records_the_decider_and_loses_nothing() {
         .unwrap()
         .name;
     assert!(head_name.starts_with("bert-minilm-"), "{head_name}");
+    // Indonesian goes to the multilingual head (enrich.cascade.indonesian_head's default).
+    let e5_name =
+        gema::sentiment::bert::load_head(&root().join(gema::sentiment::bert::E5_HEAD_PATH))
+            .unwrap()
+            .name;
+    assert!(e5_name.starts_with("bert-e5-"), "{e5_name}");
+    let mut decided_by_lang = std::collections::BTreeMap::new();
     let (mut escalated, mut decided) = (0u64, 0u64);
     for e in seen.values() {
         let c = e
@@ -557,9 +583,18 @@ async fn enrich_stage_with_the_cascade_records_the_decider_and_loses_nothing() {
                 escalated += 1;
                 assert_eq!(c.tier, "bert");
                 assert_eq!(Some(e.sentiment), c.bert);
-                // The decider is named as the committed head names itself.
-                assert_eq!(e.sentiment_model, head_name);
-                assert!(c.fast.confidence < 0.55 && e.lang == "en", "{e:?}");
+                // The decider is named as the committed head of its language names itself.
+                if e.lang == "en" {
+                    assert_eq!(e.sentiment_model, head_name);
+                } else {
+                    assert!(["id", "ms", "jv", "su"].contains(&e.lang.as_str()), "{e:?}");
+                    assert_eq!(e.sentiment_model, e5_name);
+                }
+                assert!(
+                    c.fast.label == Label::Unscored || c.fast.confidence < 0.55,
+                    "{e:?}"
+                );
+                *decided_by_lang.entry(e.lang.clone()).or_insert(0) += 1;
             }
             Escalation::TimedOut => {
                 escalated += 1;
@@ -571,6 +606,10 @@ async fn enrich_stage_with_the_cascade_records_the_decider_and_loses_nothing() {
         }
     }
     assert!(decided > 0, "the transformer decided some mentions");
+    assert!(
+        decided_by_lang.contains_key("en") && decided_by_lang.contains_key("id"),
+        "both heads decided some: {decided_by_lang:?}"
+    );
     assert_eq!(escalated, metrics.cascade_escalated.get());
     assert_eq!(decided, metrics.cascade_decided.get());
 }

@@ -38,6 +38,13 @@ pub struct CascadeConfig {
     /// The transformer's folder (config.json, vocab.txt, model.safetensors). Env:
     /// `GEMA_BERT_MODEL_DIR`.
     pub model_dir: String,
+    /// A second head that decides Indonesian (and, when it reads a multilingual checkpoint,
+    /// Malay, Javanese and Sundanese) in place of `head`: the head made by `gema train --tier
+    /// bert --bert-model-dir .gema/bert/e5 --head-langs en,id`, which measures better than the
+    /// English checkpoint on Indonesian. Empty: `head` decides every language it was trained on.
+    pub indonesian_head: String,
+    /// Its transformer's folder. Env: `GEMA_E5_MODEL_DIR`.
+    pub indonesian_model_dir: String,
     /// Most mentions per transformer forward pass.
     pub batch_size: usize,
     /// Mentions waiting for the transformer; when it is full the fast label stands.
@@ -65,6 +72,8 @@ impl Default for CascadeConfig {
             min_followers: 10_000,
             head: crate::sentiment::bert::DEFAULT_HEAD_PATH.into(),
             model_dir: crate::sentiment::bert::DEFAULT_MODEL_DIR.into(),
+            indonesian_head: crate::sentiment::bert::E5_HEAD_PATH.into(),
+            indonesian_model_dir: crate::sentiment::bert::E5_MODEL_DIR.into(),
             batch_size: 16,
             queue_capacity: 32,
             max_wait_ms: 250,
@@ -161,11 +170,14 @@ pub fn record(e: &mut EnrichedMention, escalation: Escalation, bert: Option<(Sen
     });
 }
 
-/// A running transformer tier: a bounded queue and the thread that drains it.
+/// A running transformer tier: a bounded queue and the thread that drains it, with one or two
+/// heads (English, and Indonesian with its neighbours).
 pub struct Cascade {
     config: CascadeConfig,
+    /// Per head, in the worker's order: the languages it decides and its name.
+    routes: Vec<(Vec<Lang>, String)>,
+    /// Every language some head decides.
     langs: Vec<Lang>,
-    name: String,
     #[cfg_attr(not(feature = "bert"), allow(dead_code))]
     tx: tokio::sync::mpsc::Sender<Job>,
 }
@@ -175,6 +187,8 @@ pub struct Cascade {
 pub struct Job {
     text: String,
     lang: Lang,
+    /// Which head (index into the routes).
+    route: usize,
     deadline: std::time::Instant,
     reply: tokio::sync::oneshot::Sender<Option<Sentiment>>,
 }
@@ -182,6 +196,7 @@ pub struct Job {
 /// A queued mention's verdict to come.
 pub struct Pending {
     rx: tokio::sync::oneshot::Receiver<Option<Sentiment>>,
+    route: usize,
     deadline: tokio::time::Instant,
     /// The answer, once [`Pending::is_ready`] has seen it.
     got: Option<Option<Sentiment>>,
@@ -191,6 +206,11 @@ impl Pending {
     /// When the stage stops waiting for this verdict.
     pub fn deadline(&self) -> tokio::time::Instant {
         self.deadline
+    }
+
+    /// Which head was asked ([`Cascade::head_name`] names it).
+    pub fn route(&self) -> usize {
+        self.route
     }
 
     /// Whether the verdict is in (or will never come, or its wait is over), without waiting.
@@ -242,19 +262,45 @@ impl Cascade {
         #[cfg(feature = "bert")]
         {
             use crate::sentiment::bert::tier::BertTier;
-            let tier = BertTier::load(
+            // The languages a head decides: those it was trained on, and for a multilingual
+            // head that reads Indonesian, its regional neighbours too.
+            let decides = |tier: &BertTier| {
+                let mut langs = tier.head().langs.clone();
+                if tier.head().encoder.model == crate::sentiment::bert::head::E5_MODEL
+                    && langs.contains(&Lang::Id)
+                {
+                    langs.extend([Lang::Ms, Lang::Jv, Lang::Su]);
+                }
+                langs
+            };
+            let main = BertTier::load(
                 std::path::Path::new(&config.model_dir),
                 std::path::Path::new(&config.head),
-                fast,
+                fast.clone(),
             )?;
-            let mut langs = tier.head().langs.clone();
-            // A multilingual head that reads Indonesian also reads its regional neighbours.
-            if tier.head().encoder.model == crate::sentiment::bert::head::E5_MODEL
-                && langs.contains(&Lang::Id)
-            {
-                langs.extend([Lang::Ms, Lang::Jv, Lang::Su]);
+            let mut routes = vec![(decides(&main), main.name().to_string())];
+            let mut tiers = vec![main];
+            if !config.indonesian_head.is_empty() {
+                let id = BertTier::load(
+                    std::path::Path::new(&config.indonesian_model_dir),
+                    std::path::Path::new(&config.indonesian_head),
+                    fast,
+                )?;
+                let langs: Vec<Lang> = decides(&id)
+                    .into_iter()
+                    .filter(|&l| l != Lang::En)
+                    .collect();
+                anyhow::ensure!(
+                    langs.contains(&Lang::Id),
+                    "enrich.cascade.indonesian_head: {} was not trained on Indonesian",
+                    config.indonesian_head
+                );
+                routes[0].0.retain(|l| !langs.contains(l));
+                routes.push((langs, id.name().to_string()));
+                tiers.push(id);
             }
-            let name = tier.name().to_string();
+            let mut langs: Vec<Lang> = routes.iter().flat_map(|(l, _)| l.clone()).collect();
+            langs.dedup();
             let (tx, rx) = tokio::sync::mpsc::channel(config.queue_capacity);
             let (batch, threads) = (config.batch_size, config.threads);
             let (share, nice) = (config.max_busy_share, config.nice);
@@ -262,16 +308,16 @@ impl Cascade {
                 .name("gema-bert".into())
                 .spawn(move || {
                     lower_priority(nice);
-                    worker(tier, rx, batch, threads, share)
+                    worker(tiers, rx, batch, threads, share)
                 })?;
             tracing::info!(
-                model = %name, queue = config.queue_capacity, batch = config.batch_size,
+                heads = ?routes, queue = config.queue_capacity, batch = config.batch_size,
                 threshold = config.confidence_below, "Transformer tier started"
             );
             Ok(Cascade {
                 config: config.clone(),
+                routes,
                 langs,
-                name,
                 tx,
             })
         }
@@ -286,9 +332,10 @@ impl Cascade {
         }
     }
 
-    /// The transformer tier's name (recorded as `sentiment_model` when it decides).
-    pub fn name(&self) -> &str {
-        &self.name
+    /// The name of the head a [`Pending`] went to (recorded as `sentiment_model` when it
+    /// decides).
+    pub fn head_name(&self, route: usize) -> &str {
+        &self.routes[route].1
     }
 
     /// Queues `e` for the transformer when the policy wants it and there is room; `text` is
@@ -299,17 +346,25 @@ impl Cascade {
         }
         // The head (and the fast tier's inputs to it) read the Indonesian family as Indonesian.
         let lang = if e.lang == "en" { Lang::En } else { Lang::Id };
+        let detected = Lang::from_hint(&e.lang);
+        let route = self
+            .routes
+            .iter()
+            .position(|(langs, _)| langs.contains(&detected))
+            .expect("wants() accepts only a language some head decides");
         let wait = std::time::Duration::from_millis(self.config.max_wait_ms);
         let (reply, rx) = tokio::sync::oneshot::channel();
         let job = Job {
             text: text.unwrap_or_else(|| e.mention.text.clone()),
             lang,
+            route,
             deadline: std::time::Instant::now() + wait,
             reply,
         };
         match self.tx.try_send(job) {
             Ok(()) => Offer::Queued(Pending {
                 rx,
+                route,
                 deadline: tokio::time::Instant::now() + wait,
                 got: None,
             }),
@@ -342,7 +397,7 @@ fn lower_priority(nice: i32) {
 /// Drains the queue in batches until every sender is gone.
 #[cfg(feature = "bert")]
 fn worker(
-    tier: crate::sentiment::bert::tier::BertTier,
+    tiers: Vec<crate::sentiment::bert::tier::BertTier>,
     mut rx: tokio::sync::mpsc::Receiver<Job>,
     batch: usize,
     threads: usize,
@@ -358,7 +413,7 @@ fn worker(
             }
         }
         let now = std::time::Instant::now();
-        let (live, late): (Vec<Job>, Vec<Job>) = jobs
+        let (mut live, late): (Vec<Job>, Vec<Job>) = jobs
             .into_iter()
             .partition(|j| j.deadline > now && !j.reply.is_closed());
         for j in late {
@@ -367,24 +422,32 @@ fn worker(
         if live.is_empty() {
             continue;
         }
-        let items: Vec<(&str, Lang)> = live.iter().map(|j| (j.text.as_str(), j.lang)).collect();
         let started = std::time::Instant::now();
-        let result = tier.classify_batch(&items);
+        // One forward pass per head asked in this batch.
+        for (route, tier) in tiers.iter().enumerate() {
+            let (mine, rest): (Vec<Job>, Vec<Job>) =
+                live.into_iter().partition(|j| j.route == route);
+            live = rest;
+            if mine.is_empty() {
+                continue;
+            }
+            let items: Vec<(&str, Lang)> = mine.iter().map(|j| (j.text.as_str(), j.lang)).collect();
+            match tier.classify_batch(&items) {
+                Ok(verdicts) => {
+                    for (j, v) in mine.into_iter().zip(verdicts) {
+                        let _ = j.reply.send(v.by_transformer.then_some(v.sentiment));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, rows = mine.len(), head = tier.name(), "Transformer tier failed on a batch; the fast labels stand");
+                    for j in mine {
+                        let _ = j.reply.send(None);
+                    }
+                }
+            }
+        }
         if busy_share < 1.0 {
             std::thread::sleep(started.elapsed().mul_f32(1.0 / busy_share - 1.0));
-        }
-        match result {
-            Ok(verdicts) => {
-                for (j, v) in live.into_iter().zip(verdicts) {
-                    let _ = j.reply.send(v.by_transformer.then_some(v.sentiment));
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, rows = live.len(), "Transformer tier failed on a batch; the fast labels stand");
-                for j in live {
-                    let _ = j.reply.send(None);
-                }
-            }
         }
     }
 }

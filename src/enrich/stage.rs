@@ -79,15 +79,16 @@ impl EnrichStage {
         let Some(mut batch) = self.waiting.pop_front() else {
             return Ok(());
         };
-        let name = self
-            .enricher
-            .cascade()
-            .map(|c| c.name().to_string())
-            .unwrap_or_default();
         for (mut enriched, pending) in std::mem::take(&mut batch.escalated) {
+            let route = pending.route();
             match pending.verdict().await {
                 Some(s) => {
                     self.metrics.cascade_decided.inc();
+                    let name = self
+                        .enricher
+                        .cascade()
+                        .map(|c| c.head_name(route).to_string())
+                        .unwrap_or_default();
                     record(&mut enriched, Escalation::Decided, Some((s, &name)));
                 }
                 None => {

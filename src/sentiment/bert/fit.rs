@@ -237,6 +237,12 @@ pub fn train_bert(
     let fast = load_model(&fast_path)?;
     // MiniLM or multilingual-e5-small, by what the model folder holds.
     let spec = EncoderSpec::for_model_dir(&options.bert_model_dir);
+    // The head's name, recorded on each mention it decides, says which checkpoint it reads.
+    let family = if spec.model == super::head::E5_MODEL {
+        "e5"
+    } else {
+        "minilm"
+    };
     let encoder = Encoder::load(&options.bert_model_dir, &spec, Path::new("."))?;
     log(&format!(
         "Transformer: {} (layers {:?} pooled{})",
@@ -340,7 +346,7 @@ pub fn train_bert(
             ..HeadTrainConfig::default()
         };
         let o = train_mlp_head(
-            "bert-minilm-mlp-v1",
+            &format!("bert-{family}-mlp-v1"),
             &spec,
             langs,
             &x,
@@ -358,7 +364,7 @@ pub fn train_bert(
             ..HeadTrainConfig::default()
         };
         let o = train_head(
-            "bert-minilm-lr-v1",
+            &format!("bert-{family}-lr-v1"),
             &spec,
             langs,
             &x,
@@ -434,7 +440,7 @@ pub fn train_bert(
             .with_context(|| format!("writing {}", blocks_path.display()))?;
         let blocks_sha256 = sha256_file(&blocks_path)?;
         let mut head = ft.head;
-        head.name = "bert-minilm-ft-v1".into();
+        head.name = format!("bert-{family}-ft-v1");
         head.encoder.tuned = Some(TunedBlocks {
             from_block,
             file: file_name(&blocks_path),
@@ -480,13 +486,14 @@ pub fn train_bert(
         sha256: sha256_file(&out)?,
         gema_version: env!("CARGO_PKG_VERSION"),
         command: format!(
-            "gema train --tier bert --data {} --out {} --seed {} --fast-model {} --threads {} \
-             --head-hidden {} --head-epochs {} --head-dropout {} --head-weight-decay {} --head-members {} \
-             --head-fast-inputs {} --head-langs {}{}",
+            "gema train --tier bert --data {} --out {} --seed {} --fast-model {} \
+             --bert-model-dir {} --threads {} --head-hidden {} --head-epochs {} --head-dropout {} \
+             --head-weight-decay {} --head-members {} --head-fast-inputs {} --head-langs {}{}",
             options.data.display(),
             out.display(),
             options.seed,
             fast_path.display(),
+            options.bert_model_dir.display(),
             options.threads,
             options.head_hidden,
             options.head_epochs,

@@ -31,6 +31,9 @@ pub use head::{load_head, EncoderSpec, Head, HeadError, TunedBlocks, DEFAULT_HEA
 pub const DEFAULT_MODEL_DIR: &str = ".gema/bert/minilm";
 /// Where `scripts/bert-deps.sh` puts multilingual-e5-small (`scripts/e5_convert.py`).
 pub const E5_MODEL_DIR: &str = ".gema/bert/e5";
+/// The committed head on multilingual-e5-small (English and Indonesian), which the cascade uses
+/// for Indonesian (`enrich.cascade.indonesian_head`).
+pub const E5_HEAD_PATH: &str = "models/sentiment-e5.json";
 
 /// Light clean-up of a raw post for the transformer's word pieces, in the style of the tweet
 /// corpora it is trained on: URLs become `http`, handles `@user`, `#` is dropped and whitespace
