@@ -243,17 +243,22 @@ impl<R: Read> Reader<R> {
         })
     }
 
+    /// A matrix's `(rows, cols)`, checked against the model's dimension.
+    fn shape(&mut self, dim: usize) -> Result<usize> {
+        let rows = self.usize("rows", 1 << 28)?;
+        let cols = self.usize("cols", 1 << 16)?;
+        ensure!(
+            cols == dim,
+            "{}: matrix has {cols} columns, model dim is {dim}",
+            self.what
+        );
+        Ok(rows)
+    }
+
     fn matrix(&mut self, quant: bool, dim: usize) -> Result<(usize, Matrix)> {
-        const MAX_ROWS: usize = 1 << 28;
         if quant {
             let qnorm = self.bool()?;
-            let rows = self.usize("rows", MAX_ROWS)?;
-            let cols = self.usize("cols", 1 << 16)?;
-            ensure!(
-                cols == dim,
-                "{}: matrix has {cols} columns, model dim is {dim}",
-                self.what
-            );
+            let rows = self.shape(dim)?;
             let codesize = self.small("codesize")?;
             let codes = self.u8s(codesize)?;
             let pq = self.quantizer()?;
@@ -270,15 +275,9 @@ impl<R: Read> Reader<R> {
             };
             Ok((rows, Matrix::Quant { pq, codes, norms }))
         } else {
-            let rows = self.usize("rows", MAX_ROWS)?;
-            let cols = self.usize("cols", 1 << 16)?;
-            ensure!(
-                cols == dim,
-                "{}: matrix has {cols} columns, model dim is {dim}",
-                self.what
-            );
-            let data = self.f32s(rows * cols)?;
-            Ok((rows, Matrix::Dense { cols, data }))
+            let rows = self.shape(dim)?;
+            let data = self.f32s(rows * dim)?;
+            Ok((rows, Matrix::Dense { cols: dim, data }))
         }
     }
 }
