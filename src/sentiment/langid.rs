@@ -105,7 +105,7 @@ impl LangHead {
                 Lang::Id => 1.0,
                 _ => continue,
             };
-            lang::prepare(text, &mut prepared);
+            lang::prepare_without_tags(text, &mut prepared);
             let mut b = Vec::new();
             Self::buckets(BUCKETS_LOG2, &prepared, &mut b);
             if !b.is_empty() {

@@ -158,19 +158,34 @@ const REGIONAL_MIN: f32 = 0.5;
 const REGIONAL_LEADS: f32 = 2.0;
 
 /// What language identification reads: URLs, @handles and #hashtags removed (names and tags
-/// carry no language), lower-cased.
+/// carry no language), lower-cased. A post of hashtags alone keeps their words (`#gakpuas` →
+/// `gakpuas`), so that it still has a language.
 pub fn prepare(text: &str, out: &mut String) {
+    prepare_keeping_tags(text, out, false);
+    if !out.chars().any(char::is_alphabetic) {
+        prepare_keeping_tags(text, out, true);
+    }
+}
+
+/// [`prepare`] without the fallback to hashtag words: what the language head of the fast model
+/// was trained on (`sentiment::langid`).
+pub fn prepare_without_tags(text: &str, out: &mut String) {
+    prepare_keeping_tags(text, out, false);
+}
+
+fn prepare_keeping_tags(text: &str, out: &mut String, keep_tags: bool) {
     out.clear();
     for word in text.split_whitespace() {
         let w = word.trim_start_matches(|c: char| c.is_ascii_punctuation() && c != '@' && c != '#');
         let lw = w.to_ascii_lowercase();
-        if w.starts_with('@')
-            || w.starts_with('#')
-            || lw.starts_with("http")
-            || lw.starts_with("www.")
-        {
+        if w.starts_with('@') || lw.starts_with("http") || lw.starts_with("www.") {
             continue;
         }
+        let word = match w.strip_prefix('#') {
+            Some(tag) if keep_tags => tag,
+            Some(_) => continue,
+            None => word,
+        };
         if !out.is_empty() {
             out.push(' ');
         }
@@ -267,6 +282,8 @@ mod tests {
             &mut out,
         );
         assert_eq!(out, "saldo hilang");
+        prepare("#GakPuas #kecewa @budi", &mut out);
+        assert_eq!(out, "gakpuas kecewa");
     }
 
     #[test]
@@ -282,7 +299,9 @@ mod tests {
         );
         assert_eq!(detect("🙂🙂").0, Lang::Other);
         assert_eq!(detect("🙂🙂").1, 0.0);
-        assert_eq!(detect("@budi https://t.co/x #promo").0, Lang::Other);
+        assert_eq!(detect("@budi https://t.co/x").0, Lang::Other);
+        // Hashtags alone still have a language.
+        assert_eq!(detect("#NotHappy #worstservice").0, Lang::En);
         // Code-mixed English/Indonesian is scored, not dropped.
         assert!(detect("Antri panjang buat #KopiKitaSenja, worth it sih")
             .0
