@@ -182,3 +182,24 @@ fn classify_names_the_stdin_line_that_is_not_a_mention() {
     assert!(err.contains("stdin line 2"), "{err}");
     assert!(err.contains("`text`"), "{err}");
 }
+
+#[test]
+fn a_log_written_to_a_pipe_or_file_has_no_terminal_colours() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gema"))
+        .args(["serve", "--insecure-no-auth", "--listen", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    reader.read_line(&mut line).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains("WARN"), "{line:?}");
+    assert!(
+        !line.contains('\u{1b}'),
+        "ANSI escapes in a piped log: {line:?}"
+    );
+}
