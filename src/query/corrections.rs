@@ -6,7 +6,7 @@ use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
 use crate::sentiment::Label;
-use crate::store::client::{Store, StoreError};
+use crate::store::client::{query_err, Store, StoreError};
 
 /// One correction as stored.
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
@@ -31,13 +31,6 @@ struct Stored {
     sentiment: String,
 }
 
-fn query_error(what: &str) -> impl FnOnce(clickhouse::error::Error) -> StoreError + '_ {
-    move |source| StoreError::Query {
-        what: what.into(),
-        source,
-    }
-}
-
 /// Records that `by` says mention `key` is `label`. `None` when no stored mention has that key.
 /// `label` is negative, neutral or positive (a person does not mark a post unscored).
 pub async fn correct(
@@ -53,7 +46,7 @@ pub async fn correct(
         .bind(key)
         .fetch_all()
         .await
-        .map_err(query_error("find the mention to correct"))?;
+        .map_err(query_err("find the mention to correct"))?;
     let Some(m) = found.into_iter().next() else {
         return Ok(None);
     };
@@ -72,15 +65,15 @@ pub async fn correct(
         .client
         .insert::<Correction>("sentiment_corrections")
         .await
-        .map_err(query_error("store a correction"))?;
+        .map_err(query_err("store a correction"))?;
     insert
         .write(&row)
         .await
-        .map_err(query_error("store a correction"))?;
+        .map_err(query_err("store a correction"))?;
     insert
         .end()
         .await
-        .map_err(query_error("store a correction"))?;
+        .map_err(query_err("store a correction"))?;
     Ok(Some(row))
 }
 
@@ -96,5 +89,5 @@ pub async fn latest(store: &Store) -> Result<Vec<Correction>, StoreError> {
         )
         .fetch_all()
         .await
-        .map_err(query_error("read corrections"))
+        .map_err(query_err("read corrections"))
 }

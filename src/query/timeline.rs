@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
-use crate::store::client::{Store, StoreError};
+use crate::store::client::{query_err, Store, StoreError};
 use crate::store::rollup::{HOUR, MINUTE};
 
 /// One time bucket of a tracked query's mentions.
@@ -36,13 +36,6 @@ fn net(negative: u64, neutral: u64, positive: u64) -> f64 {
         0.0
     } else {
         (positive as f64 - negative as f64) / scored as f64
-    }
-}
-
-fn query_err(what: &str) -> impl FnOnce(clickhouse::error::Error) -> StoreError + '_ {
-    move |source| StoreError::Query {
-        what: what.into(),
-        source,
     }
 }
 
