@@ -175,7 +175,7 @@ pub enum MentionsAction {
         /// The mention's key, as `gema mentions --json` and the API show it (`platform:id`).
         key: String,
         /// What the sentiment really is: negative, neutral or positive.
-        #[arg(value_parser = correction_label)]
+        #[arg(value_parser = corrections::parse_label)]
         label: Label,
         /// Who corrects.
         #[arg(long, default_value = "cli")]
@@ -189,13 +189,6 @@ pub enum MentionsAction {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
-}
-
-fn correction_label(s: &str) -> Result<Label, String> {
-    match s.parse::<Label>() {
-        Ok(Label::Unscored) | Err(_) => Err(format!("{s:?} is not negative, neutral or positive")),
-        Ok(l) => Ok(l),
-    }
 }
 
 /// A confidence between 0 and 1.
@@ -244,11 +237,7 @@ pub async fn mentions(config: &Config, args: &MentionsArgs) -> anyhow::Result<()
     let store = store::connect(&config.clickhouse).await?;
     match &args.action {
         Some(MentionsAction::Correct { key, label, by }) => {
-            let by = by.trim();
-            anyhow::ensure!(
-                !by.is_empty() && by.chars().count() <= 100,
-                "--by: 1 to 100 characters"
-            );
+            let by = corrections::check_by(by).map_err(|e| anyhow::anyhow!("--by: {e}"))?;
             return match corrections::correct(&store, key, *label, by).await? {
                 Some(c) => {
                     println!(

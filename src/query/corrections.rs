@@ -31,6 +31,24 @@ struct Stored {
     sentiment: String,
 }
 
+/// A correction's label from text: negative, neutral or positive (a person does not mark a
+/// post unscored). The CLI and the API both parse it here.
+pub fn parse_label(s: &str) -> Result<Label, String> {
+    match s.parse::<Label>() {
+        Ok(Label::Unscored) | Err(_) => Err(format!("{s:?} is not negative, neutral or positive")),
+        Ok(l) => Ok(l),
+    }
+}
+
+/// Who corrects, as given: 1 to 100 characters, not blank, no control characters; returned
+/// trimmed. The CLI and the API both check it here.
+pub fn check_by(by: &str) -> Result<&str, String> {
+    if by.trim().is_empty() || by.chars().count() > 100 || by.chars().any(char::is_control) {
+        return Err("1 to 100 characters, no control characters".into());
+    }
+    Ok(by.trim())
+}
+
 /// Records that `by` says mention `key` is `label`. `None` when no stored mention has that key.
 /// `label` is negative, neutral or positive (a person does not mark a post unscored).
 pub async fn correct(

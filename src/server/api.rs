@@ -351,6 +351,16 @@ pub async fn alert_action(
     Ok(Json(json!({ "id": id, "status": status })))
 }
 
+/// A JSON body, or why not: 413 for a body over the limit (a chunked one is cut while it is
+/// read, and surfaces here), 400 naming the problem otherwise.
+fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    match body {
+        Ok(Json(t)) => Ok(t),
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::TooLarge),
+        Err(e) => Err(ApiError::BadRequest(format!("body: {}", e.body_text()))),
+    }
+}
+
 /// The body of `POST /api/mentions/{key}/sentiment`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -370,25 +380,15 @@ pub async fn correct_sentiment(
     body: Result<Json<CorrectionRequest>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Path(key) = path.map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let Json(req) = body.map_err(|e| ApiError::BadRequest(format!("body: {}", e.body_text())))?;
-    let label = match req.label.as_str() {
-        "negative" | "neutral" | "positive" => req.label.parse::<Label>().expect("a label"),
-        other => {
-            return Err(ApiError::BadRequest(format!(
-                "label: {other:?} is not negative, neutral or positive"
-            )))
-        }
-    };
+    let req = json_body(body)?;
+    let label = corrections::parse_label(&req.label)
+        .map_err(|e| ApiError::BadRequest(format!("label: {e}")))?;
     if key.is_empty() || key.len() > 512 {
         return Err(ApiError::BadRequest("key: 1 to 512 characters".into()));
     }
     let by = req.by.unwrap_or_else(|| "api".into());
-    if by.trim().is_empty() || by.chars().count() > 100 || by.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(
-            "by: 1 to 100 characters, no control characters".into(),
-        ));
-    }
-    match corrections::correct(&st.store, &key, label, by.trim()).await? {
+    let by = corrections::check_by(&by).map_err(|e| ApiError::BadRequest(format!("by: {e}")))?;
+    match corrections::correct(&st.store, &key, label, by).await? {
         Some(c) => {
             tracing::info!(key = %key, label = %c.label, by = %c.corrected_by, "Sentiment corrected");
             Ok(Json(api_rows(vec![c]).remove(0)))
@@ -427,14 +427,7 @@ pub async fn classify(
     State(st): State<Arc<AppState>>,
     body: Result<Json<ClassifyRequest>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Json(req) = body.map_err(|e| {
-        // A chunked body over the limit is cut while it is read, and surfaces here.
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge
-        } else {
-            ApiError::BadRequest(format!("body: {}", e.body_text()))
-        }
-    })?;
+    let req = json_body(body)?;
     if req.texts.is_empty() || req.texts.len() > MAX_CLASSIFY_TEXTS {
         return Err(ApiError::BadRequest(format!(
             "texts: 1 to {MAX_CLASSIFY_TEXTS} strings, got {}",
