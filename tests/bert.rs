@@ -423,7 +423,7 @@ async fn cascade_decides_queued_mentions_and_a_full_queue_keeps_the_fast_label()
     let mut full = 0;
     // More offers than the queue holds, without awaiting: some must be refused, none block.
     for _ in 0..20 {
-        match cascade.offer(&e, None) {
+        match cascade.offer(&e, || None) {
             Offer::Queued(p) => queued.push(p),
             Offer::QueueFull => full += 1,
             Offer::NotNeeded => panic!("an unsure English mention is wanted"),
@@ -447,7 +447,7 @@ async fn cascade_decides_queued_mentions_and_a_full_queue_keeps_the_fast_label()
         5,
     ));
     assert_eq!(id.lang, "id");
-    match cascade.offer(&id, None) {
+    match cascade.offer(&id, || None) {
         Offer::Queued(p) => {
             assert_eq!(cascade.head_name(p.route()), "bert-e5-mlp-v1");
             let s = p.verdict().await.expect("the e5 head answers within 30 s");
@@ -464,7 +464,7 @@ async fn cascade_decides_queued_mentions_and_a_full_queue_keeps_the_fast_label()
         fast_model,
     )
     .unwrap();
-    assert!(matches!(english_only.offer(&id, None), Offer::NotNeeded));
+    assert!(matches!(english_only.offer(&id, || None), Offer::NotNeeded));
 }
 
 /// The enrich stage with the cascade on, on the real Kafka (`scripts/services.sh up`): every

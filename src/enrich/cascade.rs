@@ -338,9 +338,10 @@ impl Cascade {
         &self.routes[route].1
     }
 
-    /// Queues `e` for the transformer when the policy wants it and there is room; `text` is
-    /// what it reads (`Enricher::scored_text`: brand names masked), `e`'s own text when `None`.
-    pub fn offer(&self, e: &EnrichedMention, text: Option<String>) -> Offer {
+    /// Queues `e` for the transformer when the policy wants it and there is room; `text` gives
+    /// what it reads (`Enricher::scored_text`: brand names masked), `e`'s own text when `None`,
+    /// and is called only for a mention the policy wants.
+    pub fn offer(&self, e: &EnrichedMention, text: impl FnOnce() -> Option<String>) -> Offer {
         if !self.config.wants(e, &self.langs) {
             return Offer::NotNeeded;
         }
@@ -355,7 +356,7 @@ impl Cascade {
         let wait = std::time::Duration::from_millis(self.config.max_wait_ms);
         let (reply, rx) = tokio::sync::oneshot::channel();
         let job = Job {
-            text: text.unwrap_or_else(|| e.mention.text.clone()),
+            text: text().unwrap_or_else(|| e.mention.text.clone()),
             lang,
             route,
             deadline: std::time::Instant::now() + wait,

@@ -226,7 +226,7 @@ impl Handler for EnrichStage {
         let mut enriched = self.enricher.enrich(mention);
         if let Some(cascade) = self.enricher.cascade() {
             // The transformer reads the text as the fast tier did: brand names masked.
-            match cascade.offer(&enriched, self.enricher.scored_text(&enriched)) {
+            match cascade.offer(&enriched, || self.enricher.scored_text(&enriched)) {
                 Offer::Queued(pending) => {
                     self.metrics.cascade_escalated.inc();
                     let b = &mut self.current;

@@ -10,7 +10,7 @@ use crate::sentiment::data::Example;
 use crate::sentiment::evaluate::lang_accuracy;
 use crate::sentiment::metrics::{self, Gains, Report};
 use crate::sentiment::model::FastModel;
-use crate::sentiment::{Label, SentimentModel};
+use crate::sentiment::{pipeline_sentiment, Label};
 use crate::text::lang::Lang;
 
 /// Resamples of the paired bootstrap behind `gema eval`'s gain over the fast tier.
@@ -55,7 +55,7 @@ pub fn evaluate(
     let fast_s: Vec<_> = examples
         .iter()
         .zip(&langs)
-        .map(|(e, &l)| fast.classify(&e.text, l))
+        .map(|(e, &l)| pipeline_sentiment(fast, &e.text, l))
         .collect();
     let decided = escalated(tier, kind, threshold, &langs, &fast_s);
     let items: Vec<(&str, Lang)> = decided
