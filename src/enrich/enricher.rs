@@ -8,6 +8,7 @@ use crate::mention::{EnrichedMention, Mention};
 use crate::sentiment::explain::{model_word_effects, WordEffect};
 use crate::sentiment::{pipeline_sentiment, SentimentModel};
 use crate::text::lang::Lang;
+use crate::text::normalize::BRAND_MARK;
 use crate::tracked::{Doc, QuerySet};
 use crate::trends::{bigrams, handle_term, hashtag_term, query_negative_term, query_term};
 
@@ -55,17 +56,21 @@ impl Enricher {
     /// The leave-one-word-out effects on `e`'s score under the fast tier of its first
     /// [`EXPLAINED_WORDS`] words that can name a reason (not function words, except negations),
     /// the largest first; empty when the transformer decided `e`, whose reading they would not
-    /// explain. `e.sentiment` is then the fast tier's, so its score is not computed again.
+    /// explain. `e.sentiment` is then the fast tier's, so its score is not computed again. Words
+    /// are left out of the text the score came from, brand names masked: a brand is never
+    /// given as a reason.
     pub fn word_effects(&self, e: &EnrichedMention) -> Vec<WordEffect> {
         if e.cascade.as_ref().is_some_and(|c| c.tier != "fast") {
             return Vec::new();
         }
+        // The text the score came from (brand names masked); a masked name is no reason.
+        let masked = self.scored_text(e);
         model_word_effects(
             self.model.as_ref(),
-            &e.mention.text,
+            masked.as_deref().unwrap_or(&e.mention.text),
             Lang::from_hint(&e.lang),
             e.sentiment.score,
-            names_a_reason,
+            |w| names_a_reason(w) && !w.contains(BRAND_MARK),
             EXPLAINED_WORDS,
         )
     }
@@ -113,8 +118,7 @@ impl Enricher {
         let masked = self.queries.mask(&mention.text, &matched);
         let text = masked.as_deref().unwrap_or(&mention.text);
         let sentiment = pipeline_sentiment(self.model.as_ref(), text, lang);
-        let names = self.queries.names();
-        let queries: Vec<String> = matched.iter().map(|&i| names[i].clone()).collect();
+        let queries = self.queries.names_of(&matched);
         EnrichedMention {
             key: mention.key(),
             lang: lang.as_str().to_string(),
@@ -196,6 +200,34 @@ mod tests {
         assert_eq!(out.mentions, vec!["nusapay"]);
         assert!(out.keywords.contains(&"saldo".to_string()));
         assert!(!out.keywords.contains(&"nusapayerror".to_string()));
+    }
+
+    #[test]
+    fn a_brand_name_is_never_a_reason() {
+        let queries = QuerySet::compile(&[crate::tracked::TrackedQueryConfig {
+            name: "nusapay".into(),
+            query: "nusapay OR @nusapay".into(),
+        }])
+        .unwrap();
+        let model = crate::sentiment::load_model(std::path::Path::new(
+            crate::sentiment::DEFAULT_MODEL_PATH,
+        ))
+        .unwrap();
+        let e = Enricher::new(Arc::new(model)).with_queries(queries);
+        let out = e.enrich(mention("NusaPay agak lambat hari ini @nusapay", None));
+        assert_eq!(out.queries, vec!["nusapay"]);
+        let words: Vec<String> = e.word_effects(&out).into_iter().map(|w| w.word).collect();
+        assert_eq!(
+            words.first().map(String::as_str),
+            Some("lambat"),
+            "{words:?}"
+        );
+        assert!(
+            words
+                .iter()
+                .all(|w| !w.to_lowercase().contains("nusapay") && !w.contains(BRAND_MARK)),
+            "{words:?}"
+        );
     }
 
     #[test]

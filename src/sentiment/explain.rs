@@ -70,7 +70,7 @@ pub fn model_word_effects(
     let rescore = |variants: &[String]| -> Result<Vec<f32>, std::convert::Infallible> {
         Ok(variants
             .iter()
-            .map(|v| model.classify(v, lang).score)
+            .map(|v| super::pipeline_sentiment(model, v, lang).score)
             .collect())
     };
     match word_effects(text, score, candidate, max, rescore) {

@@ -327,10 +327,12 @@ impl QuerySet {
 
     /// Names of the queries that match `doc`, in configuration order.
     pub fn matches(&self, doc: &Doc) -> Vec<String> {
-        self.match_indices(doc)
-            .into_iter()
-            .map(|i| self.names[i].clone())
-            .collect()
+        self.names_of(&self.match_indices(doc))
+    }
+
+    /// The names of the queries at `indices` (from [`QuerySet::match_indices`]).
+    pub fn names_of(&self, indices: &[usize]) -> Vec<String> {
+        indices.iter().map(|&i| self.names[i].clone()).collect()
     }
 
     fn hits(&self, text: &str) -> Hits {
