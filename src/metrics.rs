@@ -49,6 +49,20 @@ pub struct Metrics {
     pub trend_events: Counter,
     /// Term occurrences left out because even alone they exceed the terms topic's limit.
     pub terms_too_large: Counter,
+    /// Per `[[sources]]` connector running in this process, by name.
+    pub sources: Mutex<BTreeMap<String, SourceStats>>,
+}
+
+/// One connector's counters (see [`crate::sources::health::Tracker`]).
+#[derive(Debug, Default, Clone)]
+pub struct SourceStats {
+    pub kind: String,
+    /// Mentions Kafka stored.
+    pub sent: u64,
+    /// Failed polls, requests and stream sessions.
+    pub errors: u64,
+    /// Whether its last poll or stream works.
+    pub up: bool,
 }
 
 impl Metrics {
@@ -59,6 +73,16 @@ impl Metrics {
             .unwrap()
             .entry(reason.to_string())
             .or_default() += 1;
+    }
+
+    /// Updates source `name`'s counters (`kind`, when not empty, names its connector).
+    pub fn source(&self, name: &str, kind: &str, f: impl FnOnce(&mut SourceStats)) {
+        let mut sources = self.sources.lock().unwrap();
+        let s = sources.entry(name.to_string()).or_default();
+        if !kind.is_empty() {
+            s.kind = kind.to_string();
+        }
+        f(s);
     }
 
     pub fn dead_letter_total(&self) -> u64 {
@@ -129,6 +153,39 @@ impl Metrics {
             out.push_str(&format!(
                 "gema_dead_letters_total{{reason=\"{reason}\"}} {n}\n"
             ));
+        }
+        let sources = self.sources.lock().unwrap();
+        if !sources.is_empty() {
+            for (name, help, kind) in [
+                (
+                    "gema_source_sent_total",
+                    "Mentions a connector sent to Kafka.",
+                    "counter",
+                ),
+                (
+                    "gema_source_errors_total",
+                    "A connector's failed polls, requests and streams.",
+                    "counter",
+                ),
+                (
+                    "gema_source_up",
+                    "1 when a connector's last poll or stream works.",
+                    "gauge",
+                ),
+            ] {
+                out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+                for (source, s) in sources.iter() {
+                    let v = match name {
+                        "gema_source_sent_total" => s.sent,
+                        "gema_source_errors_total" => s.errors,
+                        _ => u64::from(s.up),
+                    };
+                    out.push_str(&format!(
+                        "{name}{{source=\"{source}\",kind=\"{}\"}} {v}\n",
+                        s.kind
+                    ));
+                }
+            }
         }
         out
     }

@@ -8,8 +8,9 @@ use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use gema::config::Config;
 use gema::sources::config::{SourceConfig, SourceKind};
-use gema::sources::poll::Poller;
+use gema::sources::poll::{followed, Poller};
 use gema::sources::replay::{self, Progress, ReplayOptions, ReplayProgress, ReplaySummary, Speed};
+use gema::sources::run::SourceEnv;
 use gema::sources::synth::{self, SynthOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -239,16 +240,16 @@ where
 /// Polls `source` until Ctrl-C / SIGTERM (or once), with the same connector `gema run` starts
 /// for a `[[sources]]` entry.
 async fn poll_command(config: &Config, source: SourceConfig, once: bool) -> anyhow::Result<()> {
-    let topics = config.kafka.topics();
-    let state = source.state_path(&config.state_dir);
-    let poller = Poller::open(&source, &config.kafka, &topics, &state).await?;
+    let env = SourceEnv::new(config, Default::default());
+    let poller = Poller::open(&source, &env).await?;
     let poller = tokio::sync::Mutex::new(poller);
+    let follow = followed(&source, &env);
     poll_until_stopped(source.every(), once, || {
         Box::pin(async {
-            let reports = poller.lock().await.poll(&source.follow).await?;
+            let reports = poller.lock().await.poll(&follow).await?;
             Ok(reports
                 .into_iter()
-                .map(|r| (r.source, r.sent, r.error))
+                .map(|r| (r.source, r.sent, r.error.map(|e| e.to_string())))
                 .collect())
         })
     })
@@ -264,12 +265,10 @@ fn source(
     state: &std::path::Path,
 ) -> SourceConfig {
     SourceConfig {
-        name: kind.name().into(),
-        kind,
-        follow: follow.to_vec(),
         api: api.map(str::to_string),
         every_s: Some(every.as_secs()),
         state: Some(state.to_path_buf()),
+        ..SourceConfig::new(kind, follow)
     }
 }
 

@@ -359,13 +359,10 @@ impl Running {
     /// Starts polling every `[[sources]]` connector of `config` on its own task (one failing
     /// source never stops the others); they stop with the stages.
     pub fn start_sources(&mut self, config: &Config) {
+        let env = crate::sources::run::SourceEnv::new(config, self.metrics.clone());
         for source in &config.sources {
-            let task = crate::sources::poll::run_source(
-                source.clone(),
-                config.kafka.clone(),
-                config.state_dir.clone(),
-                self.shutdown.clone(),
-            );
+            let task =
+                crate::sources::run::run_source(source.clone(), env.clone(), self.shutdown.clone());
             self.tasks.spawn(async move {
                 task.await;
                 Ok(())

@@ -19,6 +19,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Map;
 
+use super::http::Failure;
 use super::{load_state, save_state, ConnectorError, Outlet, SourceReport};
 use crate::kafka::KafkaConfig;
 use crate::kafka::Topics;
@@ -196,7 +197,7 @@ impl Poller {
                     self.queries.insert(q.clone(), st);
                     save_state(&self.state, &self.queries)?;
                 }
-                Err(e) => report.error = Some(format!("{}?q={q}: {e}", self.endpoint)),
+                Err(e) => report.error = Some(e.within(&format!("{}?q={q}", self.endpoint))),
             }
             reports.push(report);
         }
@@ -207,7 +208,7 @@ impl Poller {
         &self,
         q: &str,
         since: Option<DateTime<Utc>>,
-    ) -> Result<Vec<PostView>, String> {
+    ) -> Result<Vec<PostView>, Failure> {
         let mut all = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..MAX_PAGES {
@@ -230,9 +231,7 @@ impl Poller {
             if let Some(t) = &self.token {
                 req = req.bearer_auth(t);
             }
-            let body = self.out.fetch(req).await?;
-            let answer: SearchAnswer = serde_json::from_slice(&body)
-                .map_err(|e| format!("not a searchPosts answer: {e}"))?;
+            let answer: SearchAnswer = self.out.fetch_json(req, "searchPosts").await?;
             let full = answer.posts.len() >= PER_PAGE;
             all.extend(answer.posts);
             cursor = answer.cursor;

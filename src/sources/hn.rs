@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Map;
 
+use super::http::Failure;
 use super::{html_to_text, load_state, save_state, ConnectorError, Outlet, SourceReport};
 use crate::kafka::KafkaConfig;
 use crate::kafka::Topics;
@@ -169,14 +170,18 @@ impl Poller {
                     self.queries.insert(q.clone(), st);
                     save_state(&self.state, &self.queries)?;
                 }
-                Err(e) => report.error = Some(format!("{}?query={q}: {e}", self.endpoint)),
+                Err(e) => report.error = Some(e.within(&format!("{}?query={q}", self.endpoint))),
             }
             reports.push(report);
         }
         Ok(reports)
     }
 
-    async fn fetch_new(&self, query: &str, known: Option<&QueryState>) -> Result<Vec<Hit>, String> {
+    async fn fetch_new(
+        &self,
+        query: &str,
+        known: Option<&QueryState>,
+    ) -> Result<Vec<Hit>, Failure> {
         let mut all = Vec::new();
         for page in 0..MAX_PAGES {
             let mut params = vec![
@@ -188,12 +193,13 @@ impl Poller {
             if let Some(k) = known {
                 params.push(("numericFilters", format!("created_at_i>={}", k.since)));
             }
-            let body = self
+            let p: Page = self
                 .out
-                .fetch(self.out.http.get(&self.endpoint).query(&params))
+                .fetch_json(
+                    self.out.http.get(&self.endpoint).query(&params),
+                    "HN Search",
+                )
                 .await?;
-            let p: Page = serde_json::from_slice(&body)
-                .map_err(|e| format!("not an HN Search answer: {e}"))?;
             all.extend(p.hits);
             if known.is_none() || page + 1 >= p.pages {
                 break;

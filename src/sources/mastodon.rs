@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Map;
 
+use super::http::Failure;
 use super::{html_to_text, load_state, save_state, ConnectorError, Outlet, SourceReport};
 use crate::kafka::KafkaConfig;
 use crate::kafka::Topics;
@@ -188,7 +189,7 @@ impl Poller {
                     }
                     self.save()?;
                 }
-                Err(e) => report.error = Some(e),
+                Err(e) => report.error = Some(e.within(&url)),
             }
             reports.push(report);
         }
@@ -197,7 +198,7 @@ impl Poller {
 
     /// Statuses newer than `since` (all pages up to [`MAX_PAGES`]); the first poll of a tag
     /// takes only its newest page.
-    async fn fetch_new(&self, url: &str, since: Option<String>) -> Result<Vec<Status>, String> {
+    async fn fetch_new(&self, url: &str, since: Option<String>) -> Result<Vec<Status>, Failure> {
         let mut all: Vec<Status> = Vec::new();
         let mut max_id: Option<String> = None;
         for _ in 0..MAX_PAGES {
@@ -211,9 +212,10 @@ impl Poller {
             if let Some(t) = &self.token {
                 req = req.bearer_auth(t);
             }
-            let body = self.out.fetch(req).await?;
-            let page: Vec<Status> = serde_json::from_slice(&body)
-                .map_err(|e| format!("not a list of Mastodon statuses: {e}"))?;
+            let page: Vec<Status> = self
+                .out
+                .fetch_json(req, "list of Mastodon statuses")
+                .await?;
             let full = page.len() >= PAGE;
             max_id = page.iter().map(|s| s.id.clone()).min_by(|a, b| by_id(a, b));
             all.extend(page);

@@ -4,11 +4,15 @@
 
 pub mod bluesky;
 pub mod config;
+pub mod health;
 pub mod hn;
+pub mod http;
 pub mod mastodon;
 pub mod poll;
+pub mod presets;
 pub mod replay;
 pub mod rss;
+pub mod run;
 pub mod scenario;
 pub mod synth;
 
@@ -81,7 +85,7 @@ pub struct SourceReport {
     /// New mentions sent to Kafka.
     pub sent: usize,
     /// Why the source, or some of its items, could not be taken.
-    pub error: Option<String>,
+    pub error: Option<http::Failure>,
 }
 
 impl SourceReport {
@@ -147,7 +151,7 @@ impl Outlet {
     }
 
     /// Sends `m` keyed `<platform>:<id>` and waits until Kafka stored it; the error names it.
-    pub async fn send(&self, m: &crate::mention::Mention) -> Result<(), String> {
+    pub async fn send(&self, m: &crate::mention::Mention) -> Result<(), http::Failure> {
         let payload = serde_json::to_vec(m).expect("a mention serialises");
         let key = m.key();
         let record = rdkafka::producer::FutureRecord::to(&self.topic)
@@ -157,20 +161,69 @@ impl Outlet {
             .send(record, std::time::Duration::from_secs(10))
             .await
             .map(|_| ())
-            .map_err(|(e, _)| format!("Kafka did not store {key}: {e}"))
+            .map_err(|(e, _)| {
+                http::Failure::new(
+                    http::FailureKind::Kafka,
+                    format!("Kafka did not store {key}: {e}"),
+                )
+            })
     }
 
-    /// GETs `req` and returns the body of a 2xx answer; the error says what failed.
-    pub async fn fetch(&self, req: reqwest::RequestBuilder) -> Result<Vec<u8>, String> {
-        let resp = req.send().await.map_err(|e| format!("fetching: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(format!("fetching: HTTP {}", resp.status()));
+    /// Sends `req` and returns a 2xx or 304 answer; any other status is a [`http::Failure`] of
+    /// its kind (401/403 denied, 429 rate limited with the wait its headers ask for, the rest
+    /// transient), as is a request that could not be sent or read.
+    pub async fn request(&self, req: reqwest::RequestBuilder) -> Result<Answer, http::Failure> {
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| http::Failure::transient(format!("fetching: {e}")))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        if !(status.is_success() || status == reqwest::StatusCode::NOT_MODIFIED) {
+            return Err(http::Failure::from_status(status, &headers));
         }
-        Ok(resp
+        let body = resp
             .bytes()
             .await
-            .map_err(|e| format!("reading: {e}"))?
-            .to_vec())
+            .map_err(|e| http::Failure::transient(format!("reading: {e}")))?
+            .to_vec();
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Sends `req` and returns the body of a 2xx answer (see [`Outlet::request`]).
+    pub async fn fetch(&self, req: reqwest::RequestBuilder) -> Result<Vec<u8>, http::Failure> {
+        Ok(self.request(req).await?.body)
+    }
+
+    /// Sends `req` and parses the 2xx answer's body as JSON of type `T`; a body that is not is
+    /// a malformed failure naming `what` (e.g. "YouTube commentThreads").
+    pub async fn fetch_json<T: serde::de::DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<T, http::Failure> {
+        let body = self.fetch(req).await?;
+        serde_json::from_slice(&body)
+            .map_err(|e| http::Failure::malformed(format!("not a {what} answer: {e}")))
+    }
+}
+
+/// A 2xx or 304 answer (see [`Outlet::request`]).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: reqwest::StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
 

@@ -1,15 +1,16 @@
-//! Any polling connector behind one type, and the loop that polls a configured source until
-//! shutdown: what `gema run` does for each `[[sources]]` entry and the connector commands do
-//! for their arguments.
+//! Any polling connector behind one type, and the loop that polls one until shutdown (what
+//! [`super::run::run_source`] does for a polling `[[sources]]` entry, and the connector
+//! commands for their arguments).
 
-use std::path::Path;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use super::config::{SourceConfig, SourceKind};
+use super::health::Tracker;
+use super::http::{Backoff, Failure, FailureKind};
+use super::run::SourceEnv;
 use super::{bluesky, hn, mastodon, rss, ConnectorError, SourceReport};
-use crate::kafka::{KafkaConfig, Topics};
 
 /// Env var with a Mastodon access token, for instances that do not serve public timelines
 /// anonymously.
@@ -18,7 +19,7 @@ pub const MASTODON_TOKEN_ENV: &str = "GEMA_MASTODON_TOKEN";
 pub const BLUESKY_TOKEN_ENV: &str = "GEMA_BLUESKY_TOKEN";
 
 /// A secret from the environment variable `name` (unset or empty: none); never logged.
-fn token_from_env(name: &str) -> Option<String> {
+pub fn token_from_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|t| !t.is_empty())
 }
 
@@ -31,13 +32,11 @@ pub enum Poller {
 }
 
 impl Poller {
-    /// The connector `source` names, with its state from `state` (tokens from the environment).
-    pub async fn open(
-        source: &SourceConfig,
-        kafka: &KafkaConfig,
-        topics: &Topics,
-        state: &Path,
-    ) -> Result<Poller, ConnectorError> {
+    /// The polling connector `source` names, with its state from its state file (tokens from
+    /// the environment).
+    pub async fn open(source: &SourceConfig, env: &SourceEnv) -> Result<Poller, ConnectorError> {
+        let (kafka, topics) = (&env.kafka, &env.kafka.topics());
+        let state = &source.state_path(&env.state_dir);
         Ok(match source.kind {
             SourceKind::Rss => Poller::Rss(rss::Poller::new(kafka, topics, state).await?),
             SourceKind::Mastodon => {
@@ -54,6 +53,12 @@ impl Poller {
                 Poller::Bluesky(
                     bluesky::Poller::new(kafka, topics, source.api(), token, state).await?,
                 )
+            }
+            other => {
+                return Err(ConnectorError::Config(format!(
+                    "{} is not a polling connector",
+                    other.name()
+                )))
             }
         })
     }
@@ -76,7 +81,11 @@ impl Poller {
                 .await?
                 .into_iter()
                 .map(|r| SourceReport {
-                    source: format!("{} ({} items)", r.url, r.items),
+                    source: if r.unchanged {
+                        format!("{} (not modified)", r.url)
+                    } else {
+                        format!("{} ({} items)", r.url, r.items)
+                    },
                     sent: r.sent,
                     error: r.error,
                 })
@@ -88,43 +97,92 @@ impl Poller {
     }
 }
 
-/// Polls `source` every `source.every()` until `shutdown`: each poll's reports are logged, a
-/// poll that fails as a whole (Kafka away) is logged and tried again at the next interval, and a
-/// connector that cannot even open (a bad state file) retries every minute, so one source never
-/// stops the others or the pipeline.
-pub async fn run_source(
-    source: SourceConfig,
-    kafka: KafkaConfig,
-    state_dir: std::path::PathBuf,
-    shutdown: CancellationToken,
-) {
-    let topics = kafka.topics();
-    let state = source.state_path(&state_dir);
-    let name = source.name.as_str();
-    let mut poller = loop {
-        match Poller::open(&source, &kafka, &topics, &state).await {
-            Ok(p) => break p,
-            Err(e) => {
-                tracing::error!(source = name, error = %e, "Cannot start the source; retrying in 60 s");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
-                }
+/// What a polling source follows: its `follow` entries, and for rss its preset's feeds.
+pub fn followed(source: &SourceConfig, env: &SourceEnv) -> Vec<String> {
+    let mut all: Vec<String> = source
+        .follow
+        .iter()
+        .filter(|f| !f.trim().is_empty())
+        .cloned()
+        .collect();
+    if let Some(p) = &source.preset {
+        for url in super::presets::feeds(p, &env.tracked) {
+            if !all.contains(&url) {
+                all.push(url);
             }
         }
+    }
+    all
+}
+
+/// What the poll loop does after a round: how long to wait and why.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Poll again after this wait.
+    Wait(Duration),
+    /// A credential was refused: stop, with this message.
+    Stop(String),
+}
+
+/// The wait after a round whose reports are `reports`: a refused credential stops the source
+/// (naming `envs`), a rate limit waits as long as the platform asked (at least `every`),
+/// a round where everything failed backs off (from 5 s, at most `every`), otherwise `every`.
+pub fn after_round(
+    reports: &[SourceReport],
+    every: Duration,
+    envs: &[&str],
+    backoff: &mut Backoff,
+) -> Next {
+    if let Some(denied) = reports
+        .iter()
+        .filter_map(|r| r.error.as_ref())
+        .find(|f| f.is_denied())
+    {
+        return Next::Stop(denied_message(denied, envs));
+    }
+    let rate = reports
+        .iter()
+        .filter_map(|r| r.error.as_ref().and_then(Failure::rate_limit))
+        .max();
+    let all_failed = !reports.is_empty() && reports.iter().all(|r| r.error.is_some());
+    let wait = if all_failed && rate.is_none() {
+        backoff.next().min(every)
+    } else {
+        backoff.reset();
+        every
     };
-    tracing::info!(
-        source = name,
-        kind = source.kind.name(),
-        follow = source.follow.len(),
-        every_s = source.every().as_secs(),
-        "Source started"
-    );
+    Next::Wait(rate.map_or(wait, |r| r.max(wait)))
+}
+
+/// The message for a refused credential, naming where it comes from.
+pub fn denied_message(f: &Failure, envs: &[&str]) -> String {
+    match envs {
+        [] => format!("{f}; the platform refused access, so the source stops (restart it after fixing access)"),
+        _ => format!(
+            "{f}; the platform refused the credential in {}, so the source stops (fix it and restart)",
+            envs.join(" / ")
+        ),
+    }
+}
+
+/// Polls `source` until `shutdown`: each round's reports are logged and counted in `tracker`,
+/// then it waits as [`after_round`] says; a round that fails as a whole (Kafka away, a state
+/// file that cannot be written) backs off and tries again.
+pub async fn poll_loop(
+    mut poller: Poller,
+    source: &SourceConfig,
+    env: &SourceEnv,
+    tracker: &Tracker,
+    shutdown: &CancellationToken,
+) {
+    let name = source.name.as_str();
+    let follow = followed(source, env);
+    let mut backoff = Backoff::new(Duration::from_secs(5), source.every());
     loop {
-        match poller.poll(&source.follow).await {
+        let next = match poller.poll(&follow).await {
             Ok(reports) => {
-                for r in reports {
-                    match r.error {
+                for r in &reports {
+                    match &r.error {
                         None => {
                             tracing::info!(source = name, from = %r.source, sent = r.sent, "Polled")
                         }
@@ -133,14 +191,106 @@ pub async fn run_source(
                         }
                     }
                 }
+                tracker.sent(reports.iter().map(|r| r.sent as u64).sum());
+                for f in reports.iter().filter_map(|r| r.error.as_ref()) {
+                    tracker.failed(f);
+                }
+                if reports.iter().any(|r| r.error.is_none()) {
+                    tracker.ok();
+                }
+                after_round(
+                    &reports,
+                    source.every(),
+                    source.kind.credential_envs(),
+                    &mut backoff,
+                )
             }
             Err(e) => {
-                tracing::error!(source = name, error = %e, "Poll failed; trying again next time")
+                let f = Failure::transient(e.to_string());
+                tracing::error!(source = name, error = %e, "Poll failed; backing off");
+                tracker.failed(&f);
+                Next::Wait(backoff.next().min(source.every()))
+            }
+        };
+        match next {
+            Next::Stop(message) => {
+                tracing::error!(source = name, "{message}");
+                tracker.failed(&Failure::new(FailureKind::Denied, message));
+                tracker.save();
+                return;
+            }
+            Next::Wait(wait) => {
+                tracker.next_in(wait);
+                tracker.save();
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
             }
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(source.every()) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(error: Option<Failure>) -> SourceReport {
+        SourceReport {
+            source: "q".into(),
+            sent: 0,
+            error,
         }
+    }
+
+    #[test]
+    fn a_round_decides_the_wait() {
+        let every = Duration::from_secs(120);
+        let mut b = Backoff::new(Duration::from_secs(5), every);
+        assert_eq!(
+            after_round(&[report(None)], every, &[], &mut b),
+            Next::Wait(every)
+        );
+        // Everything failed: back off, growing, never past `every`.
+        let bad = [report(Some(Failure::transient("HTTP 502")))];
+        let Next::Wait(w1) = after_round(&bad, every, &[], &mut b) else {
+            panic!()
+        };
+        assert!(w1 <= Duration::from_secs(5), "{w1:?}");
+        for _ in 0..10 {
+            after_round(&bad, every, &[], &mut b);
+        }
+        let Next::Wait(w) = after_round(&bad, every, &[], &mut b) else {
+            panic!()
+        };
+        assert!(w <= every && w >= every / 2, "{w:?}");
+        // A partly failed round polls at the normal rate.
+        assert_eq!(
+            after_round(&[report(None), bad[0].clone()], every, &[], &mut b),
+            Next::Wait(every)
+        );
+        // A rate limit waits as long as asked (at least `every`).
+        let limited = Failure::new(
+            FailureKind::RateLimited(Duration::from_secs(600)),
+            "HTTP 429",
+        );
+        assert_eq!(
+            after_round(&[report(Some(limited))], every, &[], &mut b),
+            Next::Wait(Duration::from_secs(600))
+        );
+        // A refused credential stops the source, naming its variable.
+        let denied = Failure::new(FailureKind::Denied, "HTTP 401 Unauthorized");
+        let Next::Stop(m) = after_round(
+            &[report(None), report(Some(denied))],
+            every,
+            &["GEMA_YOUTUBE_API_KEY"],
+            &mut b,
+        ) else {
+            panic!()
+        };
+        assert!(
+            m.contains("GEMA_YOUTUBE_API_KEY") && m.contains("401"),
+            "{m}"
+        );
     }
 }

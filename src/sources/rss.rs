@@ -10,14 +10,18 @@
 //!   stored its mention: a failed send is retried at the next poll.
 //! - A feed that cannot be fetched or parsed is reported with its URL and the reason; the
 //!   others are still polled, and the next poll tries it again.
+//! - Polls are conditional GETs: the feed's `ETag` and `Last-Modified` are kept in the state
+//!   file and sent back (`If-None-Match`, `If-Modified-Since`), so an unchanged feed answers
+//!   `304 Not Modified` with no body.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use feed_rs::model::{Entry, Feed};
 use serde_json::Map;
 
+use super::http::Failure;
 use super::{html_to_text, load_state, save_state, ConnectorError, Outlet};
 use crate::kafka::KafkaConfig;
 use crate::kafka::Topics;
@@ -41,21 +45,59 @@ pub struct FeedReport {
     /// New items sent to Kafka.
     pub sent: usize,
     /// Why the feed, or some of its items, could not be taken.
-    pub error: Option<String>,
+    pub error: Option<Failure>,
+    /// The feed answered 304 Not Modified (nothing new since the last poll).
+    pub unchanged: bool,
 }
 
-/// Ids already sent, oldest first, persisted as JSON.
+/// A feed's validators from its last answer, sent back on the next poll.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Validators {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
+}
+
+/// The state file: ids already sent (oldest first) and each feed's validators. A file written
+/// before validators were kept (a bare list of ids) still loads.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum StateFile {
+    Full {
+        seen: Vec<String>,
+        #[serde(default)]
+        validators: BTreeMap<String, Validators>,
+    },
+    Ids(Vec<String>),
+}
+
+impl Default for StateFile {
+    fn default() -> Self {
+        StateFile::Ids(Vec::new())
+    }
+}
+
+/// Ids already sent, oldest first, and each feed's validators, persisted as JSON.
 #[derive(Debug, Default)]
 pub struct Seen {
     order: VecDeque<String>,
     set: HashSet<String>,
+    /// Feed URL → its last validators.
+    pub validators: BTreeMap<String, Validators>,
 }
 
 impl Seen {
     /// Reads the state file; a missing file is an empty state.
     pub fn load(path: &Path) -> Result<Seen, ConnectorError> {
-        let ids: Vec<String> = load_state(path)?;
-        let mut seen = Seen::default();
+        let (ids, validators) = match load_state::<StateFile>(path)? {
+            StateFile::Full { seen, validators } => (seen, validators),
+            StateFile::Ids(ids) => (ids, BTreeMap::new()),
+        };
+        let mut seen = Seen {
+            validators,
+            ..Seen::default()
+        };
         for id in ids {
             seen.insert(id);
         }
@@ -64,7 +106,22 @@ impl Seen {
 
     /// Writes the state file, oldest id first.
     pub fn save(&self, path: &Path) -> Result<(), ConnectorError> {
-        save_state(path, &self.order)
+        save_state(
+            path,
+            &StateFile::Full {
+                seen: self.order.iter().cloned().collect(),
+                validators: self.validators.clone(),
+            },
+        )
+    }
+
+    /// How many ids are remembered.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
     }
 
     pub fn contains(&self, id: &str) -> bool {
@@ -194,9 +251,11 @@ impl Poller {
                 items: 0,
                 sent: 0,
                 error: None,
+                unchanged: false,
             };
             match self.fetch(url).await {
-                Ok(feed) => {
+                Ok(None) => report.unchanged = true,
+                Ok(Some((feed, validators))) => {
                     report.items = feed.entries.len();
                     let now = Utc::now();
                     for entry in &feed.entries {
@@ -213,18 +272,47 @@ impl Poller {
                         self.seen.insert(m.id);
                         report.sent += 1;
                     }
+                    // The validators move on only when every new item is stored: a 304 must
+                    // not hide an item whose send failed.
+                    if report.error.is_none() {
+                        if validators == Validators::default() {
+                            self.seen.validators.remove(url);
+                        } else {
+                            self.seen.validators.insert(url.clone(), validators);
+                        }
+                    }
                     self.seen.save(&self.state)?;
                 }
-                Err(e) => report.error = Some(e),
+                Err(e) => report.error = Some(e.within(url)),
             }
             reports.push(report);
         }
         Ok(reports)
     }
 
-    async fn fetch(&self, url: &str) -> Result<Feed, String> {
-        let body = self.out.fetch(self.out.http.get(url)).await?;
-        feed_rs::parser::parse(&body[..]).map_err(|e| format!("not an RSS, Atom or JSON feed: {e}"))
+    /// The feed at `url` with its answer's validators, or `None` when it answered 304 to the
+    /// validators of the last poll.
+    async fn fetch(&self, url: &str) -> Result<Option<(Feed, Validators)>, Failure> {
+        let mut req = self.out.http.get(url);
+        if let Some(v) = self.seen.validators.get(url) {
+            if let Some(etag) = &v.etag {
+                req = req.header(reqwest::header::IF_NONE_MATCH, etag);
+            }
+            if let Some(lm) = &v.last_modified {
+                req = req.header(reqwest::header::IF_MODIFIED_SINCE, lm);
+            }
+        }
+        let answer = self.out.request(req).await?;
+        if answer.status == reqwest::StatusCode::NOT_MODIFIED {
+            return Ok(None);
+        }
+        let feed = feed_rs::parser::parse(&answer.body[..])
+            .map_err(|e| Failure::malformed(format!("not an RSS, Atom or JSON feed: {e}")))?;
+        let validators = Validators {
+            etag: answer.header("etag").map(str::to_string),
+            last_modified: answer.header("last-modified").map(str::to_string),
+        };
+        Ok(Some((feed, validators)))
     }
 }
 

@@ -23,6 +23,7 @@
 mod lex;
 mod matcher;
 mod parse;
+pub mod search;
 mod text;
 
 pub use matcher::{Doc, QueryError, QuerySet, TrackedQueryConfig};

@@ -1,0 +1,251 @@
+//! Each running source's state, for `gema sources`, `gema status`, `/readyz`, `/metrics` and the
+//! dashboard: a [`Tracker`] per source updates it as the connector polls or streams and writes
+//! it to `<state>.health.json` beside the connector's cursor file, so another process (the CLI,
+//! the server) reads the same facts with [`read`].
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::http::{Failure, FailureKind};
+use super::{load_state, save_state, ConnectorError};
+
+/// Where a source stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceState {
+    /// Opening (or never run: no health file yet).
+    #[default]
+    Starting,
+    /// The last poll, or the stream, works.
+    Ok,
+    /// The platform asked it to wait (429, a spent quota) until `next_at`.
+    RateLimited,
+    /// The last attempt failed; backing off until `next_at`.
+    Failing,
+    /// Stopped for good: the platform refused the credential (see `last_error`).
+    Stopped,
+}
+
+impl SourceState {
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceState::Starting => "starting",
+            SourceState::Ok => "ok",
+            SourceState::RateLimited => "rate_limited",
+            SourceState::Failing => "failing",
+            SourceState::Stopped => "stopped",
+        }
+    }
+}
+
+/// One source's facts, as `gema sources` shows them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Health {
+    pub name: String,
+    pub kind: String,
+    pub state: SourceState,
+    /// When this run of the source started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// The last poll, or the last event or connection attempt of a stream.
+    pub last_poll: Option<DateTime<Utc>>,
+    /// The last poll that worked, or the last event of a stream.
+    pub last_ok: Option<DateTime<Utc>>,
+    /// The last failure's message (kept after recovery, with `last_error_at`).
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    /// Failures since the source was first run.
+    pub errors: u64,
+    /// Mentions Kafka stored since the source was first run.
+    pub sent: u64,
+    /// Where the source will resume (a short description of its cursor).
+    pub cursor: Option<String>,
+    /// When it polls or reconnects next.
+    pub next_at: Option<DateTime<Utc>>,
+    /// The process running it.
+    pub pid: u32,
+    /// The last time this record was written.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// The health file of the source whose cursor file is `state`: `source-x.json` →
+/// `source-x.health.json`.
+pub fn health_path(state: &Path) -> PathBuf {
+    state.with_extension("health.json")
+}
+
+/// The health written for the source whose cursor file is `state`; a source never run has none.
+pub fn read(state: &Path) -> Result<Option<Health>, ConnectorError> {
+    let path = health_path(state);
+    if !path.exists() {
+        return Ok(None);
+    }
+    load_state::<Health>(&path).map(Some)
+}
+
+/// Keeps one running source's [`Health`] in memory and on disk, and its counters in the
+/// process's metrics. Cheap to clone (one shared record).
+#[derive(Clone)]
+pub struct Tracker {
+    inner: Arc<Mutex<Health>>,
+    path: PathBuf,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl Tracker {
+    /// A tracker for source `name` of `kind` whose cursor file is `state`; totals (sent,
+    /// errors) carry on from its last health file.
+    pub fn open(
+        name: &str,
+        kind: &str,
+        state: &Path,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Tracker {
+        let previous = read(state).ok().flatten().unwrap_or_default();
+        let health = Health {
+            name: name.to_string(),
+            kind: kind.to_string(),
+            state: SourceState::Starting,
+            started_at: Some(Utc::now()),
+            pid: std::process::id(),
+            ..previous
+        };
+        metrics.source(name, kind, |s| s.up = false);
+        let t = Tracker {
+            inner: Arc::new(Mutex::new(health)),
+            path: health_path(state),
+            metrics,
+        };
+        t.save();
+        t
+    }
+
+    /// A copy of the record.
+    pub fn get(&self) -> Health {
+        self.inner.lock().unwrap().clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Health)) {
+        let (name, kind, state) = {
+            let mut h = self.inner.lock().unwrap();
+            f(&mut h);
+            (h.name.clone(), h.kind.clone(), h.state)
+        };
+        self.metrics
+            .source(&name, &kind, |s| s.up = state == SourceState::Ok);
+    }
+
+    /// `n` more mentions stored by Kafka.
+    pub fn sent(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let name = {
+            let mut h = self.inner.lock().unwrap();
+            h.sent += n;
+            h.last_ok = Some(Utc::now());
+            h.name.clone()
+        };
+        self.metrics.source(&name, "", |s| s.sent += n);
+    }
+
+    /// Where the source resumes from now.
+    pub fn cursor(&self, cursor: impl Into<String>) {
+        let c = cursor.into();
+        self.update(|h| h.cursor = Some(c));
+    }
+
+    /// A poll, a connection or a stream event that worked.
+    pub fn ok(&self) {
+        let now = Utc::now();
+        self.update(|h| {
+            h.state = SourceState::Ok;
+            h.last_poll = Some(now);
+            h.last_ok = Some(now);
+        });
+    }
+
+    /// A failure; the state follows its kind.
+    pub fn failed(&self, f: &Failure) {
+        let now = Utc::now();
+        let name = {
+            let mut h = self.inner.lock().unwrap();
+            h.state = match f.kind {
+                FailureKind::Denied => SourceState::Stopped,
+                FailureKind::RateLimited(_) => SourceState::RateLimited,
+                _ => SourceState::Failing,
+            };
+            h.last_poll = Some(now);
+            h.last_error = Some(f.message.clone());
+            h.last_error_at = Some(now);
+            h.errors += 1;
+            h.name.clone()
+        };
+        self.metrics.source(&name, "", |s| {
+            s.errors += 1;
+            s.up = false;
+        });
+    }
+
+    /// When the next poll or reconnection is due.
+    pub fn next_in(&self, wait: std::time::Duration) {
+        let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+        self.update(|h| h.next_at = Some(at));
+    }
+
+    /// Writes the record to its health file (a failure to write is logged, never fatal: the
+    /// source's work matters more than its report).
+    pub fn save(&self) {
+        let h = {
+            let mut h = self.inner.lock().unwrap();
+            h.updated_at = Some(Utc::now());
+            h.clone()
+        };
+        if let Err(e) = save_state(&self.path, &h) {
+            tracing::warn!(source = %h.name, error = %e, "Cannot write the source's health file");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_follows_failures_and_totals_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("source-yt.json");
+        assert_eq!(
+            health_path(&state),
+            dir.path().join("source-yt.health.json")
+        );
+        assert!(read(&state).unwrap().is_none());
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let t = Tracker::open("yt", "youtube", &state, metrics.clone());
+        t.ok();
+        t.sent(3);
+        t.cursor("3 videos");
+        t.failed(&Failure::new(
+            FailureKind::RateLimited(std::time::Duration::from_secs(5)),
+            "HTTP 429",
+        ));
+        t.save();
+        let h = read(&state).unwrap().unwrap();
+        assert_eq!(h.state, SourceState::RateLimited);
+        assert_eq!((h.sent, h.errors), (3, 1));
+        assert_eq!(h.cursor.as_deref(), Some("3 videos"));
+        assert!(metrics
+            .render()
+            .contains("gema_source_sent_total{source=\"yt\",kind=\"youtube\"} 3"));
+
+        let again = Tracker::open("yt", "youtube", &state, metrics);
+        again.sent(2);
+        again.failed(&Failure::new(FailureKind::Denied, "HTTP 403"));
+        again.save();
+        let h = read(&state).unwrap().unwrap();
+        assert_eq!((h.sent, h.errors, h.state), (5, 2, SourceState::Stopped));
+    }
+}

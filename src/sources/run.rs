@@ -1,0 +1,164 @@
+//! Runs one `[[sources]]` entry until shutdown, whatever its [`Mode`]: a polling connector
+//! polls ([`super::poll::poll_loop`]), a stream reconnects with backoff after every drop
+//! ([`stream_loop`]), a listener serves the platform's calls. Its [`Tracker`] keeps the health
+//! `gema sources` shows. A source that cannot open retries every minute, and one whose
+//! credential is refused stops; neither stops the other sources or the pipeline.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::config::{Mode, SourceConfig};
+use super::health::Tracker;
+use super::http::{Backoff, Failure, FailureKind};
+use super::poll::{denied_message, poll_loop, Poller};
+use super::ConnectorError;
+use crate::kafka::KafkaConfig;
+use crate::metrics::Metrics;
+use crate::tracked::TrackedQueryConfig;
+
+/// What every source of a process shares: Kafka, where state files go, the tracked queries
+/// (X rules, the Jetstream filter, Google News presets follow them) and the metrics.
+#[derive(Clone)]
+pub struct SourceEnv {
+    pub kafka: KafkaConfig,
+    pub state_dir: PathBuf,
+    pub tracked: Vec<TrackedQueryConfig>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl SourceEnv {
+    pub fn new(config: &crate::config::Config, metrics: Arc<Metrics>) -> SourceEnv {
+        SourceEnv {
+            kafka: config.kafka.clone(),
+            state_dir: config.state_dir.clone(),
+            tracked: config.tracked.clone(),
+            metrics,
+        }
+    }
+}
+
+/// One of the streaming connectors.
+pub enum Streamer {}
+
+impl Streamer {
+    /// The streaming connector `source` names.
+    pub async fn open(source: &SourceConfig, _env: &SourceEnv) -> Result<Streamer, ConnectorError> {
+        Err(ConnectorError::Config(format!(
+            "{} is not a streaming connector",
+            source.kind.name()
+        )))
+    }
+
+    /// One connection: connects, sends what arrives until the stream drops (the failure) or
+    /// `shutdown` (`Ok`), counting in `tracker`.
+    pub async fn session(
+        &mut self,
+        _tracker: &Tracker,
+        _shutdown: &CancellationToken,
+    ) -> Result<(), Failure> {
+        match *self {}
+    }
+}
+
+/// Runs a listening connector until `shutdown`.
+async fn listen(
+    source: &SourceConfig,
+    _env: &SourceEnv,
+    _tracker: &Tracker,
+    _shutdown: &CancellationToken,
+) -> Result<(), ConnectorError> {
+    Err(ConnectorError::Config(format!(
+        "{} is not a listening connector",
+        source.kind.name()
+    )))
+}
+
+/// Keeps `streamer` connected until `shutdown`: after each drop it waits (the rate limit's
+/// wait, else backoff with jitter from 1 s up to `every`, reset once a session delivered
+/// mentions) and reconnects; a refused credential stops it.
+pub async fn stream_loop(
+    mut streamer: Streamer,
+    source: &SourceConfig,
+    tracker: &Tracker,
+    shutdown: &CancellationToken,
+) {
+    let name = source.name.as_str();
+    let mut backoff = Backoff::new(Duration::from_secs(1), source.every());
+    loop {
+        let sent_before = tracker.get().sent;
+        let result = streamer.session(tracker, shutdown).await;
+        tracker.save();
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let f = result
+            .err()
+            .unwrap_or_else(|| Failure::transient("the stream ended"));
+        if f.is_denied() {
+            let message = denied_message(&f, source.kind.credential_envs());
+            tracing::error!(source = name, "{message}");
+            tracker.failed(&Failure::new(FailureKind::Denied, message));
+            tracker.save();
+            return;
+        }
+        if tracker.get().sent > sent_before {
+            backoff.reset();
+        }
+        let wait = f.rate_limit().unwrap_or_else(|| backoff.next());
+        tracing::warn!(source = name, error = %f, wait_s = wait.as_secs_f32(), "Stream dropped; reconnecting");
+        tracker.failed(&f);
+        tracker.next_in(wait);
+        tracker.save();
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Runs `source` until `shutdown` (see the module documentation).
+pub async fn run_source(source: SourceConfig, env: SourceEnv, shutdown: CancellationToken) {
+    let state = source.state_path(&env.state_dir);
+    let name = source.name.as_str();
+    let tracker = Tracker::open(name, source.kind.name(), &state, env.metrics.clone());
+    tracing::info!(
+        source = name,
+        kind = source.kind.name(),
+        follow = source.follow.len(),
+        every_s = source.every().as_secs(),
+        "Source starting"
+    );
+    loop {
+        let opened = match source.kind.mode() {
+            Mode::Poll => match Poller::open(&source, &env).await {
+                Ok(p) => {
+                    poll_loop(p, &source, &env, &tracker, &shutdown).await;
+                    return;
+                }
+                Err(e) => e,
+            },
+            Mode::Stream => match Streamer::open(&source, &env).await {
+                Ok(s) => {
+                    stream_loop(s, &source, &tracker, &shutdown).await;
+                    return;
+                }
+                Err(e) => e,
+            },
+            Mode::Listen => match listen(&source, &env, &tracker, &shutdown).await {
+                Ok(()) => return,
+                Err(e) => e,
+            },
+        };
+        tracing::error!(source = name, error = %opened, "Cannot start the source; retrying in 60 s");
+        tracker.failed(&Failure::transient(opened.to_string()));
+        tracker.next_in(Duration::from_secs(60));
+        tracker.save();
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
+    }
+}
