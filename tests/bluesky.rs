@@ -96,7 +96,15 @@ async fn searched_posts_become_mentions_once_with_every_page_of_a_burst() {
     // The first poll takes the newest page: posts 21..120, less the one without text.
     let r = poller.poll(&queries).await.unwrap();
     assert_eq!((r[0].sent, &r[0].error), (99, &None), "{r:?}");
-    assert!(r[1].error.as_deref().unwrap().contains("400"), "{r:?}");
+    assert!(
+        r[1].error
+            .as_ref()
+            .unwrap()
+            .message
+            .as_str()
+            .contains("400"),
+        "{r:?}"
+    );
     // The minute of overlap it asks for is not resent.
     let r = poller.poll(&queries[..1]).await.unwrap();
     assert_eq!((r[0].sent, &r[0].error), (0, &None), "{r:?}");

@@ -88,7 +88,7 @@ async fn new_hits_become_mentions_once_with_every_page_of_a_burst() {
     // The first poll takes the newest page: hits 51..150, less the deleted one.
     let r = poller.poll(&queries).await.unwrap();
     assert_eq!((r[0].sent, &r[0].error), (99, &None), "{r:?}");
-    let broken = r[1].error.as_deref().unwrap();
+    let broken = r[1].error.as_ref().unwrap().message.as_str();
     assert!(
         broken.contains("query=broken") && broken.contains("500"),
         "{broken}"

@@ -102,7 +102,15 @@ async fn hashtag_posts_become_mentions_once_with_every_page_of_a_burst() {
         r[1].source.ends_with("/api/v1/timelines/tag/nothere"),
         "{r:?}"
     );
-    assert!(r[1].error.as_deref().unwrap().contains("404"), "{r:?}");
+    assert!(
+        r[1].error
+            .as_ref()
+            .unwrap()
+            .message
+            .as_str()
+            .contains("404"),
+        "{r:?}"
+    );
     // Nothing new: nothing sent (the tag as a user types it reads the same timeline).
     let r = poller.poll(&tags).await.unwrap();
     assert_eq!((r[0].sent, &r[0].error), (0, &None), "{r:?}");

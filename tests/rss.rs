@@ -81,10 +81,16 @@ async fn feeds_become_mentions_once_and_a_broken_feed_is_reported() {
         reports[0].error.is_none() && reports[1].error.is_none(),
         "{reports:?}"
     );
-    let broken = reports[2].error.as_deref().unwrap();
+    let broken = reports[2].error.as_ref().unwrap().message.as_str();
     assert!(broken.contains("not an RSS, Atom or JSON feed"), "{broken}");
     assert!(
-        reports[3].error.as_deref().unwrap().contains("404"),
+        reports[3]
+            .error
+            .as_ref()
+            .unwrap()
+            .message
+            .as_str()
+            .contains("404"),
         "{reports:?}"
     );
 

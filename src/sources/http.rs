@@ -166,7 +166,7 @@ impl Backoff {
     }
 
     /// The wait after one more failure.
-    pub fn next(&mut self) -> Duration {
+    pub fn next_wait(&mut self) -> Duration {
         let ceiling = self
             .base
             .saturating_mul(1u32 << self.failures.min(20))
@@ -259,13 +259,13 @@ mod tests {
     #[test]
     fn backoff_grows_with_jitter_up_to_its_ceiling_and_resets() {
         let mut b = Backoff::new(Duration::from_secs(2), Duration::from_secs(30));
-        let waits: Vec<Duration> = (0..8).map(|_| b.next()).collect();
+        let waits: Vec<Duration> = (0..8).map(|_| b.next_wait()).collect();
         for (i, w) in waits.iter().enumerate() {
             let ceiling = Duration::from_secs((2u64 << i).min(30));
             assert!(*w <= ceiling && *w >= ceiling / 2, "{i}: {w:?}");
         }
         assert_eq!(b.failures(), 8);
         b.reset();
-        assert!(b.next() <= Duration::from_secs(2));
+        assert!(b.next_wait() <= Duration::from_secs(2));
     }
 }

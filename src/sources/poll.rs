@@ -146,7 +146,7 @@ pub fn after_round(
         .max();
     let all_failed = !reports.is_empty() && reports.iter().all(|r| r.error.is_some());
     let wait = if all_failed && rate.is_none() {
-        backoff.next().min(every)
+        backoff.next_wait().min(every)
     } else {
         backoff.reset();
         every
@@ -209,7 +209,7 @@ pub async fn poll_loop(
                 let f = Failure::transient(e.to_string());
                 tracing::error!(source = name, error = %e, "Poll failed; backing off");
                 tracker.failed(&f);
-                Next::Wait(backoff.next().min(source.every()))
+                Next::Wait(backoff.next_wait().min(source.every()))
             }
         };
         match next {

@@ -107,7 +107,7 @@ pub async fn stream_loop(
         if tracker.get().sent > sent_before {
             backoff.reset();
         }
-        let wait = f.rate_limit().unwrap_or_else(|| backoff.next());
+        let wait = f.rate_limit().unwrap_or_else(|| backoff.next_wait());
         tracing::warn!(source = name, error = %f, wait_s = wait.as_secs_f32(), "Stream dropped; reconnecting");
         tracker.failed(&f);
         tracker.next_in(wait);
