@@ -165,9 +165,33 @@ impl Config {
             d.validate().map_err(|e| Invalid::from(e).within(section))?;
         }
         for (i, source) in self.sources.iter().enumerate() {
-            source
-                .validate()
-                .map_err(|e| e.within(&format!("sources[{i}]")))?;
+            let key = format!("sources[{i}]");
+            source.validate().map_err(|e| e.within(&key))?;
+            if self.sources[..i].iter().any(|s| s.name == source.name) {
+                return Err(Invalid::new(
+                    "name",
+                    &source.name,
+                    "another source has this name (names pick the state file)",
+                )
+                .within(&key)
+                .into());
+            }
+            use crate::sources::config::SourceKind;
+            let needs_queries = match source.kind {
+                SourceKind::Jetstream => true,
+                SourceKind::X => source.follow.iter().all(|f| f.trim().is_empty()),
+                SourceKind::Rss => source.preset.as_deref() == Some("google-news"),
+                _ => false,
+            };
+            if needs_queries && self.tracked.is_empty() {
+                return Err(Invalid::new(
+                    "kind",
+                    source.kind.name(),
+                    "this source follows the tracked queries: add [[tracked]] queries",
+                )
+                .within(&key)
+                .into());
+            }
         }
         self.queries()?;
         Ok(())
@@ -192,6 +216,26 @@ mod tests {
         c.clickhouse.database = "x; DROP".into();
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("clickhouse.database"), "{err}");
+    }
+
+    #[test]
+    fn sources_need_unique_names_and_tracked_queries_where_they_follow_them() {
+        let two = "[[sources]]\nname = \"a\"\nkind = \"hn\"\nfollow = [\"x\"]\n";
+        let c: Config = toml::from_str(&format!("{two}{two}")).unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("sources[1].name"), "{err}");
+        let jet = "[[sources]]\nname = \"j\"\nkind = \"jetstream\"\n";
+        let c: Config = toml::from_str(jet).unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("sources[0].kind") && err.contains("[[tracked]]"),
+            "{err}"
+        );
+        let c: Config = toml::from_str(&format!(
+            "[[tracked]]\nname = \"NusaPay\"\nquery = \"nusapay\"\n{jet}"
+        ))
+        .unwrap();
+        c.validate().unwrap();
     }
 
     #[test]

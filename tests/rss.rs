@@ -146,3 +146,108 @@ async fn feeds_become_mentions_once_and_a_broken_feed_is_reported() {
     assert_eq!(env.distinct_dead_letters(), 0);
     env.cleanup(&store).await;
 }
+
+/// The feed behind `/cond.xml`: a version that changes with its items, served with an `ETag`
+/// and a `Last-Modified`, answering 304 to a matching `If-None-Match`.
+#[derive(Default)]
+struct Versioned {
+    version: u32,
+    items: Vec<String>,
+    /// Each request's `If-None-Match` and `If-Modified-Since`.
+    asked: Vec<(Option<String>, Option<String>)>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polls_are_conditional_gets_and_validators_survive_a_restart() {
+    use axum::http::HeaderMap;
+    use axum::response::IntoResponse;
+    let env = TestEnv::new("rss-cond");
+    let feed = Arc::new(Mutex::new(Versioned {
+        version: 1,
+        items: vec![rss_item("201", "NusaPay promo akhir tahun", "Diskon.")],
+        ..Versioned::default()
+    }));
+    let app = axum::Router::new()
+        .route(
+            "/cond.xml",
+            get(
+                |State(feed): State<Arc<Mutex<Versioned>>>, headers: HeaderMap| async move {
+                    let mut f = feed.lock().unwrap();
+                    let h = |n: &str| headers.get(n).map(|v| v.to_str().unwrap().to_string());
+                    f.asked.push((h("if-none-match"), h("if-modified-since")));
+                    let etag = format!("\"v{}\"", f.version);
+                    if h("if-none-match").as_deref() == Some(etag.as_str()) {
+                        return StatusCode::NOT_MODIFIED.into_response();
+                    }
+                    let body = format!("{RSS_HEAD}{}</channel></rss>", f.items.join(""));
+                    (
+                        [
+                            ("etag", etag),
+                            ("last-modified", "Fri, 27 Nov 2026 08:00:00 GMT".to_string()),
+                        ],
+                        body,
+                    )
+                        .into_response()
+                },
+            ),
+        )
+        .with_state(feed.clone());
+    let url = format!("{}/cond.xml", common::serve_locally(app).await);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("rss.json");
+    let urls = [url.clone()];
+
+    let mut poller = Poller::new(&env.config.kafka, &env.topics, &state)
+        .await
+        .unwrap();
+    let r = poller.poll(&urls).await.unwrap();
+    assert_eq!((r[0].sent, r[0].unchanged, &r[0].error), (1, false, &None));
+    // Unchanged: the validators go back and the feed answers 304 with no body.
+    let r = poller.poll(&urls).await.unwrap();
+    assert_eq!((r[0].sent, r[0].unchanged, &r[0].error), (0, true, &None));
+    {
+        let f = feed.lock().unwrap();
+        assert_eq!(f.asked[0], (None, None));
+        assert_eq!(
+            f.asked[1],
+            (
+                Some("\"v1\"".into()),
+                Some("Fri, 27 Nov 2026 08:00:00 GMT".into())
+            )
+        );
+    }
+    // A new item changes the version: it is sent, and only it.
+    {
+        let mut f = feed.lock().unwrap();
+        f.version = 2;
+        f.items
+            .push(rss_item("202", "NusaPay transfer gagal", "Saldo hilang."));
+    }
+    let r = poller.poll(&urls).await.unwrap();
+    assert_eq!((r[0].sent, r[0].unchanged), (1, false));
+    drop(poller);
+    // After a restart the validators are still there: 304, nothing resent.
+    let mut again = Poller::new(&env.config.kafka, &env.topics, &state)
+        .await
+        .unwrap();
+    let r = again.poll(&urls).await.unwrap();
+    assert_eq!((r[0].sent, r[0].unchanged), (0, true));
+    assert_eq!(
+        feed.lock().unwrap().asked.last().unwrap().0.as_deref(),
+        Some("\"v2\"")
+    );
+    let raw = env.read_topic(&env.topics.raw);
+    assert_eq!(raw.len(), 2, "each item sent once");
+
+    // A state file from before validators were kept (a bare list of ids) still loads.
+    let old = dir.path().join("old.json");
+    std::fs::write(&old, r#"["127.0.0.1/201"]"#).unwrap();
+    let mut from_old = Poller::new(&env.config.kafka, &env.topics, &old)
+        .await
+        .unwrap();
+    let r = from_old.poll(&urls).await.unwrap();
+    assert_eq!(
+        r[0].sent, 1,
+        "202 is new to the old state, 201 is not: {r:?}"
+    );
+}

@@ -11,6 +11,7 @@ mod query;
 mod sentiment;
 mod sentiment_args;
 mod serve;
+mod sources;
 mod stages;
 
 use std::path::PathBuf;
@@ -89,8 +90,12 @@ pub enum Command {
     /// an HttpOnly cookie). Without GEMA_API_TOKEN it refuses to start unless
     /// --insecure-no-auth is given.
     Serve(serve::ServeArgs),
-    /// Show topic sizes, stage lag and stored mention count.
+    /// Show topic sizes, stage lag, stored mention count and the connectors' state.
     Status,
+    /// List the `[[sources]]` connectors with their state: last poll, last success, mentions
+    /// sent, errors, cursor, next poll and last error (as the process running them last wrote
+    /// it).
+    Sources(sources::SourcesArgs),
     /// Train the fast sentiment model on the labelled data (writes models/ and a manifest).
     Train(Box<sentiment::TrainArgs>),
     /// Score the sentiment model on labelled JSONL files (accuracy, macro recall/F1, speed).
@@ -162,6 +167,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(&config, &args).await,
         Command::Serve(args) => serve::run(&config, &args).await,
         Command::Status => query::status(&config).await,
+        Command::Sources(args) => sources::sources(&config, &args),
         Command::Train(args) => sentiment::run_train(&args, &config),
         Command::Eval(args) => sentiment::run_eval(&args),
         Command::Classify(args) => sentiment::run_classify(&args, &config.enrich),

@@ -397,6 +397,27 @@ pub async fn status(config: &Config) -> anyhow::Result<()> {
     for l in status_lines(config, Some(&store)).await? {
         println!("{l}");
     }
+    if !config.sources.is_empty() {
+        println!(
+            "Sources ({} configured; `gema sources` for details):",
+            config.sources.len()
+        );
+        for v in gema::sources::health::views(config) {
+            let h = v.health.clone().unwrap_or_default();
+            println!(
+                "  {:<20} {:<16} {:<12} {:>7} sent {:>5} errors{}",
+                v.name,
+                v.kind,
+                v.state(),
+                h.sent,
+                h.errors,
+                h.last_error
+                    .filter(|_| v.is_unhealthy())
+                    .map(|e| format!("  {e}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
     Ok(())
 }
 

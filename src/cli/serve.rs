@@ -21,6 +21,10 @@ pub struct ServeArgs {
     /// (comma separated: enrich, sink, trends, router). Default: none.
     #[arg(long, value_delimiter = ',', value_parser = ["enrich", "sink", "trends", "router"])]
     pub stages: Vec<String>,
+    /// Also run the config's `[[sources]]` connectors in this process (each on its own task;
+    /// `gema sources` and /api/sources show their state).
+    #[arg(long)]
+    pub sources: bool,
 }
 
 /// A token usable as a bearer credential and a cookie value: 16 to 256 visible ASCII characters
@@ -61,6 +65,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
         token,
         stages: Stage::named(&args.stages),
         kafka: true,
+        sources: args.sources,
     };
     let running = gema::server::start(config, opts).await?;
     pipeline::cancel_on_signal(running.shutdown.clone());

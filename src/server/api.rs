@@ -78,7 +78,15 @@ pub async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: ClickHouse answers and both live feeds are reading Kafka.
+/// `GET /api/sources`: every `[[sources]]` connector with its health (see `gema sources`).
+pub async fn sources(State(st): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let items = crate::sources::health::views_of(&st.sources, &st.state_dir);
+    Json(json!({ "items": items }))
+}
+
+/// `GET /readyz`: ClickHouse answers and both live feeds are reading Kafka (503 otherwise).
+/// The body also gives each connector's state; a failing or stopped source is reported there
+/// (and in `sources_ok`) but does not make the server unready, since the API still serves.
 pub async fn ready(State(st): State<Arc<AppState>>) -> Response {
     let clickhouse = st
         .store
@@ -97,7 +105,18 @@ pub async fn ready(State(st): State<Arc<AppState>>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({ "ready": clickhouse && feed, "clickhouse": clickhouse, "feed": feed });
+    let sources: Vec<serde_json::Value> =
+        crate::sources::health::views_of(&st.sources, &st.state_dir)
+            .iter()
+            .map(|v| json!({ "name": v.name, "kind": v.kind, "state": v.state() }))
+            .collect();
+    let sources_ok = sources
+        .iter()
+        .all(|s| !matches!(s["state"].as_str(), Some("failing" | "stopped")));
+    let body = json!({
+        "ready": clickhouse && feed, "clickhouse": clickhouse, "feed": feed,
+        "sources": sources, "sources_ok": sources_ok,
+    });
     (status, Json(body)).into_response()
 }
 

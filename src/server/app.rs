@@ -93,6 +93,10 @@ pub struct AppState {
     /// The sentiment model `/api/classify` asks (`enrich.sentiment_model`, the fast tier).
     pub classifier: Arc<dyn crate::sentiment::SentimentModel>,
     pub counters: Counters,
+    /// The `[[sources]]` connectors of the config and where their state files are, for
+    /// `/api/sources` and `/readyz` (whichever process runs them).
+    pub sources: Vec<crate::sources::config::SourceConfig>,
+    pub state_dir: std::path::PathBuf,
 }
 
 async fn count(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
@@ -174,6 +178,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/timeline", get(api::timeline))
         .route("/api/share-of-voice", get(api::share_of_voice))
         .route("/api/queries", get(api::queries))
+        .route("/api/sources", get(api::sources))
         .route("/api/alerts", get(api::alerts_list))
         .route("/api/alerts/{id}/{action}", post(api::alert_action))
         .route("/api/classify", post(api::classify))
@@ -253,6 +258,8 @@ mod tests {
             ingest: None,
             classifier: Arc::new(crate::sentiment::lexicon::LexiconModel),
             counters: Counters::default(),
+            sources: Vec::new(),
+            state_dir: std::path::PathBuf::from(".gema/state"),
         })
     }
 

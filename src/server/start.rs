@@ -29,6 +29,8 @@ pub struct ServeOptions {
     /// Read the live feeds from Kafka and send `/api/ingest` to the raw topic. Without it the
     /// feeds stay empty and ingest answers 503 (an API over a database only).
     pub kafka: bool,
+    /// Run the config's `[[sources]]` connectors in this process too.
+    pub sources: bool,
 }
 
 /// Why the server could not start.
@@ -130,6 +132,8 @@ pub async fn start(config: &Config, opts: ServeOptions) -> Result<RunningServer,
         ingest,
         classifier,
         counters: Counters::default(),
+        sources: config.sources.clone(),
+        state_dir: config.state_dir.clone(),
     });
     let stop_feed = {
         let (shutdown, feed, mention_feed) = (shutdown.clone(), feed.clone(), mention_feed.clone());
@@ -140,10 +144,26 @@ pub async fn start(config: &Config, opts: ServeOptions) -> Result<RunningServer,
         }
     };
     tokio::spawn(stop_feed);
+    let sources: Vec<_> = if opts.sources {
+        let env = crate::sources::run::SourceEnv::new(config, state.metrics.clone());
+        config
+            .sources
+            .iter()
+            .map(|s| {
+                tokio::spawn(crate::sources::run::run_source(
+                    s.clone(),
+                    env.clone(),
+                    shutdown.clone(),
+                ))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let serve_shutdown = shutdown.clone();
     let task = tokio::spawn(async move {
         let served = super::serve(state, listener, serve_shutdown).await;
-        for c in consumers {
+        for c in consumers.into_iter().chain(sources) {
             let _ = c.await;
         }
         if let Some(running) = running {

@@ -86,6 +86,71 @@ pub fn read(state: &Path) -> Result<Option<Health>, ConnectorError> {
     load_state::<Health>(&path).map(Some)
 }
 
+/// One configured source as `gema sources`, `gema status`, `/readyz` and `/api/sources` show
+/// it: its config, its last written health (`None`: never run), and whether the process that
+/// wrote it is still alive.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceView {
+    pub name: String,
+    pub kind: String,
+    /// What it follows (URLs, tags, queries, channels), as configured.
+    pub follow: Vec<String>,
+    pub health: Option<Health>,
+    /// The process that wrote the health file is alive on this machine.
+    pub running: bool,
+}
+
+impl SourceView {
+    /// The state to show: `never run`, `not running` (its process is gone), or its state.
+    pub fn state(&self) -> &'static str {
+        match &self.health {
+            None => "never run",
+            Some(h) if h.state == SourceState::Stopped => "stopped",
+            Some(_) if !self.running => "not running",
+            Some(h) => h.state.name(),
+        }
+    }
+
+    /// A running source whose last poll or stream failed, or one stopped for good.
+    pub fn is_unhealthy(&self) -> bool {
+        matches!(self.state(), "failing" | "stopped")
+    }
+}
+
+/// Whether process `pid` is alive on this machine.
+fn alive(pid: u32) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    // SAFETY: signal 0 delivers nothing; kill only checks that the pid exists (EPERM: it
+    // exists under another user).
+    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Every `[[sources]]` entry of `config` with its health.
+pub fn views(config: &crate::config::Config) -> Vec<SourceView> {
+    views_of(&config.sources, &config.state_dir)
+}
+
+/// `sources` with their health, their state files under `state_dir`.
+pub fn views_of(sources: &[super::config::SourceConfig], state_dir: &Path) -> Vec<SourceView> {
+    sources
+        .iter()
+        .map(|s| {
+            let health = read(&s.state_path(state_dir)).ok().flatten();
+            let running = health.as_ref().is_some_and(|h| alive(h.pid));
+            SourceView {
+                name: s.name.clone(),
+                kind: s.kind.name().into(),
+                follow: s.follow.clone(),
+                health,
+                running,
+            }
+        })
+        .collect()
+}
+
 /// Keeps one running source's [`Health`] in memory and on disk, and its counters in the
 /// process's metrics. Cheap to clone (one shared record).
 #[derive(Clone)]

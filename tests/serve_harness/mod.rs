@@ -267,6 +267,7 @@ impl Server {
             token: Some(Token::new(TOKEN)),
             stages: Vec::new(),
             kafka,
+            sources: false,
         };
         let running = gema::server::start(&env.config, opts).await.unwrap();
         let url = format!("http://{}", running.addr);

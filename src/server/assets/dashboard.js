@@ -299,6 +299,36 @@ async function tryPost(ev) {
   }
 }
 
+// ---- connectors ----
+function ago(iso) {
+  if (!iso) return "never";
+  const s = Math.round((Date.now() - Date.parse(iso)) / 1000);
+  if (s < 120) return s + "s ago";
+  if (s < 7200) return Math.round(s / 60) + "m ago";
+  return Math.round(s / 3600) + "h ago";
+}
+
+async function loadSources() {
+  const panel = $("#sources-panel");
+  const tbody = $("#sources tbody");
+  try {
+    const r = await api("/api/sources");
+    panel.hidden = !r.items.length;
+    tbody.replaceChildren(...r.items.map((s) => {
+      const h = s.health || {};
+      const state = !s.health ? "never run" : h.state === "stopped" ? "stopped" : !s.running ? "not running" : h.state;
+      const bad = state === "failing" || state === "stopped";
+      return el("tr", {}, el("td", {}, s.name), el("td", {}, s.kind),
+        el("td", { class: bad ? "neg" : state === "ok" ? "pos" : "" }, state),
+        el("td", {}, ago(h.last_ok)), el("td", {}, String(h.sent || 0)), el("td", {}, String(h.errors || 0)),
+        el("td", { class: "meta" }, h.last_error || ""));
+    }));
+  } catch (e) {
+    panel.hidden = false;
+    tbody.replaceChildren(el("tr", {}, el("td", { colspan: "7" }, "error: " + e.message)));
+  }
+}
+
 $("#try").addEventListener("submit", tryPost);
 $("#search").addEventListener("submit", (ev) => { ev.preventDefault(); search(0); });
 $("#more").addEventListener("click", () => search(nextOffset));
@@ -310,5 +340,7 @@ setTimeout(loadAlertStatuses, 1500);
 loadRising();
 loadQueries();
 search(0);
+loadSources();
 setInterval(loadRising, 60000);
+setInterval(loadSources, 30000);
 setInterval(loadTimeline, 60000);
