@@ -113,7 +113,7 @@ mod tests {
             }),
             running: true,
         };
-        let t = sources_table(&[v.clone()], now);
+        let t = sources_table(std::slice::from_ref(&v), now);
         assert!(t.contains("rate_limited"), "{t}");
         assert!(
             t.contains("30s ago") && t.contains("10m ago") && t.contains("in 5m"),
