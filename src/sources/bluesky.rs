@@ -146,6 +146,18 @@ pub struct Poller {
 }
 
 impl Poller {
+    /// Where it stands, for `gema sources`: per query, the newest time sent.
+    pub fn cursor(&self) -> String {
+        self.queries
+            .iter()
+            .map(|(q, st)| match st.since {
+                Some(t) => format!("{q} since {}", t.to_rfc3339()),
+                None => format!("{q} (nothing yet)"),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// A poller asking `api` (e.g. `https://public.api.bsky.app`) and sending to `topics.raw`,
     /// with its state in `state` and an optional access token.
     pub async fn new(

@@ -120,6 +120,19 @@ pub struct Poller {
 }
 
 impl Poller {
+    /// Where it stands, for `gema sources`: per query, the newest second sent.
+    pub fn cursor(&self) -> String {
+        self.queries
+            .iter()
+            .map(|(q, st)| {
+                let at = DateTime::<Utc>::from_timestamp(st.since, 0)
+                    .map_or(st.since.to_string(), |t| t.to_rfc3339());
+                format!("{q} since {at}")
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// A poller asking `api` (e.g. `https://hn.algolia.com`) and sending to `topics.raw`, with
     /// its state in `state`.
     pub async fn new(

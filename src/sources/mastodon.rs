@@ -160,6 +160,15 @@ impl Poller {
         url.to_string()
     }
 
+    /// Where it stands, for `gema sources`: the newest status id per instance and tag.
+    pub fn cursor(&self) -> String {
+        self.newest
+            .iter()
+            .map(|(k, id)| format!("{k} > {id}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// Fetches each tag's new statuses and sends them; saves the state after each tag.
     pub async fn poll(&mut self, tags: &[String]) -> Result<Vec<SourceReport>, ConnectorError> {
         let mut reports = Vec::with_capacity(tags.len());

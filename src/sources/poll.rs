@@ -97,6 +97,18 @@ impl Poller {
     }
 }
 
+impl Poller {
+    /// Where the connector stands (what it resumes from), for `gema sources`.
+    pub fn cursor(&self) -> String {
+        match self {
+            Poller::Rss(p) => p.cursor(),
+            Poller::Mastodon(p) => p.cursor(),
+            Poller::Hn(p) => p.cursor(),
+            Poller::Bluesky(p) => p.cursor(),
+        }
+    }
+}
+
 /// What a polling source follows: its `follow` entries, and for rss its preset's feeds.
 pub fn followed(source: &SourceConfig, env: &SourceEnv) -> Vec<String> {
     let mut all: Vec<String> = source
@@ -192,6 +204,7 @@ pub async fn poll_loop(
                     }
                 }
                 tracker.sent(reports.iter().map(|r| r.sent as u64).sum());
+                tracker.cursor(poller.cursor());
                 for f in reports.iter().filter_map(|r| r.error.as_ref()) {
                     tracker.failed(f);
                 }

@@ -242,6 +242,15 @@ impl Poller {
         })
     }
 
+    /// Where it stands, for `gema sources`.
+    pub fn cursor(&self) -> String {
+        format!(
+            "{} items sent, {} feeds with validators",
+            self.seen.len(),
+            self.seen.validators.len()
+        )
+    }
+
     /// Fetches every feed once and sends its new items; saves the state after each feed.
     pub async fn poll(&mut self, urls: &[String]) -> Result<Vec<FeedReport>, ConnectorError> {
         let mut reports = Vec::with_capacity(urls.len());

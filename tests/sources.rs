@@ -1,0 +1,241 @@
+//! `gema run` with a gema.toml naming one source of each kind, every one pointed at a local
+//! stand-in for its platform on 127.0.0.1 (the wire formats the connectors' own tests cite):
+//! all of them reach ClickHouse through the real Kafka, and `gema sources` shows each one's
+//! state. Needs `scripts/services.sh up` (the README's test command does it).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::routing::get;
+use common::TestEnv;
+use serde_json::{json, Value};
+
+/// Every platform's stand-in, one router.
+fn stand_ins() -> axum::Router {
+    let rss = || async {
+        (
+            [("content-type", "application/rss+xml"), ("etag", "\"v1\"")],
+            r#"<?xml version="1.0"?><rss version="2.0"><channel><title>Kabar</title><language>id</language>
+<item><title>NusaPay gangguan, saldo pengguna hilang</title><link>http://news.local/1</link><guid>n1</guid>
+<pubDate>Fri, 27 Nov 2026 08:00:00 GMT</pubDate></item></channel></rss>"#,
+        )
+    };
+    let mastodon = || async {
+        axum::Json(json!([{
+            "id": "1001", "uri": "https://social.local/users/budi/statuses/1001",
+            "created_at": "2026-11-27T08:00:00.000Z", "content": "<p>NusaPay transfer gagal lagi</p>",
+            "url": "https://social.local/@budi/1001", "language": "id",
+            "account": {"id": "1", "acct": "budi", "followers_count": 10}
+        }]))
+    };
+    let hn = || async {
+        axum::Json(json!({"nbPages": 1, "hits": [{
+            "objectID": "42000001", "created_at": "2026-11-27T08:00:00Z", "created_at_i": 1795766400,
+            "author": "tom", "title": "NusaPay lost my balance", "story_text": "Support never answers",
+            "points": 3, "num_comments": 0, "story_id": 42000001
+        }]}))
+    };
+    let bluesky = || async {
+        axum::Json(json!({"posts": [{
+            "uri": "at://did:plc:sari/app.bsky.feed.post/3k1", "indexedAt": "2026-11-27T08:00:01Z",
+            "author": {"did": "did:plc:sari", "handle": "sari.bsky.social"},
+            "record": {"text": "NusaPay error lagi, kecewa", "createdAt": "2026-11-27T08:00:00Z", "langs": ["id"]},
+            "likeCount": 1
+        }]}))
+    };
+    axum::Router::new()
+        .route("/feed.xml", get(rss))
+        .route("/api/v1/timelines/tag/{tag}", get(mastodon))
+        .route("/api/v1/search_by_date", get(hn))
+        .route("/xrpc/app.bsky.feed.searchPosts", get(bluesky))
+}
+
+/// `[[sources]]` entries naming one source of each kind, pointed at `base`.
+fn sources_toml(base: &str) -> String {
+    format!(
+        r#"
+[[sources]]
+name = "news"
+kind = "rss"
+follow = ["{base}/feed.xml"]
+
+[[sources]]
+name = "masto"
+kind = "mastodon"
+api = "{base}"
+follow = ["nusapay"]
+
+[[sources]]
+name = "hackernews"
+kind = "hn"
+api = "{base}"
+follow = ["nusapay"]
+
+[[sources]]
+name = "bsky"
+kind = "bluesky"
+api = "{base}"
+follow = ["nusapay"]
+"#
+    )
+}
+
+/// The platforms the sources above bring in, each with how many mentions.
+fn expected() -> BTreeMap<String, u64> {
+    [("rss", 1), ("mastodon", 1), ("hn", 1), ("bluesky", 1)]
+        .into_iter()
+        .map(|(p, n)| (p.to_string(), n))
+        .collect()
+}
+
+fn config_toml(env: &TestEnv, base: &str) -> String {
+    let c = &env.config;
+    format!(
+        r#"state_dir = "{state}"
+
+[kafka]
+brokers = "{brokers}"
+topic_prefix = "{prefix}"
+
+[clickhouse]
+url = "{ch}"
+database = "{db}"
+
+[sink]
+period_ms = 300
+
+[[tracked]]
+name = "NusaPay"
+query = "nusapay"
+{sources}"#,
+        state = c.state_dir.display(),
+        brokers = c.kafka.brokers,
+        prefix = c.kafka.topic_prefix,
+        ch = c.clickhouse.url,
+        db = c.clickhouse.database,
+        sources = sources_toml(base),
+    )
+}
+
+fn gema(config: &std::path::Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gema"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("--config")
+        .arg(config)
+        .args(args);
+    cmd
+}
+
+/// Stops `child` with SIGTERM and waits: a clean stop drains, flushes and exits 0.
+fn terminate(mut child: Child) -> std::process::ExitStatus {
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("gema run did not stop within 60 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gema_run_hears_every_configured_source_and_gema_sources_shows_their_state() {
+    let env = TestEnv::new("sources");
+    let store = env.store().await;
+    let base = common::serve_locally(stand_ins()).await;
+    let config = env.dir.path().join("gema.toml");
+    std::fs::write(&config, config_toml(&env, &base)).unwrap();
+
+    // Before the first run every source is listed as never run.
+    let out = gema(&config, &["sources"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    for name in ["news", "masto", "hackernews", "bsky"] {
+        assert!(table.contains(name), "{table}");
+    }
+    assert_eq!(table.matches("never run").count(), 4, "{table}");
+
+    let log = std::fs::File::create(env.dir.path().join("run.log")).unwrap();
+    let child = gema(&config, &["run"])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+
+    // Every platform's mentions reach ClickHouse.
+    let want = expected();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut got: BTreeMap<String, u64> = BTreeMap::new();
+    while Instant::now() < deadline {
+        got = store
+            .client
+            .query("SELECT platform, count() FROM mentions FINAL GROUP BY platform")
+            .fetch_all::<(String, u64)>()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        if want.iter().all(|(p, n)| got.get(p) >= Some(n)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let run_log = || std::fs::read_to_string(env.dir.path().join("run.log")).unwrap();
+    assert_eq!(got, want, "platforms in ClickHouse; log:\n{}", run_log());
+
+    // `gema sources --json`: each one ok, running, with what it sent.
+    let out = gema(&config, &["sources", "--json"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let views: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(views.len(), 4);
+    for v in &views {
+        assert_eq!(v["running"], true, "{v}");
+        assert_eq!(v["health"]["state"], "ok", "{v}");
+        assert!(v["health"]["sent"].as_u64() >= Some(1), "{v}");
+        assert!(v["health"]["last_ok"].is_string(), "{v}");
+    }
+    let out = gema(&config, &["sources"]).output().unwrap();
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    let states: Vec<&str> = table
+        .lines()
+        .skip(2)
+        .map(|l| l.split_whitespace().nth(2).unwrap())
+        .collect();
+    assert_eq!(states, ["ok"; 4], "{table}");
+    assert!(
+        table.contains("nusapay since 2026-11-27T08:00:00+00:00"),
+        "{table}"
+    );
+
+    let status = terminate(child);
+    assert!(
+        status.success(),
+        "gema run exit {status}; log:\n{}",
+        run_log()
+    );
+    // Stopped: the sources are no longer running.
+    let out = gema(&config, &["sources"]).output().unwrap();
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(table.matches("not running").count(), 4, "{table}");
+    env.cleanup(&store).await;
+}
