@@ -46,15 +46,36 @@ fn stand_ins() -> axum::Router {
             "likeCount": 1
         }]}))
     };
+    use axum::http::StatusCode;
     axum::Router::new()
+        // A service that refuses the credential.
+        .route(
+            "/denied/xrpc/app.bsky.feed.searchPosts",
+            get(|| async { (StatusCode::UNAUTHORIZED, "{\"error\":\"AuthRequired\"}") }),
+        )
         .route("/feed.xml", get(rss))
         .route("/api/v1/timelines/tag/{tag}", get(mastodon))
         .route("/api/v1/search_by_date", get(hn))
         .route("/xrpc/app.bsky.feed.searchPosts", get(bluesky))
 }
 
-/// `[[sources]]` entries naming one source of each kind, pointed at `base`.
-fn sources_toml(base: &str) -> String {
+/// A Mastodon instance that asks to wait ten minutes.
+fn limited_instance() -> axum::Router {
+    axum::Router::new().route(
+        "/api/v1/timelines/tag/{tag}",
+        get(|| async {
+            (
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "600")],
+                "{}",
+            )
+        }),
+    )
+}
+
+/// `[[sources]]` entries naming one source of each kind, pointed at `base` (`limited`: the
+/// instance that rate-limits).
+fn sources_toml(base: &str, limited: &str) -> String {
     format!(
         r#"
 [[sources]]
@@ -79,9 +100,24 @@ name = "bsky"
 kind = "bluesky"
 api = "{base}"
 follow = ["nusapay"]
+
+[[sources]]
+name = "bsky-denied"
+kind = "bluesky"
+api = "{base}/denied"
+follow = ["nusapay"]
+
+[[sources]]
+name = "masto-limited"
+kind = "mastodon"
+api = "{limited}"
+follow = ["nusapay"]
 "#
     )
 }
+
+/// The sources above that work.
+const WORKING: &[&str] = &["news", "masto", "hackernews", "bsky"];
 
 /// The platforms the sources above bring in, each with how many mentions.
 fn expected() -> BTreeMap<String, u64> {
@@ -91,7 +127,7 @@ fn expected() -> BTreeMap<String, u64> {
         .collect()
 }
 
-fn config_toml(env: &TestEnv, base: &str) -> String {
+fn config_toml(env: &TestEnv, base: &str, limited: &str) -> String {
     let c = &env.config;
     format!(
         r#"state_dir = "{state}"
@@ -116,7 +152,7 @@ query = "nusapay"
         prefix = c.kafka.topic_prefix,
         ch = c.clickhouse.url,
         db = c.clickhouse.database,
-        sources = sources_toml(base),
+        sources = sources_toml(base, limited),
     )
 }
 
@@ -153,7 +189,8 @@ async fn gema_run_hears_every_configured_source_and_gema_sources_shows_their_sta
     let store = env.store().await;
     let base = common::serve_locally(stand_ins()).await;
     let config = env.dir.path().join("gema.toml");
-    std::fs::write(&config, config_toml(&env, &base)).unwrap();
+    let limited = common::serve_locally(limited_instance()).await;
+    std::fs::write(&config, config_toml(&env, &base, &limited)).unwrap();
 
     // Before the first run every source is listed as never run.
     let out = gema(&config, &["sources"]).output().unwrap();
@@ -163,10 +200,14 @@ async fn gema_run_hears_every_configured_source_and_gema_sources_shows_their_sta
         String::from_utf8_lossy(&out.stderr)
     );
     let table = String::from_utf8_lossy(&out.stdout).to_string();
-    for name in ["news", "masto", "hackernews", "bsky"] {
+    for name in WORKING.iter().chain(&["bsky-denied", "masto-limited"]) {
         assert!(table.contains(name), "{table}");
     }
-    assert_eq!(table.matches("never run").count(), 4, "{table}");
+    assert_eq!(
+        table.matches("never run").count(),
+        WORKING.len() + 2,
+        "{table}"
+    );
 
     let log = std::fs::File::create(env.dir.path().join("run.log")).unwrap();
     let child = gema(&config, &["run"])
@@ -196,24 +237,43 @@ async fn gema_run_hears_every_configured_source_and_gema_sources_shows_their_sta
     let run_log = || std::fs::read_to_string(env.dir.path().join("run.log")).unwrap();
     assert_eq!(got, want, "platforms in ClickHouse; log:\n{}", run_log());
 
-    // `gema sources --json`: each one ok, running, with what it sent.
+    // `gema sources --json`: each working one ok, running, with what it sent; the refused
+    // credential stopped its source (naming the variable), the rate limit parks its own, and
+    // neither stopped the others.
     let out = gema(&config, &["sources", "--json"]).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let views: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+    let views: BTreeMap<String, Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|v| (v["name"].as_str().unwrap().to_string(), v))
         .collect();
-    assert_eq!(views.len(), 4);
-    for v in &views {
+    assert_eq!(views.len(), WORKING.len() + 2);
+    for name in WORKING {
+        let v = &views[*name];
         assert_eq!(v["running"], true, "{v}");
         assert_eq!(v["health"]["state"], "ok", "{v}");
         assert!(v["health"]["sent"].as_u64() >= Some(1), "{v}");
         assert!(v["health"]["last_ok"].is_string(), "{v}");
     }
+    let denied = &views["bsky-denied"]["health"];
+    assert_eq!(denied["state"], "stopped", "{denied}");
+    let why = denied["last_error"].as_str().unwrap();
+    assert!(
+        why.contains("401") && why.contains("GEMA_BLUESKY_TOKEN"),
+        "{why}"
+    );
+    let limited = &views["masto-limited"]["health"];
+    assert_eq!(limited["state"], "rate_limited", "{limited}");
+    let next = chrono::DateTime::parse_from_rfc3339(limited["next_at"].as_str().unwrap()).unwrap();
+    let wait = next.signed_duration_since(chrono::Utc::now()).num_seconds();
+    assert!(
+        (500..=600).contains(&wait),
+        "waits as Retry-After asked: {wait} s"
+    );
     let out = gema(&config, &["sources"]).output().unwrap();
     let table = String::from_utf8_lossy(&out.stdout).to_string();
     let states: Vec<&str> = table
@@ -221,7 +281,15 @@ async fn gema_run_hears_every_configured_source_and_gema_sources_shows_their_sta
         .skip(2)
         .map(|l| l.split_whitespace().nth(2).unwrap())
         .collect();
-    assert_eq!(states, ["ok"; 4], "{table}");
+    assert_eq!(
+        states.iter().filter(|s| **s == "ok").count(),
+        WORKING.len(),
+        "{table}"
+    );
+    assert!(
+        states.contains(&"stopped") && states.contains(&"rate_limited"),
+        "{table}"
+    );
     assert!(
         table.contains("nusapay since 2026-11-27T08:00:00+00:00"),
         "{table}"
@@ -236,6 +304,15 @@ async fn gema_run_hears_every_configured_source_and_gema_sources_shows_their_sta
     // Stopped: the sources are no longer running.
     let out = gema(&config, &["sources"]).output().unwrap();
     let table = String::from_utf8_lossy(&out.stdout).to_string();
-    assert_eq!(table.matches("not running").count(), 4, "{table}");
+    assert_eq!(
+        table.matches("not running").count(),
+        WORKING.len() + 1,
+        "{table}"
+    );
+    assert_eq!(
+        table.matches("stopped").count(),
+        1,
+        "a stopped source stays stopped: {table}"
+    );
     env.cleanup(&store).await;
 }
