@@ -177,7 +177,7 @@ async fn comment_threads(
         }
     }
     // Newest first (order=time).
-    threads.sort_by(|a, b| b.0.cmp(&a.0));
+    threads.sort_by_key(|t| std::cmp::Reverse(t.0));
     let offset = q.get("pageToken").map_or(0, |t| t.parse().unwrap());
     let items = threads.into_iter().map(|(_, t)| t).collect();
     axum::Json(page(items, offset, "youtube#commentThreadListResponse")).into_response()

@@ -277,6 +277,16 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_credential_is_named() {
+        let e = required_env("GEMA_TEST_NEVER_SET_7F3A", "the YouTube connector").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("the YouTube connector needs GEMA_TEST_NEVER_SET_7F3A"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn a_round_decides_the_wait() {
         let every = Duration::from_secs(120);
         let mut b = Backoff::new(Duration::from_secs(5), every);

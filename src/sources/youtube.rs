@@ -584,7 +584,7 @@ impl Poller {
         let mut items: Vec<PlaylistItemDetails> =
             list.items.into_iter().map(|i| i.content_details).collect();
         // Newest first (the playlist's own order where times are missing).
-        items.sort_by(|a, b| b.video_published_at.cmp(&a.video_published_at));
+        items.sort_by_key(|i| std::cmp::Reverse(i.video_published_at));
         let ids: Vec<String> = items.into_iter().map(|i| i.video_id).collect();
         if let Some(known) = &ch.known_uploads {
             let fresh: Vec<String> = ids
