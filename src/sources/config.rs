@@ -302,6 +302,19 @@ impl SourceConfig {
                 "only youtube sources count quota units",
             ));
         }
+        if self.kind == SourceKind::Youtube {
+            for f in &self.follow {
+                super::youtube::Target::parse(f)
+                    .map_err(|reason| Invalid::new("follow", f, &reason))?;
+            }
+        }
+        if self.quota_per_day == Some(0) {
+            return Err(Invalid::new(
+                "quota_per_day",
+                0,
+                "allow at least 1 unit a day (each list call costs 1)",
+            ));
+        }
         if self.every_s.is_some_and(|s| s < 10) {
             return Err(Invalid::new(
                 "every_s",
@@ -366,10 +379,19 @@ mod tests {
         };
         assert_eq!(jet.validate().unwrap_err().key, "api");
         let yt: SourceConfig = toml::from_str(
-            "name = \"yt\"\nkind = \"youtube\"\nfollow = [\"UCabc\"]\nquota_per_day = 500\n",
+            "name = \"yt\"\nkind = \"youtube\"\nfollow = [\"UC_x5XG1OV2P6uZZ5FSM9Ttw\"]\nquota_per_day = 500\n",
         )
         .unwrap();
         assert!(yt.validate().is_ok());
+        let yt_bad = SourceConfig {
+            follow: vec!["nusapay".into()],
+            ..yt.clone()
+        };
+        let e = yt_bad.validate().unwrap_err();
+        assert!(
+            e.key == "follow" && e.reason.contains("channel id"),
+            "{e:?}"
+        );
         let ms: SourceConfig =
             toml::from_str("name = \"m\"\nkind = \"mastodon-stream\"\nfollow = [\"public\"]\n")
                 .unwrap();

@@ -1,20 +1,24 @@
 //! Where mentions come from: the synthetic feed generator, the file replayer, and the RSS / Atom,
-//! Mastodon, Bluesky and Hacker News connectors (the webhook connector is `POST /api/ingest` in
-//! [`crate::server::ingest`]); [`config`] is `[[sources]]` and [`poll`] runs a configured one.
+//! Mastodon, Bluesky, Hacker News, YouTube ([`youtube`]) and Reddit ([`reddit`]) connectors (the
+//! webhook connector is `POST /api/ingest` in [`crate::server::ingest`]); [`config`] is
+//! `[[sources]]` and [`poll`] runs a configured one.
 
 pub mod bluesky;
 pub mod config;
+pub mod cursor;
 pub mod health;
 pub mod hn;
 pub mod http;
 pub mod mastodon;
 pub mod poll;
 pub mod presets;
+pub mod reddit;
 pub mod replay;
 pub mod rss;
 pub mod run;
 pub mod scenario;
 pub mod synth;
+pub mod youtube;
 
 /// Text without HTML tags, with the common entities decoded and whitespace collapsed.
 pub fn html_to_text(html: &str) -> String {

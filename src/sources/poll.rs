@@ -10,7 +10,7 @@ use super::config::{SourceConfig, SourceKind};
 use super::health::Tracker;
 use super::http::{Backoff, Failure, FailureKind};
 use super::run::SourceEnv;
-use super::{bluesky, hn, mastodon, rss, ConnectorError, SourceReport};
+use super::{bluesky, hn, mastodon, reddit, rss, youtube, ConnectorError, SourceReport};
 
 /// Env var with a Mastodon access token, for instances that do not serve public timelines
 /// anonymously.
@@ -23,17 +23,29 @@ pub fn token_from_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|t| !t.is_empty())
 }
 
+/// The secret in the environment variable `name`, which `who` cannot run without.
+fn required_env(name: &str, who: &str) -> Result<String, ConnectorError> {
+    token_from_env(name).ok_or_else(|| {
+        ConnectorError::Config(format!(
+            "{who} needs {name} to be set (it is unset or empty)"
+        ))
+    })
+}
+
 /// One of the polling connectors.
 pub enum Poller {
     Rss(rss::Poller),
     Mastodon(mastodon::Poller),
     Hn(hn::Poller),
     Bluesky(bluesky::Poller),
+    Youtube(youtube::Poller),
+    Reddit(reddit::Poller),
 }
 
 impl Poller {
-    /// The polling connector `source` names, with its state from its state file (tokens from
-    /// the environment).
+    /// The polling connector `source` names, with its state from its state file (tokens, keys
+    /// and client credentials from the environment; YouTube and Reddit refuse to open without
+    /// theirs, naming the variable).
     pub async fn open(source: &SourceConfig, env: &SourceEnv) -> Result<Poller, ConnectorError> {
         let (kafka, topics) = (&env.kafka, &env.kafka.topics());
         let state = &source.state_path(&env.state_dir);
@@ -52,6 +64,25 @@ impl Poller {
                 let token = token_from_env(BLUESKY_TOKEN_ENV);
                 Poller::Bluesky(
                     bluesky::Poller::new(kafka, topics, source.api(), token, state).await?,
+                )
+            }
+            SourceKind::Youtube => {
+                for f in &source.follow {
+                    youtube::Target::parse(f).map_err(ConnectorError::Config)?;
+                }
+                let key = required_env(youtube::API_KEY_ENV, "the YouTube connector")?;
+                let quota = source
+                    .quota_per_day
+                    .unwrap_or(youtube::DEFAULT_QUOTA_PER_DAY);
+                Poller::Youtube(
+                    youtube::Poller::new(kafka, topics, source.api(), key, quota, state).await?,
+                )
+            }
+            SourceKind::Reddit => {
+                let id = required_env(reddit::CLIENT_ID_ENV, "the Reddit connector")?;
+                let secret = required_env(reddit::CLIENT_SECRET_ENV, "the Reddit connector")?;
+                Poller::Reddit(
+                    reddit::Poller::new(kafka, topics, source.api(), id, secret, state).await?,
                 )
             }
             other => {
@@ -93,6 +124,8 @@ impl Poller {
             Poller::Mastodon(p) => named(p.poll(follow).await?, ""),
             Poller::Hn(p) => named(p.poll(follow).await?, "hn "),
             Poller::Bluesky(p) => named(p.poll(follow).await?, "bluesky "),
+            Poller::Youtube(p) => named(p.poll(follow).await?, "youtube "),
+            Poller::Reddit(p) => named(p.poll(follow).await?, "reddit "),
         })
     }
 }
@@ -254,6 +287,16 @@ mod tests {
             sent: 0,
             error,
         }
+    }
+
+    #[test]
+    fn a_missing_credential_is_named() {
+        let e = required_env("GEMA_TEST_NEVER_SET_7F3A", "the YouTube connector").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("the YouTube connector needs GEMA_TEST_NEVER_SET_7F3A"),
+            "{e}"
+        );
     }
 
     #[test]
