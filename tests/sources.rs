@@ -46,8 +46,41 @@ fn stand_ins() -> axum::Router {
             "likeCount": 1
         }]}))
     };
+    let youtube = || async {
+        axum::Json(
+            json!({"kind": "youtube#commentThreadListResponse", "items": [{
+                "kind": "youtube#commentThread", "id": "UgT1",
+                "snippet": {"videoId": "dQw4w9WgXcQ", "totalReplyCount": 0, "topLevelComment": {
+                    "kind": "youtube#comment", "id": "UgT1",
+                    "snippet": {"videoId": "dQw4w9WgXcQ", "textOriginal": "NusaPay saldo hilang, kecewa",
+                        "textDisplay": "NusaPay saldo hilang, kecewa", "authorDisplayName": "@rina",
+                        "authorChannelId": {"value": "UCrina"}, "likeCount": 2,
+                        "publishedAt": "2026-11-27T08:00:00Z", "updatedAt": "2026-11-27T08:00:00Z"}}}
+            }]}),
+        )
+    };
+    let reddit_token = || async {
+        axum::Json(
+            json!({"access_token": "r-token", "token_type": "bearer", "expires_in": 86400, "scope": "*"}),
+        )
+    };
+    let reddit_search = || async {
+        axum::Json(
+            json!({"kind": "Listing", "data": {"after": null, "before": null, "children": [
+            {"kind": "t3", "data": {"id": "p01", "name": "t3_p01", "title": "NusaPay transfer gagal",
+                "selftext": "saldo hilang", "author": "dewi", "created_utc": 1795766400.0,
+                "permalink": "/r/indonesia/comments/p01/nusapay/", "subreddit": "indonesia",
+                "score": 5, "num_comments": 0}}]}}),
+        )
+    };
     use axum::http::StatusCode;
     axum::Router::new()
+        .route("/youtube/v3/commentThreads", get(youtube))
+        .route(
+            "/reddit/api/v1/access_token",
+            axum::routing::post(reddit_token),
+        )
+        .route("/reddit/search", get(reddit_search))
         // A service that refuses the credential.
         .route(
             "/denied/xrpc/app.bsky.feed.searchPosts",
@@ -102,6 +135,18 @@ api = "{base}"
 follow = ["nusapay"]
 
 [[sources]]
+name = "yt"
+kind = "youtube"
+api = "{base}/youtube/v3"
+follow = ["dQw4w9WgXcQ"]
+
+[[sources]]
+name = "rdt"
+kind = "reddit"
+api = "{base}/reddit"
+follow = ["nusapay"]
+
+[[sources]]
 name = "bsky-denied"
 kind = "bluesky"
 api = "{base}/denied"
@@ -116,15 +161,29 @@ follow = ["nusapay"]
     )
 }
 
+/// What the platforms' stand-ins accept.
+const CREDENTIALS: &[(&str, &str)] = &[
+    ("GEMA_YOUTUBE_API_KEY", "yt-key"),
+    ("GEMA_REDDIT_CLIENT_ID", "rdt-id"),
+    ("GEMA_REDDIT_CLIENT_SECRET", "rdt-secret"),
+];
+
 /// The sources above that work.
-const WORKING: &[&str] = &["news", "masto", "hackernews", "bsky"];
+const WORKING: &[&str] = &["news", "masto", "hackernews", "bsky", "yt", "rdt"];
 
 /// The platforms the sources above bring in, each with how many mentions.
 fn expected() -> BTreeMap<String, u64> {
-    [("rss", 1), ("mastodon", 1), ("hn", 1), ("bluesky", 1)]
-        .into_iter()
-        .map(|(p, n)| (p.to_string(), n))
-        .collect()
+    [
+        ("rss", 1),
+        ("mastodon", 1),
+        ("hn", 1),
+        ("bluesky", 1),
+        ("youtube", 1),
+        ("reddit", 1),
+    ]
+    .into_iter()
+    .map(|(p, n)| (p.to_string(), n))
+    .collect()
 }
 
 fn config_toml(env: &TestEnv, base: &str, limited: &str) -> String {
@@ -211,6 +270,7 @@ async fn gema_run_hears_every_configured_source_and_gema_sources_shows_their_sta
 
     let log = std::fs::File::create(env.dir.path().join("run.log")).unwrap();
     let child = gema(&config, &["run"])
+        .envs(CREDENTIALS.iter().copied())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()

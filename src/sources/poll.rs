@@ -138,6 +138,8 @@ impl Poller {
             Poller::Mastodon(p) => p.cursor(),
             Poller::Hn(p) => p.cursor(),
             Poller::Bluesky(p) => p.cursor(),
+            Poller::Youtube(p) => p.cursor(),
+            Poller::Reddit(p) => p.cursor(),
         }
     }
 }

@@ -406,6 +406,17 @@ pub struct Poller {
 }
 
 impl Poller {
+    /// Where it stands, for `gema sources`: what it follows and the quota spent today.
+    pub fn cursor(&self) -> String {
+        format!(
+            "{} videos, {} channels; {} of {} quota units today",
+            self.state.videos.len(),
+            self.state.channels.len(),
+            self.state.units,
+            self.quota_per_day
+        )
+    }
+
     /// A poller asking `api` (e.g. `https://www.googleapis.com/youtube/v3`) with the API `key`,
     /// spending at most `quota_per_day` units per Pacific day, sending to `topics.raw`, with its
     /// state in `state`.
