@@ -7,6 +7,7 @@ pub mod config;
 pub mod health;
 pub mod hn;
 pub mod http;
+pub mod jetstream;
 pub mod mastodon;
 pub mod poll;
 pub mod presets;
