@@ -9,6 +9,7 @@ pub mod hn;
 pub mod http;
 pub mod jetstream;
 pub mod mastodon;
+pub mod meta;
 pub mod poll;
 pub mod presets;
 pub mod replay;
@@ -166,6 +167,34 @@ impl Outlet {
                 http::Failure::new(
                     http::FailureKind::Kafka,
                     format!("Kafka did not store {key}: {e}"),
+                )
+            })
+    }
+
+    /// Sends `original` to the dead-letter topic `dlq` keyed `key`, with `dead`'s reason in
+    /// its headers (cut to `limit` bytes as [`DeadLetter::fit`](crate::kafka::dlq::DeadLetter::fit)
+    /// cuts), and waits until Kafka stored it; the error names the key.
+    pub async fn dead_letter(
+        &self,
+        dlq: &str,
+        limit: usize,
+        key: &str,
+        original: &[u8],
+        mut dead: crate::kafka::dlq::DeadLetter,
+    ) -> Result<(), http::Failure> {
+        let payload = dead.fit(Some(key.as_bytes()), original, limit);
+        let record = rdkafka::producer::FutureRecord::to(dlq)
+            .key(key)
+            .payload(payload)
+            .headers(dead.headers());
+        self.producer
+            .send(record, std::time::Duration::from_secs(10))
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| {
+                http::Failure::new(
+                    http::FailureKind::Kafka,
+                    format!("Kafka did not store the dead letter {key}: {e}"),
                 )
             })
     }

@@ -14,7 +14,7 @@ use super::config::{Mode, SourceConfig, SourceKind};
 use super::health::Tracker;
 use super::http::{Backoff, Failure, FailureKind};
 use super::poll::{denied_message, poll_loop, Poller};
-use super::{jetstream, ConnectorError};
+use super::{jetstream, meta, ConnectorError};
 use crate::kafka::KafkaConfig;
 use crate::metrics::Metrics;
 use crate::tracked::TrackedQueryConfig;
@@ -75,14 +75,17 @@ impl Streamer {
 /// Runs a listening connector until `shutdown`.
 async fn listen(
     source: &SourceConfig,
-    _env: &SourceEnv,
-    _tracker: &Tracker,
-    _shutdown: &CancellationToken,
+    env: &SourceEnv,
+    tracker: &Tracker,
+    shutdown: &CancellationToken,
 ) -> Result<(), ConnectorError> {
-    Err(ConnectorError::Config(format!(
-        "{} is not a listening connector",
-        source.kind.name()
-    )))
+    match source.kind {
+        SourceKind::Meta => meta::listen(source, env, tracker, shutdown).await,
+        other => Err(ConnectorError::Config(format!(
+            "{} is not a listening connector",
+            other.name()
+        ))),
+    }
 }
 
 /// Keeps `streamer` connected until `shutdown`: after each drop it waits (the rate limit's
