@@ -81,7 +81,7 @@ pub enum Frame {
     /// kind of event or operation, a post without text, a post no query matches).
     Event {
         time_us: i64,
-        mention: Option<Mention>,
+        mention: Option<Box<Mention>>,
     },
     /// Not a Jetstream event, or a post that cannot be read: why.
     Malformed(String),
@@ -213,7 +213,7 @@ pub fn read_frame(text: &str, queries: &QuerySet, now: DateTime<Utc>) -> Frame {
     }
     Frame::Event {
         time_us: event.time_us,
-        mention: Some(mention),
+        mention: Some(Box::new(mention)),
     }
 }
 
@@ -519,7 +519,7 @@ mod tests {
 
     fn mention(frame: Frame) -> Option<Mention> {
         match frame {
-            Frame::Event { mention, .. } => mention,
+            Frame::Event { mention, .. } => mention.map(|m| *m),
             Frame::Malformed(r) => panic!("malformed: {r}"),
         }
     }
