@@ -277,7 +277,7 @@ impl Stream {
     ) -> Result<Stream, ConnectorError> {
         if queries.is_empty() {
             return Err(ConnectorError::Config(
-                "jetstream: no tracked queries to keep posts by; add [[tracked]] queries \
+                "no tracked queries to keep Jetstream posts by; add [[tracked]] queries \
                  (Jetstream carries the whole network's posts)"
                     .into(),
             ));
@@ -628,6 +628,21 @@ mod tests {
             panic!("accepted a post dated 1970")
         };
         assert!(reason.contains("created_at"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn wss_connects_through_rustls() {
+        // A server that hangs up during the TLS handshake: the TLS client was built (rustls has
+        // its crypto provider) and the failure is an error, not a panic.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { drop(listener.accept().await.unwrap()) });
+        let url = format!("wss://127.0.0.1:{port}/subscribe");
+        let err = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .unwrap_err();
+        let f = handshake_failure(err);
+        assert_eq!(f.kind, FailureKind::Transient, "{f}");
     }
 
     #[test]

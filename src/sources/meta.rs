@@ -101,7 +101,7 @@ impl Secrets {
         let required = |name: &str, what: &str| {
             get(name).ok_or_else(|| {
                 ConnectorError::Config(format!(
-                    "meta: {name} is not set; set it to {what} (the Meta app's webhook settings)"
+                    "{name} is not set; set it to {what} (the Meta app's webhook settings)"
                 ))
             })
         };

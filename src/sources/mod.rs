@@ -1,6 +1,8 @@
-//! Where mentions come from: the synthetic feed generator, the file replayer, and the RSS / Atom,
-//! Mastodon, Bluesky and Hacker News connectors (the webhook connector is `POST /api/ingest` in
-//! [`crate::server::ingest`]); [`config`] is `[[sources]]` and [`poll`] runs a configured one.
+//! Where mentions come from: the synthetic feed generator, the file replayer, the RSS / Atom,
+//! Mastodon, Bluesky and Hacker News connectors, the Bluesky Jetstream stream ([`jetstream`]) and
+//! Meta's Instagram / Facebook webhooks ([`meta`]) (the generic webhook connector is
+//! `POST /api/ingest` in [`crate::server::ingest`]); [`config`] is `[[sources]]`, [`poll`] and
+//! [`run`] run a configured one.
 
 pub mod bluesky;
 pub mod config;
