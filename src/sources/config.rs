@@ -37,7 +37,8 @@ pub enum SourceKind {
     X,
     /// Meta webhooks: Instagram and Facebook comments and mentions on the brand's own accounts,
     /// received on `listen` (app secret from `GEMA_META_APP_SECRET`, verify token from
-    /// `GEMA_META_VERIFY_TOKEN`).
+    /// `GEMA_META_VERIFY_TOKEN`; Instagram mentions, which come as ids, are fetched from the
+    /// Graph API with `GEMA_META_ACCESS_TOKEN`).
     Meta,
 }
 
@@ -90,11 +91,12 @@ impl SourceKind {
         }
     }
 
-    /// The service used when `api` is not set (none for RSS, whose URLs are the feeds, and for
-    /// Meta, which calls us).
+    /// The service used when `api` is not set (none for RSS, whose URLs are the feeds; for
+    /// Meta, which calls us, the Graph API it fetches mentioned comments from).
     pub fn default_api(self) -> &'static str {
         match self {
-            SourceKind::Rss | SourceKind::Meta => "",
+            SourceKind::Rss => "",
+            SourceKind::Meta => "https://graph.facebook.com/v21.0",
             SourceKind::Mastodon | SourceKind::MastodonStream => "https://mastodon.social",
             SourceKind::Hn => "https://hn.algolia.com",
             SourceKind::Bluesky => "https://public.api.bsky.app",
@@ -257,7 +259,6 @@ impl SourceConfig {
         };
         let urls: Vec<&str> = match self.kind {
             SourceKind::Rss => self.follow.iter().map(String::as_str).collect(),
-            SourceKind::Meta => Vec::new(),
             _ => vec![self.api()],
         };
         if let Some(bad) = urls

@@ -1,7 +1,10 @@
-//! Where mentions come from: the synthetic feed generator, the file replayer, and the RSS / Atom,
-//! Mastodon, Bluesky, Hacker News, YouTube ([`youtube`]) and Reddit ([`reddit`]) connectors (the
-//! webhook connector is `POST /api/ingest` in [`crate::server::ingest`]); [`config`] is
-//! `[[sources]]` and [`poll`] runs a configured one.
+//! Where mentions come from: the synthetic feed generator, the file replayer, and the
+//! connectors: RSS / Atom (with news presets, [`presets`]), Mastodon (polled and streamed),
+//! Bluesky (search and the Jetstream firehose, [`jetstream`]), Hacker News, YouTube
+//! ([`youtube`]), Reddit ([`reddit`]), the X filtered stream and Meta's Instagram / Facebook
+//! webhooks ([`meta`]); the generic webhook connector is `POST /api/ingest` in
+//! [`crate::server::ingest`]. [`config`] is `[[sources]]`; [`run`] runs a configured one (polling
+//! through [`poll`]) and [`health`] keeps what `gema sources` shows.
 
 pub mod bluesky;
 pub mod config;
@@ -9,7 +12,9 @@ pub mod cursor;
 pub mod health;
 pub mod hn;
 pub mod http;
+pub mod jetstream;
 pub mod mastodon;
+pub mod meta;
 pub mod poll;
 pub mod presets;
 pub mod reddit;
@@ -169,6 +174,34 @@ impl Outlet {
                 http::Failure::new(
                     http::FailureKind::Kafka,
                     format!("Kafka did not store {key}: {e}"),
+                )
+            })
+    }
+
+    /// Sends `original` to the dead-letter topic `dlq` keyed `key`, with `dead`'s reason in
+    /// its headers (cut to `limit` bytes as [`DeadLetter::fit`](crate::kafka::dlq::DeadLetter::fit)
+    /// cuts), and waits until Kafka stored it; the error names the key.
+    pub async fn dead_letter(
+        &self,
+        dlq: &str,
+        limit: usize,
+        key: &str,
+        original: &[u8],
+        mut dead: crate::kafka::dlq::DeadLetter,
+    ) -> Result<(), http::Failure> {
+        let payload = dead.fit(Some(key.as_bytes()), original, limit);
+        let record = rdkafka::producer::FutureRecord::to(dlq)
+            .key(key)
+            .payload(payload)
+            .headers(dead.headers());
+        self.producer
+            .send(record, std::time::Duration::from_secs(10))
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| {
+                http::Failure::new(
+                    http::FailureKind::Kafka,
+                    format!("Kafka did not store the dead letter {key}: {e}"),
                 )
             })
     }

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::config::{Mode, SourceConfig};
+use super::config::{Mode, SourceConfig, SourceKind};
 use super::health::Tracker;
 use super::http::{Backoff, Failure, FailureKind};
 use super::poll::{denied_message, poll_loop, Poller};
-use super::ConnectorError;
+use super::{jetstream, meta, ConnectorError};
 use crate::kafka::KafkaConfig;
 use crate::metrics::Metrics;
 use crate::tracked::TrackedQueryConfig;
@@ -41,39 +41,51 @@ impl SourceEnv {
 }
 
 /// One of the streaming connectors.
-pub enum Streamer {}
+pub enum Streamer {
+    Jetstream(jetstream::Stream),
+}
 
 impl Streamer {
     /// The streaming connector `source` names.
-    pub async fn open(source: &SourceConfig, _env: &SourceEnv) -> Result<Streamer, ConnectorError> {
-        Err(ConnectorError::Config(format!(
-            "{} is not a streaming connector",
-            source.kind.name()
-        )))
+    pub async fn open(source: &SourceConfig, env: &SourceEnv) -> Result<Streamer, ConnectorError> {
+        match source.kind {
+            SourceKind::Jetstream => Ok(Streamer::Jetstream(
+                jetstream::Stream::open(source, env).await?,
+            )),
+            other => Err(ConnectorError::Config(format!(
+                "{} is not a streaming connector",
+                other.name()
+            ))),
+        }
     }
 
     /// One connection: connects, sends what arrives until the stream drops (the failure) or
     /// `shutdown` (`Ok`), counting in `tracker`.
     pub async fn session(
         &mut self,
-        _tracker: &Tracker,
-        _shutdown: &CancellationToken,
+        tracker: &Tracker,
+        shutdown: &CancellationToken,
     ) -> Result<(), Failure> {
-        match *self {}
+        match self {
+            Streamer::Jetstream(s) => s.session(tracker, shutdown).await,
+        }
     }
 }
 
 /// Runs a listening connector until `shutdown`.
 async fn listen(
     source: &SourceConfig,
-    _env: &SourceEnv,
-    _tracker: &Tracker,
-    _shutdown: &CancellationToken,
+    env: &SourceEnv,
+    tracker: &Tracker,
+    shutdown: &CancellationToken,
 ) -> Result<(), ConnectorError> {
-    Err(ConnectorError::Config(format!(
-        "{} is not a listening connector",
-        source.kind.name()
-    )))
+    match source.kind {
+        SourceKind::Meta => meta::listen(source, env, tracker, shutdown).await,
+        other => Err(ConnectorError::Config(format!(
+            "{} is not a listening connector",
+            other.name()
+        ))),
+    }
 }
 
 /// Keeps `streamer` connected until `shutdown`: after each drop it waits (the rate limit's
