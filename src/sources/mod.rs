@@ -1,5 +1,5 @@
 //! Where mentions come from: the synthetic feed generator, the file replayer, and the RSS / Atom,
-//! Mastodon, Bluesky and Hacker News connectors (the webhook connector is `POST /api/ingest` in
+//! Mastodon (polled and streamed), Bluesky, Hacker News and X connectors (the webhook connector is `POST /api/ingest` in
 //! [`crate::server::ingest`]); [`config`] is `[[sources]]` and [`poll`] runs a configured one.
 
 pub mod bluesky;
@@ -8,13 +8,16 @@ pub mod health;
 pub mod hn;
 pub mod http;
 pub mod mastodon;
+pub mod mastodon_stream;
 pub mod poll;
 pub mod presets;
 pub mod replay;
 pub mod rss;
 pub mod run;
 pub mod scenario;
+pub mod stream;
 pub mod synth;
+pub mod x;
 
 /// Text without HTML tags, with the common entities decoded and whitespace collapsed.
 pub fn html_to_text(html: &str) -> String {

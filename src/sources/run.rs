@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::config::{Mode, SourceConfig};
+use super::config::{Mode, SourceConfig, SourceKind};
 use super::health::Tracker;
 use super::http::{Backoff, Failure, FailureKind};
 use super::poll::{denied_message, poll_loop, Poller};
-use super::ConnectorError;
+use super::{mastodon_stream, x, ConnectorError};
 use crate::kafka::KafkaConfig;
 use crate::metrics::Metrics;
 use crate::tracked::TrackedQueryConfig;
@@ -41,25 +41,37 @@ impl SourceEnv {
 }
 
 /// One of the streaming connectors.
-pub enum Streamer {}
+pub enum Streamer {
+    X(x::Stream),
+    MastodonStream(mastodon_stream::Stream),
+}
 
 impl Streamer {
     /// The streaming connector `source` names.
-    pub async fn open(source: &SourceConfig, _env: &SourceEnv) -> Result<Streamer, ConnectorError> {
-        Err(ConnectorError::Config(format!(
-            "{} is not a streaming connector",
-            source.kind.name()
-        )))
+    pub async fn open(source: &SourceConfig, env: &SourceEnv) -> Result<Streamer, ConnectorError> {
+        match source.kind {
+            SourceKind::X => Ok(Streamer::X(x::Stream::open(source, env).await?)),
+            SourceKind::MastodonStream => Ok(Streamer::MastodonStream(
+                mastodon_stream::Stream::open(source, env).await?,
+            )),
+            other => Err(ConnectorError::Config(format!(
+                "{} is not a streaming connector",
+                other.name()
+            ))),
+        }
     }
 
     /// One connection: connects, sends what arrives until the stream drops (the failure) or
     /// `shutdown` (`Ok`), counting in `tracker`.
     pub async fn session(
         &mut self,
-        _tracker: &Tracker,
-        _shutdown: &CancellationToken,
+        tracker: &Tracker,
+        shutdown: &CancellationToken,
     ) -> Result<(), Failure> {
-        match *self {}
+        match self {
+            Streamer::X(s) => s.session(tracker, shutdown).await,
+            Streamer::MastodonStream(s) => s.session(tracker, shutdown).await,
+        }
     }
 }
 
