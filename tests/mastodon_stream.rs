@@ -250,7 +250,12 @@ async fn streamed_statuses_become_mentions_once_across_drops_backfills_and_a_res
     let base = stand_in(inst.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("source-ms.json");
-    let tracker = Tracker::open("ms", "mastodon-stream", &state, Arc::new(Metrics::default()));
+    let tracker = Tracker::open(
+        "ms",
+        "mastodon-stream",
+        &state,
+        Arc::new(Metrics::default()),
+    );
     let shutdown = CancellationToken::new();
     let follow = ["#NusaPay".to_string(), "public:local".to_string()];
     let open = || async {
@@ -407,7 +412,12 @@ async fn refusals_sort_into_rate_limits_retries_and_a_stop_naming_the_token() {
     let base = stand_in(inst.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("source-ms.json");
-    let tracker = Tracker::open("ms", "mastodon-stream", &state, Arc::new(Metrics::default()));
+    let tracker = Tracker::open(
+        "ms",
+        "mastodon-stream",
+        &state,
+        Arc::new(Metrics::default()),
+    );
     let shutdown = CancellationToken::new();
     let mut s = Stream::new(
         &env.config.kafka,
@@ -436,5 +446,8 @@ async fn refusals_sort_into_rate_limits_retries_and_a_stop_naming_the_token() {
     let h = health::read(&state).unwrap().unwrap();
     assert_eq!(h.state, SourceState::Stopped, "{h:?}");
     let e = h.last_error.unwrap();
-    assert!(e.contains("401") && e.contains("GEMA_MASTODON_TOKEN"), "{e}");
+    assert!(
+        e.contains("401") && e.contains("GEMA_MASTODON_TOKEN"),
+        "{e}"
+    );
 }

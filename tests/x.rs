@@ -146,7 +146,8 @@ async fn post_rules(State(api): State<Shared>, headers: HeaderMap, body: Bytes) 
         }
         let summary = json!({"created": data.len(), "not_created": errors.len(),
                              "valid": data.len(), "invalid": errors.len()});
-        let mut answer = json!({"data": data, "meta": {"sent": "2026-11-27T08:00:00.000Z", "summary": summary}});
+        let mut answer =
+            json!({"data": data, "meta": {"sent": "2026-11-27T08:00:00.000Z", "summary": summary}});
         if !errors.is_empty() {
             answer["errors"] = Value::Array(errors);
         }
@@ -257,7 +258,12 @@ fn rules() -> Vec<Rule> {
     x::wanted_rules(&[tracked("brand", "NusaPay refund")], &[])
 }
 
-async fn new_stream(env: &TestEnv, base: &str, rules: Vec<Rule>, state: &std::path::Path) -> Stream {
+async fn new_stream(
+    env: &TestEnv,
+    base: &str,
+    rules: Vec<Rule>,
+    state: &std::path::Path,
+) -> Stream {
     let mut s = Stream::new(
         &env.config.kafka,
         &env.topics,
@@ -292,10 +298,18 @@ async fn rules_follow_the_tracked_queries_and_leave_foreign_rules_alone() {
         let mut a = api.lock().unwrap();
         a.rules = vec![
             ("1".into(), "kopi lang:id".into(), Some("marketing".into())),
-            ("2".into(), "nusapay promo".into(), Some("gema:query:old".into())),
+            (
+                "2".into(),
+                "nusapay promo".into(),
+                Some("gema:query:old".into()),
+            ),
             ("3".into(), "from:nusapay".into(), None),
             // Wanted, but under a tag of another query: re-added under its own.
-            ("4".into(), "@nusapay_cs".into(), Some("gema:query:cs".into())),
+            (
+                "4".into(),
+                "@nusapay_cs".into(),
+                Some("gema:query:cs".into()),
+            ),
         ];
     }
     let base = stand_in(api.clone()).await;
@@ -441,16 +455,17 @@ async fn stream_posts_become_mentions_once_across_drops_backfills_and_a_restart(
     assert_eq!(m.lang.as_deref(), Some("id"));
     assert_eq!(m.thread_id.as_deref(), Some("104"));
     assert_eq!(m.metrics.unwrap().likes, 3);
-    let a = api.lock().unwrap();
-    assert!(a.auth.iter().all(|h| h == "Bearer b3arer"), "{:?}", a.auth);
-    assert!(
-        a.stream_queries
-            .iter()
-            .all(|q| q.contains("conversation_id") && q.ends_with("|author_id")),
-        "{:?}",
-        a.stream_queries
-    );
-    drop(a);
+    {
+        let a = api.lock().unwrap();
+        assert!(a.auth.iter().all(|h| h == "Bearer b3arer"), "{:?}", a.auth);
+        assert!(
+            a.stream_queries
+                .iter()
+                .all(|q| q.contains("conversation_id") && q.ends_with("|author_id")),
+            "{:?}",
+            a.stream_queries
+        );
+    }
 
     // Through enrich and the sink.
     let stages = Stages::start(&env, &store);
@@ -495,7 +510,10 @@ async fn refusals_sort_into_rate_limits_retries_and_a_stop() {
     assert!(f.message.contains("503"), "{f}");
     let f = s.session(&tracker, &shutdown).await.unwrap_err();
     assert!(f.is_denied(), "{f}");
-    assert!(f.message.contains("X filtered stream") && f.message.contains("401"), "{f}");
+    assert!(
+        f.message.contains("X filtered stream") && f.message.contains("401"),
+        "{f}"
+    );
 
     // Shutdown ends a healthy connection with Ok.
     let stop = shutdown.clone();

@@ -286,9 +286,10 @@ impl Stream {
             return Ok(());
         };
         let url = mastodon::tag_url(&self.instance, tag);
-        let mut statuses = mastodon::fetch_new(&self.out, &url, self.token.as_deref(), Some(&since))
-            .await
-            .map_err(|f| f.within(&url))?;
+        let mut statuses =
+            mastodon::fetch_new(&self.out, &url, self.token.as_deref(), Some(&since))
+                .await
+                .map_err(|f| f.within(&url))?;
         statuses.sort_by(|a, b| by_id(&a.id, &b.id));
         for s in &statuses {
             self.send(key, s, tracker).await?;
@@ -350,7 +351,10 @@ mod tests {
             url("#NusaPay"),
             "https://social.example/api/v1/streaming/hashtag?tag=nusapay"
         );
-        assert_eq!(url("public"), "https://social.example/api/v1/streaming/public");
+        assert_eq!(
+            url("public"),
+            "https://social.example/api/v1/streaming/public"
+        );
         assert_eq!(
             url("public:local"),
             "https://social.example/api/v1/streaming/public/local"

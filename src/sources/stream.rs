@@ -84,9 +84,7 @@ impl Body {
                 }
                 Ok(Ok(Some(bytes))) => bytes,
             };
-            self.lines
-                .push(&chunk)
-                .map_err(|f| f.within(&self.what))?;
+            self.lines.push(&chunk).map_err(|f| f.within(&self.what))?;
         }
     }
 }
@@ -254,10 +252,7 @@ mod tests {
         let mut sse = Sse::default();
         let text = ":thump\nevent: update\ndata: {\"a\":\ndata:1}\n\n:thump\n\n\
                     data: plain\nid: 7\nretry: 10\n\nevent: delete\n\nevent:delete\ndata:9\n\n";
-        let events: Vec<SseEvent> = text
-            .split('\n')
-            .filter_map(|l| sse.line(l))
-            .collect();
+        let events: Vec<SseEvent> = text.split('\n').filter_map(|l| sse.line(l)).collect();
         let ev = |event: &str, data: &str| SseEvent {
             event: event.into(),
             data: data.into(),

@@ -293,7 +293,11 @@ fn iso_lang(lang: &str) -> Option<String> {
 
 /// The mention for `tweet`, its author looked up in `users`; `None` for a repost.
 pub fn tweet_mention(tweet: &Tweet, users: &[User], now: DateTime<Utc>) -> Option<Mention> {
-    if tweet.referenced_tweets.iter().any(|r| r.kind == "retweeted") {
+    if tweet
+        .referenced_tweets
+        .iter()
+        .any(|r| r.kind == "retweeted")
+    {
         return None;
     }
     let author_id = tweet.author_id.clone().unwrap_or_default();
@@ -449,11 +453,7 @@ impl Stream {
             .fetch_json(req, what)
             .await
             .map_err(|f| at_least_a_minute(f.within(what)))?;
-        let is_ours = |r: &RuleOnX| {
-            r.tag
-                .as_deref()
-                .is_some_and(|t| t.starts_with(TAG_PREFIX))
-        };
+        let is_ours = |r: &RuleOnX| r.tag.as_deref().is_some_and(|t| t.starts_with(TAG_PREFIX));
         let wanted_exactly = |r: &RuleOnX| {
             self.rules
                 .iter()
