@@ -173,6 +173,16 @@ async fn search(
     record_auth(&api, &headers);
     let mut api = api.lock().unwrap();
     let since: u64 = q["since_id"].parse().unwrap();
+    if since < 100 {
+        let detail = format!("Invalid 'since_id':'{since}'. 'since_id' must be a tweet id created after 2026-11-20T00:00Z");
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"errors": [{"parameters": {"since_id": [since.to_string()]}, "message": detail}],
+                              "title": "Invalid Request", "detail": "One or more parameters to your request was invalid.",
+                              "type": "https://api.twitter.com/2/problems/invalid-request"})),
+        )
+            .into_response();
+    }
     assert_eq!(q["max_results"], "100");
     assert!(q["tweet.fields"].contains("referenced_tweets"), "{q:?}");
     if !q.contains_key("next_token") {
@@ -515,12 +525,22 @@ async fn refusals_sort_into_rate_limits_retries_and_a_stop() {
         "{f}"
     );
 
-    // Shutdown ends a healthy connection with Ok.
+    // A cursor older than recent search reaches: the gap is reported and the stream runs;
+    // shutdown ends the connection with Ok.
+    drop(s);
+    std::fs::write(&state, r#"{"newest_id": "7"}"#).unwrap();
+    let mut s = new_stream(&env, &base, rules(), &state).await;
+    s.stall = Duration::from_secs(30);
     let stop = shutdown.clone();
     tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
         stop.cancel();
     });
-    s.stall = Duration::from_secs(30);
     assert_eq!(s.session(&tracker, &shutdown).await, Ok(()));
+    let e = tracker.get().last_error.unwrap();
+    assert!(
+        e.contains("400") && e.contains("since 7") && e.contains("\"brand\""),
+        "{e}"
+    );
+    assert_eq!(api.lock().unwrap().stream_queries.len(), 5);
 }

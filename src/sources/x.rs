@@ -22,12 +22,15 @@
 //! - **Resuming**: the newest post id sent is kept in the state file once Kafka stored the
 //!   post. Each connection, after the stream is open, first asks recent search for every rule's
 //!   posts newer than it (`since_id`, up to [`MAX_BACKFILL_PAGES`] pages of 100 per rule), so a
-//!   drop or a restart leaves no gap within recent search's seven days; ids sent lately are
+//!   drop or a restart leaves no gap within recent search's seven days (an older one is
+//!   reported in the source's health and the stream goes on); ids sent lately are
 //!   remembered ([`RECENT_IDS`]) so the backfill and the stream never send a post twice.
 //!
 //! X's reconnect guidance asks for exponential backoff from 5 s after an HTTP error and from
 //! 1 min after a 429: a 429 here is rate limited for at least [`MIN_RATE_LIMIT_WAIT`] (or the
-//! longer wait its headers ask for), and [`super::run::stream_loop`]'s backoff does the rest.
+//! longer wait its headers ask for); other failures get [`super::run::stream_loop`]'s
+//! exponential backoff with jitter (from 1 s, a little quicker than X's 5 s first step, up to
+//! the source's `every_s`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -657,10 +660,27 @@ impl Stream {
 
     /// Sends every rule's posts newer than `since` from recent search, oldest first; how many
     /// were new.
+    ///
+    /// A search X refuses as a bad request (400: a `since_id` older than recent search's
+    /// seven days, a rule recent search cannot take) is reported and that rule's gap left, so
+    /// the stream still runs; any other failure ends the connection and the next one tries
+    /// again.
     async fn backfill(&mut self, since: &str, tracker: &Tracker) -> Result<usize, Failure> {
         let mut sent = 0;
         for rule in self.rules.clone() {
-            let (mut tweets, users) = self.search(&rule, since).await?;
+            let (mut tweets, users) = match self.search(&rule, since).await {
+                Ok(found) => found,
+                Err(f) if f.kind == FailureKind::Transient && f.message.contains("HTTP 400 ") => {
+                    let f = Failure::new(
+                        FailureKind::Malformed,
+                        format!("{f}; posts since {since} of this rule are not backfilled"),
+                    );
+                    tracing::error!(error = %f, "X backfill refused");
+                    tracker.failed(&f);
+                    continue;
+                }
+                Err(f) => return Err(f),
+            };
             tweets.sort_by(|a, b| by_id(&a.id, &b.id));
             for t in &tweets {
                 if self.send(t, &users, tracker).await? {
