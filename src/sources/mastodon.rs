@@ -152,12 +152,9 @@ impl Poller {
         self.instance.host_str().unwrap_or_default().to_string()
     }
 
-    /// The timeline URL of `tag` (`#` optional; hashtags are case-insensitive on Mastodon).
+    /// The timeline URL of `tag` (see [`tag_url`]).
     pub fn tag_url(&self, tag: &str) -> String {
-        let tag = tag.trim_start_matches('#').to_lowercase();
-        let mut url = self.instance.clone();
-        url.set_path(&format!("/api/v1/timelines/tag/{tag}"));
-        url.to_string()
+        tag_url(&self.instance, tag)
     }
 
     /// Where it stands, for `gema sources`: the newest status id per instance and tag.
@@ -174,13 +171,10 @@ impl Poller {
         let mut reports = Vec::with_capacity(tags.len());
         for tag in tags {
             let url = self.tag_url(tag);
-            let key = format!(
-                "{}#{}",
-                self.host(),
-                tag.trim_start_matches('#').to_lowercase()
-            );
+            let key = tag_key(&self.host(), tag);
             let mut report = SourceReport::new(url.clone());
-            match self.fetch_new(&url, self.newest.get(&key).cloned()).await {
+            let since = self.newest.get(&key).map(String::as_str);
+            match fetch_new(&self.out, &url, self.token.as_deref(), since).await {
                 Ok(mut statuses) => {
                     // Oldest first, so the newest id only moves past what Kafka stored.
                     statuses.sort_by(|a, b| by_id(&a.id, &b.id));
@@ -205,43 +199,65 @@ impl Poller {
         Ok(reports)
     }
 
-    /// Statuses newer than `since` (all pages up to [`MAX_PAGES`]); the first poll of a tag
-    /// takes only its newest page.
-    async fn fetch_new(&self, url: &str, since: Option<String>) -> Result<Vec<Status>, Failure> {
-        let mut all: Vec<Status> = Vec::new();
-        let mut max_id: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let mut req = self.out.http.get(url).query(&[("limit", PAGE.to_string())]);
-            if let Some(s) = &since {
-                req = req.query(&[("since_id", s)]);
-            }
-            if let Some(m) = &max_id {
-                req = req.query(&[("max_id", m)]);
-            }
-            if let Some(t) = &self.token {
-                req = req.bearer_auth(t);
-            }
-            let page: Vec<Status> = self
-                .out
-                .fetch_json(req, "list of Mastodon statuses")
-                .await?;
-            let full = page.len() >= PAGE;
-            max_id = page.iter().map(|s| s.id.clone()).min_by(|a, b| by_id(a, b));
-            all.extend(page);
-            if !full || since.is_none() {
-                break;
-            }
-        }
-        Ok(all)
-    }
-
     fn save(&self) -> Result<(), ConnectorError> {
         save_state(&self.state, &self.newest)
     }
 }
 
-/// Mastodon ids are decimal strings that grow with time: compare by length, then text.
-fn by_id(a: &str, b: &str) -> std::cmp::Ordering {
+/// The timeline URL of `tag` on `instance` (`#` optional; hashtags are case-insensitive on
+/// Mastodon).
+pub fn tag_url(instance: &reqwest::Url, tag: &str) -> String {
+    let mut url = instance.clone();
+    url.set_path(&format!("/api/v1/timelines/tag/{}", bare_tag(tag)));
+    url.to_string()
+}
+
+/// `tag` as Mastodon names it: without `#`, lower case.
+pub fn bare_tag(tag: &str) -> String {
+    tag.trim().trim_start_matches('#').to_lowercase()
+}
+
+/// The key of `tag` on the instance at `host` in a state file: `<host>#<tag>`.
+pub fn tag_key(host: &str, tag: &str) -> String {
+    format!("{host}#{}", bare_tag(tag))
+}
+
+/// The statuses of the timeline at `url` newer than `since`, newest first (every page up to
+/// [`MAX_PAGES`]); without `since`, only the newest page. `token`, when given, is sent as a
+/// bearer token.
+pub async fn fetch_new(
+    out: &Outlet,
+    url: &str,
+    token: Option<&str>,
+    since: Option<&str>,
+) -> Result<Vec<Status>, Failure> {
+    let mut all: Vec<Status> = Vec::new();
+    let mut max_id: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let mut req = out.http.get(url).query(&[("limit", PAGE.to_string())]);
+        if let Some(s) = since {
+            req = req.query(&[("since_id", s)]);
+        }
+        if let Some(m) = &max_id {
+            req = req.query(&[("max_id", m)]);
+        }
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let page: Vec<Status> = out.fetch_json(req, "list of Mastodon statuses").await?;
+        let full = page.len() >= PAGE;
+        max_id = page.iter().map(|s| s.id.clone()).min_by(|a, b| by_id(a, b));
+        all.extend(page);
+        if !full || since.is_none() {
+            break;
+        }
+    }
+    Ok(all)
+}
+
+/// Mastodon ids are decimal strings that grow with time: compare by length, then text (as
+/// numbers, however long). X's tweet ids compare the same way.
+pub fn by_id(a: &str, b: &str) -> std::cmp::Ordering {
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 

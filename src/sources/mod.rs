@@ -14,6 +14,7 @@ pub mod hn;
 pub mod http;
 pub mod jetstream;
 pub mod mastodon;
+pub mod mastodon_stream;
 pub mod meta;
 pub mod poll;
 pub mod presets;
@@ -22,7 +23,9 @@ pub mod replay;
 pub mod rss;
 pub mod run;
 pub mod scenario;
+pub mod stream;
 pub mod synth;
+pub mod x;
 pub mod youtube;
 
 /// Text without HTML tags, with the common entities decoded and whitespace collapsed.

@@ -14,7 +14,7 @@ use super::config::{Mode, SourceConfig, SourceKind};
 use super::health::Tracker;
 use super::http::{Backoff, Failure, FailureKind};
 use super::poll::{denied_message, poll_loop, Poller};
-use super::{jetstream, meta, ConnectorError};
+use super::{jetstream, mastodon_stream, meta, x, ConnectorError};
 use crate::kafka::KafkaConfig;
 use crate::metrics::Metrics;
 use crate::tracked::TrackedQueryConfig;
@@ -43,6 +43,8 @@ impl SourceEnv {
 /// One of the streaming connectors.
 pub enum Streamer {
     Jetstream(jetstream::Stream),
+    X(x::Stream),
+    MastodonStream(mastodon_stream::Stream),
 }
 
 impl Streamer {
@@ -51,6 +53,10 @@ impl Streamer {
         match source.kind {
             SourceKind::Jetstream => Ok(Streamer::Jetstream(
                 jetstream::Stream::open(source, env).await?,
+            )),
+            SourceKind::X => Ok(Streamer::X(x::Stream::open(source, env).await?)),
+            SourceKind::MastodonStream => Ok(Streamer::MastodonStream(
+                mastodon_stream::Stream::open(source, env).await?,
             )),
             other => Err(ConnectorError::Config(format!(
                 "{} is not a streaming connector",
@@ -68,6 +74,8 @@ impl Streamer {
     ) -> Result<(), Failure> {
         match self {
             Streamer::Jetstream(s) => s.session(tracker, shutdown).await,
+            Streamer::X(s) => s.session(tracker, shutdown).await,
+            Streamer::MastodonStream(s) => s.session(tracker, shutdown).await,
         }
     }
 }
