@@ -61,7 +61,7 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// The HTTP API, live feed and dashboard (`[server]`, `gema serve`).
     pub server: ServerConfig,
-    /// Platform connectors `gema run` polls (`[[sources]]`; `--no-sources` skips them).
+    /// Platform connectors `gema run` starts (`[[sources]]`; `--no-sources` skips them).
     pub sources: Vec<SourceConfig>,
 }
 

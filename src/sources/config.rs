@@ -1,5 +1,7 @@
-//! `[[sources]]`: the polling connectors `gema run` starts from `gema.toml`, each the same
-//! connector as its command (`gema rss`, `gema mastodon`, `gema hn`, `gema bluesky`).
+//! `[[sources]]`: the connectors `gema run` (and `gema serve --sources`) start from
+//! `gema.toml`: which kind, what it follows, where its API and state are, and the checks that
+//! name a bad key. Polling kinds are also the connector commands (`gema rss`, `gema mastodon`,
+//! `gema hn`, `gema bluesky`).
 
 use std::path::{Path, PathBuf};
 
