@@ -259,11 +259,10 @@ fn stand_ins(x_rules: XRules) -> axum::Router {
 }
 
 /// A Mastodon instance's streaming API (`/api/v1/streaming/hashtag?tag=…`, server-sent events):
-/// one `update` with a status, then `:thump` heartbeats and `delete` events of other statuses for
-/// as long as the connection stays open (the connector writes its health file only when an event
-/// arrives, heartbeats not counting, so with heartbeats alone `gema sources` would never show
-/// what it sent); and its hashtag timeline, which the connector reads to backfill only when it
-/// sent a status before (never on this first run). Its own router: the connector ignores the
+/// one `update` with a status, then only `:thump` heartbeats for as long as the connection stays
+/// open (a quiet stream: `gema sources` must still show what it sent); and its hashtag timeline,
+/// which the connector reads to backfill only when it sent a status before (never on this first
+/// run). Its own router: the connector ignores the
 /// instance URL's path, and the polled `mastodon` stand-in has the timeline route.
 fn streaming_instance() -> axum::Router {
     let hashtag = |q: axum::extract::Query<BTreeMap<String, String>>| async move {
@@ -282,7 +281,7 @@ fn streaming_instance() -> axum::Router {
             )));
             for i in 1.. {
                 tokio::time::sleep(TICK).await;
-                yield Ok(Bytes::from(format!(":thump\nevent: delete\ndata: 9{i:03}\n\n")));
+                yield Ok(Bytes::from(format!(":thump {i}\n")));
             }
         };
         Response::builder()
@@ -655,9 +654,8 @@ async fn gema_run_hears_every_configured_source_and_gema_sources_shows_their_sta
 
     // `gema sources --json`: each working one ok, running, with what it sent; the refused
     // credential stopped its source (naming the variable), the rate limit parks its own, and
-    // neither stopped the others. A stream writes its health file every 5 s while traffic
-    // arrives; the meta source writes it only on a call 5 s or more after its last write, so
-    // Meta's call is delivered again meanwhile (the repeat collapses by key, checked below).
+    // neither stopped the others. Health files follow within a few seconds, quiet streams and a
+    // single webhook call included.
     let deadline = Instant::now() + Duration::from_secs(30);
     let views = loop {
         let views = source_views(&config);
@@ -668,10 +666,6 @@ async fn gema_run_hears_every_configured_source_and_gema_sources_shows_their_sta
             .collect();
         if lagging.is_empty() || Instant::now() > deadline {
             break views;
-        }
-        if lagging.contains(&"ig") {
-            let (status, answer) = post_signed(&places.listen, &call).await;
-            assert_eq!(status, 200, "{answer}");
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };

@@ -480,16 +480,48 @@ async fn failures_are_sorted_by_reason_and_nothing_is_lost() {
     );
     assert_eq!((r[1].sent, &r[1].error), (1, &None), "{r:?}");
 
-    // A refused key stops the source: keyInvalid (400) and a plain 403 are Denied.
+    // A refused key stops the source: keyInvalid (400), accessNotConfigured (403), a plain
+    // 401 are Denied.
     for f in [
         api_error(400, "keyInvalid"),
-        api_error(403, "forbidden"),
+        api_error(403, "accessNotConfigured"),
         (StatusCode::UNAUTHORIZED, "".into(), None),
     ] {
         fault(f);
         let r = poller.poll(&follow).await.unwrap();
         assert!(r[0].error.as_ref().unwrap().is_denied(), "{r:?}");
     }
+    // `forbidden` closes one video's comments to the key: that video fails, the source goes on.
+    fault(api_error(403, "forbidden"));
+    let r = poller.poll(&follow).await.unwrap();
+    assert_eq!(
+        r[0].error.as_ref().unwrap().kind,
+        FailureKind::Transient,
+        "{r:?}"
+    );
+    // A key Google does not know: 400 `badRequest` "API key not valid" (how the API answers
+    // today) stops the source too.
+    let wrong = dir.path().join("wrong-key.json");
+    let mut refused = Poller::new(
+        &env.config.kafka,
+        &env.topics,
+        &base,
+        "not-the-key".into(),
+        10_000,
+        &wrong,
+    )
+    .await
+    .unwrap();
+    let r = refused.poll(&follow).await.unwrap();
+    let e = r[0].error.as_ref().unwrap();
+    assert!(
+        e.is_denied() && e.message.contains("API key not valid"),
+        "{e}"
+    );
+    assert!(
+        !e.message.contains("not-the-key"),
+        "the key stays out of messages: {e}"
+    );
 
     // quotaExceeded is a rate limit until midnight Pacific time, not a refused key, and it ends
     // the round: the next video is not asked for.

@@ -362,7 +362,7 @@ impl Running {
         let env = crate::sources::run::SourceEnv::new(config, self.metrics.clone());
         for source in &config.sources {
             let task =
-                crate::sources::run::run_source(source.clone(), env.clone(), self.shutdown.clone());
+                crate::sources::run::supervise(source.clone(), env.clone(), self.shutdown.clone());
             self.tasks.spawn(async move {
                 task.await;
                 Ok(())

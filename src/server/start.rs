@@ -150,7 +150,7 @@ pub async fn start(config: &Config, opts: ServeOptions) -> Result<RunningServer,
             .sources
             .iter()
             .map(|s| {
-                tokio::spawn(crate::sources::run::run_source(
+                tokio::spawn(crate::sources::run::supervise(
                     s.clone(),
                     env.clone(),
                     shutdown.clone(),

@@ -123,13 +123,15 @@ impl SourceKind {
     /// The environment variables holding its credentials (named when the platform refuses
     /// them).
     pub fn credential_envs(self) -> &'static [&'static str] {
+        use super::{meta, poll, reddit, x, youtube};
         match self {
-            SourceKind::Mastodon | SourceKind::MastodonStream => &["GEMA_MASTODON_TOKEN"],
-            SourceKind::Bluesky => &["GEMA_BLUESKY_TOKEN"],
-            SourceKind::Youtube => &["GEMA_YOUTUBE_API_KEY"],
-            SourceKind::Reddit => &["GEMA_REDDIT_CLIENT_ID", "GEMA_REDDIT_CLIENT_SECRET"],
-            SourceKind::X => &["GEMA_X_BEARER_TOKEN"],
-            SourceKind::Meta => &["GEMA_META_APP_SECRET", "GEMA_META_VERIFY_TOKEN"],
+            SourceKind::Mastodon | SourceKind::MastodonStream => &[poll::MASTODON_TOKEN_ENV],
+            SourceKind::Bluesky => &[poll::BLUESKY_TOKEN_ENV],
+            SourceKind::Youtube => &[youtube::API_KEY_ENV],
+            SourceKind::Reddit => &[reddit::CLIENT_ID_ENV, reddit::CLIENT_SECRET_ENV],
+            SourceKind::X => &[x::X_TOKEN_ENV],
+            // Meta's calls are checked with the app secret; a refusal names it.
+            SourceKind::Meta => &[meta::APP_SECRET_ENV, meta::VERIFY_TOKEN_ENV],
             SourceKind::Rss | SourceKind::Hn | SourceKind::Jetstream => &[],
         }
     }

@@ -96,7 +96,8 @@ pub struct SourceView {
     /// What it follows (URLs, tags, queries, channels), as configured.
     pub follow: Vec<String>,
     pub health: Option<Health>,
-    /// The process that wrote the health file is alive on this machine.
+    /// The process that wrote the health file is alive on this machine and rewrote it within
+    /// [`STALE`].
     pub running: bool,
 }
 
@@ -116,6 +117,11 @@ impl SourceView {
         matches!(self.state(), "failing" | "stopped")
     }
 }
+
+/// A health file not rewritten for this long belongs to a source that is not running (a
+/// running one rewrites it at least every 30 s), whatever its pid says: the pid may be reused,
+/// or be another container's.
+pub const STALE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Whether process `pid` is alive on this machine.
 fn alive(pid: u32) -> bool {
@@ -139,7 +145,16 @@ pub fn views_of(sources: &[super::config::SourceConfig], state_dir: &Path) -> Ve
         .iter()
         .map(|s| {
             let health = read(&s.state_path(state_dir)).ok().flatten();
-            let running = health.as_ref().is_some_and(|h| alive(h.pid));
+            let fresh = |h: &Health| {
+                h.updated_at.is_some_and(|t| {
+                    Utc::now()
+                        .signed_duration_since(t)
+                        .to_std()
+                        .unwrap_or_default()
+                        < STALE
+                })
+            };
+            let running = health.as_ref().is_some_and(|h| fresh(h) && alive(h.pid));
             SourceView {
                 name: s.name.clone(),
                 kind: s.kind.name().into(),
@@ -158,6 +173,8 @@ pub struct Tracker {
     inner: Arc<Mutex<Health>>,
     path: PathBuf,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Changed since the last write, and when that was (for [`Tracker::flush`]).
+    written: Arc<Mutex<(bool, std::time::Instant)>>,
 }
 
 impl Tracker {
@@ -183,6 +200,7 @@ impl Tracker {
             inner: Arc::new(Mutex::new(health)),
             path: health_path(state),
             metrics,
+            written: Arc::new(Mutex::new((false, std::time::Instant::now()))),
         };
         t.save();
         t
@@ -193,12 +211,17 @@ impl Tracker {
         self.inner.lock().unwrap().clone()
     }
 
+    fn changed(&self) {
+        self.written.lock().unwrap().0 = true;
+    }
+
     fn update(&self, f: impl FnOnce(&mut Health)) {
         let (name, kind, state) = {
             let mut h = self.inner.lock().unwrap();
             f(&mut h);
             (h.name.clone(), h.kind.clone(), h.state)
         };
+        self.changed();
         self.metrics
             .source(&name, &kind, |s| s.up = state == SourceState::Ok);
     }
@@ -214,6 +237,7 @@ impl Tracker {
             h.last_ok = Some(Utc::now());
             h.name.clone()
         };
+        self.changed();
         self.metrics.source(&name, "", |s| s.sent += n);
     }
 
@@ -238,8 +262,8 @@ impl Tracker {
         let now = Utc::now();
         let name = {
             let mut h = self.inner.lock().unwrap();
+            // Only `stop` stops a source: a refusal is a failure until the runner decides.
             h.state = match f.kind {
-                FailureKind::Denied => SourceState::Stopped,
                 FailureKind::RateLimited(_) => SourceState::RateLimited,
                 _ => SourceState::Failing,
             };
@@ -249,9 +273,22 @@ impl Tracker {
             h.errors += 1;
             h.name.clone()
         };
+        self.changed();
         self.metrics.source(&name, "", |s| {
             s.errors += 1;
             s.up = false;
+        });
+    }
+
+    /// Stopped for good (a refused credential): `message` says why and what to fix. The failure
+    /// that led here was already counted.
+    pub fn stop(&self, message: String) {
+        let now = Utc::now();
+        self.update(|h| {
+            h.state = SourceState::Stopped;
+            h.last_error = Some(message);
+            h.last_error_at = Some(now);
+            h.next_at = None;
         });
     }
 
@@ -261,9 +298,22 @@ impl Tracker {
         self.update(|h| h.next_at = Some(at));
     }
 
+    /// Writes the record when it changed since the last write, or when that write is older than
+    /// `heartbeat` (so readers see the source is alive). The runner calls it every few seconds.
+    pub fn flush(&self, heartbeat: std::time::Duration) {
+        let due = {
+            let w = self.written.lock().unwrap();
+            w.0 || w.1.elapsed() >= heartbeat
+        };
+        if due {
+            self.save();
+        }
+    }
+
     /// Writes the record to its health file (a failure to write is logged, never fatal: the
     /// source's work matters more than its report).
     pub fn save(&self) {
+        *self.written.lock().unwrap() = (false, std::time::Instant::now());
         let h = {
             let mut h = self.inner.lock().unwrap();
             h.updated_at = Some(Utc::now());
@@ -309,6 +359,8 @@ mod tests {
         let again = Tracker::open("yt", "youtube", &state, metrics);
         again.sent(2);
         again.failed(&Failure::new(FailureKind::Denied, "HTTP 403"));
+        assert_eq!(again.get().state, SourceState::Failing);
+        again.stop("HTTP 403; fix GEMA_YOUTUBE_API_KEY".into());
         again.save();
         let h = read(&state).unwrap().unwrap();
         assert_eq!((h.sent, h.errors, h.state), (5, 2, SourceState::Stopped));

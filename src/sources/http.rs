@@ -31,6 +31,8 @@ pub enum FailureKind {
 pub struct Failure {
     pub kind: FailureKind,
     pub message: String,
+    /// The HTTP status that caused it, when one did.
+    pub status: Option<u16>,
 }
 
 impl Failure {
@@ -38,6 +40,7 @@ impl Failure {
         Failure {
             kind,
             message: message.into(),
+            status: None,
         }
     }
 
@@ -59,6 +62,12 @@ impl Failure {
 
     pub fn is_denied(&self) -> bool {
         self.kind == FailureKind::Denied
+    }
+
+    /// Whether it ends a polling round for every followed item (a refused credential, a rate
+    /// limit), not just for the one that met it.
+    pub fn ends_round(&self) -> bool {
+        self.is_denied() || self.rate_limit().is_some()
     }
 
     /// The wait a rate-limited failure asks for.
@@ -86,7 +95,10 @@ impl Failure {
         } {
             message.push_str(&format!(" (rate limited; waiting {} s)", wait.as_secs()));
         }
-        Failure::new(kind, message)
+        Failure {
+            status: Some(code),
+            ..Failure::new(kind, message)
+        }
     }
 }
 
@@ -122,7 +134,7 @@ pub fn rate_limit_wait(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Durati
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
     };
-    let secs = |v: f64| Duration::from_secs_f64(v.max(0.0)).min(MAX_RATE_LIMIT_WAIT);
+    let secs = wait_secs;
     if let Some(v) = get("retry-after") {
         if let Ok(s) = v.parse::<f64>() {
             return Some(secs(s));
@@ -141,10 +153,19 @@ pub fn rate_limit_wait(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Durati
     }
     if spent("x-rate-limit-remaining") {
         if let Some(at) = get("x-rate-limit-reset").and_then(|v| v.parse::<i64>().ok()) {
-            return Some(secs((at - now.timestamp()) as f64));
+            return Some(secs(at.saturating_sub(now.timestamp()) as f64));
         }
     }
     None
+}
+
+/// A wait of `secs` seconds from a platform's header: at most [`MAX_RATE_LIMIT_WAIT`], none for
+/// a negative or non-finite value (`inf`, `NaN` parse as numbers too).
+pub fn wait_secs(secs: f64) -> Duration {
+    if !secs.is_finite() || secs <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::from_secs_f64(secs.min(MAX_RATE_LIMIT_WAIT.as_secs_f64()))
 }
 
 /// Exponential backoff with jitter: the n-th consecutive failure waits a random time between
@@ -235,6 +256,17 @@ mod tests {
             Some(MAX_RATE_LIMIT_WAIT)
         );
         assert_eq!(wait(&[("retry-after", "soon")]), None);
+        // Numbers a float parser takes but no wait is: no panic, no endless wait.
+        assert_eq!(wait(&[("retry-after", "inf")]), Some(Duration::ZERO));
+        assert_eq!(wait(&[("retry-after", "1e300")]), Some(MAX_RATE_LIMIT_WAIT));
+        assert_eq!(wait(&[("retry-after", "-5")]), Some(Duration::ZERO));
+        assert_eq!(
+            wait(&[
+                ("x-rate-limit-remaining", "0"),
+                ("x-rate-limit-reset", "-9223372036854775808")
+            ]),
+            Some(Duration::ZERO)
+        );
     }
 
     #[test]
@@ -243,6 +275,8 @@ mod tests {
         let f = Failure::from_status(reqwest::StatusCode::TOO_MANY_REQUESTS, &h);
         assert_eq!(f.rate_limit(), Some(Duration::from_secs(3)));
         assert!(f.message.contains("429"), "{f}");
+        assert_eq!(f.status, Some(429));
+        assert!(f.ends_round());
         let none = HeaderMap::new();
         assert!(Failure::from_status(reqwest::StatusCode::UNAUTHORIZED, &none).is_denied());
         assert!(Failure::from_status(reqwest::StatusCode::FORBIDDEN, &none).is_denied());

@@ -134,6 +134,12 @@ struct Feature {
     tag: Option<String>,
 }
 
+/// The latest `time_us` an event may carry at `now`: an hour ahead (clocks differ a little;
+/// an event much later than that is not a real one).
+fn far_future(now: DateTime<Utc>) -> i64 {
+    (now + chrono::Duration::hours(1)).timestamp_micros()
+}
+
 /// Reads one text frame: the event's `time_us`, and the mention of a newly created post that
 /// at least one of `queries` matches (`now` is its `ingested_at`).
 pub fn read_frame(text: &str, queries: &QuerySet, now: DateTime<Utc>) -> Frame {
@@ -334,7 +340,7 @@ impl Stream {
     /// The URL the next connection asks for: from just after the cursor, if any.
     pub fn url(&self) -> String {
         match self.cursor {
-            Some(c) => format!("{}&cursor={}", self.endpoint, c + 1),
+            Some(c) => format!("{}&cursor={}", self.endpoint, c.saturating_add(1)),
             None => self.endpoint.clone(),
         }
     }
@@ -420,6 +426,13 @@ impl Stream {
             Frame::Malformed(reason) => self.malformed(&reason),
             Frame::Event { time_us, .. } if self.cursor.is_some_and(|c| time_us <= c) => {
                 self.counts.repeated += 1;
+            }
+            // An event stamped far ahead of now would freeze the cursor there: every later
+            // event would look repeated. It is counted as malformed and the cursor stays.
+            Frame::Event { time_us, .. } if time_us > far_future(Utc::now()) => {
+                self.malformed(&format!(
+                    "time_us {time_us} is more than an hour ahead of now"
+                ));
             }
             Frame::Event { time_us, mention } => {
                 if let Some(m) = mention {

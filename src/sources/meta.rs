@@ -141,7 +141,7 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
 }
 
 /// What one call did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Delivery {
     /// Mentions Kafka stored.
     pub sent: usize,
@@ -149,6 +149,11 @@ pub struct Delivery {
     pub dead_lettered: usize,
     /// Changes passed over: removals, reactions, items without text.
     pub ignored: usize,
+    /// Why a mentioned comment could not be fetched for want of a working
+    /// `GEMA_META_ACCESS_TOKEN` (missing, expired, refused): shown in the source's health, since
+    /// those mentions go to the dead-letter topic until it is fixed. Not in the answer to Meta.
+    #[serde(skip)]
+    pub token_problem: Option<String>,
 }
 
 /// Why a change did not become a mention.
@@ -537,6 +542,9 @@ impl Webhook {
             delivery.sent += 1;
         }
         for (key, original, reason, error) in dead {
+            if matches!(reason, "no_access_token" | "graph_refused") {
+                delivery.token_problem = Some(error.clone());
+            }
             tracing::warn!(source = %self.name, reason, "Meta webhook change dead-lettered: {error}");
             let letter = DeadLetter {
                 stage: "meta".into(),
@@ -699,6 +707,9 @@ impl Webhook {
             Ok(d) => {
                 tracker.ok();
                 tracker.sent(d.sent as u64);
+                if let Some(problem) = &d.token_problem {
+                    tracker.failed(&Failure::new(FailureKind::Denied, problem.clone()));
+                }
             }
             Err(f) => tracker.failed(f),
         }
@@ -710,12 +721,20 @@ impl Webhook {
     }
 }
 
+/// How long one call may take (Graph fetches included) before it is answered 408, which Meta
+/// retries: Meta gives up on an answer after about 20 s and sends the call again anyway.
+pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// The endpoint's routes: `GET` / `POST` [`WEBHOOK_PATH`] and `GET /healthz`.
 pub fn router(hook: Arc<Webhook>) -> Router {
     Router::new()
         .route(WEBHOOK_PATH, get(verify).post(receive))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            CALL_TIMEOUT,
+        ))
         .with_state(hook)
 }
 

@@ -54,6 +54,18 @@ pub fn html_to_text(html: &str) -> String {
     decoded.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// `s` cut to at most `max` bytes at a char boundary.
+pub fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// A connector's state from the JSON file at `path`; a missing file is the default state.
 pub fn load_state<T: serde::de::DeserializeOwned + Default>(
     path: &std::path::Path,
@@ -110,8 +122,9 @@ impl SourceReport {
     }
 }
 
-/// Why a polling connector (`gema rss`, `gema mastodon`, `gema hn`, `gema bluesky`) could not
-/// run at all; a single feed's, tag's or query's failure is in its report instead.
+/// Why a connector could not start or run at all (Kafka, its state file, its config, the HTTP
+/// client); a single feed's, tag's or query's failure is a [`http::Failure`] in its report
+/// instead.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
     #[error("Kafka producer for {brokers}: {source}")]
@@ -163,7 +176,19 @@ impl Outlet {
     }
 
     /// Sends `m` keyed `<platform>:<id>` and waits until Kafka stored it; the error names it.
+    /// A text longer than a mention may be ([`crate::mention::MAX_TEXT_BYTES`]: a long Reddit
+    /// post, an article) is cut at a character boundary, so the enrich stage takes it.
     pub async fn send(&self, m: &crate::mention::Mention) -> Result<(), http::Failure> {
+        let shortened;
+        let m = if m.text.len() > crate::mention::MAX_TEXT_BYTES {
+            shortened = crate::mention::Mention {
+                text: cut(&m.text, crate::mention::MAX_TEXT_BYTES).to_string(),
+                ..m.clone()
+            };
+            &shortened
+        } else {
+            m
+        };
         let payload = serde_json::to_vec(m).expect("a mention serialises");
         let key = m.key();
         let record = rdkafka::producer::FutureRecord::to(&self.topic)

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::{SourceConfig, SourceKind};
 use super::health::Tracker;
-use super::http::{Backoff, Failure, FailureKind};
+use super::http::{Backoff, Failure};
 use super::run::SourceEnv;
 use super::{bluesky, hn, mastodon, reddit, rss, youtube, ConnectorError, SourceReport};
 
@@ -174,6 +174,8 @@ pub enum Next {
 /// The wait after a round whose reports are `reports`: a refused credential stops the source
 /// (naming `envs`), a rate limit waits as long as the platform asked (at least `every`),
 /// a round where everything failed backs off (from 5 s, at most `every`), otherwise `every`.
+/// A source with no credential (`envs` empty) never stops: a 401 / 403 there is a site's
+/// refusal of that feed or query (a firewall, a paywall), which may pass.
 pub fn after_round(
     reports: &[SourceReport],
     every: Duration,
@@ -184,6 +186,7 @@ pub fn after_round(
         .iter()
         .filter_map(|r| r.error.as_ref())
         .find(|f| f.is_denied())
+        .filter(|_| !envs.is_empty())
     {
         return Next::Stop(denied_message(denied, envs));
     }
@@ -203,13 +206,10 @@ pub fn after_round(
 
 /// The message for a refused credential, naming where it comes from.
 pub fn denied_message(f: &Failure, envs: &[&str]) -> String {
-    match envs {
-        [] => format!("{f}; the platform refused access, so the source stops (restart it after fixing access)"),
-        _ => format!(
-            "{f}; the platform refused the credential in {}, so the source stops (fix it and restart)",
-            envs.join(" / ")
-        ),
-    }
+    format!(
+        "{f}; the platform refused the credential in {}, so the source stops (fix it and restart)",
+        envs.join(" / ")
+    )
 }
 
 /// Polls `source` until `shutdown`: each round's reports are logged and counted in `tracker`,
@@ -240,11 +240,16 @@ pub async fn poll_loop(
                 }
                 tracker.sent(reports.iter().map(|r| r.sent as u64).sum());
                 tracker.cursor(poller.cursor());
-                for f in reports.iter().filter_map(|r| r.error.as_ref()) {
-                    tracker.failed(f);
-                }
+                let failures: Vec<&Failure> =
+                    reports.iter().filter_map(|r| r.error.as_ref()).collect();
                 if reports.iter().any(|r| r.error.is_none()) {
                     tracker.ok();
+                }
+                // A rate limit decides the state when there is one: the source waits for it.
+                let mut failures = failures;
+                failures.sort_by_key(|f| f.rate_limit().is_some());
+                for f in failures {
+                    tracker.failed(f);
                 }
                 after_round(
                     &reports,
@@ -263,7 +268,7 @@ pub async fn poll_loop(
         match next {
             Next::Stop(message) => {
                 tracing::error!(source = name, "{message}");
-                tracker.failed(&Failure::new(FailureKind::Denied, message));
+                tracker.stop(message);
                 tracker.save();
                 return;
             }
@@ -282,6 +287,7 @@ pub async fn poll_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::http::FailureKind;
 
     fn report(error: Option<Failure>) -> SourceReport {
         SourceReport {
@@ -336,6 +342,12 @@ mod tests {
             after_round(&[report(Some(limited))], every, &[], &mut b),
             Next::Wait(Duration::from_secs(600))
         );
+        // A refused access without a credential (a site's firewall) backs off, never stops.
+        let refused = Failure::new(FailureKind::Denied, "HTTP 403 Forbidden");
+        assert!(matches!(
+            after_round(&[report(Some(refused))], every, &[], &mut b),
+            Next::Wait(_)
+        ));
         // A refused credential stops the source, naming its variable.
         let denied = Failure::new(FailureKind::Denied, "HTTP 401 Unauthorized");
         let Next::Stop(m) = after_round(

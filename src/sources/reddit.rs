@@ -37,7 +37,7 @@ use serde::Deserialize;
 use serde_json::Map;
 
 use super::cursor::TimeCursor;
-use super::http::{Failure, FailureKind, DEFAULT_RATE_LIMIT_WAIT, MAX_RATE_LIMIT_WAIT};
+use super::http::{wait_secs, Failure, FailureKind, DEFAULT_RATE_LIMIT_WAIT};
 use super::{load_state, save_state, ConnectorError, Outlet, SourceReport};
 use crate::kafka::KafkaConfig;
 use crate::kafka::Topics;
@@ -237,11 +237,7 @@ pub fn nearly_spent(headers: &HeaderMap) -> Option<Duration> {
     if remaining > 1.0 {
         return None;
     }
-    Some(
-        get("x-ratelimit-reset").map_or(DEFAULT_RATE_LIMIT_WAIT, |s| {
-            Duration::from_secs_f64(s.max(0.0)).min(MAX_RATE_LIMIT_WAIT)
-        }),
-    )
+    Some(get("x-ratelimit-reset").map_or(DEFAULT_RATE_LIMIT_WAIT, wait_secs))
 }
 
 /// One listing to read: its state key, path and query.
@@ -353,12 +349,12 @@ impl Poller {
             };
             for l in &listings {
                 self.poll_listing(l, &mut report).await;
-                if report.error.as_ref().is_some_and(ends_round) {
+                if report.error.as_ref().is_some_and(Failure::ends_round) {
                     break;
                 }
             }
             save_state(&self.path, &self.cursors)?;
-            ended = report.error.clone().filter(ends_round);
+            ended = report.error.clone().filter(Failure::ends_round);
             reports.push(report);
         }
         Ok(reports)
@@ -476,10 +472,23 @@ impl Poller {
                 refreshed = true;
                 continue;
             }
+            if status == reqwest::StatusCode::FORBIDDEN {
+                // The app's token works (a refused one is 401): this listing is closed to it
+                // (a private, quarantined or banned subreddit). That entry fails, not the source.
+                return Err(Failure {
+                    status: Some(403),
+                    ..Failure::transient(format!(
+                        "HTTP {status} (a private, quarantined or banned subreddit?)"
+                    ))
+                });
+            }
             if !status.is_success() {
                 let f = Failure::from_status(status, &headers);
                 return Err(match refreshed && f.is_denied() {
-                    true => Failure::new(f.kind, format!("{} (with a fresh token)", f.message)),
+                    true => Failure {
+                        message: format!("{} (with a fresh token)", f.message),
+                        ..f
+                    },
                     false => f,
                 });
             }
@@ -530,11 +539,6 @@ impl Poller {
             ))),
         }
     }
-}
-
-/// Whether `f` ends the round for every followed entry.
-fn ends_round(f: &Failure) -> bool {
-    f.is_denied() || f.rate_limit().is_some()
 }
 
 #[cfg(test)]

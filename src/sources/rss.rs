@@ -22,7 +22,7 @@ use feed_rs::model::{Entry, Feed};
 use serde_json::Map;
 
 use super::http::Failure;
-use super::{html_to_text, load_state, save_state, ConnectorError, Outlet};
+use super::{cut, html_to_text, load_state, save_state, ConnectorError, Outlet};
 use crate::kafka::KafkaConfig;
 use crate::kafka::Topics;
 use crate::mention::{Author, Mention, MAX_TEXT_BYTES};
@@ -139,18 +139,6 @@ impl Seen {
             }
         }
     }
-}
-
-/// `s` cut to at most `max` bytes at a char boundary.
-fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// The mention for one item of the feed at `feed_url`; `None` for an item with no text.

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::{Mode, SourceConfig, SourceKind};
 use super::health::Tracker;
-use super::http::{Backoff, Failure, FailureKind};
+use super::http::{Backoff, Failure};
 use super::poll::{denied_message, poll_loop, Poller};
 use super::{jetstream, mastodon_stream, meta, x, ConnectorError};
 use crate::kafka::KafkaConfig;
@@ -96,6 +96,51 @@ async fn listen(
     }
 }
 
+/// A stream connection that lasted this long counts as working, even if quiet: the backoff
+/// starts over after it drops.
+const HELD_CONNECTION: Duration = Duration::from_secs(60);
+
+/// How often a running source rewrites its health file even when nothing happens, so `gema
+/// sources` can tell a live source from one whose process is gone ([`super::health::STALE`]).
+const HEARTBEAT: Duration = Duration::from_secs(30);
+
+/// How soon a change of a source's health (a mention sent, a connection made) reaches its
+/// health file at the latest.
+const FLUSH_EVERY: Duration = Duration::from_secs(2);
+
+/// Runs `source` until `shutdown` like [`run_source`], starting it again a minute after a
+/// panic (a connector bug meeting unexpected platform input must not silence the source for
+/// good); its health says what happened.
+pub async fn supervise(source: SourceConfig, env: SourceEnv, shutdown: CancellationToken) {
+    loop {
+        let task = tokio::spawn(run_source(source.clone(), env.clone(), shutdown.clone()));
+        match task.await {
+            Err(e) if e.is_panic() => {
+                let state = source.state_path(&env.state_dir);
+                let tracker = Tracker::open(
+                    &source.name,
+                    source.kind.name(),
+                    &state,
+                    env.metrics.clone(),
+                );
+                let f = Failure::transient(
+                    "the connector panicked (a bug: please report it with the log); \
+                     restarting in 60 s",
+                );
+                tracing::error!(source = %source.name, error = %e, "Source panicked; restarting in 60 s");
+                tracker.failed(&f);
+                tracker.next_in(Duration::from_secs(60));
+                tracker.save();
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                }
+            }
+            _ => return,
+        }
+    }
+}
+
 /// Keeps `streamer` connected until `shutdown`: after each drop it waits (the rate limit's
 /// wait, else backoff with jitter from 1 s up to `every`, reset once a session delivered
 /// mentions) and reconnects; a refused credential stops it.
@@ -106,9 +151,11 @@ pub async fn stream_loop(
     shutdown: &CancellationToken,
 ) {
     let name = source.name.as_str();
+    let envs = source.kind.credential_envs();
     let mut backoff = Backoff::new(Duration::from_secs(1), source.every());
     loop {
         let sent_before = tracker.get().sent;
+        let started = std::time::Instant::now();
         let result = streamer.session(tracker, shutdown).await;
         tracker.save();
         if shutdown.is_cancelled() {
@@ -117,19 +164,20 @@ pub async fn stream_loop(
         let f = result
             .err()
             .unwrap_or_else(|| Failure::transient("the stream ended"));
-        if f.is_denied() {
-            let message = denied_message(&f, source.kind.credential_envs());
+        tracker.failed(&f);
+        if f.is_denied() && !envs.is_empty() {
+            let message = denied_message(&f, envs);
             tracing::error!(source = name, "{message}");
-            tracker.failed(&Failure::new(FailureKind::Denied, message));
+            tracker.stop(message);
             tracker.save();
             return;
         }
-        if tracker.get().sent > sent_before {
+        // A session that delivered, or held a while, was a working connection: start over.
+        if tracker.get().sent > sent_before || started.elapsed() >= HELD_CONNECTION {
             backoff.reset();
         }
         let wait = f.rate_limit().unwrap_or_else(|| backoff.next_wait());
         tracing::warn!(source = name, error = %f, wait_s = wait.as_secs_f32(), "Stream dropped; reconnecting");
-        tracker.failed(&f);
         tracker.next_in(wait);
         tracker.save();
         tokio::select! {
@@ -139,11 +187,32 @@ pub async fn stream_loop(
     }
 }
 
+/// Aborts the task when dropped (the heartbeat ends with its source, however that returns).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Runs `source` until `shutdown` (see the module documentation).
 pub async fn run_source(source: SourceConfig, env: SourceEnv, shutdown: CancellationToken) {
     let state = source.state_path(&env.state_dir);
     let name = source.name.as_str();
     let tracker = Tracker::open(name, source.kind.name(), &state, env.metrics.clone());
+    let heartbeat = {
+        let (tracker, shutdown) = (tracker.clone(), shutdown.child_token());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(FLUSH_EVERY) => tracker.flush(HEARTBEAT),
+                }
+            }
+        })
+    };
+    let _stop_heartbeat = AbortOnDrop(heartbeat);
     tracing::info!(
         source = name,
         kind = source.kind.name(),

@@ -352,6 +352,7 @@ fn at_least_a_minute(f: Failure) -> Failure {
                 f.message,
                 MIN_RATE_LIMIT_WAIT.as_secs()
             ),
+            status: f.status,
         },
         _ => f,
     }
@@ -575,6 +576,8 @@ impl Stream {
         if let Some(since) = self.state.newest_id.clone() {
             let sent = self.backfill(&since, tracker).await?;
             tracing::info!(since_id = %since, sent, "X backfilled the gap from recent search");
+            // The stream is up: a rule's refused backfill is in the last error, not the state.
+            tracker.ok();
         }
         let mut saved = Instant::now();
         loop {
@@ -666,11 +669,22 @@ impl Stream {
     /// the stream still runs; any other failure ends the connection and the next one tries
     /// again.
     async fn backfill(&mut self, since: &str, tracker: &Tracker) -> Result<usize, Failure> {
+        let before = self.state.newest_id.clone();
+        let result = self.backfill_rules(since, tracker).await;
+        if result.is_err() {
+            // A rule not searched yet still needs the gap from `since`: the next connection
+            // backfills from there again (what was sent is remembered, so nothing repeats).
+            self.state.newest_id = before;
+        }
+        result
+    }
+
+    async fn backfill_rules(&mut self, since: &str, tracker: &Tracker) -> Result<usize, Failure> {
         let mut sent = 0;
         for rule in self.rules.clone() {
             let (mut tweets, users) = match self.search(&rule, since).await {
                 Ok(found) => found,
-                Err(f) if f.kind == FailureKind::Transient && f.message.contains("HTTP 400 ") => {
+                Err(f) if f.status == Some(400) => {
                     let f = Failure::new(
                         FailureKind::Malformed,
                         format!("{f}; posts since {since} of this rule are not backfilled"),

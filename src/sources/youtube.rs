@@ -370,16 +370,10 @@ pub fn until_reset(now: DateTime<Utc>) -> Duration {
     (reset - now).to_std().unwrap_or_default()
 }
 
-/// Whether `f` ends the round for every followed item (a refused key, a spent quota, a rate
-/// limit), not just for one video.
-fn ends_round(f: &Failure) -> bool {
-    f.is_denied() || f.rate_limit().is_some()
-}
-
 /// Keeps the failure that matters most for the report: one that ends the round over any other.
 fn note(report: &mut SourceReport, f: Failure) {
     match &report.error {
-        Some(old) if ends_round(old) || !ends_round(&f) => {}
+        Some(old) if old.ends_round() || !f.ends_round() => {}
         _ => report.error = Some(f),
     }
 }
@@ -470,7 +464,7 @@ impl Poller {
                         Target::Channel(c) => self.poll_channel(c, &mut report).await,
                     }
                     self.save()?;
-                    ended = report.error.clone().filter(ends_round);
+                    ended = report.error.clone().filter(Failure::ends_round);
                     targets.push(t);
                 }
             }
@@ -517,8 +511,11 @@ impl Poller {
         {
             Ok((pending, reply_counts)) => {
                 let mut st = known.unwrap_or_default();
-                st.reply_counts = reply_counts;
-                self.send_new(pending, &mut st.cursor, report).await;
+                // The reply counts move on only when every reply was stored: a count that
+                // already matched would never fetch the unsent ones again.
+                if self.send_new(pending, &mut st.cursor, report).await {
+                    st.reply_counts = reply_counts;
+                }
                 self.state.videos.insert(video.to_string(), st);
             }
             Err(e) => note(report, e.within(&format!("video {video}"))),
@@ -536,7 +533,7 @@ impl Poller {
             note(report, e.within(&format!("channel {channel} uploads")));
         }
         self.state.channels.insert(channel.to_string(), ch.clone());
-        if report.error.as_ref().is_some_and(ends_round) {
+        if report.error.as_ref().is_some_and(Failure::ends_round) {
             return;
         }
         let known = ch.threads.clone();
@@ -546,8 +543,9 @@ impl Poller {
         {
             Ok((pending, reply_counts)) => {
                 let mut st = known.unwrap_or_default();
-                st.reply_counts = reply_counts;
-                self.send_new(pending, &mut st.cursor, report).await;
+                if self.send_new(pending, &mut st.cursor, report).await {
+                    st.reply_counts = reply_counts;
+                }
                 if let Some(c) = self.state.channels.get_mut(channel) {
                     c.threads = Some(st);
                 }
@@ -555,7 +553,7 @@ impl Poller {
             Err(e) => note(report, e.within(&format!("channel {channel}"))),
         }
         for video in &ch.new_videos {
-            if report.error.as_ref().is_some_and(ends_round) {
+            if report.error.as_ref().is_some_and(Failure::ends_round) {
                 return;
             }
             self.poll_video(video, report).await;
@@ -708,7 +706,7 @@ impl Poller {
         mut pending: Vec<Pending>,
         cursor: &mut TimeCursor,
         report: &mut SourceReport,
-    ) {
+    ) -> bool {
         pending.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         pending.dedup_by(|a, b| a.1 == b.1);
         for (at, id, mention) in pending {
@@ -718,7 +716,7 @@ impl Poller {
             if let Some(m) = mention.filter(|_| !self.state.recent.contains(&id)) {
                 if let Err(e) = self.out.send(&m).await {
                     note(report, e);
-                    return;
+                    return false;
                 }
                 report.sent += 1;
                 self.state.recent.push_back(id.clone());
@@ -728,6 +726,7 @@ impl Poller {
             }
             cursor.record(at, &id);
         }
+        true
     }
 
     /// One list call of `resource`: counts its quota unit first (refusing it when the day's
@@ -794,6 +793,14 @@ impl Poller {
         headers: &reqwest::header::HeaderMap,
         body: &[u8],
     ) -> Failure {
+        // Google answers a bad key as 400 `badRequest` "API key not valid" with the detail
+        // `API_KEY_INVALID` (older answers: reason `keyInvalid`).
+        let key_refused = {
+            let text = String::from_utf8_lossy(body);
+            ["API_KEY_INVALID", "API key not valid", "API key expired"]
+                .iter()
+                .any(|t| text.contains(t))
+        };
         let (message, reasons) = match serde_json::from_slice::<ErrorBody>(body) {
             Ok(b) => (
                 b.error.message,
@@ -811,25 +818,24 @@ impl Poller {
             return self.quota_spent(Utc::now(), &format!("exceeded{detail}"));
         }
         let code = status.as_u16();
-        let kind = if has(ITEM_REASONS) {
+        let kind = if key_refused || has(&["keyInvalid", "keyExpired", "accessNotConfigured"]) {
+            FailureKind::Denied
+        } else if has(ITEM_REASONS) || has(&["forbidden"]) {
+            // `forbidden`: this video's or channel's comments are closed to the key.
             FailureKind::Transient
         } else if code == 429 || has(SLOW_DOWN_REASONS) {
             FailureKind::RateLimited(
                 rate_limit_wait(headers, Utc::now()).unwrap_or(DEFAULT_RATE_LIMIT_WAIT),
             )
-        } else if matches!(code, 401 | 403)
-            || has(&[
-                "keyInvalid",
-                "keyExpired",
-                "forbidden",
-                "accessNotConfigured",
-            ])
-        {
+        } else if matches!(code, 401 | 403) {
             FailureKind::Denied
         } else {
             FailureKind::Transient
         };
-        Failure::new(kind, format!("HTTP {status}{detail}"))
+        Failure {
+            status: Some(code),
+            ..Failure::new(kind, format!("HTTP {status}{detail}"))
+        }
     }
 
     fn save(&self) -> Result<(), ConnectorError> {
