@@ -148,14 +148,7 @@ pub struct Poller {
 impl Poller {
     /// Where it stands, for `gema sources`: per query, the newest time sent.
     pub fn cursor(&self) -> String {
-        self.queries
-            .iter()
-            .map(|(q, st)| match st.since {
-                Some(t) => format!("{q} since {}", t.to_rfc3339()),
-                None => format!("{q} (nothing yet)"),
-            })
-            .collect::<Vec<_>>()
-            .join("; ")
+        super::cursor::describe(self.queries.iter().map(|(q, st)| (q, st.since)))
     }
 
     /// A poller asking `api` (e.g. `https://public.api.bsky.app`) and sending to `topics.raw`,

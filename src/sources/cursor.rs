@@ -30,6 +30,29 @@ impl TimeCursor {
     }
 }
 
+/// Where each of several listings stands, for `gema sources`: `key since <time>` per entry
+/// (`key (nothing yet)` before the first item), joined by `; `.
+pub fn describe<'a>(
+    entries: impl Iterator<Item = (&'a String, Option<chrono::DateTime<chrono::Utc>>)>,
+) -> String {
+    entries
+        .map(|(k, t)| match t {
+            Some(t) => format!("{k} since {}", t.to_rfc3339()),
+            None => format!("{k} (nothing yet)"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl TimeCursor {
+    /// The newest item time sent, `None` before the first.
+    pub fn newest(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        (self.since > 0)
+            .then(|| chrono::DateTime::from_timestamp(self.since, 0))
+            .flatten()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Map;
 
 use super::http::Failure;
@@ -101,14 +101,9 @@ pub fn hit_mention(hit: &Hit, now: DateTime<Utc>) -> Option<Mention> {
     })
 }
 
-/// Where a query's polling stands.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct QueryState {
-    /// The newest `created_at_i` sent.
-    pub since: i64,
-    /// The ids sent at that second.
-    pub ids: Vec<String>,
-}
+/// Where a query's polling stands: the newest `created_at_i` sent and the ids sent at that
+/// second (the state file's format is unchanged).
+pub type QueryState = super::cursor::TimeCursor;
 
 /// Polls HN Search into Kafka.
 pub struct Poller {
@@ -122,15 +117,7 @@ pub struct Poller {
 impl Poller {
     /// Where it stands, for `gema sources`: per query, the newest second sent.
     pub fn cursor(&self) -> String {
-        self.queries
-            .iter()
-            .map(|(q, st)| {
-                let at = DateTime::<Utc>::from_timestamp(st.since, 0)
-                    .map_or(st.since.to_string(), |t| t.to_rfc3339());
-                format!("{q} since {at}")
-            })
-            .collect::<Vec<_>>()
-            .join("; ")
+        super::cursor::describe(self.queries.iter().map(|(q, st)| (q, st.newest())))
     }
 
     /// A poller asking `api` (e.g. `https://hn.algolia.com`) and sending to `topics.raw`, with
@@ -164,7 +151,7 @@ impl Poller {
                     let mut st = known.unwrap_or_default();
                     let now = Utc::now();
                     for h in &hits {
-                        if h.created_at_i == st.since && st.ids.contains(&h.object_id) {
+                        if !st.is_new(h.created_at_i, &h.object_id) {
                             continue;
                         }
                         if let Some(m) = hit_mention(h, now) {
@@ -174,11 +161,7 @@ impl Poller {
                             }
                             report.sent += 1;
                         }
-                        if h.created_at_i > st.since {
-                            st.since = h.created_at_i;
-                            st.ids.clear();
-                        }
-                        st.ids.push(h.object_id.clone());
+                        st.record(h.created_at_i, &h.object_id);
                     }
                     self.queries.insert(q.clone(), st);
                     save_state(&self.state, &self.queries)?;

@@ -192,8 +192,17 @@ impl Outlet {
         let payload = serde_json::to_vec(m).expect("a mention serialises");
         let key = m.key();
         let record = rdkafka::producer::FutureRecord::to(&self.topic)
-            .key(&key)
-            .payload(&payload);
+            .key(key.as_str())
+            .payload(payload.as_slice());
+        self.produce(record, &key).await
+    }
+
+    /// Sends `record` and waits until Kafka stored it; the error names `what`.
+    async fn produce(
+        &self,
+        record: rdkafka::producer::FutureRecord<'_, str, [u8]>,
+        what: &str,
+    ) -> Result<(), http::Failure> {
         self.producer
             .send(record, std::time::Duration::from_secs(10))
             .await
@@ -201,7 +210,7 @@ impl Outlet {
             .map_err(|(e, _)| {
                 http::Failure::new(
                     http::FailureKind::Kafka,
-                    format!("Kafka did not store {key}: {e}"),
+                    format!("Kafka did not store {what}: {e}"),
                 )
             })
     }
@@ -222,16 +231,8 @@ impl Outlet {
             .key(key)
             .payload(payload)
             .headers(dead.headers());
-        self.producer
-            .send(record, std::time::Duration::from_secs(10))
+        self.produce(record, &format!("the dead letter {key}"))
             .await
-            .map(|_| ())
-            .map_err(|(e, _)| {
-                http::Failure::new(
-                    http::FailureKind::Kafka,
-                    format!("Kafka did not store the dead letter {key}: {e}"),
-                )
-            })
     }
 
     /// Sends `req` and returns a 2xx or 304 answer; any other status is a [`http::Failure`] of

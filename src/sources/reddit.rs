@@ -264,16 +264,7 @@ pub struct Poller {
 impl Poller {
     /// Where it stands, for `gema sources`: per listing, the newest item time sent.
     pub fn cursor(&self) -> String {
-        self.cursors
-            .iter()
-            .map(
-                |(k, c)| match chrono::DateTime::<chrono::Utc>::from_timestamp(c.since, 0) {
-                    Some(t) if c.since > 0 => format!("{k} since {}", t.to_rfc3339()),
-                    _ => format!("{k} (nothing yet)"),
-                },
-            )
-            .collect::<Vec<_>>()
-            .join("; ")
+        super::cursor::describe(self.cursors.iter().map(|(k, c)| (k, c.newest())))
     }
 
     /// A poller asking `api` (e.g. `https://oauth.reddit.com`, tokens from [`token_url`]) as the

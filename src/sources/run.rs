@@ -196,10 +196,64 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// An exclusive lock on a source's `<state>.lock` file, held while the source runs in this
+/// process: a second process configured with the same source (`gema run` and `gema serve
+/// --sources` side by side) waits instead of polling twice and writing the same cursor file.
+struct SourceLock(#[allow(dead_code)] std::fs::File);
+
+impl SourceLock {
+    /// Takes the lock, or says which process holds it.
+    fn take(state: &std::path::Path) -> Result<SourceLock, String> {
+        use std::io::{Read, Seek, Write};
+        use std::os::fd::AsRawFd;
+        let path = state.with_extension("lock");
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        // SAFETY: flock on an open descriptor we own; LOCK_NB never blocks.
+        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r != 0 {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            return Err(format!(
+                "already running in process {} ({} is locked)",
+                holder.trim(),
+                path.display()
+            ));
+        }
+        let _ = file.set_len(0);
+        let _ = file.rewind();
+        let _ = write!(file, "{}", std::process::id());
+        Ok(SourceLock(file))
+    }
+}
+
 /// Runs `source` until `shutdown` (see the module documentation).
 pub async fn run_source(source: SourceConfig, env: SourceEnv, shutdown: CancellationToken) {
     let state = source.state_path(&env.state_dir);
     let name = source.name.as_str();
+    let _lock = loop {
+        match SourceLock::take(&state) {
+            Ok(lock) => break lock,
+            Err(why) => {
+                tracing::error!(
+                    source = name,
+                    "Not starting the source: {why}; trying again in 60 s"
+                );
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                }
+            }
+        }
+    };
     let tracker = Tracker::open(name, source.kind.name(), &state, env.metrics.clone());
     let heartbeat = {
         let (tracker, shutdown) = (tracker.clone(), shutdown.child_token());
@@ -249,5 +303,27 @@ pub async fn run_source(source: SourceConfig, env: SourceEnv, shutdown: Cancella
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(60)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_runs_in_one_process_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state/source-news.json");
+        let first = SourceLock::take(&state).unwrap();
+        let why = SourceLock::take(&state).err().unwrap();
+        assert!(
+            why.contains(&std::process::id().to_string()) && why.contains("source-news.lock"),
+            "{why}"
+        );
+        drop(first);
+        assert!(
+            SourceLock::take(&state).is_ok(),
+            "free once the holder is gone"
+        );
     }
 }
