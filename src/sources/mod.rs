@@ -242,7 +242,7 @@ impl Outlet {
         let resp = req
             .send()
             .await
-            .map_err(|e| http::Failure::transient(format!("fetching: {e}")))?;
+            .map_err(|e| http::Failure::transient(format!("fetching: {}", e.without_url())))?;
         let status = resp.status();
         let headers = resp.headers().clone();
         if !(status.is_success() || status == reqwest::StatusCode::NOT_MODIFIED) {
@@ -251,7 +251,7 @@ impl Outlet {
         let body = resp
             .bytes()
             .await
-            .map_err(|e| http::Failure::transient(format!("reading: {e}")))?
+            .map_err(|e| http::Failure::transient(format!("reading: {}", e.without_url())))?
             .to_vec();
         Ok(Answer {
             status,

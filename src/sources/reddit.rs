@@ -455,7 +455,7 @@ impl Poller {
             let resp = req
                 .send()
                 .await
-                .map_err(|e| Failure::transient(format!("fetching: {e}")))?;
+                .map_err(|e| Failure::transient(format!("fetching: {}", e.without_url())))?;
             let status = resp.status();
             let headers = resp.headers().clone();
             if status == reqwest::StatusCode::UNAUTHORIZED && !refreshed {
@@ -486,7 +486,7 @@ impl Poller {
             let body = resp
                 .bytes()
                 .await
-                .map_err(|e| Failure::transient(format!("reading: {e}")))?;
+                .map_err(|e| Failure::transient(format!("reading: {}", e.without_url())))?;
             let listing: Listing = serde_json::from_slice(&body)
                 .map_err(|e| Failure::malformed(format!("not a Reddit listing: {e}")))?;
             return Ok((listing, nearly_spent(&headers)));

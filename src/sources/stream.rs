@@ -28,7 +28,7 @@ pub async fn open(req: reqwest::RequestBuilder, what: &str) -> Result<reqwest::R
     let resp = req
         .send()
         .await
-        .map_err(|e| Failure::transient(format!("{what}: connecting: {e}")))?;
+        .map_err(|e| Failure::transient(format!("{what}: connecting: {}", e.without_url())))?;
     let status = resp.status();
     if !status.is_success() {
         return Err(Failure::from_status(status, resp.headers()).within(what));

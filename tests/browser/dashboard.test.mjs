@@ -99,6 +99,11 @@ try {
   const top = await page.locator("#try-words li").first().textContent();
   if (!top.startsWith("awful -")) fail("the top word is not awful pulling negative: " + top);
   console.log("try a post: negative because of " + top);
+  // The connector whose service is down shows as failing, with why (the panel refreshes
+  // every 30 s).
+  const source = page.locator("#sources tbody tr", { hasText: "hn-offline" });
+  await source.locator("td.neg", { hasText: "failing" }).waitFor({ timeout: 45000 });
+  console.log("sources panel: " + (await source.innerText()).replace(/\s+/g, " ").slice(0, 100));
   await page.screenshot({ path: screenshot, fullPage: true });
   console.log("screenshot: " + screenshot);
   if (errors.length) fail("page errors: " + errors.join("; "));

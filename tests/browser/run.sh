@@ -8,7 +8,8 @@
 # its own ClickHouse database and Kafka topic prefix: `gema migrate`, `gema serve` with the
 # enrich, sink, trends and router stages in-process, replays one strongly negative mention of a
 # tracked query, and the browser must see its alert arrive live, acknowledge it, and find it
-# acknowledged through the API. Screenshot: tests/browser/out/dashboard.png. Exit 0 = pass.
+# acknowledged through the API; a configured source whose service is down shows as failing in
+# the Sources panel. Screenshot: tests/browser/out/dashboard.png. Exit 0 = pass.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -39,11 +40,18 @@ export GEMA_API_TOKEN="browser-test-token-$id"
 ch_url="${GEMA_CLICKHOUSE_URL:-http://127.0.0.1:8123}"
 port="${GEMA_BROWSER_PORT:-$((20000 + RANDOM % 20000))}"
 cat > "$work/gema.toml" <<TOML
+state_dir = "$work/state"
 [[tracked]]
 name = "nusapay"
 query = 'nusapay OR @nusapay OR #nusapay*'
 [trends]
 warmup_buckets = 0
+# A connector whose service is down: the Sources panel must say so.
+[[sources]]
+name = "hn-offline"
+kind = "hn"
+api = "http://127.0.0.1:9"
+follow = ["nusapay"]
 TOML
 
 serve_pid=""
@@ -56,7 +64,7 @@ trap cleanup EXIT
 
 "$gema" --config "$work/gema.toml" migrate >/dev/null
 "$gema" --config "$work/gema.toml" serve --listen "127.0.0.1:$port" \
-  --stages enrich,sink,trends,router >"$here/out/serve.log" 2>&1 &
+  --stages enrich,sink,trends,router --sources >"$here/out/serve.log" 2>&1 &
 serve_pid=$!
 for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
