@@ -21,10 +21,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use common::{Stages, TestEnv};
 use gema::sources::config::{SourceConfig, SourceKind};
+use gema::sources::env::SourceEnv;
 use gema::sources::health::{self, Tracker};
 use gema::sources::http::FailureKind;
 use gema::sources::jetstream::{Cursor, Stream};
-use gema::sources::run::{run_source, SourceEnv, Streamer};
+use gema::sources::run::{run_source, Streamer};
 use gema::tracked::{QuerySet, TrackedQueryConfig};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -227,7 +228,12 @@ async fn matching_posts_become_mentions_once_across_a_drop_and_a_restart() {
         api: Some(api),
         ..SourceConfig::new(SourceKind::Jetstream, &[])
     };
-    let source_env = SourceEnv::new(&env.config, Arc::new(gema::metrics::Metrics::default()));
+    let source_env = SourceEnv::new(
+        &env.config.kafka,
+        &env.config.state_dir,
+        &env.config.tracked,
+        Arc::new(gema::metrics::Metrics::default()),
+    );
     let state = source.state_path(&env.config.state_dir);
 
     let shutdown = CancellationToken::new();
@@ -358,7 +364,12 @@ async fn a_refused_handshake_waits_a_silent_stream_is_dropped_and_no_query_refus
         api: Some(api),
         ..SourceConfig::new(SourceKind::Jetstream, &[])
     };
-    let no_queries = SourceEnv::new(&env.config, Arc::new(gema::metrics::Metrics::default()));
+    let no_queries = SourceEnv::new(
+        &env.config.kafka,
+        &env.config.state_dir,
+        &env.config.tracked,
+        Arc::new(gema::metrics::Metrics::default()),
+    );
     let Err(e) = Streamer::open(&source, &no_queries).await else {
         panic!("a jetstream source without tracked queries opened");
     };

@@ -25,10 +25,11 @@ use common::{Stages, TestEnv};
 use gema::mention::Mention;
 use gema::metrics::Metrics;
 use gema::sources::config::{SourceConfig, SourceKind};
+use gema::sources::env::SourceEnv;
 use gema::sources::health::{self, SourceState, Tracker};
 use gema::sources::http::FailureKind;
 use gema::sources::mastodon_stream::Stream;
-use gema::sources::run::{run_source, SourceEnv};
+use gema::sources::run::run_source;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 

@@ -22,8 +22,9 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use common::{Stages, TestEnv};
 use gema::sources::config::{SourceConfig, SourceKind};
+use gema::sources::env::SourceEnv;
 use gema::sources::meta::{self, Secrets, Webhook};
-use gema::sources::run::{run_source, SourceEnv};
+use gema::sources::run::run_source;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -329,7 +330,12 @@ async fn a_meta_source_listens_until_shutdown_and_its_mentions_reach_clickhouse(
         ..SourceConfig::new(SourceKind::Meta, &[])
     };
     source.validate().unwrap();
-    let source_env = SourceEnv::new(&env.config, Arc::new(gema::metrics::Metrics::default()));
+    let source_env = SourceEnv::new(
+        &env.config.kafka,
+        &env.config.state_dir,
+        &env.config.tracked,
+        Arc::new(gema::metrics::Metrics::default()),
+    );
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(run_source(source.clone(), source_env, shutdown.clone()));
     let base = format!("http://127.0.0.1:{port}");

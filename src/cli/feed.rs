@@ -8,9 +8,9 @@ use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use gema::config::Config;
 use gema::sources::config::{SourceConfig, SourceKind};
+use gema::sources::env::SourceEnv;
 use gema::sources::poll::{followed, Poller};
 use gema::sources::replay::{self, Progress, ReplayOptions, ReplayProgress, ReplaySummary, Speed};
-use gema::sources::run::SourceEnv;
 use gema::sources::synth::{self, SynthOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -240,7 +240,12 @@ where
 /// Polls `source` until Ctrl-C / SIGTERM (or once), with the same connector `gema run` starts
 /// for a `[[sources]]` entry.
 async fn poll_command(config: &Config, source: SourceConfig, once: bool) -> anyhow::Result<()> {
-    let env = SourceEnv::new(config, Default::default());
+    let env = SourceEnv::new(
+        &config.kafka,
+        &config.state_dir,
+        &config.tracked,
+        Default::default(),
+    );
     let poller = Poller::open(&source, &env).await?;
     let poller = tokio::sync::Mutex::new(poller);
     let follow = followed(&source, &env);

@@ -402,7 +402,7 @@ pub async fn status(config: &Config) -> anyhow::Result<()> {
             "Sources ({} configured; `gema sources` for details):",
             config.sources.len()
         );
-        for v in gema::sources::health::views(config) {
+        for v in gema::sources::health::views(&config.sources, &config.state_dir) {
             let h = v.health.clone().unwrap_or_default();
             println!(
                 "  {:<20} {:<16} {:<12} {:>7} sent {:>5} errors{}",

@@ -76,7 +76,7 @@ pub fn sources_table(views: &[SourceView], now: DateTime<Utc>) -> String {
 }
 
 pub fn sources(config: &Config, args: &SourcesArgs) -> anyhow::Result<()> {
-    let v = views(config);
+    let v = views(&config.sources, &config.state_dir);
     if args.json {
         for s in &v {
             println!("{}", serde_json::to_string(s)?);

@@ -359,7 +359,12 @@ impl Running {
     /// Starts polling every `[[sources]]` connector of `config` on its own task (one failing
     /// source never stops the others); they stop with the stages.
     pub fn start_sources(&mut self, config: &Config) {
-        let env = crate::sources::run::SourceEnv::new(config, self.metrics.clone());
+        let env = crate::sources::env::SourceEnv::new(
+            &config.kafka,
+            &config.state_dir,
+            &config.tracked,
+            self.metrics.clone(),
+        );
         for source in &config.sources {
             let task =
                 crate::sources::run::supervise(source.clone(), env.clone(), self.shutdown.clone());

@@ -80,7 +80,7 @@ pub async fn health() -> Json<serde_json::Value> {
 
 /// `GET /api/sources`: every `[[sources]]` connector with its health (see `gema sources`).
 pub async fn sources(State(st): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    let items = crate::sources::health::views_of(&st.sources, &st.state_dir);
+    let items = crate::sources::health::views(&st.sources, &st.state_dir);
     Json(json!({ "items": items }))
 }
 
@@ -105,11 +105,10 @@ pub async fn ready(State(st): State<Arc<AppState>>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let sources: Vec<serde_json::Value> =
-        crate::sources::health::views_of(&st.sources, &st.state_dir)
-            .iter()
-            .map(|v| json!({ "name": v.name, "kind": v.kind, "state": v.state() }))
-            .collect();
+    let sources: Vec<serde_json::Value> = crate::sources::health::views(&st.sources, &st.state_dir)
+        .iter()
+        .map(|v| json!({ "name": v.name, "kind": v.kind, "state": v.state() }))
+        .collect();
     let sources_ok = sources
         .iter()
         .all(|s| !matches!(s["state"].as_str(), Some("failing" | "stopped")));

@@ -145,7 +145,12 @@ pub async fn start(config: &Config, opts: ServeOptions) -> Result<RunningServer,
     };
     tokio::spawn(stop_feed);
     let sources: Vec<_> = if opts.sources {
-        let env = crate::sources::run::SourceEnv::new(config, state.metrics.clone());
+        let env = crate::sources::env::SourceEnv::new(
+            &config.kafka,
+            &config.state_dir,
+            &config.tracked,
+            state.metrics.clone(),
+        );
         config
             .sources
             .iter()

@@ -123,15 +123,17 @@ impl SourceKind {
     /// The environment variables holding its credentials (named when the platform refuses
     /// them).
     pub fn credential_envs(self) -> &'static [&'static str] {
-        use super::{meta, poll, reddit, x, youtube};
         match self {
-            SourceKind::Mastodon | SourceKind::MastodonStream => &[poll::MASTODON_TOKEN_ENV],
-            SourceKind::Bluesky => &[poll::BLUESKY_TOKEN_ENV],
-            SourceKind::Youtube => &[youtube::API_KEY_ENV],
-            SourceKind::Reddit => &[reddit::CLIENT_ID_ENV, reddit::CLIENT_SECRET_ENV],
-            SourceKind::X => &[x::X_TOKEN_ENV],
+            SourceKind::Mastodon | SourceKind::MastodonStream => &[super::env::MASTODON_TOKEN],
+            SourceKind::Bluesky => &[super::env::BLUESKY_TOKEN],
+            SourceKind::Youtube => &[super::env::YOUTUBE_API_KEY],
+            SourceKind::Reddit => &[
+                super::env::REDDIT_CLIENT_ID,
+                super::env::REDDIT_CLIENT_SECRET,
+            ],
+            SourceKind::X => &[super::env::X_BEARER_TOKEN],
             // Meta's calls are checked with the app secret; a refusal names it.
-            SourceKind::Meta => &[meta::APP_SECRET_ENV, meta::VERIFY_TOKEN_ENV],
+            SourceKind::Meta => &[super::env::META_APP_SECRET, super::env::META_VERIFY_TOKEN],
             SourceKind::Rss | SourceKind::Hn | SourceKind::Jetstream => &[],
         }
     }

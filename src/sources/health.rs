@@ -134,13 +134,9 @@ fn alive(pid: u32) -> bool {
     r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// Every `[[sources]]` entry of `config` with its health.
-pub fn views(config: &crate::config::Config) -> Vec<SourceView> {
-    views_of(&config.sources, &config.state_dir)
-}
-
-/// `sources` with their health, their state files under `state_dir`.
-pub fn views_of(sources: &[super::config::SourceConfig], state_dir: &Path) -> Vec<SourceView> {
+/// `sources` (a config's `[[sources]]`) with their health, their state files under
+/// `state_dir`.
+pub fn views(sources: &[super::config::SourceConfig], state_dir: &Path) -> Vec<SourceView> {
     sources
         .iter()
         .map(|s| {

@@ -37,9 +37,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::bluesky::Reply;
 use super::config::SourceConfig;
+use super::env::SourceEnv;
 use super::health::Tracker;
 use super::http::Failure;
-use super::run::SourceEnv;
 use super::{load_state, save_state, ConnectorError, Outlet};
 use crate::enrich::extract::extract;
 use crate::kafka::{KafkaConfig, Topics};

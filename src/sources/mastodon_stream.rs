@@ -33,11 +33,12 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::config::SourceConfig;
+use super::env::token_from_env;
+use super::env::SourceEnv;
 use super::health::Tracker;
 use super::http::Failure;
 use super::mastodon::{self, by_id, status_mention, Status};
-use super::poll::{token_from_env, MASTODON_TOKEN_ENV};
-use super::run::SourceEnv;
+use super::poll::MASTODON_TOKEN_ENV;
 use super::stream::{self, Body, RecentIds, Sse, SseEvent};
 use super::{load_state, save_state, ConnectorError, Outlet};
 use crate::kafka::{KafkaConfig, Topics};

@@ -47,10 +47,10 @@ use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
 use super::config::SourceConfig;
+use super::env::token_from_env;
+use super::env::SourceEnv;
 use super::health::Tracker;
 use super::http::{Failure, FailureKind};
-use super::poll::token_from_env;
-use super::run::SourceEnv;
 use super::{ConnectorError, Outlet};
 use crate::kafka::dlq::DeadLetter;
 use crate::kafka::{KafkaConfig, Topics};
@@ -62,11 +62,11 @@ pub const WEBHOOK_PATH: &str = "/webhooks/meta";
 /// The largest body taken (Meta batches up to 1000 changes per call, far below this).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// Env var with the app secret that signs Meta's calls.
-pub const APP_SECRET_ENV: &str = "GEMA_META_APP_SECRET";
+pub const APP_SECRET_ENV: &str = super::env::META_APP_SECRET;
 /// Env var with the token Meta's subscription check presents.
-pub const VERIFY_TOKEN_ENV: &str = "GEMA_META_VERIFY_TOKEN";
+pub const VERIFY_TOKEN_ENV: &str = super::env::META_VERIFY_TOKEN;
 /// Env var with a Graph API access token, to fetch the comments of Instagram mentions.
-pub const ACCESS_TOKEN_ENV: &str = "GEMA_META_ACCESS_TOKEN";
+pub const ACCESS_TOKEN_ENV: &str = super::env::META_ACCESS_TOKEN;
 /// How often the health record is written while calls arrive.
 const SAVE_EVERY: Duration = Duration::from_secs(5);
 

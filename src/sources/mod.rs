@@ -9,6 +9,7 @@
 pub mod bluesky;
 pub mod config;
 pub mod cursor;
+pub mod env;
 pub mod health;
 pub mod hn;
 pub mod http;

@@ -7,21 +7,18 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{SourceConfig, SourceKind};
+use super::env::SourceEnv;
 use super::health::Tracker;
 use super::http::{Backoff, Failure};
-use super::run::SourceEnv;
 use super::{bluesky, hn, mastodon, reddit, rss, youtube, ConnectorError, SourceReport};
 
 /// Env var with a Mastodon access token, for instances that do not serve public timelines
 /// anonymously.
-pub const MASTODON_TOKEN_ENV: &str = "GEMA_MASTODON_TOKEN";
+pub const MASTODON_TOKEN_ENV: &str = super::env::MASTODON_TOKEN;
 /// Env var with a Bluesky access token, for a service that does not serve search anonymously.
-pub const BLUESKY_TOKEN_ENV: &str = "GEMA_BLUESKY_TOKEN";
+pub const BLUESKY_TOKEN_ENV: &str = super::env::BLUESKY_TOKEN;
 
-/// A secret from the environment variable `name` (unset or empty: none); never logged.
-pub fn token_from_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|t| !t.is_empty())
-}
+use super::env::token_from_env;
 
 /// The secret in the environment variable `name`, which `who` cannot run without.
 fn required_env(name: &str, who: &str) -> Result<String, ConnectorError> {

@@ -44,9 +44,9 @@ use crate::kafka::Topics;
 use crate::mention::{Author, Mention, Metrics};
 
 /// Env var with the Reddit app's client id.
-pub const CLIENT_ID_ENV: &str = "GEMA_REDDIT_CLIENT_ID";
+pub const CLIENT_ID_ENV: &str = super::env::REDDIT_CLIENT_ID;
 /// Env var with the Reddit app's client secret.
-pub const CLIENT_SECRET_ENV: &str = "GEMA_REDDIT_CLIENT_SECRET";
+pub const CLIENT_SECRET_ENV: &str = super::env::REDDIT_CLIENT_SECRET;
 /// The OAuth API base; with it, tokens come from `https://www.reddit.com/api/v1/access_token`.
 pub const DEFAULT_API: &str = "https://oauth.reddit.com";
 /// Most pages of 100 items read per listing and poll.

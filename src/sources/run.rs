@@ -4,41 +4,16 @@
 //! `gema sources` shows. A source that cannot open retries every minute, and one whose
 //! credential is refused stops; neither stops the other sources or the pipeline.
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use super::config::{Mode, SourceConfig, SourceKind};
+use super::env::SourceEnv;
 use super::health::Tracker;
 use super::http::{Backoff, Failure};
 use super::poll::{denied_message, poll_loop, Poller};
 use super::{jetstream, mastodon_stream, meta, x, ConnectorError};
-use crate::kafka::KafkaConfig;
-use crate::metrics::Metrics;
-use crate::tracked::TrackedQueryConfig;
-
-/// What every source of a process shares: Kafka, where state files go, the tracked queries
-/// (X rules, the Jetstream filter, Google News presets follow them) and the metrics.
-#[derive(Clone)]
-pub struct SourceEnv {
-    pub kafka: KafkaConfig,
-    pub state_dir: PathBuf,
-    pub tracked: Vec<TrackedQueryConfig>,
-    pub metrics: Arc<Metrics>,
-}
-
-impl SourceEnv {
-    pub fn new(config: &crate::config::Config, metrics: Arc<Metrics>) -> SourceEnv {
-        SourceEnv {
-            kafka: config.kafka.clone(),
-            state_dir: config.state_dir.clone(),
-            tracked: config.tracked.clone(),
-            metrics,
-        }
-    }
-}
 
 /// One of the streaming connectors.
 pub enum Streamer {

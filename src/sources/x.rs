@@ -41,11 +41,11 @@ use serde_json::{json, Map};
 use tokio_util::sync::CancellationToken;
 
 use super::config::SourceConfig;
+use super::env::token_from_env;
+use super::env::SourceEnv;
 use super::health::Tracker;
 use super::http::{Failure, FailureKind};
 use super::mastodon::by_id;
-use super::poll::token_from_env;
-use super::run::SourceEnv;
 use super::stream::{self, RecentIds};
 use super::{load_state, save_state, ConnectorError, Outlet};
 use crate::kafka::{KafkaConfig, Topics};
@@ -54,7 +54,7 @@ use crate::tracked::search::{search_string, Dialect};
 use crate::tracked::TrackedQueryConfig;
 
 /// Env var with the X API bearer token.
-pub const X_TOKEN_ENV: &str = "GEMA_X_BEARER_TOKEN";
+pub const X_TOKEN_ENV: &str = super::env::X_BEARER_TOKEN;
 /// No bytes for this long (X's keep-alives come about every 20 s) is a stalled stream.
 pub const DEFAULT_STALL: Duration = Duration::from_secs(30);
 /// The shortest wait after a 429 (X asks for at least a minute).

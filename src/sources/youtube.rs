@@ -46,7 +46,7 @@ use crate::kafka::Topics;
 use crate::mention::{Author, Mention, Metrics};
 
 /// Env var with the YouTube Data API key.
-pub const API_KEY_ENV: &str = "GEMA_YOUTUBE_API_KEY";
+pub const API_KEY_ENV: &str = super::env::YOUTUBE_API_KEY;
 /// Quota units per day when `quota_per_day` is not set (the API's default quota).
 pub const DEFAULT_QUOTA_PER_DAY: u64 = 10_000;
 /// Most pages of 100 comment threads read per video (or channel) and poll.
