@@ -13,7 +13,7 @@ use crate::tracked::{Doc, QuerySet};
 use crate::trends::{bigrams, handle_term, hashtag_term, query_negative_term, query_term};
 
 use super::cascade::Cascade;
-use super::extract::{extract, keywords};
+use super::extract::{extract, keywords, merge_phrases};
 use super::stopwords::names_a_reason;
 
 /// Most keywords kept per mention.
@@ -27,6 +27,8 @@ pub const EXPLAINED_WORDS: usize = 16;
 pub struct Enricher {
     model: Arc<dyn SentimentModel>,
     queries: Arc<QuerySet>,
+    /// The queries' multi-word phrases, kept whole as keywords (`arunika air`).
+    phrases: Arc<Vec<Vec<String>>>,
     cascade: Option<Arc<Cascade>>,
 }
 
@@ -37,6 +39,7 @@ impl Enricher {
         Enricher {
             model,
             queries: Arc::new(queries),
+            phrases: Arc::default(),
             cascade: None,
         }
     }
@@ -89,6 +92,7 @@ impl Enricher {
 
     /// Matches `queries` against every mention (names stored in `EnrichedMention::queries`).
     pub fn with_queries(mut self, queries: QuerySet) -> Self {
+        self.phrases = Arc::new(queries.phrases());
         self.queries = Arc::new(queries);
         self
     }
@@ -102,7 +106,7 @@ impl Enricher {
         let extracted = extract(&mention.text);
         // A platform's hint decides only when detection has no evidence either way.
         let (lang, lang_confidence) = self.model.language(&mention.text, mention.lang.as_deref());
-        let mut kw = keywords(&extracted.normalized, MAX_KEYWORDS);
+        let mut kw = merge_phrases(keywords(&extracted.normalized, MAX_KEYWORDS), &self.phrases);
         // Hashtags are reported on their own; do not count them twice as keywords.
         kw.retain(|k| !extracted.hashtags.contains(k));
         let matched = self.queries.match_indices(&Doc {

@@ -88,6 +88,32 @@ pub fn keywords(normalized: &str, max: usize) -> Vec<String> {
     out
 }
 
+/// `keywords` with each run of words that spells one of `phrases` (a tracked brand name such
+/// as `arunika air`) joined into one keyword, so a brand is one term, not its words.
+pub fn merge_phrases(keywords: Vec<String>, phrases: &[Vec<String>]) -> Vec<String> {
+    if phrases.is_empty() {
+        return keywords;
+    }
+    let mut out = Vec::with_capacity(keywords.len());
+    let mut i = 0;
+    while i < keywords.len() {
+        let hit = phrases.iter().find(|p| {
+            keywords.len() - i >= p.len() && p.iter().zip(&keywords[i..]).all(|(w, k)| w == k)
+        });
+        match hit {
+            Some(p) => {
+                push_unique(&mut out, p.join(" "));
+                i += p.len();
+            }
+            None => {
+                push_unique(&mut out, keywords[i].clone());
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +140,20 @@ mod tests {
     fn hashtags_need_a_letter_and_skip_html_entities() {
         let e = extract("order #123 and &#39; then #2024Rocks");
         assert_eq!(e.hashtags, vec!["2024rocks"]);
+    }
+
+    #[test]
+    fn tracked_phrases_stay_one_keyword() {
+        let kw: Vec<String> = ["terbang", "arunika", "air", "delay", "air"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let phrases = vec![vec!["arunika".to_string(), "air".to_string()]];
+        assert_eq!(
+            merge_phrases(kw.clone(), &phrases),
+            vec!["terbang", "arunika air", "delay", "air"]
+        );
+        assert_eq!(merge_phrases(kw.clone(), &[]), kw);
     }
 
     #[test]

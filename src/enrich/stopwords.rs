@@ -10,13 +10,15 @@ him himself his how i i'm i've if in into is isn't it it's its itself just let's
 now of off on once only or other our ours ourselves out over own same she should so some such than that that's the \
 their theirs them themselves then there these they this those through to too under until up very was wasn't we \
 were what when where which while who whom why will with won't would you you're your yours yourself yourselves \
-really still even much many one two via amp rt lol im dont cant wont ive youre thats gonna wanna";
+really still even much many one two via amp rt lol im dont cant wont ive youre thats gonna wanna \
+today tonight tomorrow yesterday morning everyone everybody everything something anything thing things";
 
 const ID: &str = "ada adalah agar akan aku anda apa apakah atau bagi bahwa banget bgt belum bisa buat bukan dalam \
 dan dari dengan dgn di dia dong deh ga gak gue gua gw hanya harus ini itu jadi jangan juga kalau kalo kami kamu \
 karena krn ke kita kok lagi lah mau masih mereka nya nggak enggak ngga oleh pada para saja saya sama sampai \
 sangat sdh sekali setelah sih sudah supaya tapi tak telah tdk tentang tidak toh udah untuk utk yang yg ya aja \
-kan pun si sy tuh mah nih loh lho kah pula hari";
+kan pun si sy tuh mah nih loh lho kah pula hari \
+besok kemarin sekarang tadi nanti pagi siang sore malam";
 
 static STOP: LazyLock<HashSet<&'static str>> =
     LazyLock::new(|| EN.split_whitespace().chain(ID.split_whitespace()).collect());

@@ -104,6 +104,31 @@ enum Node {
 }
 
 /// The words `e` looks for, outside `NOT`: sequences, `NEAR` operands, hashtags and handles.
+/// The multi-word phrases `e` looks for (not under `NOT`), each as its folded words, exact ones
+/// only: `"arunika air"`, `top-up`.
+fn positive_phrases(e: &Expr, out: &mut Vec<Vec<String>>) {
+    let exact = |ws: &[Word]| -> Option<Vec<String>> {
+        ws.iter()
+            .map(|w| match w {
+                Word::Exact(s) => Some(s.clone()),
+                Word::Prefix(_) => None,
+            })
+            .collect()
+    };
+    match e {
+        Expr::And(v) | Expr::Or(v) => v.iter().for_each(|e| positive_phrases(e, out)),
+        Expr::Words(ws) if ws.len() > 1 => out.extend(exact(ws)),
+        Expr::Near { left, right, .. } => {
+            for side in [left, right] {
+                if side.len() > 1 {
+                    out.extend(exact(side));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 fn positive_words(e: &Expr, out: &mut Vec<Pat>) {
     match e {
         Expr::And(v) | Expr::Or(v) => v.iter().for_each(|e| positive_words(e, out)),
@@ -129,6 +154,8 @@ pub struct QuerySet {
     /// Per query, the words it looks for (not those under `NOT`): what [`QuerySet::mask`]
     /// replaces.
     mask_words: Vec<Vec<Pat>>,
+    /// Every query's multi-word phrases (see [`QuerySet::phrases`]).
+    phrases: Vec<Vec<String>>,
 }
 
 impl QuerySet {
@@ -156,6 +183,7 @@ impl QuerySet {
             let mut words = Vec::new();
             positive_words(&expr, &mut words);
             set.mask_words.push(words);
+            positive_phrases(&expr, &mut set.phrases);
             let node = set.lower(expr, &mut next_key);
             set.names.push(name.to_string());
             set.nodes.push(node);
@@ -209,6 +237,15 @@ impl QuerySet {
             Expr::Lang(l) => Node::Lang(l),
             Expr::Platform(p) => Node::Platform(p),
         }
+    }
+
+    /// The multi-word phrases the queries look for (`"arunika air"`), each as its folded words,
+    /// longest first: the brand names that keywords keep whole.
+    pub fn phrases(&self) -> Vec<Vec<String>> {
+        let mut p = self.phrases.clone();
+        p.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        p.dedup();
+        p
     }
 
     /// True when no queries are configured (the caller can skip matching).
@@ -570,6 +607,27 @@ mod tests {
         );
         assert_eq!(set.matches(&doc("nothing here")), Vec::<String>::new());
         assert!(QuerySet::compile(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn phrases_are_the_queries_multi_word_names() {
+        let set = QuerySet::compile(&[
+            TrackedQueryConfig {
+                name: "Arunika".into(),
+                query: "\"arunika air\" OR arunika-air OR (air NOT \"air mineral\")".into(),
+            },
+            TrackedQueryConfig {
+                name: "NusaPay".into(),
+                query: "nusapay OR \"nusa pay\" OR \"top up*\"".into(),
+            },
+        ])
+        .unwrap();
+        let words = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Negated phrases and phrases with a prefix are not names to keep whole.
+        assert_eq!(
+            set.phrases(),
+            vec![words(&["arunika", "air"]), words(&["nusa", "pay"])]
+        );
     }
 
     #[test]
