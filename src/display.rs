@@ -59,7 +59,16 @@ pub fn system_zone(tz_env: Option<&str>, localtime_link: Option<&str>) -> Tz {
         let (_, name) = path.split_once("zoneinfo/")?;
         name.parse::<Tz>().ok()
     };
-    from_env.or_else(from_link).unwrap_or(Tz::UTC)
+    let zone = from_env.or_else(from_link).unwrap_or(Tz::UTC);
+    // Debian links /etc/localtime to Etc/UTC: show it by its common name.
+    if matches!(
+        zone,
+        Tz::Etc__UTC | Tz::Etc__UCT | Tz::Etc__Universal | Tz::Etc__Zulu
+    ) {
+        Tz::UTC
+    } else {
+        zone
+    }
 }
 
 /// Formats times in the display zone.
@@ -234,6 +243,10 @@ mod tests {
             Tz::Asia__Makassar
         );
         assert_eq!(system_zone(None, Some("/etc/somewhere")), Tz::UTC);
+        assert_eq!(
+            system_zone(None, Some("/usr/share/zoneinfo/Etc/UTC")).name(),
+            "UTC"
+        );
         assert_eq!(system_zone(None, None), Tz::UTC);
     }
 

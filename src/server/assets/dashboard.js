@@ -313,7 +313,7 @@ async function loadTimeline() {
     const bucket = BUCKET[range];
     const r = await api("/api/timeline?query=" + encodeURIComponent(q) + "&since=" + range + "&bucket=" + bucket);
     const total = r.items.reduce((n, b) => n + b.total, 0);
-    note.textContent = (total ? total + " mentions" : "No mentions") + " of " + q + " in the last " + range +
+    note.textContent = (total ? total + " mention" + (total > 1 ? "s" : "") : "No mentions") + " of " + q + " in the last " + range +
       ", " + bucket + " buckets; net sentiment is left out where a bucket has nothing scored.";
     if (chart) { chart.destroy(); chart = null; }
     if (!total) {
@@ -337,9 +337,10 @@ async function loadTimeline() {
         { label: "mentions per " + bucket },
         { label: "net sentiment", scale: "net", side: 1, grid: { show: false } }],
       scales: { net: { range: [-1, 1] } },
+      // The legend shows the latest bucket whenever the pointer is not over the chart.
+      hooks: { setCursor: [(u) => { if (u.cursor.idx == null) setTimeout(() => u.setLegend({ idx: xs.length - 1 }), 0); }],
+        ready: [(u) => setTimeout(() => u.setLegend({ idx: xs.length - 1 }), 0)] },
     }, data, box);
-    // The legend shows the latest bucket until the pointer moves over the chart.
-    chart.setLegend({ idx: xs.length - 1 });
   } catch (e) {
     box.replaceChildren(el("p", {}, "error: " + e.message));
   }
