@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use crate::alerts::AlertsConfig;
+pub use crate::display::DisplayConfig;
 pub use crate::enrich::config::EnrichConfig;
 pub use crate::kafka::config::KafkaConfig;
 pub use crate::server::config::ServerConfig;
@@ -63,6 +64,9 @@ pub struct Config {
     pub server: ServerConfig,
     /// Platform connectors `gema run` starts (`[[sources]]`; `--no-sources` skips them).
     pub sources: Vec<SourceConfig>,
+    /// How times are shown to people: CLI tables, the API's local fields, the dashboard
+    /// (`[display]`).
+    pub display: DisplayConfig,
 }
 
 impl Default for Config {
@@ -83,11 +87,18 @@ impl Default for Config {
             state_dir: PathBuf::from(".gema/state"),
             server: ServerConfig::default(),
             sources: Vec::new(),
+            display: DisplayConfig::default(),
         }
     }
 }
 
 impl Config {
+    /// How times are shown ([`DisplayConfig`]); the zone was checked by [`Config::validate`],
+    /// so a config built in code with a bad zone shows UTC rather than failing.
+    pub fn display(&self) -> crate::display::Display {
+        self.display.display().unwrap_or_default()
+    }
+
     /// Loads `path` (or `gema.toml` in the working directory when it exists), then applies the
     /// `GEMA_*` environment variables, then validates.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
@@ -157,6 +168,7 @@ impl Config {
         self.enrich.validate().map_err(|e| e.within("enrich"))?;
         self.sink.validate().map_err(|e| e.within("sink"))?;
         self.server.validate().map_err(|e| e.within("server"))?;
+        self.display.validate().map_err(|e| e.within("display"))?;
         for (section, d) in [
             ("trends", &self.trends),
             ("keywords", &self.keywords),

@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod config;
+pub mod display;
 pub mod enrich;
 pub mod kafka;
 pub mod mention;

@@ -19,7 +19,7 @@ fn items(v: &Value) -> &Vec<Value> {
         .unwrap_or_else(|| panic!("no items in {v}"))
 }
 
-const PROTECTED: [&str; 11] = [
+const PROTECTED: [&str; 14] = [
     "/metrics",
     "/api/trends/top",
     "/api/trends/rising",
@@ -27,6 +27,9 @@ const PROTECTED: [&str; 11] = [
     "/api/timeline?query=nusapay",
     "/api/share-of-voice",
     "/api/queries",
+    "/api/display",
+    "/api/headline",
+    "/api/authors/top",
     "/api/alerts",
     "/api/feed",
     "/api/feed/mentions",
@@ -296,6 +299,20 @@ async fn every_endpoint_answers_from_the_seeded_data() {
         let want = (n("positive") - n("negative")) / (n("negative") + n("neutral") + n("positive"));
         assert!((n("net_sentiment") - want).abs() < 1e-9, "{x}");
     }
+    // An empty bucket is a gap: zero counts, no net sentiment.
+    for x in b.iter().filter(|x| x["total"].as_u64().unwrap() == 0) {
+        assert!(x["net_sentiment"].is_null(), "{x}");
+    }
+    // Times come in UTC and, beside them, in the display zone (Asia/Jakarta here).
+    assert_eq!(v["time_zone"], "Asia/Jakarta");
+    let utc: chrono::DateTime<Utc> = b[0]["bucket_start"].as_str().unwrap().parse().unwrap();
+    let local = b[0]["bucket_start_local"].as_str().unwrap();
+    assert!(local.ends_with("+07:00"), "{local}");
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(local).unwrap(),
+        utc,
+        "the same instant"
+    );
     // A name neither tracked nor mentioned is a typo: 404 naming the tracked queries, not a
     // timeline of zeros.
     let (status, v) = s
@@ -335,6 +352,77 @@ async fn every_endpoint_answers_from_the_seeded_data() {
 
     let (_, v) = s.get("/api/queries").await;
     assert_eq!(items(&v).len(), 2);
+
+    let (st, v) = s.get("/api/display").await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        (
+            v["time_zone"].as_str(),
+            v["abbreviation"].as_str(),
+            v["offset_seconds"].as_i64()
+        ),
+        (Some("Asia/Jakarta"), Some("WIB"), Some(7 * 3600))
+    );
+
+    // Headline per tracked query over the last 6 h against the 6 h before. Seeded in the last
+    // 6 h: nusapay 4 negative (one 5 h ago), 1 positive, 2 neutral by 7 authors of 100
+    // followers each, except n0's author, who has 50,000; kopikita 4 positive by 4 authors.
+    // Before: nothing.
+    let (st, v) = s.get("/api/headline?since=6h").await;
+    assert_eq!(st, 200, "{v}");
+    let h = items(&v);
+    let names: Vec<&str> = h.iter().map(|x| x["query"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["nusapay", "kopikita"], "config order");
+    assert_eq!(
+        (
+            h[0]["mentions"].as_u64(),
+            h[0]["negative"].as_u64(),
+            h[0]["reach"].as_u64()
+        ),
+        (Some(7), Some(4), Some(50_000 + 6 * 100))
+    );
+    assert!((h[0]["negative_share"].as_f64().unwrap() - 4.0 / 7.0).abs() < 1e-9);
+    assert!(
+        h[0]["mentions_change"].is_null(),
+        "nothing before: no change"
+    );
+    assert_eq!(
+        (
+            h[1]["mentions"].as_u64(),
+            h[1]["negative_share"].as_f64(),
+            h[1]["reach"].as_u64()
+        ),
+        (Some(4), Some(0.0), Some(400))
+    );
+    // Over the last 4 h against the 4 h before, the old negative (5 h ago) is in "before".
+    let (_, v) = s.get("/api/headline?since=4h").await;
+    let h = items(&v);
+    assert_eq!(h[0]["mentions"], 6);
+    assert_eq!(h[0]["previous"]["mentions"], 1);
+    assert_eq!(h[0]["previous"]["negative"], 1);
+    assert!((h[0]["mentions_change"].as_f64().unwrap() - 5.0).abs() < 1e-9);
+    assert!((h[0]["negative_share"].as_f64().unwrap() - 0.5).abs() < 1e-9);
+    assert!((h[0]["negative_share_change"].as_f64().unwrap() + 0.5).abs() < 1e-9);
+    assert!((h[0]["reach_change"].as_f64().unwrap() - (50_500.0 - 100.0) / 100.0).abs() < 1e-9);
+
+    // Top authors by reach: n0's author first.
+    let (st, v) = s.get("/api/authors/top?since=6h&limit=3").await;
+    assert_eq!(st, 200, "{v}");
+    let a = items(&v);
+    assert_eq!(a.len(), 3);
+    assert_eq!(
+        (
+            a[0]["handle"].as_str(),
+            a[0]["followers"].as_u64(),
+            a[0]["negative"].as_u64()
+        ),
+        (Some("usern0"), Some(50_000), Some(1))
+    );
+    let (_, v) = s.get("/api/authors/top?since=6h&query=kopikita").await;
+    assert_eq!(items(&v).len(), 4);
+    assert!(items(&v)
+        .iter()
+        .all(|a| a["handle"].as_str().unwrap().starts_with("userk")));
 
     // Alerts: history, filters, acknowledge / resolve, unknown ids.
     let (_, v) = s.get("/api/alerts").await;
@@ -847,6 +935,9 @@ fn openapi_describes_every_route() {
         "/api/timeline:",
         "/api/share-of-voice:",
         "/api/queries:",
+        "/api/display:",
+        "/api/headline:",
+        "/api/authors/top:",
         "/api/alerts:",
         "/api/alerts/{id}/{action}:",
         "/api/feed:",

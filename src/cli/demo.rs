@@ -129,7 +129,7 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
         .cloned()
         .collect();
     big.sort_by_key(|a| a.event_time);
-    print!("{}", alerts_table(&big));
+    print!("{}", alerts_table(&big, &config.display()));
     println!(
         "-- latest negative comments to answer (the router rate-limits these; see `gema alerts`):"
     );
@@ -139,12 +139,15 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
         .take(8)
         .cloned()
         .collect();
-    print!("{}", alerts_table(&comments));
+    print!("{}", alerts_table(&comments, &config.display()));
 
     println!("\n== Rising now: strongest bursts over the feed (score = authors above baseline, in std devs)");
     print!(
         "{}",
-        rising_table(&trends::rising(&store, feed_start, now, 10).await?)
+        rising_table(
+            &trends::rising(&store, feed_start, now, 10).await?,
+            &config.display()
+        )
     );
 
     println!("\n== Top volume in the last hour (hashtags and keywords)");
@@ -170,7 +173,7 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
     };
     print!(
         "{}",
-        mentions_table(&mentions::search(&store, &filter).await?)
+        mentions_table(&mentions::search(&store, &filter).await?, &config.display())
     );
 
     println!("\n== Dead letters (malformed input, kept with the reason)");

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use gema::config::Config;
+use gema::display::Display;
 use gema::kafka::dlq::read_dead_letters;
 use gema::kafka::{lag, Group};
 use gema::query::corrections;
@@ -101,7 +102,7 @@ pub async fn trends(config: &Config, args: &TrendsArgs) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(r)?);
             }
         } else {
-            print!("{}", rising_table(&rows));
+            print!("{}", rising_table(&rows, &config.display()));
         }
         return Ok(());
     }
@@ -116,14 +117,18 @@ pub async fn trends(config: &Config, args: &TrendsArgs) -> anyhow::Result<()> {
     println!("Rising now (burst score against each term's baseline)");
     print!(
         "{}",
-        rising_table(&trends::rising(&store, args.since, until, args.top.min(10)).await?)
+        rising_table(
+            &trends::rising(&store, args.since, until, args.top.min(10)).await?,
+            &config.display()
+        )
     );
     println!("\nTop volume");
     if rows.is_empty() {
+        let d = config.display();
         println!(
             "No mentions between {} and {}.",
-            args.since.to_rfc3339(),
-            until.to_rfc3339()
+            d.full(args.since),
+            d.full(until)
         );
     } else {
         print!("{}", trends_table(&rows));
@@ -196,12 +201,12 @@ fn confidence_arg(s: &str) -> Result<f32, String> {
     mentions::parse_confidence(s).ok_or_else(|| format!("{s:?} is not a confidence from 0 to 1"))
 }
 
-pub fn mentions_table(rows: &[MentionHit]) -> String {
+pub fn mentions_table(rows: &[MentionHit], display: &Display) -> String {
     let body: Vec<Vec<String>> = rows
         .iter()
         .map(|m| {
             vec![
-                m.created_at.format("%m-%d %H:%M").to_string(),
+                display.short(m.created_at),
                 m.platform.clone(),
                 format!("@{}", m.author_handle),
                 m.author_followers.to_string(),
@@ -220,7 +225,7 @@ pub fn mentions_table(rows: &[MentionHit]) -> String {
         .collect();
     table::render(
         &[
-            "time (UTC)",
+            &display.header("time"),
             "platform",
             "author",
             "followers",
@@ -295,7 +300,7 @@ pub async fn mentions(config: &Config, args: &MentionsArgs) -> anyhow::Result<()
     } else if rows.is_empty() {
         println!("No mentions match.");
     } else {
-        print!("{}", mentions_table(&rows));
+        print!("{}", mentions_table(&rows, &config.display()));
     }
     Ok(())
 }
@@ -421,7 +426,7 @@ pub async fn status(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn alerts_table(rows: &[gema::query::alerts::StoredAlert]) -> String {
+pub fn alerts_table(rows: &[gema::query::alerts::StoredAlert], display: &Display) -> String {
     let body: Vec<Vec<String>> = rows
         .iter()
         .map(|a| {
@@ -430,12 +435,12 @@ pub fn alerts_table(rows: &[gema::query::alerts::StoredAlert]) -> String {
                 .and_then(|s| s.first().map(|s| s.url.clone()))
                 .unwrap_or_default();
             vec![
-                a.detected_at.format("%H:%M:%S").to_string(),
+                display.short_secs(a.detected_at),
                 a.severity.clone(),
                 a.kind.clone(),
                 a.status.clone(),
                 a.id.clone(),
-                format!("{} — {}", a.title, a.why),
+                display.localize_utc_clocks(&format!("{} — {}", a.title, a.why), a.detected_at),
                 link,
             ]
         })
@@ -445,7 +450,7 @@ pub fn alerts_table(rows: &[gema::query::alerts::StoredAlert]) -> String {
     }
     table::render(
         &[
-            "detected",
+            &display.header("detected"),
             "severity",
             "kind",
             "status",
@@ -458,7 +463,7 @@ pub fn alerts_table(rows: &[gema::query::alerts::StoredAlert]) -> String {
     )
 }
 
-pub fn rising_table(rows: &[gema::query::trends::Rising]) -> String {
+pub fn rising_table(rows: &[gema::query::trends::Rising], display: &Display) -> String {
     let body: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -467,7 +472,7 @@ pub fn rising_table(rows: &[gema::query::trends::Rising]) -> String {
                 format!("{:.1}", r.score),
                 r.authors.to_string(),
                 format!("{:.1}", r.baseline_mean),
-                r.bucket_start.format("%m-%d %H:%M").to_string(),
+                display.short(r.bucket_start),
                 gema::alerts::trend::sparkline(&r.sparkline),
             ]
         })
@@ -481,7 +486,7 @@ pub fn rising_table(rows: &[gema::query::trends::Rising]) -> String {
             "score",
             "authors",
             "baseline",
-            "bucket (UTC)",
+            &display.header("bucket"),
             "recent buckets",
         ],
         &body,
@@ -546,10 +551,15 @@ pub async fn alerts(config: &Config, args: &AlertsArgs) -> anyhow::Result<()> {
     .await?;
     if args.json {
         for r in &rows {
-            println!("{}", serde_json::to_string(r)?);
+            // `samples` is stored as JSON text; print it as the array it is.
+            let mut v = serde_json::to_value(r)?;
+            if let Ok(samples) = serde_json::from_str::<serde_json::Value>(&r.samples) {
+                v["samples"] = samples;
+            }
+            println!("{v}");
         }
     } else {
-        print!("{}", alerts_table(&rows));
+        print!("{}", alerts_table(&rows, &config.display()));
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub mod corrections;
+pub mod headline;
 pub mod mentions;
 pub mod table;
 pub mod time;

@@ -17,8 +17,9 @@ pub struct TimelineBucket {
     pub negative: u64,
     pub neutral: u64,
     pub positive: u64,
-    /// (positive - negative) / scored, in [-1, 1]; 0 for an empty bucket.
-    pub net_sentiment: f64,
+    /// (positive - negative) / scored, in [-1, 1]; `None` (JSON null) for a bucket with nothing
+    /// scored: a gap, not a neutral hour.
+    pub net_sentiment: Option<f64>,
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -188,7 +189,7 @@ fn fill(
             negative: 0,
             neutral: 0,
             positive: 0,
-            net_sentiment: 0.0,
+            net_sentiment: None,
         };
         while let Some(r) = rows.next_if(|r| i64::from(r.bucket) <= t) {
             if i64::from(r.bucket) == t {
@@ -196,7 +197,8 @@ fn fill(
                 b.negative = r.negative;
                 b.neutral = r.neutral;
                 b.positive = r.positive;
-                b.net_sentiment = net(r.negative, r.neutral, r.positive);
+                b.net_sentiment = (r.negative + r.neutral + r.positive > 0)
+                    .then(|| net(r.negative, r.neutral, r.positive));
             }
         }
         out.push(b);
@@ -297,11 +299,14 @@ mod tests {
         let starts: Vec<i64> = out.iter().map(|b| b.bucket_start.timestamp()).collect();
         assert_eq!(starts, vec![3_600, 7_200, 10_800]);
         assert_eq!(out[0].total, 4);
-        assert!((out[0].net_sentiment + 0.5).abs() < 1e-9);
+        assert!((out[0].net_sentiment.unwrap() + 0.5).abs() < 1e-9);
         assert_eq!(out[1].total, 0);
-        assert_eq!(out[1].net_sentiment, 0.0);
+        assert_eq!(
+            out[1].net_sentiment, None,
+            "an empty bucket is a gap, not 0"
+        );
         assert_eq!(out[2].positive, 2);
-        assert!((out[2].net_sentiment - 1.0).abs() < 1e-9);
+        assert!((out[2].net_sentiment.unwrap() - 1.0).abs() < 1e-9);
     }
 
     #[test]

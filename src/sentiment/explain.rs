@@ -14,6 +14,20 @@ pub struct WordEffect {
     pub effect: f32,
 }
 
+/// A word as people read it in an explanation: without the punctuation around it (`bales.` is
+/// `bales`, `"awful"` is `awful`), keeping a leading `#` or `@`. A word of punctuation only
+/// (an emoji, `!!!`) stays as it is.
+pub fn bare_word(word: &str) -> &str {
+    let keep = |c: char| c.is_alphanumeric() || c == '#' || c == '@';
+    let end = word.trim_end_matches(|c: char| !c.is_alphanumeric());
+    let trimmed = end.trim_start_matches(|c: char| !keep(c));
+    if trimmed.is_empty() {
+        word
+    } else {
+        trimmed
+    }
+}
+
 /// Smallest move of the score that counts.
 const MIN_EFFECT: f32 = 0.01;
 
@@ -48,7 +62,7 @@ pub fn word_effects<E>(
         .iter()
         .zip(scores)
         .map(|(&k, s)| WordEffect {
-            word: words[k].to_string(),
+            word: bare_word(words[k]).to_string(),
             effect: score - s,
         })
         .filter(|e| e.effect.abs() >= MIN_EFFECT)
@@ -83,6 +97,18 @@ pub fn model_word_effects(
 mod tests {
     use super::*;
     use crate::sentiment::lexicon::LexiconModel;
+
+    #[test]
+    fn explained_words_are_shown_without_their_punctuation() {
+        assert_eq!(bare_word("bales."), "bales");
+        assert_eq!(bare_word("\"awful\","), "awful");
+        assert_eq!(bare_word("(#NusaPayDown)!"), "#NusaPayDown");
+        assert_eq!(bare_word("@nusapay:"), "@nusapay");
+        assert_eq!(bare_word("!!!"), "!!!");
+        assert_eq!(bare_word("😡"), "😡");
+        let words = lexicon_effects("the service is awful.", Lang::En, |_| true, 64);
+        assert_eq!(words[0].word, "awful", "{words:?}");
+    }
 
     /// [`model_word_effects`] under the built-in lexicon, scoring the whole text first.
     fn lexicon_effects(

@@ -16,7 +16,8 @@ use serde_json::json;
 use super::error::ApiError;
 use super::params::Params;
 use super::AppState;
-use crate::query::{alerts, corrections, mentions, timeline, trends};
+use crate::display::Display;
+use crate::query::{alerts, corrections, headline, mentions, timeline, trends};
 use crate::sentiment::explain::model_word_effects;
 use crate::sentiment::Label;
 
@@ -32,12 +33,34 @@ fn params(q: QueryMap, allowed: &[&str]) -> Result<Params, ApiError> {
     Params::new(map, allowed)
 }
 
-/// `{"items": [...]}` plus the window it covers.
+/// `{"items": [...]}` plus the window it covers, and the display zone with the window in it.
 #[derive(Serialize)]
 struct Page<T: Serialize> {
     since: chrono::DateTime<chrono::Utc>,
     until: chrono::DateTime<chrono::Utc>,
+    /// The `[display]` zone every `*_local` field is in.
+    time_zone: &'static str,
+    since_local: String,
+    until_local: String,
     items: Vec<T>,
+}
+
+impl<T: Serialize> Page<T> {
+    fn new(
+        st: &AppState,
+        since: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+        items: Vec<T>,
+    ) -> Page<T> {
+        Page {
+            since,
+            until,
+            time_zone: st.display.zone_name(),
+            since_local: st.display.rfc3339(since),
+            until_local: st.display.rfc3339(until),
+            items,
+        }
+    }
 }
 
 /// Fields the ClickHouse rows carry as Unix seconds; the API gives every time as RFC 3339.
@@ -49,18 +72,24 @@ const TIME_FIELDS: [&str; 5] = [
     "corrected_at",
 ];
 
-/// The rows as JSON objects with RFC 3339 times and an alert's `samples` (stored as JSON text)
-/// as an array.
-fn api_rows<T: Serialize>(rows: Vec<T>) -> Vec<serde_json::Value> {
+/// The rows as JSON objects with RFC 3339 times in UTC, each beside the same time in the display
+/// zone (`detected_at_local`), and an alert's `samples` (stored as JSON text) as an array.
+fn api_rows<T: Serialize>(rows: Vec<T>, display: &Display) -> Vec<serde_json::Value> {
     rows.into_iter()
         .map(|r| {
             let mut v = serde_json::to_value(r).unwrap_or_default();
             if let Some(obj) = v.as_object_mut() {
                 for f in TIME_FIELDS {
-                    if let Some(secs) = obj.get(f).and_then(|t| t.as_i64()) {
-                        if let Some(t) = chrono::DateTime::from_timestamp(secs, 0) {
-                            obj.insert(f.to_string(), json!(t));
-                        }
+                    let t = match obj.get(f) {
+                        Some(serde_json::Value::Number(n)) => n
+                            .as_i64()
+                            .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0)),
+                        Some(serde_json::Value::String(s)) => s.parse().ok(),
+                        _ => None,
+                    };
+                    if let Some(t) = t {
+                        obj.insert(f.to_string(), json!(t));
+                        obj.insert(format!("{f}_local"), json!(display.rfc3339(t)));
                     }
                 }
                 if let Some(samples) = obj.get("samples").and_then(|s| s.as_str()) {
@@ -158,11 +187,7 @@ pub async fn trends_top(
     let mut items = trends::top_terms(&st.store, kind, since, until, fetch).await?;
     items.retain(|t| term_matches(&t.term, filter.as_deref()));
     items.truncate(limit as usize);
-    Ok(Json(Page {
-        since,
-        until,
-        items,
-    }))
+    Ok(Json(Page::new(&st, since, until, items)))
 }
 
 /// `GET /api/trends/rising`: terms bursting in the window, strongest first, with sparklines.
@@ -178,12 +203,8 @@ pub async fn trends_rising(
     let mut items = trends::rising(&st.store, since, until, fetch).await?;
     items.retain(|t| term_matches(&t.term, filter.as_deref()));
     items.truncate(limit as usize);
-    let items = api_rows(items);
-    Ok(Json(Page {
-        since,
-        until,
-        items,
-    }))
+    let items = api_rows(items, &st.display);
+    Ok(Json(Page::new(&st, since, until, items)))
 }
 
 /// `GET /api/mentions`: mention search, newest first, `offset`/`limit` pages.
@@ -226,11 +247,14 @@ pub async fn mentions(
         limit: offset + limit,
     };
     let hits = mentions::search(&st.store, &filter).await?;
-    let items = api_rows(hits.into_iter().skip(offset as usize).collect());
+    let items = api_rows(
+        hits.into_iter().skip(offset as usize).collect(),
+        &st.display,
+    );
     let next_offset = (items.len() as u64 == limit).then_some(offset + limit);
     Ok(Json(json!({
-        "since": since, "until": until, "offset": offset, "limit": limit,
-        "next_offset": next_offset, "items": items,
+        "since": since, "until": until, "time_zone": st.display.zone_name(),
+        "offset": offset, "limit": limit, "next_offset": next_offset, "items": items,
     })))
 }
 
@@ -276,8 +300,10 @@ pub async fn timeline(
             names.join(", ")
         )));
     }
+    let items = api_rows(items, &st.display);
     Ok(Json(json!({
-        "query": query, "since": since, "until": until, "bucket_seconds": bucket, "items": items,
+        "query": query, "since": since, "until": until, "time_zone": st.display.zone_name(),
+        "bucket_seconds": bucket, "items": items,
     })))
 }
 
@@ -289,11 +315,53 @@ pub async fn share_of_voice(
     let p = params(q, &["since", "until"])?;
     let (since, until) = p.range("24h", &st.config)?;
     let items = timeline::share_of_voice(&st.store, since, until).await?;
-    Ok(Json(Page {
-        since,
-        until,
-        items,
+    Ok(Json(Page::new(&st, since, until, items)))
+}
+
+/// `GET /api/display`: the zone the dashboard shows times in (`[display] time_zone`), with
+/// its abbreviation and offset now.
+pub async fn display(State(st): State<Arc<AppState>>) -> impl IntoResponse {
+    let now = chrono::Utc::now();
+    Json(json!({
+        "time_zone": st.display.zone_name(),
+        "abbreviation": st.display.abbreviation(now),
+        "offset_seconds": st.display.offset_seconds(now),
+        "now": now,
+        "now_local": st.display.rfc3339(now),
     }))
+}
+
+/// `GET /api/headline`: each tracked query's mentions, negative share and reach in the window,
+/// with the change against the window of the same length before it.
+pub async fn headline(
+    State(st): State<Arc<AppState>>,
+    q: QueryMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let p = params(q, &["since", "until"])?;
+    let (since, until) = p.range("24h", &st.config)?;
+    let names: Vec<String> = st.tracked.iter().map(|t| t.name.clone()).collect();
+    let items = headline::headline(&st.store, &names, since, until).await?;
+    let previous_since = since - (until - since);
+    Ok(Json(json!({
+        "since": since, "until": until, "previous_since": previous_since,
+        "time_zone": st.display.zone_name(),
+        "since_local": st.display.rfc3339(since), "until_local": st.display.rfc3339(until),
+        "items": items,
+    })))
+}
+
+/// `GET /api/authors/top`: the authors with the most followers among the window's mentions
+/// (of one tracked query with `query`).
+pub async fn top_authors(
+    State(st): State<Arc<AppState>>,
+    q: QueryMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let p = params(q, &["since", "until", "query", "limit"])?;
+    let (since, until) = p.range("24h", &st.config)?;
+    let limit = p.limit(10, &st.config)?;
+    let query = p.text("query")?;
+    let items = headline::top_authors(&st.store, since, until, query.as_deref(), limit).await?;
+    Ok(Json(Page::new(&st, since, until, items)))
 }
 
 /// `GET /api/queries`: the tracked queries this server was configured with.
@@ -324,12 +392,11 @@ pub async fn alerts_list(
         ],
     )?;
     let status = p.choice("status", &alerts::STATUSES)?;
-    let items = api_rows(alerts::list(&st.store, since, until, kind, status, limit).await?);
-    Ok(Json(Page {
-        since,
-        until,
-        items,
-    }))
+    let items = api_rows(
+        alerts::list(&st.store, since, until, kind, status, limit).await?,
+        &st.display,
+    );
+    Ok(Json(Page::new(&st, since, until, items)))
 }
 
 /// An alert id as gema makes them: short, ASCII letters, digits, `-` and `_` only.
@@ -409,7 +476,7 @@ pub async fn correct_sentiment(
     match corrections::correct(&st.store, &key, label, by).await? {
         Some(c) => {
             tracing::info!(key = %key, label = %c.label, by = %c.corrected_by, "Sentiment corrected");
-            Ok(Json(api_rows(vec![c]).remove(0)))
+            Ok(Json(api_rows(vec![c], &st.display).remove(0)))
         }
         None => Err(ApiError::NotFound(format!(
             "no stored mention with key {key}"
@@ -558,8 +625,18 @@ mod tests {
         assert!(!valid_alert_id(&"a".repeat(65)));
         assert!(term_matches("#NusaPayDown", Some("nusapay")));
         assert!(!term_matches("kopikita", Some("nusa")));
-        let rows = api_rows(vec![json!({"created_at": 0, "samples": "[{\"k\":1}]"})]);
+        let jakarta = Display::new(chrono_tz::Tz::Asia__Jakarta);
+        let rows = api_rows(
+            vec![
+                json!({"created_at": 0, "detected_at": "2026-11-26T20:30:00Z",
+                "samples": "[{\"k\":1}]"}),
+            ],
+            &jakarta,
+        );
         assert_eq!(rows[0]["created_at"], "1970-01-01T00:00:00Z");
+        assert_eq!(rows[0]["created_at_local"], "1970-01-01T07:00:00+07:00");
+        assert_eq!(rows[0]["detected_at"], "2026-11-26T20:30:00Z");
+        assert_eq!(rows[0]["detected_at_local"], "2026-11-27T03:30:00+07:00");
         assert_eq!(rows[0]["samples"][0]["k"], 1);
     }
 }

@@ -97,6 +97,8 @@ pub struct AppState {
     /// `/api/sources` and `/readyz` (whichever process runs them).
     pub sources: Vec<crate::sources::config::SourceConfig>,
     pub state_dir: std::path::PathBuf,
+    /// The zone times are shown in (`[display]`): the API's `*_local` fields and the dashboard.
+    pub display: crate::display::Display,
 }
 
 async fn count(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
@@ -178,6 +180,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/timeline", get(api::timeline))
         .route("/api/share-of-voice", get(api::share_of_voice))
         .route("/api/queries", get(api::queries))
+        .route("/api/display", get(api::display))
+        .route("/api/headline", get(api::headline))
+        .route("/api/authors/top", get(api::top_authors))
         .route("/api/sources", get(api::sources))
         .route("/api/alerts", get(api::alerts_list))
         .route("/api/alerts/{id}/{action}", post(api::alert_action))
@@ -260,6 +265,7 @@ mod tests {
             counters: Counters::default(),
             sources: Vec::new(),
             state_dir: std::path::PathBuf::from(".gema/state"),
+            display: crate::display::Display::default(),
         })
     }
 

@@ -134,6 +134,7 @@ pub async fn start(config: &Config, opts: ServeOptions) -> Result<RunningServer,
         counters: Counters::default(),
         sources: config.sources.clone(),
         state_dir: config.state_dir.clone(),
+        display: config.display(),
     });
     let stop_feed = {
         let (shutdown, feed, mention_feed) = (shutdown.clone(), feed.clone(), mention_feed.clone());

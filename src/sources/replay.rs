@@ -217,6 +217,24 @@ fn time_range(path: &Path) -> Result<Option<TimeRange>, ReplayError> {
     Ok(range)
 }
 
+/// How far `--retime` moves every event time of a feed spanning `range` (first, last), replayed
+/// from `now` at `speed`: the last event lands when the replay ends (at once at max speed, after
+/// span / factor when paced). One shift for all, so the gaps between mentions are kept.
+pub fn retime_shift(
+    range: (DateTime<Utc>, DateTime<Utc>),
+    speed: Speed,
+    now: DateTime<Utc>,
+) -> Duration {
+    let (first, last) = range;
+    match speed {
+        Speed::Max => now - last,
+        Speed::Factor(f) => {
+            let replay_ms = ((last - first).num_milliseconds() as f64 / f) as i64;
+            now + Duration::milliseconds(replay_ms) - last
+        }
+    }
+}
+
 /// Replays `opts.path` into the raw topic (created if missing) and waits for every delivery.
 pub async fn replay(
     config: &KafkaConfig,
@@ -232,12 +250,8 @@ pub async fn replay(
     let now = Utc::now();
     // Retimed, the feed's last event lands when the replay ends: at once at max speed, after
     // (span / factor) when paced. Event times then never run ahead of the wall clock.
-    let shift = match (opts.retime, range, opts.speed) {
-        (true, Some((_, last)), Speed::Max) => now - last,
-        (true, Some((first, last)), Speed::Factor(f)) => {
-            let replay_ms = ((last - first).num_milliseconds() as f64 / f) as i64;
-            now + Duration::milliseconds(replay_ms) - last
-        }
+    let shift = match (opts.retime, range) {
+        (true, Some(range)) => retime_shift(range, opts.speed, now),
         _ => Duration::zero(),
     };
     let first_event = range.map(|r| r.0 + shift);
@@ -461,6 +475,28 @@ mod tests {
         assert!(!fresh.to_string().contains("warning"));
     }
     use super::*;
+
+    #[test]
+    fn retime_moves_an_old_feed_into_the_last_day_keeping_its_gaps() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let now = at("2026-12-06T12:00:00Z");
+        // Ten days old, three mentions 5 and 55 minutes apart.
+        let times = [
+            at("2026-11-26T03:00:00Z"),
+            at("2026-11-26T03:05:00Z"),
+            at("2026-11-26T04:00:00Z"),
+        ];
+        let shift = retime_shift((times[0], times[2]), Speed::Max, now);
+        let moved: Vec<DateTime<Utc>> = times.iter().map(|t| *t + shift).collect();
+        assert_eq!(moved[2], now, "the last mention lands now");
+        assert!(moved.iter().all(|t| *t > now - Duration::hours(24)));
+        assert_eq!(moved[1] - moved[0], Duration::minutes(5));
+        assert_eq!(moved[2] - moved[1], Duration::minutes(55));
+        // Paced at 60x, the hour takes a minute: the last mention lands as the replay ends.
+        let shift = retime_shift((times[0], times[2]), Speed::Factor(60.0), now);
+        assert_eq!(times[2] + shift, now + Duration::minutes(1));
+        assert_eq!(times[0] + shift, now - Duration::minutes(59));
+    }
 
     #[test]
     fn parses_speeds() {

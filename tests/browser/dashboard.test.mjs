@@ -1,14 +1,18 @@
 // Loads the gema dashboard in headless chromium, waits for a negative-mention alert to appear in
 // the live feed, acknowledges it, checks the API agrees, tries a post, and saves a screenshot.
+// Then, at 1440×900 and at 390×844 (a phone): nothing scrolls sideways, the headline cards show
+// numbers, times are in the configured zone, and a screenshot of each size is saved.
 // Env: GEMA_URL (http://127.0.0.1:PORT), GEMA_API_TOKEN, ALERT_TEXT (text of the mention that
-// must alert), SCREENSHOT (PNG path), READY_FILE (written once the page shows "live").
+// must alert), SCREENSHOT_DIR (where the PNGs go), ZONE_OFFSET_H (the configured zone's offset
+// from UTC in hours), READY_FILE (written once the page shows "live").
 import { chromium } from "playwright-core";
 import { writeFileSync } from "node:fs";
 
 const url = process.env.GEMA_URL;
 const token = process.env.GEMA_API_TOKEN;
 const alertText = process.env.ALERT_TEXT;
-const screenshot = process.env.SCREENSHOT || "out/dashboard.png";
+const shots = process.env.SCREENSHOT_DIR || "out";
+const offsetH = Number(process.env.ZONE_OFFSET_H || "0");
 
 function fail(msg) {
   console.error("FAIL: " + msg);
@@ -21,7 +25,7 @@ const browser = await chromium.launch({
     "--disable-component-update", "--no-first-run"],
 });
 try {
-  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
   // Console errors count, except the browser's note on an HTTP error status: the 401 below is
@@ -104,8 +108,41 @@ try {
   const source = page.locator("#sources tbody tr", { hasText: "hn-offline" });
   await source.locator("td.neg", { hasText: "failing" }).waitFor({ timeout: 45000 });
   console.log("sources panel: " + (await source.innerText()).replace(/\s+/g, " ").slice(0, 100));
-  await page.screenshot({ path: screenshot, fullPage: true });
-  console.log("screenshot: " + screenshot);
+  // Both sizes: the layout fits, the headline has numbers, times are in the configured zone.
+  for (const [width, height] of [[1440, 900], [390, 844]]) {
+    await page.setViewportSize({ width, height });
+    await page.goto(url + "/?" + new URLSearchParams({ q: alertText }));
+    await page.locator("#mentions tbody tr", { hasText: alertText }).waitFor({ timeout: 15000 });
+    const restored = await page.inputValue("#search input[name=q]");
+    if (restored !== alertText) fail(width + ": the URL's filter was not restored: " + restored);
+    await page.waitForSelector("#headline .card .num.mentions", { timeout: 15000 });
+    const cards = await page.$$eval("#headline .card", (cs) => cs.map((c) => ({
+      query: c.dataset.query,
+      nums: [...c.querySelectorAll(".num")].map((n) => n.textContent),
+    })));
+    const nusapay = cards.find((c) => c.query === "nusapay");
+    if (!nusapay || !/^[1-9]/.test(nusapay.nums[0]) || !/^\d+%$/.test(nusapay.nums[1]) || !/^\d/.test(nusapay.nums[2]))
+      fail(width + ": headline cards without numbers: " + JSON.stringify(cards));
+    // The mention's time: UTC in the attribute, the configured zone in the text.
+    const t = page.locator("#mentions tbody tr", { hasText: alertText }).first().locator("time");
+    const utc = await t.getAttribute("datetime");
+    const shown = await t.textContent();
+    const want = new Date(Date.parse(utc) + offsetH * 3600e3).toISOString().slice(5, 16).replace("T", " ");
+    if (shown !== want) fail(width + ": time " + utc + " shown as " + shown + ", want " + want + " (UTC + " + offsetH + " h)");
+    await page.waitForSelector("#timeline-chart canvas, #timeline-chart .empty", { timeout: 15000 });
+    await page.waitForTimeout(500);
+    const fit = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, inner: window.innerWidth }));
+    if (fit.scroll > fit.inner) fail(width + ": the page scrolls sideways: " + fit.scroll + " > " + fit.inner);
+    if (width < 600) {
+      const small = await page.$$eval("#search button, #search select, #search input",
+        (xs) => xs.filter((x) => x.getBoundingClientRect().height < 44).map((x) => x.name || x.tagName));
+      if (small.length) fail("tap targets under 44 px: " + small.join(", "));
+    }
+    const shot = shots + "/dashboard-" + width + ".png";
+    await page.screenshot({ path: shot, fullPage: true });
+    console.log(width + "×" + height + ": fits (" + fit.scroll + " px), headline " + JSON.stringify(nusapay.nums) +
+      ", " + utc + " shown as " + shown + "; screenshot " + shot);
+  }
   if (errors.length) fail("page errors: " + errors.join("; "));
   console.log("PASS");
 } finally {

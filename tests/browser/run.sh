@@ -9,7 +9,9 @@
 # enrich, sink, trends and router stages in-process, replays one strongly negative mention of a
 # tracked query, and the browser must see its alert arrive live, acknowledge it, and find it
 # acknowledged through the API; a configured source whose service is down shows as failing in
-# the Sources panel. Screenshot: tests/browser/out/dashboard.png. Exit 0 = pass.
+# the Sources panel. At 1440×900 and 390×844 (a phone): no horizontal scroll, headline cards
+# with numbers, times in the configured zone (Asia/Jakarta, UTC + 7 h), no console errors.
+# Screenshots: tests/browser/out/dashboard-1440.png and dashboard-390.png. Exit 0 = pass.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -46,6 +48,9 @@ name = "nusapay"
 query = 'nusapay OR @nusapay OR #nusapay*'
 [trends]
 warmup_buckets = 0
+# The page must show every time in this zone (UTC + 7 h), whatever the machine's zone.
+[display]
+time_zone = "Asia/Jakarta"
 # A connector whose service is down: the Sources panel must say so.
 [[sources]]
 name = "hn-offline"
@@ -80,7 +85,7 @@ printf '{"id":"b%s","platform":"x","text":"%s","created_at":"%s","author":{"id":
 # The page must be connected before the mention is sent, so the alert arrives live.
 ready="$work/ready"
 GEMA_URL="http://127.0.0.1:$port" ALERT_TEXT="Worst app ever $id" READY_FILE="$ready" \
-  SCREENSHOT="$here/out/dashboard.png" node "$here/dashboard.test.mjs" &
+  SCREENSHOT_DIR="$here/out" ZONE_OFFSET_H=7 node "$here/dashboard.test.mjs" &
 node_pid=$!
 for _ in $(seq 150); do
   [[ -f "$ready" ]] && break
@@ -89,7 +94,7 @@ for _ in $(seq 150); do
 done
 "$gema" --config "$work/gema.toml" replay --quiet "$work/feed.jsonl" >/dev/null
 if wait "$node_pid"; then
-  echo "browser test passed; screenshot $here/out/dashboard.png"
+  echo "browser test passed; screenshots $here/out/dashboard-1440.png and dashboard-390.png"
 else
   echo "browser test FAILED; server log: $here/out/serve.log" >&2
   exit 1

@@ -124,7 +124,8 @@ macro_rules! insert {
 
 /// Mentions: nusapay 3 negative (x, id), 1 positive (mastodon, en), 2 neutral (bluesky, en);
 /// kopikita 4 positive (x, id); all in the last hour; one old nusapay negative 5 h ago. Every
-/// confidence is 0.9 except the third negative's (n2), 0.45.
+/// confidence is 0.9 except the third negative's (n2), 0.45. Every author has 100 followers
+/// except n0's, 50,000.
 pub async fn seed(store: &Store) {
     let now = Utc::now();
     let ago = |m: i64| now - ChronoDuration::minutes(m);
@@ -143,6 +144,7 @@ pub async fn seed(store: &Store) {
         ));
     }
     rows[2].sentiment_confidence = 0.45;
+    rows[0].author_followers = 50_000;
     rows.push(mention(
         "n3",
         "mastodon",
@@ -257,6 +259,7 @@ impl Server {
                 query: "kopikita".into(),
             },
         ];
+        env.config.display.time_zone = Some("Asia/Jakarta".into());
         env.config.enrich.sentiment_model =
             concat!(env!("CARGO_MANIFEST_DIR"), "/models/sentiment-fast.bin").into();
         let mut server = env.config.server.clone();

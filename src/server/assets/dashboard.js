@@ -32,8 +32,68 @@ function safeUrl(u) {
   return /^https?:\/\//i.test(u || "") ? u : null;
 }
 
+// Every time is shown in the server's display zone ([display] time_zone, from /api/display),
+// with its date: "11-27 03:30". The zone is named once, in the header and the table heads.
+let zone = "UTC";
+let zoneAbbr = "UTC";
+let fmtParts = null;
+
+function setZone(name) {
+  try {
+    fmtParts = new Intl.DateTimeFormat("en-GB", { timeZone: name, month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+    zone = name;
+  } catch (e) {
+    fmtParts = new Intl.DateTimeFormat("en-GB", { timeZone: "UTC", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+    zone = "UTC";
+  }
+}
+setZone("UTC");
+
 function fmtTime(t) {
-  return new Date(t).toISOString().slice(5, 16).replace("T", " ");
+  const d = t instanceof Date ? t : new Date(typeof t === "number" ? t * 1000 : t);
+  const p = {};
+  for (const x of fmtParts.formatToParts(d)) p[x.type] = x.value;
+  return p.month + "-" + p.day + " " + p.hour + ":" + p.minute;
+}
+
+// Alerts state their windows in UTC when raised ("03:48–03:49 UTC"); shown beside a local time,
+// they are moved to the display zone so a line holds one clock (as the CLI does).
+function localizeClocks(text, reference) {
+  if (zone === "UTC" || !text) return text;
+  const ref = new Date(reference);
+  return text.replace(/\b(?:(\d{4}-\d{2}-\d{2}) )?(\d{2}):(\d{2})(?:–(\d{2}):(\d{2}))? UTC\b/g,
+    (all, date, h1, m1, h2, m2) => {
+      const at = (day, h, m) => {
+        const t = new Date(day + "T" + h + ":" + m + ":00Z");
+        if (!date && t > ref) t.setUTCDate(t.getUTCDate() - 1);
+        return t;
+      };
+      const day = date || ref.toISOString().slice(0, 10);
+      const start = at(day, h1, m1);
+      if (isNaN(start)) return all;
+      const hm = (t) => fmtTime(t).slice(6);
+      let out = (date ? fmtTime(start) : hm(start));
+      if (h2) {
+        let end = new Date(start.toISOString().slice(0, 10) + "T" + h2 + ":" + m2 + ":00Z");
+        if (end < start) end.setUTCDate(end.getUTCDate() + 1);
+        out += "–" + hm(end);
+      }
+      return out + " " + zoneAbbr;
+    });
+}
+
+function empty(cols, text) {
+  return el("tr", {}, el("td", { colspan: String(cols), class: "empty" }, text));
+}
+
+function pct(x) { return Math.round(x * 100) + "%"; }
+
+function num(n) {
+  if (n >= 1e6) return (n / 1e6).toFixed(1) + "M";
+  if (n >= 1e4) return Math.round(n / 1e3) + "k";
+  return String(n);
 }
 
 // ---- live alerts ----
@@ -44,10 +104,10 @@ function renderAlert(a, status) {
   const li = el("li", { class: "sev-" + a.severity, "data-id": a.id });
   li.append(el("div", {}, el("span", { class: "sev" }, a.severity), el("strong", {}, a.title)));
   li.append(el("div", { class: "meta" },
-    a.kind.replace("_", " "), " · ", fmtTime(a.detected_at),
+    a.kind.replace("_", " "), " · ", el("time", { datetime: a.detected_at }, fmtTime(a.detected_at)),
     a.count > 1 ? " · " + a.count + " mentions" : ""));
   // Why it fired: for a negative comment, the words that made the mention negative first.
-  li.append(el("div", { class: "why" }, a.why));
+  li.append(el("div", { class: "why" }, localizeClocks(a.why, a.detected_at)));
   if (s) {
     li.append(el("div", { class: "meta" }, "@" + s.author_handle + " (" + s.author_followers + " followers)"));
     li.append(el("div", { class: "text" }, s.text));
@@ -88,6 +148,8 @@ function renderAlert(a, status) {
 function showAlert(a, status) {
   const node = renderAlert(a, status);
   const old = alertNodes.get(a.id);
+  const placeholder = $("#alerts li.empty");
+  if (placeholder) placeholder.remove();
   if (old) old.replaceWith(node);
   else $("#alerts").prepend(node);
   alertNodes.set(a.id, node);
@@ -126,15 +188,23 @@ function connectFeed() {
   });
   es.addEventListener("alert", (ev) => {
     try { showAlert(JSON.parse(ev.data), "new"); } catch (e) { /* ignore malformed */ }
+    refreshSoon();
   });
 }
 
 // ---- rising now ----
-function sparkline(values) {
+// The detector's sparkline: distinct authors per active bucket, up to and including the burst
+// bucket. Its last point is the burst, so the line is labelled with when that was.
+function sparkline(values, title) {
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("class", "spark");
   svg.setAttribute("viewBox", "0 0 120 24");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", title);
+  const t = document.createElementNS(ns, "title");
+  t.textContent = title;
+  svg.append(t);
   const max = Math.max(1, ...values);
   const step = values.length > 1 ? 120 / (values.length - 1) : 0;
   const pts = values.map((v, i) => (i * step).toFixed(1) + "," + (23 - (v / max) * 22).toFixed(1));
@@ -148,57 +218,160 @@ async function loadRising() {
   const tbody = $("#rising tbody");
   try {
     const r = await api("/api/trends/rising?since=1h&limit=15");
-    tbody.replaceChildren(...r.items.map((t) =>
-      el("tr", {}, el("td", {}, t.term), el("td", {}, t.score.toFixed(1)),
-        el("td", {}, t.authors), el("td", {}, sparkline(t.sparkline || [])))));
-    if (!r.items.length) tbody.replaceChildren(el("tr", {}, el("td", { colspan: "4" }, "nothing rising")));
+    tbody.replaceChildren(...r.items.map((t) => {
+      const s = t.sparkline || [];
+      const title = s.join(", ") + " authors per bucket, ending " + fmtTime(t.sparkline_until || t.bucket_start);
+      return el("tr", {}, el("td", {}, t.term), el("td", {}, t.score.toFixed(1)),
+        el("td", {}, t.authors), el("td", {}, sparkline(s, title),
+          el("span", { class: "meta" }, " to " + fmtTime(t.sparkline_until || t.bucket_start))));
+    }));
+    if (!r.items.length) tbody.replaceChildren(empty(4, "Nothing is bursting in the last hour."));
   } catch (e) {
-    tbody.replaceChildren(el("tr", {}, el("td", { colspan: "4" }, "error: " + e.message)));
+    tbody.replaceChildren(empty(4, "error: " + e.message));
+  }
+}
+
+// ---- headline cards ----
+let headline = [];
+
+function change(x, kind, worseWhenUp) {
+  if (x == null) return el("span", { class: "change" }, "(new)");
+  const up = x > 0;
+  const cls = x === 0 ? "" : (up === worseWhenUp ? "worse" : "better");
+  const text = kind === "pts" ? (up ? "+" : "") + Math.round(x * 100) + " pts"
+    : (up ? "+" : "") + Math.round(x * 100) + "%";
+  return el("span", { class: "change " + cls, title: "against the 24 h before" }, text);
+}
+
+async function loadHeadline() {
+  const box = $("#headline");
+  try {
+    const r = await api("/api/headline?since=24h");
+    headline = r.items;
+    if (!r.items.length) {
+      box.replaceChildren(el("p", { class: "empty" }, "No tracked queries: add [[tracked]] queries to gema.toml."));
+      return;
+    }
+    box.replaceChildren(...r.items.map((h) => el("div", { class: "card", "data-query": h.query },
+      el("h3", {}, h.query),
+      el("dl", {},
+        el("dt", {}, "mentions"), el("dd", {}, el("span", { class: "num mentions" }, num(h.mentions)), change(h.mentions_change, "%", true)),
+        el("dt", {}, "negative"), el("dd", {}, el("span", { class: "num negative" }, h.negative_share == null ? "–" : pct(h.negative_share)),
+          change(h.negative_share_change, "pts", true)),
+        el("dt", {}, "reach"), el("dd", {}, el("span", { class: "num reach", title: "followers of the distinct authors" }, num(h.reach)),
+          change(h.reach_change, "%", true))))));
+  } catch (e) {
+    box.replaceChildren(el("p", {}, "error: " + e.message));
+  }
+}
+
+// The query in most trouble: the largest rise of its negative share, then most negatives.
+function troubledQuery() {
+  const scored = headline.filter((h) => h.mentions > 0);
+  if (!scored.length) return headline.length ? headline[0].query : null;
+  scored.sort((a, b) => ((b.negative_share_change ?? b.negative_share ?? 0) - (a.negative_share_change ?? a.negative_share ?? 0))
+    || (b.negative - a.negative));
+  return scored[0].query;
+}
+
+// ---- top authors ----
+async function loadAuthors() {
+  const tbody = $("#authors tbody");
+  try {
+    const r = await api("/api/authors/top?since=24h&limit=10");
+    tbody.replaceChildren(...r.items.map((a) => el("tr", {},
+      el("td", {}, "@" + a.handle, el("span", { class: "meta" }, " " + a.platform)),
+      el("td", {}, num(a.followers)), el("td", {}, String(a.mentions)),
+      el("td", { class: a.negative ? "neg" : "" }, String(a.negative)))));
+    if (!r.items.length) tbody.replaceChildren(empty(4, "No mentions in the last 24 hours."));
+  } catch (e) {
+    tbody.replaceChildren(empty(4, "error: " + e.message));
   }
 }
 
 // ---- sentiment over time and share of voice ----
 let chart = null;
+const BUCKET = { "6h": "15m", "24h": "1h", "7d": "6h" };
+
+// The smallest range that holds the query's mentions of the last 7 days.
+async function fittingRange(q) {
+  const r = await api("/api/timeline?query=" + encodeURIComponent(q) + "&since=7d&bucket=1h");
+  const first = r.items.find((b) => b.total > 0);
+  if (!first) return "24h";
+  const age = (Date.now() - Date.parse(first.bucket_start)) / 3600e3;
+  return age <= 5 ? "6h" : age <= 23 ? "24h" : "7d";
+}
 
 async function loadTimeline() {
   const q = $("#timeline-query").value;
   const box = $("#timeline-chart");
-  if (!q) { box.textContent = "no tracked queries configured"; return; }
-  const range = $("#timeline-range").value;
-  const bucket = range === "7d" ? "6h" : range === "24h" ? "1h" : "15m";
+  const note = $("#timeline-note");
+  if (!q) { box.replaceChildren(el("p", { class: "empty" }, "No tracked queries configured.")); return; }
+  let range = $("#timeline-range").value;
   try {
+    if (range === "auto") range = await fittingRange(q);
+    const bucket = BUCKET[range];
     const r = await api("/api/timeline?query=" + encodeURIComponent(q) + "&since=" + range + "&bucket=" + bucket);
+    const total = r.items.reduce((n, b) => n + b.total, 0);
+    note.textContent = (total ? total + " mention" + (total > 1 ? "s" : "") : "No mentions") + " of " + q + " in the last " + range +
+      ", " + bucket + " buckets; net sentiment is left out where a bucket has nothing scored.";
+    if (chart) { chart.destroy(); chart = null; }
+    if (!total) {
+      box.replaceChildren(el("p", { class: "empty" }, "No mentions of " + q + " in the last " + range + "."));
+      return;
+    }
     const xs = r.items.map((b) => Date.parse(b.bucket_start) / 1000);
+    // Counts of an empty bucket are a true 0; its net sentiment is unknown: null, a gap.
     const data = [xs, r.items.map((b) => b.negative), r.items.map((b) => b.neutral),
       r.items.map((b) => b.positive), r.items.map((b) => b.net_sentiment)];
-    if (chart) chart.destroy();
     box.replaceChildren();
+    const count = (u, v) => v == null ? "–" : String(v);
     chart = new uPlot({
-      width: Math.max(300, box.clientWidth || 440), height: 220,
-      series: [{}, { label: "negative", stroke: "#b00" }, { label: "neutral", stroke: "#888" },
-        { label: "positive", stroke: "#070" }, { label: "net", stroke: "#36c", scale: "net" }],
-      axes: [{}, {}, { scale: "net", side: 1, grid: { show: false } }],
+      width: Math.max(260, box.clientWidth || 440), height: 240,
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), zone),
+      series: [{ label: "bucket (" + zoneAbbr + ")", value: (u, v) => v == null ? "–" : fmtTime(v) },
+        { label: "negative", stroke: "#b00", value: count }, { label: "neutral", stroke: "#888", value: count },
+        { label: "positive", stroke: "#070", value: count },
+        { label: "net", stroke: "#36c", scale: "net", spanGaps: false, value: (u, v) => v == null ? "–" : v.toFixed(2) }],
+      axes: [{ label: "time (" + zone + ")", values: (u, splits) => splits.map((v) => fmtTime(v)), space: 90 },
+        { label: "mentions per " + bucket },
+        { label: "net sentiment", scale: "net", side: 1, grid: { show: false } }],
       scales: { net: { range: [-1, 1] } },
+      // The legend shows the latest bucket whenever the pointer is not over the chart.
+      hooks: { setCursor: [(u) => { if (u.cursor.idx == null) setTimeout(() => u.setLegend({ idx: xs.length - 1 }), 0); }],
+        ready: [(u) => setTimeout(() => u.setLegend({ idx: xs.length - 1 }), 0)] },
     }, data, box);
   } catch (e) {
-    box.textContent = "error: " + e.message;
+    box.replaceChildren(el("p", {}, "error: " + e.message));
+  }
+}
+
+async function loadSov() {
+  try {
+    const sov = await api("/api/share-of-voice?since=24h");
+    $("#sov").replaceChildren(...sov.items.map((v) => {
+      const bar = el("span", { class: "bar" });
+      bar.style.width = Math.round(v.share * 200) + "px";
+      return el("li", {}, bar, v.query + " " + Math.round(v.share * 100) + "% (" + v.mentions + ", net " + v.net_sentiment.toFixed(2) + ")");
+    }));
+    if (!sov.items.length) $("#sov").replaceChildren(el("li", { class: "empty" }, "No mentions of tracked queries in the last 24 hours."));
+  } catch (e) {
+    $("#sov").replaceChildren(el("li", {}, "error: " + e.message));
   }
 }
 
 async function loadQueries() {
   const sel = $("#timeline-query");
   try {
-    const [qs, sov] = await Promise.all([api("/api/queries"), api("/api/share-of-voice?since=24h")]);
-    const names = new Set(qs.items.map((q) => q.name));
-    for (const v of sov.items) names.add(v.query);
-    sel.replaceChildren(...[...names].map((n) => el("option", { value: n }, n)));
-    $("#sov").replaceChildren(...sov.items.map((v) => {
-      const bar = el("span", { class: "bar" });
-      bar.style.width = Math.round(v.share * 200) + "px";
-      return el("li", {}, bar, v.query + " " + Math.round(v.share * 100) + "% (" + v.mentions + ", net " + v.net_sentiment.toFixed(2) + ")");
-    }));
+    const qs = await api("/api/queries");
+    const names = qs.items.map((q) => q.name);
+    sel.replaceChildren(...names.map((n) => el("option", { value: n }, n)));
+    const wanted = urlState.get("chart");
+    sel.value = wanted && names.includes(wanted) ? wanted : (troubledQuery() || names[0] || "");
+    const range = urlState.get("range");
+    if (range && BUCKET[range]) $("#timeline-range").value = range;
   } catch (e) {
-    $("#sov").replaceChildren(el("li", {}, "error: " + e.message));
+    $("#timeline-note").textContent = "error: " + e.message;
   }
   loadTimeline();
 }
@@ -244,6 +417,47 @@ function sentimentCell(m) {
   return td;
 }
 
+// The search filters and the chart's query and range live in the address, so a bookmarked or
+// shared URL opens the same view.
+const urlState = new URLSearchParams(location.search);
+const SEARCH_KEYS = ["q", "sentiment", "lang", "min_confidence", "platform", "since"];
+
+function restoreSearch() {
+  const form = $("#search");
+  for (const k of SEARCH_KEYS) {
+    const v = urlState.get(k);
+    if (v != null && form.elements[k]) form.elements[k].value = v;
+  }
+}
+
+function saveUrl() {
+  const p = new URLSearchParams();
+  const form = new FormData($("#search"));
+  for (const k of SEARCH_KEYS) {
+    const v = form.get(k);
+    if (v && !(k === "since" && v === "24h")) p.set(k, v);
+  }
+  const q = $("#timeline-query").value;
+  if (q) p.set("chart", q);
+  const range = $("#timeline-range").value;
+  if (range !== "auto") p.set("range", range);
+  const qs = p.toString();
+  history.replaceState(null, "", qs ? "?" + qs : location.pathname);
+}
+
+let newMentions = 0;
+
+function mentionRow(m) {
+  const url = safeUrl(m.url);
+  const text = url ? el("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, m.text) : m.text;
+  return el("tr", {},
+    el("td", { class: "time" }, el("time", { datetime: m.created_at }, fmtTime(m.created_at))),
+    el("td", { class: "platform" }, m.platform),
+    el("td", { class: "author" }, "@" + m.author_handle),
+    sentimentCell(m),
+    el("td", {}, text));
+}
+
 async function search(offset) {
   const form = new FormData($("#search"));
   const params = new URLSearchParams();
@@ -251,24 +465,50 @@ async function search(offset) {
   params.set("limit", "50");
   if (offset) params.set("offset", offset);
   const tbody = $("#mentions tbody");
+  if (!offset) {
+    newMentions = 0;
+    $("#mentions-new").hidden = true;
+  }
   try {
     const r = await api("/api/mentions?" + params);
-    const rows = r.items.map((m) => {
-      const url = safeUrl(m.url);
-      const text = url ? el("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, m.text) : m.text;
-      return el("tr", {}, el("td", {}, fmtTime(m.created_at)), el("td", {}, m.platform),
-        el("td", {}, "@" + m.author_handle),
-        sentimentCell(m),
-        el("td", {}, text));
-    });
+    const rows = r.items.map(mentionRow);
     if (offset) tbody.append(...rows);
     else if (rows.length) tbody.replaceChildren(...rows);
-    else tbody.replaceChildren(el("tr", {}, el("td", { colspan: "5" }, "no mentions")));
+    else tbody.replaceChildren(empty(5, "No mentions match these filters in this window."));
     nextOffset = r.next_offset;
     $("#more").hidden = nextOffset == null;
   } catch (e) {
-    tbody.replaceChildren(el("tr", {}, el("td", { colspan: "5" }, "error: " + e.message)));
+    tbody.replaceChildren(empty(5, "error: " + e.message));
   }
+}
+
+// ---- live updates ----
+// The mention feed carries new negative mentions of tracked queries; the alert feed, alerts.
+// Either one refreshes the aggregate panels (at most every 10 s); the mention list is not
+// reshuffled under the reader: a banner says how many are new and shows them on a tap.
+let refreshTimer = null;
+
+function refreshSoon() {
+  if (refreshTimer) return;
+  refreshTimer = setTimeout(() => {
+    refreshTimer = null;
+    loadHeadline();
+    loadSov();
+    loadAuthors();
+    loadRising();
+    loadTimeline();
+  }, 10000);
+}
+
+function connectMentionFeed() {
+  const es = new EventSource("/api/feed/mentions");
+  es.addEventListener("mention", () => {
+    newMentions++;
+    const b = $("#mentions-new");
+    b.textContent = newMentions + " new negative mention" + (newMentions > 1 ? "s" : "") + " — show";
+    b.hidden = false;
+    refreshSoon();
+  });
 }
 
 // ---- try a post ----
@@ -330,17 +570,38 @@ async function loadSources() {
 }
 
 $("#try").addEventListener("submit", tryPost);
-$("#search").addEventListener("submit", (ev) => { ev.preventDefault(); search(0); });
+$("#search").addEventListener("submit", (ev) => { ev.preventDefault(); saveUrl(); search(0); });
 $("#more").addEventListener("click", () => search(nextOffset));
-$("#timeline-query").addEventListener("change", loadTimeline);
-$("#timeline-range").addEventListener("change", loadTimeline);
+$("#mentions-new").addEventListener("click", () => search(0));
+$("#timeline-query").addEventListener("change", () => { saveUrl(); loadTimeline(); });
+$("#timeline-range").addEventListener("change", () => { saveUrl(); loadTimeline(); });
+window.addEventListener("resize", () => {
+  const box = $("#timeline-chart");
+  if (chart && box.clientWidth) chart.setSize({ width: Math.max(260, box.clientWidth), height: 240 });
+});
 
-connectFeed();
-setTimeout(loadAlertStatuses, 1500);
-loadRising();
-loadQueries();
-search(0);
-loadSources();
-setInterval(loadRising, 60000);
-setInterval(loadSources, 30000);
-setInterval(loadTimeline, 60000);
+async function start() {
+  try {
+    const d = await api("/api/display");
+    setZone(d.time_zone);
+    zoneAbbr = d.abbreviation;
+  } catch (e) { /* times stay in UTC, and say so */ }
+  $("#zone").textContent = "times in " + zone + " (" + zoneAbbr + ")";
+  $("#mentions .col-time").textContent = "time (" + zoneAbbr + ")";
+  restoreSearch();
+  connectFeed();
+  connectMentionFeed();
+  setTimeout(loadAlertStatuses, 1500);
+  loadRising();
+  loadAuthors();
+  loadSov();
+  search(0);
+  loadSources();
+  await loadHeadline();
+  await loadQueries();
+  // Positive and neutral mentions have no feed: the aggregates also refresh every minute.
+  setInterval(refreshSoon, 60000);
+  setInterval(loadSources, 30000);
+}
+
+start();
