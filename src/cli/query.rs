@@ -218,6 +218,7 @@ pub fn mentions_table(rows: &[MentionHit], display: &Display) -> String {
                         m.sentiment, m.sentiment_score, m.corrected_label, m.corrected_by
                     )
                 },
+                format!("{:.2}", m.sentiment_confidence),
                 m.text.clone(),
                 m.url.clone(),
             ]
@@ -230,6 +231,7 @@ pub fn mentions_table(rows: &[MentionHit], display: &Display) -> String {
             "author",
             "followers",
             "sentiment",
+            "confidence",
             "text",
             "link",
         ],
