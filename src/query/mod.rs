@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub mod corrections;
+pub mod incidents;
 pub mod mentions;
 pub mod table;
 pub mod time;
