@@ -290,8 +290,9 @@ impl Router {
             .observe(&self.incident_config, &alert, None, clock);
         let id = alert.id.clone();
         let (decision, due) = self.decide(alert, &membership);
+        // A thread's first comment goes out under its group's id: the delivered alert is last.
         let stored = match &decision {
-            Decision::Delivered => Some(id.as_str()),
+            Decision::Delivered => due.last().map(|a| a.id.as_str()),
             Decision::Grouped(group) => Some(group.as_str()),
             _ => None,
         };
