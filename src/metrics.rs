@@ -40,6 +40,8 @@ pub struct Metrics {
     pub stage_restarts: Counter,
     pub alerts_raised: Counter,
     pub alerts_delivered: Counter,
+    /// Incident versions the router delivered.
+    pub incidents_delivered: Counter,
     pub alerts_suppressed: Counter,
     pub webhook_sent: Counter,
     pub webhook_failed: Counter,

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use chrono::Duration as ChronoDuration;
 use common::{Stages, TestEnv};
-use gema::alerts::webhook::{sign, WebhookConfig, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use gema::alerts::webhook::{
+    sign, WebhookConfig, WebhookEvent, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+};
 use gema::alerts::Severity;
 use gema::pipeline::Stage;
 use gema::query::alerts::list;
@@ -99,6 +101,7 @@ async fn crisis_launch_and_spam_give_the_right_alerts_with_reasons_and_signed_we
         timeout_ms: 2000,
         max_retries: 2,
         queue_capacity: 100,
+        events: vec![WebhookEvent::Alert],
     }];
     env.config.state_dir = env.dir.path().join("state");
     let store = env.store().await;

@@ -153,7 +153,11 @@ async fn one_row_per_mention_upgrades_an_existing_database() {
 
     assert_eq!(
         migrate(&store).await.unwrap(),
-        ["0005_one_row_per_mention", "0006_sentiment_corrections"]
+        [
+            "0005_one_row_per_mention",
+            "0006_sentiment_corrections",
+            "0007_incidents"
+        ]
     );
     assert!(migrate(&store).await.unwrap().is_empty());
     let kept: Vec<Kept> = store

@@ -8,6 +8,8 @@ pub struct AlertsConfig {
     pub negative_comment: super::rules::NegativeCommentConfig,
     /// Repeats, grouping, cooldowns and the rate limit.
     pub router: super::router::RouterConfig,
+    /// When related alerts become one incident, and when it is over.
+    pub incidents: super::incident::IncidentConfig,
     /// Where delivered alerts are POSTed (`[[alerts.webhooks]]`).
     pub webhooks: Vec<super::webhook::WebhookConfig>,
 }

@@ -3,6 +3,7 @@
 
 pub mod alert;
 pub mod config;
+pub mod incident;
 pub mod router;
 pub mod rules;
 pub mod stage;
@@ -11,3 +12,4 @@ pub mod webhook;
 
 pub use alert::{Alert, AlertKind, Sample, Severity};
 pub use config::AlertsConfig;
+pub use incident::{Incident, IncidentStatus};

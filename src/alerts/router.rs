@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::alert::{alert_id, Alert, AlertKind, Severity};
+use super::incident::{Incident, IncidentConfig, Incidents, Membership};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -121,6 +122,9 @@ pub struct RouterSnapshot {
     minutes: Vec<(i64, Minute)>,
     #[serde(default)]
     clock: Option<Clock>,
+    /// Open incidents and the comments that may open one.
+    #[serde(default)]
+    incidents: Incidents,
     /// Held alerts in a snapshot from before the rate limit ran on event time.
     #[serde(default, skip_serializing)]
     held: Vec<Alert>,
@@ -149,6 +153,8 @@ pub struct Router {
     last_delivered: HashMap<(AlertKind, String), DateTime<Utc>>,
     minutes: BTreeMap<i64, Minute>,
     clock: Option<Clock>,
+    incident_config: IncidentConfig,
+    incidents: Incidents,
     pub stats: RouterStats,
 }
 
@@ -162,8 +168,26 @@ impl Router {
             last_delivered: HashMap::new(),
             minutes: BTreeMap::new(),
             clock: None,
+            incident_config: IncidentConfig::default(),
+            incidents: Incidents::default(),
             stats: RouterStats::default(),
         }
+    }
+
+    /// The router, grouping alerts into incidents as `config` says.
+    pub fn with_incidents(mut self, config: IncidentConfig) -> Router {
+        self.incident_config = config;
+        self
+    }
+
+    /// The incidents changed since this was last called, as versions stamped `now`.
+    pub fn take_incidents(&mut self, now: DateTime<Utc>) -> Vec<Incident> {
+        self.incidents.take(now)
+    }
+
+    /// The incidents open now.
+    pub fn open_incidents(&self) -> Vec<&Incident> {
+        self.incidents.open()
     }
 
     /// What the router remembers now.
@@ -186,6 +210,7 @@ impl Router {
                 .map(|(m, state)| (*m, state.clone()))
                 .collect(),
             clock: self.clock,
+            incidents: self.incidents.clone(),
             held: Vec::new(),
         }
     }
@@ -200,6 +225,7 @@ impl Router {
         r.last_delivered = snap.last_delivered.into_iter().collect();
         r.minutes = snap.minutes.into_iter().collect();
         r.clock = snap.clock;
+        r.incidents = snap.incidents;
         for a in snap.held {
             r.minutes
                 .entry(minute_of(a.event_time))
@@ -252,12 +278,34 @@ impl Router {
     /// Routes one alert, at wall-clock time `now`; returns the decision and the alerts to
     /// deliver now (including any grouped-thread updates or digests that became due). Windows,
     /// cooldowns and the rate limit run on the alerts' event time and the router's clock.
-    pub fn route(&mut self, mut alert: Alert, now: DateTime<Utc>) -> (Decision, Vec<Alert>) {
+    pub fn route(&mut self, alert: Alert, now: DateTime<Utc>) -> (Decision, Vec<Alert>) {
         let mut out = self.tick(now);
         if !self.remember(&alert.id) {
             self.stats.duplicates += 1;
             return (Decision::Duplicate, out);
         }
+        let clock = self.event_now(now).unwrap_or(alert.event_time);
+        let membership = self
+            .incidents
+            .observe(&self.incident_config, &alert, None, clock);
+        let id = alert.id.clone();
+        let (decision, due) = self.decide(alert, &membership);
+        // A thread's first comment goes out under its group's id: the delivered alert is last.
+        let stored = match &decision {
+            Decision::Delivered => due.last().map(|a| a.id.as_str()),
+            Decision::Grouped(group) => Some(group.as_str()),
+            _ => None,
+        };
+        if let Some(stored) = stored {
+            self.incidents.stored_as(&membership, &id, stored);
+        }
+        out.extend(due);
+        (decision, out)
+    }
+
+    /// What becomes of one new alert, `membership` being its place in the incidents.
+    fn decide(&mut self, mut alert: Alert, membership: &Membership) -> (Decision, Vec<Alert>) {
+        let mut out = Vec::new();
         let subject = alert
             .query
             .clone()
@@ -312,8 +360,10 @@ impl Router {
                 }
             }
         }
-        let limited =
-            alert.kind == AlertKind::NegativeComment && alert.severity < Severity::Critical;
+        // A comment in an incident is summarised by the incident, not by a digest.
+        let limited = alert.kind == AlertKind::NegativeComment
+            && alert.severity < Severity::Critical
+            && !matches!(membership, Membership::Joined(_));
         if limited {
             let minute = self.minutes.entry(minute_of(alert.event_time)).or_default();
             if minute.delivered >= self.config.max_per_minute {
@@ -367,6 +417,7 @@ impl Router {
                 self.groups.remove(&k);
             }
         }
+        self.incidents.tick(&self.incident_config, clock, now);
         let over = clock.timestamp() - 60 - DIGEST_GRACE_S;
         let done: Vec<i64> = self.minutes.range(..=over).map(|(m, _)| *m).collect();
         for m in done {
@@ -470,6 +521,13 @@ mod tests {
 
     fn t(s: i64) -> DateTime<Utc> {
         "2026-11-26T10:00:00Z".parse::<DateTime<Utc>>().unwrap() + Duration::seconds(s)
+    }
+
+    fn no_incidents() -> IncidentConfig {
+        IncidentConfig {
+            enabled: false,
+            ..IncidentConfig::default()
+        }
     }
 
     #[test]
@@ -583,10 +641,12 @@ mod tests {
 
     #[test]
     fn rate_limit_holds_the_rest_for_a_digest_but_lets_critical_through() {
+        // Unrelated comments: no incident summarises them.
         let mut r = Router::new(RouterConfig {
             max_per_minute: 3,
             ..RouterConfig::default()
-        });
+        })
+        .with_incidents(no_incidents());
         r.advance(Some(t(0)), t(0));
         let mut delivered = 0;
         for i in 0..10 {
@@ -635,7 +695,8 @@ mod tests {
         let mut r = Router::new(RouterConfig {
             max_per_minute: 2,
             ..RouterConfig::default()
-        });
+        })
+        .with_incidents(no_incidents());
         let mut delivered = 0;
         let mut due = Vec::new();
         for i in 0..15 {
@@ -709,5 +770,62 @@ mod tests {
         let backward = counts(comments.into_iter().rev().collect());
         assert_eq!(forward.iter().map(|(_, n)| *n).collect::<Vec<_>>(), [3, 3]);
         assert_eq!(backward, forward);
+    }
+
+    #[test]
+    fn comments_in_an_incident_skip_the_rate_limit_and_a_restore_keeps_the_incident_exact() {
+        let config = RouterConfig {
+            max_per_minute: 3,
+            ..RouterConfig::default()
+        };
+        let mut r = Router::new(config.clone());
+        let mut decisions = Vec::new();
+        for i in 0..20 {
+            let mut a = alert(
+                &format!("a{i}"),
+                AlertKind::NegativeComment,
+                "q",
+                None,
+                Severity::Low,
+            );
+            a.event_time = t(i);
+            r.advance(Some(a.event_time), t(i));
+            decisions.push(r.route(a, t(i)).0);
+        }
+        // The fourth is over the limit; the fifth opens the incident, and none after it is held
+        // for a digest.
+        assert_eq!(decisions[3], Decision::RateLimited);
+        assert!(
+            decisions
+                .iter()
+                .filter(|d| **d == Decision::Delivered)
+                .count()
+                == 19,
+            "{decisions:?}"
+        );
+        let json = serde_json::to_vec(&r.snapshot()).unwrap();
+        let mut back = Router::restore(config, serde_json::from_slice(&json).unwrap());
+        let (mut a, mut b) = (r.take_incidents(t(30)), back.take_incidents(t(30)));
+        assert_eq!(a, b, "the restored router holds the same incident");
+        assert_eq!((a[0].negative_posts, a[0].alert_ids.len()), (20, 19));
+        for r in [&mut r, &mut back] {
+            let mut c = alert("late", AlertKind::NegativeComment, "q", None, Severity::Low);
+            c.event_time = t(40);
+            r.route(c, t(40));
+        }
+        (a, b) = (r.take_incidents(t(41)), back.take_incidents(t(41)));
+        assert_eq!(a, b);
+        assert_eq!((a[0].negative_posts, a[0].version), (21, 2));
+        let digests: Vec<u32> = r
+            .flush(t(42))
+            .iter()
+            .filter(|a| a.kind == AlertKind::Digest)
+            .map(|a| a.count)
+            .collect();
+        assert_eq!(
+            digests,
+            [1],
+            "only the comment held before the incident opened"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! The alert router stage (consumer group `<prefix>-router`): alert candidates from
-//! `<prefix>.alerts.raw` → [`Router`] → `<prefix>.alerts` (which the ClickHouse sink stores) and
-//! webhooks. The Kafka loop is the runner's ([`crate::runner`]); webhooks run on their own
+//! `<prefix>.alerts.raw` → [`Router`] → `<prefix>.alerts` and `<prefix>.incidents` (which the
+//! ClickHouse sinks store) and webhooks. The Kafka loop is the runner's ([`crate::runner`]); webhooks run on their own
 //! bounded queues and never hold the stage up.
 //!
 //! What the router holds (thread groups and their growing counts, alerts held for the minute's
@@ -23,9 +23,10 @@ use crate::metrics::Metrics;
 use crate::runner::state::Coverage;
 use crate::runner::{BatchPolicy, HandleError, Handler, Io, Output, Reject, Settled, StageError};
 
+use super::incident::IncidentConfig;
 use super::router::{Decision, Router, RouterConfig, RouterSnapshot};
 use super::webhook::{Webhook, WebhookConfig};
-use super::Alert;
+use super::{Alert, Incident};
 
 /// How often the router looks at what it holds (digests, thread counts).
 const TICK: Duration = Duration::from_secs(1);
@@ -54,6 +55,8 @@ pub struct RouterStage {
     metrics: Arc<Metrics>,
     /// Alerts due for delivery in the current batch.
     due: Vec<Alert>,
+    /// Incident versions due for delivery in the current batch.
+    incidents: Vec<Incident>,
     last_tick: tokio::time::Instant,
     /// The snapshot file.
     state: PathBuf,
@@ -70,6 +73,7 @@ impl RouterStage {
     /// The router with what its snapshot in `state_dir` holds (`prefix` names the file).
     pub fn new(
         config: RouterConfig,
+        incidents: IncidentConfig,
         webhooks: Vec<Webhook>,
         topics: Topics,
         metrics: Arc<Metrics>,
@@ -87,6 +91,7 @@ impl RouterStage {
                 (Router::new(config), BTreeMap::new())
             }
         };
+        let router = router.with_incidents(incidents);
         tracing::info!(topic = %topics.alerts_raw, webhooks = webhooks.len(), "Alert router ready");
         RouterStage {
             router,
@@ -98,6 +103,7 @@ impl RouterStage {
             topics,
             metrics,
             due: Vec::new(),
+            incidents: Vec::new(),
             last_tick: tokio::time::Instant::now(),
         }
     }
@@ -109,8 +115,25 @@ impl RouterStage {
             .and_then(chrono::DateTime::from_timestamp_millis)
     }
 
-    /// Produces the due alerts to the alerts topic and offers them to the webhooks.
+    /// Produces the due alerts and incident versions to their topics and offers them to the
+    /// webhooks.
     async fn deliver(&mut self, out: &mut Output) -> Result<(), StageError> {
+        self.incidents
+            .extend(self.router.take_incidents(Utc::now()));
+        for incident in std::mem::take(&mut self.incidents) {
+            let json = serde_json::to_vec(&incident).expect("an incident serialises");
+            out.send(
+                &self.topics.incidents,
+                Some(incident.id.as_bytes()),
+                &json,
+                None,
+            )
+            .await?;
+            for w in &self.webhooks {
+                w.offer_incident(&incident);
+            }
+            self.metrics.incidents_delivered.inc();
+        }
         for alert in std::mem::take(&mut self.due) {
             let json = serde_json::to_vec(&alert).expect("an alert serialises");
             out.send(&self.topics.alerts, Some(alert.id.as_bytes()), &json, None)
@@ -205,10 +228,12 @@ impl Handler for RouterStage {
         // What the router still holds (a digest, thread counts) goes out before the offsets
         // commit.
         let held = self.router.flush(Utc::now());
-        if !held.is_empty() {
+        let incidents = self.router.take_incidents(Utc::now());
+        if !held.is_empty() || !incidents.is_empty() {
             self.coverage.changed();
         }
         self.due.extend(held);
+        self.incidents.extend(incidents);
         self.deliver(io.out).await?;
         tracing::info!(
             delivered = self.router.stats.delivered,

@@ -162,6 +162,20 @@ pub fn emerging_trend_alert(events: &[TrendEvent], now: DateTime<Utc>) -> Option
     })
 }
 
+/// Where a negative spike's `why` names the terms driving it.
+const DRIVING: &str = "; driving it: ";
+
+/// The terms a negative-spike alert's `why` names as driving it, strongest first (what
+/// [`query_alert`] wrote: `driving it: #nusapaydown (10 in the spike, 0 before), hilang (...)`).
+pub fn driving_terms(why: &str) -> Vec<String> {
+    let Some((_, list)) = why.split_once(DRIVING) else {
+        return Vec::new();
+    };
+    list.split(" before), ")
+        .filter_map(|part| part.split_once(" (").map(|(t, _)| t.to_string()))
+        .collect()
+}
+
 pub fn query_alert(
     e: &TrendEvent,
     contexts: &HashMap<String, QueryContext>,
@@ -183,7 +197,7 @@ pub fn query_alert(
                 .iter()
                 .map(|(t, n, b)| format!("{t} ({n} in the spike, {b} before)"))
                 .collect();
-            why.push_str(&format!("; driving it: {}", parts.join(", ")));
+            why.push_str(&format!("{DRIVING}{}", parts.join(", ")));
         }
         return Some(Alert {
             id: alert_id(AlertKind::NegativeSpike, &[&e.id()]),
@@ -307,6 +321,10 @@ mod tests {
             "{driving}"
         );
         assert!(!driving.starts_with("app"), "{driving}");
+        let terms = driving_terms(&a.why);
+        assert!(terms.len() >= 2, "{terms:?}");
+        assert!(terms.contains(&"#nusapaydown".to_string()), "{terms:?}");
+        assert!(terms.contains(&"saldo".to_string()), "{terms:?}");
         assert_eq!(a.samples.len(), 5);
     }
 

@@ -10,6 +10,7 @@ use sha2::Sha256;
 use tokio::sync::mpsc;
 
 use super::alert::{Alert, Severity};
+use super::incident::{Incident, IncidentStatus};
 use crate::metrics::Metrics;
 
 /// Header with the signature: `sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`.
@@ -37,6 +38,22 @@ pub struct WebhookConfig {
     /// Alerts waiting for this endpoint; beyond it new ones are dropped and counted.
     #[serde(default = "default_queue")]
     pub queue_capacity: usize,
+    /// What is sent: `alert` (every delivered alert) and/or `incident` (an incident once, when it
+    /// first reaches `min_severity`, and again when it is resolved).
+    #[serde(default = "default_events")]
+    pub events: Vec<WebhookEvent>,
+}
+
+/// What a webhook can subscribe to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookEvent {
+    Alert,
+    Incident,
+}
+
+fn default_events() -> Vec<WebhookEvent> {
+    vec![WebhookEvent::Alert]
 }
 
 fn default_min_severity() -> Severity {
@@ -91,11 +108,46 @@ pub fn payload(alert: &Alert) -> serde_json::Value {
     })
 }
 
+/// The JSON body for an incident: Slack's `text` (plus blocks) and the whole incident under
+/// `gema_incident`.
+pub fn incident_payload(incident: &Incident) -> serde_json::Value {
+    let mut lines = vec![
+        format!(
+            "*[{}] Incident{}: {}*",
+            incident.severity.as_str().to_uppercase(),
+            if incident.status == IncidentStatus::Resolved {
+                " resolved"
+            } else {
+                ""
+            },
+            incident.query
+        ),
+        incident.summary.clone(),
+    ];
+    for s in incident.samples.iter().take(3) {
+        lines.push(format!(
+            "> @{} ({} followers): {} <{}|open>",
+            s.author_handle,
+            s.author_followers,
+            s.text.replace('\n', " "),
+            s.url
+        ));
+    }
+    let text = lines.join("\n");
+    serde_json::json!({
+        "text": text,
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+        "gema_incident": incident,
+    })
+}
+
 /// A handle to one endpoint's delivery task.
 #[derive(Clone)]
 pub struct Webhook {
-    tx: mpsc::Sender<Alert>,
+    /// (the alert's or incident's id, the body).
+    tx: mpsc::Sender<(String, serde_json::Value)>,
     min_severity: Severity,
+    events: Vec<WebhookEvent>,
     metrics: Arc<Metrics>,
 }
 
@@ -115,12 +167,13 @@ impl Webhook {
             .timeout(Duration::from_millis(config.timeout_ms))
             .build()
             .map_err(|e| format!("webhook {}: {e}", config.url))?;
-        let (tx, mut rx) = mpsc::channel::<Alert>(config.queue_capacity.max(1));
+        let (tx, mut rx) =
+            mpsc::channel::<(String, serde_json::Value)>(config.queue_capacity.max(1));
         let m = metrics.clone();
-        let min_severity = config.min_severity;
+        let (min_severity, events) = (config.min_severity, config.events.clone());
         tokio::spawn(async move {
-            while let Some(alert) = rx.recv().await {
-                let body = serde_json::to_vec(&payload(&alert)).expect("alert serialises");
+            while let Some((id, payload)) = rx.recv().await {
+                let body = serde_json::to_vec(&payload).expect("a payload serialises");
                 let mut backoff = Duration::from_millis(500);
                 let mut attempt = 0;
                 loop {
@@ -147,7 +200,7 @@ impl Webhook {
                         }
                         Err(e) => {
                             m.webhook_failed.inc();
-                            tracing::warn!(url = %config.url, alert_id = %alert.id, error = %e, "Webhook gave up");
+                            tracing::warn!(url = %config.url, id = %id, error = %e, "Webhook gave up");
                             break;
                         }
                     }
@@ -157,16 +210,38 @@ impl Webhook {
         Ok(Webhook {
             tx,
             min_severity,
+            events,
             metrics,
         })
     }
 
-    /// Queues `alert` without waiting; a full queue drops it and counts the drop.
+    /// Queues `alert` without waiting, if this endpoint takes alerts; a full queue drops it and
+    /// counts the drop.
     pub fn offer(&self, alert: &Alert) {
-        if alert.severity < self.min_severity {
+        if alert.severity < self.min_severity || !self.events.contains(&WebhookEvent::Alert) {
             return;
         }
-        if self.tx.try_send(alert.clone()).is_err() {
+        self.queue(alert.id.clone(), payload(alert));
+    }
+
+    /// Queues an incident version without waiting, if this endpoint takes incidents and the
+    /// version is news to it: the first to reach `min_severity`, or the resolution of one that
+    /// had reached it.
+    pub fn offer_incident(&self, incident: &Incident) {
+        if incident.severity < self.min_severity || !self.events.contains(&WebhookEvent::Incident) {
+            return;
+        }
+        let announced = incident
+            .previous_severity
+            .is_some_and(|s| s >= self.min_severity);
+        if announced && incident.status != IncidentStatus::Resolved {
+            return;
+        }
+        self.queue(incident.id.clone(), incident_payload(incident));
+    }
+
+    fn queue(&self, id: String, payload: serde_json::Value) {
+        if self.tx.try_send((id, payload)).is_err() {
             self.metrics.webhook_dropped.inc();
         }
     }
@@ -216,6 +291,7 @@ mod tests {
             timeout_ms: 500,
             max_retries: 1,
             queue_capacity: 2,
+            events: default_events(),
         };
         let hook = Webhook::spawn(config, metrics.clone()).unwrap();
         let started = std::time::Instant::now();
@@ -248,6 +324,7 @@ mod tests {
             timeout_ms: 500,
             max_retries: 0,
             queue_capacity: 1,
+            events: default_events(),
         };
         let err = Webhook::spawn(config, Arc::new(Metrics::default()))
             .err()

@@ -7,6 +7,7 @@ mod bert;
 mod demo;
 mod eval;
 mod feed;
+mod incidents;
 mod query;
 mod sentiment;
 mod sentiment_args;
@@ -77,6 +78,9 @@ pub enum Command {
     Dlq(query::DlqArgs),
     /// List alerts, or acknowledge / resolve / reopen one.
     Alerts(query::AlertsArgs),
+    /// List incidents (a brand's spike, trends and negative comments as one story), or
+    /// acknowledge / resolve / reopen one.
+    Incidents(incidents::IncidentsArgs),
     /// Replay a scenario (`gema synth --scenario`) through every stage and report precision,
     /// recall and detection delay per event type.
     EvalTrends(eval::EvalTrendsArgs),
@@ -163,6 +167,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mentions(args) => query::mentions(&config, &args).await,
         Command::Dlq(args) => query::dlq(&config, &args),
         Command::Alerts(args) => query::alerts(&config, &args).await,
+        Command::Incidents(args) => incidents::run(&config, &args).await,
         Command::EvalTrends(args) => eval::run(&config, &args).await,
         Command::Bench(args) => bench::run(&config, &args).await,
         Command::Serve(args) => serve::run(&config, &args).await,

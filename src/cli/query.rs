@@ -14,7 +14,7 @@ use gema::query::trends::{self, TermCount, TermKind};
 use gema::sentiment::Label;
 use gema::store::{self, Store};
 
-fn time_arg(s: &str) -> Result<DateTime<Utc>, String> {
+pub(crate) fn time_arg(s: &str) -> Result<DateTime<Utc>, String> {
     parse_time(s, Utc::now())
 }
 

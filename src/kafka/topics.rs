@@ -26,6 +26,8 @@ pub struct Topics {
     pub alerts_raw: String,
     /// Alerts the router delivered.
     pub alerts: String,
+    /// Incident versions from the router (key: incident id).
+    pub incidents: String,
 }
 
 impl Topics {
@@ -39,10 +41,11 @@ impl Topics {
             trends: format!("{prefix}.trends"),
             alerts_raw: format!("{prefix}.alerts.raw"),
             alerts: format!("{prefix}.alerts"),
+            incidents: format!("{prefix}.incidents"),
         }
     }
 
-    pub fn all(&self) -> [&str; 7] {
+    pub fn all(&self) -> [&str; 8] {
         [
             &self.raw,
             &self.enriched,
@@ -51,6 +54,7 @@ impl Topics {
             &self.trends,
             &self.alerts_raw,
             &self.alerts,
+            &self.incidents,
         ]
     }
 
@@ -66,6 +70,7 @@ impl Topics {
             Group::SinkMentions => &self.enriched,
             Group::SinkTrends => &self.trends,
             Group::SinkAlerts => &self.alerts,
+            Group::SinkIncidents => &self.incidents,
             Group::Trends => &self.terms,
             Group::Router => &self.alerts_raw,
         }
@@ -84,6 +89,8 @@ pub enum Group {
     SinkTrends,
     /// The alerts sink, on `alerts`.
     SinkAlerts,
+    /// The incidents sink, on `incidents`.
+    SinkIncidents,
     /// The trend stage, on `terms`.
     Trends,
     /// The alert router, on `alerts.raw`.
@@ -92,13 +99,14 @@ pub enum Group {
 
 impl Group {
     /// Every stage's group, in data-flow order.
-    pub const ALL: [Group; 6] = [
+    pub const ALL: [Group; 7] = [
         Group::Enrich,
         Group::SinkMentions,
         Group::Trends,
         Group::Router,
         Group::SinkTrends,
         Group::SinkAlerts,
+        Group::SinkIncidents,
     ];
 
     /// The name after the prefix; also the stage name in logs and dead-letter headers.
@@ -108,6 +116,7 @@ impl Group {
             Group::SinkMentions => "sink-ch",
             Group::SinkTrends => "sink-trends",
             Group::SinkAlerts => "sink-alerts",
+            Group::SinkIncidents => "sink-incidents",
             Group::Trends => "trends",
             Group::Router => "router",
         }

@@ -241,6 +241,7 @@ pub fn start_with(config: &Config, stages: &[Stage], parts: Parts) -> Running {
                 spawn_sink::<sink::Mentions>(&mut tasks, config, store, &parts);
                 spawn_sink::<sink::Trends>(&mut tasks, config, store, &parts);
                 spawn_sink::<sink::Alerts>(&mut tasks, config, store, &parts);
+                spawn_sink::<sink::Incidents>(&mut tasks, config, store, &parts);
             }
             Stage::Trends => {
                 let (sections, files) = trend_state(config);
@@ -257,10 +258,12 @@ pub fn start_with(config: &Config, stages: &[Stage], parts: Parts) -> Running {
             }
             Stage::Router => {
                 let (router, webhooks) = (config.alerts.router.clone(), parts.webhooks.clone());
+                let incidents = config.alerts.incidents.clone();
                 let state_dir = config.state_dir.clone();
                 spawn(&mut tasks, "router", config, &parts, move || {
                     RouterStage::new(
                         router.clone(),
+                        incidents.clone(),
                         webhooks.clone(),
                         stage_topics.clone(),
                         metrics.clone(),

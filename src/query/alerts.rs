@@ -71,6 +71,29 @@ pub async fn list(
         })
 }
 
+/// The alerts with these ids (an incident's), newest first.
+pub async fn by_ids(store: &Store, ids: &[String]) -> Result<Vec<StoredAlert>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    store
+        .client
+        .query(
+            "SELECT id, kind, severity, query, term, title, why, samples, count, event_time, detected_at, \
+             if(s.status = '', 'new', s.status) AS status \
+             FROM (SELECT * FROM alerts FINAL WHERE has(?, id)) AS a \
+             ANY LEFT JOIN (SELECT id, argMax(status, version) AS status FROM alert_status GROUP BY id) AS s \
+             USING id ORDER BY event_time DESC, id",
+        )
+        .bind(ids)
+        .fetch_all()
+        .await
+        .map_err(|source| StoreError::Query {
+            what: "list an incident's alerts".into(),
+            source,
+        })
+}
+
 #[derive(Debug, Row, Serialize)]
 struct StatusRow {
     id: String,

@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod corrections;
 pub mod headline;
+pub mod incidents;
 pub mod mentions;
 pub mod table;
 pub mod time;

@@ -17,7 +17,7 @@ use super::error::ApiError;
 use super::params::Params;
 use super::AppState;
 use crate::display::Display;
-use crate::query::{alerts, corrections, headline, mentions, timeline, trends};
+use crate::query::{alerts, corrections, headline, incidents, mentions, timeline, trends};
 use crate::sentiment::explain::model_word_effects;
 use crate::sentiment::Label;
 
@@ -64,12 +64,15 @@ impl<T: Serialize> Page<T> {
 }
 
 /// Fields the ClickHouse rows carry as Unix seconds; the API gives every time as RFC 3339.
-const TIME_FIELDS: [&str; 5] = [
+const TIME_FIELDS: [&str; 8] = [
     "created_at",
     "detected_at",
     "event_time",
     "bucket_start",
     "corrected_at",
+    "opened_at",
+    "last_event_at",
+    "resolved_at",
 ];
 
 /// The rows as JSON objects with RFC 3339 times in UTC, each beside the same time in the display
@@ -150,7 +153,11 @@ pub async fn ready(State(st): State<Arc<AppState>>) -> Response {
 
 /// `GET /metrics`: every stage's counters in this process plus the server's own.
 pub async fn metrics(State(st): State<Arc<AppState>>) -> Response {
-    let feeds = [("alert", &*st.feed), ("mention", &*st.mention_feed)];
+    let feeds = [
+        ("alert", &*st.feed),
+        ("mention", &*st.mention_feed),
+        ("incident", &*st.incident_feed),
+    ];
     let body = st.metrics.render() + &st.counters.render(&feeds);
     (
         [(
@@ -436,6 +443,74 @@ pub async fn alert_action(
     Ok(Json(json!({ "id": id, "status": status })))
 }
 
+/// `GET /api/incidents`: incidents active in the range (their newest alert in it), open ones
+/// first, then by severity, by status.
+pub async fn incidents_list(
+    State(st): State<Arc<AppState>>,
+    q: QueryMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let p = params(q, &["since", "until", "status", "limit"])?;
+    let (since, until) = p.range("24h", &st.config)?;
+    let limit = p.limit(50, &st.config)?;
+    let status = p.choice("status", &incidents::STATUSES)?;
+    let items = api_rows(
+        incidents::list(&st.store, since, until, status, limit).await?,
+        &st.display,
+    );
+    Ok(Json(Page::new(&st, since, until, items)))
+}
+
+/// `GET /api/incidents/{id}`: one incident and the alerts it holds, newest first.
+pub async fn incident_get(
+    State(st): State<Arc<AppState>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Path(id) = path.map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if !valid_alert_id(&id) {
+        return Err(ApiError::BadRequest(
+            "incident id: 1 to 64 ASCII letters, digits, '-' or '_'".into(),
+        ));
+    }
+    let Some(incident) = incidents::get(&st.store, &id).await? else {
+        return Err(ApiError::NotFound(format!("no incident with id {id}")));
+    };
+    let alerts = api_rows(
+        alerts::by_ids(&st.store, &incident.alert_ids).await?,
+        &st.display,
+    );
+    let mut body = api_rows(vec![incident], &st.display).remove(0);
+    body["alerts"] = json!(alerts);
+    Ok(Json(body))
+}
+
+/// `POST /api/incidents/{id}/{acknowledge|resolve|reopen}`.
+pub async fn incident_action(
+    State(st): State<Arc<AppState>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Path((id, action)) = path.map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let status = match action.as_str() {
+        "acknowledge" => "acknowledged",
+        "resolve" => "resolved",
+        "reopen" => "open",
+        _ => {
+            return Err(ApiError::NotFound(
+                "unknown action: use acknowledge, resolve or reopen".into(),
+            ))
+        }
+    };
+    if !valid_alert_id(&id) {
+        return Err(ApiError::BadRequest(
+            "incident id: 1 to 64 ASCII letters, digits, '-' or '_'".into(),
+        ));
+    }
+    if !incidents::set_status(&st.store, &id, status).await? {
+        return Err(ApiError::NotFound(format!("no incident with id {id}")));
+    }
+    tracing::info!(incident_id = %id, status, "Incident status changed");
+    Ok(Json(json!({ "id": id, "status": status })))
+}
+
 /// A JSON body, or why not: 413 for a body over the limit (a chunked one is cut while it is
 /// read, and surfaces here), 400 naming the problem otherwise.
 fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
@@ -573,6 +648,17 @@ pub async fn feed(
     q: QueryMap,
 ) -> Result<impl IntoResponse, ApiError> {
     sse(st.feed.clone(), &headers, q)
+}
+
+/// `GET /api/feed/incidents`: incident versions as the router delivers them (event
+/// `incident`; a later version of an incident keeps its `id`), with the same resume rules as
+/// [`feed`].
+pub async fn incident_feed(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    q: QueryMap,
+) -> Result<impl IntoResponse, ApiError> {
+    sse(st.incident_feed.clone(), &headers, q)
 }
 
 /// `GET /api/feed/mentions`: new negative mentions of tracked queries (event `mention`), with

@@ -86,6 +86,8 @@ pub struct AppState {
     pub feed: Arc<Feed>,
     /// Negative mentions of tracked queries (`/api/feed/mentions`).
     pub mention_feed: Arc<Feed>,
+    /// Incident versions (`/api/feed/incidents`).
+    pub incident_feed: Arc<Feed>,
     /// The counters of the stages running in this process (if any).
     pub metrics: Arc<Metrics>,
     /// The webhook connector's producer (`/api/ingest`); `None`: ingest answers 503.
@@ -190,6 +192,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/ingest", post(super::ingest::ingest))
         .route("/api/feed", get(api::feed))
         .route("/api/feed/mentions", get(api::mention_feed))
+        .route("/api/feed/incidents", get(api::incident_feed))
+        .route("/api/incidents", get(api::incidents_list))
+        .route("/api/incidents/{id}", get(api::incident_get))
+        .route("/api/incidents/{id}/{action}", post(api::incident_action))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require));
     let limit = state.config.body_limit_bytes;
     let mut app = Router::new()
@@ -259,6 +265,7 @@ mod tests {
             token: None,
             feed: Arc::new(Feed::new(16)),
             mention_feed: Arc::new(Feed::new(16)),
+            incident_feed: Arc::new(Feed::new(16)),
             metrics: Arc::new(Metrics::default()),
             ingest: None,
             classifier: Arc::new(crate::sentiment::lexicon::LexiconModel),

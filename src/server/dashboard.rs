@@ -22,6 +22,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("assets/dashboard.js"),
     ),
     (
+        "incidents.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/incidents.js"),
+    ),
+    (
         "dashboard.css",
         "text/css; charset=utf-8",
         include_bytes!("assets/dashboard.css"),

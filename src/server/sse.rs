@@ -24,7 +24,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::alerts::Alert;
+use crate::alerts::{Alert, Incident};
 use crate::kafka::client::base_config;
 use crate::kafka::KafkaConfig;
 use crate::mention::EnrichedMention;
@@ -48,6 +48,8 @@ pub enum FeedKind {
     /// Negative mentions of a tracked query from `<prefix>.mentions.enriched` (SSE event
     /// `mention`), before any alert rule has looked at them.
     NegativeMentions,
+    /// Incident versions from `<prefix>.incidents` (SSE event `incident`, data: the incident).
+    Incidents,
 }
 
 /// A negative mention as the feed sends it.
@@ -72,6 +74,7 @@ impl FeedKind {
         match self {
             FeedKind::Alerts => "alert",
             FeedKind::NegativeMentions => "mention",
+            FeedKind::Incidents => "incident",
         }
     }
 
@@ -83,6 +86,10 @@ impl FeedKind {
             FeedKind::Alerts => {
                 let alert: Alert = serde_json::from_slice(payload)?;
                 Some(serde_json::to_string(&alert)?)
+            }
+            FeedKind::Incidents => {
+                let incident: Incident = serde_json::from_slice(payload)?;
+                Some(serde_json::to_string(&incident)?)
             }
             FeedKind::NegativeMentions => {
                 let e: EnrichedMention = serde_json::from_slice(payload)?;

@@ -86,6 +86,7 @@ pub async fn start(config: &Config, opts: ServeOptions) -> Result<RunningServer,
         .with_setting("max_execution_time", server.query_timeout_s.to_string());
     let feed = Arc::new(Feed::new(server.feed_ring_capacity));
     let mention_feed = Arc::new(Feed::new(server.feed_ring_capacity));
+    let incident_feed = Arc::new(Feed::new(server.feed_ring_capacity));
     let topics = config.kafka.topics();
     let mut consumers = Vec::new();
     let ingest = if opts.kafka {
@@ -97,6 +98,7 @@ pub async fn start(config: &Config, opts: ServeOptions) -> Result<RunningServer,
         for (kind, topic, f) in [
             (FeedKind::Alerts, &topics.alerts, &feed),
             (FeedKind::NegativeMentions, &topics.enriched, &mention_feed),
+            (FeedKind::Incidents, &topics.incidents, &incident_feed),
         ] {
             consumers.push(tokio::spawn(run_consumer(
                 config.kafka.clone(),
@@ -128,6 +130,7 @@ pub async fn start(config: &Config, opts: ServeOptions) -> Result<RunningServer,
         token: opts.token,
         feed: feed.clone(),
         mention_feed: mention_feed.clone(),
+        incident_feed: incident_feed.clone(),
         metrics,
         ingest,
         classifier,
@@ -138,10 +141,12 @@ pub async fn start(config: &Config, opts: ServeOptions) -> Result<RunningServer,
     });
     let stop_feed = {
         let (shutdown, feed, mention_feed) = (shutdown.clone(), feed.clone(), mention_feed.clone());
+        let incident_feed = incident_feed.clone();
         async move {
             shutdown.cancelled().await;
             feed.closed.cancel();
             mention_feed.closed.cancel();
+            incident_feed.closed.cancel();
         }
     };
     tokio::spawn(stop_feed);

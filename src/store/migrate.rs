@@ -37,6 +37,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0006_sentiment_corrections",
         include_str!("../../schemas/clickhouse/0006_sentiment_corrections.sql"),
     ),
+    (
+        7,
+        "0007_incidents",
+        include_str!("../../schemas/clickhouse/0007_incidents.sql"),
+    ),
 ];
 
 /// `ALTER TABLE <db>.<table> ADD COLUMN IF NOT EXISTS <column> <rest>`, which ClickHouse 18.16

@@ -187,3 +187,56 @@ impl From<&crate::alerts::Alert> for AlertRow {
         }
     }
 }
+
+/// The `incidents` table row (samples as JSON text, like the alerts').
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct IncidentRow {
+    pub id: String,
+    pub query: String,
+    pub status: String,
+    pub severity: String,
+    pub movement: String,
+    pub summary: String,
+    pub negative_posts: u32,
+    pub peak_per_minute: u32,
+    pub alert_count: u32,
+    pub driving_terms: Vec<String>,
+    pub trending_terms: Vec<String>,
+    pub samples: String,
+    pub alert_ids: Vec<String>,
+    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    pub opened_at: DateTime<Utc>,
+    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    pub last_event_at: DateTime<Utc>,
+    /// The Unix epoch while not resolved.
+    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    pub resolved_at: DateTime<Utc>,
+    #[serde(with = "clickhouse::serde::chrono::datetime")]
+    pub detected_at: DateTime<Utc>,
+    pub version: u64,
+}
+
+impl From<&crate::alerts::Incident> for IncidentRow {
+    fn from(i: &crate::alerts::Incident) -> Self {
+        IncidentRow {
+            id: i.id.clone(),
+            query: i.query.clone(),
+            status: i.status.as_str().to_string(),
+            severity: i.severity.as_str().to_string(),
+            movement: i.movement.as_str().to_string(),
+            summary: i.summary.clone(),
+            negative_posts: i.negative_posts,
+            peak_per_minute: i.peak_per_minute,
+            alert_count: i.alert_count,
+            driving_terms: i.driving_terms.clone(),
+            trending_terms: i.trending_terms.clone(),
+            samples: serde_json::to_string(&i.samples).expect("samples serialise"),
+            alert_ids: i.alert_ids.clone(),
+            opened_at: i.opened_at,
+            last_event_at: i.last_event_at,
+            resolved_at: i.resolved_at.unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+            detected_at: i.detected_at,
+            version: i.version,
+        }
+    }
+}

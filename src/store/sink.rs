@@ -1,5 +1,6 @@
 //! The ClickHouse sink stages: a Kafka topic → a table, one consumer group per table
-//! (`<prefix>-sink-ch` for mentions, `<prefix>-sink-trends`, `<prefix>-sink-alerts`). The Kafka
+//! (`<prefix>-sink-ch` for mentions, `<prefix>-sink-trends`, `<prefix>-sink-alerts`,
+//! `<prefix>-sink-incidents`). The Kafka
 //! loop is the runner's ([`crate::runner`]); this is what a sink does with each message.
 //!
 //! Rows stream into one INSERT through the crate's inserter until it reaches its row, byte or
@@ -22,7 +23,7 @@ use crate::metrics::Metrics;
 use crate::runner::{BatchPolicy, HandleError, Handler, Io, Reject, Settled, StageError};
 
 use super::keys::{self, KeyRow, Written};
-use super::row::{AlertRow, MentionRow, TrendRow};
+use super::row::{AlertRow, IncidentRow, MentionRow, TrendRow};
 use super::{rollup, Store};
 
 /// One table fed from one topic.
@@ -90,6 +91,19 @@ impl SinkTable for Alerts {
         serde_json::from_slice::<crate::alerts::Alert>(payload)
             .map(|a| AlertRow::from(&a))
             .map_err(|e| format!("invalid alert: {e}"))
+    }
+}
+
+/// Incident versions from the router → `incidents`.
+pub struct Incidents;
+impl SinkTable for Incidents {
+    type Row = IncidentRow;
+    const TABLE: &'static str = "incidents";
+    const GROUP: Group = Group::SinkIncidents;
+    fn parse(payload: &[u8]) -> Result<IncidentRow, String> {
+        serde_json::from_slice::<crate::alerts::Incident>(payload)
+            .map(|i| IncidentRow::from(&i))
+            .map_err(|e| format!("invalid incident: {e}"))
     }
 }
 

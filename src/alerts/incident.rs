@@ -1,0 +1,792 @@
+//! Incidents: the alerts about one tracked query (its negative spike, the terms trending with it,
+//! the negative comments behind them) folded into one story with a lifecycle, a severity that
+//! follows its size and speed, whether it is rising or fading, what drives it, its posts with the
+//! most reach, and a summary in words built from those facts.
+//!
+//! Pure, like the router that owns it: every time is event time (the alerts' own, or the router's
+//! clock), passed in.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::alert::{alert_id, Alert, AlertKind, Sample, Severity};
+use crate::enrich::stopwords::is_stop_word;
+use crate::tracked::fold;
+
+/// `[alerts.incidents]`: when alerts become an incident and when it is over.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IncidentConfig {
+    /// Group alerts into incidents at all.
+    pub enabled: bool,
+    /// Negative comments about one query within `window_s` that open an incident without a
+    /// spike (a negative spike, or one critical comment, opens one at once).
+    pub open_after_comments: u32,
+    /// Comments this many seconds of event time apart count towards opening the same incident.
+    pub window_s: u64,
+    /// An incident with no new alert for this many seconds of event time is resolved.
+    pub resolve_after_s: u64,
+    /// Posts kept as an incident's samples (most reach first).
+    pub max_samples: usize,
+}
+
+impl Default for IncidentConfig {
+    fn default() -> Self {
+        IncidentConfig {
+            enabled: true,
+            open_after_comments: 5,
+            window_s: 900,
+            resolve_after_s: 1800,
+            max_samples: 5,
+        }
+    }
+}
+
+/// Where an incident is in its lifecycle. The router sets `open` and `resolved`; people
+/// acknowledge, resolve and reopen through the API (kept apart, in `incident_status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentStatus {
+    Open,
+    Acknowledged,
+    Resolved,
+}
+
+impl IncidentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentStatus::Open => "open",
+            IncidentStatus::Acknowledged => "acknowledged",
+            IncidentStatus::Resolved => "resolved",
+        }
+    }
+}
+
+/// Whether an incident's negative posts come faster or slower than a few minutes before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Movement {
+    Rising,
+    Steady,
+    Fading,
+}
+
+impl Movement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Movement::Rising => "rising",
+            Movement::Steady => "steady",
+            Movement::Fading => "fading",
+        }
+    }
+}
+
+/// One version of an incident, as the router delivers it (`<prefix>.incidents`, the
+/// `incidents` table, the feed, webhooks). A later version replaces an earlier one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    /// Deterministic: from the query and the first alert in it.
+    pub id: String,
+    /// The tracked query (brand) it is about.
+    pub query: String,
+    pub status: IncidentStatus,
+    pub severity: Severity,
+    /// The severity of the previous version (`None` for the first): webhooks announce an
+    /// incident once, when it first reaches their `min_severity`.
+    pub previous_severity: Option<Severity>,
+    pub movement: Movement,
+    /// In words, from the facts below.
+    pub summary: String,
+    /// Negative posts in it: its negative comments, or the authors of its spikes if more.
+    pub negative_posts: u32,
+    /// Most negative comments in one minute of event time.
+    pub peak_per_minute: u32,
+    /// Alerts folded into it (spikes, trends, comments).
+    pub alert_count: u32,
+    /// Words and tags over-represented in it, strongest first.
+    pub driving_terms: Vec<String>,
+    /// Terms whose emerging-trend alerts joined it.
+    pub trending_terms: Vec<String>,
+    /// Its posts with the most reach (followers), most first.
+    pub samples: Vec<Sample>,
+    /// Ids of the delivered alerts it holds (the newest 500).
+    pub alert_ids: Vec<String>,
+    /// Event time of its first and newest alert.
+    pub opened_at: DateTime<Utc>,
+    pub last_event_at: DateTime<Utc>,
+    /// Event time at which it was resolved for lack of new alerts.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Wall-clock time of this version.
+    pub detected_at: DateTime<Utc>,
+    /// 1 for the first version, one more for each later one.
+    pub version: u64,
+}
+
+/// Alert ids kept per incident.
+const MAX_ALERT_IDS: usize = 500;
+/// Minutes of per-minute counts kept per incident (for the peak and the movement).
+const MINUTES_KEPT: usize = 180;
+/// The movement compares the last this many minutes with as many before them.
+const MOVEMENT_MINUTES: i64 = 5;
+/// Terms named as driving an incident.
+const DRIVING_TERMS: usize = 3;
+
+/// A negative comment seen before its query has an incident.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pending {
+    alert: Alert,
+    /// The id the alert was stored under (its own, its thread's), if it was stored.
+    stored: Option<String>,
+}
+
+/// An open incident and what its facts are computed from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Open {
+    incident: Incident,
+    /// Negative comments per minute of event time (Unix seconds of the minute).
+    minutes: BTreeMap<i64, u32>,
+    comments: u32,
+    spike_authors: u32,
+    /// The strongest terms of its spikes, in order.
+    spike_terms: Vec<String>,
+    /// How many of its comments use each word or tag.
+    words: BTreeMap<String, u32>,
+    /// Highest severity among its alerts.
+    alert_severity: Severity,
+    has_spike: bool,
+    /// Changed since it last went out.
+    dirty: bool,
+    /// The severity of the version that last went out.
+    emitted_severity: Option<Severity>,
+}
+
+/// Every query's open incident and the comments that may open one: what the router keeps.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Incidents {
+    open: BTreeMap<String, Open>,
+    pending: BTreeMap<String, Vec<Pending>>,
+    /// Incidents resolved but not yet delivered.
+    #[serde(default)]
+    resolved: Vec<Incident>,
+}
+
+/// The words and tags of a post that can drive an incident: hashtags, handles and content words
+/// of four letters or more, folded, without the query's own name and stop words.
+fn words_of(text: &str, query: &str) -> BTreeSet<String> {
+    let query = fold(query);
+    let mut out = BTreeSet::new();
+    for raw in text.split(|c: char| !(c.is_alphanumeric() || c == '#' || c == '@' || c == '_')) {
+        // A tag is a `#` or `@` and a word; a `#` or `@` inside a word splits nothing.
+        let w = fold(raw);
+        let tagged = w.starts_with('#') || w.starts_with('@');
+        let bare = w.trim_start_matches(['#', '@']);
+        if bare.is_empty()
+            || bare.contains(['#', '@'])
+            || (!tagged && bare == query)
+            || matches!(bare, "http" | "https" | "www")
+            || is_stop_word(bare)
+        {
+            continue;
+        }
+        if tagged || (bare.chars().count() >= 4 && !bare.chars().all(|c| c.is_ascii_digit())) {
+            out.insert(w);
+        }
+    }
+    out
+}
+
+/// Whether a trending `term` belongs with `query`'s incident: it names the query
+/// (`#nusapaydown`, `@nusapay`) or at least two of the incident's comments use it.
+fn belongs(term: &str, query: &str, words: &BTreeMap<String, u32>) -> bool {
+    let (term, query) = (fold(term), fold(query));
+    term.trim_start_matches(['#', '@']).contains(&query)
+        || words.get(&term).is_some_and(|n| *n >= 2)
+}
+
+fn minute_of(t: DateTime<Utc>) -> i64 {
+    t.timestamp().div_euclid(60) * 60
+}
+
+fn severity_of(negative_posts: u32, peak: u32, has_spike: bool) -> Severity {
+    if negative_posts >= 100 || peak >= 20 {
+        Severity::Critical
+    } else if negative_posts >= 25 || peak >= 5 {
+        Severity::High
+    } else if negative_posts >= 5 || has_spike {
+        Severity::Medium
+    } else {
+        Severity::Low
+    }
+}
+
+impl Open {
+    fn new(first: &Alert, query: &str) -> Open {
+        Open {
+            incident: Incident {
+                id: alert_id(AlertKind::Digest, &["incident", query, &first.id]),
+                query: query.to_string(),
+                status: IncidentStatus::Open,
+                severity: Severity::Low,
+                previous_severity: None,
+                movement: Movement::Rising,
+                summary: String::new(),
+                negative_posts: 0,
+                peak_per_minute: 0,
+                alert_count: 0,
+                driving_terms: Vec::new(),
+                trending_terms: Vec::new(),
+                samples: Vec::new(),
+                alert_ids: Vec::new(),
+                opened_at: first.event_time,
+                last_event_at: first.event_time,
+                resolved_at: None,
+                detected_at: first.detected_at,
+                version: 0,
+            },
+            minutes: BTreeMap::new(),
+            comments: 0,
+            spike_authors: 0,
+            spike_terms: Vec::new(),
+            words: BTreeMap::new(),
+            alert_severity: Severity::Low,
+            has_spike: false,
+            dirty: true,
+            emitted_severity: None,
+        }
+    }
+
+    /// Folds `alert` in (stored as `stored`, if it was), at clock `clock`.
+    fn add(
+        &mut self,
+        alert: &Alert,
+        stored: Option<&str>,
+        clock: DateTime<Utc>,
+        max_samples: usize,
+    ) {
+        let inc = &mut self.incident;
+        inc.alert_count += 1;
+        inc.opened_at = inc.opened_at.min(alert.event_time);
+        inc.last_event_at = inc.last_event_at.max(alert.event_time);
+        if let Some(id) = stored {
+            if !inc.alert_ids.iter().any(|i| i == id) {
+                inc.alert_ids.push(id.to_string());
+                if inc.alert_ids.len() > MAX_ALERT_IDS {
+                    inc.alert_ids.remove(0);
+                }
+            }
+        }
+        match alert.kind {
+            AlertKind::NegativeComment => {
+                self.comments += alert.count.max(1);
+                *self.minutes.entry(minute_of(alert.event_time)).or_default() += alert.count.max(1);
+                while self.minutes.len() > MINUTES_KEPT {
+                    self.minutes.pop_first();
+                }
+                for s in &alert.samples {
+                    for w in words_of(&s.text, &inc.query) {
+                        *self.words.entry(w).or_default() += 1;
+                    }
+                }
+            }
+            AlertKind::NegativeSpike => {
+                self.has_spike = true;
+                self.spike_authors += alert.count;
+                for t in super::trend::driving_terms(&alert.why) {
+                    if !self.spike_terms.contains(&t) {
+                        self.spike_terms.push(t);
+                    }
+                }
+            }
+            AlertKind::EmergingTrend => {
+                if let Some(t) = &alert.term {
+                    if !inc.trending_terms.contains(t) {
+                        inc.trending_terms.push(t.clone());
+                    }
+                }
+            }
+            AlertKind::Digest => {}
+        }
+        if alert.kind != AlertKind::EmergingTrend {
+            self.alert_severity = self.alert_severity.max(alert.severity);
+        }
+        for s in &alert.samples {
+            if !inc.samples.iter().any(|k| k.key == s.key) {
+                inc.samples.push(s.clone());
+            }
+        }
+        inc.samples.sort_by(|a, b| {
+            b.author_followers
+                .cmp(&a.author_followers)
+                .then(a.created_at.cmp(&b.created_at))
+                .then(a.key.cmp(&b.key))
+        });
+        inc.samples.truncate(max_samples);
+        self.refresh(clock);
+        self.dirty = true;
+    }
+
+    /// Recomputes the facts that follow from the counts, at clock `clock`; whether they changed.
+    fn refresh(&mut self, clock: DateTime<Utc>) -> bool {
+        let before = (
+            self.incident.severity,
+            self.incident.movement,
+            self.incident.summary.clone(),
+        );
+        let inc = &mut self.incident;
+        inc.negative_posts = self.comments.max(self.spike_authors);
+        inc.peak_per_minute = self.minutes.values().copied().max().unwrap_or(0);
+        inc.severity = severity_of(inc.negative_posts, inc.peak_per_minute, self.has_spike)
+            .max(self.alert_severity);
+        let now = minute_of(clock.max(inc.last_event_at));
+        let span =
+            |from: i64, to: i64| -> u32 { self.minutes.range(from..to).map(|(_, n)| n).sum() };
+        let step = MOVEMENT_MINUTES * 60;
+        let (recent, earlier) = (
+            span(now - step + 60, now + 60),
+            span(now - 2 * step + 60, now - step + 60),
+        );
+        inc.movement = if recent == 0 && self.comments > 0 || recent * 2 < earlier {
+            Movement::Fading
+        } else if recent > earlier {
+            Movement::Rising
+        } else {
+            Movement::Steady
+        };
+        let mut driving: Vec<String> = self.spike_terms.clone();
+        let mut common: Vec<(&String, &u32)> =
+            self.words.iter().filter(|(_, n)| **n >= 2).collect();
+        common.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        for (w, _) in common {
+            if !driving.contains(w) {
+                driving.push(w.clone());
+            }
+        }
+        driving.truncate(DRIVING_TERMS);
+        inc.driving_terms = driving;
+        inc.summary = summary(inc, self.has_spike);
+        before != (inc.severity, inc.movement, inc.summary.clone())
+    }
+
+    /// The version to deliver now (wall clock `now`).
+    fn emit(&mut self, now: DateTime<Utc>) -> Incident {
+        self.dirty = false;
+        self.incident.version += 1;
+        self.incident.detected_at = now;
+        self.incident.previous_severity = self.emitted_severity;
+        self.emitted_severity = Some(self.incident.severity);
+        self.incident.clone()
+    }
+}
+
+/// "nusapay: negative spike — 317 negative posts in 12 min (peak 41 a minute), driven by
+/// #nusapaydown, saldo, hilang; trending: #nusapaydown, @nusapay; rising".
+fn summary(inc: &Incident, spike: bool) -> String {
+    let minutes = ((inc.last_event_at - inc.opened_at).num_seconds() / 60 + 1).max(1);
+    let posts = match inc.negative_posts {
+        1 => "1 negative post".to_string(),
+        n => format!("{n} negative posts"),
+    };
+    let mut s = format!(
+        "{}: {}{posts} in {minutes} min",
+        inc.query,
+        if spike { "negative spike — " } else { "" }
+    );
+    if inc.peak_per_minute > 1 {
+        s.push_str(&format!(" (peak {} a minute)", inc.peak_per_minute));
+    }
+    if !inc.driving_terms.is_empty() {
+        s.push_str(&format!(", driven by {}", inc.driving_terms.join(", ")));
+    } else if let Some(top) = inc.samples.first() {
+        s.push_str(&format!(
+            ", from @{} ({} followers)",
+            top.author_handle, top.author_followers
+        ));
+    }
+    if !inc.trending_terms.is_empty() {
+        s.push_str(&format!("; trending: {}", inc.trending_terms.join(", ")));
+    }
+    match inc.status {
+        IncidentStatus::Resolved => s.push_str("; resolved"),
+        _ => {
+            s.push_str("; ");
+            s.push_str(inc.movement.as_str());
+        }
+    }
+    s
+}
+
+/// What [`Incidents::observe`] made of an alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Membership {
+    /// Not part of any incident.
+    None,
+    /// A comment about this query that may yet open an incident.
+    Pending(String),
+    /// Part of the incident with this id (open, or opened by this alert).
+    Joined(String),
+}
+
+impl Incidents {
+    /// The query an alert is about for grouping: its own, or for a trending term the query
+    /// whose open incident it belongs with.
+    fn query_of(&self, alert: &Alert) -> Option<String> {
+        if let Some(q) = &alert.query {
+            return Some(q.clone());
+        }
+        let term = alert.term.as_deref()?;
+        self.open
+            .iter()
+            .find(|(q, o)| belongs(term, q, &o.words))
+            .map(|(q, _)| q.clone())
+    }
+
+    /// Folds `alert` (stored as `stored`) into its query's incident, opening one when it is a
+    /// negative spike, a critical comment, or the `open_after_comments`-th comment within
+    /// `window_s`; `clock` is the router's event time.
+    pub fn observe(
+        &mut self,
+        config: &IncidentConfig,
+        alert: &Alert,
+        stored: Option<&str>,
+        clock: DateTime<Utc>,
+    ) -> Membership {
+        if !config.enabled || alert.kind == AlertKind::Digest {
+            return Membership::None;
+        }
+        let Some(query) = self.query_of(alert) else {
+            return Membership::None;
+        };
+        if let Some(open) = self.open.get_mut(&query) {
+            open.add(alert, stored, clock, config.max_samples);
+            return Membership::Joined(open.incident.id.clone());
+        }
+        let window = Duration::seconds(config.window_s as i64);
+        let opens = match alert.kind {
+            AlertKind::NegativeSpike => true,
+            AlertKind::NegativeComment if alert.severity == Severity::Critical => true,
+            AlertKind::NegativeComment => {
+                let pending = self.pending.entry(query.clone()).or_default();
+                pending.retain(|p| (alert.event_time - p.alert.event_time).abs() < window);
+                pending.push(Pending {
+                    alert: alert.clone(),
+                    stored: stored.map(String::from),
+                });
+                pending.len() >= config.open_after_comments.max(1) as usize
+            }
+            // A term or volume surge is not bad news on its own.
+            _ => false,
+        };
+        if !opens {
+            return match alert.kind {
+                AlertKind::NegativeComment => Membership::Pending(query),
+                _ => Membership::None,
+            };
+        }
+        let earlier = self.pending.remove(&query).unwrap_or_default();
+        let first = earlier
+            .iter()
+            .map(|p| &p.alert)
+            .filter(|a| (alert.event_time - a.event_time).abs() < window)
+            .min_by_key(|a| (a.event_time, a.id.clone()))
+            .unwrap_or(alert);
+        let mut open = Open::new(first, &query);
+        for p in &earlier {
+            if p.alert.id != alert.id && (alert.event_time - p.alert.event_time).abs() < window {
+                open.add(&p.alert, p.stored.as_deref(), clock, config.max_samples);
+            }
+        }
+        open.add(alert, stored, clock, config.max_samples);
+        let id = open.incident.id.clone();
+        self.open.insert(query, open);
+        Membership::Joined(id)
+    }
+
+    /// Records that an alert [`observe`](Self::observe) placed was stored as `stored` (its own
+    /// id, or its thread's alert's when it was grouped).
+    pub fn stored_as(&mut self, membership: &Membership, alert_id: &str, stored: &str) {
+        match membership {
+            Membership::None => {}
+            Membership::Pending(query) => {
+                if let Some(p) = self
+                    .pending
+                    .get_mut(query)
+                    .and_then(|p| p.iter_mut().find(|p| p.alert.id == alert_id))
+                {
+                    p.stored = Some(stored.to_string());
+                }
+            }
+            Membership::Joined(incident) => {
+                if let Some(open) = self.open.values_mut().find(|o| &o.incident.id == incident) {
+                    let ids = &mut open.incident.alert_ids;
+                    if !ids.iter().any(|i| i == stored) {
+                        ids.push(stored.to_string());
+                        if ids.len() > MAX_ALERT_IDS {
+                            ids.remove(0);
+                        }
+                        open.dirty = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves incidents on to clock `clock`: the movement follows the quiet minutes, and an
+    /// incident quiet for `resolve_after_s` is resolved. Forgets pending comments out of the
+    /// window.
+    pub fn tick(&mut self, config: &IncidentConfig, clock: DateTime<Utc>, now: DateTime<Utc>) {
+        let quiet = Duration::seconds(config.resolve_after_s as i64);
+        let mut done = Vec::new();
+        for (q, open) in &mut self.open {
+            if clock - open.incident.last_event_at >= quiet {
+                done.push(q.clone());
+            } else if open.refresh(clock) {
+                open.dirty = true;
+            }
+        }
+        for q in done {
+            let mut open = self.open.remove(&q).expect("present");
+            open.incident.status = IncidentStatus::Resolved;
+            open.incident.resolved_at = Some(clock);
+            open.refresh(clock);
+            self.resolved.push(open.emit(now));
+        }
+        let window = Duration::seconds(config.window_s as i64);
+        self.pending.retain(|_, p| {
+            p.retain(|p| clock - p.alert.event_time < window);
+            !p.is_empty()
+        });
+    }
+
+    /// The incidents changed since they last went out, as versions stamped `now`.
+    pub fn take(&mut self, now: DateTime<Utc>) -> Vec<Incident> {
+        let mut out = std::mem::take(&mut self.resolved);
+        for open in self.open.values_mut().filter(|o| o.dirty) {
+            out.push(open.emit(now));
+        }
+        out
+    }
+
+    /// The incidents open now (a copy of each, as last computed).
+    pub fn open(&self) -> Vec<&Incident> {
+        self.open.values().map(|o| &o.incident).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        "2026-11-26T10:00:00Z".parse::<DateTime<Utc>>().unwrap() + Duration::seconds(s)
+    }
+
+    fn comment(i: u32, at: i64, followers: u64, text: &str) -> Alert {
+        Alert {
+            id: format!("c{i}"),
+            kind: AlertKind::NegativeComment,
+            severity: Severity::Low,
+            query: Some("nusapay".into()),
+            term: None,
+            title: "t".into(),
+            why: "w".into(),
+            samples: vec![Sample {
+                key: format!("x:{i}"),
+                text: text.into(),
+                author_handle: format!("u{i}"),
+                author_followers: followers,
+                url: format!("https://x.com/{i}"),
+                created_at: t(at),
+            }],
+            count: 1,
+            thread_id: None,
+            event_time: t(at),
+            detected_at: t(at),
+        }
+    }
+
+    fn spike(at: i64, authors: u32) -> Alert {
+        Alert {
+            id: format!("spike{at}"),
+            kind: AlertKind::NegativeSpike,
+            severity: Severity::Medium,
+            query: Some("nusapay".into()),
+            term: Some("#nusapaydown".into()),
+            title: "Negative spike about nusapay".into(),
+            why: format!(
+                "{authors} distinct authors posted negative mentions matching \"nusapay\" in \
+                 10:05–10:06 UTC against a usual 0.2 ± 1.0 (burst score 9.0); recent buckets ▁█; \
+                 driving it: #nusapaydown (10 in the spike, 0 before), hilang (6 in the spike, 0 \
+                 before), saldo (5 in the spike, 1 before)"
+            ),
+            samples: vec![],
+            count: authors,
+            thread_id: None,
+            event_time: t(at),
+            detected_at: t(at),
+        }
+    }
+
+    fn trending(id: &str, term: &str, at: i64) -> Alert {
+        Alert {
+            id: id.into(),
+            kind: AlertKind::EmergingTrend,
+            severity: Severity::Medium,
+            query: None,
+            term: Some(term.into()),
+            title: format!("{term} is trending"),
+            why: "w".into(),
+            samples: vec![],
+            count: 10,
+            thread_id: None,
+            event_time: t(at),
+            detected_at: t(at),
+        }
+    }
+
+    #[test]
+    fn a_crisis_is_one_incident_with_its_facts() {
+        let config = IncidentConfig::default();
+        let mut inc = Incidents::default();
+        let text = "@nusapay saldo hilang after transfer #NusaPayDown";
+        let mut ids = BTreeSet::new();
+        for i in 0..40u32 {
+            let at = i as i64 * 15;
+            let m = inc.observe(
+                &config,
+                &comment(i, at, 100 + i as u64, text),
+                Some(&format!("c{i}")),
+                t(at),
+            );
+            if i < 4 {
+                assert_eq!(
+                    m,
+                    Membership::Pending("nusapay".into()),
+                    "comment {i} opens nothing yet"
+                );
+            } else {
+                let Membership::Joined(id) = m else {
+                    panic!("joined")
+                };
+                ids.insert(id);
+            }
+        }
+        inc.observe(&config, &spike(300, 30), Some("spike300"), t(300));
+        for (id, term) in [
+            ("tr1", "#nusapaydown"),
+            ("tr2", "transfer"),
+            ("tr3", "@nusapay"),
+            ("tr4", "#kopikitasenja"),
+        ] {
+            inc.observe(&config, &trending(id, term, 320), Some(id), t(320));
+        }
+        assert_eq!(ids.len(), 1, "one incident");
+        let out = inc.take(t(600));
+        assert_eq!(out.len(), 1);
+        let i = &out[0];
+        assert_eq!(i.query, "nusapay");
+        assert_eq!(i.negative_posts, 40);
+        assert_eq!(i.peak_per_minute, 4);
+        assert_eq!(i.severity, Severity::High);
+        assert_eq!(
+            i.alert_count, 44,
+            "40 comments, the spike, 3 of the 4 trends"
+        );
+        assert_eq!(i.driving_terms, ["#nusapaydown", "hilang", "saldo"]);
+        assert_eq!(i.trending_terms, ["#nusapaydown", "transfer", "@nusapay"]);
+        assert_eq!(i.samples.len(), 5);
+        assert_eq!(i.samples[0].author_followers, 139, "most reach first");
+        assert_eq!(i.alert_ids.len(), 44);
+        assert_eq!(i.opened_at, t(0));
+        assert_eq!(
+            i.summary,
+            "nusapay: negative spike — 40 negative posts in 10 min (peak 4 a minute), driven by \
+             #nusapaydown, hilang, saldo; trending: #nusapaydown, transfer, @nusapay; steady"
+        );
+        assert_eq!((i.version, i.previous_severity), (1, None));
+        assert!(inc.take(t(601)).is_empty(), "nothing changed");
+    }
+
+    #[test]
+    fn severity_follows_size_and_speed() {
+        let config = IncidentConfig::default();
+        let mut inc = Incidents::default();
+        // 120 comments in two minutes: critical, though each is low.
+        for i in 0..120u32 {
+            let at = i as i64;
+            inc.observe(&config, &comment(i, at, 10, "saldo hilang"), None, t(at));
+        }
+        let i = inc.take(t(200)).remove(0);
+        assert_eq!((i.severity, i.negative_posts), (Severity::Critical, 120));
+        assert_eq!(i.previous_severity, None);
+    }
+
+    #[test]
+    fn one_critical_comment_opens_an_incident_and_quiet_resolves_it_in_event_time() {
+        let config = IncidentConfig::default();
+        let mut inc = Incidents::default();
+        let mut c = comment(1, 0, 250_000, "NusaPay is a scam, refund stolen");
+        c.severity = Severity::Critical;
+        assert!(matches!(
+            inc.observe(&config, &c, Some("c1"), t(0)),
+            Membership::Joined(_)
+        ));
+        let first = inc.take(t(0)).remove(0);
+        assert_eq!(first.severity, Severity::Critical);
+        assert_eq!(
+            first.summary,
+            "nusapay: 1 negative post in 1 min, from @u1 (250000 followers); rising"
+        );
+        // Fading once quiet, resolved after 30 minutes of event time.
+        inc.tick(&config, t(600), t(1));
+        let fading = inc.take(t(1)).remove(0);
+        assert_eq!(fading.movement, Movement::Fading);
+        inc.tick(&config, t(1799), t(2));
+        assert!(inc.take(t(2)).is_empty());
+        inc.tick(&config, t(1800), t(3));
+        let resolved = inc.take(t(3)).remove(0);
+        assert_eq!(resolved.status, IncidentStatus::Resolved);
+        assert_eq!(resolved.resolved_at, Some(t(1800)));
+        assert_eq!(resolved.id, first.id);
+        assert_eq!(resolved.version, 3);
+        assert!(inc.open().is_empty());
+        // A new comment later is a new incident.
+        c.id = "c2".into();
+        c.event_time = t(4000);
+        let Membership::Joined(id) = inc.observe(&config, &c, None, t(4000)) else {
+            panic!()
+        };
+        assert_ne!(id, first.id);
+    }
+
+    #[test]
+    fn scattered_comments_and_unrelated_trends_open_nothing() {
+        let config = IncidentConfig::default();
+        let mut inc = Incidents::default();
+        for i in 0..10u32 {
+            // One every 20 minutes: never five within the window.
+            let at = i as i64 * 1200;
+            assert_eq!(
+                inc.observe(&config, &comment(i, at, 10, "lambat"), None, t(at)),
+                Membership::Pending("nusapay".into())
+            );
+            inc.tick(&config, t(at), t(at));
+        }
+        assert_eq!(
+            inc.observe(&config, &trending("tr", "#nusapaydown", 0), None, t(0)),
+            Membership::None
+        );
+        assert!(inc.take(t(0)).is_empty());
+    }
+
+    #[test]
+    fn words_keep_tags_and_content_words() {
+        let w = words_of(
+            "@NusaPay saldo hilang 500rb, di #NusaPayDown https://x.co nusapay",
+            "nusapay",
+        );
+        let w: Vec<&str> = w.iter().map(String::as_str).collect();
+        assert_eq!(w, ["#nusapaydown", "500rb", "@nusapay", "hilang", "saldo"]);
+    }
+}

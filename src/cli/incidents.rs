@@ -1,0 +1,103 @@
+//! `gema incidents`: incidents (a brand's spike, trends and negative comments as one story),
+//! newest and most severe first, and their acknowledge / resolve / reopen.
+
+use chrono::{DateTime, Utc};
+use gema::config::Config;
+use gema::query::incidents::{self, StoredIncident};
+use gema::query::table;
+use gema::store;
+
+use super::query::time_arg;
+
+#[derive(Debug, clap::Args)]
+pub struct IncidentsArgs {
+    #[command(subcommand)]
+    pub action: Option<IncidentAction>,
+    /// Incidents active since: a duration ago (15m, 1h, 7d) or an RFC 3339 time.
+    #[arg(long, default_value = "24h", value_parser = time_arg)]
+    pub since: DateTime<Utc>,
+    /// Only this status: open, acknowledged or resolved.
+    #[arg(long, value_parser = incidents::STATUSES)]
+    pub status: Option<String>,
+    /// Most incidents to show.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10000))]
+    pub limit: u64,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum IncidentAction {
+    /// Mark an incident as acknowledged (someone is on it).
+    Ack { id: String },
+    /// Mark an incident as resolved.
+    Resolve { id: String },
+    /// Mark an incident as open again.
+    Reopen { id: String },
+}
+
+/// The incidents as a table: severity, status, movement, id, summary, top post.
+pub fn incidents_table(rows: &[StoredIncident]) -> String {
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|i| {
+            let top = serde_json::from_str::<Vec<gema::alerts::Sample>>(&i.samples)
+                .ok()
+                .and_then(|s| s.into_iter().next())
+                .map(|s| format!("@{} ({}): {}", s.author_handle, s.author_followers, s.url))
+                .unwrap_or_default();
+            vec![
+                i.severity.clone(),
+                i.status.clone(),
+                i.movement.clone(),
+                i.id.clone(),
+                i.summary.clone(),
+                top,
+            ]
+        })
+        .collect();
+    if body.is_empty() {
+        return "No incidents.\n".into();
+    }
+    table::render(
+        &[
+            "severity", "status", "movement", "id", "summary", "top post",
+        ],
+        &body,
+        110,
+    )
+}
+
+pub async fn run(config: &Config, args: &IncidentsArgs) -> anyhow::Result<()> {
+    let store = store::connect(&config.clickhouse).await?;
+    if let Some(action) = &args.action {
+        let (id, status) = match action {
+            IncidentAction::Ack { id } => (id, "acknowledged"),
+            IncidentAction::Resolve { id } => (id, "resolved"),
+            IncidentAction::Reopen { id } => (id, "open"),
+        };
+        anyhow::ensure!(
+            incidents::set_status(&store, id, status).await?,
+            "no incident with id {id:?} (see `gema incidents`)"
+        );
+        println!("Incident {id} is now {status}.");
+        return Ok(());
+    }
+    let rows = incidents::list(
+        &store,
+        args.since,
+        Utc::now() + chrono::Duration::minutes(1),
+        args.status.as_deref(),
+        args.limit,
+    )
+    .await?;
+    if args.json {
+        for r in &rows {
+            println!("{}", serde_json::to_string(r)?);
+        }
+    } else {
+        print!("{}", incidents_table(&rows));
+    }
+    Ok(())
+}
