@@ -360,15 +360,18 @@ impl Router {
                 }
             }
         }
-        // A comment in an incident is summarised by the incident, not by a digest.
-        let limited = alert.kind == AlertKind::NegativeComment
-            && alert.severity < Severity::Critical
-            && !matches!(membership, Membership::Joined(_));
+        let limited =
+            alert.kind == AlertKind::NegativeComment && alert.severity < Severity::Critical;
         if limited {
             let minute = self.minutes.entry(minute_of(alert.event_time)).or_default();
             if minute.delivered >= self.config.max_per_minute {
                 self.stats.rate_limited += 1;
-                minute.held.push(alert);
+                // A comment in an incident is counted by the incident, whose top posts and
+                // summary tell its story: no digest repeats it, and the rate limit still keeps
+                // webhooks and the live feed from a flood.
+                if !matches!(membership, Membership::Joined(_)) {
+                    minute.held.push(alert);
+                }
                 return (Decision::RateLimited, out);
             }
             minute.delivered += 1;
@@ -773,7 +776,7 @@ mod tests {
     }
 
     #[test]
-    fn comments_in_an_incident_skip_the_rate_limit_and_a_restore_keeps_the_incident_exact() {
+    fn comments_over_the_limit_in_an_incident_are_counted_by_it_not_digested_and_a_restore_keeps_it_exact() {
         let config = RouterConfig {
             max_per_minute: 3,
             ..RouterConfig::default()
@@ -792,22 +795,22 @@ mod tests {
             r.advance(Some(a.event_time), t(i));
             decisions.push(r.route(a, t(i)).0);
         }
-        // The fourth is over the limit; the fifth opens the incident, and none after it is held
-        // for a digest.
+        // Three are delivered; the fourth is over the limit and held for a digest; the fifth
+        // opens the incident, which counts it and every later one (still over the limit).
         assert_eq!(decisions[3], Decision::RateLimited);
-        assert!(
+        assert_eq!(
             decisions
                 .iter()
                 .filter(|d| **d == Decision::Delivered)
-                .count()
-                == 19,
+                .count(),
+            3,
             "{decisions:?}"
         );
         let json = serde_json::to_vec(&r.snapshot()).unwrap();
         let mut back = Router::restore(config, serde_json::from_slice(&json).unwrap());
         let (mut a, mut b) = (r.take_incidents(t(30)), back.take_incidents(t(30)));
         assert_eq!(a, b, "the restored router holds the same incident");
-        assert_eq!((a[0].negative_posts, a[0].alert_ids.len()), (20, 19));
+        assert_eq!((a[0].negative_posts, a[0].alert_ids.len()), (20, 3));
         for r in [&mut r, &mut back] {
             let mut c = alert("late", AlertKind::NegativeComment, "q", None, Severity::Low);
             c.event_time = t(40);
