@@ -12,6 +12,7 @@ use serde::Deserialize;
 pub use crate::alerts::AlertsConfig;
 pub use crate::enrich::config::EnrichConfig;
 pub use crate::kafka::config::KafkaConfig;
+pub use crate::report::DigestConfig;
 pub use crate::server::config::ServerConfig;
 pub use crate::setting::Invalid;
 pub use crate::sources::config::SourceConfig;
@@ -63,6 +64,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Platform connectors `gema run` starts (`[[sources]]`; `--no-sources` skips them).
     pub sources: Vec<SourceConfig>,
+    /// The daily email report (`[digest]`; off until `to` is set).
+    pub digest: DigestConfig,
 }
 
 impl Default for Config {
@@ -83,6 +86,7 @@ impl Default for Config {
             state_dir: PathBuf::from(".gema/state"),
             server: ServerConfig::default(),
             sources: Vec::new(),
+            digest: DigestConfig::default(),
         }
     }
 }
@@ -157,6 +161,7 @@ impl Config {
         self.enrich.validate().map_err(|e| e.within("enrich"))?;
         self.sink.validate().map_err(|e| e.within("sink"))?;
         self.server.validate().map_err(|e| e.within("server"))?;
+        self.digest.validate().map_err(|e| e.within("digest"))?;
         for (section, d) in [
             ("trends", &self.trends),
             ("keywords", &self.keywords),
@@ -248,6 +253,12 @@ mod tests {
         c.server.listen = "nowhere".into();
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("server.listen"), "{err}");
+        let c: Config = toml::from_str(
+            "[digest]\nto = [\"a@example.com\"]\nfrom = \"g@example.com\"\nat = \"8\"\n",
+        )
+        .unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("digest.at"), "{err}");
         let c: Config = toml::from_str(
             "[[sources]]\nname = \"news\"\nkind = \"rss\"\nfollow = [\"feed.xml\"]\n",
         )

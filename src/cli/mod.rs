@@ -8,6 +8,7 @@ mod demo;
 mod eval;
 mod feed;
 mod query;
+mod report;
 mod sentiment;
 mod sentiment_args;
 mod serve;
@@ -77,6 +78,10 @@ pub enum Command {
     Dlq(query::DlqArgs),
     /// List alerts, or acknowledge / resolve / reopen one.
     Alerts(query::AlertsArgs),
+    /// A report of a window against the period before it: KPIs per tracked query, alerts, top
+    /// negative posts, rising terms and a chart, as Markdown, CSV or HTML; `--email` sends it
+    /// now as the daily digest would.
+    Report(report::ReportArgs),
     /// Replay a scenario (`gema synth --scenario`) through every stage and report precision,
     /// recall and detection delay per event type.
     EvalTrends(eval::EvalTrendsArgs),
@@ -163,6 +168,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mentions(args) => query::mentions(&config, &args).await,
         Command::Dlq(args) => query::dlq(&config, &args),
         Command::Alerts(args) => query::alerts(&config, &args).await,
+        Command::Report(args) => report::run(&config, &args).await,
         Command::EvalTrends(args) => eval::run(&config, &args).await,
         Command::Bench(args) => bench::run(&config, &args).await,
         Command::Serve(args) => serve::run(&config, &args).await,
