@@ -115,9 +115,9 @@ pub fn page(r: &Report, chart: &Chart, src: &ChartSrc) -> String {
         );
     }
 
-    let _ = write!(
+    let _ = writeln!(
         s,
-        "<h2>Negative / all mentions per {}</h2>\n",
+        "<h2>Negative / all mentions per {}</h2>",
         escape(&show_width(r.chart.bucket_s))
     );
     let img_src = match src {
@@ -161,9 +161,9 @@ pub fn page(r: &Report, chart: &Chart, src: &ChartSrc) -> String {
             escape(&group_title(&g.query, &g.kind, g.alerts.len()))
         );
         for a in &g.alerts {
-            let _ = write!(
+            let _ = writeln!(
                 s,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td><b>{}</b><br>{}</td><td>{}</td></tr>\n",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td><b>{}</b><br>{}</td><td>{}</td></tr>",
                 escape(&show_time(a.detected_at)),
                 escape(&a.severity),
                 escape(&a.status),
@@ -205,10 +205,10 @@ pub fn page(r: &Report, chart: &Chart, src: &ChartSrc) -> String {
              <th>Count</th><th>Baseline</th><th>Bucket</th></tr>\n",
         );
         for t in &r.rising {
-            let _ = write!(
+            let _ = writeln!(
                 s,
                 "<tr><td>{}</td><td class=\"n\">{:.1}</td><td class=\"n\">{}</td>\
-                 <td class=\"n\">{}</td><td class=\"n\">{:.1}</td><td>{}</td></tr>\n",
+                 <td class=\"n\">{}</td><td class=\"n\">{:.1}</td><td>{}</td></tr>",
                 escape(&t.term),
                 t.score,
                 t.authors,
