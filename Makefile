@@ -1,5 +1,5 @@
 # The two commands of the README, plus helpers.
-.PHONY: demo test services services-down lint bench bert-test lid-model
+.PHONY: demo test test-deps services services-down lint bench bert-test lid-model
 
 # Start Kafka and ClickHouse, then replay the bundled feed through every stage and print trends,
 # negative mentions and dead letters.
@@ -7,8 +7,13 @@ demo: lid-model services
 	cargo run -- demo
 
 # Start Kafka and ClickHouse, then run unit and integration tests against them.
-test: lid-model services
+test: lid-model test-deps services
 	cargo test
+
+# What the tests need besides the services: aiosmtpd (PyPI) in .gema/test-venv/, the SMTP server
+# tests/report.rs delivers the email digest to.
+test-deps:
+	scripts/test-deps.sh
 
 services:
 	scripts/services.sh up

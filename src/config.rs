@@ -13,6 +13,7 @@ pub use crate::alerts::AlertsConfig;
 pub use crate::display::DisplayConfig;
 pub use crate::enrich::config::EnrichConfig;
 pub use crate::kafka::config::KafkaConfig;
+pub use crate::report::DigestConfig;
 pub use crate::server::config::ServerConfig;
 pub use crate::setting::Invalid;
 pub use crate::sources::config::SourceConfig;
@@ -67,6 +68,8 @@ pub struct Config {
     /// How times are shown to people: CLI tables, the API's local fields, the dashboard
     /// (`[display]`).
     pub display: DisplayConfig,
+    /// The daily email report (`[digest]`; off until `to` is set).
+    pub digest: DigestConfig,
 }
 
 impl Default for Config {
@@ -88,6 +91,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             sources: Vec::new(),
             display: DisplayConfig::default(),
+            digest: DigestConfig::default(),
         }
     }
 }
@@ -169,6 +173,7 @@ impl Config {
         self.sink.validate().map_err(|e| e.within("sink"))?;
         self.server.validate().map_err(|e| e.within("server"))?;
         self.display.validate().map_err(|e| e.within("display"))?;
+        self.digest.validate().map_err(|e| e.within("digest"))?;
         for (section, d) in [
             ("trends", &self.trends),
             ("keywords", &self.keywords),
@@ -260,6 +265,12 @@ mod tests {
         c.server.listen = "nowhere".into();
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("server.listen"), "{err}");
+        let c: Config = toml::from_str(
+            "[digest]\nto = [\"a@example.com\"]\nfrom = \"g@example.com\"\nat = \"8\"\n",
+        )
+        .unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("digest.at"), "{err}");
         let c: Config = toml::from_str(
             "[[sources]]\nname = \"news\"\nkind = \"rss\"\nfollow = [\"feed.xml\"]\n",
         )

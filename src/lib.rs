@@ -13,6 +13,7 @@ pub mod mention;
 pub mod metrics;
 pub mod pipeline;
 pub mod query;
+pub mod report;
 pub mod runner;
 pub mod sentiment;
 pub mod server;

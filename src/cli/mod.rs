@@ -9,6 +9,7 @@ mod eval;
 mod feed;
 mod incidents;
 mod query;
+mod report;
 mod sentiment;
 mod sentiment_args;
 mod serve;
@@ -81,6 +82,10 @@ pub enum Command {
     /// List incidents (a brand's spike, trends and negative comments as one story), or
     /// acknowledge / resolve / reopen one.
     Incidents(incidents::IncidentsArgs),
+    /// A report of a window against the period before it: KPIs per tracked query, alerts, top
+    /// negative posts, rising terms and a chart, as Markdown, CSV or HTML; `--email` sends it
+    /// now as the daily digest would.
+    Report(report::ReportArgs),
     /// Replay a scenario (`gema synth --scenario`) through every stage and report precision,
     /// recall and detection delay per event type.
     EvalTrends(eval::EvalTrendsArgs),
@@ -168,6 +173,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dlq(args) => query::dlq(&config, &args),
         Command::Alerts(args) => query::alerts(&config, &args).await,
         Command::Incidents(args) => incidents::run(&config, &args).await,
+        Command::Report(args) => report::run(&config, &args).await,
         Command::EvalTrends(args) => eval::run(&config, &args).await,
         Command::Bench(args) => bench::run(&config, &args).await,
         Command::Serve(args) => serve::run(&config, &args).await,

@@ -18,6 +18,9 @@ pub struct RunArgs {
     /// Do not start the `[[sources]]` connectors of the config.
     #[arg(long)]
     pub no_sources: bool,
+    /// Do not send the daily email digest of `[digest]` from this process.
+    #[arg(long)]
+    pub no_digest: bool,
 }
 
 impl RunArgs {
@@ -26,6 +29,7 @@ impl RunArgs {
         RunArgs {
             stages: vec![stage.to_string()],
             no_sources: true,
+            no_digest: true,
         }
     }
 }
@@ -55,6 +59,9 @@ pub async fn run(config: &Config, args: &RunArgs) -> anyhow::Result<()> {
     let mut running = pipeline::start(config, &Stage::named(&args.stages)).await?;
     if !args.no_sources {
         running.start_sources(config);
+    }
+    if !args.no_digest {
+        running.start_digest(config);
     }
     pipeline::cancel_on_signal(running.shutdown_token());
     running.join().await?;

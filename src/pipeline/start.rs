@@ -378,6 +378,18 @@ impl Running {
         }
     }
 
+    /// Starts the daily email digest (`[digest]`) on its own task when it is on; it stops with
+    /// the stages, and its failures are logged and retried, never stopping them.
+    pub fn start_digest(&mut self, config: &Config) {
+        if config.digest.enabled() {
+            let task = crate::report::digest::run(config.clone(), self.shutdown.clone());
+            self.tasks.spawn(async move {
+                task.await;
+                Ok(())
+            });
+        }
+    }
+
     /// Stops every stage at once, without draining, flushing or committing: what a `kill -9`
     /// leaves behind (librdkafka's close still commits what was already stored). For fault tests.
     pub async fn abort(mut self) {

@@ -171,10 +171,15 @@ pub async fn start(config: &Config, opts: ServeOptions) -> Result<RunningServer,
     } else {
         Vec::new()
     };
+    // The daily digest (`[digest]`), when on; with `gema run` beside it, one of them sends.
+    let digest = config
+        .digest
+        .enabled()
+        .then(|| tokio::spawn(crate::report::digest::run(config.clone(), shutdown.clone())));
     let serve_shutdown = shutdown.clone();
     let task = tokio::spawn(async move {
         let served = super::serve(state, listener, serve_shutdown).await;
-        for c in consumers.into_iter().chain(sources) {
+        for c in consumers.into_iter().chain(sources).chain(digest) {
             let _ = c.await;
         }
         if let Some(running) = running {

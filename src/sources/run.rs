@@ -174,11 +174,11 @@ impl Drop for AbortOnDrop {
 /// An exclusive lock on a source's `<state>.lock` file, held while the source runs in this
 /// process: a second process configured with the same source (`gema run` and `gema serve
 /// --sources` side by side) waits instead of polling twice and writing the same cursor file.
-struct SourceLock(#[allow(dead_code)] std::fs::File);
+pub(crate) struct SourceLock(#[allow(dead_code)] std::fs::File);
 
 impl SourceLock {
     /// Takes the lock, or says which process holds it.
-    fn take(state: &std::path::Path) -> Result<SourceLock, String> {
+    pub(crate) fn take(state: &std::path::Path) -> Result<SourceLock, String> {
         use std::io::{Read, Seek, Write};
         use std::os::fd::AsRawFd;
         let path = state.with_extension("lock");

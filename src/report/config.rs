@@ -1,0 +1,310 @@
+//! `[digest]`: the daily email report (who gets it, when, which window) and the SMTP server
+//! that sends it. The SMTP password is never in the file: it comes from `GEMA_SMTP_PASSWORD`.
+
+use chrono::{DateTime, Duration, FixedOffset, NaiveTime, TimeZone, Utc};
+use serde::Deserialize;
+
+use crate::setting::Invalid;
+
+/// The environment variable holding the SMTP password (used when `digest.username` is set).
+pub const PASSWORD_ENV: &str = "GEMA_SMTP_PASSWORD";
+
+/// How the connection to the SMTP server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS, which must succeed (port 587).
+    Starttls,
+    /// TLS from the first byte (SMTPS, port 465).
+    Tls,
+    /// No encryption: only for a relay on this machine (loopback `host`).
+    None,
+}
+
+/// The daily digest (`gema run` and `gema serve` send it; `gema report --email` sends one now).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DigestConfig {
+    /// Recipients' addresses; empty (the default) turns the digest off.
+    pub to: Vec<String>,
+    /// The sender's address (`gema@example.com` or `gema <gema@example.com>`).
+    pub from: String,
+    /// The time of day to send, `HH:MM`, at `utc_offset`.
+    pub at: String,
+    /// The offset from UTC `at` is in, `+HH:MM` or `-HH:MM` (fixed: no daylight saving).
+    pub utc_offset: String,
+    /// The window the digest covers, ending when it is sent (`24h`, `7d`).
+    pub since: String,
+    /// The SMTP server's host name.
+    pub host: String,
+    /// The SMTP server's port.
+    pub port: u16,
+    /// `starttls`, `tls` or `none` (loopback hosts only).
+    pub security: SmtpSecurity,
+    /// The SMTP user; empty sends without authentication. The password comes from
+    /// `GEMA_SMTP_PASSWORD`.
+    pub username: String,
+    /// Gives up on one delivery attempt after this many seconds.
+    pub timeout_s: u64,
+}
+
+impl Default for DigestConfig {
+    fn default() -> Self {
+        DigestConfig {
+            to: Vec::new(),
+            from: String::new(),
+            at: "08:00".into(),
+            utc_offset: "+00:00".into(),
+            since: "24h".into(),
+            host: "localhost".into(),
+            port: 587,
+            security: SmtpSecurity::Starttls,
+            username: String::new(),
+            timeout_s: 30,
+        }
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl DigestConfig {
+    /// Whether the daily digest is on (it has recipients).
+    pub fn enabled(&self) -> bool {
+        !self.to.is_empty()
+    }
+
+    /// Checks every value; keys are relative to `[digest]`.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        self.send_time()
+            .map_err(|r| Invalid::new("at", &self.at, &r))?;
+        self.offset()
+            .map_err(|r| Invalid::new("utc_offset", &self.utc_offset, &r))?;
+        self.window()
+            .map_err(|r| Invalid::new("since", &self.since, &r))?;
+        if self.timeout_s == 0 {
+            return Err(Invalid::new("timeout_s", 0, "must be at least 1"));
+        }
+        if !self.enabled() {
+            return Ok(());
+        }
+        for (i, to) in self.to.iter().enumerate() {
+            to.parse::<lettre::message::Mailbox>()
+                .map_err(|e| Invalid::new(&format!("to[{i}]"), to, &format!("{e}")))?;
+        }
+        self.from
+            .parse::<lettre::message::Mailbox>()
+            .map_err(|e| Invalid::new("from", &self.from, &format!("the sender's address: {e}")))?;
+        if self.host.trim().is_empty() {
+            return Err(Invalid::new(
+                "host",
+                &self.host,
+                "the SMTP server's host name",
+            ));
+        }
+        if self.port == 0 {
+            return Err(Invalid::new(
+                "port",
+                0,
+                "the SMTP server's port (587, 465, 25)",
+            ));
+        }
+        if self.security == SmtpSecurity::None && !is_loopback(&self.host) {
+            return Err(Invalid::new(
+                "security",
+                "none",
+                &format!(
+                    "sending without TLS is allowed only to a loopback host, not {:?}: use \
+                     starttls or tls",
+                    self.host
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `at` as a time of day.
+    pub fn send_time(&self) -> Result<NaiveTime, String> {
+        NaiveTime::parse_from_str(&self.at, "%H:%M")
+            .map_err(|_| "expected a time of day as HH:MM, e.g. 08:00".into())
+    }
+
+    /// `utc_offset` as an offset.
+    pub fn offset(&self) -> Result<FixedOffset, String> {
+        let bad = || "expected +HH:MM or -HH:MM, e.g. +07:00".to_string();
+        let s = self.utc_offset.trim();
+        let (sign, rest) = match s.as_bytes().first() {
+            Some(b'+') => (1, &s[1..]),
+            Some(b'-') => (-1, &s[1..]),
+            _ => return Err(bad()),
+        };
+        let (h, m) = rest.split_once(':').ok_or_else(bad)?;
+        let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+        if !(0..=23).contains(&h) || !(0..=59).contains(&m) {
+            return Err(bad());
+        }
+        FixedOffset::east_opt(sign * (h * 3600 + m * 60)).ok_or_else(bad)
+    }
+
+    /// `since` as the window's length.
+    pub fn window(&self) -> Result<Duration, String> {
+        let d = crate::query::time::parse_duration(&self.since)?;
+        if d <= Duration::zero() || d > Duration::days(366) {
+            return Err("expected a duration from 1s to 366d, e.g. 24h or 7d".into());
+        }
+        Ok(d)
+    }
+
+    /// The latest send time at or before `now` (today's if it has passed, else yesterday's).
+    ///
+    /// # Panics
+    /// When `at` or `utc_offset` do not validate.
+    pub fn slot_at_or_before(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let (time, offset) = (self.send_time().unwrap(), self.offset().unwrap());
+        let local = now.with_timezone(&offset).date_naive();
+        let today = offset
+            .from_local_datetime(&local.and_time(time))
+            .single()
+            .expect("a fixed offset maps every local time once")
+            .with_timezone(&Utc);
+        if today <= now {
+            today
+        } else {
+            today - Duration::days(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn on() -> DigestConfig {
+        DigestConfig {
+            to: vec!["team@example.com".into()],
+            from: "gema <gema@example.com>".into(),
+            ..DigestConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_default_is_off_and_valid() {
+        let d = DigestConfig::default();
+        assert!(!d.enabled());
+        d.validate().unwrap();
+        on().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let key = |d: DigestConfig| d.validate().unwrap_err().key;
+        assert_eq!(
+            key(DigestConfig {
+                at: "8am".into(),
+                ..on()
+            }),
+            "at"
+        );
+        assert_eq!(
+            key(DigestConfig {
+                at: "24:00".into(),
+                ..on()
+            }),
+            "at"
+        );
+        for off in ["07:00", "+7", "+24:00", "+07:60", "UTC"] {
+            assert_eq!(
+                key(DigestConfig {
+                    utc_offset: off.into(),
+                    ..on()
+                }),
+                "utc_offset",
+                "{off}"
+            );
+        }
+        assert_eq!(
+            key(DigestConfig {
+                since: "0h".into(),
+                ..on()
+            }),
+            "since"
+        );
+        assert_eq!(
+            key(DigestConfig {
+                since: "soon".into(),
+                ..on()
+            }),
+            "since"
+        );
+        assert_eq!(
+            key(DigestConfig {
+                from: String::new(),
+                ..on()
+            }),
+            "from"
+        );
+        let d = DigestConfig {
+            to: vec!["ok@example.com".into(), "nobody".into()],
+            ..on()
+        };
+        assert_eq!(key(d), "to[1]");
+        assert_eq!(key(DigestConfig { port: 0, ..on() }), "port");
+        let plain = DigestConfig {
+            security: SmtpSecurity::None,
+            host: "mail.example.com".into(),
+            ..on()
+        };
+        assert_eq!(key(plain), "security");
+        for host in ["127.0.0.1", "localhost", "::1", "[::1]"] {
+            DigestConfig {
+                security: SmtpSecurity::None,
+                host: host.into(),
+                ..on()
+            }
+            .validate()
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn slots_are_today_once_passed_else_yesterday_at_the_offset() {
+        let d = DigestConfig {
+            at: "08:00".into(),
+            utc_offset: "+07:00".into(),
+            ..on()
+        };
+        // 08:00 at +07:00 is 01:00 UTC.
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(
+            d.slot_at_or_before(t("2026-12-07T01:00:00Z")),
+            t("2026-12-07T01:00:00Z")
+        );
+        assert_eq!(
+            d.slot_at_or_before(t("2026-12-07T00:59:59Z")),
+            t("2026-12-06T01:00:00Z")
+        );
+        // 23:30 UTC on the 6th is already the 7th at +07:00.
+        assert_eq!(
+            d.slot_at_or_before(t("2026-12-06T23:30:00Z")),
+            t("2026-12-06T01:00:00Z")
+        );
+        assert_eq!(
+            d.slot_at_or_before(t("2026-12-07T18:00:00Z")),
+            t("2026-12-07T01:00:00Z")
+        );
+        let west = DigestConfig {
+            utc_offset: "-05:30".into(),
+            ..d
+        };
+        assert_eq!(
+            west.slot_at_or_before(t("2026-12-07T14:00:00Z")),
+            t("2026-12-07T13:30:00Z")
+        );
+    }
+}

@@ -1,0 +1,131 @@
+//! The report as an email and its delivery by SMTP (lettre over tokio, TLS by rustls): a
+//! `multipart/alternative` of the Markdown text and a `multipart/related` HTML page whose chart
+//! is an inline PNG part (`Content-ID: <chart>`), which mail clients show without fetching
+//! anything.
+
+use std::time::Duration;
+
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use super::config::{DigestConfig, SmtpSecurity, PASSWORD_ENV};
+use super::data::Report;
+use super::html::{self, ChartSrc};
+use super::{chart, show_time, text};
+
+/// The Content-ID of the chart's image part.
+pub const CHART_CID: &str = "chart";
+
+/// Why the digest could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum EmailError {
+    #[error("the digest is off: set digest.to (and digest.from) in the config")]
+    Off,
+    #[error("digest.username is set but {PASSWORD_ENV} is not: export the SMTP password there")]
+    NoPassword,
+    #[error("invalid address {address:?} ({key}): {reason}")]
+    Address {
+        key: &'static str,
+        address: String,
+        reason: String,
+    },
+    #[error("building the email: {0}")]
+    Build(#[from] lettre::error::Error),
+    #[error("SMTP server {server}: {source}")]
+    Smtp {
+        server: String,
+        source: lettre::transport::smtp::Error,
+    },
+}
+
+/// The subject line of `r`'s email.
+pub fn subject(r: &Report) -> String {
+    format!(
+        "gema report: {} – {}",
+        show_time(r.since),
+        show_time(r.until)
+    )
+}
+
+fn mailbox(key: &'static str, address: &str) -> Result<Mailbox, EmailError> {
+    address.parse().map_err(|e| EmailError::Address {
+        key,
+        address: address.into(),
+        reason: format!("{e}"),
+    })
+}
+
+/// `r` as an email from `config.from` to `config.to`.
+pub fn message(config: &DigestConfig, r: &Report) -> Result<Message, EmailError> {
+    let mut b = Message::builder()
+        .from(mailbox("digest.from", &config.from)?)
+        .subject(subject(r));
+    for to in &config.to {
+        b = b.to(mailbox("digest.to", to)?);
+    }
+    let chart = chart::draw(&r.chart);
+    let page = html::page(r, &chart, &ChartSrc::Cid(CHART_CID.into()));
+    let image = Attachment::new_inline(CHART_CID.into()).body(
+        chart.png,
+        ContentType::parse("image/png").expect("a valid type"),
+    );
+    Ok(b.multipart(
+        MultiPart::alternative()
+            .singlepart(SinglePart::plain(text::markdown(r)))
+            .multipart(
+                MultiPart::related()
+                    .singlepart(SinglePart::html(page))
+                    .singlepart(image),
+            ),
+    )?)
+}
+
+/// The SMTP transport `config` names, with the password from `password` (the value of
+/// `GEMA_SMTP_PASSWORD`) when `config.username` is set.
+pub fn transport(
+    config: &DigestConfig,
+    password: Option<String>,
+) -> Result<AsyncSmtpTransport<Tokio1Executor>, EmailError> {
+    let smtp_err = |source| EmailError::Smtp {
+        server: format!("{}:{}", config.host, config.port),
+        source,
+    };
+    let builder = match config.security {
+        SmtpSecurity::Tls => {
+            AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host).map_err(smtp_err)?
+        }
+        SmtpSecurity::Starttls => {
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.host).map_err(smtp_err)?
+        }
+        SmtpSecurity::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host),
+    };
+    let mut builder = builder
+        .port(config.port)
+        .timeout(Some(Duration::from_secs(config.timeout_s)));
+    if !config.username.is_empty() {
+        let password = password
+            .filter(|p| !p.is_empty())
+            .ok_or(EmailError::NoPassword)?;
+        builder = builder.credentials(Credentials::new(config.username.clone(), password));
+    }
+    Ok(builder.build())
+}
+
+/// Sends `r` as `config` says, reading the password from `GEMA_SMTP_PASSWORD`.
+pub async fn send(config: &DigestConfig, r: &Report) -> Result<(), EmailError> {
+    if !config.enabled() {
+        return Err(EmailError::Off);
+    }
+    let transport = transport(config, std::env::var(PASSWORD_ENV).ok())?;
+    let message = message(config, r)?;
+    transport
+        .send(message)
+        .await
+        .map_err(|source| EmailError::Smtp {
+            server: format!("{}:{}", config.host, config.port),
+            source,
+        })?;
+    Ok(())
+}
