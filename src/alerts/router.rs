@@ -776,7 +776,8 @@ mod tests {
     }
 
     #[test]
-    fn comments_over_the_limit_in_an_incident_are_counted_by_it_not_digested_and_a_restore_keeps_it_exact() {
+    fn comments_over_the_limit_in_an_incident_are_counted_by_it_not_digested_and_a_restore_keeps_it_exact(
+    ) {
         let config = RouterConfig {
             max_per_minute: 3,
             ..RouterConfig::default()

@@ -86,13 +86,14 @@ pub async fn run(config: &Config, args: &ReportArgs) -> anyhow::Result<()> {
         config.tracked.iter().map(|t| t.name.clone()).collect(),
     );
     opts.top_negative = args.top;
+    opts.display = config.display.display()?;
     let r = report::build(&store, &opts).await?;
     if args.email {
         email::send(&config.digest, &r).await?;
         eprintln!(
             "Sent the report of {} – {} to {}",
-            report::show_time(since),
-            report::show_time(until),
+            r.show_time(since),
+            r.show_time(until),
             config.digest.to.join(", ")
         );
         return Ok(());

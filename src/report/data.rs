@@ -33,6 +33,8 @@ pub struct ReportOptions {
     pub rising: u64,
     /// Most alerts to list.
     pub max_alerts: u64,
+    /// How the report shows times to people (`[display] time_zone`; CSV stays UTC).
+    pub display: crate::display::Display,
 }
 
 impl ReportOptions {
@@ -46,6 +48,7 @@ impl ReportOptions {
             top_negative: 10,
             rising: 10,
             max_alerts: 500,
+            display: crate::display::Display::default(),
         }
     }
 }
@@ -165,6 +168,9 @@ pub struct Report {
     /// The previous window is `[previous_since, since)`, as long as this one.
     pub previous_since: DateTime<Utc>,
     pub generated_at: DateTime<Utc>,
+    /// How its times are shown (Markdown, HTML, the email).
+    #[serde(skip)]
+    pub display: crate::display::Display,
     pub kpis: Vec<QueryKpis>,
     pub alerts: Vec<AlertGroup>,
     /// How many alerts the window holds in all (more than listed when over `max_alerts`).
@@ -255,6 +261,7 @@ pub async fn build(store: &Store, opts: &ReportOptions) -> Result<Report, Report
         until,
         previous_since,
         generated_at: Utc::now(),
+        display: opts.display,
         kpis,
         alerts,
         alerts_listed,

@@ -85,11 +85,12 @@ pub fn backoff(failures: u32) -> Duration {
 pub async fn send_for(config: &Config, slot: DateTime<Utc>) -> anyhow::Result<()> {
     let window = config.digest.window().map_err(anyhow::Error::msg)?;
     let store = crate::store::connect(&config.clickhouse).await?;
-    let opts = ReportOptions::new(
+    let mut opts = ReportOptions::new(
         slot - window,
         slot,
         config.tracked.iter().map(|t| t.name.clone()).collect(),
     );
+    opts.display = config.display.display()?;
     let report = build(&store, &opts).await?;
     super::email::send(&config.digest, &report).await?;
     Ok(())

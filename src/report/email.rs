@@ -13,7 +13,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use super::config::{DigestConfig, SmtpSecurity, PASSWORD_ENV};
 use super::data::Report;
 use super::html::{self, ChartSrc};
-use super::{chart, show_time, text};
+use super::{chart, text};
 
 /// The Content-ID of the chart's image part.
 pub const CHART_CID: &str = "chart";
@@ -44,8 +44,8 @@ pub enum EmailError {
 pub fn subject(r: &Report) -> String {
     format!(
         "gema report: {} – {}",
-        show_time(r.since),
-        show_time(r.until)
+        r.show_time(r.since),
+        r.show_time(r.until)
     )
 }
 

@@ -9,7 +9,6 @@ use base64::Engine;
 
 use super::chart::Chart;
 use super::data::{show_width, Report};
-use super::show_time;
 use super::text::{alert_link, group_title, kpi_cells, web_link, KPI_COLUMNS};
 
 /// Where the page's chart image comes from.
@@ -72,8 +71,8 @@ fn change_class(column: usize, cell: &str) -> &'static str {
 pub fn page(r: &Report, chart: &Chart, src: &ChartSrc) -> String {
     let title = format!(
         "gema report: {} – {}",
-        show_time(r.since),
-        show_time(r.until)
+        r.show_time(r.since),
+        r.show_time(r.until)
     );
     let mut s = String::new();
     let _ = write!(
@@ -82,9 +81,9 @@ pub fn page(r: &Report, chart: &Chart, src: &ChartSrc) -> String {
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>{t}</title><style>{STYLE}</style></head><body>\n<h1>{t}</h1>\n\
          <p class=\"muted\">Compared with the previous period, {} – {}. Generated {}.</p>\n",
-        escape(&show_time(r.previous_since)),
-        escape(&show_time(r.since)),
-        escape(&show_time(r.generated_at)),
+        escape(&r.show_time(r.previous_since)),
+        escape(&r.show_time(r.since)),
+        escape(&r.show_time(r.generated_at)),
         t = escape(&title),
     );
 
@@ -146,8 +145,8 @@ pub fn page(r: &Report, chart: &Chart, src: &ChartSrc) -> String {
         },
         chart.width,
         chart.height,
-        escape(&show_time(r.since)),
-        escape(&show_time(r.until)),
+        escape(&r.show_time(r.since)),
+        escape(&r.show_time(r.until)),
     );
 
     s.push_str("<h2>Alerts</h2>\n");
@@ -164,7 +163,7 @@ pub fn page(r: &Report, chart: &Chart, src: &ChartSrc) -> String {
             let _ = writeln!(
                 s,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td><b>{}</b><br>{}</td><td>{}</td></tr>",
-                escape(&show_time(a.detected_at)),
+                escape(&r.show_time(a.detected_at)),
                 escape(&a.severity),
                 escape(&a.status),
                 escape(&a.title),
@@ -188,7 +187,7 @@ pub fn page(r: &Report, chart: &Chart, src: &ChartSrc) -> String {
             escape(&p.author_handle),
             p.author_followers,
             escape(&p.platform),
-            escape(&show_time(p.created_at)),
+            escape(&r.show_time(p.created_at)),
             p.sentiment_confidence,
             escape(&p.queries.join(", ")),
             link(&p.url, "link"),
@@ -214,7 +213,7 @@ pub fn page(r: &Report, chart: &Chart, src: &ChartSrc) -> String {
                 t.authors,
                 t.count,
                 t.baseline_mean,
-                escape(&show_time(t.bucket_start))
+                escape(&r.show_time(t.bucket_start))
             );
         }
         s.push_str("</table>\n");

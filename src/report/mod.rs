@@ -18,10 +18,12 @@ use chrono::{DateTime, Utc};
 pub use config::{DigestConfig, SmtpSecurity};
 pub use data::{build, Report, ReportOptions};
 
-/// How every report shows a time: the date and minute in UTC (`2026-12-07 08:00 UTC`). The one
-/// place to change when a display time zone is configurable.
-pub fn show_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M UTC").to_string()
+impl Report {
+    /// How the report shows a time to people: date and minute in the display zone, named
+    /// (`2026-12-07 15:00 WIB`).
+    pub fn show_time(&self, t: DateTime<Utc>) -> String {
+        self.display.full(t)
+    }
 }
 
 /// The output formats of `gema report`.

@@ -18,7 +18,6 @@
 use std::fmt::Write;
 
 use super::data::{show_width, QueryKpis, Report};
-use super::show_time;
 
 /// A signed relative change (`+50.0%`), `new` from nothing, `–` from nothing to nothing.
 pub fn show_change_pct(change: Option<f64>, current: u64) -> String {
@@ -100,11 +99,11 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(
         s,
         "# gema report: {} – {}\n\nCompared with the previous period, {} – {}. Generated {}.\n",
-        show_time(r.since),
-        show_time(r.until),
-        show_time(r.previous_since),
-        show_time(r.since),
-        show_time(r.generated_at)
+        r.show_time(r.since),
+        r.show_time(r.until),
+        r.show_time(r.previous_since),
+        r.show_time(r.since),
+        r.show_time(r.generated_at)
     );
 
     s.push_str("## KPIs per tracked query\n\n");
@@ -141,7 +140,7 @@ pub fn markdown(r: &Report) -> String {
             let _ = writeln!(
                 s,
                 "- {} · {} · {} · {} — {} · {}",
-                show_time(a.detected_at),
+                r.show_time(a.detected_at),
                 a.severity,
                 a.status,
                 md_cell(&a.title),
@@ -164,7 +163,7 @@ pub fn markdown(r: &Report) -> String {
             md_cell(&p.author_handle),
             p.author_followers,
             md_cell(&p.platform),
-            show_time(p.created_at),
+            r.show_time(p.created_at),
             p.sentiment_confidence,
             md_cell(&p.queries.join(", ")),
             md_link(&p.url)
@@ -189,7 +188,7 @@ pub fn markdown(r: &Report) -> String {
                 t.authors,
                 t.count,
                 t.baseline_mean,
-                show_time(t.bucket_start)
+                r.show_time(t.bucket_start)
             );
         }
         s.push('\n');
@@ -213,7 +212,7 @@ pub fn markdown(r: &Report) -> String {
                 .iter()
                 .map(|x| format!("{}/{}", x.negative[i], x.total[i]))
                 .collect();
-            let _ = writeln!(s, "| {} | {} |", show_time(*start), cells.join(" | "));
+            let _ = writeln!(s, "| {} | {} |", r.show_time(*start), cells.join(" | "));
         }
     }
     s
