@@ -108,6 +108,33 @@ try {
   const source = page.locator("#sources tbody tr", { hasText: "hn-offline" });
   await source.locator("td.neg", { hasText: "failing" }).waitFor({ timeout: 45000 });
   console.log("sources panel: " + (await source.innerText()).replace(/\s+/g, " ").slice(0, 100));
+  // The crisis is one incident at the top of the page: its summary, its posts with the most
+  // reach, and acknowledging it sticks (the API agrees).
+  const incident = page.locator("#incidents li.incident", { hasText: "nusapay" }).first();
+  await incident.waitFor({ timeout: 60000 });
+  const summary = (await incident.locator(".incident-summary").textContent()) || "";
+  if (!/nusapay/i.test(summary) || !/negative/.test(summary)) fail("incident summary: " + summary);
+  const samples = await incident.locator(".incident-sample").allTextContents();
+  if (!samples.length || !samples[0].includes("250000 followers")) {
+    fail("the incident's top post is not the one with the most reach: " + samples.join(" | "));
+  }
+  console.log("incident: " + summary.slice(0, 100));
+  await incident.locator("button.incident-ack").click();
+  await page.locator("#incidents li.incident.status-acknowledged", { hasText: "nusapay" })
+    .waitFor({ timeout: 15000 });
+  const incidentsListed = await page.evaluate(async () => {
+    const r = await fetch("/api/incidents?since=24h", { credentials: "same-origin" });
+    return (await r.json()).items;
+  });
+  const crisis = incidentsListed.find((i) => /nusapay/i.test(i.query || ""));
+  if (!crisis) fail("the API lists no nusapay incident: " + JSON.stringify(incidentsListed).slice(0, 200));
+  const crisisStored = await page.evaluate(async (id) => {
+    const r = await fetch("/api/incidents/" + encodeURIComponent(id), { credentials: "same-origin" });
+    return r.json();
+  }, crisis.id);
+  if (crisisStored.status !== "acknowledged") fail("the API has the incident as " + crisisStored.status);
+  console.log("incident acknowledged, and stored so");
+
   // Both sizes: the layout fits, the headline has numbers, times are in the configured zone.
   for (const [width, height] of [[1440, 900], [390, 844]]) {
     await page.setViewportSize({ width, height });
@@ -131,6 +158,12 @@ try {
     if (shown !== want) fail(width + ": time " + utc + " shown as " + shown + ", want " + want + " (UTC + " + offsetH + " h)");
     await page.waitForSelector("#timeline-chart canvas, #timeline-chart .empty", { timeout: 15000 });
     await page.waitForTimeout(500);
+    // Reloaded, the page still shows the incident as acknowledged, once.
+    const shownIncidents = await page.$$eval("#incidents li.incident", (ls) => ls.map((l) => l.className));
+    if (shownIncidents.length !== 1 || !shownIncidents[0].includes("status-acknowledged")) {
+      const api = await page.evaluate(async () => (await (await fetch("/api/incidents?since=24h")).json()).items.map((i) => i.status));
+      fail(width + ": incidents shown " + JSON.stringify(shownIncidents) + "; the API lists " + JSON.stringify(api));
+    }
     const fit = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, inner: window.innerWidth }));
     if (fit.scroll > fit.inner) fail(width + ": the page scrolls sideways: " + fit.scroll + " > " + fit.inner);
     if (width < 600) {

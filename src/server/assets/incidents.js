@@ -107,17 +107,15 @@
     const known = nodes.get(inc.id);
     const status = statusOf(inc, known && known.status);
     const li = render(inc, status);
-    if (known) known.li.remove();
+    if (known && known.li) known.li.remove();
     nodes.set(inc.id, { li, status, inc });
     place(li);
   }
 
   call("/api/incidents?since=24h")
     .then((page) => {
-      for (const inc of page.items.slice().reverse()) {
-        nodes.set(inc.id, { li: null, status: inc.status });
-        upsert(inc);
-      }
+      // The stored status (a person's acknowledgement included) is what the list says.
+      for (const inc of page.items.slice().reverse()) upsert(inc);
     })
     .catch(() => {});
   const es = new EventSource("/api/feed/incidents");
