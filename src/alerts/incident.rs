@@ -21,12 +21,13 @@ use crate::tracked::fold;
 pub struct IncidentConfig {
     /// Group alerts into incidents at all.
     pub enabled: bool,
-    /// Negative comments about one query within `window_s` that open an incident without a
-    /// spike (a negative spike, or one critical comment, opens one at once).
+    /// The fewest negative comments about one query within `window_s` that open an incident
+    /// without a spike (see [`Incidents::observe`]).
     pub open_after_comments: u32,
     /// Comments this many seconds of event time apart count towards opening the same incident.
     pub window_s: u64,
-    /// An incident with no new alert for this many seconds of event time is resolved.
+    /// An incident no spike or trend joined for this many seconds of event time is resolved
+    /// once its comments are back near their usual count.
     pub resolve_after_s: u64,
     /// Posts kept as an incident's samples (most reach first).
     pub max_samples: usize,
@@ -160,6 +161,14 @@ struct Open {
     dirty: bool,
     /// The severity of the version that last went out.
     emitted_severity: Option<Severity>,
+    /// When a spike or a trending term last joined it (else it opened): comments alone do not
+    /// keep an incident open.
+    #[serde(default)]
+    last_signal: Option<DateTime<Utc>>,
+    /// The query's usual negative comments per window before it opened (`None`: too little
+    /// history): it resolves once the comments are back near this.
+    #[serde(default)]
+    baseline: Option<f64>,
 }
 
 /// Every query's open incident and the comments that may open one: what the router keeps.
@@ -170,7 +179,22 @@ pub struct Incidents {
     /// Incidents resolved but not yet delivered.
     #[serde(default)]
     resolved: Vec<Incident>,
+    /// Per query, the event times (Unix seconds) of its negative comments over the last
+    /// [`HISTORY_WINDOWS`] windows: its usual rate, against which a run of comments is news.
+    #[serde(default)]
+    history: BTreeMap<String, std::collections::VecDeque<i64>>,
 }
+
+/// Windows of comment history kept per query (the baseline is the three before the current).
+const HISTORY_WINDOWS: i64 = 4;
+/// Most comment times kept per query.
+const HISTORY_MAX: usize = 20_000;
+/// A run of comments opens an incident at this many times the query's usual count per window
+/// (and at least `open_after_comments`).
+const OPEN_RATIO: f64 = 2.5;
+/// An incident whose signals went quiet resolves once its comments per window are at most this
+/// many times the usual count before it opened.
+const FADED_RATIO: f64 = 1.5;
 
 /// The words and tags of a post that can drive an incident: hashtags, handles and content words
 /// of four letters or more, folded, without the query's own name and stop words.
@@ -254,6 +278,8 @@ impl Open {
             has_spike: false,
             dirty: true,
             emitted_severity: None,
+            last_signal: None,
+            baseline: None,
         }
     }
 
@@ -276,6 +302,12 @@ impl Open {
                     inc.alert_ids.remove(0);
                 }
             }
+        }
+        if alert.kind != AlertKind::NegativeComment {
+            self.last_signal = Some(
+                self.last_signal
+                    .map_or(alert.event_time, |t| t.max(alert.event_time)),
+            );
         }
         match alert.kind {
             AlertKind::NegativeComment => {
@@ -443,8 +475,9 @@ impl Incidents {
     }
 
     /// Folds `alert` (stored as `stored`) into its query's incident, opening one when it is a
-    /// negative spike, a critical comment, or the `open_after_comments`-th comment within
-    /// `window_s`; `clock` is the router's event time.
+    /// negative spike, or a comment that makes the window's count at least
+    /// `open_after_comments` and [`OPEN_RATIO`] times the query's usual count (with no usual
+    /// count yet: `open_after_comments` within a minute); `clock` is the router's event time.
     pub fn observe(
         &mut self,
         config: &IncidentConfig,
@@ -458,14 +491,27 @@ impl Incidents {
         let Some(query) = self.query_of(alert) else {
             return Membership::None;
         };
+        let window = Duration::seconds(config.window_s as i64);
+        if alert.kind == AlertKind::NegativeComment {
+            let h = self.history.entry(query.clone()).or_default();
+            let t = alert.event_time.timestamp();
+            let keep_from = t - HISTORY_WINDOWS * window.num_seconds();
+            // Kept in event-time order; a late comment goes in its place.
+            let at = h.partition_point(|x| *x <= t);
+            h.insert(at, t);
+            while h.front().is_some_and(|x| *x < keep_from) || h.len() > HISTORY_MAX {
+                h.pop_front();
+            }
+        }
         if let Some(open) = self.open.get_mut(&query) {
             open.add(alert, stored, clock, config.max_samples);
             return Membership::Joined(open.incident.id.clone());
         }
-        let window = Duration::seconds(config.window_s as i64);
+        let usual = self.usual(&query, alert.event_time, window);
         let opens = match alert.kind {
             AlertKind::NegativeSpike => true,
-            AlertKind::NegativeComment if alert.severity == Severity::Critical => true,
+            // A run of comments well above the query's usual count (one critical comment is one
+            // comment: a brand with many followers' complaints every hour has no crisis).
             AlertKind::NegativeComment => {
                 let pending = self.pending.entry(query.clone()).or_default();
                 pending.retain(|p| (alert.event_time - p.alert.event_time).abs() < window);
@@ -473,7 +519,20 @@ impl Incidents {
                     alert: alert.clone(),
                     stored: stored.map(String::from),
                 });
-                pending.len() >= config.open_after_comments.max(1) as usize
+                let least = config.open_after_comments.max(1) as f64;
+                match usual {
+                    Some(u) => pending.len() as f64 >= least.max((OPEN_RATIO * u).ceil()),
+                    // No usual count yet (a new query, a fresh start): only a burst is news,
+                    // `open_after_comments` within a fifteenth of the window (a minute).
+                    None => {
+                        let burst = window / 15;
+                        let close = pending
+                            .iter()
+                            .filter(|p| (alert.event_time - p.alert.event_time).abs() <= burst)
+                            .count();
+                        close as f64 >= least
+                    }
+                }
             }
             // A term or volume surge is not bad news on its own.
             _ => false,
@@ -492,6 +551,8 @@ impl Incidents {
             .min_by_key(|a| (a.event_time, a.id.clone()))
             .unwrap_or(alert);
         let mut open = Open::new(first, &query);
+        open.baseline = usual;
+        open.last_signal = Some(alert.event_time);
         for p in &earlier {
             if p.alert.id != alert.id && (alert.event_time - p.alert.event_time).abs() < window {
                 open.add(&p.alert, p.stored.as_deref(), clock, config.max_samples);
@@ -537,9 +598,23 @@ impl Incidents {
     /// window.
     pub fn tick(&mut self, config: &IncidentConfig, clock: DateTime<Utc>, now: DateTime<Utc>) {
         let quiet = Duration::seconds(config.resolve_after_s as i64);
+        let window = Duration::seconds(config.window_s as i64);
         let mut done = Vec::new();
         for (q, open) in &mut self.open {
-            if clock - open.incident.last_event_at >= quiet {
+            // Resolved once no spike or trend has joined for `resolve_after_s`, and its comments
+            // in the last window are back near the usual count before it opened.
+            let signal = open.last_signal.unwrap_or(open.incident.last_event_at);
+            let recent = self.history.get(q).map_or(0, |h| {
+                let from = (clock - window).timestamp();
+                h.iter().rev().take_while(|t| **t > from).count()
+            });
+            // Opened without a usual count (a fresh start): the usual count since, once known.
+            let baseline = open
+                .baseline
+                .or_else(|| usual_in(self.history.get(q), clock, window));
+            let faded_at = (config.open_after_comments.saturating_sub(1) as f64)
+                .max((FADED_RATIO * baseline.unwrap_or(0.0)).ceil());
+            if clock - signal >= quiet && recent as f64 <= faded_at {
                 done.push(q.clone());
             } else if open.refresh(clock) {
                 open.dirty = true;
@@ -559,6 +634,12 @@ impl Incidents {
         });
     }
 
+    /// The query's usual negative comments per window at `t`: the mean over the windows before
+    /// the current one (up to three), or `None` while its history is shorter than two windows.
+    fn usual(&self, query: &str, t: DateTime<Utc>, window: Duration) -> Option<f64> {
+        usual_in(self.history.get(query), t, window)
+    }
+
     /// The incidents changed since they last went out, as versions stamped `now`.
     pub fn take(&mut self, now: DateTime<Utc>) -> Vec<Incident> {
         let mut out = std::mem::take(&mut self.resolved);
@@ -572,6 +653,25 @@ impl Incidents {
     pub fn open(&self) -> Vec<&Incident> {
         self.open.values().map(|o| &o.incident).collect()
     }
+}
+
+/// [`Incidents::usual`] over one query's comment history.
+fn usual_in(
+    h: Option<&std::collections::VecDeque<i64>>,
+    t: DateTime<Utc>,
+    window: Duration,
+) -> Option<f64> {
+    let h = h?;
+    let (t, w) = (t.timestamp(), window.num_seconds().max(1));
+    let first = *h.front()?;
+    if first > t - 2 * w {
+        return None;
+    }
+    let end = t - w;
+    let start = (t - HISTORY_WINDOWS * w).max(first);
+    let windows = ((end - start) as f64 / w as f64).max(1.0);
+    let n = h.iter().filter(|x| **x >= start && **x < end).count();
+    Some(n as f64 / windows)
 }
 
 #[cfg(test)]
@@ -723,41 +823,71 @@ mod tests {
     }
 
     #[test]
-    fn one_critical_comment_opens_an_incident_and_quiet_resolves_it_in_event_time() {
+    fn a_run_of_comments_opens_an_incident_and_quiet_resolves_it_in_event_time() {
         let config = IncidentConfig::default();
         let mut inc = Incidents::default();
-        let mut c = comment(1, 0, 250_000, "NusaPay is a scam, refund stolen");
-        c.severity = Severity::Critical;
+        // One critical comment is one comment, not a crisis.
+        let mut big = comment(1, 0, 250_000, "NusaPay is a scam, refund stolen");
+        big.severity = Severity::Critical;
         assert!(matches!(
-            inc.observe(&config, &c, Some("c1"), t(0)),
-            Membership::Joined(_)
+            inc.observe(&config, &big, Some("c1"), t(0)),
+            Membership::Pending(_)
         ));
-        let first = inc.take(t(0)).remove(0);
-        assert_eq!(first.severity, Severity::Critical);
-        assert_eq!(
-            first.summary,
-            "nusapay: 1 negative post in 1 min, from @u1 (250000 followers); rising"
-        );
-        // Fading once quiet, resolved after 30 minutes of event time.
-        inc.tick(&config, t(600), t(1));
-        let fading = inc.take(t(1)).remove(0);
+        // Five within the window (a query with no history yet) open one.
+        let mut last = Membership::None;
+        for i in 2..=5 {
+            let c = comment(i, i as i64, 100, "NusaPay saldo hilang");
+            last = inc.observe(&config, &c, Some(&format!("c{i}")), t(i as i64));
+        }
+        assert!(matches!(last, Membership::Joined(_)), "{last:?}");
+        let first = inc.take(t(5)).remove(0);
+        assert_eq!(first.severity, Severity::Critical, "its worst comment");
+        assert_eq!(first.negative_posts, 5);
+        // Fading once quiet, resolved 30 minutes of event time after its last signal (its
+        // opening), the comments being back to none.
+        inc.tick(&config, t(600), t(6));
+        let fading = inc.take(t(6)).remove(0);
         assert_eq!(fading.movement, Movement::Fading);
-        inc.tick(&config, t(1799), t(2));
-        assert!(inc.take(t(2)).is_empty());
-        inc.tick(&config, t(1800), t(3));
-        let resolved = inc.take(t(3)).remove(0);
+        inc.tick(&config, t(1804), t(7));
+        assert!(inc.take(t(7)).is_empty());
+        inc.tick(&config, t(1805), t(8));
+        let resolved = inc.take(t(8)).remove(0);
         assert_eq!(resolved.status, IncidentStatus::Resolved);
-        assert_eq!(resolved.resolved_at, Some(t(1800)));
+        assert_eq!(resolved.resolved_at, Some(t(1805)));
         assert_eq!(resolved.id, first.id);
-        assert_eq!(resolved.version, 3);
         assert!(inc.open().is_empty());
-        // A new comment later is a new incident.
-        c.id = "c2".into();
-        c.event_time = t(4000);
-        let Membership::Joined(id) = inc.observe(&config, &c, None, t(4000)) else {
-            panic!()
-        };
-        assert_ne!(id, first.id);
+    }
+
+    #[test]
+    fn a_brand_with_steady_complaints_has_no_incident_until_they_jump() {
+        let config = IncidentConfig::default();
+        let mut inc = Incidents::default();
+        // One complaint a minute for half an hour: never a burst of five within three minutes
+        // while the query has no usual count, and then its usual count.
+        let mut n = 0u32;
+        let mut opened = Vec::new();
+        for minute in 0..60i64 {
+            let per_minute = if minute < 30 { 0 } else { 1 };
+            for k in 0..per_minute {
+                n += 1;
+                let c = comment(n, minute * 60 + k, 100, "NusaPay lambat");
+                if let Membership::Joined(id) = inc.observe(&config, &c, None, t(minute * 60 + k)) {
+                    opened.push(id);
+                }
+            }
+        }
+        // 15 a window is now usual (one a minute): the fifth in a window is no news.
+        assert!(opened.is_empty(), "{opened:?}");
+        // Forty in the next five minutes is.
+        for k in 0..40i64 {
+            n += 1;
+            let at = 3600 + k * 7;
+            let c = comment(n, at, 100, "NusaPay down, saldo hilang");
+            if let Membership::Joined(id) = inc.observe(&config, &c, None, t(at)) {
+                opened.push(id);
+            }
+        }
+        assert!(!opened.is_empty(), "a jump well above the usual opens one");
     }
 
     #[test]

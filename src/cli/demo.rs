@@ -90,6 +90,15 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
         .wait_for_drain(Duration::from_secs(args.timeout_s), Duration::from_secs(5))
         .await
         .map_err(anyhow::Error::msg)?;
+    let now = Utc::now();
+    print!(
+        "{}",
+        incidents_story(
+            &gema::query::incidents::list(&store, now - chrono::Duration::hours(5), now, None, 5)
+                .await?,
+            &config.display()
+        )
+    );
     let m = &running.metrics;
     println!(
         "\n== Pipeline drained in {:.1}s: enrich read {}, enriched {}, dead-lettered {}; {} rows written to ClickHouse \
@@ -183,6 +192,62 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
     running.stop().await?;
     print!("{}", closing_hint(config));
     Ok(())
+}
+
+/// The incidents as the demo leads with them: each one's summary, state and the posts with the
+/// most reach in full, and how to acknowledge it.
+fn incidents_story(
+    rows: &[gema::query::incidents::StoredIncident],
+    display: &gema::display::Display,
+) -> String {
+    use std::fmt::Write;
+    let mut s = String::from("\n== Incidents: each brand's crisis as one story\n");
+    // The biggest story first: the worst severity, then the most negative posts.
+    let rank = |sev: &str| {
+        ["critical", "high", "medium", "low"]
+            .iter()
+            .position(|s| *s == sev)
+    };
+    let mut rows = rows.to_vec();
+    rows.sort_by(|a, b| {
+        rank(&a.severity)
+            .cmp(&rank(&b.severity))
+            .then(b.negative_posts.cmp(&a.negative_posts))
+    });
+    if rows.is_empty() {
+        s.push_str("No incident: no brand had a negative spike or a run of negative comments.\n");
+        return s;
+    }
+    for i in &rows {
+        let _ = writeln!(
+            s,
+            "{} {} — {}, {}; since {}\n  {}",
+            i.severity.to_uppercase(),
+            i.query,
+            i.status,
+            i.movement,
+            display.full(i.opened_at),
+            i.summary
+        );
+        let samples: Vec<gema::alerts::Sample> =
+            serde_json::from_str(&i.samples).unwrap_or_default();
+        if !samples.is_empty() {
+            s.push_str("  the posts with the most reach:\n");
+        }
+        for p in samples.iter().take(3) {
+            let _ = writeln!(
+                s,
+                "    @{} ({} followers, {}): {}\n      {}",
+                p.author_handle,
+                p.author_followers,
+                display.full(p.created_at),
+                p.text,
+                p.url
+            );
+        }
+        let _ = writeln!(s, "  on it? gema incidents ack {}", i.id);
+    }
+    s
 }
 
 /// How to look at the demo's data afterwards, as commands that work when pasted: the demo's own
