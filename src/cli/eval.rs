@@ -107,6 +107,7 @@ pub async fn run(config: &Config, args: &EvalTrendsArgs) -> anyhow::Result<()> {
                     t.events.to_string(),
                     t.detected.to_string(),
                     format!("{:.2}", t.recall),
+                    t.within_two_buckets.to_string(),
                     t.median_delay_buckets
                         .map(|d| format!("{d:.1}"))
                         .unwrap_or_else(|| "-".into()),
@@ -121,6 +122,7 @@ pub async fn run(config: &Config, args: &EvalTrendsArgs) -> anyhow::Result<()> {
                     "injected",
                     "detected",
                     "recall",
+                    "within 2 buckets",
                     "median delay (buckets)"
                 ],
                 &rows,
@@ -132,8 +134,8 @@ pub async fn run(config: &Config, args: &EvalTrendsArgs) -> anyhow::Result<()> {
             report.alerts, report.true_alerts, report.precision
         );
         println!(
-            "Alerts about the spam account: {}; about the slow organic rise: {}",
-            report.spam_alerts, report.slow_rise_alerts
+            "False alerts (about no injected event): {}; about the spam account: {}; about the slow organic rise: {}",
+            report.false_alerts, report.spam_alerts, report.slow_rise_alerts
         );
         for u in &report.unmatched {
             println!("  unmatched: {u}");
