@@ -8,7 +8,9 @@
 //! [`PRIOR_MEAN`] authors per bucket worth [`PRIOR_BUCKETS`] buckets); when the history varies more
 //! than Poisson (`var > mean`), the extra variance is added. Both give a negative binomial with
 //! mean `μ = a / b` and variance `V = (μ + max(var − mean, 0)) · (1 + 1/b)`; the p-value is its
-//! upper tail `P(X ≥ x)`. The Gamma posterior uses `w` (not the larger effective sample size of
+//! upper tail `P(X ≥ x)`. A burst that straddles a bucket boundary is also tested over the two
+//! buckets together (against the sum's predictive distribution as of the first), and the term's
+//! p-value is the smaller of the two, doubled (Bonferroni). The Gamma posterior uses `w` (not the larger effective sample size of
 //! the EWMA) as the number of buckets seen, which overstates the rate's uncertainty a little: the
 //! p-values err on the conservative side.
 
@@ -58,14 +60,21 @@ impl Predictive {
     /// The predictive distribution after the history in `base` (already caught up to the bucket
     /// being scored).
     pub fn of(base: &Baseline) -> Predictive {
+        Predictive::window(base, 1)
+    }
+
+    /// The predictive distribution of the sum of the term's next `n` buckets: mean `n·μ`,
+    /// variance `n·(μ + extra)·(1 + n/b)` (the buckets share the uncertain rate).
+    pub fn window(base: &Baseline, n: u32) -> Predictive {
+        let n = f64::from(n);
         let a = PRIOR_MEAN * PRIOR_BUCKETS + base.s1.max(0.0);
         let b = PRIOR_BUCKETS + base.w.max(0.0);
         let mean = a / b;
         let (m, v) = base.mean_var();
         let extra = (v - m).max(0.0);
         Predictive {
-            mean,
-            var: (mean + extra) * (1.0 + 1.0 / b),
+            mean: n * mean,
+            var: n * (mean + extra) * (1.0 + n / b),
         }
     }
 

@@ -17,9 +17,10 @@
 //!   bucket decides which are discoveries, so a bucket with hundreds of steady terms does not
 //!   raise one by chance. A discovery trends when it also persists (the term's previous active
 //!   bucket had p ≤ [`PERSIST_P`]) or its excess over the mean comes from authors new to the term
-//!   (not in its [`RecentAuthors`] filter), and it has ≥ min_support authors and a score
-//!   `(authors − mean) / sqrt(max(var, mean, variance_floor))` ≥ threshold. With
-//!   `burst_test = "zscore"` only the last two conditions apply, term by term.
+//!   (not in its [`RecentAuthors`] filter), and it has ≥ min_support authors and an effect size
+//!   (the excess over the predicted mean in predicted standard deviations) ≥ threshold. With
+//!   `burst_test = "zscore"` a bucket trends, term by term, when it has ≥ min_support authors and
+//!   `(authors − mean) / sqrt(max(var, mean, variance_floor))` ≥ threshold.
 //! * **Warm-up.** After a cold start or a [`Detector::restore`], a term may trend only once it
 //!   has `warmup_buckets` active buckets of history, or once the detector itself has run
 //!   `warmup_buckets` active buckets. On a cold start every term looks new, so without the rule
@@ -75,9 +76,12 @@ pub struct TrendEvent {
     pub authors: u32,
     /// Baseline mean of distinct authors per active bucket, before this bucket.
     pub baseline_mean: f64,
-    /// Standard deviation used for the score (after the variance and Poisson floors).
+    /// Standard deviation of the predictive distribution of the bucket (`burst_test = "count"`),
+    /// or the one used for the score after the variance and Poisson floors (`"zscore"`).
     pub baseline_std: f64,
-    /// `(authors − baseline_mean) / baseline_std`.
+    /// The burst's effect size: `(authors − predicted mean) / sqrt(max(predicted variance,
+    /// variance_floor))` of the test that decided (this bucket, or this and the previous one
+    /// together) with `"count"`; `(authors − baseline_mean) / baseline_std` with `"zscore"`.
     pub score: f64,
     /// Distinct authors of the last active buckets, oldest first, this bucket last.
     pub sparkline: Vec<u32>,
@@ -175,6 +179,18 @@ pub(crate) struct TermState {
     /// bucket closes, none of its authors counts as new).
     #[serde(default)]
     recent: Option<Box<RecentAuthors>>,
+    /// The term's last closed active bucket: its ordinal, its authors, and the predictive
+    /// distribution of two buckets' sum from then (for the two-bucket test).
+    #[serde(default)]
+    prev: Option<PrevBucket>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct PrevBucket {
+    ord: u64,
+    authors: u32,
+    mean2: f64,
+    var2: f64,
 }
 
 /// A burst persists when the term's previous active bucket already had a p-value at or below
@@ -327,6 +343,7 @@ impl Detector {
                     open: Vec::new(),
                     elevated: None,
                     recent: None,
+                    prev: None,
                 },
             );
         }
@@ -443,14 +460,33 @@ impl Detector {
                 term.spark.pop_front();
             }
             term.base.catch_up(ord, lambda);
-            let s = term.base.score(x, floor);
+            let mut s = term.base.score(x, floor);
             let first = *term.first.get_or_insert(ord);
             let warm = detector_warm || ord - first >= warmup;
-            let p = if count_test {
-                Predictive::of(&term.base).upper_tail(x)
-            } else {
-                0.0
+            let own = Predictive::of(&term.base);
+            let p_own = if count_test { own.upper_tail(x) } else { 0.0 };
+            // The effect size of the test that decided, against its predictive distribution.
+            let effect = |x: u32, pred: Predictive| {
+                (f64::from(x) - pred.mean) / pred.var.max(floor).sqrt()
             };
+            let mut p = p_own;
+            if count_test {
+                s.std = own.var.sqrt();
+                s.score = effect(x, own);
+                // A burst straddling the bucket boundary: the previous bucket and this one
+                // together, against their sum's predictive distribution as of the previous one.
+                if let Some(b) = term.prev.filter(|b| b.ord + 1 == ord) {
+                    let two = Predictive {
+                        mean: b.mean2,
+                        var: b.var2,
+                    };
+                    let p_two = two.upper_tail(b.authors + x);
+                    if p_two < p_own {
+                        s.score = effect(b.authors + x, two);
+                    }
+                    p = (2.0 * p_own.min(p_two)).min(1.0);
+                }
+            }
             p_values.push(p);
             let persists = term.elevated.is_some_and(|e| e + 1 == ord);
             let generation = ord / generation_buckets;
@@ -467,7 +503,8 @@ impl Detector {
                 }
             };
             let excess = (f64::from(x) - s.mean).ceil().max(0.0);
-            let fresh = f64::from(new_authors) >= excess;
+            // At least half the excess is new authors (the filter mistakes a few for seen ones).
+            let fresh = 2.0 * f64::from(new_authors) >= excess;
             if warm
                 && x >= min_support
                 && s.score >= threshold
@@ -489,9 +526,16 @@ impl Detector {
                 ));
             }
             if count_test {
-                if p <= PERSIST_P {
+                if p_own <= PERSIST_P {
                     term.elevated = Some(ord);
                 }
+                let two = Predictive::window(&term.base, 2);
+                term.prev = Some(PrevBucket {
+                    ord,
+                    authors: x,
+                    mean2: two.mean,
+                    var2: two.var,
+                });
                 let r = term
                     .recent
                     .get_or_insert_with(|| Box::new(RecentAuthors::new(generation)));
