@@ -7,7 +7,8 @@
 //! buckets, so a short history is uncertain and a new term falls back on the prior of
 //! [`PRIOR_MEAN`] authors per bucket worth [`PRIOR_BUCKETS`] buckets); when the history varies more
 //! than Poisson (`var > mean`), the extra variance is added. Both give a negative binomial with
-//! mean `μ = a / b` and variance `V = (μ + max(var − mean, 0)) · (1 + 1/b)`; the p-value is its
+//! mean `μ = max(a / b, mean)` (the prior may raise a quiet term's expectation, never lower a busy
+//! one's) and variance `V = (μ + max(var − mean, 0)) · (1 + 1/b)`; the p-value is its
 //! upper tail `P(X ≥ x)`. A burst that straddles a bucket boundary is also tested over the two
 //! buckets together (against the sum's predictive distribution as of the first), and the term's
 //! p-value is the smaller of the two, doubled (Bonferroni). The Gamma posterior uses `w` (not the larger effective sample size of
@@ -18,8 +19,9 @@ use super::baseline::Baseline;
 
 /// Prior rate of a term never seen, in distinct authors per bucket.
 pub const PRIOR_MEAN: f64 = 0.1;
-/// Weight of the prior, in buckets: a term's own history outweighs it after a few buckets.
-pub const PRIOR_BUCKETS: f64 = 2.0;
+/// Weight of the prior, in buckets. A new term's next bucket is then geometric with
+/// `P(X ≥ k) ≈ 0.09^k`: 6 distinct authors at once is about a one-in-two-million chance.
+pub const PRIOR_BUCKETS: f64 = 10.0;
 
 /// ln Γ(x) for x > 0 (Lanczos, g = 7, 9 coefficients; relative error about 1e-15).
 pub fn ln_gamma(x: f64) -> f64 {
@@ -69,8 +71,10 @@ impl Predictive {
         let n = f64::from(n);
         let a = PRIOR_MEAN * PRIOR_BUCKETS + base.s1.max(0.0);
         let b = PRIOR_BUCKETS + base.w.max(0.0);
-        let mean = a / b;
         let (m, v) = base.mean_var();
+        // The posterior mean, but never below the term's own mean: the prior only ever makes a
+        // term with little history look busier, never a busy term quieter than it is.
+        let mean = (a / b).max(m);
         let extra = (v - m).max(0.0);
         Predictive {
             mean: n * mean,
@@ -206,10 +210,12 @@ mod tests {
         let (pf, pw) = (Predictive::of(&flat), Predictive::of(&wild));
         assert!((pf.mean - pw.mean).abs() < 0.2, "{pf:?} {pw:?}");
         assert!(pw.upper_tail(15) > 100.0 * pf.upper_tail(15));
-        // A new term: 10 distinct authors at once is far outside the prior.
+        // A new term: 6 distinct authors at once is far outside the prior, 2 is not.
         let new = Predictive::of(&Baseline::default());
-        assert!(new.upper_tail(10) < 1e-5, "{}", new.upper_tail(10));
-        assert!(new.upper_tail(2) > 0.01);
+        assert!(new.upper_tail(6) < 1e-5, "{}", new.upper_tail(6));
+        assert!(new.upper_tail(2) > 0.005, "{}", new.upper_tail(2));
+        // A busy term is never expected quieter than its own mean.
+        assert!(pf.mean >= flat.mean_var().0);
     }
 
     #[test]
