@@ -138,7 +138,6 @@ pub fn stationary(opts: &StationaryOptions) -> (Vec<String>, Truth) {
     let at = |m: f64| opts.start + Duration::milliseconds((m * 60_000.0) as i64);
     let mut plan: Vec<(DateTime<Utc>, serde_json::Value)> = Vec::with_capacity(background);
     let mut seq = 0usize;
-    let mut background_terms: BTreeSet<String> = BTreeSet::new();
 
     for _ in 0..background {
         let t = at(rng.gen::<f64>() * minutes as f64);
@@ -177,11 +176,6 @@ pub fn stationary(opts: &StationaryOptions) -> (Vec<String>, Truth) {
         m["text"] = text.into();
         m["author"] = serde_json::json!({"id": author.id, "handle": author.handle, "followers": author.followers});
         plan.push((t, m));
-    }
-    // Every background term, to label a launch's own terms (cheap beside the generation: the
-    // vocabulary is a few hundred words and their neighbours).
-    for (_, m) in &plan {
-        background_terms.extend(terms_of(m["text"].as_str().unwrap_or_default()));
     }
 
     let mut events = Vec::new();
@@ -233,15 +227,9 @@ pub fn stationary(opts: &StationaryOptions) -> (Vec<String>, Truth) {
             plan.push((t, m));
         }
         let tag_lc = tag.to_lowercase();
-        // The launch's own terms, and the hashtag and its word even when the background has them
-        // (a quiet hashtag launching).
-        let mut own: Vec<String> = terms.difference(&background_terms).cloned().collect();
-        for t in [tag_lc.clone(), tag_lc[1..].to_string()] {
-            if !own.contains(&t) {
-                own.push(t);
-            }
-        }
-        own.sort();
+        // Every term of a launch's mentions is its own: the hashtag, its word, or one holding a
+        // companion word that no background mention uses.
+        let own: Vec<String> = terms.into_iter().collect();
         events.push(TruthEvent {
             kind: "trend".into(),
             term: tag_lc,

@@ -466,9 +466,8 @@ impl Detector {
             let own = Predictive::of(&term.base);
             let p_own = if count_test { own.upper_tail(x) } else { 0.0 };
             // The effect size of the test that decided, against its predictive distribution.
-            let effect = |x: u32, pred: Predictive| {
-                (f64::from(x) - pred.mean) / pred.var.max(floor).sqrt()
-            };
+            let effect =
+                |x: u32, pred: Predictive| (f64::from(x) - pred.mean) / pred.var.max(floor).sqrt();
             let mut p = p_own;
             if count_test {
                 s.std = own.var.sqrt();
