@@ -15,7 +15,8 @@ use super::query::table;
 
 #[derive(Debug, clap::Args)]
 pub struct EvalTrendsArgs {
-    /// The scenario feed (from `gema synth --scenario --out FEED`).
+    /// The scenario feed (from `gema synth --scenario --out FEED`, or `--stationary` for a
+    /// steady background whose every alert, bar those about its launches, is a false one).
     pub feed: PathBuf,
     /// Its ground truth (FEED.truth.json).
     pub truth: PathBuf,

@@ -77,8 +77,9 @@ pub enum Command {
     Dlq(query::DlqArgs),
     /// List alerts, or acknowledge / resolve / reopen one.
     Alerts(query::AlertsArgs),
-    /// Replay a scenario (`gema synth --scenario`) through every stage and report precision,
-    /// recall and detection delay per event type.
+    /// Replay a scenario (`gema synth --scenario` or `--stationary`) through every stage and
+    /// report precision, recall, launches found within 2 buckets, detection delay per event type
+    /// and the false alerts.
     EvalTrends(eval::EvalTrendsArgs),
     /// Send mentions at a fixed rate through every stage (own topics and database) and report
     /// throughput and ingest → alert latency percentiles.
