@@ -45,8 +45,10 @@ impl QueryContext {
     }
 
     /// Terms over-represented in `bucket` against the buckets before it, strongest first, and the
-    /// bucket's samples, most-followed authors first.
-    pub fn explain(&self, bucket: i64) -> (Vec<(String, u32, u32)>, Vec<Sample>) {
+    /// bucket's samples, most-followed authors first. The bucket just before (`bucket − width`)
+    /// is left out of the comparison: a burst is often found in its second bucket (the trend
+    /// detector also tests two buckets together), and its start must not hide its cause.
+    pub fn explain(&self, bucket: i64, width: i64) -> (Vec<(String, u32, u32)>, Vec<Sample>) {
         let mut spike: HashMap<String, u32> = HashMap::new();
         let mut before: HashMap<String, u32> = HashMap::new();
         let mut samples = Vec::new();
@@ -54,7 +56,7 @@ impl QueryContext {
             if *b == bucket {
                 spike = counts.clone();
                 samples = s.clone();
-            } else if *b < bucket {
+            } else if *b < bucket - width {
                 for (t, n) in counts {
                     *before.entry(t.clone()).or_default() += n;
                 }
@@ -185,7 +187,12 @@ pub fn query_alert(
     if let Term::QueryNegative(q) = term {
         let (terms, samples) = contexts
             .get(q)
-            .map(|c| c.explain(e.bucket_start.timestamp_millis()))
+            .map(|c| {
+                c.explain(
+                    e.bucket_start.timestamp_millis(),
+                    (e.bucket_end - e.bucket_start).num_milliseconds(),
+                )
+            })
             .unwrap_or_default();
         let mut why = format!(
             "{} distinct authors posted negative mentions matching \"{q}\" {}",
@@ -301,6 +308,10 @@ mod tests {
                 &["app".into(), "slow".into()],
                 &sample,
             );
+        }
+        // The burst began in the bucket before: that is not its usual level.
+        for _ in 0..8 {
+            c.add(spike_ms - 60_000, &["#nusapaydown".into()], &sample);
         }
         for _ in 0..30 {
             c.add(

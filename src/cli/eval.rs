@@ -15,7 +15,8 @@ use super::query::table;
 
 #[derive(Debug, clap::Args)]
 pub struct EvalTrendsArgs {
-    /// The scenario feed (from `gema synth --scenario --out FEED`).
+    /// The scenario feed (from `gema synth --scenario --out FEED`, or `--stationary` for a
+    /// steady background whose every alert, bar those about its launches, is a false one).
     pub feed: PathBuf,
     /// Its ground truth (FEED.truth.json).
     pub truth: PathBuf,
@@ -107,6 +108,7 @@ pub async fn run(config: &Config, args: &EvalTrendsArgs) -> anyhow::Result<()> {
                     t.events.to_string(),
                     t.detected.to_string(),
                     format!("{:.2}", t.recall),
+                    t.within_two_buckets.to_string(),
                     t.median_delay_buckets
                         .map(|d| format!("{d:.1}"))
                         .unwrap_or_else(|| "-".into()),
@@ -121,6 +123,7 @@ pub async fn run(config: &Config, args: &EvalTrendsArgs) -> anyhow::Result<()> {
                     "injected",
                     "detected",
                     "recall",
+                    "within 2 buckets",
                     "median delay (buckets)"
                 ],
                 &rows,
@@ -132,8 +135,8 @@ pub async fn run(config: &Config, args: &EvalTrendsArgs) -> anyhow::Result<()> {
             report.alerts, report.true_alerts, report.precision
         );
         println!(
-            "Alerts about the spam account: {}; about the slow organic rise: {}",
-            report.spam_alerts, report.slow_rise_alerts
+            "False alerts (about no injected event): {}; about the spam account: {}; about the slow organic rise: {}",
+            report.false_alerts, report.spam_alerts, report.slow_rise_alerts
         );
         for u in &report.unmatched {
             println!("  unmatched: {u}");

@@ -39,7 +39,17 @@ pub struct SynthArgs {
     /// <out>.truth.json (needs --out). --count and --malformed are ignored.
     #[arg(long, requires = "out")]
     pub scenario: bool,
-    /// Scenario: background mentions per minute.
+    /// Generate a stationary feed instead: hundreds of made-up hashtags and keywords at constant
+    /// rates (Zipf-distributed, Poisson noise), tracked brands at constant rates and sentiment,
+    /// 40,000 authors, and --launches launches after two hours (new hashtags, or quiet ones used
+    /// 10–40× as often); the ground truth goes to <out>.truth.json. With `gema eval-trends` it
+    /// counts the trends raised by chance, e.g. --hours 24 --per-minute 150.
+    #[arg(long, requires = "out", conflicts_with = "scenario")]
+    pub stationary: bool,
+    /// Stationary feed: launches to inject (0: pure background).
+    #[arg(long, default_value_t = 6)]
+    pub launches: usize,
+    /// Scenario and stationary feed: background mentions per minute.
     #[arg(long, default_value_t = 100)]
     pub per_minute: usize,
     /// Scenario: hashtag launches to inject.
@@ -63,17 +73,27 @@ pub fn synth(args: &SynthArgs) -> anyhow::Result<()> {
         "--hours must be positive, got {}",
         args.hours
     );
-    if args.scenario {
+    if args.scenario || args.stationary {
         let out = args.out.as_ref().expect("clap requires --out");
-        let (lines, truth) =
+        let span = Duration::milliseconds((args.hours * 3_600_000.0) as i64);
+        let (lines, truth) = if args.stationary {
+            gema::sources::stationary::stationary(&gema::sources::stationary::StationaryOptions {
+                seed: args.seed,
+                start: args.start,
+                span,
+                per_minute: args.per_minute,
+                launches: args.launches,
+            })
+        } else {
             gema::sources::scenario::scenario(&gema::sources::scenario::ScenarioOptions {
                 seed: args.seed,
                 start: args.start,
-                span: Duration::milliseconds((args.hours * 3_600_000.0) as i64),
+                span,
                 per_minute: args.per_minute,
                 trends: args.trends,
                 crises: args.crises,
-            });
+            })
+        };
         std::fs::write(out, lines.join("\n") + "\n")
             .with_context(|| format!("cannot write {}", out.display()))?;
         let tp = truth_path(out);

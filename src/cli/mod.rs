@@ -86,8 +86,9 @@ pub enum Command {
     /// negative posts, rising terms and a chart, as Markdown, CSV or HTML; `--email` sends it
     /// now as the daily digest would.
     Report(report::ReportArgs),
-    /// Replay a scenario (`gema synth --scenario`) through every stage and report precision,
-    /// recall and detection delay per event type.
+    /// Replay a scenario (`gema synth --scenario` or `--stationary`) through every stage and
+    /// report precision, recall, launches found within 2 buckets, detection delay per event type
+    /// and the false alerts.
     EvalTrends(eval::EvalTrendsArgs),
     /// Send mentions at a fixed rate through every stage (own topics and database) and report
     /// throughput and ingest → alert latency percentiles.

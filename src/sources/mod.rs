@@ -24,6 +24,7 @@ pub mod replay;
 pub mod rss;
 pub mod run;
 pub mod scenario;
+pub mod stationary;
 pub mod stream;
 pub mod synth;
 pub mod x;

@@ -3,18 +3,34 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// How eagerly terms are reported as trending. Sets [`DetectorConfig::threshold`] and
-/// [`DetectorConfig::min_support`] where those are not given.
+/// How eagerly terms are reported as trending. Sets [`DetectorConfig::fdr`],
+/// [`DetectorConfig::threshold`] and [`DetectorConfig::min_support`] where those are not given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Sensitivity {
-    /// Burst score ≥ 6 and ≥ 10 distinct authors: only strong, broad bursts.
+    /// False-discovery rate 1e-5, burst score ≥ 6 and ≥ 10 distinct authors: only strong,
+    /// broad bursts.
     Low,
-    /// Burst score ≥ 4 and ≥ 5 distinct authors.
+    /// False-discovery rate 1e-4, burst score ≥ 4 and ≥ 5 distinct authors.
     #[default]
     Medium,
-    /// Burst score ≥ 3 and ≥ 3 distinct authors: early, noisier.
+    /// False-discovery rate 1e-3, burst score ≥ 3 and ≥ 3 distinct authors: early, noisier.
     High,
+}
+
+/// How a term's bucket is tested against its history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BurstTest {
+    /// A p-value from a negative binomial fitted to the term's own history (Poisson when it
+    /// varies no more than that), Benjamini–Hochberg over the terms tested in the bucket at
+    /// `fdr`, and the burst must persist (the term's previous bucket had p ≤ 0.01) or its excess
+    /// come from authors new to the term; `threshold` and `min_support` still apply.
+    #[default]
+    Count,
+    /// The earlier rule, kept for comparison: burst score ≥ `threshold` and ≥ `min_support`
+    /// authors, each term on its own.
+    Zscore,
 }
 
 impl Sensitivity {
@@ -24,6 +40,15 @@ impl Sensitivity {
             Sensitivity::Low => (6.0, 10),
             Sensitivity::Medium => (4.0, 5),
             Sensitivity::High => (3.0, 3),
+        }
+    }
+
+    /// The false-discovery rate of this preset.
+    pub fn fdr(self) -> f64 {
+        match self {
+            Sensitivity::Low => 1e-5,
+            Sensitivity::Medium => 1e-4,
+            Sensitivity::High => 1e-3,
         }
     }
 }
@@ -41,9 +66,17 @@ pub struct DetectorConfig {
     /// Half-life of the per-term baseline (EWMA of distinct authors per bucket), in active
     /// buckets.
     pub baseline_half_life_buckets: f64,
-    /// Preset for `threshold` and `min_support`: `low`, `medium` or `high`.
+    /// Preset for `fdr`, `threshold` and `min_support`: `low`, `medium` or `high`.
     pub sensitivity: Sensitivity,
-    /// Burst score a bucket must reach to trend; overrides the `sensitivity` preset.
+    /// How a bucket is tested: `count` (p-values, false-discovery control, persistence or new
+    /// authors) or `zscore` (the earlier per-term score rule, for comparison).
+    pub burst_test: BurstTest,
+    /// With `burst_test = "count"`: the Benjamini–Hochberg false-discovery rate over the terms
+    /// tested in one bucket (also the chance that a bucket with no real burst raises any);
+    /// overrides the `sensitivity` preset.
+    pub fdr: Option<f64>,
+    /// Burst score `(authors − mean) / sqrt(max(var, mean, variance_floor))` a bucket must also
+    /// reach to trend (an effect-size floor); overrides the `sensitivity` preset.
     pub threshold: Option<f64>,
     /// Distinct authors a bucket must have to trend; overrides the `sensitivity` preset.
     pub min_support: Option<u32>,
@@ -71,6 +104,8 @@ impl Default for DetectorConfig {
             allowed_lateness_ms: 120_000,
             baseline_half_life_buckets: 30.0,
             sensitivity: Sensitivity::Medium,
+            burst_test: BurstTest::Count,
+            fdr: None,
             threshold: None,
             min_support: None,
             variance_floor: 1.0,
@@ -103,6 +138,11 @@ impl DetectorConfig {
     /// The burst-score threshold in force (explicit, else the preset's).
     pub fn effective_threshold(&self) -> f64 {
         self.threshold.unwrap_or(self.sensitivity.preset().0)
+    }
+
+    /// The false-discovery rate in force (explicit, else the preset's).
+    pub fn effective_fdr(&self) -> f64 {
+        self.fdr.unwrap_or(self.sensitivity.fdr())
     }
 
     /// The minimum distinct authors in force (explicit, else the preset's).
@@ -143,6 +183,11 @@ impl DetectorConfig {
         if let Some(t) = self.threshold {
             if !(t.is_finite() && t > 0.0) {
                 return bad("threshold", t.to_string(), "must be a positive number");
+            }
+        }
+        if let Some(q) = self.fdr {
+            if !(q > 0.0 && q < 1.0) {
+                return bad("fdr", q.to_string(), "must be between 0 and 1 (exclusive)");
             }
         }
         if self.min_support == Some(0) {

@@ -11,9 +11,16 @@
 //!   skipped entirely (no summary, no sparkline entry).
 //! * **Scoring.** Per term and bucket the detector keeps the occurrence count and the distinct
 //!   authors; only distinct authors are scored, so one account posting 500 times counts once.
-//!   The score is `(authors − mean) / sqrt(max(var, mean, variance_floor))` against the term's
-//!   baseline *before* the bucket (see [`super::baseline`]); a bucket trends when the score ≥
-//!   threshold and authors ≥ min_support.
+//!   With `burst_test = "count"` (the default) each term active in a closing bucket gets a
+//!   p-value, `P(X ≥ authors)` under a negative binomial fitted to its own baseline *before* the
+//!   bucket (see [`super::burst`]); Benjamini–Hochberg at `fdr` over all the terms tested in the
+//!   bucket decides which are discoveries, so a bucket with hundreds of steady terms does not
+//!   raise one by chance. A discovery trends when it also persists (the term's previous active
+//!   bucket had p ≤ [`PERSIST_P`]) or its excess over the mean comes from authors new to the term
+//!   (not in its [`RecentAuthors`] filter), and it has ≥ min_support authors and an effect size
+//!   (the excess over the predicted mean in predicted standard deviations) ≥ threshold. With
+//!   `burst_test = "zscore"` a bucket trends, term by term, when it has ≥ min_support authors and
+//!   `(authors − mean) / sqrt(max(var, mean, variance_floor))` ≥ threshold.
 //! * **Warm-up.** After a cold start or a [`Detector::restore`], a term may trend only once it
 //!   has `warmup_buckets` active buckets of history, or once the detector itself has run
 //!   `warmup_buckets` active buckets. On a cold start every term looks new, so without the rule
@@ -36,8 +43,9 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::baseline::{lambda, Baseline};
-use super::config::{ConfigError, DetectorConfig};
-use super::sketch::{hash_author, AuthorSet};
+use super::burst::{bh_cutoff, Predictive};
+use super::config::{BurstTest, ConfigError, DetectorConfig};
+use super::sketch::{hash_author, AuthorSet, RecentAuthors};
 use super::terms::TermOccurrence;
 
 /// What [`Detector::observe`] did with an occurrence.
@@ -68,9 +76,12 @@ pub struct TrendEvent {
     pub authors: u32,
     /// Baseline mean of distinct authors per active bucket, before this bucket.
     pub baseline_mean: f64,
-    /// Standard deviation used for the score (after the variance and Poisson floors).
+    /// Standard deviation of the predictive distribution of the bucket (`burst_test = "count"`),
+    /// or the one used for the score after the variance and Poisson floors (`"zscore"`).
     pub baseline_std: f64,
-    /// `(authors − baseline_mean) / baseline_std`.
+    /// The burst's effect size: `(authors − predicted mean) / sqrt(max(predicted variance,
+    /// variance_floor))` of the test that decided (this bucket, or this and the previous one
+    /// together) with `"count"`; `(authors − baseline_mean) / baseline_std` with `"zscore"`.
     pub score: f64,
     /// Distinct authors of the last active buckets, oldest first, this bucket last.
     pub sparkline: Vec<u32>,
@@ -160,7 +171,31 @@ pub(crate) struct TermState {
     spark: VecDeque<u32>,
     /// Open buckets with occurrences, ascending.
     open: Vec<OpenBucket>,
+    /// Ordinal of the term's last closed bucket with p ≤ [`PERSIST_P`] (absent in snapshots
+    /// before the count test: none).
+    #[serde(default)]
+    elevated: Option<u64>,
+    /// Authors of the term's recent buckets (absent in older snapshots: until the term's next
+    /// bucket closes, none of its authors counts as new).
+    #[serde(default)]
+    recent: Option<Box<RecentAuthors>>,
+    /// The term's last closed active bucket: its ordinal, its authors, and the predictive
+    /// distribution of two buckets' sum from then (for the two-bucket test).
+    #[serde(default)]
+    prev: Option<PrevBucket>,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct PrevBucket {
+    ord: u64,
+    authors: u32,
+    mean2: f64,
+    var2: f64,
+}
+
+/// A burst persists when the term's previous active bucket already had a p-value at or below
+/// this (a nominal level: the current bucket must still pass the false-discovery control).
+pub const PERSIST_P: f64 = 0.01;
 
 impl TermState {
     fn weight_at(&self, bucket: i64, lambda: f64) -> f64 {
@@ -200,6 +235,7 @@ pub struct DetectorSnapshot {
 #[derive(Debug, Clone)]
 pub struct Detector {
     cfg: DetectorConfig,
+    fdr: f64,
     threshold: f64,
     min_support: u32,
     lambda: f64,
@@ -225,6 +261,7 @@ impl Detector {
     pub fn new(cfg: DetectorConfig) -> Result<Detector, ConfigError> {
         cfg.validate()?;
         Ok(Detector {
+            fdr: cfg.effective_fdr(),
             threshold: cfg.effective_threshold(),
             min_support: cfg.effective_min_support(),
             lambda: lambda(cfg.baseline_half_life_buckets),
@@ -304,6 +341,9 @@ impl Detector {
                     weight_bucket: b,
                     spark: VecDeque::new(),
                     open: Vec::new(),
+                    elevated: None,
+                    recent: None,
+                    prev: None,
                 },
             );
         }
@@ -393,7 +433,11 @@ impl Detector {
         let (threshold, min_support) = (self.threshold, self.min_support);
         let (warmup, idle_after) = (self.cfg.warmup_buckets, self.cfg.idle_evict_buckets);
         let (spark_len, top_n) = (self.cfg.sparkline_buckets, self.cfg.top_terms);
-        let mut trends = Vec::new();
+        let count_test = self.cfg.burst_test == BurstTest::Count;
+        let generation_buckets = self.cfg.baseline_half_life_buckets.ceil().max(1.0) as u64;
+        // (event, p-value) of the terms that pass every rule but the false-discovery control.
+        let mut candidates: Vec<(TrendEvent, f64)> = Vec::new();
+        let mut p_values: Vec<f64> = Vec::new();
         let mut top: BinaryHeap<Reverse<(u32, u64, Reverse<String>)>> = BinaryHeap::new();
         let mut active = 0u64;
         let mut evicted_idle = 0u64;
@@ -416,21 +460,90 @@ impl Detector {
                 term.spark.pop_front();
             }
             term.base.catch_up(ord, lambda);
-            let s = term.base.score(x, floor);
+            let mut s = term.base.score(x, floor);
             let first = *term.first.get_or_insert(ord);
             let warm = detector_warm || ord - first >= warmup;
-            if warm && x >= min_support && s.score >= threshold {
-                trends.push(TrendEvent {
-                    term: key.clone(),
-                    bucket_start: start,
-                    bucket_end: end,
-                    count: ob.count,
+            let own = Predictive::of(&term.base);
+            let p_own = if count_test { own.upper_tail(x) } else { 0.0 };
+            // The effect size of the test that decided, against its predictive distribution.
+            let effect =
+                |x: u32, pred: Predictive| (f64::from(x) - pred.mean) / pred.var.max(floor).sqrt();
+            let mut p = p_own;
+            if count_test {
+                s.std = own.var.sqrt();
+                s.score = effect(x, own);
+                // A burst straddling the bucket boundary: the previous bucket and this one
+                // together, against their sum's predictive distribution as of the previous one.
+                if let Some(b) = term.prev.filter(|b| b.ord + 1 == ord) {
+                    let two = Predictive {
+                        mean: b.mean2,
+                        var: b.var2,
+                    };
+                    let p_two = two.upper_tail(b.authors + x);
+                    if p_two < p_own {
+                        s.score = effect(b.authors + x, two);
+                    }
+                    p = (2.0 * p_own.min(p_two)).min(1.0);
+                }
+            }
+            p_values.push(p);
+            let persists = term.elevated.is_some_and(|e| e + 1 == ord);
+            let generation = ord / generation_buckets;
+            // Authors of this bucket the term has not had in its recent buckets (a term with no
+            // history: all of them; one restored without the filter: none).
+            let new_authors = match (&mut term.recent, term.base.last) {
+                (None, None) => x,
+                (None, Some(_)) => 0,
+                (Some(r), _) => {
+                    r.roll(generation);
+                    ob.authors
+                        .exact()
+                        .map_or(0, |a| a.iter().filter(|h| !r.seen(**h)).count() as u32)
+                }
+            };
+            let excess = (f64::from(x) - s.mean).ceil().max(0.0);
+            // At least half the excess is new authors (the filter mistakes a few for seen ones).
+            let fresh = 2.0 * f64::from(new_authors) >= excess;
+            if warm
+                && x >= min_support
+                && s.score >= threshold
+                && (!count_test || persists || fresh)
+            {
+                candidates.push((
+                    TrendEvent {
+                        term: key.clone(),
+                        bucket_start: start,
+                        bucket_end: end,
+                        count: ob.count,
+                        authors: x,
+                        baseline_mean: s.mean,
+                        baseline_std: s.std,
+                        score: s.score,
+                        sparkline: term.spark.iter().copied().collect(),
+                    },
+                    p,
+                ));
+            }
+            if count_test {
+                if p_own <= PERSIST_P {
+                    term.elevated = Some(ord);
+                }
+                let two = Predictive::window(&term.base, 2);
+                term.prev = Some(PrevBucket {
+                    ord,
                     authors: x,
-                    baseline_mean: s.mean,
-                    baseline_std: s.std,
-                    score: s.score,
-                    sparkline: term.spark.iter().copied().collect(),
+                    mean2: two.mean,
+                    var2: two.var,
                 });
+                let r = term
+                    .recent
+                    .get_or_insert_with(|| Box::new(RecentAuthors::new(generation)));
+                r.roll(generation);
+                if let Some(a) = ob.authors.exact() {
+                    for h in a {
+                        r.insert(*h);
+                    }
+                }
             }
             term.base.push(ord, x, lambda);
             if top_n > 0 {
@@ -445,6 +558,19 @@ impl Detector {
             true
         });
         self.stats.evicted_idle += evicted_idle;
+        let mut trends: Vec<TrendEvent> = if count_test {
+            let fdr = self.fdr;
+            match bh_cutoff(&mut p_values, fdr) {
+                Some(cut) => candidates
+                    .into_iter()
+                    .filter(|(_, p)| *p <= cut)
+                    .map(|(e, _)| e)
+                    .collect(),
+                None => Vec::new(),
+            }
+        } else {
+            candidates.into_iter().map(|(e, _)| e).collect()
+        };
         trends.sort_by(|a, b| {
             b.score
                 .total_cmp(&a.score)
@@ -513,6 +639,9 @@ impl Detector {
             .map(|(k, t)| {
                 k.capacity()
                     + t.spark.capacity() * 4
+                    + t.recent
+                        .as_ref()
+                        .map_or(0, |_| std::mem::size_of::<RecentAuthors>())
                     + t.open.capacity() * std::mem::size_of::<OpenBucket>()
                     + t.open
                         .iter()

@@ -374,3 +374,89 @@ fn sensitivity_sets_threshold_and_support() {
         assert_eq!(n == 1, fires, "{sensitivity:?}");
     }
 }
+
+#[test]
+fn a_snapshot_from_before_the_count_test_still_loads() {
+    let mut d = detector();
+    let before: Vec<_> = (0..40).flat_map(background).collect();
+    assert!(feed(&mut d, &before).is_empty());
+    // Every bucket closed, so none closes after the restore to fill the new fields.
+    assert!(d.advance_until(at(40, 0)).trends.is_empty());
+    assert!(!d.has_open());
+    // What a snapshot written before the count test looked like: no `elevated`, `recent` or
+    // `prev` per term.
+    let mut json = serde_json::to_value(d.snapshot()).unwrap();
+    for t in json["terms"].as_array_mut().unwrap() {
+        let state = t[1].as_object_mut().unwrap();
+        for k in ["elevated", "recent", "prev"] {
+            assert!(state.remove(k).is_some(), "{k}");
+        }
+    }
+    let snap: DetectorSnapshot = serde_json::from_value(json).unwrap();
+    let mut r = Detector::restore(DetectorConfig::default(), snap).unwrap();
+    assert_eq!(r.tracked_terms(), d.tracked_terms());
+    // Its terms' recent authors are unknown, so a burst right away must persist: two buckets.
+    let mut burst = Vec::new();
+    for b in 40..46 {
+        burst.extend(background(b));
+        if b < 42 {
+            burst.extend((0..40).map(|a| occ("kopi", &format!("n{b}-{a}"), at(b, a * 1_000))));
+        }
+    }
+    burst.sort_by_key(|o| o.event_time);
+    let trends = feed(&mut r, &burst);
+    assert_eq!(trends.len(), 1, "{trends:?}");
+    assert_eq!(
+        (trends[0].term.as_str(), trends[0].bucket_start),
+        ("kopi", at(41, 0))
+    );
+}
+
+/// A bucket of a stationary background of `terms` terms at Zipf-distributed rates (Poisson
+/// counts drawn by a fixed generator), every author new.
+fn zipf_background(b: i64, terms: usize, rng: &mut rand_chacha::ChaCha8Rng) -> Vec<TermOccurrence> {
+    use rand::Rng;
+    let mut v = Vec::new();
+    for k in 0..terms {
+        let rate = 40.0 / (k + 1) as f64;
+        // Poisson by inversion.
+        let (mut n, mut p, u) = (0u32, (-rate).exp(), rng.gen::<f64>());
+        let mut cdf = p;
+        while u > cdf && n < 1_000 {
+            n += 1;
+            p *= rate / f64::from(n);
+            cdf += p;
+        }
+        for a in 0..n {
+            v.push(occ(
+                &format!("t{k}"),
+                &format!("b{b}-{k}-{a}"),
+                at(b, i64::from(a) * 50),
+            ));
+        }
+    }
+    v
+}
+
+#[test]
+fn hundreds_of_steady_terms_raise_no_trend_where_the_score_rule_raises_many() {
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let mut all: Vec<_> = (0..400)
+        .flat_map(|b| zipf_background(b, 300, &mut rng))
+        .collect();
+    all.sort_by_key(|o| o.event_time);
+    let mut count = detector();
+    let mut zscore = Detector::new(DetectorConfig {
+        burst_test: BurstTest::Zscore,
+        ..Default::default()
+    })
+    .unwrap();
+    let (c, z) = (feed(&mut count, &all), feed(&mut zscore, &all));
+    assert!(c.is_empty(), "{:?}", c.first());
+    assert!(
+        z.len() >= 5,
+        "the earlier rule fires by chance: {}",
+        z.len()
+    );
+}

@@ -22,6 +22,8 @@ pub struct TypeReport {
     pub events: usize,
     pub detected: usize,
     pub recall: f64,
+    /// Events whose first alert came within 2 buckets of their start (delay ≤ 2).
+    pub within_two_buckets: usize,
     /// Median delay from the event's start to the end of the first bucket that alerted, in buckets.
     pub median_delay_buckets: Option<f64>,
 }
@@ -37,7 +39,10 @@ pub struct EvalReport {
     pub spam_alerts: usize,
     /// Alerts about the slow organic rise (must be 0).
     pub slow_rise_alerts: usize,
-    /// Alerts that matched no injected event.
+    /// Alerts that matched no injected event (false alerts; 0 on a stationary feed is the
+    /// target).
+    pub false_alerts: usize,
+    /// Those alerts, one line each.
     pub unmatched: Vec<String>,
 }
 
@@ -93,6 +98,7 @@ pub fn evaluate(truth: &Truth, alerts: &[Detected], bucket: Duration) -> EvalRep
             kind: kind.into(),
             events: events.len(),
             detected: delays.len(),
+            within_two_buckets: delays.iter().filter(|d| **d <= 2.0).count(),
             recall: if events.is_empty() {
                 1.0
             } else {
@@ -144,6 +150,7 @@ pub fn evaluate(truth: &Truth, alerts: &[Detected], bucket: Duration) -> EvalRep
         },
         spam_alerts: on("spam"),
         slow_rise_alerts: on("slow_rise"),
+        false_alerts: unmatched.len(),
         unmatched,
     }
 }
@@ -203,8 +210,9 @@ mod tests {
         let r = evaluate(&truth, &alerts, Duration::minutes(1));
         assert_eq!((r.per_type[0].detected, r.per_type[0].events), (1, 2));
         assert_eq!(r.per_type[0].median_delay_buckets, Some(2.0));
+        assert_eq!(r.per_type[0].within_two_buckets, 1);
         assert_eq!(r.per_type[1].recall, 1.0);
         assert_eq!((r.alerts, r.true_alerts, r.spam_alerts), (3, 2, 1));
-        assert_eq!(r.unmatched.len(), 1);
+        assert_eq!((r.unmatched.len(), r.false_alerts), (1, 1));
     }
 }

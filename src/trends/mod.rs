@@ -1,11 +1,13 @@
 //! Trend detection over term occurrences: event-time buckets, distinct authors per term and
-//! bucket, a per-term EWMA baseline, a burst score, bounded state, snapshots for restarts.
+//! bucket, a per-term EWMA baseline, a count-model burst test with false-discovery control over
+//! each bucket, bounded state, snapshots for restarts.
 //!
 //! Pure library code (no I/O, no clock): the trend stage feeds [`Detector::observe`] from the
 //! `terms` topic, calls [`Detector::advance`] after each batch, and publishes the
 //! [`TrendEvent`]s it returns.
 
 mod baseline;
+pub mod burst;
 mod config;
 mod detector;
 pub mod eval;
@@ -19,7 +21,7 @@ mod terms;
 mod detector_tests;
 
 pub use baseline::Baseline;
-pub use config::{ConfigError, DetectorConfig, Sensitivity};
+pub use config::{BurstTest, ConfigError, DetectorConfig, Sensitivity};
 pub use detector::{
     Advanced, BucketSummary, Detector, DetectorSnapshot, DetectorStats, Observed, RestoreError,
     TermVolume, TrendEvent,

@@ -24,6 +24,70 @@ pub fn hash_author(id: &str) -> u64 {
     h ^ (h >> 31)
 }
 
+/// Bits in each generation of [`RecentAuthors`].
+const RECENT_BITS: usize = 512;
+
+/// The authors a term had recently, as two generations of a small Bloom filter (512 bits, two
+/// hash positions each): the current one takes the authors of `generation_buckets` active
+/// buckets, then becomes the old one. "Seen" means in either, so an author counts as seen for
+/// between one and two generations. 136 bytes per term; a term with hundreds of authors a
+/// generation fills it, and then few authors look new (its bursts must persist instead).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecentAuthors {
+    generation: u64,
+    current: [u64; RECENT_BITS / 64],
+    old: [u64; RECENT_BITS / 64],
+}
+
+fn recent_bits(h: u64) -> [usize; 2] {
+    [
+        (h as usize) % RECENT_BITS,
+        ((h >> 20) as usize) % RECENT_BITS,
+    ]
+}
+
+impl RecentAuthors {
+    /// An empty filter at `generation`.
+    pub fn new(generation: u64) -> RecentAuthors {
+        RecentAuthors {
+            generation,
+            current: [0; RECENT_BITS / 64],
+            old: [0; RECENT_BITS / 64],
+        }
+    }
+
+    /// Moves to `generation` (rotating or clearing what is older).
+    pub fn roll(&mut self, generation: u64) {
+        if generation == self.generation {
+            return;
+        }
+        self.old = if generation == self.generation + 1 {
+            self.current
+        } else {
+            [0; RECENT_BITS / 64]
+        };
+        self.current = [0; RECENT_BITS / 64];
+        self.generation = generation;
+    }
+
+    /// Whether `h` (probably) was added in this or the previous generation.
+    pub fn seen(&self, h: u64) -> bool {
+        let has = |f: &[u64; RECENT_BITS / 64]| {
+            recent_bits(h)
+                .iter()
+                .all(|&b| f[b / 64] & (1 << (b % 64)) != 0)
+        };
+        has(&self.current) || has(&self.old)
+    }
+
+    /// Adds `h` to the current generation.
+    pub fn insert(&mut self, h: u64) {
+        for b in recent_bits(h) {
+            self.current[b / 64] |= 1 << (b % 64);
+        }
+    }
+}
+
 /// The distinct authors of one term in one bucket.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AuthorSet {
@@ -68,6 +132,14 @@ impl AuthorSet {
     /// True when no author was added.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The author hashes, when counted exactly.
+    pub fn exact(&self) -> Option<&HashSet<u64>> {
+        match self {
+            AuthorSet::Exact(set) => Some(set),
+            AuthorSet::Approx(_) => None,
+        }
     }
 
     /// Rough heap bytes held.
