@@ -369,8 +369,10 @@ impl Open {
         let inc = &mut self.incident;
         inc.negative_posts = self.comments.max(self.spike_authors);
         inc.peak_per_minute = self.minutes.values().copied().max().unwrap_or(0);
+        // Its size and speed decide; its worst alert lifts it at most to high (one post by a
+        // big account is something to answer, not yet a crisis).
         inc.severity = severity_of(inc.negative_posts, inc.peak_per_minute, self.has_spike)
-            .max(self.alert_severity);
+            .max(self.alert_severity.min(Severity::High));
         let now = minute_of(clock.max(inc.last_event_at));
         let span =
             |from: i64, to: i64| -> u32 { self.minutes.range(from..to).map(|(_, n)| n).sum() };
@@ -841,7 +843,11 @@ mod tests {
         }
         assert!(matches!(last, Membership::Joined(_)), "{last:?}");
         let first = inc.take(t(5)).remove(0);
-        assert_eq!(first.severity, Severity::Critical, "its worst comment");
+        assert_eq!(
+            first.severity,
+            Severity::High,
+            "five posts: its critical comment lifts it to high, not to critical"
+        );
         assert_eq!(first.negative_posts, 5);
         // Fading once quiet, resolved 30 minutes of event time after its last signal (its
         // opening), the comments being back to none.
