@@ -470,7 +470,7 @@ pub fn rising_table(rows: &[gema::query::trends::Rising], display: &Display) -> 
         .iter()
         .map(|r| {
             vec![
-                r.term.clone(),
+                gema::trends::term_label(&r.term),
                 format!("{:.1}", r.score),
                 r.authors.to_string(),
                 format!("{:.1}", r.baseline_mean),

@@ -27,5 +27,6 @@ pub use detector::{
     TermVolume, TrendEvent,
 };
 pub use terms::{
-    bigrams, handle_term, hashtag_term, query_negative_term, query_term, Term, TermOccurrence,
+    bigrams, handle_term, hashtag_term, query_negative_term, query_term, term_label, Term,
+    TermOccurrence,
 };

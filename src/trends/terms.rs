@@ -84,6 +84,19 @@ pub fn query_negative_term(name: &str) -> String {
     format!("qneg:{name}")
 }
 
+/// How a term reads to people: a tracked query's volume term (`q:nusapay`) is `nusapay
+/// (mentions)`, its negative volume (`qneg:nusapay`) `nusapay (negative mentions)`; other terms
+/// read as they are.
+pub fn term_label(term: &str) -> String {
+    if let Some(name) = term.strip_prefix("qneg:") {
+        format!("{name} (negative mentions)")
+    } else if let Some(name) = term.strip_prefix("q:") {
+        format!("{name} (mentions)")
+    } else {
+        term.to_string()
+    }
+}
+
 /// Bigrams of consecutive content words (stop words already removed upstream), joined with a
 /// space: `[top, up, gagal]` → `["top up", "up gagal"]`. A word repeated back to back makes no
 /// bigram.
@@ -107,6 +120,12 @@ mod tests {
             .collect();
         assert_eq!(bigrams(&kw), vec!["top up", "up gagal"]);
         assert!(bigrams(&kw[..1]).is_empty());
+        assert_eq!(term_label(&query_term("nusapay")), "nusapay (mentions)");
+        assert_eq!(
+            term_label(&query_negative_term("nusapay")),
+            "nusapay (negative mentions)"
+        );
+        assert_eq!(term_label("#nusapaydown"), "#nusapaydown");
         assert_eq!(hashtag_term("nusapaydown"), "#nusapaydown");
         assert_eq!(handle_term("nusapay_id"), "@nusapay_id");
         assert_eq!(query_term("crisis"), "q:crisis");

@@ -214,6 +214,13 @@ function sparkline(values, title) {
   return svg;
 }
 
+// A tracked query's volume terms read as the query (as `gema trends` shows them).
+function termLabel(term) {
+  if (term.startsWith("qneg:")) return term.slice(5) + " (negative mentions)";
+  if (term.startsWith("q:")) return term.slice(2) + " (mentions)";
+  return term;
+}
+
 async function loadRising() {
   const tbody = $("#rising tbody");
   try {
@@ -221,7 +228,7 @@ async function loadRising() {
     tbody.replaceChildren(...r.items.map((t) => {
       const s = t.sparkline || [];
       const title = s.join(", ") + " authors per bucket, ending " + fmtTime(t.sparkline_until || t.bucket_start);
-      return el("tr", {}, el("td", {}, t.term), el("td", {}, t.score.toFixed(1)),
+      return el("tr", {}, el("td", {}, termLabel(t.term)), el("td", {}, t.score.toFixed(1)),
         el("td", {}, t.authors), el("td", {}, sparkline(s, title),
           el("span", { class: "meta" }, " to " + fmtTime(t.sparkline_until || t.bucket_start))));
     }));
