@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Duration as ChronoDuration;
@@ -18,66 +17,8 @@ use gema::query::alerts::list;
 use gema::sources::replay::{replay, ReplayOptions, Speed};
 use gema::sources::synth::{generate, SynthOptions};
 use gema::tracked::TrackedQueryConfig;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
-type Received = Arc<Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>>;
-
-/// A minimal HTTP/1.1 endpoint on loopback that records every POST and answers 200.
-async fn webhook_receiver() -> (String, Received) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let received: Received = Arc::default();
-    let store = received.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            let store = store.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                loop {
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        continue;
-                    };
-                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
-                    let headers: Vec<(String, String)> = head
-                        .lines()
-                        .skip(1)
-                        .filter_map(|l| l.split_once(':'))
-                        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-                        .collect();
-                    let len: usize = headers
-                        .iter()
-                        .find(|(k, _)| k == "content-length")
-                        .map(|(_, v)| v.parse().unwrap())
-                        .unwrap_or(0);
-                    while buf.len() < end + 4 + len {
-                        let n = sock.read(&mut chunk).await.unwrap_or(0);
-                        if n == 0 {
-                            return;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                    }
-                    let body = buf[end + 4..end + 4 + len].to_vec();
-                    store.lock().unwrap().push((headers, body));
-                    let _ = sock
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                        .await;
-                    buf.drain(..end + 4 + len);
-                }
-            });
-        }
-    });
-    (url, received)
-}
+use common::webhook_receiver;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crisis_launch_and_spam_give_the_right_alerts_with_reasons_and_signed_webhooks() {

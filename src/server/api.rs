@@ -415,16 +415,18 @@ fn valid_alert_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-/// `POST /api/alerts/{id}/{acknowledge|resolve|reopen}`.
-pub async fn alert_action(
-    State(st): State<Arc<AppState>>,
+/// The id and the status an `{id}/{acknowledge|resolve|reopen}` path asks for (`reopened`: what
+/// reopen sets); a bad id is 400, an unknown action 404. `what` names the thing in errors.
+fn status_action(
     path: Result<Path<(String, String)>, PathRejection>,
-) -> Result<impl IntoResponse, ApiError> {
+    what: &str,
+    reopened: &'static str,
+) -> Result<(String, &'static str), ApiError> {
     let Path((id, action)) = path.map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let status = match action.as_str() {
         "acknowledge" => "acknowledged",
         "resolve" => "resolved",
-        "reopen" => "new",
+        "reopen" => reopened,
         _ => {
             return Err(ApiError::NotFound(
                 "unknown action: use acknowledge, resolve or reopen".into(),
@@ -432,10 +434,19 @@ pub async fn alert_action(
         }
     };
     if !valid_alert_id(&id) {
-        return Err(ApiError::BadRequest(
-            "alert id: 1 to 64 ASCII letters, digits, '-' or '_'".into(),
-        ));
+        return Err(ApiError::BadRequest(format!(
+            "{what} id: 1 to 64 ASCII letters, digits, '-' or '_'"
+        )));
     }
+    Ok((id, status))
+}
+
+/// `POST /api/alerts/{id}/{acknowledge|resolve|reopen}`.
+pub async fn alert_action(
+    State(st): State<Arc<AppState>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (id, status) = status_action(path, "alert", "new")?;
     if !alerts::set_status(&st.store, &id, status).await? {
         return Err(ApiError::NotFound(format!("no alert with id {id}")));
     }
@@ -488,22 +499,7 @@ pub async fn incident_action(
     State(st): State<Arc<AppState>>,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path((id, action)) = path.map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let status = match action.as_str() {
-        "acknowledge" => "acknowledged",
-        "resolve" => "resolved",
-        "reopen" => "open",
-        _ => {
-            return Err(ApiError::NotFound(
-                "unknown action: use acknowledge, resolve or reopen".into(),
-            ))
-        }
-    };
-    if !valid_alert_id(&id) {
-        return Err(ApiError::BadRequest(
-            "incident id: 1 to 64 ASCII letters, digits, '-' or '_'".into(),
-        ));
-    }
+    let (id, status) = status_action(path, "incident", "open")?;
     if !incidents::set_status(&st.store, &id, status).await? {
         return Err(ApiError::NotFound(format!("no incident with id {id}")));
     }
