@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
-use crate::store::client::{Store, StoreError};
+use crate::store::client::{query_err, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
 pub struct StoredAlert {
@@ -106,28 +106,36 @@ struct StatusRow {
 /// Sets an alert's status; false when no alert has that id.
 pub async fn set_status(store: &Store, id: &str, status: &str) -> Result<bool, StoreError> {
     assert!(STATUSES.contains(&status), "unknown status {status}");
+    record_status(store, "alerts", "alert_status", "alert", id, status).await
+}
+
+/// Records a person's `status` for the row `id` of `table` (alerts, incidents) in its status
+/// table, versioned by the time; false when `table` has no row `id`. `what` names it in errors.
+pub(crate) async fn record_status(
+    store: &Store,
+    table: &str,
+    status_table: &str,
+    what: &str,
+    id: &str,
+    status: &str,
+) -> Result<bool, StoreError> {
     let exists: u64 = store
         .client
-        .query("SELECT count() FROM alerts WHERE id = ?")
+        .query(&format!("SELECT count() FROM {table} WHERE id = ?"))
         .bind(id)
         .fetch_one()
         .await
-        .map_err(|source| StoreError::Query {
-            what: "find alert".into(),
-            source,
-        })?;
+        .map_err(query_err(&format!("find {what}")))?;
     if exists == 0 {
         return Ok(false);
     }
+    let set = format!("set {what} status");
     let now = Utc::now();
     let mut insert = store
         .client
-        .insert::<StatusRow>("alert_status")
+        .insert::<StatusRow>(status_table)
         .await
-        .map_err(|source| StoreError::Query {
-            what: "set alert status".into(),
-            source,
-        })?;
+        .map_err(query_err(&set))?;
     insert
         .write(&StatusRow {
             id: id.to_string(),
@@ -136,13 +144,7 @@ pub async fn set_status(store: &Store, id: &str, status: &str) -> Result<bool, S
             version: now.timestamp_micros().max(0) as u64,
         })
         .await
-        .map_err(|source| StoreError::Query {
-            what: "set alert status".into(),
-            source,
-        })?;
-    insert.end().await.map_err(|source| StoreError::Query {
-        what: "set alert status".into(),
-        source,
-    })?;
+        .map_err(query_err(&set))?;
+    insert.end().await.map_err(query_err(&set))?;
     Ok(true)
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
-use crate::store::client::{Store, StoreError};
+use crate::store::client::{query_err, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
 pub struct StoredIncident {
@@ -50,13 +50,6 @@ const SELECT: &str = "SELECT id, query, \
                     argMax(changed_at, version) AS changed_at FROM incident_status GROUP BY id) AS s \
      USING id";
 
-fn query_error(what: &str) -> impl FnOnce(clickhouse::error::Error) -> StoreError + '_ {
-    move |source| StoreError::Query {
-        what: what.into(),
-        source,
-    }
-}
-
 /// Incidents active in `[since, until)` (their newest alert in it), optionally of one status;
 /// the open ones first, then the most severe, then the newest.
 pub async fn list(
@@ -89,7 +82,7 @@ pub async fn list(
     q.bind(limit)
         .fetch_all()
         .await
-        .map_err(query_error("list incidents"))
+        .map_err(query_err("list incidents"))
 }
 
 /// One incident by id.
@@ -101,49 +94,19 @@ pub async fn get(store: &Store, id: &str) -> Result<Option<StoredIncident>, Stor
         .bind(id)
         .fetch_optional()
         .await
-        .map_err(query_error("find incident"))
-}
-
-#[derive(Debug, Row, Serialize)]
-struct StatusRow {
-    id: String,
-    status: String,
-    #[serde(with = "clickhouse::serde::chrono::datetime")]
-    changed_at: DateTime<Utc>,
-    version: u64,
+        .map_err(query_err("find incident"))
 }
 
 /// Sets an incident's status; false when no incident has that id.
 pub async fn set_status(store: &Store, id: &str, status: &str) -> Result<bool, StoreError> {
     assert!(STATUSES.contains(&status), "unknown status {status}");
-    let exists: u64 = store
-        .client
-        .query("SELECT count() FROM incidents WHERE id = ?")
-        .bind(id)
-        .fetch_one()
-        .await
-        .map_err(query_error("find incident"))?;
-    if exists == 0 {
-        return Ok(false);
-    }
-    let now = Utc::now();
-    let mut insert = store
-        .client
-        .insert::<StatusRow>("incident_status")
-        .await
-        .map_err(query_error("set incident status"))?;
-    insert
-        .write(&StatusRow {
-            id: id.to_string(),
-            status: status.to_string(),
-            changed_at: now,
-            version: now.timestamp_micros().max(0) as u64,
-        })
-        .await
-        .map_err(query_error("set incident status"))?;
-    insert
-        .end()
-        .await
-        .map_err(query_error("set incident status"))?;
-    Ok(true)
+    super::alerts::record_status(
+        store,
+        "incidents",
+        "incident_status",
+        "incident",
+        id,
+        status,
+    )
+    .await
 }
