@@ -234,7 +234,39 @@ async fn every_endpoint_answers_from_the_seeded_data() {
     let terms: Vec<&str> = r.iter().map(|t| t["term"].as_str().unwrap()).collect();
     assert_eq!(terms, vec!["#nusapaydown", "#kopikitasenja"]);
     assert_eq!(r[0]["score"], 9.5);
-    assert_eq!(r[0]["sparkline"], serde_json::json!([1, 1, 2, 8, 25]));
+    // The line is counted from the stored mentions over the whole hour, in 2-minute steps of
+    // whole buckets up to the last whole minute: #nusapaydown's three authors posted 15, 10 and
+    // 5 minutes ago, one step each, and the burst (10 minutes ago) is marked on the line.
+    let line: Vec<u64> = r[0]["sparkline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        (line.len(), r[0]["sparkline_step_secs"].as_u64()),
+        (30, Some(120))
+    );
+    assert_eq!(
+        (line.iter().sum::<u64>(), line.iter().max()),
+        (3, Some(&1)),
+        "{line:?}"
+    );
+    let burst = r[0]["burst_index"].as_u64().unwrap() as usize;
+    assert_eq!(line[burst], 1, "the burst's step holds n1's post");
+    assert_eq!(
+        line[burst + 2..].iter().sum::<u64>(),
+        1,
+        "n0's post, 5 minutes ago, after it"
+    );
+    let until: chrono::DateTime<chrono::Utc> =
+        r[0]["sparkline_until"].as_str().unwrap().parse().unwrap();
+    let age = chrono::Utc::now() - until;
+    assert!(
+        age >= chrono::Duration::zero() && age <= chrono::Duration::seconds(65),
+        "{until}"
+    );
+    assert!(r[0]["sparkline_until_local"].is_string());
     assert!(
         r[0]["bucket_start"].as_str().unwrap().ends_with('Z'),
         "RFC 3339 times"

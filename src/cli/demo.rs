@@ -154,7 +154,14 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
     print!(
         "{}",
         rising_table(
-            &trends::rising(&store, feed_start, now, 10).await?,
+            &trends::rising_now(
+                &store,
+                feed_start,
+                now,
+                10,
+                trends::bucket_secs(config.trends.bucket_ms)
+            )
+            .await?,
             &config.display()
         )
     );

@@ -96,7 +96,8 @@ pub async fn trends(config: &Config, args: &TrendsArgs) -> anyhow::Result<()> {
     let store = store::connect(&config.clickhouse).await?;
     let until = args.until.unwrap_or_else(Utc::now);
     if args.rising {
-        let rows = trends::rising(&store, args.since, until, args.top).await?;
+        let bucket = trends::bucket_secs(config.trends.bucket_ms);
+        let rows = trends::rising_now(&store, args.since, until, args.top, bucket).await?;
         if args.json {
             for r in &rows {
                 println!("{}", serde_json::to_string(r)?);
@@ -118,7 +119,14 @@ pub async fn trends(config: &Config, args: &TrendsArgs) -> anyhow::Result<()> {
     print!(
         "{}",
         rising_table(
-            &trends::rising(&store, args.since, until, args.top.min(10)).await?,
+            &trends::rising_now(
+                &store,
+                args.since,
+                until,
+                args.top.min(10),
+                trends::bucket_secs(config.trends.bucket_ms)
+            )
+            .await?,
             &config.display()
         )
     );
@@ -465,10 +473,12 @@ pub fn alerts_table(rows: &[gema::query::alerts::StoredAlert], display: &Display
     )
 }
 
-pub fn rising_table(rows: &[gema::query::trends::Rising], display: &Display) -> String {
+/// Rising terms with their lines over the window (every row has the same steps).
+pub fn rising_table(rows: &[gema::query::trends::RisingNow], display: &Display) -> String {
     let body: Vec<Vec<String>> = rows
         .iter()
-        .map(|r| {
+        .map(|now| {
+            let r = &now.rising;
             vec![
                 gema::trends::term_label(&r.term),
                 format!("{:.1}", r.score),
@@ -479,17 +489,28 @@ pub fn rising_table(rows: &[gema::query::trends::Rising], display: &Display) -> 
             ]
         })
         .collect();
-    if body.is_empty() {
+    let Some(first) = rows.first() else {
         return "Nothing crossed the burst threshold.\n".into();
-    }
+    };
+    let step = first.sparkline_step_secs;
+    let step = if step % 60 == 0 {
+        format!("{} min", step / 60)
+    } else {
+        format!("{step} s")
+    };
+    let line = format!(
+        "authors per {step}, {} to {}",
+        display.short(first.sparkline_since),
+        display.short(first.sparkline_until)
+    );
     table::render(
         &[
             "term",
             "score",
             "authors",
             "baseline",
-            &display.header("bucket"),
-            "recent buckets",
+            &display.header("burst"),
+            &line,
         ],
         &body,
         40,

@@ -125,3 +125,234 @@ pub async fn rising(
         .await
         .map_err(|source| StoreError::Query { what: "rising terms".into(), source })
 }
+
+/// A rising term with its line of distinct authors per step over the whole window, read from
+/// the stored mentions. The detector's own line (`Rising::sparkline` as stored) stops at the
+/// burst bucket; this one goes on to the end of the window, so a manager sees whether the term
+/// is still climbing or already fading.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RisingNow {
+    #[serde(flatten)]
+    pub rising: Rising,
+    /// Start of the line's first step.
+    pub sparkline_since: DateTime<Utc>,
+    /// End of the line's last step (the last whole trend bucket before `until` or now).
+    pub sparkline_until: DateTime<Utc>,
+    /// Width of one step of the line: a whole number of trend buckets.
+    pub sparkline_step_secs: u32,
+    /// The step that holds the burst bucket, when it lies on the line.
+    pub burst_index: Option<u32>,
+}
+
+/// Where the points of a window's lines fall: `n` steps of `step` seconds from `start`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineLayout {
+    pub start: i64,
+    pub step: i64,
+    pub n: i64,
+}
+
+impl LineLayout {
+    /// About `points` steps over `[since, min(until, now))`, each a whole number of `bucket_secs`
+    /// and aligned to them, ending at the last whole bucket: a step still filling would read as
+    /// a fall.
+    pub fn new(
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+        bucket_secs: u32,
+        points: u32,
+    ) -> LineLayout {
+        let bucket = i64::from(bucket_secs.max(1));
+        let points = i64::from(points.max(1));
+        let from = since.timestamp().max(0);
+        let end = super::time::end_secs(until.min(now)).max(from);
+        let end = end - end.rem_euclid(bucket);
+        let buckets = ((end - from) as f64 / bucket as f64).ceil() as i64;
+        let step = bucket * ((buckets + points - 1) / points).max(1);
+        // Whole steps ending at `end`; the first may start before `since`.
+        let n = ((end - from + step - 1) / step).max(1);
+        LineLayout {
+            start: end - n * step,
+            step,
+            n,
+        }
+    }
+
+    pub fn start_time(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp(self.start, 0).unwrap_or_default()
+    }
+
+    pub fn end_time(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp(self.start + self.n * self.step, 0).unwrap_or_default()
+    }
+
+    /// The step holding `t`, if on the line.
+    pub fn index_of(&self, t: DateTime<Utc>) -> Option<u32> {
+        let i = (t.timestamp() - self.start).div_euclid(self.step);
+        (0..self.n).contains(&i).then_some(i as u32)
+    }
+}
+
+/// The condition a stored mention meets when it carries `term` (as the enrich stage derives
+/// terms, `crate::enrich::terms_of`), with the value to bind to its one `?`.
+fn term_condition(term: &str) -> (&'static str, &str) {
+    use crate::trends::Term;
+    match Term::parse(term) {
+        Term::Hashtag(t) => ("has(hashtags, ?)", t),
+        Term::Handle(h) => ("has(mentions, ?)", h),
+        Term::Keyword(k) => ("has(keywords, ?)", k),
+        Term::Bigram(b) => (
+            "has(arrayMap((x, y) -> concat(x, ' ', y), arrayPopBack(keywords), \
+             arrayPopFront(keywords)), ?)",
+            b,
+        ),
+        Term::QueryVolume(q) => ("has(queries, ?)", q),
+        Term::QueryNegative(q) => ("(has(queries, ?) AND sentiment = 'negative')", q),
+    }
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct LinePoint {
+    step: i64,
+    authors: Vec<u64>,
+}
+
+/// Distinct authors per step of `layout` for each of `terms`, from `mentions FINAL` (one scan
+/// for up to 50 terms).
+pub async fn author_lines(
+    store: &Store,
+    terms: &[&str],
+    layout: LineLayout,
+) -> Result<Vec<Vec<u32>>, StoreError> {
+    let mut lines = vec![vec![0u32; layout.n as usize]; terms.len()];
+    for (chunk_no, chunk) in terms.chunks(50).enumerate() {
+        let conds: Vec<(&str, &str)> = chunk.iter().map(|t| term_condition(t)).collect();
+        let columns: Vec<String> = conds
+            .iter()
+            .map(|(c, _)| format!("uniqExactIf(author_id, {c})"))
+            .collect();
+        let sql = format!(
+            "SELECT intDiv(toInt64(toUInt32(created_at)) - ?, ?) AS step, [{}] AS authors \
+             FROM mentions FINAL WHERE created_at >= toDateTime(?) AND created_at < toDateTime(?) \
+             AND deleted = 0 GROUP BY step ORDER BY step",
+            columns.join(", ")
+        );
+        let mut q = store
+            .client
+            .query(&sql)
+            .bind(layout.start)
+            .bind(layout.step);
+        for (_, value) in &conds {
+            q = q.bind(*value);
+        }
+        let points: Vec<LinePoint> = q
+            .bind(layout.start)
+            .bind(layout.start + layout.n * layout.step)
+            .fetch_all()
+            .await
+            .map_err(|source| StoreError::Query {
+                what: "rising terms' lines".into(),
+                source,
+            })?;
+        for p in points {
+            if !(0..layout.n).contains(&p.step) {
+                continue;
+            }
+            for (j, a) in p.authors.iter().enumerate() {
+                lines[chunk_no * 50 + j][p.step as usize] = (*a).min(u64::from(u32::MAX)) as u32;
+            }
+        }
+    }
+    Ok(lines)
+}
+
+/// Rows of [`rising`] over `[since, until)` with each term's line over that window from the
+/// stored mentions ([`RisingNow`]): about 30 steps of whole `bucket_secs` buckets.
+pub async fn with_lines(
+    store: &Store,
+    rows: Vec<Rising>,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    bucket_secs: u32,
+) -> Result<Vec<RisingNow>, StoreError> {
+    let layout = LineLayout::new(since, until, Utc::now(), bucket_secs, 30);
+    let terms: Vec<&str> = rows.iter().map(|r| r.term.as_str()).collect();
+    let lines = author_lines(store, &terms, layout).await?;
+    Ok(rows
+        .into_iter()
+        .zip(lines)
+        .map(|(mut rising, line)| {
+            rising.sparkline = line;
+            RisingNow {
+                burst_index: layout.index_of(rising.bucket_start),
+                rising,
+                sparkline_since: layout.start_time(),
+                sparkline_until: layout.end_time(),
+                sparkline_step_secs: layout.step as u32,
+            }
+        })
+        .collect())
+}
+
+/// The strongest `limit` bursts in `[since, until)` with their lines ([`rising`], then
+/// [`with_lines`]).
+pub async fn rising_now(
+    store: &Store,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    limit: u64,
+    bucket_secs: u32,
+) -> Result<Vec<RisingNow>, StoreError> {
+    let rows = rising(store, since, until, limit).await?;
+    with_lines(store, rows, since, until, bucket_secs).await
+}
+
+/// The trend bucket width of `[trends] bucket_ms` in whole seconds (at least 1).
+pub fn bucket_secs(bucket_ms: u64) -> u32 {
+    (bucket_ms / 1000).clamp(1, u64::from(u32::MAX)) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(s, 0).unwrap()
+    }
+
+    #[test]
+    fn an_hour_of_minute_buckets_is_30_steps_of_two_minutes_ending_at_the_last_whole_minute() {
+        // since 10:00:30, now 11:00:45: the line ends at 11:00:00.
+        let (since, now) = (t(36_030), t(39_645));
+        let l = LineLayout::new(since, now, now, 60, 30);
+        assert_eq!(l.step, 120);
+        assert_eq!(l.start + l.n * l.step, 39_600);
+        assert!(l.start <= 36_030 && l.start + l.step > 36_030, "{l:?}");
+        assert_eq!(l.index_of(t(39_599)), Some(l.n as u32 - 1));
+        assert_eq!(
+            l.index_of(t(39_600)),
+            None,
+            "the minute still filling is left off"
+        );
+        assert_eq!(l.index_of(t(l.start - 1)), None);
+    }
+
+    #[test]
+    fn a_window_ending_in_the_past_ends_there_and_a_tiny_one_has_one_step() {
+        let l = LineLayout::new(t(0), t(86_400), t(1_000_000), 60, 30);
+        assert_eq!((l.step, l.n, l.start), (2_880, 30, 0));
+        let l = LineLayout::new(t(600), t(630), t(630), 60, 30);
+        assert_eq!((l.step, l.n), (60, 1));
+    }
+
+    #[test]
+    fn terms_map_to_the_mention_columns_they_come_from() {
+        assert_eq!(term_condition("#kopi").1, "kopi");
+        assert!(term_condition("@nusapay").0.contains("mentions"));
+        assert!(term_condition("top up").0.contains("arrayPopBack"));
+        assert_eq!(term_condition("qneg:nusapay").1, "nusapay");
+        assert!(term_condition("qneg:nusapay").0.contains("negative"));
+        assert_eq!(term_condition("saldo"), ("has(keywords, ?)", "saldo"));
+    }
+}

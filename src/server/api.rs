@@ -64,8 +64,10 @@ impl<T: Serialize> Page<T> {
 }
 
 /// Fields the ClickHouse rows carry as Unix seconds; the API gives every time as RFC 3339.
-const TIME_FIELDS: [&str; 8] = [
+const TIME_FIELDS: [&str; 10] = [
     "created_at",
+    "sparkline_since",
+    "sparkline_until",
     "detected_at",
     "event_time",
     "bucket_start",
@@ -197,7 +199,8 @@ pub async fn trends_top(
     Ok(Json(Page::new(&st, since, until, items)))
 }
 
-/// `GET /api/trends/rising`: terms bursting in the window, strongest first, with sparklines.
+/// `GET /api/trends/rising`: terms bursting in the window, strongest first, each with its line of
+/// distinct authors over the whole window (after the burst too).
 pub async fn trends_rising(
     State(st): State<Arc<AppState>>,
     q: QueryMap,
@@ -210,6 +213,7 @@ pub async fn trends_rising(
     let mut items = trends::rising(&st.store, since, until, fetch).await?;
     items.retain(|t| term_matches(&t.term, filter.as_deref()));
     items.truncate(limit as usize);
+    let items = trends::with_lines(&st.store, items, since, until, st.trend_bucket_secs).await?;
     let items = api_rows(items, &st.display);
     Ok(Json(Page::new(&st, since, until, items)))
 }

@@ -101,6 +101,9 @@ pub struct AppState {
     pub state_dir: std::path::PathBuf,
     /// The zone times are shown in (`[display]`): the API's `*_local` fields and the dashboard.
     pub display: crate::display::Display,
+    /// Width of a trend bucket (`[trends] bucket_ms`) in seconds: the step of the rising terms'
+    /// lines is a whole number of them.
+    pub trend_bucket_secs: u32,
 }
 
 async fn count(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
@@ -273,6 +276,7 @@ mod tests {
             sources: Vec::new(),
             state_dir: std::path::PathBuf::from(".gema/state"),
             display: crate::display::Display::default(),
+            trend_bucket_secs: 60,
         })
     }
 

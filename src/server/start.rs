@@ -138,6 +138,7 @@ pub async fn start(config: &Config, opts: ServeOptions) -> Result<RunningServer,
         sources: config.sources.clone(),
         state_dir: config.state_dir.clone(),
         display: config.display(),
+        trend_bucket_secs: crate::query::trends::bucket_secs(config.trends.bucket_ms),
     });
     let stop_feed = {
         let (shutdown, feed, mention_feed) = (shutdown.clone(), feed.clone(), mention_feed.clone());

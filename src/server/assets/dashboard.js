@@ -193,9 +193,9 @@ function connectFeed() {
 }
 
 // ---- rising now ----
-// The detector's sparkline: distinct authors per active bucket, up to and including the burst
-// bucket. Its last point is the burst, so the line is labelled with when that was.
-function sparkline(values, title) {
+// A rising term's line: distinct authors per step over the whole window, counted from the stored
+// mentions, so it goes on after the burst; the burst's step is marked with a dot.
+function sparkline(values, title, burst) {
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("class", "spark");
@@ -206,11 +206,19 @@ function sparkline(values, title) {
   t.textContent = title;
   svg.append(t);
   const max = Math.max(1, ...values);
-  const step = values.length > 1 ? 120 / (values.length - 1) : 0;
-  const pts = values.map((v, i) => (i * step).toFixed(1) + "," + (23 - (v / max) * 22).toFixed(1));
+  const step = values.length > 1 ? 118 / (values.length - 1) : 0;
+  const xy = (v, i) => [1 + i * step, 23 - (v / max) * 21];
   const line = document.createElementNS(ns, "polyline");
-  line.setAttribute("points", pts.join(" "));
+  line.setAttribute("points", values.map((v, i) => xy(v, i).map((n) => n.toFixed(1)).join(",")).join(" "));
   svg.append(line);
+  if (burst != null && burst < values.length) {
+    const [x, y] = xy(values[burst], burst);
+    const dot = document.createElementNS(ns, "circle");
+    dot.setAttribute("cx", x.toFixed(1));
+    dot.setAttribute("cy", y.toFixed(1));
+    dot.setAttribute("r", "2");
+    svg.append(dot);
+  }
   return svg;
 }
 
@@ -227,10 +235,12 @@ async function loadRising() {
     const r = await api("/api/trends/rising?since=1h&limit=15");
     tbody.replaceChildren(...r.items.map((t) => {
       const s = t.sparkline || [];
-      const title = s.join(", ") + " authors per bucket, ending " + fmtTime(t.sparkline_until || t.bucket_start);
+      const mins = Math.round((t.sparkline_step_secs || 60) / 60);
+      const title = "authors per " + mins + " min from " + fmtTime(t.sparkline_since) + " to "
+        + fmtTime(t.sparkline_until) + ": " + s.join(", ") + "; burst at " + fmtTime(t.bucket_start);
       return el("tr", {}, el("td", {}, termLabel(t.term)), el("td", {}, t.score.toFixed(1)),
-        el("td", {}, t.authors), el("td", {}, sparkline(s, title),
-          el("span", { class: "meta" }, " to " + fmtTime(t.sparkline_until || t.bucket_start))));
+        el("td", {}, t.authors), el("td", {}, sparkline(s, title, t.burst_index),
+          el("span", { class: "meta" }, " burst " + fmtTime(t.bucket_start))));
     }));
     if (!r.items.length) tbody.replaceChildren(empty(4, "Nothing is bursting in the last hour."));
   } catch (e) {
