@@ -88,6 +88,11 @@ impl Display {
         Display { zone }
     }
 
+    /// The zone.
+    pub fn zone(&self) -> Tz {
+        self.zone
+    }
+
     /// The IANA name, e.g. `Asia/Jakarta`.
     pub fn zone_name(&self) -> &'static str {
         self.zone.name()

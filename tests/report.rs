@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use chrono::{DateTime, Duration as ChronoDuration, Timelike, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, DurationRound, Timelike, Utc};
 use common::{Stages, TestEnv};
 use gema::mention::Mention;
 use gema::pipeline::Stage;
@@ -720,7 +720,15 @@ async fn reports_in_every_format_and_the_digest_by_email() {
     // The daily digest as `gema run` starts it, due now: sent once, remembered in the state dir,
     // not sent again after a restart.
     let mut config = gema::config::Config::load(Some(&config_path)).unwrap();
-    config.digest.at = Utc::now().format("%H:%M").to_string();
+    // `at` is read in the display zone: this minute in Jakarta (UTC+7) is this minute's slot.
+    config.display.time_zone = Some("Asia/Jakarta".into());
+    let minute = Utc::now()
+        .duration_trunc(ChronoDuration::minutes(1))
+        .unwrap();
+    config.digest.at = minute
+        .with_timezone(&chrono_tz::Asia::Jakarta)
+        .format("%H:%M")
+        .to_string();
     config.enrich.sentiment_model = "builtin".into();
     let mut running = common::start_builtin(&env, Some(&store), &[]);
     running.start_digest(&config);
@@ -736,7 +744,7 @@ async fn reports_in_every_format_and_the_digest_by_email() {
     assert_eq!(png_dims(&part(&msg, "image/png")), CHART);
     let state = gema::report::digest::read_state(&gema::report::digest::state_path(&config))
         .expect("the send is recorded");
-    assert_eq!(state.last_slot, config.digest.slot_at_or_before(Utc::now()));
+    assert_eq!(state.last_slot, minute);
     running.stop().await.unwrap();
     let mut running = common::start_builtin(&env, Some(&store), &[]);
     running.start_digest(&config);

@@ -1,7 +1,8 @@
 //! `[digest]`: the daily email report (who gets it, when, which window) and the SMTP server
 //! that sends it. The SMTP password is never in the file: it comes from `GEMA_SMTP_PASSWORD`.
 
-use chrono::{DateTime, Duration, FixedOffset, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
 use serde::Deserialize;
 
 use crate::setting::Invalid;
@@ -29,10 +30,14 @@ pub struct DigestConfig {
     pub to: Vec<String>,
     /// The sender's address (`gema@example.com` or `gema <gema@example.com>`).
     pub from: String,
-    /// The time of day to send, `HH:MM`, at `utc_offset`.
+    /// The time of day to send, `HH:MM`, in `time_zone`.
     pub at: String,
-    /// The offset from UTC `at` is in, `+HH:MM` or `-HH:MM` (fixed: no daylight saving).
-    pub utc_offset: String,
+    /// IANA zone `at` is in (daylight saving followed). Unset: the display zone
+    /// (`[display] time_zone`, else the system's).
+    pub time_zone: Option<String>,
+    /// A fixed offset from UTC for `at` instead of a zone, `+HH:MM` or `-HH:MM` (no daylight
+    /// saving; kept for older configs). Cannot be set with `time_zone`.
+    pub utc_offset: Option<String>,
     /// The window the digest covers, ending when it is sent (`24h`, `7d`).
     pub since: String,
     /// The SMTP server's host name.
@@ -54,7 +59,8 @@ impl Default for DigestConfig {
             to: Vec::new(),
             from: String::new(),
             at: "08:00".into(),
-            utc_offset: "+00:00".into(),
+            time_zone: None,
+            utc_offset: None,
             since: "24h".into(),
             host: "localhost".into(),
             port: 587,
@@ -84,8 +90,26 @@ impl DigestConfig {
     pub fn validate(&self) -> Result<(), Invalid> {
         self.send_time()
             .map_err(|r| Invalid::new("at", &self.at, &r))?;
-        self.offset()
-            .map_err(|r| Invalid::new("utc_offset", &self.utc_offset, &r))?;
+        if let Some(off) = &self.utc_offset {
+            self.offset()
+                .map_err(|r| Invalid::new("utc_offset", off, &r))?;
+            if self.time_zone.is_some() {
+                return Err(Invalid::new(
+                    "utc_offset",
+                    off,
+                    "set either time_zone or utc_offset, not both",
+                ));
+            }
+        }
+        if let Some(zone) = &self.time_zone {
+            zone.parse::<Tz>().map_err(|_| {
+                Invalid::new(
+                    "time_zone",
+                    zone,
+                    "not an IANA time zone name; use one such as Asia/Jakarta or Europe/Berlin",
+                )
+            })?;
+        }
         self.window()
             .map_err(|r| Invalid::new("since", &self.since, &r))?;
         if self.timeout_s == 0 {
@@ -135,10 +159,10 @@ impl DigestConfig {
             .map_err(|_| "expected a time of day as HH:MM, e.g. 08:00".into())
     }
 
-    /// `utc_offset` as an offset.
+    /// `utc_offset` as an offset (`+00:00` when unset).
     pub fn offset(&self) -> Result<FixedOffset, String> {
         let bad = || "expected +HH:MM or -HH:MM, e.g. +07:00".to_string();
-        let s = self.utc_offset.trim();
+        let s = self.utc_offset.as_deref().unwrap_or("+00:00").trim();
         let (sign, rest) = match s.as_bytes().first() {
             Some(b'+') => (1, &s[1..]),
             Some(b'-') => (-1, &s[1..]),
@@ -161,22 +185,92 @@ impl DigestConfig {
         Ok(d)
     }
 
+    /// Where `at` is read: `utc_offset` if set, else `time_zone`, else `display_zone`.
+    ///
+    /// # Panics
+    /// When the values do not validate.
+    pub fn schedule(&self, display_zone: Tz) -> Schedule {
+        let time = self.send_time().unwrap();
+        let place = match (&self.utc_offset, &self.time_zone) {
+            (Some(_), _) => Place::Offset(self.offset().unwrap()),
+            (None, Some(zone)) => Place::Zone(zone.parse().unwrap()),
+            (None, None) => Place::Zone(display_zone),
+        };
+        Schedule { time, place }
+    }
+
     /// The latest send time at or before `now` (today's if it has passed, else yesterday's).
     ///
     /// # Panics
-    /// When `at` or `utc_offset` do not validate.
-    pub fn slot_at_or_before(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        let (time, offset) = (self.send_time().unwrap(), self.offset().unwrap());
-        let local = now.with_timezone(&offset).date_naive();
-        let today = offset
-            .from_local_datetime(&local.and_time(time))
-            .single()
-            .expect("a fixed offset maps every local time once")
-            .with_timezone(&Utc);
-        if today <= now {
-            today
+    /// When the values do not validate.
+    pub fn slot_at_or_before(&self, now: DateTime<Utc>, display_zone: Tz) -> DateTime<Utc> {
+        self.schedule(display_zone).at_or_before(now)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Place {
+    Zone(Tz),
+    Offset(FixedOffset),
+}
+
+/// The digest's send times: `at` on each local day.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Schedule {
+    time: NaiveTime,
+    place: Place,
+}
+
+/// `time` on `day` in `zone`: the earlier of two when the clocks go back, and the first moment
+/// after the gap when they go forward (08:30 that never happened is sent at the gap's end).
+fn local_slot<Z: TimeZone>(zone: &Z, day: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
+    let mut local = day.and_time(time);
+    // A gap is at most a few hours (zones have moved by up to a day, once: still finite).
+    for _ in 0..(26 * 4) {
+        if let Some(t) = zone.from_local_datetime(&local).earliest() {
+            return t.with_timezone(&Utc);
+        }
+        local += Duration::minutes(15);
+    }
+    zone.from_utc_datetime(&day.and_time(time))
+        .with_timezone(&Utc)
+}
+
+impl Schedule {
+    /// The send time on local `day`.
+    pub fn on(&self, day: NaiveDate) -> DateTime<Utc> {
+        match self.place {
+            Place::Zone(z) => local_slot(&z, day, self.time),
+            Place::Offset(o) => local_slot(&o, day, self.time),
+        }
+    }
+
+    fn today(&self, now: DateTime<Utc>) -> NaiveDate {
+        match self.place {
+            Place::Zone(z) => now.with_timezone(&z).date_naive(),
+            Place::Offset(o) => now.with_timezone(&o).date_naive(),
+        }
+    }
+
+    /// The latest send time at or before `now`.
+    pub fn at_or_before(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let today = self.today(now);
+        let slot = self.on(today);
+        if slot <= now {
+            slot
         } else {
-            today - Duration::days(1)
+            self.on(today.pred_opt().unwrap_or(today))
+        }
+    }
+
+    /// The first send time after `now`.
+    pub fn after(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let today = self.today(now);
+        let slot = self.on(today);
+        if slot > now {
+            slot
+        } else {
+            self.on(today.succ_opt().unwrap_or(today))
         }
     }
 }
@@ -221,7 +315,7 @@ mod tests {
         for off in ["07:00", "+7", "+24:00", "+07:60", "UTC"] {
             assert_eq!(
                 key(DigestConfig {
-                    utc_offset: off.into(),
+                    utc_offset: Some(off.into()),
                     ..on()
                 }),
                 "utc_offset",
@@ -276,35 +370,81 @@ mod tests {
     fn slots_are_today_once_passed_else_yesterday_at_the_offset() {
         let d = DigestConfig {
             at: "08:00".into(),
-            utc_offset: "+07:00".into(),
+            utc_offset: Some("+07:00".into()),
             ..on()
         };
+        let at = |d: &DigestConfig, now| d.slot_at_or_before(now, Tz::UTC);
         // 08:00 at +07:00 is 01:00 UTC.
         let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
-        assert_eq!(
-            d.slot_at_or_before(t("2026-12-07T01:00:00Z")),
-            t("2026-12-07T01:00:00Z")
-        );
-        assert_eq!(
-            d.slot_at_or_before(t("2026-12-07T00:59:59Z")),
-            t("2026-12-06T01:00:00Z")
-        );
+        assert_eq!(at(&d, t("2026-12-07T01:00:00Z")), t("2026-12-07T01:00:00Z"));
+        assert_eq!(at(&d, t("2026-12-07T00:59:59Z")), t("2026-12-06T01:00:00Z"));
         // 23:30 UTC on the 6th is already the 7th at +07:00.
-        assert_eq!(
-            d.slot_at_or_before(t("2026-12-06T23:30:00Z")),
-            t("2026-12-06T01:00:00Z")
-        );
-        assert_eq!(
-            d.slot_at_or_before(t("2026-12-07T18:00:00Z")),
-            t("2026-12-07T01:00:00Z")
-        );
+        assert_eq!(at(&d, t("2026-12-06T23:30:00Z")), t("2026-12-06T01:00:00Z"));
+        assert_eq!(at(&d, t("2026-12-07T18:00:00Z")), t("2026-12-07T01:00:00Z"));
         let west = DigestConfig {
-            utc_offset: "-05:30".into(),
+            utc_offset: Some("-05:30".into()),
             ..d
         };
         assert_eq!(
-            west.slot_at_or_before(t("2026-12-07T14:00:00Z")),
+            at(&west, t("2026-12-07T14:00:00Z")),
             t("2026-12-07T13:30:00Z")
         );
+    }
+
+    #[test]
+    fn a_zone_follows_daylight_saving_and_defaults_to_the_display_zone() {
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let berlin = DigestConfig {
+            at: "08:00".into(),
+            time_zone: Some("Europe/Berlin".into()),
+            ..on()
+        };
+        berlin.validate().unwrap();
+        // 08:00 in Berlin is 07:00 UTC in winter (CET) and 06:00 UTC in summer (CEST).
+        let winter = berlin.slot_at_or_before(t("2026-12-07T12:00:00Z"), Tz::UTC);
+        assert_eq!(winter, t("2026-12-07T07:00:00Z"));
+        let summer = berlin.slot_at_or_before(t("2026-07-07T12:00:00Z"), Tz::UTC);
+        assert_eq!(summer, t("2026-07-07T06:00:00Z"));
+        // The night the clocks go forward (29 March 2026) the next slot is 23 hours on.
+        let s = berlin.schedule(Tz::UTC);
+        assert_eq!(
+            s.after(t("2026-03-28T07:00:00Z")),
+            t("2026-03-29T06:00:00Z")
+        );
+        assert_eq!(
+            s.after(t("2026-03-29T06:00:00Z")),
+            t("2026-03-30T06:00:00Z")
+        );
+        // Unset: the display zone.
+        let plain = DigestConfig {
+            at: "08:00".into(),
+            ..on()
+        };
+        assert_eq!(
+            plain.slot_at_or_before(t("2026-12-07T12:00:00Z"), Tz::Asia__Jakarta),
+            t("2026-12-07T01:00:00Z")
+        );
+        // A time that does not exist that day is sent when the gap ends: 02:30 on 29 March
+        // 2026 in Berlin is 03:00 CEST (01:00 UTC).
+        let gap = DigestConfig {
+            at: "02:30".into(),
+            ..berlin.clone()
+        };
+        assert_eq!(
+            gap.schedule(Tz::UTC)
+                .on(NaiveDate::from_ymd_opt(2026, 3, 29).unwrap()),
+            t("2026-03-29T01:00:00Z")
+        );
+        // Both set, or a zone that is none: errors naming the key.
+        let both = DigestConfig {
+            utc_offset: Some("+01:00".into()),
+            ..berlin.clone()
+        };
+        assert_eq!(both.validate().unwrap_err().key, "utc_offset");
+        let bad = DigestConfig {
+            time_zone: Some("Mars/Olympus".into()),
+            ..on()
+        };
+        assert_eq!(bad.validate().unwrap_err().key, "time_zone");
     }
 }

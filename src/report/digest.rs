@@ -1,5 +1,6 @@
 //! The daily digest: a task that sends the report of `[digest].since` ending at the configured
-//! time, once a day, by email. `gema run` and `gema serve` start it when `digest.to` is set.
+//! time (`at` in `time_zone`, by default the display zone, daylight saving followed), once a
+//! day, by email. `gema run` and `gema serve` start it when `digest.to` is set.
 //!
 //! The last send is remembered in `<state_dir>/<topic prefix>-digest.json`, so a restart does
 //! not send again; when gema was not running at the time, the latest missed digest is sent when
@@ -15,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::config::DigestConfig;
+use super::config::Schedule;
 use super::data::{build, ReportOptions};
 use crate::config::Config;
 
@@ -63,11 +64,11 @@ pub fn write_state(path: &Path, state: &DigestState) -> std::io::Result<()> {
 /// The digest due at `now`, if any: the latest send time at or before `now`, unless it was
 /// sent already.
 pub fn due(
-    config: &DigestConfig,
+    schedule: &Schedule,
     last: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    let slot = config.slot_at_or_before(now);
+    let slot = schedule.at_or_before(now);
     match last {
         Some(last) if last >= slot => None,
         _ => Some(slot),
@@ -115,9 +116,21 @@ pub async fn run(config: Config, shutdown: CancellationToken) {
             }
         }
     };
+    let display = match config.display.display() {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "Not sending the daily digest: [display] does not validate");
+            return;
+        }
+    };
+    let schedule = config.digest.schedule(display.zone());
+    let zone = (config.digest.utc_offset.clone())
+        .or(config.digest.time_zone.clone())
+        .unwrap_or_else(|| display.zone_name().to_string());
     tracing::info!(
         at = %config.digest.at,
-        utc_offset = %config.digest.utc_offset,
+        zone = %zone,
+        next = %schedule.after(Utc::now()).to_rfc3339(),
         to = %config.digest.to.join(", "),
         "Daily digest scheduled"
     );
@@ -131,7 +144,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) {
             _ => {
                 let now = Utc::now();
                 let last = read_state(&path).map(|s| s.last_slot);
-                match due(&config.digest, last, now) {
+                match due(&schedule, last, now) {
                     Some(slot) => {
                         match send_for(&config, slot).await {
                             Ok(()) => {
@@ -158,10 +171,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) {
                         }
                         continue;
                     }
-                    None => {
-                        let next = config.digest.slot_at_or_before(now) + chrono::Duration::days(1);
-                        (next - now).to_std().unwrap_or_default()
-                    }
+                    None => (schedule.after(now) - now).to_std().unwrap_or_default(),
                 }
             }
         };
@@ -197,11 +207,12 @@ mod tests {
 
     #[test]
     fn a_slot_is_due_once() {
-        let d = DigestConfig {
+        let d = super::super::config::DigestConfig {
             to: vec!["a@example.com".into()],
             at: "08:00".into(),
-            ..DigestConfig::default()
-        };
+            ..Default::default()
+        }
+        .schedule(chrono_tz::Tz::UTC);
         let now = t("2026-12-07T09:30:00Z");
         assert_eq!(
             due(&d, None, now),
