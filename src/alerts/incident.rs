@@ -192,6 +192,9 @@ const HISTORY_MAX: usize = 20_000;
 /// A run of comments opens an incident at this many times the query's usual count per window
 /// (and at least `open_after_comments`).
 const OPEN_RATIO: f64 = 2.5;
+/// While a query has no usual count yet, a burst of comments opens an incident at this many
+/// times `open_after_comments` within a minute.
+const COLD_FACTOR: f64 = 3.0;
 /// An incident whose signals went quiet resolves once its comments per window are at most this
 /// many times the usual count before it opened.
 const FADED_RATIO: f64 = 1.5;
@@ -479,7 +482,8 @@ impl Incidents {
     /// Folds `alert` (stored as `stored`) into its query's incident, opening one when it is a
     /// negative spike, or a comment that makes the window's count at least
     /// `open_after_comments` and [`OPEN_RATIO`] times the query's usual count (with no usual
-    /// count yet: `open_after_comments` within a minute); `clock` is the router's event time.
+    /// count yet: [`COLD_FACTOR`] × `open_after_comments` within a minute, and [`OPEN_RATIO`]
+    /// times the rate per minute seen so far); `clock` is the router's event time.
     pub fn observe(
         &mut self,
         config: &IncidentConfig,
@@ -524,15 +528,19 @@ impl Incidents {
                 let least = config.open_after_comments.max(1) as f64;
                 match usual {
                     Some(u) => pending.len() as f64 >= least.max((OPEN_RATIO * u).ceil()),
-                    // No usual count yet (a new query, a fresh start): only a burst is news,
-                    // `open_after_comments` within a fifteenth of the window (a minute).
+                    // No usual count yet (a new query, a fresh start): the comments may be the
+                    // brand's everyday rate, or chatter the sentiment model misreads, so only a
+                    // sharp burst is news: `COLD_FACTOR × open_after_comments` within a
+                    // fifteenth of the window (a minute), and `OPEN_RATIO` times the rate per
+                    // minute seen so far once a few minutes were seen.
                     None => {
                         let burst = window / 15;
                         let close = pending
                             .iter()
                             .filter(|p| (alert.event_time - p.alert.event_time).abs() <= burst)
                             .count();
-                        close as f64 >= least
+                        let so_far = rate_so_far(self.history.get(&query), alert.event_time, burst);
+                        close as f64 >= (COLD_FACTOR * least).max((OPEN_RATIO * so_far).ceil())
                     }
                 }
             }
@@ -657,6 +665,27 @@ impl Incidents {
     }
 }
 
+/// A query's comments per `burst` before the burst that ends at `t`, over what history there is
+/// (0 with under three bursts' worth of it: too little to say).
+fn rate_so_far(
+    h: Option<&std::collections::VecDeque<i64>>,
+    t: DateTime<Utc>,
+    burst: Duration,
+) -> f64 {
+    let Some(first) = h.and_then(|h| h.front().copied()) else {
+        return 0.0;
+    };
+    let (b, end) = (
+        burst.num_seconds().max(1),
+        t.timestamp() - burst.num_seconds(),
+    );
+    if end - first < 3 * b {
+        return 0.0;
+    }
+    let n = h.map_or(0, |h| h.iter().filter(|x| **x < end).count());
+    n as f64 * b as f64 / (end - first) as f64
+}
+
 /// [`Incidents::usual`] over one query's comment history.
 fn usual_in(
     h: Option<&std::collections::VecDeque<i64>>,
@@ -751,6 +780,14 @@ mod tests {
     fn a_crisis_is_one_incident_with_its_facts() {
         let config = IncidentConfig::default();
         let mut inc = Incidents::default();
+        // The query's usual count: a complaint every ten minutes for the 40 minutes before.
+        for (k, at) in [-2400i64, -1800, -1200].into_iter().enumerate() {
+            let c = comment(100 + k as u32, at, 10, "NusaPay lambat");
+            assert!(matches!(
+                inc.observe(&config, &c, None, t(at)),
+                Membership::Pending(_)
+            ));
+        }
         let text = "@nusapay saldo hilang after transfer #NusaPayDown";
         let mut ids = BTreeSet::new();
         for i in 0..40u32 {
@@ -835,31 +872,35 @@ mod tests {
             inc.observe(&config, &big, Some("c1"), t(0)),
             Membership::Pending(_)
         ));
-        // Five within the window (a query with no history yet) open one.
+        // A query with no usual count yet: five within a minute may be its everyday rate (or
+        // chatter misread as negative), fifteen open one.
         let mut last = Membership::None;
-        for i in 2..=5 {
+        for i in 2..=15 {
             let c = comment(i, i as i64, 100, "NusaPay saldo hilang");
             last = inc.observe(&config, &c, Some(&format!("c{i}")), t(i as i64));
+            if i < 15 {
+                assert!(matches!(last, Membership::Pending(_)), "{i}: {last:?}");
+            }
         }
         assert!(matches!(last, Membership::Joined(_)), "{last:?}");
-        let first = inc.take(t(5)).remove(0);
+        let first = inc.take(t(15)).remove(0);
         assert_eq!(
             first.severity,
             Severity::High,
-            "five posts: its critical comment lifts it to high, not to critical"
+            "15 posts in a minute: high, its critical comment does not make it critical"
         );
-        assert_eq!(first.negative_posts, 5);
+        assert_eq!(first.negative_posts, 15);
         // Fading once quiet, resolved 30 minutes of event time after its last signal (its
         // opening), the comments being back to none.
         inc.tick(&config, t(600), t(6));
         let fading = inc.take(t(6)).remove(0);
         assert_eq!(fading.movement, Movement::Fading);
-        inc.tick(&config, t(1804), t(7));
+        inc.tick(&config, t(1814), t(7));
         assert!(inc.take(t(7)).is_empty());
-        inc.tick(&config, t(1805), t(8));
+        inc.tick(&config, t(1815), t(8));
         let resolved = inc.take(t(8)).remove(0);
         assert_eq!(resolved.status, IncidentStatus::Resolved);
-        assert_eq!(resolved.resolved_at, Some(t(1805)));
+        assert_eq!(resolved.resolved_at, Some(t(1815)));
         assert_eq!(resolved.id, first.id);
         assert!(inc.open().is_empty());
     }
@@ -894,6 +935,31 @@ mod tests {
             }
         }
         assert!(!opened.is_empty(), "a jump well above the usual opens one");
+    }
+
+    #[test]
+    fn a_fresh_start_on_a_busy_brand_weighs_a_burst_against_the_rate_seen_so_far() {
+        let config = IncidentConfig::default();
+        let mut inc = Incidents::default();
+        let mut n = 0u32;
+        let mut observe = |inc: &mut Incidents, at: i64| {
+            n += 1;
+            let c = comment(n, at, 100, "NusaPay lambat");
+            inc.observe(&config, &c, None, t(at))
+        };
+        // Ten a minute for five minutes, then sixteen in one minute: under 2.5 times what was
+        // seen so far, no incident.
+        for k in 0..50i64 {
+            assert!(matches!(observe(&mut inc, k * 6), Membership::Pending(_)));
+        }
+        for k in 0..16i64 {
+            let m = observe(&mut inc, 300 + k * 3);
+            assert!(matches!(m, Membership::Pending(_)), "{k}: {m:?}");
+        }
+        // Thirty in the next minute are.
+        let opened =
+            (0..30i64).any(|k| matches!(observe(&mut inc, 360 + k * 2), Membership::Joined(_)));
+        assert!(opened);
     }
 
     #[test]

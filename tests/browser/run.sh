@@ -8,7 +8,7 @@
 # its own ClickHouse database and Kafka topic prefix: `gema migrate`, `gema serve` with the
 # enrich, sink, trends and router stages in-process, replays one strongly negative mention of a
 # tracked query, and the browser must see its alert arrive live, acknowledge it, and find it
-# acknowledged through the API; five more negative posts make the replay a small crisis, which
+# acknowledged through the API; fourteen more negative posts make the replay a small crisis, which
 # must show as one incident at the top (summary, top posts by reach) and stay acknowledged once
 # acknowledged, also after a reload; a configured source whose service is down shows as failing
 # in the Sources panel. At 1440×900 and 390×844 (a phone): no horizontal scroll, headline cards
@@ -83,8 +83,9 @@ text="NusaPay is a scam, my refund was stolen and support ignores me. Worst app 
 now="$(date -u +%Y-%m-%dT%H:%M:%S.000Z)"
 printf '{"id":"b%s","platform":"x","text":"%s","created_at":"%s","author":{"id":"u%s","handle":"angry%s","followers":250000},"url":"https://x.com/angry/status/%s","lang":"en"}\n' \
   "$id" "$text" "$now" "$id" "$id" "$id" >"$work/feed.jsonl"
-# The rest of a small crisis: five more people, the same outage, within the minute.
-for i in 1 2 3 4 5; do
+# The rest of a small crisis: fourteen more people, the same outage, within the minute (a brand
+# gema has no usual count for yet needs 15 negative comments within a minute for an incident).
+for i in $(seq 14); do
   printf '{"id":"c%s-%s","platform":"x","text":"NusaPay down again #nusapaydown, my transfer failed and the money is gone. Terrible service %s","created_at":"%s","author":{"id":"v%s-%s","handle":"user%s%s","followers":%s},"url":"https://x.com/u/status/%s%s","lang":"en"}\n' \
     "$id" "$i" "$i" "$now" "$id" "$i" "$i" "$id" "$((i * 1000))" "$id" "$i" >>"$work/feed.jsonl"
 done
