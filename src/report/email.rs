@@ -8,6 +8,7 @@ use std::time::Duration;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::config::{DigestConfig, SmtpSecurity, PASSWORD_ENV};
@@ -31,12 +32,16 @@ pub enum EmailError {
         address: String,
         reason: String,
     },
+    #[error("digest.ca_file {path:?}: {reason}")]
+    CaFile { path: String, reason: String },
     #[error("building the email: {0}")]
     Build(#[from] lettre::error::Error),
-    #[error("SMTP server {server}: {source}")]
+    #[error("SMTP server {server}: {source}{hint}")]
     Smtp {
         server: String,
         source: lettre::transport::smtp::Error,
+        /// What to check, for the failures a setting explains (empty otherwise).
+        hint: String,
     },
 }
 
@@ -82,22 +87,68 @@ pub fn message(config: &DigestConfig, r: &Report) -> Result<Message, EmailError>
     )?)
 }
 
+/// `source` from the server `config` names, with a hint where a setting explains it: the login
+/// refused (SMTP 535), or the server's certificate not trusted.
+fn smtp_error(config: &DigestConfig, source: lettre::transport::smtp::Error) -> EmailError {
+    let text = source.to_string();
+    let hint = if source.status().is_some_and(|c| c.to_string() == "535") {
+        format!(
+            " (the login as {:?} was refused: check digest.username and {PASSWORD_ENV})",
+            config.username
+        )
+    } else if text.contains("certificate") {
+        if config.ca_file.is_empty() {
+            " (the server's certificate is not trusted: if a private CA signed it, set \
+             digest.ca_file to that CA's PEM file; check digest.host matches the certificate)"
+                .to_string()
+        } else {
+            format!(
+                " (the server's certificate is not trusted by the built-in roots nor by \
+                 digest.ca_file {:?}; check digest.host matches the certificate)",
+                config.ca_file
+            )
+        }
+    } else {
+        String::new()
+    };
+    EmailError::Smtp {
+        server: format!("{}:{}", config.host, config.port),
+        source,
+        hint,
+    }
+}
+
 /// The SMTP transport `config` names, with the password from `password` (the value of
 /// `GEMA_SMTP_PASSWORD`) when `config.username` is set.
 pub fn transport(
     config: &DigestConfig,
     password: Option<String>,
 ) -> Result<AsyncSmtpTransport<Tokio1Executor>, EmailError> {
-    let smtp_err = |source| EmailError::Smtp {
-        server: format!("{}:{}", config.host, config.port),
-        source,
+    let smtp_err = |source| smtp_error(config, source);
+    // The built-in roots, plus the private CA of `ca_file` when set.
+    let tls = |host: &str| -> Result<TlsParameters, EmailError> {
+        let mut params = TlsParameters::builder(host.to_string());
+        if let Some(pem) = config
+            .ca_certificates()
+            .map_err(|reason| EmailError::CaFile {
+                path: config.ca_file.clone(),
+                reason,
+            })?
+        {
+            let cert = Certificate::from_pem(&pem).map_err(|e| EmailError::CaFile {
+                path: config.ca_file.clone(),
+                reason: e.to_string(),
+            })?;
+            params = params.add_root_certificate(cert);
+        }
+        params.build_rustls().map_err(smtp_err)
     };
     let builder = match config.security {
-        SmtpSecurity::Tls => {
-            AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host).map_err(smtp_err)?
-        }
+        SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
+            .tls(Tls::Wrapper(tls(&config.host)?)),
         SmtpSecurity::Starttls => {
-            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.host).map_err(smtp_err)?
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
+                .tls(Tls::Required(tls(&config.host)?))
         }
         SmtpSecurity::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host),
     };
@@ -123,9 +174,6 @@ pub async fn send(config: &DigestConfig, r: &Report) -> Result<(), EmailError> {
     transport
         .send(message)
         .await
-        .map_err(|source| EmailError::Smtp {
-            server: format!("{}:{}", config.host, config.port),
-            source,
-        })?;
+        .map_err(|source| smtp_error(config, source))?;
     Ok(())
 }
