@@ -220,6 +220,56 @@ impl Display {
     }
 }
 
+/// Fields the ClickHouse rows carry as Unix seconds; [`json_rows`] gives each as RFC 3339.
+const TIME_FIELDS: [&str; 10] = [
+    "created_at",
+    "sparkline_since",
+    "sparkline_until",
+    "detected_at",
+    "event_time",
+    "bucket_start",
+    "corrected_at",
+    "opened_at",
+    "last_event_at",
+    "resolved_at",
+];
+
+/// Stored rows as JSON objects for people and programs (the API, `gema incidents --json`): RFC
+/// 3339 times in UTC, each beside the same time in the display zone (`detected_at_local`), `null`
+/// for a time stored as the epoch (none: an open incident's `resolved_at`), and an alert's or
+/// incident's `samples` (stored as JSON text) as an array.
+pub fn json_rows<T: serde::Serialize>(rows: Vec<T>, display: &Display) -> Vec<serde_json::Value> {
+    rows.into_iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            if let Some(obj) = v.as_object_mut() {
+                for f in TIME_FIELDS {
+                    let t = match obj.get(f) {
+                        Some(serde_json::Value::Number(n)) => n
+                            .as_i64()
+                            .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0)),
+                        Some(serde_json::Value::String(s)) => s.parse().ok(),
+                        _ => None,
+                    };
+                    // The epoch stands for "none" (an incident's `resolved_at` while open).
+                    if t.is_some_and(|t| t.timestamp() == 0) {
+                        obj.insert(f.to_string(), serde_json::Value::Null);
+                        obj.insert(format!("{f}_local"), serde_json::Value::Null);
+                    } else if let Some(t) = t {
+                        obj.insert(f.to_string(), serde_json::json!(t));
+                        obj.insert(format!("{f}_local"), serde_json::json!(display.rfc3339(t)));
+                    }
+                }
+                if let Some(samples) = obj.get("samples").and_then(|s| s.as_str()) {
+                    let parsed = serde_json::from_str(samples).unwrap_or(serde_json::json!([]));
+                    obj.insert("samples".into(), parsed);
+                }
+            }
+            v
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

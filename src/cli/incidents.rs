@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use gema::config::Config;
+use gema::display::Display;
 use gema::query::incidents::{self, StoredIncident};
 use gema::query::table;
 use gema::store;
@@ -22,7 +23,8 @@ pub struct IncidentsArgs {
     /// Most incidents to show.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10000))]
     pub limit: u64,
-    /// One JSON object per line instead of a table.
+    /// One JSON object per line instead of a table (times in RFC 3339, UTC, each beside the same
+    /// time in the display zone as `<field>_local`).
     #[arg(long)]
     pub json: bool,
 }
@@ -37,8 +39,10 @@ pub enum IncidentAction {
     Reopen { id: String },
 }
 
-/// The incidents as a table: severity, status, movement, id, summary, top post.
-pub fn incidents_table(rows: &[StoredIncident]) -> String {
+/// The incidents as a table: severity, status, movement, when it opened and its newest alert
+/// (in the display zone), id, summary, top post. The summary and the top post are the story:
+/// they are never cut.
+pub fn incidents_table(rows: &[StoredIncident], display: &Display) -> String {
     let body: Vec<Vec<String>> = rows
         .iter()
         .map(|i| {
@@ -51,6 +55,8 @@ pub fn incidents_table(rows: &[StoredIncident]) -> String {
                 i.severity.clone(),
                 i.status.clone(),
                 i.movement.clone(),
+                display.short(i.opened_at),
+                display.short(i.last_event_at),
                 i.id.clone(),
                 i.summary.clone(),
                 top,
@@ -62,12 +68,22 @@ pub fn incidents_table(rows: &[StoredIncident]) -> String {
     }
     table::render(
         &[
-            "severity", "status", "movement", "id", "summary", "top post",
+            "severity",
+            "status",
+            "movement",
+            &display.header("opened"),
+            &display.header("last"),
+            "id",
+            "summary",
+            "top post",
         ],
         &body,
-        110,
+        UNCUT,
     )
 }
+
+/// Wide enough for any summary and top post: the table never cuts them.
+const UNCUT: usize = 1000;
 
 pub async fn run(config: &Config, args: &IncidentsArgs) -> anyhow::Result<()> {
     let store = store::connect(&config.clickhouse).await?;
@@ -92,12 +108,13 @@ pub async fn run(config: &Config, args: &IncidentsArgs) -> anyhow::Result<()> {
         args.limit,
     )
     .await?;
+    let display = config.display();
     if args.json {
-        for r in &rows {
-            println!("{}", serde_json::to_string(r)?);
+        for r in gema::display::json_rows(rows, &display) {
+            println!("{r}");
         }
     } else {
-        print!("{}", incidents_table(&rows));
+        print!("{}", incidents_table(&rows, &display));
     }
     Ok(())
 }

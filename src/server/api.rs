@@ -63,48 +63,9 @@ impl<T: Serialize> Page<T> {
     }
 }
 
-/// Fields the ClickHouse rows carry as Unix seconds; the API gives every time as RFC 3339.
-const TIME_FIELDS: [&str; 10] = [
-    "created_at",
-    "sparkline_since",
-    "sparkline_until",
-    "detected_at",
-    "event_time",
-    "bucket_start",
-    "corrected_at",
-    "opened_at",
-    "last_event_at",
-    "resolved_at",
-];
-
-/// The rows as JSON objects with RFC 3339 times in UTC, each beside the same time in the display
-/// zone (`detected_at_local`), and an alert's `samples` (stored as JSON text) as an array.
+/// The rows as the API gives them (see [`crate::display::json_rows`]).
 fn api_rows<T: Serialize>(rows: Vec<T>, display: &Display) -> Vec<serde_json::Value> {
-    rows.into_iter()
-        .map(|r| {
-            let mut v = serde_json::to_value(r).unwrap_or_default();
-            if let Some(obj) = v.as_object_mut() {
-                for f in TIME_FIELDS {
-                    let t = match obj.get(f) {
-                        Some(serde_json::Value::Number(n)) => n
-                            .as_i64()
-                            .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0)),
-                        Some(serde_json::Value::String(s)) => s.parse().ok(),
-                        _ => None,
-                    };
-                    if let Some(t) = t {
-                        obj.insert(f.to_string(), json!(t));
-                        obj.insert(format!("{f}_local"), json!(display.rfc3339(t)));
-                    }
-                }
-                if let Some(samples) = obj.get("samples").and_then(|s| s.as_str()) {
-                    let parsed = serde_json::from_str(samples).unwrap_or(json!([]));
-                    obj.insert("samples".into(), parsed);
-                }
-            }
-            v
-        })
-        .collect()
+    crate::display::json_rows(rows, display)
 }
 
 /// `GET /healthz`: the process is up.
@@ -118,7 +79,8 @@ pub async fn sources(State(st): State<Arc<AppState>>) -> Json<serde_json::Value>
     Json(json!({ "items": items }))
 }
 
-/// `GET /readyz`: ClickHouse answers and both live feeds are reading Kafka (503 otherwise).
+/// `GET /readyz`: ClickHouse answers and the live feeds (alerts, mentions, incidents) are
+/// reading Kafka (503 otherwise).
 /// The body also gives each connector's state; a failing or stopped source is reported there
 /// (and in `sources_ok`) but does not make the server unready, since the API still serves.
 pub async fn ready(State(st): State<Arc<AppState>>) -> Response {
@@ -129,11 +91,9 @@ pub async fn ready(State(st): State<Arc<AppState>>) -> Response {
         .fetch_one::<u8>()
         .await
         .is_ok();
-    let feed = st.feed.ready.load(std::sync::atomic::Ordering::Relaxed)
-        && st
-            .mention_feed
-            .ready
-            .load(std::sync::atomic::Ordering::Relaxed);
+    let feed = [&st.feed, &st.mention_feed, &st.incident_feed]
+        .iter()
+        .all(|f| f.ready.load(std::sync::atomic::Ordering::Relaxed));
     let status = if clickhouse && feed {
         StatusCode::OK
     } else {
