@@ -10,8 +10,9 @@ demo: lid-model services
 test: lid-model test-deps services
 	cargo test
 
-# What the tests need besides the services: aiosmtpd (PyPI) in .gema/test-venv/, the SMTP server
-# tests/report.rs delivers the email digest to.
+# What the tests need besides the services, in .gema/test-venv/ (PyPI): aiosmtpd, the SMTP server
+# tests/report.rs delivers the email digest to, and chdb-core (ClickHouse 26.9 in process) with lz4
+# for tests/modern_clickhouse.rs.
 test-deps:
 	scripts/test-deps.sh
 

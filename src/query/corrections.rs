@@ -100,10 +100,14 @@ pub async fn latest(store: &Store) -> Result<Vec<Correction>, StoreError> {
     store
         .client
         .query(
-            "SELECT key, argMax(label, version), argMax(previous_label, version), \
-             argMax(text, version), argMax(lang, version), argMax(corrected_by, version), \
-             argMax(corrected_at, version), max(version) AS v \
-             FROM sentiment_corrections GROUP BY key ORDER BY v, key",
+            // Named after the struct's fields (servers that validate rows match by name) in an
+            // outer query: `argMax(label, version) AS label` would be a cyclic alias.
+            "SELECT key, l AS label, p AS previous_label, t AS text, g AS lang, \
+             b AS corrected_by, a AS corrected_at, v AS version FROM ( \
+             SELECT key, argMax(label, version) AS l, argMax(previous_label, version) AS p, \
+             argMax(text, version) AS t, argMax(lang, version) AS g, \
+             argMax(corrected_by, version) AS b, argMax(corrected_at, version) AS a, \
+             max(version) AS v FROM sentiment_corrections GROUP BY key) ORDER BY v, key",
         )
         .fetch_all()
         .await

@@ -153,7 +153,8 @@ pub struct TopAuthor {
 }
 
 /// The `limit` authors with the most followers among mentions created in `[since, until)`
-/// (of the tracked query `query` when given), then by mentions.
+/// (of the tracked query `query` when given), then by mentions; ties in a fixed order (handle,
+/// platform, author id), so every server and every refresh lists them alike.
 pub async fn top_authors(
     store: &Store,
     since: DateTime<Utc>,
@@ -172,7 +173,8 @@ pub async fn top_authors(
              FROM mentions FINAL \
              WHERE created_at >= toDateTime(?) AND created_at < toDateTime(?) AND deleted = 0 \
              AND (? = 0 OR has(queries, ?)) \
-             GROUP BY p, author_id) ORDER BY followers DESC, mentions DESC, handle LIMIT ?",
+             GROUP BY p, author_id) \
+             ORDER BY followers DESC, mentions DESC, handle, platform, author_id LIMIT ?",
         )
         .bind(since.timestamp().max(0))
         .bind(super::time::end_secs(until))

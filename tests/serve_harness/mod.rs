@@ -243,9 +243,18 @@ impl Server {
     /// Seeds a database, starts the server on a free port (and the live feed when `kafka`)
     /// through `gema::server::start`, as `gema serve` does, with the committed fast model.
     pub async fn start(name: &str, kafka: bool) -> Server {
-        let mut env = TestEnv::new(name);
+        Self::start_in(TestEnv::new(name), kafka).await
+    }
+
+    /// [`Server::start`] in `env` (e.g. with another ClickHouse URL).
+    pub async fn start_in(env: TestEnv, kafka: bool) -> Server {
         let store = env.store().await;
         seed(&store).await;
+        Self::open(env, store, kafka).await
+    }
+
+    /// [`Server::start_in`] over `store` as it is, without seeding it.
+    pub async fn open(mut env: TestEnv, store: Store, kafka: bool) -> Server {
         if kafka {
             ensure_topics(&env.config.kafka, &env.topics).await.unwrap();
         }
