@@ -437,6 +437,42 @@ async fn reports_in_every_format_and_the_digest_by_email() {
             .await
             .unwrap();
     }
+    // Incidents come from the router's versions; one in the window (resolved inside it) and
+    // one that ended the day before.
+    for (id, opened_h, last_h, summary) in [
+        (
+            "inc-now",
+            5,
+            4,
+            "nusapay: negative spike — 120 negative posts in 60 min (peak 9 a minute), driven by #nusapaydown; resolved",
+        ),
+        ("inc-old", 40, 39, "nusapay: 7 negative posts in 10 min"),
+    ] {
+        let at = |h: i64| (until - ChronoDuration::hours(h)).duration_trunc(ChronoDuration::seconds(1)).unwrap();
+        let incident = json!({
+            "id": id, "query": "nusapay", "status": "resolved", "severity": "critical",
+            "previous_severity": "high", "movement": "fading", "summary": summary,
+            "negative_posts": 120, "peak_per_minute": 9, "alert_count": 130,
+            "driving_terms": ["#nusapaydown", "saldo"], "trending_terms": ["#nusapaydown"],
+            "samples": [{
+                "key": "x:big", "text": "Saldo NusaPay hilang #NusaPayDown",
+                "author_handle": "bigvoice", "author_followers": 250000,
+                "url": "https://x.example/status/big", "created_at": at(opened_h),
+            }],
+            "alert_ids": ["c1"], "opened_at": at(opened_h), "last_event_at": at(last_h),
+            "resolved_at": at(last_h) + ChronoDuration::minutes(30),
+            "detected_at": at(last_h), "version": 3,
+        });
+        producer
+            .send(
+                FutureRecord::to(&env.topics.incidents)
+                    .key(id)
+                    .payload(&incident.to_string()),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
     env.wait_drained(Duration::from_secs(120)).await;
     let want_alerts: u64 = confident_negatives.values().sum();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -448,15 +484,25 @@ async fn reports_in_every_format_and_the_digest_by_email() {
             gema::query::trends::rising(&store, since - ChronoDuration::hours(24), until, 10)
                 .await
                 .unwrap();
-        if alerts.len() as u64 >= want_alerts && trends.len() == 2 {
+        let incidents = gema::query::incidents::list(
+            &store,
+            since - ChronoDuration::hours(24),
+            until,
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+        if alerts.len() as u64 >= want_alerts && trends.len() == 2 && incidents.len() == 2 {
             assert_eq!(alerts.len() as u64, want_alerts);
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "{} alerts, {} trends stored",
+            "{} alerts, {} trends, {} incidents stored",
             alerts.len(),
-            trends.len()
+            trends.len(),
+            incidents.len()
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -605,6 +651,41 @@ async fn reports_in_every_format_and_the_digest_by_email() {
     assert!(!csv
         .keys()
         .any(|(s, _, i, _)| s == "negative_post" && (i == "x:o1" || i == "x:o2")));
+    // The window's incident, not the one of the day before.
+    let opened = (until - ChronoDuration::hours(5))
+        .duration_trunc(ChronoDuration::seconds(1))
+        .unwrap();
+    assert_eq!(
+        get("incident", "nusapay", "inc-now", "severity"),
+        "critical"
+    );
+    assert_eq!(get("incident", "nusapay", "inc-now", "status"), "resolved");
+    assert_eq!(
+        get("incident", "nusapay", "inc-now", "opened_at"),
+        opened.to_rfc3339()
+    );
+    assert_eq!(
+        get("incident", "nusapay", "inc-now", "resolved_at"),
+        (opened + ChronoDuration::minutes(90)).to_rfc3339()
+    );
+    assert_eq!(
+        get("incident", "nusapay", "inc-now", "negative_posts"),
+        "120"
+    );
+    assert_eq!(
+        get("incident", "nusapay", "inc-now", "driving_terms"),
+        "#nusapaydown;saldo"
+    );
+    assert!(get("incident", "nusapay", "inc-now", "summary")
+        .starts_with("nusapay: negative spike — 120"));
+    assert_eq!(
+        get("incident", "nusapay", "inc-now", "top_post"),
+        "https://x.example/status/big"
+    );
+    assert!(
+        !csv.keys().any(|(_, _, i, _)| i == "inc-old"),
+        "an incident that ended before the window"
+    );
     assert_eq!(get("rising", "", "#nusapaydown", "rank"), "1");
     assert_eq!(get("rising", "", "#nusapaydown", "score"), "9.5000");
     assert!(
@@ -628,6 +709,25 @@ async fn reports_in_every_format_and_the_digest_by_email() {
         );
         assert!(md.contains(&row), "{row}\nnot in\n{md}");
     }
+    // The incident leads, before the alerts, with its summary and top post.
+    let inc = md.find("## Incidents").expect("an incidents section");
+    assert!(
+        inc < md.find("## Alerts").unwrap(),
+        "incidents before alerts"
+    );
+    assert!(
+        md.contains("- **CRITICAL** nusapay — resolved, fading; opened "),
+        "{md}"
+    );
+    assert!(
+        md.contains("  nusapay: negative spike — 120 negative posts in 60 min"),
+        "{md}"
+    );
+    assert!(
+        md.contains("  top post: @bigvoice (250000 followers): Saldo NusaPay hilang #NusaPayDown [link](<https://x.example/status/big>)"),
+        "{md}"
+    );
+    assert!(!md.contains("7 negative posts in 10 min"), "{md}");
     assert!(md.contains("### nusapay — negative_comment ("), "{md}");
     assert!(
         md.contains("[link](<https://x.example/status/c1?ref=a&b=1>)"),
@@ -649,6 +749,12 @@ async fn reports_in_every_format_and_the_digest_by_email() {
         "{html}"
     );
     assert!(html.contains(POSTS[1].text));
+    assert!(
+        html.contains("<h2>Incidents</h2>")
+            && html.contains("nusapay: negative spike — 120 negative posts")
+            && html.contains("<a href=\"https://x.example/status/big\">link</a>"),
+        "{html}"
+    );
     assert!(!html.contains("<script"));
     let prefix = "src=\"data:image/png;base64,";
     let b64 = &html[html.find(prefix).unwrap() + prefix.len()..];

@@ -46,9 +46,8 @@ pub fn incidents_table(rows: &[StoredIncident], display: &Display) -> String {
     let body: Vec<Vec<String>> = rows
         .iter()
         .map(|i| {
-            let top = serde_json::from_str::<Vec<gema::alerts::Sample>>(&i.samples)
-                .ok()
-                .and_then(|s| s.into_iter().next())
+            let top = i
+                .top_post()
                 .map(|s| format!("@{} ({}): {}", s.author_handle, s.author_followers, s.url))
                 .unwrap_or_default();
             vec![

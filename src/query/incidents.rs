@@ -35,6 +35,20 @@ pub struct StoredIncident {
     pub version: u64,
 }
 
+impl StoredIncident {
+    /// Its post with the most reach (the samples are stored most reach first).
+    pub fn top_post(&self) -> Option<crate::alerts::Sample> {
+        serde_json::from_str::<Vec<crate::alerts::Sample>>(&self.samples)
+            .ok()
+            .and_then(|s| s.into_iter().next())
+    }
+
+    /// When the router resolved it (`None` while it is not).
+    pub fn resolved(&self) -> Option<DateTime<Utc>> {
+        (self.resolved_at.timestamp() != 0).then_some(self.resolved_at)
+    }
+}
+
 /// The statuses an incident can have.
 pub const STATUSES: [&str; 3] = ["open", "acknowledged", "resolved"];
 

@@ -1,5 +1,5 @@
 //! What a report holds, read from ClickHouse: per tracked query KPIs for the window and the one
-//! before it, the window's alerts, the top negative posts, rising terms and the chart's buckets.
+//! before it, the window's incidents and alerts, the top negative posts, rising terms and the chart's buckets.
 //!
 //! Counts use the sentiment the enrich stage stored (as `gema trends` and the timeline do; a
 //! person's correction does not move them). A mention matching two tracked queries counts for
@@ -13,6 +13,7 @@ use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
 use crate::query::alerts::{self, StoredAlert};
+use crate::query::incidents::{self, StoredIncident};
 use crate::query::time::end_secs;
 use crate::query::trends::{self, Rising};
 use crate::store::client::{query_err, Store, StoreError};
@@ -33,13 +34,15 @@ pub struct ReportOptions {
     pub rising: u64,
     /// Most alerts to list.
     pub max_alerts: u64,
+    /// Most incidents to list.
+    pub max_incidents: u64,
     /// How the report shows times to people (`[display] time_zone`; CSV stays UTC).
     pub display: crate::display::Display,
 }
 
 impl ReportOptions {
     /// The window `[since, until)` with the default list sizes (10 negative posts, 10 rising
-    /// terms, 500 alerts).
+    /// terms, 500 alerts, 50 incidents).
     pub fn new(since: DateTime<Utc>, until: DateTime<Utc>, tracked: Vec<String>) -> ReportOptions {
         ReportOptions {
             since,
@@ -48,6 +51,7 @@ impl ReportOptions {
             top_negative: 10,
             rising: 10,
             max_alerts: 500,
+            max_incidents: 50,
             display: crate::display::Display::default(),
         }
     }
@@ -172,6 +176,9 @@ pub struct Report {
     #[serde(skip)]
     pub display: crate::display::Display,
     pub kpis: Vec<QueryKpis>,
+    /// Incidents active in the window (opened before its end, last alert after its start), open
+    /// ones first, then by severity.
+    pub incidents: Vec<StoredIncident>,
     pub alerts: Vec<AlertGroup>,
     /// How many alerts the window holds in all (more than listed when over `max_alerts`).
     pub alerts_listed: usize,
@@ -250,6 +257,7 @@ pub async fn build(store: &Store, opts: &ReportOptions) -> Result<Report, Report
         })
         .collect();
 
+    let incidents = incidents::list(store, since, until, None, opts.max_incidents).await?;
     let listed = alerts::list(store, since, until, None, None, opts.max_alerts).await?;
     let alerts_listed = listed.len();
     let alerts = group_alerts(listed, &names);
@@ -263,6 +271,7 @@ pub async fn build(store: &Store, opts: &ReportOptions) -> Result<Report, Report
         generated_at: Utc::now(),
         display: opts.display,
         kpis,
+        incidents,
         alerts,
         alerts_listed,
         negative_posts,

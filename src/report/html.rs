@@ -9,7 +9,7 @@ use base64::Engine;
 
 use super::chart::Chart;
 use super::data::{show_width, Report};
-use super::text::{alert_link, group_title, kpi_cells, web_link, KPI_COLUMNS};
+use super::text::{alert_link, group_title, incident_when, kpi_cells, web_link, KPI_COLUMNS};
 
 /// Where the page's chart image comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +148,31 @@ pub fn page(r: &Report, chart: &Chart, src: &ChartSrc) -> String {
         escape(&r.show_time(r.since)),
         escape(&r.show_time(r.until)),
     );
+
+    s.push_str("<h2>Incidents</h2>\n");
+    if r.incidents.is_empty() {
+        s.push_str("<p>No incidents in this period.</p>\n");
+    }
+    for i in &r.incidents {
+        let _ = writeln!(
+            s,
+            "<p><b>{}</b> {} — {}<br>{}</p>",
+            escape(&i.severity.to_uppercase()),
+            escape(&i.query),
+            escape(&incident_when(r, i)),
+            escape(&i.summary)
+        );
+        if let Some(p) = i.top_post() {
+            let _ = writeln!(
+                s,
+                "<blockquote>@{} ({} followers): {} {}</blockquote>",
+                escape(&p.author_handle),
+                p.author_followers,
+                escape(&p.text),
+                link(&p.url, "link")
+            );
+        }
+    }
 
     s.push_str("<h2>Alerts</h2>\n");
     if r.alerts.is_empty() {

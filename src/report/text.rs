@@ -7,6 +7,7 @@
 //! |---|---|---|---|
 //! | `window` | | | `since`, `until`, `previous_since` (RFC 3339 UTC) |
 //! | `kpi` | tracked query | | `mentions`, `negative_share` (0–1), `reach`, `net_sentiment` (−1–1), each also as `<field>_previous`; `mentions_change_pct`, `reach_change_pct` (empty when the previous value is 0), `negative_share_change_pp`, `net_sentiment_change` |
+//! | `incident` | tracked query | incident id | `severity`, `status`, `movement`, `opened_at`, `last_event_at`, `resolved_at` (empty while not resolved), `negative_posts`, `peak_per_minute`, `alert_count`, `driving_terms` (`;`-separated), `summary`, `top_post` (its URL) |
 //! | `alert` | tracked query (empty: none) | alert id | `kind`, `severity`, `status`, `detected_at`, `title`, `why`, `link` |
 //! | `negative_post` | the post's tracked queries, `;`-separated | mention key | `rank`, `created_at`, `platform`, `author`, `followers`, `confidence`, `url`, `text` |
 //! | `rising` | | term | `rank`, `score`, `authors`, `count`, `baseline_mean`, `bucket_start` |
@@ -68,6 +69,22 @@ pub fn web_link(url: &str) -> Option<&str> {
     (lower.starts_with("https://") || lower.starts_with("http://")).then_some(url)
 }
 
+/// An incident's status, movement and times in the report's zone: "acknowledged, fading;
+/// opened 12-07 06:26 UTC, last alert 12-07 07:13 UTC".
+pub fn incident_when(r: &Report, i: &crate::query::incidents::StoredIncident) -> String {
+    let mut s = format!(
+        "{}, {}; opened {}, last alert {}",
+        i.status,
+        i.movement,
+        r.show_time(i.opened_at),
+        r.show_time(i.last_event_at)
+    );
+    if let Some(t) = i.resolved() {
+        s.push_str(&format!(", faded out {}", r.show_time(t)));
+    }
+    s
+}
+
 /// The heading of an alert group.
 pub fn group_title(query: &str, kind: &str, n: usize) -> String {
     let query = if query.is_empty() {
@@ -124,6 +141,34 @@ pub fn markdown(r: &Report) -> String {
             "\nNegative: share of scored mentions. Reach: the authors' followers summed. Net \
              sentiment: (positive − negative) / scored.\n\n",
         );
+    }
+
+    s.push_str("## Incidents\n\n");
+    if r.incidents.is_empty() {
+        s.push_str("No incidents in this period.\n\n");
+    }
+    for i in &r.incidents {
+        let _ = writeln!(
+            s,
+            "- **{}** {} — {}",
+            i.severity.to_uppercase(),
+            md_cell(&i.query),
+            md_cell(&incident_when(r, i))
+        );
+        let _ = writeln!(s, "  {}", md_cell(&i.summary));
+        if let Some(p) = i.top_post() {
+            let _ = writeln!(
+                s,
+                "  top post: @{} ({} followers): {} {}",
+                md_cell(&p.author_handle),
+                p.author_followers,
+                md_cell(&p.text),
+                md_link(&p.url)
+            );
+        }
+    }
+    if !r.incidents.is_empty() {
+        s.push('\n');
     }
 
     s.push_str("## Alerts\n\n");
@@ -285,6 +330,27 @@ pub fn csv(r: &Report) -> String {
             ),
         ] {
             row("kpi", q, "", field, &value);
+        }
+    }
+    for i in &r.incidents {
+        for (field, value) in [
+            ("severity", i.severity.clone()),
+            ("status", i.status.clone()),
+            ("movement", i.movement.clone()),
+            ("opened_at", i.opened_at.to_rfc3339()),
+            ("last_event_at", i.last_event_at.to_rfc3339()),
+            (
+                "resolved_at",
+                i.resolved().map(|t| t.to_rfc3339()).unwrap_or_default(),
+            ),
+            ("negative_posts", i.negative_posts.to_string()),
+            ("peak_per_minute", i.peak_per_minute.to_string()),
+            ("alert_count", i.alert_count.to_string()),
+            ("driving_terms", i.driving_terms.join(";")),
+            ("summary", i.summary.clone()),
+            ("top_post", i.top_post().map(|p| p.url).unwrap_or_default()),
+        ] {
+            row("incident", &i.query, &i.id, field, &value);
         }
     }
     for g in &r.alerts {
