@@ -4,18 +4,13 @@
 
 mod common;
 
-use std::time::Duration;
-
 use chrono::Duration as ChronoDuration;
-use common::{Stages, TestEnv};
+use common::TestEnv;
 use gema::alerts::webhook::{
     sign, WebhookConfig, WebhookEvent, SIGNATURE_HEADER, TIMESTAMP_HEADER,
 };
 use gema::alerts::Severity;
-use gema::pipeline::Stage;
 use gema::query::alerts::list;
-use gema::sources::replay::{replay, ReplayOptions, Speed};
-use gema::sources::synth::{generate, SynthOptions};
 use gema::tracked::TrackedQueryConfig;
 
 use common::webhook_receiver;
@@ -48,27 +43,7 @@ async fn crisis_launch_and_spam_give_the_right_alerts_with_reasons_and_signed_we
     let store = env.store().await;
 
     // Two hours of event time, about 17 mentions a minute, replayed at 600x (12 s).
-    let lines: Vec<Vec<u8>> = generate(&SynthOptions {
-        seed: 5,
-        count: 2000,
-        start: "2026-11-26T00:00:00Z".parse().unwrap(),
-        span: ChronoDuration::hours(2),
-        malformed: 0,
-    })
-    .into_iter()
-    .map(String::into_bytes)
-    .collect();
-    let path = env.feed(&lines);
-    let stages = Stages::start_only(&env, &store, &Stage::ALL);
-    let opts = ReplayOptions {
-        path,
-        speed: Speed::Factor(600.0),
-        retime: false,
-        progress: None,
-    };
-    replay(&env.config.kafka, &env.topics, &opts).await.unwrap();
-    env.wait_all_drained(Duration::from_secs(120)).await;
-    let metrics = stages.stop().await;
+    let metrics = common::replay_synth_crisis(&env, &store, 2000, 600.0).await;
     assert!(
         metrics.trend_late.get() == 0,
         "no occurrence was late: {}",

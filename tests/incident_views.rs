@@ -13,12 +13,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Duration as ChronoDuration, FixedOffset, Utc};
-use common::Stages;
 use gema::alerts::Incident;
-use gema::pipeline::Stage;
 use gema::query::incidents;
-use gema::sources::replay::{replay, ReplayOptions, Speed};
-use gema::sources::synth::{generate, SynthOptions};
 use gema::tracked::TrackedQueryConfig;
 use serde_json::Value;
 use serve_harness::*;
@@ -56,31 +52,7 @@ async fn a_replayed_crisis_reaches_the_live_feed_and_the_cli() {
 
     // The dashboard is open before the crisis.
     let mut live = SseClient::connect_to(&s, "/api/feed/incidents", None).await;
-    let lines: Vec<Vec<u8>> = generate(&SynthOptions {
-        seed: 5,
-        count: 2000,
-        start: "2026-11-26T00:00:00Z".parse().unwrap(),
-        span: ChronoDuration::hours(2),
-        malformed: 0,
-    })
-    .into_iter()
-    .map(String::into_bytes)
-    .collect();
-    let stages = Stages::start_only(&s.env, &s.store, &Stage::ALL);
-    replay(
-        &s.env.config.kafka,
-        &s.env.topics,
-        &ReplayOptions {
-            path: s.env.feed(&lines),
-            speed: Speed::Factor(600.0),
-            retime: false,
-            progress: None,
-        },
-    )
-    .await
-    .unwrap();
-    s.env.wait_all_drained(Duration::from_secs(120)).await;
-    stages.stop().await;
+    common::replay_synth_crisis(&s.env, &s.store, 2000, 600.0).await;
 
     let since = "2026-11-01T00:00:00Z".parse().unwrap();
     let until = Utc::now() + ChronoDuration::hours(1);

@@ -6,16 +6,11 @@
 
 mod common;
 
-use std::time::Duration;
-
 use chrono::Duration as ChronoDuration;
-use common::{Stages, TestEnv};
+use common::TestEnv;
 use gema::alerts::webhook::{WebhookConfig, WebhookEvent};
 use gema::alerts::{Incident, Sample, Severity};
-use gema::pipeline::Stage;
 use gema::query::{alerts, incidents};
-use gema::sources::replay::{replay, ReplayOptions, Speed};
-use gema::sources::synth::{generate, SynthOptions};
 use gema::tracked::TrackedQueryConfig;
 
 use common::webhook_receiver;
@@ -45,27 +40,7 @@ async fn a_replayed_crisis_is_one_incident_with_its_facts() {
     }];
     env.config.state_dir = env.dir.path().join("state");
     let store = env.store().await;
-    let lines: Vec<Vec<u8>> = generate(&SynthOptions {
-        seed: 5,
-        count: 2000,
-        start: "2026-11-26T00:00:00Z".parse().unwrap(),
-        span: ChronoDuration::hours(2),
-        malformed: 0,
-    })
-    .into_iter()
-    .map(String::into_bytes)
-    .collect();
-    let path = env.feed(&lines);
-    let stages = Stages::start_only(&env, &store, &Stage::ALL);
-    let opts = ReplayOptions {
-        path,
-        speed: Speed::Factor(600.0),
-        retime: false,
-        progress: None,
-    };
-    replay(&env.config.kafka, &env.topics, &opts).await.unwrap();
-    env.wait_all_drained(Duration::from_secs(120)).await;
-    stages.stop().await;
+    common::replay_synth_crisis(&env, &store, 2000, 600.0).await;
 
     let since = "2026-01-01T00:00:00Z".parse().unwrap();
     let until = chrono::Utc::now() + ChronoDuration::hours(1);

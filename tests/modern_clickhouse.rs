@@ -17,13 +17,9 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use chrono::Duration as ChronoDuration;
-use common::{Stages, TestEnv};
-use gema::pipeline::Stage;
-use gema::sources::replay::{replay, ReplayOptions, Speed};
-use gema::sources::synth::{generate, SynthOptions};
+use common::TestEnv;
 use serde_json::Value;
 use serve_harness::Server;
 
@@ -166,28 +162,7 @@ async fn side(url: &str) -> Server {
     let mut env = TestEnv::new("modern-ch");
     env.config.clickhouse.url = url.into();
     let s = Server::start_in(env, true).await;
-    let lines: Vec<Vec<u8>> = generate(&SynthOptions {
-        seed: 5,
-        count: 1000,
-        start: "2026-11-26T00:00:00Z".parse().unwrap(),
-        span: ChronoDuration::hours(2),
-        malformed: 0,
-    })
-    .into_iter()
-    .map(String::into_bytes)
-    .collect();
-    let stages = Stages::start_only(&s.env, &s.store, &Stage::ALL);
-    let opts = ReplayOptions {
-        path: s.env.feed(&lines),
-        speed: Speed::Factor(1200.0),
-        retime: false,
-        progress: None,
-    };
-    replay(&s.env.config.kafka, &s.env.topics, &opts)
-        .await
-        .unwrap();
-    s.env.wait_all_drained(Duration::from_secs(120)).await;
-    stages.stop().await;
+    common::replay_synth_crisis(&s.env, &s.store, 1000, 1200.0).await;
     s
 }
 

@@ -44,6 +44,27 @@ fn comment(i: usize, thread: usize) -> Alert {
     }
 }
 
+/// Sends `alerts` to the router's input, queued all at once and then awaited: no quiet gap in
+/// which the router would settle.
+async fn send_all(env: &TestEnv, producer: &rdkafka::producer::FutureProducer, alerts: &[Alert]) {
+    let deliveries: Vec<_> = alerts
+        .iter()
+        .map(|a| {
+            let json = serde_json::to_vec(a).unwrap();
+            producer
+                .send_result(
+                    FutureRecord::to(&env.topics.alerts_raw)
+                        .key("nusapay")
+                        .payload(&json),
+                )
+                .unwrap()
+        })
+        .collect();
+    for d in deliveries {
+        d.await.unwrap().unwrap();
+    }
+}
+
 /// Every alert the router delivered, in order.
 fn delivered(env: &TestEnv) -> Vec<Alert> {
     env.read_topic(&env.topics.alerts)
@@ -65,34 +86,13 @@ async fn a_router_stopped_mid_stream_keeps_every_thread_as_one_alert_with_its_fu
         .map(|i| comment(i, i % threads))
         .collect();
     let producer = gema::kafka::producer(&env.config.kafka).unwrap();
-    // Queued all at once, then awaited: no quiet gap in which the router would settle.
-    let send = |part: Vec<Alert>| {
-        let deliveries: Vec<_> = part
-            .iter()
-            .map(|a| {
-                let json = serde_json::to_vec(a).unwrap();
-                producer
-                    .send_result(
-                        FutureRecord::to(&env.topics.alerts_raw)
-                            .key("nusapay")
-                            .payload(&json),
-                    )
-                    .unwrap()
-            })
-            .collect();
-        async move {
-            for d in deliveries {
-                d.await.unwrap().unwrap();
-            }
-        }
-    };
     let group = env.topics.group(Group::Router);
     let behind = || lag::group_lag(&env.config.kafka, &group, &env.topics.alerts_raw).unwrap();
     let half = comments.len() / 2;
 
     // The first half, routed and committed; then the second, partly routed when the router is
     // stopped at once.
-    send(comments[..half].to_vec()).await;
+    send_all(&env, &producer, &comments[..half]).await;
     let router = start(&env);
     let deadline = Instant::now() + Duration::from_secs(60);
     while behind() > 0 {
@@ -102,7 +102,7 @@ async fn a_router_stopped_mid_stream_keeps_every_thread_as_one_alert_with_its_fu
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    send(comments[half..].to_vec()).await;
+    send_all(&env, &producer, &comments[half..]).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     router.abort().await;
     let left = behind();
@@ -178,26 +178,6 @@ async fn route_crisis(name: &str, crisis: &[Alert], kill: bool) -> BTreeMap<Stri
     let producer = gema::kafka::producer(&env.config.kafka).unwrap();
     let group = env.topics.group(Group::Router);
     let behind = || lag::group_lag(&env.config.kafka, &group, &env.topics.alerts_raw).unwrap();
-    let send = |part: &[Alert]| {
-        let deliveries: Vec<_> = part
-            .iter()
-            .map(|a| {
-                let json = serde_json::to_vec(a).unwrap();
-                producer
-                    .send_result(
-                        FutureRecord::to(&env.topics.alerts_raw)
-                            .key("nusapay")
-                            .payload(&json),
-                    )
-                    .unwrap()
-            })
-            .collect();
-        async move {
-            for d in deliveries {
-                d.await.unwrap().unwrap();
-            }
-        }
-    };
     let drained = |what: &'static str| async move {
         let deadline = Instant::now() + Duration::from_secs(60);
         while behind() > 0 {
@@ -206,10 +186,10 @@ async fn route_crisis(name: &str, crisis: &[Alert], kill: bool) -> BTreeMap<Stri
         }
     };
     let half = crisis.len() / 2;
-    send(&crisis[..half]).await;
+    send_all(&env, &producer, &crisis[..half]).await;
     let router = start(&env);
     drained("the first half").await;
-    send(&crisis[half..]).await;
+    send_all(&env, &producer, &crisis[half..]).await;
     let router = if kill {
         tokio::time::sleep(Duration::from_millis(100)).await;
         router.abort().await;

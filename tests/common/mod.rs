@@ -320,3 +320,38 @@ pub async fn webhook_receiver() -> (String, Received) {
     });
     (url, received)
 }
+
+/// The synthetic crisis feed (`gema synth`, seed 5: three brands over two hours of event time
+/// from 2026-11-26T00:00Z, a NusaPay outage in it) of `count` mentions, replayed at `factor`×
+/// through every stage into `store`; waits until every stage has committed, stops them and
+/// returns their metrics.
+pub async fn replay_synth_crisis(
+    env: &TestEnv,
+    store: &Store,
+    count: usize,
+    factor: f64,
+) -> Arc<Metrics> {
+    use gema::sources::replay::{replay, ReplayOptions, Speed};
+    use gema::sources::synth::{generate, SynthOptions};
+    let lines: Vec<Vec<u8>> = generate(&SynthOptions {
+        seed: 5,
+        count,
+        start: "2026-11-26T00:00:00Z".parse().unwrap(),
+        span: chrono::Duration::hours(2),
+        malformed: 0,
+    })
+    .into_iter()
+    .map(String::into_bytes)
+    .collect();
+    let path = env.feed(&lines);
+    let stages = Stages::start_only(env, store, &Stage::ALL);
+    let opts = ReplayOptions {
+        path,
+        speed: Speed::Factor(factor),
+        retime: false,
+        progress: None,
+    };
+    replay(&env.config.kafka, &env.topics, &opts).await.unwrap();
+    env.wait_all_drained(Duration::from_secs(120)).await;
+    stages.stop().await
+}
