@@ -236,7 +236,7 @@ const TIME_FIELDS: [&str; 10] = [
 
 /// Stored rows as JSON objects for people and programs (the API, `gema incidents --json`): RFC
 /// 3339 times in UTC, each beside the same time in the display zone (`detected_at_local`), `null`
-/// for a time stored as the epoch (none: an open incident's `resolved_at`), and an alert's or
+/// for a `resolved_at` stored as the epoch (none: an open incident's), and an alert's or
 /// incident's `samples` (stored as JSON text) as an array.
 pub fn json_rows<T: serde::Serialize>(rows: Vec<T>, display: &Display) -> Vec<serde_json::Value> {
     rows.into_iter()
@@ -251,8 +251,8 @@ pub fn json_rows<T: serde::Serialize>(rows: Vec<T>, display: &Display) -> Vec<se
                         Some(serde_json::Value::String(s)) => s.parse().ok(),
                         _ => None,
                     };
-                    // The epoch stands for "none" (an incident's `resolved_at` while open).
-                    if t.is_some_and(|t| t.timestamp() == 0) {
+                    // The epoch stands for "none" in an incident's `resolved_at` while open.
+                    if f == "resolved_at" && t.is_some_and(|t| t.timestamp() == 0) {
                         obj.insert(f.to_string(), serde_json::Value::Null);
                         obj.insert(format!("{f}_local"), serde_json::Value::Null);
                     } else if let Some(t) = t {

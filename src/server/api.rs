@@ -675,7 +675,7 @@ mod tests {
         let rows = api_rows(
             vec![
                 json!({"created_at": 0, "detected_at": "2026-11-26T20:30:00Z",
-                "samples": "[{\"k\":1}]"}),
+                "resolved_at": 0, "samples": "[{\"k\":1}]"}),
             ],
             &jakarta,
         );
@@ -684,5 +684,8 @@ mod tests {
         assert_eq!(rows[0]["detected_at"], "2026-11-26T20:30:00Z");
         assert_eq!(rows[0]["detected_at_local"], "2026-11-27T03:30:00+07:00");
         assert_eq!(rows[0]["samples"][0]["k"], 1);
+        // An incident not resolved yet.
+        assert_eq!(rows[0]["resolved_at"], serde_json::Value::Null);
+        assert_eq!(rows[0]["resolved_at_local"], serde_json::Value::Null);
     }
 }
