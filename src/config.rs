@@ -154,6 +154,11 @@ impl Config {
         if let Some(v) = get("GEMA_SENTIMENT_MODEL") {
             self.enrich.sentiment_model = v;
         }
+        if let Some(v) = get("GEMA_ENRICH_WORKERS") {
+            self.enrich.workers = v
+                .parse()
+                .map_err(|e| Invalid::new("GEMA_ENRICH_WORKERS", &v, &format!("{e}")))?;
+        }
         if let Some(v) = get("GEMA_BERT_MODEL_DIR") {
             self.enrich.cascade.model_dir = v;
         }

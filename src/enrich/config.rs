@@ -16,6 +16,8 @@ pub struct EnrichConfig {
     pub batch_max: usize,
     /// How long a batch waits for more messages once it has one.
     pub batch_linger_ms: u64,
+    /// Threads a batch's mentions are enriched on (0: one per core). Env: `GEMA_ENRICH_WORKERS`.
+    pub workers: usize,
     /// The sentiment cascade: the transformer tier re-scores uncertain mentions that matter
     /// (`[enrich.cascade]`).
     pub cascade: CascadeConfig,
@@ -27,8 +29,17 @@ impl Default for EnrichConfig {
             sentiment_model: crate::sentiment::DEFAULT_MODEL_PATH.into(),
             batch_max: 2000,
             batch_linger_ms: 20,
+            workers: 0,
             cascade: CascadeConfig::default(),
         }
+    }
+}
+
+/// `workers`, or with 0 the cores this process may use.
+pub fn workers_or_cores(workers: usize) -> usize {
+    match workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
     }
 }
 
@@ -37,6 +48,13 @@ impl EnrichConfig {
     pub fn validate(&self) -> Result<(), Invalid> {
         if self.batch_max == 0 {
             return Err(Invalid::new("batch_max", 0, "must be ≥ 1"));
+        }
+        if self.workers > 256 {
+            return Err(Invalid::new(
+                "workers",
+                self.workers,
+                "must be at most 256 (0: one per core)",
+            ));
         }
         self.cascade.validate().map_err(|e| e.within("cascade"))?;
         if self.cascade.enabled && self.sentiment_model == "builtin" {

@@ -3,6 +3,11 @@
 //! or rejected to the dead-letter topic with the reason. The Kafka loop is the runner's
 //! ([`crate::runner`]); this is what the stage does with each message and batch.
 //!
+//! Each message is parsed as it is read; the batch's mentions are enriched when it ends, split
+//! over `[enrich] workers` threads (language, sentiment, extraction, the negative-comment rule
+//! with its explanation, serialising), then produced in the order they were read, so the stage
+//! uses every core while its outputs and offsets keep the order of one reader.
+//!
 //! Mentions the sentiment cascade escalates wait for the transformer while the stage reads on:
 //! their batch is held (its other outputs already produced) until every verdict is in or its wait
 //! is over, and held batches settle oldest first, so the transformer's latency overlaps with
@@ -20,10 +25,14 @@ use crate::kafka::progress::PartitionProgress;
 use crate::kafka::{Group, Topics};
 use crate::mention::{EnrichedMention, Escalation, Mention};
 use crate::metrics::Metrics;
-use crate::runner::{BatchPolicy, HandleError, Handler, Io, Output, Reject, Settled, StageError};
+use crate::runner::{
+    dead_letter, decide, BatchPolicy, Decision, HandleError, Handler, Io, Origin, Output, Reject,
+    Settled, StageError,
+};
 use crate::trends::record::TermBatch;
 
 use super::cascade::{record, Offer, Pending};
+use super::config::workers_or_cores;
 use super::config::EnrichConfig;
 use super::enricher::terms_of;
 use super::Enricher;
@@ -34,12 +43,18 @@ use super::Enricher;
 /// keeping memory bounded (a few tens of MB).
 const MAX_WAITING_MENTIONS: usize = 20_000;
 
+/// A batch is split over the workers only when each gets at least this many mentions (a thread
+/// costs tens of microseconds; a mention a few).
+const MIN_PER_WORKER: usize = 32;
+
 /// The enrich stage's handler for [`crate::runner::run`].
 pub struct EnrichStage {
     enricher: Enricher,
     /// `[enrich]`'s batching: most messages a batch, and how long it waits for more.
     batch_max: usize,
     batch_linger: Duration,
+    /// Threads a batch's mentions are enriched on (`[enrich] workers`, 0: one per core).
+    workers: usize,
     rule: NegativeCommentConfig,
     topics: Topics,
     metrics: Arc<Metrics>,
@@ -59,11 +74,13 @@ impl EnrichStage {
         topics: Topics,
         metrics: Arc<Metrics>,
     ) -> EnrichStage {
-        tracing::info!(topic = %topics.raw, model = enricher.model_name(), "Enrich stage ready");
+        let workers = workers_or_cores(config.workers);
+        tracing::info!(topic = %topics.raw, model = enricher.model_name(), workers, "Enrich stage ready");
         EnrichStage {
             enricher,
             batch_max: config.batch_max,
             batch_linger: Duration::from_millis(config.batch_linger_ms),
+            workers,
             rule,
             topics,
             metrics,
@@ -153,25 +170,88 @@ impl EnrichStage {
         terms: &mut TermBatch,
         out: &mut Output,
     ) -> Result<(), StageError> {
-        let json = serde_json::to_vec(&enriched).expect("an enriched mention serialises");
+        let rendered = render(&self.enricher, &self.rule, enriched);
+        self.send(rendered, terms, out).await
+    }
+
+    /// Produces what [`render`] made of a mention; adds its terms.
+    async fn send(
+        &mut self,
+        r: Rendered,
+        terms: &mut TermBatch,
+        out: &mut Output,
+    ) -> Result<(), StageError> {
         out.send(
             &self.topics.enriched,
-            Some(enriched.key.as_bytes()),
-            &json,
+            Some(r.enriched.key.as_bytes()),
+            &r.json,
             None,
         )
         .await?;
         self.metrics.enrich_enriched.inc();
-        let effects = || self.enricher.word_effects(&enriched);
-        if let Some(alert) = negative_comment(&enriched, &self.rule, effects) {
+        if let Some((key, json)) = &r.alert {
             // Keyed by query, so one router instance sees all of a query's alerts.
-            let key = alert.query.clone().unwrap_or_default();
-            let json = serde_json::to_vec(&alert).expect("an alert serialises");
-            out.send(&self.topics.alerts_raw, Some(key.as_bytes()), &json, None)
+            out.send(&self.topics.alerts_raw, Some(key.as_bytes()), json, None)
                 .await?;
             self.metrics.alerts_raised.inc();
         }
-        terms.add(&enriched, terms_of(&enriched));
+        terms.add(&r.enriched, r.terms);
+        Ok(())
+    }
+
+    /// Enriches the batch being read (on the workers) and produces its mentions in the order
+    /// they were read; escalated ones wait in the batch. A mention whose outputs are over the
+    /// topics' limit is dead-lettered with the reason, as the runner does for its input.
+    async fn enrich_current(&mut self, io: &mut Io<'_>) -> Result<(), StageError> {
+        let read = std::mem::take(&mut self.current.read);
+        let (mentions, origins): (Vec<Mention>, Vec<ReadFrom>) =
+            read.into_iter().map(|r| (r.mention, r.from)).unzip();
+        let prepared = {
+            let prep = Prep {
+                enricher: &self.enricher,
+                rule: &self.rule,
+                metrics: &self.metrics,
+            };
+            prep.all(mentions, self.workers)
+        };
+        let mut terms = std::mem::take(&mut self.current.terms);
+        for (p, from) in prepared.into_iter().zip(origins) {
+            match p {
+                Prepared::Escalated(enriched, pending) => {
+                    let b = &mut self.current;
+                    b.wait_until = b.wait_until.max(Some(pending.deadline()));
+                    b.escalated.push((enriched, pending));
+                }
+                Prepared::Ready(r) => match self.send(r, &mut terms, io.out).await {
+                    Ok(()) => {}
+                    Err(e) if decide(&e) == Decision::DeadLetterInput => {
+                        let origin = Origin {
+                            topic: &self.topics.raw,
+                            partition: from.partition,
+                            offset: from.offset,
+                            key: from.key.as_deref(),
+                            payload: &from.payload,
+                        };
+                        let reject = Reject {
+                            reason: "too_large".into(),
+                            error: e.to_string(),
+                        };
+                        let stage = Group::Enrich.suffix();
+                        dead_letter(
+                            origin,
+                            stage,
+                            reject,
+                            &self.topics.dlq,
+                            io.out,
+                            &self.metrics,
+                        )
+                        .await?;
+                    }
+                    Err(e) => return Err(e),
+                },
+            }
+        }
+        self.current.terms = terms;
         Ok(())
     }
 }
@@ -180,12 +260,129 @@ impl EnrichStage {
 #[derive(Default)]
 struct Batch {
     len: usize,
+    /// Parsed and not enriched yet, in the order read.
+    read: Vec<Read>,
     /// The raw partitions' low watermark (ms) just before the batch's first message was read.
     watermark: Option<i64>,
     terms: TermBatch,
     escalated: Vec<(EnrichedMention, Pending)>,
     /// When the last escalated mention's wait ends.
     wait_until: Option<Instant>,
+}
+
+/// A parsed mention and where it was read.
+struct Read {
+    mention: Mention,
+    from: ReadFrom,
+}
+
+/// Where a mention was read (its topic is the raw one) and its bytes, for a dead letter.
+struct ReadFrom {
+    partition: i32,
+    offset: i64,
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+}
+
+/// A mention's outputs, made on a worker.
+struct Rendered {
+    enriched: EnrichedMention,
+    json: Vec<u8>,
+    /// Its negative-comment alert (key, JSON), if it raises one.
+    alert: Option<(String, Vec<u8>)>,
+    terms: Vec<String>,
+}
+
+/// An enriched mention serialised with its alert and terms.
+fn render(
+    enricher: &Enricher,
+    rule: &NegativeCommentConfig,
+    enriched: EnrichedMention,
+) -> Rendered {
+    let json = serde_json::to_vec(&enriched).expect("an enriched mention serialises");
+    let alert = negative_comment(&enriched, rule, || enricher.word_effects(&enriched)).map(|a| {
+        let json = serde_json::to_vec(&a).expect("an alert serialises");
+        (a.query.unwrap_or_default(), json)
+    });
+    let terms = terms_of(&enriched);
+    Rendered {
+        enriched,
+        json,
+        alert,
+        terms,
+    }
+}
+
+/// What a worker made of a mention.
+enum Prepared {
+    Ready(Rendered),
+    /// Waiting for the transformer's verdict.
+    Escalated(EnrichedMention, Pending),
+}
+
+/// What the workers share.
+struct Prep<'a> {
+    enricher: &'a Enricher,
+    rule: &'a NegativeCommentConfig,
+    metrics: &'a Metrics,
+}
+
+impl Prep<'_> {
+    /// Enriches one mention, offers it to the transformer tier if there is one, and renders it
+    /// unless it waits for the transformer.
+    fn one(&self, mention: Mention) -> Prepared {
+        let mut enriched = self.enricher.enrich(mention);
+        if let Some(cascade) = self.enricher.cascade() {
+            // The transformer reads the text as the fast tier did: brand names masked.
+            match cascade.offer(&enriched, || self.enricher.scored_text(&enriched)) {
+                Offer::Queued(pending) => {
+                    self.metrics.cascade_escalated.inc();
+                    return Prepared::Escalated(enriched, pending);
+                }
+                Offer::QueueFull => {
+                    self.metrics.cascade_queue_full.inc();
+                    record(&mut enriched, Escalation::QueueFull, None);
+                }
+                Offer::NotNeeded => record(&mut enriched, Escalation::NotNeeded, None),
+            }
+        }
+        Prepared::Ready(render(self.enricher, self.rule, enriched))
+    }
+
+    /// [`Prep::one`] for each of `mentions`, in their order, split over up to `workers` threads
+    /// (this one included) when the batch is large enough.
+    fn all(&self, mentions: Vec<Mention>, workers: usize) -> Vec<Prepared> {
+        let threads = workers.min(mentions.len() / MIN_PER_WORKER).max(1);
+        if threads == 1 {
+            return mentions.into_iter().map(|m| self.one(m)).collect();
+        }
+        let per = mentions.len().div_ceil(threads);
+        let mut rest = mentions;
+        let mut chunks = Vec::with_capacity(threads);
+        while rest.len() > per {
+            let tail = rest.split_off(per);
+            chunks.push(rest);
+            rest = tail;
+        }
+        chunks.push(rest);
+        std::thread::scope(|scope| {
+            let mut chunks = chunks.into_iter();
+            let first = chunks.next().expect("at least one chunk");
+            let others: Vec<_> = chunks
+                .map(|c| {
+                    scope.spawn(move || c.into_iter().map(|m| self.one(m)).collect::<Vec<_>>())
+                })
+                .collect();
+            let mut out: Vec<Prepared> = first.into_iter().map(|m| self.one(m)).collect();
+            for h in others {
+                match h.join() {
+                    Ok(part) => out.extend(part),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            out
+        })
+    }
 }
 
 impl Batch {
@@ -215,7 +412,8 @@ impl Handler for EnrichStage {
             self.current.watermark = self.progress.low_watermark(io.consumer);
         }
         self.current.len += 1;
-        let mention = Mention::parse(msg.payload().unwrap_or(&[])).map_err(|err| Reject {
+        let payload = msg.payload().unwrap_or(&[]);
+        let mention = Mention::parse(payload).map_err(|err| Reject {
             reason: err.reason().into(),
             error: err.to_string(),
         })?;
@@ -223,31 +421,20 @@ impl Handler for EnrichStage {
         // after younger ones of later batches).
         self.progress
             .saw(msg.partition(), mention.created_at.timestamp_millis());
-        let mut enriched = self.enricher.enrich(mention);
-        if let Some(cascade) = self.enricher.cascade() {
-            // The transformer reads the text as the fast tier did: brand names masked.
-            match cascade.offer(&enriched, || self.enricher.scored_text(&enriched)) {
-                Offer::Queued(pending) => {
-                    self.metrics.cascade_escalated.inc();
-                    let b = &mut self.current;
-                    b.wait_until = b.wait_until.max(Some(pending.deadline()));
-                    b.escalated.push((enriched, pending));
-                    return Ok(());
-                }
-                Offer::QueueFull => {
-                    self.metrics.cascade_queue_full.inc();
-                    record(&mut enriched, Escalation::QueueFull, None);
-                }
-                Offer::NotNeeded => record(&mut enriched, Escalation::NotNeeded, None),
-            }
-        }
-        let mut terms = std::mem::take(&mut self.current.terms);
-        let sent = self.emit(enriched, &mut terms, io.out).await;
-        self.current.terms = terms;
-        Ok(sent?)
+        self.current.read.push(Read {
+            mention,
+            from: ReadFrom {
+                partition: msg.partition(),
+                offset: msg.offset(),
+                key: msg.key().map(<[u8]>::to_vec),
+                payload: payload.to_vec(),
+            },
+        });
+        Ok(())
     }
 
     async fn end_batch(&mut self, io: &mut Io<'_>) -> Result<Settled, StageError> {
+        self.enrich_current(io).await?;
         let batch = std::mem::take(&mut self.current);
         self.waiting.push_back(batch);
         self.finish_ready(io).await
@@ -270,6 +457,12 @@ impl Handler for EnrichStage {
     }
 
     async fn drain(&mut self, io: &mut Io<'_>) -> Result<(), StageError> {
+        // The runner ends every batch it reads; a batch read and not ended is finished here.
+        if self.current.len > 0 {
+            self.enrich_current(io).await?;
+            let batch = std::mem::take(&mut self.current);
+            self.waiting.push_back(batch);
+        }
         while !self.waiting.is_empty() {
             self.finish_oldest(io).await?;
         }
@@ -279,5 +472,106 @@ impl Handler for EnrichStage {
     fn partition_end(&mut self, partition: i32, end: Option<i64>) {
         self.progress
             .reached_end(partition, end, std::time::Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sentiment::lexicon::LexiconModel;
+
+    fn mentions(n: usize) -> Vec<Mention> {
+        let texts = [
+            "Saldo hilang, transfer gagal @NusaPay #NusaPayDown kecewa banget",
+            "Love the new menu at KopiKita #KopiKitaSenja",
+            "Worst airline ever, lost my bag again",
+            "Heading out, grabbing my usual",
+        ];
+        (0..n)
+            .map(|i| {
+                let json = serde_json::json!({
+                    "id": i.to_string(), "platform": "x", "text": texts[i % texts.len()],
+                    "created_at": "2026-11-26T10:00:00Z",
+                    "author": {"id": format!("u{i}"), "handle": format!("user{i}")},
+                });
+                serde_json::from_value(json).unwrap()
+            })
+            .collect()
+    }
+
+    /// One prepared mention's outputs: its JSON and its alert's (without the wall-clock times
+    /// `enriched_at` and `detected_at`), its alert's key and its terms.
+    type Out = (
+        serde_json::Value,
+        Option<(String, serde_json::Value)>,
+        Vec<String>,
+    );
+
+    fn without_clock(json: &[u8]) -> serde_json::Value {
+        let mut v: serde_json::Value = serde_json::from_slice(json).unwrap();
+        let obj = v.as_object_mut().unwrap();
+        obj.remove("enriched_at");
+        obj.remove("detected_at");
+        v
+    }
+
+    fn outputs(prepared: Vec<Prepared>) -> Vec<Out> {
+        prepared
+            .into_iter()
+            .map(|p| match p {
+                Prepared::Ready(r) => (
+                    without_clock(&r.json),
+                    r.alert.map(|(k, j)| (k, without_clock(&j))),
+                    r.terms,
+                ),
+                Prepared::Escalated(..) => panic!("no cascade here"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_split_over_workers_gives_the_outputs_of_one_worker_in_the_order_read() {
+        let queries = crate::tracked::QuerySet::compile(&[crate::tracked::TrackedQueryConfig {
+            name: "nusapay".into(),
+            query: "nusapay OR @nusapay OR #nusapay*".into(),
+        }])
+        .unwrap();
+        let enricher = Enricher::new(Arc::new(LexiconModel)).with_queries(queries);
+        let rule = NegativeCommentConfig::default();
+        let metrics = Metrics::default();
+        let prep = Prep {
+            enricher: &enricher,
+            rule: &rule,
+            metrics: &metrics,
+        };
+        let one = outputs(prep.all(mentions(1001), 1));
+        assert_eq!(one.len(), 1001);
+        assert!(
+            one.iter().any(|(_, alert, _)| alert.is_some()),
+            "some alert"
+        );
+        for workers in [2, 3, 8] {
+            assert_eq!(
+                outputs(prep.all(mentions(1001), workers)),
+                one,
+                "{workers} workers"
+            );
+        }
+        // Too small to split: the same, on this thread.
+        assert_eq!(
+            outputs(prep.all(mentions(40), 4)),
+            one[..40].to_vec(),
+            "a small batch"
+        );
+        let keys: Vec<String> = prep
+            .all(mentions(300), 2)
+            .into_iter()
+            .map(|p| match p {
+                Prepared::Ready(r) => r.enriched.key,
+                Prepared::Escalated(e, _) => e.key,
+            })
+            .collect();
+        let want: Vec<String> = (0..300).map(|i| format!("x:{i}")).collect();
+        assert_eq!(keys, want, "in the order read");
     }
 }

@@ -17,5 +17,5 @@ mod supervise;
 
 pub use error::{decide, Decision, StageError};
 pub use output::Output;
-pub use run::{run, BatchPolicy, HandleError, Handler, Io, Reject, Settled};
+pub use run::{dead_letter, run, BatchPolicy, HandleError, Handler, Io, Origin, Reject, Settled};
 pub use supervise::{supervise, HEALTHY_AFTER};

@@ -198,7 +198,8 @@ pub async fn run<H: Handler>(
                         },
                     };
                     if let Some(r) = reject {
-                        dead_letter(&msg, stage, r, &topics.dlq, &mut out, metrics).await?;
+                        dead_letter(Origin::of(&msg), stage, r, &topics.dlq, &mut out, metrics)
+                            .await?;
                     }
                     tracker.track(msg.topic(), msg.partition(), msg.offset());
                 }
@@ -259,9 +260,33 @@ async fn settle<H: Handler>(
     Ok(())
 }
 
-/// Sends `msg` to the dead-letter topic: the original key and bytes, the reason in headers.
-async fn dead_letter(
-    msg: &BorrowedMessage<'_>,
+/// An input message as a dead letter keeps it: where it was read and its key and bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<&'a [u8]>,
+    pub payload: &'a [u8],
+}
+
+impl<'a> Origin<'a> {
+    pub fn of(msg: &'a BorrowedMessage<'_>) -> Origin<'a> {
+        Origin {
+            topic: msg.topic(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            key: msg.key(),
+            payload: msg.payload().unwrap_or(&[]),
+        }
+    }
+}
+
+/// Sends the input message `origin` to the dead-letter topic: the original key and bytes, the
+/// reason in headers. (A handler that produces a message's outputs after [`Handler::handle`]
+/// returned dead-letters it with this when they cannot be produced.)
+pub async fn dead_letter(
+    origin: Origin<'_>,
     stage: &str,
     reject: Reject,
     dlq: &str,
@@ -272,14 +297,14 @@ async fn dead_letter(
         stage: stage.into(),
         reason: reject.reason,
         error: reject.error,
-        topic: msg.topic().to_string(),
-        partition: msg.partition(),
-        offset: msg.offset(),
+        topic: origin.topic.to_string(),
+        partition: origin.partition,
+        offset: origin.offset,
         truncated: None,
     };
     // An original too large for the dead-letter topic is cut to fit, with its length and hash.
-    let payload = dead.fit(msg.key(), msg.payload().unwrap_or(&[]), out.limit());
-    out.send(dlq, msg.key(), payload, Some(dead.headers()))
+    let payload = dead.fit(origin.key, origin.payload, out.limit());
+    out.send(dlq, origin.key, payload, Some(dead.headers()))
         .await?;
     metrics.dead_lettered(&dead.reason);
     Ok(())
