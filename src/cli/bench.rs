@@ -1,6 +1,10 @@
 //! `gema bench`: mentions at a fixed rate through every stage on the real services; reports the
-//! achieved rate, ingest → alert latency percentiles and the time to drain.
+//! achieved rate, the time to drain, ingest → ClickHouse-visible and ingest → alert latency
+//! percentiles, CPU per mention (this process, and the local broker and ClickHouse when
+//! `scripts/services.sh` runs them), the process's peak memory and the bytes per mention each
+//! topic holds on the local broker's disk; as text or one JSON object.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -22,6 +26,85 @@ pub struct BenchArgs {
     /// How long to send, in seconds.
     #[arg(long, default_value_t = 20)]
     pub seconds: u64,
+    /// Mentions to send in all, at --rate (instead of rate × seconds), e.g. 1000000.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub messages: Option<u64>,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Where scripts/services.sh keeps the local Kafka and ClickHouse (their pid files and
+    /// Kafka's log directory): their CPU and the topics' bytes on disk are measured from there
+    /// when it holds them.
+    #[arg(long, default_value = ".gema")]
+    pub services_dir: PathBuf,
+    /// Measure the enrich stage alone instead: --messages mentions (default 300000) are written
+    /// to a fresh raw topic first, then the enrich stage runs on that backlog with `[enrich]
+    /// workers` (GEMA_ENRICH_WORKERS); prints its rate and CPU.
+    #[arg(long)]
+    pub enrich_backlog: bool,
+}
+
+/// CPU seconds (user + system) of process `pid` so far (`None`: no such process).
+fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces), from field 3 on.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    Some(ticks / if hz > 0 { hz as f64 } else { 100.0 })
+}
+
+/// This process's peak resident memory in bytes (VmHWM).
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// The pid of a local service (`<services_dir>/<name>/pid`) that is running.
+fn service_pid(dir: &Path, name: &str) -> Option<String> {
+    let pid = std::fs::read_to_string(dir.join(name).join("pid")).ok()?;
+    let pid = pid.trim().to_string();
+    Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+}
+
+/// Bytes of `topic`'s log segments in Kafka's log directory (every partition).
+fn topic_bytes(data: &Path, topic: &str) -> Option<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(data).ok()?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(partition) = name.strip_prefix(topic).and_then(|r| r.strip_prefix('-')) else {
+            continue;
+        };
+        if partition.parse::<u32>().is_err() {
+            continue;
+        }
+        for f in std::fs::read_dir(entry.path()).ok()?.flatten() {
+            if f.path().extension().is_some_and(|e| e == "log") {
+                total += f.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+    }
+    Some(total)
+}
+
+/// p50 / p95 / p99 / max of `sorted` (milliseconds) as JSON.
+fn quantiles(sorted: &[f64]) -> serde_json::Value {
+    let q = |p| {
+        let v = percentile(sorted, p);
+        if v.is_finite() {
+            serde_json::json!((v * 10.0).round() / 10.0)
+        } else {
+            serde_json::Value::Null
+        }
+    };
+    serde_json::json!({
+        "count": sorted.len(), "p50_ms": q(0.5), "p95_ms": q(0.95), "p99_ms": q(0.99),
+        "max_ms": q(1.0),
+    })
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -52,7 +135,101 @@ pub fn machine() -> String {
     format!("{cores} cores, {cpu}, {profile}")
 }
 
+/// Unique copies of the synthetic feed (seed 9), `n` of them, created now.
+fn feed(n: usize) -> impl Iterator<Item = (String, Vec<u8>)> {
+    let pool: Vec<Mention> = generate(&SynthOptions {
+        seed: 9,
+        count: n.clamp(1, 200_000),
+        start: Utc::now(),
+        span: chrono::Duration::hours(3),
+        malformed: 0,
+    })
+    .iter()
+    .map(|l| Mention::parse(l.as_bytes()).expect("synth lines are valid"))
+    .collect();
+    (0..n).map(move |i| {
+        let mut m = pool[i % pool.len()].clone();
+        m.id = format!("{}-{i}", m.id);
+        let key = m.key();
+        (key, serde_json::to_vec(&m).expect("a mention serialises"))
+    })
+}
+
+/// `gema bench --enrich-backlog`: the enrich stage alone on a backlog, timed from its first
+/// enriched mention to its last (so joining the consumer group is not counted).
+async fn enrich_backlog(config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
+    let n = args.messages.unwrap_or(300_000) as usize;
+    let ns = Namespace::fresh(config, "bench-enrich")?;
+    let config = ns.config.clone();
+    let topics = config.kafka.topics();
+    kafka::topics::ensure_topics(&config.kafka, &topics).await?;
+    let producer = kafka::producer(&config.kafka)?;
+    let mut in_flight = std::collections::VecDeque::new();
+    for (key, payload) in feed(n) {
+        loop {
+            match producer.send_result(FutureRecord::to(&topics.raw).key(&key).payload(&payload)) {
+                Ok(d) => {
+                    in_flight.push_back(d);
+                    break;
+                }
+                Err(_) => {
+                    if let Some(d) = in_flight.pop_front() {
+                        let _ = d.await;
+                    }
+                }
+            }
+        }
+    }
+    for d in in_flight {
+        d.await
+            .map_err(|_| anyhow::anyhow!("the backlog was not delivered"))?
+            .map_err(|(e, _)| anyhow::anyhow!("the backlog was not delivered: {e}"))?;
+    }
+    let running = pipeline::start(&config, &[Stage::Enrich]).await?;
+    let done = || running.metrics.enrich_enriched.get() as usize;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while done() == 0 {
+        anyhow::ensure!(Instant::now() < deadline, "the enrich stage never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (first, t0, cpu0) = (done(), Instant::now(), cpu_secs("self"));
+    while done() < n {
+        anyhow::ensure!(Instant::now() < deadline, "the enrich stage did not finish");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (secs, cpu1) = (t0.elapsed().as_secs_f64(), cpu_secs("self"));
+    running.stop().await?;
+    ns.cleanup().await;
+    let workers = gema::enrich::config::workers_or_cores(config.enrich.workers);
+    let rate = (n - first) as f64 / secs;
+    let cpu = cpu0.zip(cpu1).map(|(a, b)| b - a);
+    if args.json {
+        let report = serde_json::json!({
+            "machine": machine(), "mode": "enrich_backlog", "messages": n,
+            "enrich_workers": workers, "rate": rate, "seconds": secs, "cpu_s": cpu,
+            "cores_used": cpu.map(|c| c / secs),
+            "cpu_us_per_mention": cpu.map(|c| c / (n - first) as f64 * 1e6),
+        });
+        println!("{report}");
+    } else {
+        println!("gema bench --enrich-backlog — {}", machine());
+        println!(
+            "  enrich stage alone, {workers} workers: {} mentions in {secs:.2}s ({rate:.0}/s){}",
+            n - first,
+            cpu.map_or(String::new(), |c| format!(
+                ", {c:.1} CPU s ({:.0} % of one core, {:.1} µs a mention)",
+                100.0 * c / secs,
+                c / (n - first) as f64 * 1e6
+            ))
+        );
+    }
+    Ok(())
+}
+
 pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
+    if args.enrich_backlog {
+        return enrich_backlog(config, args).await;
+    }
     anyhow::ensure!(
         !config.tracked.is_empty(),
         "no tracked queries configured (gema.toml)"
@@ -96,7 +273,32 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
         out
     });
 
-    let n = (args.rate * args.seconds) as usize;
+    // Ingest → ClickHouse-visible: the mentions table's row count, polled; the k-th row visible
+    // at time t is k-th sent at sent_at[k - 1].
+    let visible_probe = {
+        let store = store.clone();
+        let stop = probe_stop.clone();
+        tokio::spawn(async move {
+            let mut out: Vec<(Instant, u64)> = Vec::new();
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+                let count = store
+                    .client
+                    .query("SELECT count() FROM mentions")
+                    .fetch_one::<u64>()
+                    .await;
+                if let Ok(c) = count {
+                    out.push((Instant::now(), c));
+                }
+            }
+            out
+        })
+    };
+
+    let n = args.messages.unwrap_or(args.rate * args.seconds) as usize;
     let pool: Vec<Mention> = generate(&SynthOptions {
         seed: 9,
         count: n.min(200_000),
@@ -110,6 +312,17 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
     // Give the consumer groups a moment to join before the clock starts.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let producer = kafka::producer(&config.kafka)?;
+    let kafka_pid = service_pid(&args.services_dir, "kafka");
+    let clickhouse_pid = service_pid(&args.services_dir, "clickhouse");
+    let cpu = || {
+        [
+            cpu_secs("self"),
+            kafka_pid.as_deref().and_then(cpu_secs),
+            clickhouse_pid.as_deref().and_then(cpu_secs),
+        ]
+    };
+    let cpu_before = cpu();
+    let mut sent_at: Vec<Instant> = Vec::with_capacity(n);
     let started = Instant::now();
     let mut in_flight = std::collections::VecDeque::new();
     for i in 0..n {
@@ -129,6 +342,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
             match producer.send_result(FutureRecord::to(&topics.raw).key(&key).payload(&payload)) {
                 Ok(d) => {
                     in_flight.push_back(d);
+                    sent_at.push(Instant::now());
                     break;
                 }
                 Err(_) => {
@@ -151,11 +365,83 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
         .await
         .map_err(anyhow::Error::msg)?;
     let total_s = started.elapsed().as_secs_f64() - 3.0;
+    let cpu_after = cpu();
     probe_stop.cancel();
     let mut lat = latencies.await?;
     lat.sort_by(f64::total_cmp);
+    let mut visible: Vec<f64> = visible_probe
+        .await?
+        .into_iter()
+        .filter(|(_, c)| *c > 0 && !sent_at.is_empty())
+        .map(|(t, c)| {
+            let k = (c as usize).min(sent_at.len()) - 1;
+            t.saturating_duration_since(sent_at[k]).as_secs_f64() * 1000.0
+        })
+        .collect();
+    visible.sort_by(f64::total_cmp);
     let metrics = running.stop().await?;
     let stored = store.count_mentions().await?;
+    let peak_rss = peak_rss_bytes();
+    // CPU per mention in microseconds: this process (every stage and the sender), the broker,
+    // ClickHouse.
+    let per_mention = |i: usize| match (cpu_before[i], cpu_after[i]) {
+        (Some(a), Some(b)) => Some((b - a) / n as f64 * 1e6),
+        _ => None,
+    };
+    let cpu_us = [per_mention(0), per_mention(1), per_mention(2)];
+    let data = args.services_dir.join("kafka").join("data");
+    let topic_names = [
+        ("raw", topics.raw.as_str()),
+        ("enriched", topics.enriched.as_str()),
+        ("terms", topics.terms.as_str()),
+        ("trends", topics.trends.as_str()),
+        ("alerts_raw", topics.alerts_raw.as_str()),
+        ("alerts", topics.alerts.as_str()),
+        ("incidents", topics.incidents.as_str()),
+        ("dlq", topics.dlq.as_str()),
+    ];
+    let bytes: Vec<(&str, Option<u64>)> = topic_names
+        .iter()
+        .map(|(label, t)| {
+            (
+                *label,
+                data.is_dir().then(|| topic_bytes(&data, t)).flatten(),
+            )
+        })
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    if args.json {
+        let report = serde_json::json!({
+            "machine": machine(),
+            "messages": n,
+            "target_rate": args.rate,
+            "send_s": send_s,
+            "send_rate": n as f64 / send_s,
+            "end_to_end_s": total_s,
+            "end_to_end_rate": n as f64 / total_s,
+            "stored": stored,
+            "enrich_workers": gema::enrich::config::workers_or_cores(config.enrich.workers),
+            "ingest_to_visible": quantiles(&visible),
+            "ingest_to_alert": quantiles(&lat),
+            "cpu_us_per_mention": {
+                "gema": cpu_us[0], "kafka": cpu_us[1], "clickhouse": cpu_us[2],
+            },
+            "peak_rss_bytes": peak_rss,
+            "topic_bytes_per_mention": bytes
+                .iter()
+                .map(|(l, b)| (l.to_string(), serde_json::json!(b.map(|b| b as f64 / n as f64))))
+                .collect::<serde_json::Map<_, _>>(),
+            "cascade": config.enrich.cascade.enabled.then(|| serde_json::json!({
+                "escalated": metrics.cascade_escalated.get(),
+                "decided": metrics.cascade_decided.get(),
+                "timed_out": metrics.cascade_timed_out.get(),
+                "queue_full": metrics.cascade_queue_full.get(),
+            })),
+        });
+        println!("{report}");
+        ns.cleanup().await;
+        return Ok(());
+    }
 
     println!("gema bench — {}", machine());
     println!(
@@ -189,6 +475,14 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
         println!("  sentiment cascade off (fast tier only)");
     }
     println!(
+        "  ingest → visible  {} samples of the mentions table: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        visible.len(),
+        percentile(&visible, 0.5),
+        percentile(&visible, 0.95),
+        percentile(&visible, 0.99),
+        visible.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
         "  ingest → alert    {} negative-comment alerts: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
         lat.len(),
         percentile(&lat, 0.5),
@@ -196,6 +490,36 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
         percentile(&lat, 0.99),
         lat.last().copied().unwrap_or(f64::NAN)
     );
+    let show = |v: Option<f64>| v.map_or("not measured".to_string(), |v| format!("{v:.1} µs"));
+    println!(
+        "  CPU per mention   gema {} (every stage and the sender, {} enrich workers), Kafka {}, ClickHouse {}",
+        show(cpu_us[0]),
+        gema::enrich::config::workers_or_cores(config.enrich.workers),
+        show(cpu_us[1]),
+        show(cpu_us[2])
+    );
+    println!(
+        "  peak memory       {} (one process runs every stage)",
+        peak_rss.map_or("not measured".into(), |b| format!(
+            "{:.0} MiB",
+            b as f64 / 1048576.0
+        ))
+    );
+    if bytes.iter().any(|(_, b)| b.is_some()) {
+        let list: Vec<String> = bytes
+            .iter()
+            .filter_map(|(l, b)| b.map(|b| format!("{l} {:.0}", b as f64 / n as f64)))
+            .collect();
+        println!(
+            "  bytes per mention on the broker's disk: {}",
+            list.join(", ")
+        );
+    } else {
+        println!(
+            "  bytes per mention not measured ({} has no Kafka log directory)",
+            data.display()
+        );
+    }
     ns.cleanup().await;
     Ok(())
 }
