@@ -2,7 +2,9 @@
 //! achieved rate, the time to drain, ingest → ClickHouse-visible and ingest → alert latency
 //! percentiles, CPU per mention (this process, and the local broker and ClickHouse when
 //! `scripts/services.sh` runs them), the process's peak memory and the bytes per mention each
-//! topic holds on the local broker's disk; as text or one JSON object.
+//! topic holds on the local broker's disk, and beside them the box's ceiling with the same bytes
+//! (one producer into Kafka, one consumer out, one RowBinary insert into ClickHouse); as text or
+//! one JSON object.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -133,6 +135,104 @@ pub fn machine() -> String {
         "release build"
     };
     format!("{cores} cores, {cpu}, {profile}")
+}
+
+/// What this box does with the same bytes without gema: mentions/s one producer gets into Kafka
+/// and one consumer gets back out, and rows/s ClickHouse takes in one RowBinary insert.
+struct Ceiling {
+    produce: f64,
+    consume: f64,
+    insert: f64,
+}
+
+/// Measures [`Ceiling`] with `n` mentions of the bench feed (topics `<prefix>-ceiling.*`, deleted
+/// after) and the rows `store` holds (copied into `mentions_ceiling` of its database).
+async fn ceiling(config: &Config, store: &gema::store::Store, n: usize) -> anyhow::Result<Ceiling> {
+    use rdkafka::consumer::BaseConsumer;
+    let mut kc = config.kafka.clone();
+    kc.topic_prefix = format!("{}-ceiling", config.kafka.topic_prefix);
+    let topics = kc.topics();
+    kafka::topics::ensure_topics(&kc, &topics).await?;
+    let payloads: Vec<(String, Vec<u8>)> = feed(n).collect();
+    let producer = kafka::producer(&kc)?;
+    let started = Instant::now();
+    let mut in_flight = std::collections::VecDeque::new();
+    for (key, payload) in &payloads {
+        loop {
+            match producer.send_result(FutureRecord::to(&topics.raw).key(key).payload(payload)) {
+                Ok(d) => {
+                    in_flight.push_back(d);
+                    break;
+                }
+                Err(_) => {
+                    if let Some(d) = in_flight.pop_front() {
+                        let _ = d.await;
+                    }
+                }
+            }
+        }
+    }
+    for d in in_flight {
+        let _ = d.await;
+    }
+    let produce = n as f64 / started.elapsed().as_secs_f64();
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &kc.brokers)
+        .set("group.id", format!("{}-reader", kc.topic_prefix))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    consumer.subscribe(&[&topics.raw])?;
+    let (mut got, mut first) = (0usize, None);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while got < n && Instant::now() < deadline {
+        if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
+            first.get_or_insert_with(Instant::now);
+            got += 1;
+        }
+    }
+    let consume = got as f64 / first.map_or(f64::NAN, |t| t.elapsed().as_secs_f64());
+    drop(consumer);
+    let _ = kafka::topics::delete_topics(&kc, &topics).await;
+
+    let columns: Vec<String> = store
+        .client
+        .query(
+            "SELECT name FROM system.columns WHERE database = ? AND table = 'mentions' \
+             AND default_kind NOT IN ('MATERIALIZED', 'ALIAS')",
+        )
+        .bind(store.database.as_str())
+        .fetch_all()
+        .await?;
+    let names = columns.join(", ");
+    store
+        .client
+        .query("CREATE TABLE IF NOT EXISTS mentions_ceiling AS mentions")
+        .execute()
+        .await?;
+    let rows = store
+        .client
+        .query(&format!("SELECT {names} FROM mentions"))
+        .fetch_bytes("RowBinary")?
+        .collect()
+        .await?;
+    let count: u64 = store
+        .client
+        .query("SELECT count() FROM mentions")
+        .fetch_one()
+        .await?;
+    let started = Instant::now();
+    let mut insert = store.client.insert_formatted_with(format!(
+        "INSERT INTO mentions_ceiling ({names}) FORMAT RowBinary"
+    ));
+    insert.send(rows).await?;
+    insert.end().await?;
+    let insert = count as f64 / started.elapsed().as_secs_f64();
+    Ok(Ceiling {
+        produce,
+        consume,
+        insert,
+    })
 }
 
 /// Unique copies of the synthetic feed (seed 9), `n` of them, created now.
@@ -382,6 +482,9 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
     let metrics = running.stop().await?;
     let stored = store.count_mentions().await?;
     let peak_rss = peak_rss_bytes();
+    let ceiling = ceiling(&config, &store, n).await?;
+    let e2e = n as f64 / total_s;
+    let share = |c: f64| 100.0 * e2e / c;
     // CPU per mention in microseconds: this process (every stage and the sender), the broker,
     // ClickHouse.
     let per_mention = |i: usize| match (cpu_before[i], cpu_after[i]) {
@@ -431,6 +534,11 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|(l, b)| (l.to_string(), serde_json::json!(b.map(|b| b as f64 / n as f64))))
                 .collect::<serde_json::Map<_, _>>(),
+            "ceiling": {
+                "kafka_produce_per_s": ceiling.produce,
+                "kafka_consume_per_s": ceiling.consume,
+                "clickhouse_insert_rows_per_s": ceiling.insert,
+            },
             "cascade": config.enrich.cascade.enabled.then(|| serde_json::json!({
                 "escalated": metrics.cascade_escalated.get(),
                 "decided": metrics.cascade_decided.get(),
@@ -504,6 +612,15 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
             "{:.0} MiB",
             b as f64 / 1048576.0
         ))
+    );
+    println!(
+        "  ceiling, same bytes without gema: Kafka takes {:.0}/s from one producer ({:.0} % used by gema end to end) and gives {:.0}/s to one consumer ({:.0} %); ClickHouse takes {:.0} rows/s in one RowBinary insert ({:.0} %)",
+        ceiling.produce,
+        share(ceiling.produce),
+        ceiling.consume,
+        share(ceiling.consume),
+        ceiling.insert,
+        share(ceiling.insert)
     );
     if bytes.iter().any(|(_, b)| b.is_some()) {
         let list: Vec<String> = bytes
