@@ -293,6 +293,12 @@ async fn enrich_backlog(config: &Config, args: &BenchArgs) -> anyhow::Result<()>
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let (first, t0, cpu0) = (done(), Instant::now(), cpu_secs("self"));
+    anyhow::ensure!(
+        first < n,
+        "the whole backlog ({n} mentions) was enriched in the first batch, too few to time: \
+         give --messages at least ten times [enrich] batch_max ({})",
+        config.enrich.batch_max
+    );
     while done() < n {
         anyhow::ensure!(Instant::now() < deadline, "the enrich stage did not finish");
         tokio::time::sleep(Duration::from_millis(5)).await;
