@@ -183,6 +183,11 @@ pub struct Incidents {
     /// [`HISTORY_WINDOWS`] windows: its usual rate, against which a run of comments is news.
     #[serde(default)]
     history: BTreeMap<String, std::collections::VecDeque<i64>>,
+    /// The earliest event time (Unix seconds) of any alert seen: since when the router has been
+    /// listening. A query with no comment in its history for two windows while the router has
+    /// listened longer is a quiet one (its usual count is 0), not a fresh start.
+    #[serde(default)]
+    listening_since: Option<i64>,
 }
 
 /// Windows of comment history kept per query (the baseline is the three before the current).
@@ -494,6 +499,8 @@ impl Incidents {
         if !config.enabled || alert.kind == AlertKind::Digest {
             return Membership::None;
         }
+        let et = alert.event_time.timestamp();
+        self.listening_since = Some(self.listening_since.map_or(et, |s| s.min(et)));
         let Some(query) = self.query_of(alert) else {
             return Membership::None;
         };
@@ -621,7 +628,7 @@ impl Incidents {
             // Opened without a usual count (a fresh start): the usual count since, once known.
             let baseline = open
                 .baseline
-                .or_else(|| usual_in(self.history.get(q), clock, window));
+                .or_else(|| usual_in(self.history.get(q), self.listening_since, clock, window));
             let faded_at = (config.open_after_comments.saturating_sub(1) as f64)
                 .max((FADED_RATIO * baseline.unwrap_or(0.0)).ceil());
             if clock - signal >= quiet && recent as f64 <= faded_at {
@@ -645,9 +652,10 @@ impl Incidents {
     }
 
     /// The query's usual negative comments per window at `t`: the mean over the windows before
-    /// the current one (up to three), or `None` while its history is shorter than two windows.
+    /// the current one (up to three), or `None` while neither its history nor the router's
+    /// listening reaches two windows back (a fresh start).
     fn usual(&self, query: &str, t: DateTime<Utc>, window: Duration) -> Option<f64> {
-        usual_in(self.history.get(query), t, window)
+        usual_in(self.history.get(query), self.listening_since, t, window)
     }
 
     /// The incidents changed since they last went out, as versions stamped `now`.
@@ -689,19 +697,26 @@ fn rate_so_far(
 /// [`Incidents::usual`] over one query's comment history.
 fn usual_in(
     h: Option<&std::collections::VecDeque<i64>>,
+    listening_since: Option<i64>,
     t: DateTime<Utc>,
     window: Duration,
 ) -> Option<f64> {
-    let h = h?;
     let (t, w) = (t.timestamp(), window.num_seconds().max(1));
-    let first = *h.front()?;
+    // Counts are known from the query's oldest kept comment, or from when the router began
+    // listening if that is earlier (a quiet query: windows without comments count as 0).
+    let first = match (h.and_then(|h| h.front().copied()), listening_since) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b)?,
+    };
     if first > t - 2 * w {
         return None;
     }
     let end = t - w;
     let start = (t - HISTORY_WINDOWS * w).max(first);
     let windows = ((end - start) as f64 / w as f64).max(1.0);
-    let n = h.iter().filter(|x| **x >= start && **x < end).count();
+    let n = h.map_or(0, |h| {
+        h.iter().filter(|x| **x >= start && **x < end).count()
+    });
     Some(n as f64 / windows)
 }
 
@@ -960,6 +975,30 @@ mod tests {
         let opened =
             (0..30i64).any(|k| matches!(observe(&mut inc, 360 + k * 2), Membership::Joined(_)));
         assert!(opened);
+    }
+
+    #[test]
+    fn a_quiet_brand_is_not_a_fresh_start() {
+        let config = IncidentConfig::default();
+        let mut inc = Incidents::default();
+        // The router has listened for an hour (an unrelated trend); the brand had no complaint.
+        assert_eq!(
+            inc.observe(&config, &trending("tr", "#kopi", -3600), None, t(-3600)),
+            Membership::None
+        );
+        // Five complaints in three minutes open an incident: its usual count is none, known.
+        let ms: Vec<Membership> = (0..5u32)
+            .map(|k| {
+                let at = i64::from(k) * 40;
+                let c = comment(k, at, 10, "NusaPay saldo hilang");
+                inc.observe(&config, &c, None, t(at))
+            })
+            .collect();
+        assert!(
+            ms[..4].iter().all(|m| matches!(m, Membership::Pending(_))),
+            "{ms:?}"
+        );
+        assert!(matches!(ms[4], Membership::Joined(_)), "{ms:?}");
     }
 
     #[test]

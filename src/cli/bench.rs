@@ -23,10 +23,10 @@ use rdkafka::producer::FutureRecord;
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// Mentions per second to send.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
     pub rate: u64,
     /// How long to send, in seconds.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     pub seconds: u64,
     /// Mentions to send in all, at --rate (instead of rate × seconds), e.g. 1000000.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -379,8 +379,8 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
         out
     });
 
-    // Ingest → ClickHouse-visible: the mentions table's row count, polled; the k-th row visible
-    // at time t is k-th sent at sent_at[k - 1].
+    // Ingest → ClickHouse-visible: the mentions table's row count, polled; when it reaches k at
+    // time t, the k-th mention sent (at sent_at[k - 1]) took t - sent_at[k - 1] to be visible.
     let visible_probe = {
         let store = store.clone();
         let stop = probe_stop.clone();
@@ -475,15 +475,18 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
     probe_stop.cancel();
     let mut lat = latencies.await?;
     lat.sort_by(f64::total_cmp);
-    let mut visible: Vec<f64> = visible_probe
-        .await?
-        .into_iter()
-        .filter(|(_, c)| *c > 0 && !sent_at.is_empty())
-        .map(|(t, c)| {
-            let k = (c as usize).min(sent_at.len()) - 1;
-            t.saturating_duration_since(sent_at[k]).as_secs_f64() * 1000.0
-        })
-        .collect();
+    // One sample each time the count grows (a flat count between two inserts, or after the
+    // last one, says nothing new about latency), up to the n-th row.
+    let mut visible: Vec<f64> = Vec::new();
+    let mut last = 0u64;
+    for (t, c) in visible_probe.await? {
+        if c <= last || last as usize >= sent_at.len() {
+            continue;
+        }
+        last = c;
+        let k = (c as usize).min(sent_at.len()) - 1;
+        visible.push(t.saturating_duration_since(sent_at[k]).as_secs_f64() * 1000.0);
+    }
     visible.sort_by(f64::total_cmp);
     let metrics = running.stop().await?;
     let stored = store.count_mentions().await?;

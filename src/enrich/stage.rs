@@ -96,7 +96,7 @@ impl EnrichStage {
         let Some(mut batch) = self.waiting.pop_front() else {
             return Ok(());
         };
-        for (mut enriched, pending) in std::mem::take(&mut batch.escalated) {
+        for (mut enriched, pending, from) in std::mem::take(&mut batch.escalated) {
             let route = pending.route();
             match pending.verdict().await {
                 Some(s) => {
@@ -113,7 +113,8 @@ impl EnrichStage {
                     record(&mut enriched, Escalation::TimedOut, None);
                 }
             }
-            self.emit(enriched, &mut batch.terms, io.out).await?;
+            let sent = self.emit(enriched, &mut batch.terms, io.out).await;
+            self.dead_letter_if_too_large(sent, &from, io.out).await?;
         }
         // The raw partitions' low watermark from before the batch's first message was read:
         // every occurrence of this batch and of the batches after it is at least that old
@@ -199,6 +200,35 @@ impl EnrichStage {
         Ok(())
     }
 
+    /// What became of producing a mention's outputs: one over the topics' limit dead-letters its
+    /// input with the reason (as the runner does for an input it is handling) and the stage goes
+    /// on; any other error is the stage's.
+    async fn dead_letter_if_too_large(
+        &self,
+        sent: Result<(), StageError>,
+        from: &ReadFrom,
+        out: &mut Output,
+    ) -> Result<(), StageError> {
+        match sent {
+            Err(e) if decide(&e) == Decision::DeadLetterInput => {
+                let origin = Origin {
+                    topic: &self.topics.raw,
+                    partition: from.partition,
+                    offset: from.offset,
+                    key: from.key.as_deref(),
+                    payload: &from.payload,
+                };
+                let reject = Reject {
+                    reason: "too_large".into(),
+                    error: e.to_string(),
+                };
+                let stage = Group::Enrich.suffix();
+                dead_letter(origin, stage, reject, &self.topics.dlq, out, &self.metrics).await
+            }
+            other => other,
+        }
+    }
+
     /// Enriches the batch being read (on the workers) and produces its mentions in the order
     /// they were read; escalated ones wait in the batch. A mention whose outputs are over the
     /// topics' limit is dead-lettered with the reason, as the runner does for its input.
@@ -220,35 +250,12 @@ impl EnrichStage {
                 Prepared::Escalated(enriched, pending) => {
                     let b = &mut self.current;
                     b.wait_until = b.wait_until.max(Some(pending.deadline()));
-                    b.escalated.push((enriched, pending));
+                    b.escalated.push((enriched, pending, from));
                 }
-                Prepared::Ready(r) => match self.send(r, &mut terms, io.out).await {
-                    Ok(()) => {}
-                    Err(e) if decide(&e) == Decision::DeadLetterInput => {
-                        let origin = Origin {
-                            topic: &self.topics.raw,
-                            partition: from.partition,
-                            offset: from.offset,
-                            key: from.key.as_deref(),
-                            payload: &from.payload,
-                        };
-                        let reject = Reject {
-                            reason: "too_large".into(),
-                            error: e.to_string(),
-                        };
-                        let stage = Group::Enrich.suffix();
-                        dead_letter(
-                            origin,
-                            stage,
-                            reject,
-                            &self.topics.dlq,
-                            io.out,
-                            &self.metrics,
-                        )
-                        .await?;
-                    }
-                    Err(e) => return Err(e),
-                },
+                Prepared::Ready(r) => {
+                    let sent = self.send(r, &mut terms, io.out).await;
+                    self.dead_letter_if_too_large(sent, &from, io.out).await?;
+                }
             }
         }
         self.current.terms = terms;
@@ -265,7 +272,8 @@ struct Batch {
     /// The raw partitions' low watermark (ms) just before the batch's first message was read.
     watermark: Option<i64>,
     terms: TermBatch,
-    escalated: Vec<(EnrichedMention, Pending)>,
+    /// Each with where it was read, to dead-letter it if its outputs cannot be produced.
+    escalated: Vec<(EnrichedMention, Pending, ReadFrom)>,
     /// When the last escalated mention's wait ends.
     wait_until: Option<Instant>,
 }
@@ -388,7 +396,7 @@ impl Prep<'_> {
 impl Batch {
     /// Whether every escalated mention's verdict is in (or its wait is over), without waiting.
     fn is_ready(&mut self) -> bool {
-        self.escalated.iter_mut().all(|(_, p)| p.is_ready())
+        self.escalated.iter_mut().all(|(_, p, _)| p.is_ready())
     }
 }
 
