@@ -79,7 +79,8 @@ pub fn incident_when(r: &Report, i: &crate::query::incidents::StoredIncident) ->
         r.show_time(i.opened_at),
         r.show_time(i.last_event_at)
     );
-    if let Some(t) = i.resolved() {
+    // A person may have reopened one the router resolved: its fading out is then history.
+    if let Some(t) = i.resolved().filter(|_| i.status == "resolved") {
         s.push_str(&format!(", faded out {}", r.show_time(t)));
     }
     s
