@@ -621,9 +621,10 @@ impl Incidents {
             // Resolved once no spike or trend has joined for `resolve_after_s`, and its comments
             // in the last window are back near the usual count before it opened.
             let signal = open.last_signal.unwrap_or(open.incident.last_event_at);
+            // The history is in event-time order: the comments after `from` are its tail.
             let recent = self.history.get(q).map_or(0, |h| {
                 let from = (clock - window).timestamp();
-                h.iter().rev().take_while(|t| **t > from).count()
+                h.len() - h.partition_point(|t| *t <= from)
             });
             // Opened without a usual count (a fresh start): the usual count since, once known.
             let baseline = open
@@ -690,7 +691,8 @@ fn rate_so_far(
     if end - first < 3 * b {
         return 0.0;
     }
-    let n = h.map_or(0, |h| h.iter().filter(|x| **x < end).count());
+    // In event-time order: the comments before `end` are its head.
+    let n = h.map_or(0, |h| h.partition_point(|x| *x < end));
     n as f64 * b as f64 / (end - first) as f64
 }
 
@@ -714,8 +716,9 @@ fn usual_in(
     let end = t - w;
     let start = (t - HISTORY_WINDOWS * w).max(first);
     let windows = ((end - start) as f64 / w as f64).max(1.0);
+    // In event-time order: those in [start, end) lie between two binary searches.
     let n = h.map_or(0, |h| {
-        h.iter().filter(|x| **x >= start && **x < end).count()
+        h.partition_point(|x| *x < end) - h.partition_point(|x| *x < start)
     });
     Some(n as f64 / windows)
 }
