@@ -137,6 +137,30 @@ pub fn machine() -> String {
     format!("{cores} cores, {cpu}, {profile}")
 }
 
+/// Queues one record, waiting for the oldest delivery while the producer's queue is full.
+async fn queue(
+    producer: &rdkafka::producer::FutureProducer,
+    in_flight: &mut std::collections::VecDeque<rdkafka::producer::DeliveryFuture>,
+    topic: &str,
+    key: &str,
+    payload: &[u8],
+) {
+    loop {
+        match producer.send_result(FutureRecord::to(topic).key(key).payload(payload)) {
+            Ok(d) => {
+                in_flight.push_back(d);
+                return;
+            }
+            Err(_) => match in_flight.pop_front() {
+                Some(d) => {
+                    let _ = d.await;
+                }
+                None => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+        }
+    }
+}
+
 /// What this box does with the same bytes without gema: mentions/s one producer gets into Kafka
 /// and one consumer gets back out, and rows/s ClickHouse takes in one RowBinary insert.
 struct Ceiling {
@@ -158,19 +182,7 @@ async fn ceiling(config: &Config, store: &gema::store::Store, n: usize) -> anyho
     let started = Instant::now();
     let mut in_flight = std::collections::VecDeque::new();
     for (key, payload) in &payloads {
-        loop {
-            match producer.send_result(FutureRecord::to(&topics.raw).key(key).payload(payload)) {
-                Ok(d) => {
-                    in_flight.push_back(d);
-                    break;
-                }
-                Err(_) => {
-                    if let Some(d) = in_flight.pop_front() {
-                        let _ = d.await;
-                    }
-                }
-            }
-        }
+        queue(&producer, &mut in_flight, &topics.raw, key, payload).await;
     }
     for d in in_flight {
         let _ = d.await;
@@ -235,9 +247,9 @@ async fn ceiling(config: &Config, store: &gema::store::Store, n: usize) -> anyho
     })
 }
 
-/// Unique copies of the synthetic feed (seed 9), `n` of them, created now.
-fn feed(n: usize) -> impl Iterator<Item = (String, Vec<u8>)> {
-    let pool: Vec<Mention> = generate(&SynthOptions {
+/// The bench feed's mentions (synthetic, seed 9), up to 200,000, created now.
+fn pool(n: usize) -> Vec<Mention> {
+    generate(&SynthOptions {
         seed: 9,
         count: n.clamp(1, 200_000),
         start: Utc::now(),
@@ -246,7 +258,12 @@ fn feed(n: usize) -> impl Iterator<Item = (String, Vec<u8>)> {
     })
     .iter()
     .map(|l| Mention::parse(l.as_bytes()).expect("synth lines are valid"))
-    .collect();
+    .collect()
+}
+
+/// Unique copies of the synthetic feed (seed 9), `n` of them, created now.
+fn feed(n: usize) -> impl Iterator<Item = (String, Vec<u8>)> {
+    let pool = pool(n);
     (0..n).map(move |i| {
         let mut m = pool[i % pool.len()].clone();
         m.id = format!("{}-{i}", m.id);
@@ -266,19 +283,7 @@ async fn enrich_backlog(config: &Config, args: &BenchArgs) -> anyhow::Result<()>
     let producer = kafka::producer(&config.kafka)?;
     let mut in_flight = std::collections::VecDeque::new();
     for (key, payload) in feed(n) {
-        loop {
-            match producer.send_result(FutureRecord::to(&topics.raw).key(&key).payload(&payload)) {
-                Ok(d) => {
-                    in_flight.push_back(d);
-                    break;
-                }
-                Err(_) => {
-                    if let Some(d) = in_flight.pop_front() {
-                        let _ = d.await;
-                    }
-                }
-            }
-        }
+        queue(&producer, &mut in_flight, &topics.raw, &key, &payload).await;
     }
     for d in in_flight {
         d.await
@@ -405,16 +410,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
     };
 
     let n = args.messages.unwrap_or(args.rate * args.seconds) as usize;
-    let pool: Vec<Mention> = generate(&SynthOptions {
-        seed: 9,
-        count: n.min(200_000),
-        start: Utc::now(),
-        span: chrono::Duration::hours(3),
-        malformed: 0,
-    })
-    .iter()
-    .map(|l| Mention::parse(l.as_bytes()).expect("synth lines are valid"))
-    .collect();
+    let pool = pool(n);
     // Give the consumer groups a moment to join before the clock starts.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let producer = kafka::producer(&config.kafka)?;
@@ -444,20 +440,8 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
         m.ingested_at = Some(now);
         let key = m.key();
         let payload = serde_json::to_vec(&m)?;
-        loop {
-            match producer.send_result(FutureRecord::to(&topics.raw).key(&key).payload(&payload)) {
-                Ok(d) => {
-                    in_flight.push_back(d);
-                    sent_at.push(Instant::now());
-                    break;
-                }
-                Err(_) => {
-                    if let Some(d) = in_flight.pop_front() {
-                        let _ = d.await;
-                    }
-                }
-            }
-        }
+        queue(&producer, &mut in_flight, &topics.raw, &key, &payload).await;
+        sent_at.push(Instant::now());
         while in_flight.len() > 20_000 {
             let _ = in_flight.pop_front().expect("non-empty").await;
         }
