@@ -24,17 +24,58 @@ pub struct TermRecord {
     pub watermark: Option<DateTime<Utc>>,
 }
 
+/// One occurrence of a term. On the wire the keys are one letter and the time is milliseconds
+/// since the epoch (`{"a":"u1","t":1764133200000,"m":…}`): a batch carries one per term of every
+/// mention, the largest of the topics; the long keys and an RFC 3339 time of earlier versions
+/// are still read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Occurrence {
+    #[serde(rename = "a", alias = "author_id")]
     pub author_id: String,
+    #[serde(rename = "t", alias = "event_time", with = "millis")]
     pub event_time: DateTime<Utc>,
     /// A hash of the mention's key: the trend stage counts each mention once per bucket, also
     /// when the enrich stage sends a record again after a crash.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "m",
+        alias = "mention",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub mention: Option<u64>,
     /// For `qneg:` terms only: what the negative mention was about, so a spike alert can say why.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "c",
+        alias = "context",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub context: Option<SpikeContext>,
+}
+
+/// A time as milliseconds since the epoch, read from that or from RFC 3339 text.
+mod millis {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(t.timestamp_millis())
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Millis(i64),
+        Text(DateTime<Utc>),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        match Either::deserialize(d)? {
+            Either::Millis(ms) => DateTime::from_timestamp_millis(ms)
+                .ok_or_else(|| serde::de::Error::custom(format!("time {ms} ms out of range"))),
+            Either::Text(t) => Ok(t),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,6 +170,22 @@ impl TermBatch {
 #[cfg(test)]
 mod split_tests {
     use super::*;
+
+    #[test]
+    fn occurrences_are_compact_on_the_wire_and_the_older_form_still_reads() {
+        let at: DateTime<Utc> = "2026-11-26T10:00:00.123Z".parse().unwrap();
+        let o = Occurrence {
+            author_id: "u1".into(),
+            event_time: at,
+            mention: Some(7),
+            context: None,
+        };
+        let json = serde_json::to_string(&o).unwrap();
+        assert_eq!(json, r#"{"a":"u1","t":1795687200123,"m":7}"#);
+        assert_eq!(serde_json::from_str::<Occurrence>(&json).unwrap(), o);
+        let older = r#"{"author_id":"u1","event_time":"2026-11-26T10:00:00.123Z","mention":7}"#;
+        assert_eq!(serde_json::from_str::<Occurrence>(older).unwrap(), o);
+    }
 
     #[test]
     fn a_record_over_the_limit_splits_into_records_that_fit_and_lose_nothing() {
