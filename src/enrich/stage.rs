@@ -26,8 +26,7 @@ use crate::kafka::{Group, Topics};
 use crate::mention::{EnrichedMention, Escalation, Mention};
 use crate::metrics::Metrics;
 use crate::runner::{
-    dead_letter, decide, BatchPolicy, Decision, HandleError, Handler, Io, Origin, Output, Reject,
-    Settled, StageError,
+    dead_letter, BatchPolicy, HandleError, Handler, Io, Origin, Output, Reject, Settled, StageError,
 };
 use crate::trends::record::TermBatch;
 
@@ -209,33 +208,27 @@ impl EnrichStage {
         from: &ReadFrom,
         out: &mut Output,
     ) -> Result<(), StageError> {
-        match sent {
-            Err(e) if decide(&e) == Decision::DeadLetterInput => {
-                let origin = Origin {
-                    topic: &self.topics.raw,
-                    partition: from.partition,
-                    offset: from.offset,
-                    key: from.key.as_deref(),
-                    payload: &from.payload,
-                };
-                let reject = Reject {
-                    reason: "too_large".into(),
-                    error: e.to_string(),
-                };
-                let stage = Group::Enrich.suffix();
-                dead_letter(origin, stage, reject, &self.topics.dlq, out, &self.metrics).await
-            }
-            other => other,
-        }
+        let Err(e) = sent else {
+            return Ok(());
+        };
+        let reject = Reject::for_input(e)?;
+        let origin = Origin {
+            topic: &self.topics.raw,
+            partition: from.partition,
+            offset: from.offset,
+            key: from.key.as_deref(),
+            payload: &from.payload,
+        };
+        let stage = Group::Enrich.suffix();
+        dead_letter(origin, stage, reject, &self.topics.dlq, out, &self.metrics).await
     }
 
     /// Enriches the batch being read (on the workers) and produces its mentions in the order
     /// they were read; escalated ones wait in the batch. A mention whose outputs are over the
     /// topics' limit is dead-lettered with the reason, as the runner does for its input.
     async fn enrich_current(&mut self, io: &mut Io<'_>) -> Result<(), StageError> {
-        let read = std::mem::take(&mut self.current.read);
-        let (mentions, origins): (Vec<Mention>, Vec<ReadFrom>) =
-            read.into_iter().map(|r| (r.mention, r.from)).unzip();
+        let mentions = std::mem::take(&mut self.current.mentions);
+        let origins = std::mem::take(&mut self.current.read_from);
         let prepared = {
             let prep = Prep {
                 enricher: &self.enricher,
@@ -267,8 +260,9 @@ impl EnrichStage {
 #[derive(Default)]
 struct Batch {
     len: usize,
-    /// Parsed and not enriched yet, in the order read.
-    read: Vec<Read>,
+    /// Parsed and not enriched yet, in the order read, and where each was read.
+    mentions: Vec<Mention>,
+    read_from: Vec<ReadFrom>,
     /// The raw partitions' low watermark (ms) just before the batch's first message was read.
     watermark: Option<i64>,
     terms: TermBatch,
@@ -276,12 +270,6 @@ struct Batch {
     escalated: Vec<(EnrichedMention, Pending, ReadFrom)>,
     /// When the last escalated mention's wait ends.
     wait_until: Option<Instant>,
-}
-
-/// A parsed mention and where it was read.
-struct Read {
-    mention: Mention,
-    from: ReadFrom,
 }
 
 /// Where a mention was read (its topic is the raw one) and its bytes, for a dead letter.
@@ -365,18 +353,11 @@ impl Prep<'_> {
             return mentions.into_iter().map(|m| self.one(m)).collect();
         }
         let per = mentions.len().div_ceil(threads);
-        let mut rest = mentions;
-        let mut chunks = Vec::with_capacity(threads);
-        while rest.len() > per {
-            let tail = rest.split_off(per);
-            chunks.push(rest);
-            rest = tail;
-        }
-        chunks.push(rest);
+        let mut rest = mentions.into_iter();
+        let first: Vec<Mention> = rest.by_ref().take(per).collect();
         std::thread::scope(|scope| {
-            let mut chunks = chunks.into_iter();
-            let first = chunks.next().expect("at least one chunk");
-            let others: Vec<_> = chunks
+            let others: Vec<_> = (1..threads)
+                .map(|_| rest.by_ref().take(per).collect::<Vec<_>>())
                 .map(|c| {
                     scope.spawn(move || c.into_iter().map(|m| self.one(m)).collect::<Vec<_>>())
                 })
@@ -429,14 +410,12 @@ impl Handler for EnrichStage {
         // after younger ones of later batches).
         self.progress
             .saw(msg.partition(), mention.created_at.timestamp_millis());
-        self.current.read.push(Read {
-            mention,
-            from: ReadFrom {
-                partition: msg.partition(),
-                offset: msg.offset(),
-                key: msg.key().map(<[u8]>::to_vec),
-                payload: payload.to_vec(),
-            },
+        self.current.mentions.push(mention);
+        self.current.read_from.push(ReadFrom {
+            partition: msg.partition(),
+            offset: msg.offset(),
+            key: msg.key().map(<[u8]>::to_vec),
+            payload: payload.to_vec(),
         });
         Ok(())
     }
@@ -465,12 +444,6 @@ impl Handler for EnrichStage {
     }
 
     async fn drain(&mut self, io: &mut Io<'_>) -> Result<(), StageError> {
-        // The runner ends every batch it reads; a batch read and not ended is finished here.
-        if self.current.len > 0 {
-            self.enrich_current(io).await?;
-            let batch = std::mem::take(&mut self.current);
-            self.waiting.push_back(batch);
-        }
         while !self.waiting.is_empty() {
             self.finish_oldest(io).await?;
         }

@@ -51,6 +51,20 @@ pub struct Reject {
     pub error: String,
 }
 
+impl Reject {
+    /// What to do with an input whose outputs failed with `e`: dead-letter it as `too_large`
+    /// when `e` is one ([`Decision::DeadLetterInput`]); any other error is the stage's.
+    pub fn for_input(e: StageError) -> Result<Reject, StageError> {
+        match decide(&e) {
+            Decision::DeadLetterInput => Ok(Reject {
+                reason: "too_large".into(),
+                error: e.to_string(),
+            }),
+            _ => Err(e),
+        }
+    }
+}
+
 /// What handling one message can end in besides success.
 #[derive(Debug)]
 pub enum HandleError {
@@ -189,13 +203,7 @@ pub async fn run<H: Handler>(
                     let reject = match outcome {
                         Ok(()) => None,
                         Err(HandleError::Reject(r)) => Some(r),
-                        Err(HandleError::Stage(e)) => match decide(&e) {
-                            Decision::DeadLetterInput => Some(Reject {
-                                reason: "too_large".into(),
-                                error: e.to_string(),
-                            }),
-                            _ => return Err(e),
-                        },
+                        Err(HandleError::Stage(e)) => Some(Reject::for_input(e)?),
                     };
                     if let Some(r) = reject {
                         dead_letter(Origin::of(&msg), stage, r, &topics.dlq, &mut out, metrics)
