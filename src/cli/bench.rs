@@ -188,8 +188,7 @@ async fn ceiling(config: &Config, store: &gema::store::Store, n: usize) -> anyho
         let _ = d.await;
     }
     let produce = n as f64 / started.elapsed().as_secs_f64();
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &kc.brokers)
+    let consumer: BaseConsumer = kafka::client::base_config(&kc)
         .set("group.id", format!("{}-reader", kc.topic_prefix))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
@@ -505,7 +504,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
             )
         })
         .collect();
-    lat.sort_by(f64::total_cmp);
+    let workers = gema::enrich::config::workers_or_cores(config.enrich.workers);
     if args.json {
         let report = serde_json::json!({
             "machine": machine(),
@@ -514,9 +513,9 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
             "send_s": send_s,
             "send_rate": n as f64 / send_s,
             "end_to_end_s": total_s,
-            "end_to_end_rate": n as f64 / total_s,
+            "end_to_end_rate": e2e,
             "stored": stored,
-            "enrich_workers": gema::enrich::config::workers_or_cores(config.enrich.workers),
+            "enrich_workers": workers,
             "ingest_to_visible": quantiles(&visible),
             "ingest_to_alert": quantiles(&lat),
             "cpu_us_per_mention": {
@@ -551,8 +550,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
         args.rate
     );
     println!(
-        "  all stages done   {total_s:.1}s after the first mention ({:.0} mentions/s end to end)",
-        n as f64 / total_s
+        "  all stages done   {total_s:.1}s after the first mention ({e2e:.0} mentions/s end to end)"
     );
     println!("  stored            {stored} distinct mentions in ClickHouse");
     if config.enrich.cascade.enabled {
@@ -595,7 +593,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
     println!(
         "  CPU per mention   gema {} (every stage and the sender, {} enrich workers), Kafka {}, ClickHouse {}",
         show(cpu_us[0]),
-        gema::enrich::config::workers_or_cores(config.enrich.workers),
+        workers,
         show(cpu_us[1]),
         show(cpu_us[2])
     );

@@ -16,7 +16,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::params::Params;
 use super::AppState;
-use crate::display::Display;
+use crate::display::json_rows;
 use crate::query::{alerts, corrections, headline, incidents, mentions, timeline, trends};
 use crate::sentiment::explain::model_word_effects;
 use crate::sentiment::Label;
@@ -61,11 +61,6 @@ impl<T: Serialize> Page<T> {
             items,
         }
     }
-}
-
-/// The rows as the API gives them (see [`crate::display::json_rows`]).
-fn api_rows<T: Serialize>(rows: Vec<T>, display: &Display) -> Vec<serde_json::Value> {
-    crate::display::json_rows(rows, display)
 }
 
 /// `GET /healthz`: the process is up.
@@ -174,7 +169,7 @@ pub async fn trends_rising(
     items.retain(|t| term_matches(&t.term, filter.as_deref()));
     items.truncate(limit as usize);
     let items = trends::with_lines(&st.store, items, since, until, st.trend_bucket_secs).await?;
-    let items = api_rows(items, &st.display);
+    let items = json_rows(items, &st.display);
     Ok(Json(Page::new(&st, since, until, items)))
 }
 
@@ -218,7 +213,7 @@ pub async fn mentions(
         limit: offset + limit,
     };
     let hits = mentions::search(&st.store, &filter).await?;
-    let items = api_rows(
+    let items = json_rows(
         hits.into_iter().skip(offset as usize).collect(),
         &st.display,
     );
@@ -271,7 +266,7 @@ pub async fn timeline(
             names.join(", ")
         )));
     }
-    let items = api_rows(items, &st.display);
+    let items = json_rows(items, &st.display);
     Ok(Json(json!({
         "query": query, "since": since, "until": until, "time_zone": st.display.zone_name(),
         "bucket_seconds": bucket, "items": items,
@@ -363,7 +358,7 @@ pub async fn alerts_list(
         ],
     )?;
     let status = p.choice("status", &alerts::STATUSES)?;
-    let items = api_rows(
+    let items = json_rows(
         alerts::list(&st.store, since, until, kind, status, limit).await?,
         &st.display,
     );
@@ -428,7 +423,7 @@ pub async fn incidents_list(
     let (since, until) = p.range("24h", &st.config)?;
     let limit = p.limit(50, &st.config)?;
     let status = p.choice("status", &incidents::STATUSES)?;
-    let items = api_rows(
+    let items = json_rows(
         incidents::list(&st.store, since, until, status, limit).await?,
         &st.display,
     );
@@ -449,11 +444,11 @@ pub async fn incident_get(
     let Some(incident) = incidents::get(&st.store, &id).await? else {
         return Err(ApiError::NotFound(format!("no incident with id {id}")));
     };
-    let alerts = api_rows(
+    let alerts = json_rows(
         alerts::by_ids(&st.store, &incident.alert_ids).await?,
         &st.display,
     );
-    let mut body = api_rows(vec![incident], &st.display).remove(0);
+    let mut body = json_rows(vec![incident], &st.display).remove(0);
     body["alerts"] = json!(alerts);
     Ok(Json(body))
 }
@@ -511,7 +506,7 @@ pub async fn correct_sentiment(
     match corrections::correct(&st.store, &key, label, by).await? {
         Some(c) => {
             tracing::info!(key = %key, label = %c.label, by = %c.corrected_by, "Sentiment corrected");
-            Ok(Json(api_rows(vec![c], &st.display).remove(0)))
+            Ok(Json(json_rows(vec![c], &st.display).remove(0)))
         }
         None => Err(ApiError::NotFound(format!(
             "no stored mention with key {key}"
@@ -662,6 +657,7 @@ fn sse(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::display::Display;
 
     #[test]
     fn alert_ids_and_terms() {
@@ -672,7 +668,7 @@ mod tests {
         assert!(term_matches("#NusaPayDown", Some("nusapay")));
         assert!(!term_matches("kopikita", Some("nusa")));
         let jakarta = Display::new(chrono_tz::Tz::Asia__Jakarta);
-        let rows = api_rows(
+        let rows = json_rows(
             vec![
                 json!({"created_at": 0, "detected_at": "2026-11-26T20:30:00Z",
                 "resolved_at": 0, "samples": "[{\"k\":1}]"}),
