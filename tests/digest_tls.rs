@@ -9,7 +9,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::TestEnv;
 
@@ -137,17 +136,8 @@ struct SmtpServer {
 
 impl SmtpServer {
     fn start(mode: &str, cert: &Path, key: &Path) -> SmtpServer {
-        let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".gema/test-venv/bin/python");
-        assert!(
-            python.exists(),
-            "aiosmtpd is not installed in {}: run scripts/test-deps.sh (or `make test-deps`) first",
-            python.display()
-        );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let python = common::test_python("import aiosmtpd", "aiosmtpd is");
+        let port = common::free_port();
         let out = tempfile::tempdir().unwrap();
         let child = Command::new(&python)
             .args(["-c", SERVER, mode, &port.to_string()])
@@ -158,14 +148,7 @@ impl SmtpServer {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "aiosmtpd ({mode}) did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        common::wait_listening(port, &format!("aiosmtpd ({mode})"));
         SmtpServer { child, port, out }
     }
 

@@ -320,11 +320,7 @@ async fn a_meta_source_listens_until_shutdown_and_its_mentions_reach_clickhouse(
     // The only test of this binary that reads the environment.
     std::env::set_var(meta::APP_SECRET_ENV, APP_SECRET);
     std::env::set_var(meta::VERIFY_TOKEN_ENV, VERIFY_TOKEN);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let source = SourceConfig {
         listen: Some(format!("127.0.0.1:{port}")),
         ..SourceConfig::new(SourceKind::Meta, &[])

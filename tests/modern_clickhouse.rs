@@ -28,22 +28,12 @@ const CHDB_VERSION: &str = "26.9.";
 
 /// The Python of `scripts/test-deps.sh` with chdb-core and lz4, or a failure saying to run it.
 fn chdb_python() -> PathBuf {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".gema/test-venv/bin/python");
-    let ok = python.exists()
-        && Command::new(&python)
-            .args([
-                "-c",
-                &format!("import chdb, lz4, sys; sys.exit(not chdb.__version__.startswith('{CHDB_VERSION}'))"),
-            ])
-            .status()
-            .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "chdb-core {CHDB_VERSION}x and lz4 are not installed in {}: run scripts/test-deps.sh (or \
-         `make test-deps`) first",
-        python.display()
-    );
-    python
+    common::test_python(
+        &format!(
+            "import chdb, lz4, sys; sys.exit(not chdb.__version__.startswith('{CHDB_VERSION}'))"
+        ),
+        &format!("chdb-core {CHDB_VERSION}x and lz4 are"),
+    )
 }
 
 /// One statement as `scripts/chdb_server.py` logged it.

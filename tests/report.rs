@@ -180,22 +180,6 @@ fn pct(now: u64, before: u64) -> f64 {
     (now as f64 - before as f64) / before as f64 * 100.0
 }
 
-/// The aiosmtpd Python of `scripts/test-deps.sh`, or a failure saying to run it.
-fn smtp_python() -> PathBuf {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".gema/test-venv/bin/python");
-    let ok = python.exists()
-        && Command::new(&python)
-            .args(["-c", "import aiosmtpd"])
-            .status()
-            .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "aiosmtpd is not installed in {}: run scripts/test-deps.sh (or `make test-deps`) first",
-        python.display()
-    );
-    python
-}
-
 /// A real SMTP server on 127.0.0.1 writing every message it receives into a Maildir.
 struct SmtpServer {
     child: Child,
@@ -206,12 +190,8 @@ struct SmtpServer {
 
 impl SmtpServer {
     fn start() -> SmtpServer {
-        let python = smtp_python();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let python = common::test_python("import aiosmtpd", "aiosmtpd is");
+        let port = common::free_port();
         let maildir = tempfile::tempdir().unwrap();
         let child = Command::new(&python)
             .args(["-m", "aiosmtpd", "-n", "-l"])
@@ -221,14 +201,7 @@ impl SmtpServer {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "aiosmtpd did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        common::wait_listening(port, "aiosmtpd");
         SmtpServer {
             child,
             port,

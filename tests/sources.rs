@@ -475,8 +475,7 @@ query = "nusapay"
 
 /// A free port of 127.0.0.1 (bound, read and let go) for the meta source to listen on.
 fn free_address() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
+    format!("127.0.0.1:{}", common::free_port())
 }
 
 /// An Instagram `comments` webhook call, as Meta sends it.

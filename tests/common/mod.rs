@@ -355,3 +355,39 @@ pub async fn replay_synth_crisis(
     env.wait_all_drained(Duration::from_secs(120)).await;
     stages.stop().await
 }
+
+/// The Python of `scripts/test-deps.sh` (`.gema/test-venv`) once `check` (Python code) exits 0
+/// there; otherwise the test fails saying `what` is missing and how to install it.
+pub fn test_python(check: &str, what: &str) -> PathBuf {
+    let python =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".gema/test-venv/bin/python");
+    let ok = python.exists()
+        && std::process::Command::new(&python)
+            .args(["-c", check])
+            .status()
+            .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{what} not installed in {}: run scripts/test-deps.sh (or `make test-deps`) first",
+        python.display()
+    );
+    python
+}
+
+/// A port on 127.0.0.1 that nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits (up to 20 s) until something listens on `port` of 127.0.0.1; `what` names it if not.
+pub fn wait_listening(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
