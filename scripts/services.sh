@@ -18,47 +18,13 @@ KAFKA_CTRL_PORT="${GEMA_KAFKA_CONTROLLER_PORT:-9093}"
 CH_HTTP_PORT="${GEMA_CH_HTTP_PORT:-8123}"
 CH_TCP_PORT="${GEMA_CH_TCP_PORT:-9000}"
 KAFKA_DIR="$STATE/kafka"
+KAFKA_LIBS="$KAFKA_DIR/libs"   # shared with the cluster scripts
 CH_DIR="$STATE/clickhouse"
 
-log() { printf 'services: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-need_pkgs() {
-  # $@: "command:debian-package" pairs; installs missing packages when root, else says what to install.
-  local missing=()
-  for pair in "$@"; do
-    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  if [ "$(id -u)" = 0 ]; then
-    log "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq "${missing[@]}" >/dev/null
-  else
-    die "missing packages: ${missing[*]} — install them with: sudo apt-get install ${missing[*]}"
-  fi
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 # ---------------------------------------------------------------- Kafka
-kafka_jars() {
-  local libs="$KAFKA_DIR/libs"
-  if [ -f "$libs/.complete" ] && [ "$(cat "$libs/.complete")" = "$(sha256sum "$ROOT/scripts/kafka/pom.xml" | cut -d' ' -f1)" ]; then
-    return 0
-  fi
-  need_pkgs java:openjdk-17-jre-headless mvn:maven
-  log "resolving the Kafka broker jars from Maven Central (scripts/kafka/pom.xml)"
-  rm -rf "$libs"; mkdir -p "$libs"
-  mvn -q -B -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies \
-    -DoutputDirectory="$libs" -DincludeScope=runtime >"$KAFKA_DIR/maven.log" 2>&1 \
-    || die "maven could not resolve the Kafka jars; see $KAFKA_DIR/maven.log"
-  sha256sum "$ROOT/scripts/kafka/pom.xml" | cut -d' ' -f1 >"$libs/.complete"
-}
-
 kafka_config() {
   mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/logs"
   cat >"$KAFKA_DIR/server.properties" <<PROPS
@@ -129,13 +95,6 @@ kafka_up() {
 }
 
 # ---------------------------------------------------------------- ClickHouse
-ch_binary() {
-  if command -v clickhouse >/dev/null 2>&1; then echo "clickhouse server"; return; fi
-  if command -v clickhouse-server >/dev/null 2>&1; then echo "clickhouse-server"; return; fi
-  need_pkgs clickhouse-server:clickhouse-server
-  echo "clickhouse-server"
-}
-
 ch_config() {
   mkdir -p "$CH_DIR/data" "$CH_DIR/tmp" "$CH_DIR/logs" "$CH_DIR/user_files" "$CH_DIR/format_schemas"
   cat >"$CH_DIR/config.xml" <<XML
@@ -202,18 +161,6 @@ ch_up() {
     sleep 0.5
   done
   die "clickhouse did not answer /ping in 30 s; see $CH_DIR/logs/error.log"
-}
-
-stop_pid() {
-  local name=$1 pidfile=$2
-  if pid_alive "$pidfile"; then
-    local pid; pid="$(cat "$pidfile")"
-    log "stopping $name (pid $pid)"
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  rm -f "$pidfile"
 }
 
 status() {

@@ -1,0 +1,63 @@
+# Shell helpers shared by scripts/services.sh and the cluster scripts under scripts/cluster/.
+# Sourced, not run. Callers set ROOT (the repository) and KAFKA_LIBS (where the broker jars go) before sourcing.
+
+log() { printf 'services: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+need_pkgs() {
+  # $@: "command:debian-package" pairs; installs missing packages when root, else says what to install.
+  local missing=()
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" = 0 ]; then
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    die "missing packages: ${missing[*]} — install them with: sudo apt-get install ${missing[*]}"
+  fi
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+stop_pid() {
+  local name=$1 pidfile=$2
+  if pid_alive "$pidfile"; then
+    local pid; pid="$(cat "$pidfile")"
+    log "stopping $name (pid $pid)"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+}
+
+
+# Resolves the Kafka broker jars into $KAFKA_LIBS once per version of scripts/kafka/pom.xml.
+kafka_jars() {
+  local libs="$KAFKA_LIBS"
+  if [ -f "$libs/.complete" ] && [ "$(cat "$libs/.complete")" = "$(sha256sum "$ROOT/scripts/kafka/pom.xml" | cut -d' ' -f1)" ]; then
+    return 0
+  fi
+  need_pkgs java:openjdk-17-jre-headless mvn:maven
+  log "resolving the Kafka broker jars from Maven Central (scripts/kafka/pom.xml)"
+  rm -rf "$libs"; mkdir -p "$libs"
+  mvn -q -B -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies \
+    -DoutputDirectory="$libs" -DincludeScope=runtime >"$libs/../maven.log" 2>&1 \
+    || die "maven could not resolve the Kafka jars; see $KAFKA_DIR/maven.log"
+  sha256sum "$ROOT/scripts/kafka/pom.xml" | cut -d' ' -f1 >"$libs/.complete"
+}
+
+# The ClickHouse server command.
+ch_binary() {
+  if command -v clickhouse >/dev/null 2>&1; then echo "clickhouse server"; return; fi
+  if command -v clickhouse-server >/dev/null 2>&1; then echo "clickhouse-server"; return; fi
+  need_pkgs clickhouse-server:clickhouse-server
+  echo "clickhouse-server"
+}
+
