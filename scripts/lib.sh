@@ -49,7 +49,7 @@ kafka_jars() {
   rm -rf "$libs"; mkdir -p "$libs"
   mvn -q -B -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies \
     -DoutputDirectory="$libs" -DincludeScope=runtime >"$libs/../maven.log" 2>&1 \
-    || die "maven could not resolve the Kafka jars; see $KAFKA_DIR/maven.log"
+    || die "maven could not resolve the Kafka jars; see $libs/../maven.log"
   sha256sum "$ROOT/scripts/kafka/pom.xml" | cut -d' ' -f1 >"$libs/.complete"
 }
 

@@ -63,7 +63,7 @@ LOG
 
 kafka_java() {
   java -Xmx512m -Xms256m -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" -cp "$KAFKA_DIR/libs/*" "$@"
+    -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" -cp "$KAFKA_LIBS/*" "$@"
 }
 
 kafka_up() {
@@ -81,7 +81,7 @@ kafka_up() {
   fi
   log "starting kafka on 127.0.0.1:$KAFKA_PORT"
   nohup java -Xmx512m -Xms256m -XX:+UseG1GC -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" -cp "$KAFKA_DIR/libs/*" \
+    -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" -cp "$KAFKA_LIBS/*" \
     kafka.Kafka "$KAFKA_DIR/server.properties" >"$KAFKA_DIR/logs/stdout.log" 2>&1 &
   echo $! >"$KAFKA_DIR/pid"
   for _ in $(seq 1 120); do
