@@ -145,6 +145,9 @@ impl Config {
         if let Some(v) = get("GEMA_CLICKHOUSE_DATABASE") {
             self.clickhouse.database = v;
         }
+        if let Some(v) = get("GEMA_CLICKHOUSE_CLUSTER") {
+            self.clickhouse.cluster = v;
+        }
         if let Some(v) = get("GEMA_CLICKHOUSE_USER") {
             self.clickhouse.user = v;
         }

@@ -45,7 +45,7 @@ pub enum Command {
     /// negative mentions and dead letters, then stop cleanly.
     Demo(demo::DemoArgs),
     /// Create the ClickHouse database and tables (idempotent, versioned) and the Kafka topics.
-    Migrate,
+    Migrate(stages::MigrateArgs),
     /// Generate a synthetic feed of mentions (JSONL), deterministic for a --seed.
     Synth(feed::SynthArgs),
     /// Send a JSONL file of mentions to the raw topic.
@@ -157,7 +157,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref()).context("loading configuration")?;
     match cli.command {
         Command::Demo(args) => demo::run(&config, &args).await,
-        Command::Migrate => stages::migrate(&config).await,
+        Command::Migrate(args) => stages::migrate(config, &args).await,
         Command::Synth(args) => feed::synth(&args),
         Command::Replay(args) => feed::replay(&config, &args).await,
         Command::Rss(args) => feed::rss(&config, &args).await,

@@ -34,12 +34,34 @@ impl RunArgs {
     }
 }
 
-pub async fn migrate(config: &Config) -> anyhow::Result<()> {
-    let m = pipeline::migrate(config).await?;
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// Create the database and tables on every replica of this cluster of the server's
+    /// `remote_servers` (`ON CLUSTER`, `Replicated*MergeTree` engines; needs ZooKeeper or
+    /// ClickHouse Keeper and the `{shard}` and `{replica}` macros). Default: `[clickhouse]
+    /// cluster`, else one server
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+}
+
+pub async fn migrate(mut config: Config, args: &MigrateArgs) -> anyhow::Result<()> {
+    if let Some(c) = &args.cluster {
+        config.clickhouse.cluster = c.clone();
+        config
+            .clickhouse
+            .validate()
+            .map_err(|e| anyhow::anyhow!("--cluster: {}", e.within("clickhouse")))?;
+    }
+    let m = pipeline::migrate(&config).await?;
     println!(
-        "ClickHouse {} database {}: {} migration(s) applied{}",
+        "ClickHouse {} database {}{}: {} migration(s) applied{}",
         m.store.version,
         m.store.database,
+        m.store
+            .cluster
+            .as_deref()
+            .map(|c| format!(" on cluster {c}"))
+            .unwrap_or_default(),
         m.applied.len(),
         if m.applied.is_empty() {
             " (up to date)".to_string()

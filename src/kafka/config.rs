@@ -19,6 +19,10 @@ pub struct KafkaConfig {
     pub partitions: i32,
     /// Replication factor of the topics gema creates (1 for a single broker).
     pub replication_factor: i32,
+    /// `min.insync.replicas` of the topics gema creates: with the producers' `acks=all`, a write
+    /// succeeds only once this many replicas have it (0: the broker's default). With a
+    /// replication factor of 3, 2 keeps every acknowledged record through the loss of a broker.
+    pub min_insync_replicas: i32,
     /// Extra librdkafka options for every client (e.g. `security.protocol`), passed through as-is.
     pub options: BTreeMap<String, String>,
 }
@@ -37,6 +41,7 @@ impl Default for KafkaConfig {
             topic_prefix: "gema".into(),
             partitions: 3,
             replication_factor: 1,
+            min_insync_replicas: 0,
             options: BTreeMap::new(),
         }
     }
@@ -62,6 +67,23 @@ impl KafkaConfig {
         }
         if self.partitions < 1 {
             return Err(Invalid::new("partitions", self.partitions, "must be ≥ 1"));
+        }
+        if self.replication_factor < 1 {
+            return Err(Invalid::new(
+                "replication_factor",
+                self.replication_factor,
+                "must be ≥ 1",
+            ));
+        }
+        if !(0..=self.replication_factor).contains(&self.min_insync_replicas) {
+            return Err(Invalid::new(
+                "min_insync_replicas",
+                self.min_insync_replicas,
+                &format!(
+                    "must be between 0 (the broker's default) and the replication factor ({})",
+                    self.replication_factor
+                ),
+            ));
         }
         Ok(())
     }

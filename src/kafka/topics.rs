@@ -155,15 +155,21 @@ fn admin(config: &KafkaConfig) -> Result<AdminClient<DefaultClientContext>, Topi
 /// Creates gema's topics when they do not exist yet (existing ones are left as they are).
 pub async fn ensure_topics(config: &KafkaConfig, topics: &Topics) -> Result<(), TopicError> {
     let admin = admin(config)?;
+    let min_insync = config.min_insync_replicas.to_string();
     let new: Vec<NewTopic> = topics
         .all()
         .iter()
         .map(|t| {
-            NewTopic::new(
+            let topic = NewTopic::new(
                 t,
                 config.partitions,
                 TopicReplication::Fixed(config.replication_factor),
-            )
+            );
+            if config.min_insync_replicas > 0 {
+                topic.set("min.insync.replicas", &min_insync)
+            } else {
+                topic
+            }
         })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));

@@ -261,6 +261,7 @@ mod tests {
                 client: client.clone(),
                 version: "test".into(),
                 database: "test".into(),
+                cluster: None,
                 writer: client,
             },
             config: ServerConfig::default(),

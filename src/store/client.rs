@@ -11,6 +11,8 @@ pub struct Store {
     /// The server's `version()`, e.g. `18.16.1` or `25.3.2.39`.
     pub version: String,
     pub database: String,
+    /// `[clickhouse] cluster`: DDL runs `ON CLUSTER` it, on replicated tables.
+    pub cluster: Option<String>,
     /// The client the sinks insert with: on servers that limit the partitions one INSERT may
     /// touch (`max_partitions_per_insert_block`, 100 by default since 19.x; 18.16 has no such
     /// setting), the limit is lifted, so a batch whose mentions span many months (a replayed
@@ -100,6 +102,7 @@ pub async fn connect(config: &ClickHouseConfig) -> Result<Store, StoreError> {
         client,
         version,
         database: config.database.clone(),
+        cluster: config.cluster().map(str::to_string),
         writer,
     })
 }
@@ -113,12 +116,26 @@ pub(crate) fn query_err(what: &str) -> impl FnOnce(clickhouse::error::Error) -> 
 }
 
 impl Store {
-    /// Drops this store's database (evaluation runs, the demo, tests).
+    /// ` ON CLUSTER <name>` when the store is on a cluster, else nothing: goes after the object
+    /// a DDL statement names.
+    pub fn on_cluster(&self) -> String {
+        self.cluster
+            .as_deref()
+            .map(|c| format!(" ON CLUSTER {c}"))
+            .unwrap_or_default()
+    }
+
+    /// Drops this store's database (evaluation runs, the demo, tests), on every replica of its
+    /// cluster.
     pub async fn drop_database(&self) -> Result<(), StoreError> {
         self.client
             .clone()
             .with_database("default")
-            .query(&format!("DROP DATABASE IF EXISTS {}", self.database))
+            .query(&format!(
+                "DROP DATABASE IF EXISTS {}{}",
+                self.database,
+                self.on_cluster()
+            ))
             .execute()
             .await
             .map_err(|source| StoreError::Query {

@@ -14,6 +14,11 @@ pub struct ClickHouseConfig {
     pub database: String,
     /// User name. Env: `GEMA_CLICKHOUSE_USER`.
     pub user: String,
+    /// A cluster of the server's `remote_servers` (one shard, its replicas kept by ZooKeeper or
+    /// ClickHouse Keeper): `gema migrate` then creates every database and table `ON CLUSTER`
+    /// with `Replicated*MergeTree` engines, so each replica holds every row. Empty: one server.
+    /// Env: `GEMA_CLICKHOUSE_CLUSTER`; `gema migrate --cluster NAME`.
+    pub cluster: String,
     /// Never set in the file: the password comes only from `GEMA_CLICKHOUSE_PASSWORD`.
     #[serde(skip)]
     pub password: Option<String>,
@@ -25,6 +30,7 @@ impl Default for ClickHouseConfig {
             url: "http://127.0.0.1:8123".into(),
             database: "gema".into(),
             user: "default".into(),
+            cluster: String::new(),
             password: None,
         }
     }
@@ -78,7 +84,23 @@ impl ClickHouseConfig {
                 "use only ASCII letters, digits and '_'",
             ));
         }
+        let cluster_ok = self
+            .cluster
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !cluster_ok {
+            return Err(Invalid::new(
+                "cluster",
+                &self.cluster,
+                "use only ASCII letters, digits, '_', '-' and '.'",
+            ));
+        }
         Ok(())
+    }
+
+    /// The cluster, when one is set.
+    pub fn cluster(&self) -> Option<&str> {
+        Some(self.cluster.as_str()).filter(|c| !c.is_empty())
     }
 }
 

@@ -72,6 +72,95 @@ fn add_column_if_missing(statement: &str) -> Option<(String, String, String)> {
     Some((table, column, plain))
 }
 
+/// A migration statement for a cluster (`[clickhouse] cluster`): DDL gets `ON CLUSTER <name>`
+/// after the object it names, and a `*MergeTree` engine becomes its `Replicated*` form with the
+/// table's ZooKeeper path `/clickhouse/tables/{shard}/<db>/<table>` and the `{replica}` macro
+/// (both macros from each server's `<macros>`). Everything else (`INSERT … SELECT`) is returned
+/// as it is: run on one replica, replication copies its rows.
+fn for_cluster(statement: &str, cluster: &str) -> String {
+    let words: Vec<&str> = statement.split_whitespace().collect();
+    let upper = |i: usize| words.get(i).map(|w| w.to_ascii_uppercase());
+    let on = format!(" ON CLUSTER {cluster}");
+    match (upper(0).as_deref(), upper(1).as_deref()) {
+        (Some("CREATE"), Some("DATABASE")) | (Some("DROP"), Some("TABLE" | "DATABASE")) => {
+            format!("{}{on}", statement.trim_end())
+        }
+        (Some("RENAME"), Some("TABLE")) => format!("{}{on}", statement.trim_end()),
+        (Some("ALTER"), Some("TABLE")) => {
+            // ALTER TABLE <name> …: the clause goes right after the name.
+            let at = name_end(statement, 2);
+            format!("{}{on}{}", &statement[..at], &statement[at..])
+        }
+        (Some("CREATE"), Some("TABLE")) => {
+            let skip = if upper(2).as_deref() == Some("IF") {
+                5
+            } else {
+                2
+            };
+            let at = name_end(statement, skip);
+            let name = statement[..at].split_whitespace().last().unwrap_or("");
+            let (db, table) = name.split_once('.').unwrap_or(("default", name));
+            let path = format!("'/clickhouse/tables/{{shard}}/{db}/{table}', '{{replica}}'");
+            let rest = replicated_engine(&statement[at..], &path);
+            format!("{}{on}{rest}", &statement[..at])
+        }
+        _ => statement.to_string(),
+    }
+}
+
+/// The byte offset just past the `skip`-th whitespace-separated word of `s` (the name after
+/// `ALTER TABLE` or `CREATE TABLE IF NOT EXISTS`), a `(` ending the name as well.
+fn name_end(s: &str, skip: usize) -> usize {
+    let mut seen = 0;
+    let mut in_word = false;
+    for (i, c) in s.char_indices() {
+        let boundary = c.is_whitespace() || (c == '(' && seen == skip);
+        if in_word && boundary {
+            in_word = false;
+            if seen == skip + 1 {
+                return i;
+            }
+        } else if !in_word && !c.is_whitespace() {
+            in_word = true;
+            seen += 1;
+        }
+    }
+    s.len()
+}
+
+/// `ENGINE = XMergeTree(args)` (or without arguments) → `ENGINE = ReplicatedXMergeTree(path,
+/// args)`; a statement without a `*MergeTree` engine is returned as it is.
+fn replicated_engine(rest: &str, path: &str) -> String {
+    let Some(e) = rest.find("ENGINE") else {
+        return rest.to_string();
+    };
+    let after = rest[e + "ENGINE".len()..].trim_start();
+    let after = after.strip_prefix('=').unwrap_or(after).trim_start();
+    let engine_at = rest.len() - after.len();
+    let name_len = after
+        .find(|c: char| !c.is_ascii_alphanumeric())
+        .unwrap_or(after.len());
+    let engine = &after[..name_len];
+    if !engine.ends_with("MergeTree") || engine.starts_with("Replicated") {
+        return rest.to_string();
+    }
+    let tail = &after[name_len..];
+    let (args, tail) = match tail.strip_prefix('(') {
+        Some(t) => {
+            let close = t.find(')').unwrap_or(t.len());
+            let inner = t[..close].trim();
+            let args = if inner.is_empty() {
+                path.to_string()
+            } else {
+                format!("{path}, {inner}")
+            };
+            (args, &t[(close + 1).min(t.len())..])
+        }
+        None => (path.to_string(), tail),
+    };
+    format!("{}Replicated{engine}({args}){tail}", &rest[..engine_at])
+}
+
 #[derive(Debug, Row, Deserialize)]
 struct Applied {
     version: u32,
@@ -103,17 +192,21 @@ pub async fn migrate_to(store: &Store, last: u32) -> Result<Vec<String>, StoreEr
                 .map_err(|source| StoreError::Migration { name, source })
         }
     };
+    let ddl = |sql: String| match store.cluster.as_deref() {
+        Some(cluster) => for_cluster(&sql, cluster),
+        None => sql,
+    };
     exec(
         "create database",
-        format!("CREATE DATABASE IF NOT EXISTS {db}"),
+        ddl(format!("CREATE DATABASE IF NOT EXISTS {db}")),
     )
     .await?;
     exec(
         "create schema_migrations",
-        format!(
+        ddl(format!(
             "CREATE TABLE IF NOT EXISTS {db}.schema_migrations (version UInt32, name String, \
              applied_at DateTime('UTC') DEFAULT now()) ENGINE = ReplacingMergeTree ORDER BY version"
-        ),
+        )),
     )
     .await?;
     let applied: Vec<Applied> = admin
@@ -142,7 +235,7 @@ pub async fn migrate_to(store: &Store, last: u32) -> Result<Vec<String>, StoreEr
                 continue;
             }
             let Some((table, column, plain)) = add_column_if_missing(&body) else {
-                exec(name, body).await?;
+                exec(name, ddl(body)).await?;
                 continue;
             };
             // Bound values: the names come from our own files, but stay out of the SQL anyway.
@@ -166,7 +259,7 @@ pub async fn migrate_to(store: &Store, last: u32) -> Result<Vec<String>, StoreEr
             if has_column().await? {
                 continue;
             }
-            if let Err(e) = exec(name, plain).await {
+            if let Err(e) = exec(name, ddl(plain)).await {
                 // Another process may have added it in between.
                 if !has_column().await? {
                     return Err(e);
@@ -211,6 +304,44 @@ async fn recount_tombstoned(store: &Store) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_ddl_runs_on_every_replica_with_replicated_engines() {
+        let c = |s: &str| for_cluster(s, "gc");
+        assert_eq!(
+            c("CREATE DATABASE IF NOT EXISTS g"),
+            "CREATE DATABASE IF NOT EXISTS g ON CLUSTER gc"
+        );
+        assert_eq!(
+            c(
+                "CREATE TABLE IF NOT EXISTS g.t\n(\n  k String,\n  version UInt64\n)\n\
+               ENGINE = ReplacingMergeTree(version)\nORDER BY k"
+            ),
+            "CREATE TABLE IF NOT EXISTS g.t ON CLUSTER gc\n(\n  k String,\n  version UInt64\n)\n\
+             ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/g/t', \
+             '{replica}', version)\nORDER BY k"
+        );
+        assert_eq!(
+            c("CREATE TABLE IF NOT EXISTS g.m (version UInt32) ENGINE = ReplacingMergeTree ORDER BY version"),
+            "CREATE TABLE IF NOT EXISTS g.m ON CLUSTER gc (version UInt32) ENGINE = \
+             ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/g/m', '{replica}') \
+             ORDER BY version"
+        );
+        assert_eq!(
+            c("ALTER TABLE g.mentions ADD COLUMN deleted UInt8 DEFAULT 0"),
+            "ALTER TABLE g.mentions ON CLUSTER gc ADD COLUMN deleted UInt8 DEFAULT 0"
+        );
+        assert_eq!(
+            c("RENAME TABLE g.a TO g.b, g.c TO g.a"),
+            "RENAME TABLE g.a TO g.b, g.c TO g.a ON CLUSTER gc"
+        );
+        assert_eq!(
+            c("DROP TABLE IF EXISTS g.a"),
+            "DROP TABLE IF EXISTS g.a ON CLUSTER gc"
+        );
+        let insert = "INSERT INTO g.b SELECT * FROM g.a";
+        assert_eq!(c(insert), insert);
+    }
 
     #[test]
     fn add_column_if_not_exists_becomes_a_checked_plain_add() {
