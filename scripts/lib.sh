@@ -1,5 +1,6 @@
 # Shell helpers shared by scripts/services.sh and the cluster scripts under scripts/cluster/.
-# Sourced, not run. Callers set ROOT (the repository) and KAFKA_LIBS (where the broker jars go) before sourcing.
+# Sourced, not run. Callers set ROOT (the repository) and, to use kafka_jars, KAFKA_LIBS (where the
+# broker jars go) before sourcing.
 
 log() { printf 'services: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -38,20 +39,25 @@ stop_pid() {
 }
 
 
-# Resolves the Kafka broker jars into $KAFKA_LIBS once per version of scripts/kafka/pom.xml.
-kafka_jars() {
-  local libs="$KAFKA_LIBS"
-  if [ -f "$libs/.complete" ] && [ "$(cat "$libs/.complete")" = "$(sha256sum "$ROOT/scripts/kafka/pom.xml" | cut -d' ' -f1)" ]; then
+# Resolves the runtime jars of a pom under scripts/ into a folder, once per version of that pom.
+#   maven_jars <pom> <libs dir> <what, for the log>
+maven_jars() {
+  local pom=$1 libs=$2 what=$3 sum
+  sum="$(sha256sum "$pom" | cut -d' ' -f1)"
+  if [ -f "$libs/.complete" ] && [ "$(cat "$libs/.complete")" = "$sum" ]; then
     return 0
   fi
   need_pkgs java:openjdk-17-jre-headless mvn:maven
-  log "resolving the Kafka broker jars from Maven Central (scripts/kafka/pom.xml)"
+  log "resolving the $what jars from Maven Central (${pom#"$ROOT"/})"
   rm -rf "$libs"; mkdir -p "$libs"
-  mvn -q -B -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies \
+  mvn -q -B -f "$pom" dependency:copy-dependencies \
     -DoutputDirectory="$libs" -DincludeScope=runtime >"$libs/../maven.log" 2>&1 \
-    || die "maven could not resolve the Kafka jars; see $libs/../maven.log"
-  sha256sum "$ROOT/scripts/kafka/pom.xml" | cut -d' ' -f1 >"$libs/.complete"
+    || die "maven could not resolve the $what jars; see $libs/../maven.log"
+  echo "$sum" >"$libs/.complete"
 }
+
+# The Kafka broker jars, in $KAFKA_LIBS.
+kafka_jars() { maven_jars "$ROOT/scripts/kafka/pom.xml" "$KAFKA_LIBS" "Kafka broker"; }
 
 # The ClickHouse server command.
 ch_binary() {
