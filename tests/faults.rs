@@ -5,7 +5,12 @@
 //! four stages, each its own `gema` process, once undisturbed and then under each fault:
 //! - every stage killed with SIGKILL mid-stream, twice, and restarted;
 //! - the broker killed with SIGKILL mid-stream and restarted 5 s later;
-//! - ClickHouse killed with SIGKILL mid-stream and restarted 30 s later.
+//! - ClickHouse killed with SIGKILL mid-stream and restarted 30 s later;
+//! - scale-out on real clusters (`scripts/cluster/`): a three-broker Kafka (replication factor 3,
+//!   `min.insync.replicas` 2) and two ClickHouse replicas with ZooKeeper (`migrate` on the
+//!   cluster). Mid-stream a second enrich and a second sink process join their groups, one broker
+//!   is killed with SIGKILL, one replica is stopped, the added processes leave, and then the
+//!   broker and the replica come back. Both replicas must end like the undisturbed run.
 //!
 //! Each run must end exactly like the undisturbed one: the same distinct mentions in ClickHouse
 //! (one row each) and dead letters (together: every input line), the same trend rows, the same
@@ -31,6 +36,9 @@ use serde::Deserialize;
 const KAFKA_PORT: u16 = 29092;
 const CH_PORT: u16 = 28123;
 const STAGES: [&str; 4] = ["enrich", "sink", "trends-stage", "router"];
+/// The cluster's ports: brokers on BASE..BASE+2 (controllers 100 up); ClickHouse replicas.
+const CLUSTER_KAFKA_BASE: u16 = 39092;
+const CLUSTER_CH_HTTP: [u16; 2] = [38123, 38124];
 
 /// Kafka and ClickHouse of the suite's own, stopped when dropped.
 struct Services {
@@ -90,6 +98,66 @@ impl Drop for Services {
     }
 }
 
+/// A three-broker Kafka and two ClickHouse replicas with ZooKeeper (`scripts/cluster/`), on
+/// ports and in a folder of the suite's own; stopped when dropped.
+struct Cluster {
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let c = Cluster {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        assert!(c.script("kafka", &["up"]), "the Kafka cluster starts");
+        assert!(
+            c.script("clickhouse", &["up"]),
+            "the ClickHouse replicas start"
+        );
+        c
+    }
+
+    /// Runs `scripts/cluster/<which>.sh <args>`; whether it succeeded.
+    fn script(&self, which: &str, args: &[&str]) -> bool {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let main_state = std::env::var_os("GEMA_STATE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join(".gema"));
+        let [h1, h2] = CLUSTER_CH_HTTP;
+        Command::new(root.join(format!("scripts/cluster/{which}.sh")))
+            .args(args)
+            .env("GEMA_STATE_DIR", self.dir.path())
+            // The broker jars the main services already resolved (make test starts them first).
+            .env("GEMA_KAFKA_LIBS", main_state.join("kafka/libs"))
+            .env("GEMA_KCLUSTER_PORT_BASE", CLUSTER_KAFKA_BASE.to_string())
+            .env("GEMA_ZK_PORT", "32181")
+            .env("GEMA_CH1_HTTP_PORT", h1.to_string())
+            .env("GEMA_CH1_TCP_PORT", "39000")
+            .env("GEMA_CH1_INTERSERVER_PORT", "39009")
+            .env("GEMA_CH2_HTTP_PORT", h2.to_string())
+            .env("GEMA_CH2_TCP_PORT", "39001")
+            .env("GEMA_CH2_INTERSERVER_PORT", "39010")
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    }
+
+    fn bootstrap(&self) -> String {
+        (0..3)
+            .map(|i| format!("127.0.0.1:{}", CLUSTER_KAFKA_BASE + i))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.script("kafka", &["down"]);
+        self.script("clickhouse", &["down"]);
+    }
+}
+
 /// What a run leaves behind; equal for every run of the same feed.
 #[derive(Debug, PartialEq)]
 struct Outcome {
@@ -117,6 +185,8 @@ enum Fault {
     KillStages,
     KillBroker,
     KillClickHouse,
+    /// On [`Cluster`]: instances added and removed, a broker killed, a replica stopped.
+    ScaleOut,
 }
 
 /// The stages as processes of the gema binary, configured by `config`.
@@ -170,6 +240,25 @@ impl Processes {
         for (stage, _) in std::mem::take(&mut self.running) {
             self.spawn(stage);
         }
+    }
+
+    /// SIGTERM to the instance of `stage` started last, which must exit 0.
+    fn stop_last(&mut self, stage: &str) {
+        let i = self
+            .running
+            .iter()
+            .rposition(|(s, _)| *s == stage)
+            .expect("an instance of the stage runs");
+        let (_, mut child) = self.running.remove(i);
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(
+            child.wait().unwrap().success(),
+            "a second gema {stage} exits 0 after SIGTERM (log: {})",
+            self.logs.display()
+        );
     }
 
     /// SIGTERM to `stages` (all when empty), one after the other in the order they run (the
@@ -241,10 +330,13 @@ fn config_file(env: &TestEnv) -> PathBuf {
 brokers = "{brokers}"
 topic_prefix = "{prefix}"
 partitions = 3
+replication_factor = {replication}
+min_insync_replicas = {min_insync}
 
 [clickhouse]
 url = "{url}"
 database = "{db}"
+cluster = "{cluster}"
 
 [sink]
 period_ms = 300
@@ -270,6 +362,9 @@ query = "kopikita OR @kopikita OR #kopikita*"
         prefix = c.kafka.topic_prefix,
         url = c.clickhouse.url,
         db = c.clickhouse.database,
+        replication = c.kafka.replication_factor,
+        min_insync = c.kafka.min_insync_replicas,
+        cluster = c.clickhouse.cluster,
     );
     std::fs::write(&path, toml).unwrap();
     path
@@ -288,74 +383,8 @@ async fn wait_stored(store: &gema::store::Store, n: u64) {
     }
 }
 
-async fn run(
-    name: &str,
-    lines: &[Vec<u8>],
-    valid: u64,
-    fault: Fault,
-    services: &Services,
-) -> Outcome {
-    let mut env = TestEnv::new(name);
-    env.config.kafka.brokers = format!("127.0.0.1:{KAFKA_PORT}");
-    env.config.clickhouse.url = format!("http://127.0.0.1:{CH_PORT}");
-    env.config.kafka.partitions = 3;
-    let store = env.store().await;
-    gema::pipeline::migrate(&env.config).await.unwrap();
-    // The whole feed is in Kafka before the stages start: the faults hit them mid-backlog.
-    let summary = replay(
-        &env.config.kafka,
-        &env.topics,
-        &ReplayOptions {
-            path: env.feed(lines),
-            speed: Speed::Max,
-            retime: false,
-            progress: None,
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(summary.sent as usize, lines.len());
-    // The stages' logs: kept where GEMA_FAULT_LOGS says (to read after a failure), else with
-    // the test's temporary files.
-    let logs = match std::env::var_os("GEMA_FAULT_LOGS") {
-        Some(dir) => PathBuf::from(dir).join(name),
-        None => env.dir.path().join("logs"),
-    };
-    std::fs::create_dir_all(&logs).unwrap();
-    let mut stages = Processes::start(config_file(&env), logs);
-    let started = Instant::now();
-    match fault {
-        Fault::None => {}
-        Fault::KillStages => {
-            for share in [4, 2] {
-                wait_stored(&store, valid / share).await;
-                stages.kill_and_restart();
-            }
-        }
-        Fault::KillBroker => {
-            wait_stored(&store, valid / 3).await;
-            services.kill("kafka");
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            services.up();
-        }
-        Fault::KillClickHouse => {
-            wait_stored(&store, valid / 3).await;
-            services.kill("clickhouse");
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            services.up();
-        }
-    }
-    env.wait_all_drained(Duration::from_secs(240)).await;
-    eprintln!(
-        "{name}: drained {:?} after the stages started",
-        started.elapsed()
-    );
-    // Upstream first: what the router flushes on its way out (thread counts whose window is
-    // still open) reaches the sink before the sink stops.
-    stages.stop(&["enrich", "trends-stage", "router"]);
-    env.wait_all_drained(Duration::from_secs(120)).await;
-    stages.stop(&[]);
-
+/// What `store` (and the alerts topic) hold at the end of a run.
+async fn outcome(env: &TestEnv, store: &gema::store::Store) -> Outcome {
     let rows = store
         .client
         .query("SELECT count() FROM mentions FINAL WHERE deleted = 0")
@@ -385,14 +414,149 @@ async fn run(
             v["id"].as_str().unwrap().to_string()
         })
         .collect();
-    let outcome = Outcome {
+    Outcome {
         mentions: store.count_mentions().await.unwrap(),
         rows,
         dead_letters: env.distinct_dead_letters(),
         trends,
         candidates,
         delivered,
+    }
+}
+
+/// Where a run's stages talk to: the suite's own services, or the cluster.
+enum Target<'a> {
+    Services(&'a Services),
+    Cluster(&'a Cluster),
+}
+
+async fn run(
+    name: &str,
+    lines: &[Vec<u8>],
+    valid: u64,
+    fault: Fault,
+    target: Target<'_>,
+) -> Outcome {
+    let mut env = TestEnv::new(name);
+    env.config.kafka.partitions = 3;
+    match &target {
+        Target::Services(_) => {
+            env.config.kafka.brokers = format!("127.0.0.1:{KAFKA_PORT}");
+            env.config.clickhouse.url = format!("http://127.0.0.1:{CH_PORT}");
+        }
+        Target::Cluster(cluster) => {
+            env.config.kafka.brokers = cluster.bootstrap();
+            env.config.kafka.replication_factor = 3;
+            env.config.kafka.min_insync_replicas = 2;
+            env.config.clickhouse.url = format!("http://127.0.0.1:{}", CLUSTER_CH_HTTP[0]);
+            env.config.clickhouse.cluster = "gema_cluster".into();
+        }
+    }
+    let store = env.store().await;
+    gema::pipeline::migrate(&env.config).await.unwrap();
+    // The whole feed is in Kafka before the stages start: the faults hit them mid-backlog.
+    let summary = replay(
+        &env.config.kafka,
+        &env.topics,
+        &ReplayOptions {
+            path: env.feed(lines),
+            speed: Speed::Max,
+            retime: false,
+            progress: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.sent as usize, lines.len());
+    // The stages' logs: kept where GEMA_FAULT_LOGS says (to read after a failure), else with
+    // the test's temporary files.
+    let logs = match std::env::var_os("GEMA_FAULT_LOGS") {
+        Some(dir) => PathBuf::from(dir).join(name),
+        None => env.dir.path().join("logs"),
     };
+    std::fs::create_dir_all(&logs).unwrap();
+    let mut stages = Processes::start(config_file(&env), logs);
+    let started = Instant::now();
+    let services = |what: &str| match &target {
+        Target::Services(s) => *s,
+        Target::Cluster(_) => panic!("{what} is a fault of the single-node services"),
+    };
+    match fault {
+        Fault::None => {}
+        Fault::ScaleOut => {
+            let Target::Cluster(cluster) = &target else {
+                panic!("scale-out runs on the cluster");
+            };
+            wait_stored(&store, valid / 5).await;
+            stages.spawn("enrich");
+            stages.spawn("sink");
+            wait_stored(&store, valid / 3).await;
+            assert!(cluster.script("kafka", &["kill-node", "2"]));
+            wait_stored(&store, valid / 2).await;
+            assert!(cluster.script("clickhouse", &["stop-replica", "2"]));
+            stages.stop_last("enrich");
+            stages.stop_last("sink");
+            eprintln!(
+                "{name}: broker 2 killed, replica 2 stopped, instances removed at {} of {valid} \
+                 stored",
+                store.count_mentions().await.unwrap()
+            );
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            assert!(cluster.script("kafka", &["start-node", "2"]));
+            assert!(cluster.script("clickhouse", &["start-replica", "2"]));
+        }
+        Fault::KillStages => {
+            for share in [4, 2] {
+                wait_stored(&store, valid / share).await;
+                stages.kill_and_restart();
+            }
+        }
+        Fault::KillBroker => {
+            wait_stored(&store, valid / 3).await;
+            services("KillBroker").kill("kafka");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            services("KillBroker").up();
+        }
+        Fault::KillClickHouse => {
+            wait_stored(&store, valid / 3).await;
+            services("KillClickHouse").kill("clickhouse");
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            services("KillClickHouse").up();
+        }
+    }
+    env.wait_all_drained(Duration::from_secs(240)).await;
+    eprintln!(
+        "{name}: drained {:?} after the stages started",
+        started.elapsed()
+    );
+    // Upstream first: what the router flushes on its way out (thread counts whose window is
+    // still open) reaches the sink before the sink stops.
+    stages.stop(&["enrich", "trends-stage", "router"]);
+    env.wait_all_drained(Duration::from_secs(120)).await;
+    stages.stop(&[]);
+
+    let outcome = outcome(&env, &store).await;
+    if let Target::Cluster(_) = &target {
+        // The other replica holds the same rows once replication has caught up.
+        let mut second = env.config.clickhouse.clone();
+        second.url = format!("http://127.0.0.1:{}", CLUSTER_CH_HTTP[1]);
+        let replica = gema::store::connect(&second).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let seen = self::outcome(&env, &replica).await;
+            if seen == outcome {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replica 2 differs from replica 1 after 90 s: {} vs {} mentions",
+                seen.mentions,
+                outcome.mentions
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        eprintln!("{name}: replica 2 caught up");
+    }
     if let Some(dir) = std::env::var_os("GEMA_FAULT_LOGS") {
         // What the alerts topic carried, for reading after a failure.
         let lines: Vec<String> = env
@@ -426,7 +590,14 @@ async fn every_fault_ends_like_an_undisturbed_run() {
         .count();
     let valid = (lines.len() - malformed) as u64;
 
-    let control = run("faults-control", &lines, valid, Fault::None, &services).await;
+    let control = run(
+        "faults-control",
+        &lines,
+        valid,
+        Fault::None,
+        Target::Services(&services),
+    )
+    .await;
     assert_eq!((control.mentions, control.rows), (valid, valid));
     assert_eq!(
         control.dead_letters, malformed,
@@ -440,7 +611,24 @@ async fn every_fault_ends_like_an_undisturbed_run() {
         ("faults-broker", Fault::KillBroker),
         ("faults-clickhouse", Fault::KillClickHouse),
     ] {
-        let outcome = run(name, &lines, valid, fault, &services).await;
+        let outcome = run(name, &lines, valid, fault, Target::Services(&services)).await;
         assert_eq!(outcome, control, "{fault:?} changed the outcome");
     }
+    drop(services);
+
+    let started = Instant::now();
+    let cluster = Cluster::start();
+    eprintln!("the cluster started in {:?}", started.elapsed());
+    let outcome = run(
+        "faults-scale-out",
+        &lines,
+        valid,
+        Fault::ScaleOut,
+        Target::Cluster(&cluster),
+    )
+    .await;
+    assert_eq!(
+        outcome, control,
+        "scale-out on the cluster changed the outcome"
+    );
 }

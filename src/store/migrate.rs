@@ -74,10 +74,14 @@ fn add_column_if_missing(statement: &str) -> Option<(String, String, String)> {
 
 /// A migration statement for a cluster (`[clickhouse] cluster`): DDL gets `ON CLUSTER <name>`
 /// after the object it names, and a `*MergeTree` engine becomes its `Replicated*` form with the
-/// table's ZooKeeper path `/clickhouse/tables/{shard}/<db>/<table>` and the `{replica}` macro
-/// (both macros from each server's `<macros>`). Everything else (`INSERT … SELECT`) is returned
-/// as it is: run on one replica, replication copies its rows.
-fn for_cluster(statement: &str, cluster: &str) -> String {
+/// ZooKeeper path `/clickhouse/tables/{shard}/<db>/<table>/<run>` and the `{replica}` macro
+/// (both macros from each server's `<macros>`). Database and table are spelled out: the
+/// `{database}`/`{table}` macros are expanded again at each server start, so a renamed table
+/// would no longer load. `run` is new for each `gema migrate`, so a table created again after
+/// an interrupted rename (0003) never meets the path its predecessor still holds. Everything
+/// else (`INSERT … SELECT`) is returned as it is: run on one replica, replication copies its
+/// rows.
+fn for_cluster(statement: &str, cluster: &str, run: &str) -> String {
     let words: Vec<&str> = statement.split_whitespace().collect();
     let upper = |i: usize| words.get(i).map(|w| w.to_ascii_uppercase());
     let on = format!(" ON CLUSTER {cluster}");
@@ -100,7 +104,7 @@ fn for_cluster(statement: &str, cluster: &str) -> String {
             let at = name_end(statement, skip);
             let name = statement[..at].split_whitespace().last().unwrap_or("");
             let (db, table) = name.split_once('.').unwrap_or(("default", name));
-            let path = format!("'/clickhouse/tables/{{shard}}/{db}/{table}', '{{replica}}'");
+            let path = format!("'/clickhouse/tables/{{shard}}/{db}/{table}/{run}', '{{replica}}'");
             let rest = replicated_engine(&statement[at..], &path);
             format!("{}{on}{rest}", &statement[..at])
         }
@@ -192,8 +196,9 @@ pub async fn migrate_to(store: &Store, last: u32) -> Result<Vec<String>, StoreEr
                 .map_err(|source| StoreError::Migration { name, source })
         }
     };
+    let run = format!("{:016x}", rand::random::<u64>());
     let ddl = |sql: String| match store.cluster.as_deref() {
-        Some(cluster) => for_cluster(&sql, cluster),
+        Some(cluster) => for_cluster(&sql, cluster, &run),
         None => sql,
     };
     exec(
@@ -307,7 +312,7 @@ mod tests {
 
     #[test]
     fn cluster_ddl_runs_on_every_replica_with_replicated_engines() {
-        let c = |s: &str| for_cluster(s, "gc");
+        let c = |s: &str| for_cluster(s, "gc", "r1");
         assert_eq!(
             c("CREATE DATABASE IF NOT EXISTS g"),
             "CREATE DATABASE IF NOT EXISTS g ON CLUSTER gc"
@@ -318,13 +323,13 @@ mod tests {
                ENGINE = ReplacingMergeTree(version)\nORDER BY k"
             ),
             "CREATE TABLE IF NOT EXISTS g.t ON CLUSTER gc\n(\n  k String,\n  version UInt64\n)\n\
-             ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/g/t', \
+             ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/g/t/r1', \
              '{replica}', version)\nORDER BY k"
         );
         assert_eq!(
             c("CREATE TABLE IF NOT EXISTS g.m (version UInt32) ENGINE = ReplacingMergeTree ORDER BY version"),
             "CREATE TABLE IF NOT EXISTS g.m ON CLUSTER gc (version UInt32) ENGINE = \
-             ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/g/m', '{replica}') \
+             ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/g/m/r1', '{replica}') \
              ORDER BY version"
         );
         assert_eq!(
