@@ -1,7 +1,8 @@
 # Shell helpers shared by scripts/services.sh and the cluster scripts under scripts/cluster/.
-# Sourced, not run. Callers set ROOT (the repository) and KAFKA_LIBS (where the broker jars go) before sourcing.
+# Sourced, not run. Callers set ROOT (the repository) and KAFKA_LIBS (where the broker jars go) before sourcing,
+# and may set LOG_TAG (the prefix of log lines; default "services").
 
-log() { printf 'services: %s\n' "$*" >&2; }
+log() { printf '%s: %s\n' "${LOG_TAG:-services}" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 need_pkgs() {
@@ -38,12 +39,16 @@ stop_pid() {
 }
 
 
+# True when $KAFKA_LIBS holds the jars of the current scripts/kafka/pom.xml.
+kafka_jars_current() {
+  [ -f "$KAFKA_LIBS/.complete" ] \
+    && [ "$(cat "$KAFKA_LIBS/.complete")" = "$(sha256sum "$ROOT/scripts/kafka/pom.xml" | cut -d' ' -f1)" ]
+}
+
 # Resolves the Kafka broker jars into $KAFKA_LIBS once per version of scripts/kafka/pom.xml.
 kafka_jars() {
   local libs="$KAFKA_LIBS"
-  if [ -f "$libs/.complete" ] && [ "$(cat "$libs/.complete")" = "$(sha256sum "$ROOT/scripts/kafka/pom.xml" | cut -d' ' -f1)" ]; then
-    return 0
-  fi
+  kafka_jars_current && return 0
   need_pkgs java:openjdk-17-jre-headless mvn:maven
   log "resolving the Kafka broker jars from Maven Central (scripts/kafka/pom.xml)"
   rm -rf "$libs"; mkdir -p "$libs"
