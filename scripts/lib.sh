@@ -1,8 +1,8 @@
 # Shell helpers shared by scripts/services.sh and the cluster scripts under scripts/cluster/.
 # Sourced, not run. Callers set ROOT (the repository) and, to use kafka_jars, KAFKA_LIBS (where the
-# broker jars go) before sourcing.
+# broker jars go) before sourcing, and may set LOG_TAG (the prefix of log lines; default "services").
 
-log() { printf 'services: %s\n' "$*" >&2; }
+log() { printf '%s: %s\n' "${LOG_TAG:-services}" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 need_pkgs() {
@@ -39,14 +39,18 @@ stop_pid() {
 }
 
 
+# True when a folder holds the jars of the current version of a pom.
+#   jars_current <pom> <libs dir>
+jars_current() {
+  [ -f "$2/.complete" ] && [ "$(cat "$2/.complete")" = "$(sha256sum "$1" | cut -d' ' -f1)" ]
+}
+
 # Resolves the runtime jars of a pom under scripts/ into a folder, once per version of that pom.
 #   maven_jars <pom> <libs dir> <what, for the log>
 maven_jars() {
   local pom=$1 libs=$2 what=$3 sum
+  jars_current "$pom" "$libs" && return 0
   sum="$(sha256sum "$pom" | cut -d' ' -f1)"
-  if [ -f "$libs/.complete" ] && [ "$(cat "$libs/.complete")" = "$sum" ]; then
-    return 0
-  fi
   need_pkgs java:openjdk-17-jre-headless mvn:maven
   log "resolving the $what jars from Maven Central (${pom#"$ROOT"/})"
   rm -rf "$libs"; mkdir -p "$libs"
@@ -55,6 +59,9 @@ maven_jars() {
     || die "maven could not resolve the $what jars; see $libs/../maven.log"
   echo "$sum" >"$libs/.complete"
 }
+
+# Whether $KAFKA_LIBS holds the jars of the current scripts/kafka/pom.xml.
+kafka_jars_current() { jars_current "$ROOT/scripts/kafka/pom.xml" "$KAFKA_LIBS"; }
 
 # The Kafka broker jars, in $KAFKA_LIBS.
 kafka_jars() { maven_jars "$ROOT/scripts/kafka/pom.xml" "$KAFKA_LIBS" "Kafka broker"; }
