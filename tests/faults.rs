@@ -556,6 +556,17 @@ async fn run(
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         eprintln!("{name}: replica 2 caught up");
+        // Nothing lost between the stages either: every valid mention is on the enriched topic
+        // (a batch redelivered to another instance on a rebalance may be there twice; the table
+        // keeps one row).
+        let enriched = env.read_topic(&env.topics.enriched);
+        let keys: BTreeSet<&[u8]> = enriched.iter().map(|(k, _)| k.as_slice()).collect();
+        eprintln!(
+            "{name}: enriched topic: {} records, {} distinct mentions",
+            enriched.len(),
+            keys.len()
+        );
+        assert_eq!(keys.len() as u64, valid);
     }
     if let Some(dir) = std::env::var_os("GEMA_FAULT_LOGS") {
         // What the alerts topic carried, for reading after a failure.
