@@ -35,7 +35,7 @@ curl -sf "$ch" --data-binary "INSERT INTO $GEMA_CLICKHOUSE_DATABASE.mentions SEL
  'some text about nusapay and kopi', '', ['en','id'][number % 2 + 1], ['negative','neutral','positive'][number % 3 + 1], 0.5, 0.9, 'bench',
  [concat('tag', toString(number % 1000))], emptyArrayString(), emptyArrayString(), [concat('kw', toString(number % 5000)), 'nusapay'],
  [['nusapay','kopikita','arunika-air'][number % 3 + 1]], '', '', 0, 0, 0, 1,
- 'fast', '', ['negative','neutral','positive'][number % 3 + 1], 0.5, 0.9
+ 'fast', '', ['negative','neutral','positive'][number % 3 + 1], 0.5, 0.9, 0
  FROM system.numbers LIMIT $rows"
 # Rows written behind the sink's back: recompute the rollups it would have kept current.
 start=$(date +%s%N)
