@@ -165,6 +165,7 @@ impl Handler for RouterStage {
             max: 2000,
             linger: Duration::from_millis(5),
             partition_eof: true,
+            pipelined: false,
         }
     }
 

@@ -388,6 +388,7 @@ impl Handler for EnrichStage {
             max: self.batch_max,
             linger: self.batch_linger,
             partition_eof: true,
+            pipelined: true,
         }
     }
 

@@ -1,6 +1,7 @@
 //! A stage's producer: records queued to Kafka and their delivery reports, awaited before the
 //! offsets of the inputs they came from are stored.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use rdkafka::error::KafkaError;
@@ -14,7 +15,10 @@ use crate::kafka::limits::record_bytes;
 /// The records a stage has queued and not yet seen acknowledged.
 pub struct Output {
     producer: FutureProducer,
-    deliveries: Vec<DeliveryFuture>,
+    /// Queued records not yet awaited, oldest first.
+    deliveries: VecDeque<DeliveryFuture>,
+    /// Records awaited so far (with `deliveries`: every record queued).
+    awaited: u64,
     /// The largest record the topics accept (key, value and headers).
     limit: usize,
 }
@@ -25,7 +29,8 @@ impl Output {
     pub fn new(producer: FutureProducer, limit: usize) -> Output {
         Output {
             producer,
-            deliveries: Vec::new(),
+            deliveries: VecDeque::new(),
+            awaited: 0,
             limit,
         }
     }
@@ -63,7 +68,7 @@ impl Output {
             }
             match self.producer.send_result(record) {
                 Ok(d) => {
-                    self.deliveries.push(d);
+                    self.deliveries.push_back(d);
                     return Ok(());
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
@@ -85,7 +90,23 @@ impl Output {
     /// Waits until every record queued so far is acknowledged by Kafka; the first failure is the
     /// error.
     pub async fn acknowledged(&mut self) -> Result<(), StageError> {
-        for d in self.deliveries.drain(..) {
+        self.acknowledged_through(self.queued()).await
+    }
+
+    /// How many records have been queued since the output was made: a mark for
+    /// [`acknowledged_through`](Self::acknowledged_through).
+    pub fn queued(&self) -> u64 {
+        self.awaited + self.deliveries.len() as u64
+    }
+
+    /// Waits until the first `mark` records queued ([`queued`](Self::queued) at some point) are
+    /// acknowledged, leaving later ones in flight; the first failure is the error.
+    pub async fn acknowledged_through(&mut self, mark: u64) -> Result<(), StageError> {
+        while self.awaited < mark {
+            let Some(d) = self.deliveries.pop_front() else {
+                break;
+            };
+            self.awaited += 1;
             let source = match d.await {
                 Ok(Ok(_)) => continue,
                 Ok(Err((source, _))) => source,

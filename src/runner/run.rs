@@ -39,6 +39,11 @@ pub struct BatchPolicy {
     pub linger: Duration,
     /// Report the end of each input partition to [`Handler::partition_end`].
     pub partition_eof: bool,
+    /// The stage keeps nothing across batches, so a settled batch's outputs may still be in
+    /// flight while the next batch is read and handled: its offsets are stored once they are
+    /// acknowledged, at the end of the next batch (or at shutdown). A stage with state to make
+    /// durable in [`Handler::settling`] must not set it.
+    pub pipelined: bool,
 }
 
 /// Why one input message cannot be processed. The runner sends it to the dead-letter topic
@@ -172,6 +177,9 @@ pub async fn run<H: Handler>(
         limit,
     );
     let mut held: VecDeque<OffsetTracker> = VecDeque::new();
+    // `pipelined`: the settled batch whose outputs are still in flight, with the count of
+    // records queued up to its end.
+    let mut in_flight: Option<(OffsetTracker, u64)> = None;
     let stage = policy.group.suffix();
     tracing::info!(stage, topic = input, "Stage started");
 
@@ -180,6 +188,7 @@ pub async fn run<H: Handler>(
         let first = tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
+                land(&mut in_flight, &mut out, &consumer).await?;
                 let mut io = Io { out: &mut out, consumer: &consumer };
                 let settled = handler.wake(&mut io).await?;
                 settle(settled, &mut held, &mut out, &consumer, &mut handler).await?;
@@ -229,8 +238,17 @@ pub async fn run<H: Handler>(
             consumer: &consumer,
         };
         let settled = handler.end_batch(&mut io).await?;
-        settle(settled, &mut held, &mut out, &consumer, &mut handler).await?;
+        if policy.pipelined && settled == Settled::All && held.len() == 1 {
+            // The previous batch's outputs have had this batch's time to be acknowledged.
+            land(&mut in_flight, &mut out, &consumer).await?;
+            let current = held.pop_back().expect("one batch held");
+            in_flight = Some((current, out.queued()));
+        } else {
+            land(&mut in_flight, &mut out, &consumer).await?;
+            settle(settled, &mut held, &mut out, &consumer, &mut handler).await?;
+        }
     }
+    land(&mut in_flight, &mut out, &consumer).await?;
     let mut io = Io {
         out: &mut out,
         consumer: &consumer,
@@ -239,6 +257,20 @@ pub async fn run<H: Handler>(
     settle(Settled::All, &mut held, &mut out, &consumer, &mut handler).await?;
     commit_now(&consumer).map_err(StageError::kafka("commit offsets on shutdown"))?;
     tracing::info!(stage, "Stage stopped after committing its offsets");
+    Ok(())
+}
+
+/// A `pipelined` stage's batch still in flight: awaits its outputs (not later ones) and stores
+/// its offsets.
+async fn land(
+    in_flight: &mut Option<(OffsetTracker, u64)>,
+    out: &mut Output,
+    consumer: &StageConsumer,
+) -> Result<(), StageError> {
+    if let Some((mut batch, through)) = in_flight.take() {
+        out.acknowledged_through(through).await?;
+        batch.store(consumer);
+    }
     Ok(())
 }
 

@@ -200,6 +200,7 @@ impl<T: SinkTable + Send> Handler for SinkStage<T> {
             max: 10_000,
             linger: Duration::from_millis(20),
             partition_eof: false,
+            pipelined: false,
         }
     }
 

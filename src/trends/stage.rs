@@ -179,6 +179,7 @@ impl Handler for TrendStage {
             max: 5000,
             linger: Duration::from_millis(20),
             partition_eof: true,
+            pipelined: false,
         }
     }
 
