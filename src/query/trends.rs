@@ -166,7 +166,9 @@ impl LineLayout {
         let bucket = i64::from(bucket_secs.max(1));
         let points = i64::from(points.max(1));
         let from = since.timestamp().max(0);
-        let end = super::time::end_secs(until.min(now)).max(from);
+        // The last whole bucket ends at or before `until` itself: rounding a fractional `until`
+        // up (as an exclusive query end does) at hh:mm:59.x would count the filling minute.
+        let end = until.min(now).timestamp().max(from);
         let end = end - end.rem_euclid(bucket);
         let buckets = ((end - from) as f64 / bucket as f64).ceil() as i64;
         let step = bucket * ((buckets + points - 1) / points).max(1);
@@ -336,6 +338,15 @@ mod tests {
             "the minute still filling is left off"
         );
         assert_eq!(l.index_of(t(l.start - 1)), None);
+    }
+
+    #[test]
+    fn an_hour_ending_in_the_last_second_of_a_minute_keeps_that_minute_off() {
+        // now 11:00:59.5, since an hour before: the minute 11:00 is still filling.
+        let now = DateTime::from_timestamp(39_659, 500_000_000).unwrap();
+        let since = now - chrono::Duration::hours(1);
+        let l = LineLayout::new(since, now, now, 60, 30);
+        assert_eq!((l.step, l.n, l.start + l.n * l.step), (120, 30, 39_600));
     }
 
     #[test]
