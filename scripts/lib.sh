@@ -74,3 +74,41 @@ ch_binary() {
   echo "clickhouse-server"
 }
 
+
+# A ClickHouse users file: the passwordless `default` user on 127.0.0.1 only, 4 GB per query.
+#   ch_users_xml <file>
+ch_users_xml() {
+  cat >"$1" <<XML
+<?xml version="1.0"?>
+<yandex>
+  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
+  <users>
+    <default>
+      <password></password>
+      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+      <profile>default</profile>
+      <quota>default</quota>
+    </default>
+  </users>
+  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors>
+    <result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time>
+  </interval></default></quotas>
+</yandex>
+XML
+}
+
+# A Kafka node's log4j2 config: INFO to <dir>/logs/server.log, request logs at WARN.
+#   kafka_log4j <node dir>
+kafka_log4j() {
+  cat >"$1/log4j2.properties" <<LOG
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = $1/logs/server.log
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+LOG
+}

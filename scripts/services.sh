@@ -48,17 +48,7 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 log.retention.hours=168
 PROPS
-  cat >"$KAFKA_DIR/log4j2.properties" <<LOG
-appender.file.type = File
-appender.file.name = file
-appender.file.fileName = $KAFKA_DIR/logs/server.log
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.file.ref = file
-logger.request.name = kafka.request.logger
-logger.request.level = WARN
-LOG
+  kafka_log4j "$KAFKA_DIR"
 }
 
 kafka_java() {
@@ -122,23 +112,7 @@ ch_config() {
   <default_database>default</default_database>
 </yandex>
 XML
-  cat >"$CH_DIR/users.xml" <<XML
-<?xml version="1.0"?>
-<yandex>
-  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
-  <users>
-    <default>
-      <password></password>
-      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
-      <profile>default</profile>
-      <quota>default</quota>
-    </default>
-  </users>
-  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors>
-    <result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time>
-  </interval></default></quotas>
-</yandex>
-XML
+  ch_users_xml "$CH_DIR/users.xml"
 }
 
 ch_up() {

@@ -249,14 +249,19 @@ impl Processes {
             .iter()
             .rposition(|(s, _)| *s == stage)
             .expect("an instance of the stage runs");
-        let (_, mut child) = self.running.remove(i);
+        self.terminate(i);
+    }
+
+    /// SIGTERM to the `i`-th process, which must exit 0 (drained, flushed, committed).
+    fn terminate(&mut self, i: usize) {
+        let (stage, mut child) = self.running.remove(i);
         Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()
             .unwrap();
         assert!(
             child.wait().unwrap().success(),
-            "a second gema {stage} exits 0 after SIGTERM (log: {})",
+            "gema {stage} exits 0 after SIGTERM (log: {})",
             self.logs.display()
         );
     }
@@ -271,16 +276,7 @@ impl Processes {
                 i += 1;
                 continue;
             }
-            let (_, mut child) = self.running.remove(i);
-            Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status()
-                .unwrap();
-            assert!(
-                child.wait().unwrap().success(),
-                "gema {stage} exits 0 after SIGTERM (log: {})",
-                self.logs.display()
-            );
+            self.terminate(i);
         }
     }
 }

@@ -142,17 +142,7 @@ num.network.threads=2
 num.io.threads=4
 background.threads=4
 PROPS
-  cat >"$dir/log4j2.properties" <<LOG
-appender.file.type = File
-appender.file.name = file
-appender.file.fileName = $dir/logs/server.log
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.file.ref = file
-logger.request.name = kafka.request.logger
-logger.request.level = WARN
-LOG
+  kafka_log4j "$dir"
 }
 
 # The cluster id all three nodes are formatted with: kept in $CDIR/cluster.id, else read back from a
