@@ -59,6 +59,9 @@ pub struct EnrichStage {
     metrics: Arc<Metrics>,
     /// Event-time progress of the raw partitions: the low watermark stamped on term records.
     progress: PartitionProgress,
+    /// This stage's id on its term records, new at each start and each change of its raw
+    /// partitions: the trend stage keeps each producer's watermark apart.
+    producer: u64,
     /// The batch being read.
     current: Batch,
     /// Batches read and not finished yet, oldest first (each settles when it is finished).
@@ -84,6 +87,7 @@ impl EnrichStage {
             topics,
             metrics,
             progress: PartitionProgress::default(),
+            producer: rand::random(),
             current: Batch::default(),
             waiting: VecDeque::new(),
         }
@@ -124,7 +128,7 @@ impl EnrichStage {
             .watermark
             .and_then(chrono::DateTime::from_timestamp_millis)
             .unwrap_or(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
-        let records: Vec<_> = batch.terms.drain(Some(watermark)).collect();
+        let records: Vec<_> = batch.terms.drain(Some(watermark), batch.producer).collect();
         for r in records {
             let term = r.term.clone();
             // A term record over the topic's limit is split into smaller ones; a single
@@ -265,6 +269,8 @@ struct Batch {
     read_from: Vec<ReadFrom>,
     /// The raw partitions' low watermark (ms) just before the batch's first message was read.
     watermark: Option<i64>,
+    /// The producer id its term records carry: the stage's id when the batch began.
+    producer: u64,
     terms: TermBatch,
     /// Each with where it was read, to dead-letter it if its outputs cannot be produced.
     escalated: Vec<(EnrichedMention, Pending, ReadFrom)>,
@@ -399,7 +405,14 @@ impl Handler for EnrichStage {
     ) -> Result<(), HandleError> {
         self.metrics.enrich_received.inc();
         if self.current.len == 0 {
-            self.current.watermark = self.progress.low_watermark(io.consumer);
+            let (watermark, reassigned) = self.progress.low_watermark_anew(io.consumer);
+            if reassigned {
+                // A partition newly assigned may be behind what this process vouched for so
+                // far: it goes on as a new producer, so the trend stage waits for it anew.
+                self.producer = rand::random();
+            }
+            self.current.watermark = watermark;
+            self.current.producer = self.producer;
         }
         self.current.len += 1;
         let payload = msg.payload().unwrap_or(&[]);

@@ -22,6 +22,11 @@ use super::KafkaConfig;
 /// How long a partition sits at its end before it stops holding the watermark back.
 pub const IDLE_AFTER: Duration = Duration::from_secs(2);
 
+/// How long a producer that wrote to a partition may stay silent there before its progress no
+/// longer holds the partition back (it has stopped, or moved to other partitions). A producer
+/// at work writes to every partition of a keyed topic about once a batch.
+pub const PRODUCER_GONE_AFTER: Duration = Duration::from_secs(10);
+
 /// The end (high watermark) of `topic`'s `partition` as of the consumer's last fetch from it:
 /// librdkafka's cached value, no request to the broker. `None` before the first fetch.
 pub fn fetched_end<X: ConsumerContext, C: Consumer<X>>(
@@ -139,11 +144,15 @@ pub struct PartitionProgress {
     last: Option<i64>,
     /// When the last message (of any partition) was read.
     last_message: Option<Instant>,
+    /// The partitions assigned at the last [`low_watermark_anew`](Self::low_watermark_anew).
+    assignment: Option<Vec<i32>>,
 }
 
 #[derive(Debug, Default)]
 struct Partition {
-    newest: Option<i64>,
+    /// Per producer writing to the partition (0: records that do not say), its newest event
+    /// time and when it was last heard from here.
+    producers: Vec<(u64, i64, Instant)>,
     /// Since when the consumer has been at the partition's end (no message since).
     at_end_since: Option<Instant>,
     /// The end offset it was at then (`None`: unknown).
@@ -151,6 +160,25 @@ struct Partition {
 }
 
 impl Partition {
+    /// The partition's progress: the oldest newest event time of the producers heard from here
+    /// within [`PRODUCER_GONE_AFTER`] (several enrich processes write to each partition of the
+    /// terms topic; the slower one's records must not be late because the faster one's came
+    /// first), else the last one heard from.
+    fn newest(&self, now: Instant) -> Option<i64> {
+        let active = self
+            .producers
+            .iter()
+            .filter(|(_, _, seen)| now.saturating_duration_since(*seen) < PRODUCER_GONE_AFTER)
+            .map(|(_, newest, _)| *newest)
+            .min();
+        active.or_else(|| {
+            self.producers
+                .iter()
+                .max_by_key(|(_, _, seen)| *seen)
+                .map(|(_, newest, _)| *newest)
+        })
+    }
+
     /// At its end for `quiet`, and nothing fetched since that the consumer has not handed over
     /// (`end_now`: the partition's [`fetched_end`] now).
     fn quiet_for(&self, quiet: Duration, end_now: Option<i64>, now: Instant) -> bool {
@@ -165,14 +193,20 @@ impl Partition {
 impl PartitionProgress {
     /// A message with event time `ms` was read from `partition`.
     pub fn saw(&mut self, partition: i32, ms: i64) {
-        self.saw_at(partition, ms, Instant::now());
+        self.saw_at(partition, 0, ms, Instant::now());
     }
 
-    /// [`saw`](Self::saw) at `now`. The first message after the whole input was quiet for
+    /// A message from `producer` (an id each producer picks for itself) vouching for event time
+    /// `ms` was read from `partition`.
+    pub fn saw_from(&mut self, partition: i32, producer: u64, ms: i64) {
+        self.saw_at(partition, producer, ms, Instant::now());
+    }
+
+    /// [`saw_from`](Self::saw_from) at `now`. The first message after the whole input was quiet for
     /// [`IDLE_AFTER`] restarts the idle clock of every partition at its end: they were quiet
     /// because nothing was being written, and get [`IDLE_AFTER`] to show their share of what is
     /// written now before they stop holding the watermark back.
-    pub fn saw_at(&mut self, partition: i32, ms: i64, now: Instant) {
+    pub fn saw_at(&mut self, partition: i32, producer: u64, ms: i64, now: Instant) {
         let was_quiet = self
             .last_message
             .is_none_or(|last| now.duration_since(last) >= IDLE_AFTER);
@@ -185,7 +219,16 @@ impl PartitionProgress {
         }
         self.last_message = Some(now);
         let p = self.partitions.entry(partition).or_default();
-        p.newest = Some(p.newest.map_or(ms, |n| n.max(ms)));
+        match p.producers.iter_mut().find(|(id, _, _)| *id == producer) {
+            Some((_, newest, seen)) => {
+                *newest = (*newest).max(ms);
+                *seen = now;
+            }
+            None => p.producers.push((producer, ms, now)),
+        }
+        // Producers long gone are forgotten (a restarted enrich process picks a new id).
+        p.producers
+            .retain(|(_, _, seen)| now.saturating_duration_since(*seen) < PRODUCER_GONE_AFTER * 6);
         p.at_end_since = None;
     }
 
@@ -249,6 +292,24 @@ impl PartitionProgress {
         self.low_watermark_of(&assigned(consumer), Instant::now())
     }
 
+    /// [`low_watermark`](Self::low_watermark), started again when the assignment changed since
+    /// the last call (then also `true`): a watermark handed to others as a promise (no older
+    /// event time follows) cannot be kept across a partition newly assigned that is behind it.
+    pub fn low_watermark_anew<X: ConsumerContext, C: Consumer<X>>(
+        &mut self,
+        consumer: &C,
+    ) -> (Option<i64>, bool) {
+        let assigned = assigned(consumer);
+        let mut now: Vec<i32> = assigned.iter().map(|(p, _)| *p).collect();
+        now.sort_unstable();
+        let changed = self.assignment.as_ref() != Some(&now);
+        if changed {
+            self.last = None;
+            self.assignment = Some(now);
+        }
+        (self.low_watermark_of(&assigned, Instant::now()), changed)
+    }
+
     /// The minimum newest event time over `assigned` (partition, [`fetched_end`]), leaving out
     /// partitions idle at their end for [`IDLE_AFTER`]; held where it was while an assigned
     /// partition has not been read yet.
@@ -263,7 +324,7 @@ impl PartitionProgress {
             if state.is_some_and(|s| s.quiet_for(IDLE_AFTER, *end, now)) {
                 continue;
             }
-            match state.and_then(|s| s.newest) {
+            match state.and_then(|s| s.newest(now)) {
                 Some(t) => low = Some(low.map_or(t, |l| l.min(t))),
                 None => return self.last,
             }
@@ -282,6 +343,29 @@ mod tests {
     /// `partitions` assigned, their fetched ends unknown.
     fn at(partitions: &[i32]) -> Vec<(i32, Option<i64>)> {
         partitions.iter().map(|&p| (p, None)).collect()
+    }
+
+    #[test]
+    fn a_partition_two_producers_write_to_waits_for_the_slower_until_it_is_gone() {
+        let now = Instant::now();
+        let mut p = PartitionProgress::default();
+        // Producer 1 is ahead; producer 2's records, older, still come.
+        p.saw_at(0, 1, 500, now);
+        p.saw_at(0, 2, 100, now);
+        p.saw_at(0, 1, 600, now);
+        assert_eq!(p.low_watermark_of(&at(&[0]), now), Some(100));
+        p.saw_at(0, 2, 300, now);
+        assert_eq!(p.low_watermark_of(&at(&[0]), now), Some(300));
+        // Producer 2 stops (its process left the group): after a while it no longer holds the
+        // partition back.
+        let later = now + PRODUCER_GONE_AFTER;
+        p.saw_at(0, 1, 900, later);
+        assert_eq!(p.low_watermark_of(&at(&[0]), later), Some(900));
+        // Records that name no producer count as one producer, as before.
+        let mut q = PartitionProgress::default();
+        q.saw(0, 500);
+        q.saw(0, 100);
+        assert_eq!(q.low_watermark_of(&at(&[0]), Instant::now()), Some(500));
     }
 
     #[test]
@@ -305,14 +389,14 @@ mod tests {
         let mut p = PartitionProgress::default();
         // Nothing assigned yet (still joining the group): never caught up.
         assert!(!p.caught_up_of(&at(&[]), IDLE_AFTER, now + IDLE_AFTER));
-        p.saw_at(0, 10, now);
+        p.saw_at(0, 0, 10, now);
         p.reached_end(0, None, now);
         assert!(!p.caught_up_of(&at(&[0, 1]), IDLE_AFTER, now + IDLE_AFTER));
         p.reached_end(1, None, now);
         assert!(!p.caught_up_of(&at(&[0, 1]), IDLE_AFTER, now));
         assert!(p.caught_up_of(&at(&[0, 1]), IDLE_AFTER, now + IDLE_AFTER));
         // A new message means a backlog again.
-        p.saw_at(1, 20, now + IDLE_AFTER);
+        p.saw_at(1, 0, 20, now + IDLE_AFTER);
         assert!(!p.caught_up_of(&at(&[0, 1]), IDLE_AFTER, now + IDLE_AFTER * 2));
     }
 
@@ -333,7 +417,7 @@ mod tests {
         assert_eq!(p.low_watermark_of(&at(&[0, 1]), later), Some(30));
         // A partition empty from the start holds it only until it has been idle long enough.
         let mut q = PartitionProgress::default();
-        q.saw_at(0, 5, now);
+        q.saw_at(0, 0, 5, now);
         q.reached_end(2, None, now);
         assert_eq!(q.low_watermark_of(&at(&[0, 2]), now), None);
         assert_eq!(q.low_watermark_of(&at(&[0, 2]), later), Some(5));
@@ -349,16 +433,16 @@ mod tests {
         for part in 0..3 {
             p.reached_end(part, None, start);
         }
-        p.saw_at(0, 600, first);
+        p.saw_at(0, 0, 600, first);
         assert_eq!(p.low_watermark_of(&at(&[0, 1, 2]), first), None);
-        p.saw_at(1, 100, first);
-        p.saw_at(2, 300, first);
+        p.saw_at(1, 0, 100, first);
+        p.saw_at(2, 0, 300, first);
         assert_eq!(p.low_watermark_of(&at(&[0, 1, 2]), first), Some(100));
         // Partition 1 goes quiet while the others keep delivering: left out after IDLE_AFTER.
         p.reached_end(1, None, first);
-        p.saw_at(0, 650, first + IDLE_AFTER / 2);
-        p.saw_at(0, 700, first + IDLE_AFTER);
-        p.saw_at(2, 700, first + IDLE_AFTER);
+        p.saw_at(0, 0, 650, first + IDLE_AFTER / 2);
+        p.saw_at(0, 0, 700, first + IDLE_AFTER);
+        p.saw_at(2, 0, 700, first + IDLE_AFTER);
         assert_eq!(
             p.low_watermark_of(&at(&[0, 1, 2]), first + IDLE_AFTER),
             Some(700)
@@ -372,11 +456,11 @@ mod tests {
         let now = Instant::now();
         let later = now + IDLE_AFTER * 2;
         let mut p = PartitionProgress::default();
-        p.saw_at(0, 30, now);
-        p.saw_at(1, 10, now);
+        p.saw_at(0, 0, 30, now);
+        p.saw_at(1, 0, 10, now);
         p.reached_end(1, Some(40), now);
         for step in 1..=4 {
-            p.saw_at(0, 100 * step, now + IDLE_AFTER / 2 * step as u32);
+            p.saw_at(0, 0, 100 * step, now + IDLE_AFTER / 2 * step as u32);
         }
         assert_eq!(
             p.low_watermark_of(&[(0, None), (1, Some(55))], later),

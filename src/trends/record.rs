@@ -22,6 +22,11 @@ pub struct TermRecord {
     /// one raw partition, or the batch's records on another terms partition, are read behind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watermark: Option<DateTime<Utc>>,
+    /// Which enrich process wrote the record (an id it picks at start): with several enrich
+    /// processes the trend stage keeps each one's watermark per terms partition and waits for
+    /// the slowest (`kafka::progress`). Absent in records of earlier versions.
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    pub producer: Option<u64>,
 }
 
 /// One occurrence of a term. On the wire the keys are one letter and the time is milliseconds
@@ -101,6 +106,7 @@ impl TermRecord {
             term: first.term.clone(),
             occurrences: first.occurrences.split_off(first.occurrences.len() / 2),
             watermark: first.watermark,
+            producer: first.producer,
         };
         let mut parts = first.into_json_parts(max_bytes);
         parts.extend(second.into_json_parts(max_bytes));
@@ -152,10 +158,12 @@ impl TermBatch {
         self.by_term.is_empty()
     }
 
-    /// The records to produce, each stamped with `watermark`, emptying the batch.
+    /// The records to produce, each stamped with `watermark` and the `producer`'s id, emptying
+    /// the batch.
     pub fn drain(
         &mut self,
         watermark: Option<DateTime<Utc>>,
+        producer: u64,
     ) -> impl Iterator<Item = TermRecord> + '_ {
         self.by_term
             .drain()
@@ -163,6 +171,7 @@ impl TermBatch {
                 term,
                 occurrences,
                 watermark,
+                producer: Some(producer),
             })
     }
 }
@@ -201,6 +210,7 @@ mod split_tests {
                 })
                 .collect(),
             watermark: Some(at),
+            producer: Some(3),
         };
         let whole = serde_json::to_vec(&record).unwrap().len();
         let parts = record.clone().into_json_parts(whole / 5);
@@ -209,7 +219,10 @@ mod split_tests {
         for p in &parts {
             assert!(p.len() <= whole / 5, "{} > {}", p.len(), whole / 5);
             let r: TermRecord = serde_json::from_slice(p).unwrap();
-            assert_eq!((r.term.as_str(), r.watermark), ("#nusapaydown", Some(at)));
+            assert_eq!(
+                (r.term.as_str(), r.watermark, r.producer),
+                ("#nusapaydown", Some(at), Some(3))
+            );
             authors.extend(r.occurrences.into_iter().map(|o| o.author_id));
         }
         let expected: Vec<String> = record
@@ -222,7 +235,8 @@ mod split_tests {
             TermRecord {
                 term: "t".into(),
                 occurrences: vec![],
-                watermark: None
+                watermark: None,
+                producer: None,
             }
             .into_json_parts(1)
             .len(),

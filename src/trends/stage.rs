@@ -211,7 +211,8 @@ impl Handler for TrendStage {
                 .max()
         });
         if let Some(p) = vouched {
-            self.progress.saw(msg.partition(), p);
+            self.progress
+                .saw_from(msg.partition(), record.producer.unwrap_or(0), p);
         }
         let detector = self.detectors.pick(&record.term);
         let negative = match Term::parse(&record.term) {
