@@ -224,11 +224,15 @@ impl PartitionProgress {
                 *newest = (*newest).max(ms);
                 *seen = now;
             }
-            None => p.producers.push((producer, ms, now)),
+            None => {
+                // Producers long gone are forgotten as new ones come (an enrich process picks a
+                // new id at each start and each change of its partitions).
+                p.producers.retain(|(_, _, seen)| {
+                    now.saturating_duration_since(*seen) < PRODUCER_GONE_AFTER * 6
+                });
+                p.producers.push((producer, ms, now));
+            }
         }
-        // Producers long gone are forgotten (a restarted enrich process picks a new id).
-        p.producers
-            .retain(|(_, _, seen)| now.saturating_duration_since(*seen) < PRODUCER_GONE_AFTER * 6);
         p.at_end_since = None;
     }
 

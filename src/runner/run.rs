@@ -238,13 +238,12 @@ pub async fn run<H: Handler>(
             consumer: &consumer,
         };
         let settled = handler.end_batch(&mut io).await?;
+        // A pipelined stage's previous batch has had this batch's time to be acknowledged.
+        land(&mut in_flight, &mut out, &consumer).await?;
         if policy.pipelined && settled == Settled::All && held.len() == 1 {
-            // The previous batch's outputs have had this batch's time to be acknowledged.
-            land(&mut in_flight, &mut out, &consumer).await?;
             let current = held.pop_back().expect("one batch held");
             in_flight = Some((current, out.queued()));
         } else {
-            land(&mut in_flight, &mut out, &consumer).await?;
             settle(settled, &mut held, &mut out, &consumer, &mut handler).await?;
         }
     }

@@ -86,10 +86,9 @@ fn for_cluster(statement: &str, cluster: &str, run: &str) -> String {
     let upper = |i: usize| words.get(i).map(|w| w.to_ascii_uppercase());
     let on = format!(" ON CLUSTER {cluster}");
     match (upper(0).as_deref(), upper(1).as_deref()) {
-        (Some("CREATE"), Some("DATABASE")) | (Some("DROP"), Some("TABLE" | "DATABASE")) => {
-            format!("{}{on}", statement.trim_end())
-        }
-        (Some("RENAME"), Some("TABLE")) => format!("{}{on}", statement.trim_end()),
+        (Some("CREATE"), Some("DATABASE"))
+        | (Some("DROP"), Some("TABLE" | "DATABASE"))
+        | (Some("RENAME"), Some("TABLE")) => format!("{}{on}", statement.trim_end()),
         (Some("ALTER"), Some("TABLE")) => {
             // ALTER TABLE <name> …: the clause goes right after the name.
             let at = name_end(statement, 2);
