@@ -40,8 +40,11 @@ const KAFKA_PORT: u16 = 29092;
 const CH_PORT: u16 = 28123;
 const STAGES: [&str; 4] = ["enrich", "sink", "trends-stage", "router"];
 /// The cluster's ports: brokers on BASE..BASE+2 (controllers 100 up); ClickHouse replicas.
-const CLUSTER_KAFKA_BASE: u16 = 39092;
-const CLUSTER_CH_HTTP: [u16; 2] = [38123, 38124];
+/// Every port the suite listens on stays below Linux's ephemeral range (32768–60999 by
+/// default): there an outgoing connection's local port can take it between the scripts'
+/// "is it free" check and the server's bind (a replica exited at start-up that way in CI).
+const CLUSTER_KAFKA_BASE: u16 = 26092;
+const CLUSTER_CH_HTTP: [u16; 2] = [26123, 26124];
 
 /// Kafka and ClickHouse of the suite's own, stopped when dropped.
 struct Services {
@@ -112,22 +115,28 @@ impl Cluster {
         let c = Cluster {
             dir: tempfile::tempdir().unwrap(),
         };
-        // A node of the three has once exited during start-up here (its logs went with the
-        // temporary folder): show them and start afresh once before giving up.
-        let mut up = c.script("kafka", &["up"]);
-        if !up {
-            c.print_kafka_logs();
-            c.script("kafka", &["reset"]);
-            up = c.script("kafka", &["up"]);
+        // A node has exited during start-up here, once a Kafka node and once a ClickHouse
+        // replica (when the ports were in the ephemeral range): show the logs and start afresh
+        // once before giving up.
+        for (which, logs, what) in [
+            ("kafka", Cluster::KAFKA_LOGS, "the Kafka cluster starts"),
+            (
+                "clickhouse",
+                Cluster::CLICKHOUSE_LOGS,
+                "the ClickHouse replicas start",
+            ),
+        ] {
+            let mut up = c.script(which, &["up"]);
+            if !up {
+                c.print_logs(logs);
+                c.script(which, &["reset"]);
+                up = c.script(which, &["up"]);
+            }
+            if !up {
+                c.print_logs(logs);
+            }
+            assert!(up, "{what}");
         }
-        if !up {
-            c.print_kafka_logs();
-        }
-        assert!(up, "the Kafka cluster starts");
-        assert!(
-            c.script("clickhouse", &["up"]),
-            "the ClickHouse replicas start"
-        );
         c
     }
 
@@ -144,32 +153,43 @@ impl Cluster {
             // The broker jars the main services already resolved (make test starts them first).
             .env("GEMA_KAFKA_LIBS", main_state.join("kafka/libs"))
             .env("GEMA_KCLUSTER_PORT_BASE", CLUSTER_KAFKA_BASE.to_string())
-            .env("GEMA_ZK_PORT", "32181")
+            .env("GEMA_ZK_PORT", "22181")
             .env("GEMA_CH1_HTTP_PORT", h1.to_string())
-            .env("GEMA_CH1_TCP_PORT", "39000")
-            .env("GEMA_CH1_INTERSERVER_PORT", "39009")
+            .env("GEMA_CH1_TCP_PORT", "26000")
+            .env("GEMA_CH1_INTERSERVER_PORT", "26009")
             .env("GEMA_CH2_HTTP_PORT", h2.to_string())
-            .env("GEMA_CH2_TCP_PORT", "39001")
-            .env("GEMA_CH2_INTERSERVER_PORT", "39010")
+            .env("GEMA_CH2_TCP_PORT", "26001")
+            .env("GEMA_CH2_INTERSERVER_PORT", "26010")
             .stdout(Stdio::null())
             .status()
             .unwrap()
             .success()
     }
 
-    /// The end of each Kafka node's logs, on stderr.
-    fn print_kafka_logs(&self) {
-        for n in 1..=3 {
-            for file in ["stdout.log", "server.log"] {
-                let path = self
-                    .dir
-                    .path()
-                    .join(format!("kafka-cluster/node{n}/logs/{file}"));
-                let text = std::fs::read_to_string(&path).unwrap_or_default();
-                let lines: Vec<&str> = text.lines().collect();
-                let tail = lines[lines.len().saturating_sub(20)..].join("\n");
-                eprintln!("--- {}:\n{tail}", path.display());
-            }
+    const KAFKA_LOGS: &[&str] = &[
+        "kafka-cluster/node1/logs/stdout.log",
+        "kafka-cluster/node1/logs/server.log",
+        "kafka-cluster/node2/logs/stdout.log",
+        "kafka-cluster/node2/logs/server.log",
+        "kafka-cluster/node3/logs/stdout.log",
+        "kafka-cluster/node3/logs/server.log",
+    ];
+    const CLICKHOUSE_LOGS: &[&str] = &[
+        "zookeeper/logs/server.log",
+        "ch-cluster/replica1/logs/stdout.log",
+        "ch-cluster/replica1/logs/error.log",
+        "ch-cluster/replica2/logs/stdout.log",
+        "ch-cluster/replica2/logs/error.log",
+    ];
+
+    /// The end of each of these logs (paths in the cluster's folder), on stderr.
+    fn print_logs(&self, files: &[&str]) {
+        for file in files {
+            let path = self.dir.path().join(file);
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+            eprintln!("--- {}:\n{tail}", path.display());
         }
     }
 

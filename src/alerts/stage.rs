@@ -17,7 +17,7 @@ use std::time::Duration;
 use chrono::Utc;
 use rdkafka::message::BorrowedMessage;
 
-use crate::kafka::progress::PartitionProgress;
+use crate::kafka::progress::{producer_of, PartitionProgress};
 use crate::kafka::{Group, Topics};
 use crate::metrics::Metrics;
 use crate::runner::state::Coverage;
@@ -186,8 +186,12 @@ impl Handler for RouterStage {
                 error: format!("invalid alert: {e}"),
             })?;
         let now = Utc::now();
-        self.progress
-            .saw(msg.partition(), alert.event_time.timestamp_millis());
+        // An enrich process names itself in a header; the trend stage's spike alerts do not.
+        self.progress.saw_from(
+            msg.partition(),
+            producer_of(msg).unwrap_or(0),
+            alert.event_time.timestamp_millis(),
+        );
         let watermark = self.watermark(io);
         self.router.advance(watermark, now);
         let (decision, due) = self.router.route(alert, now);

@@ -21,7 +21,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use tokio::time::Instant;
 
 use crate::alerts::rules::{negative_comment, NegativeCommentConfig};
-use crate::kafka::progress::PartitionProgress;
+use crate::kafka::progress::{producer_header, PartitionProgress};
 use crate::kafka::{Group, Topics};
 use crate::mention::{EnrichedMention, Escalation, Mention};
 use crate::metrics::Metrics;
@@ -194,9 +194,15 @@ impl EnrichStage {
         .await?;
         self.metrics.enrich_enriched.inc();
         if let Some((key, json)) = &r.alert {
-            // Keyed by query, so one router instance sees all of a query's alerts.
-            out.send(&self.topics.alerts_raw, Some(key.as_bytes()), json, None)
-                .await?;
+            // Keyed by query, so one router instance sees all of a query's alerts. With several
+            // enrich processes the router keeps each one's progress apart (`kafka::progress`).
+            out.send(
+                &self.topics.alerts_raw,
+                Some(key.as_bytes()),
+                json,
+                Some(producer_header(self.producer)),
+            )
+            .await?;
             self.metrics.alerts_raised.inc();
         }
         terms.add(&r.enriched, r.terms);

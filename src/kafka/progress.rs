@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 
 use super::KafkaConfig;
 
@@ -26,6 +27,27 @@ pub const IDLE_AFTER: Duration = Duration::from_secs(2);
 /// longer holds the partition back (it has stopped, or moved to other partitions). A producer
 /// at work writes to every partition of a keyed topic about once a batch.
 pub const PRODUCER_GONE_AFTER: Duration = Duration::from_secs(10);
+
+/// The header naming the producer of a record whose payload does not (the raw alerts: their
+/// JSON is what the router delivers, so the id travels beside it).
+pub const PRODUCER_HEADER: &str = "gema-producer";
+
+/// [`PRODUCER_HEADER`] with `producer`, in decimal.
+pub fn producer_header(producer: u64) -> OwnedHeaders {
+    OwnedHeaders::new().insert(Header {
+        key: PRODUCER_HEADER,
+        value: Some(producer.to_string().as_bytes()),
+    })
+}
+
+/// The producer a record's [`PRODUCER_HEADER`] names, if it has one that reads as an id.
+pub fn producer_of<M: Message>(msg: &M) -> Option<u64> {
+    let headers = msg.headers()?;
+    headers
+        .iter()
+        .find(|h| h.key == PRODUCER_HEADER)
+        .and_then(|h| std::str::from_utf8(h.value?).ok()?.parse().ok())
+}
 
 /// The end (high watermark) of `topic`'s `partition` as of the consumer's last fetch from it:
 /// librdkafka's cached value, no request to the broker. `None` before the first fetch.
@@ -162,16 +184,22 @@ struct Partition {
 impl Partition {
     /// The partition's progress: the oldest newest event time of the producers heard from here
     /// within [`PRODUCER_GONE_AFTER`] (several enrich processes write to each partition of the
-    /// terms topic; the slower one's records must not be late because the faster one's came
-    /// first), else the last one heard from.
+    /// terms and raw alerts topics; the slower one's records must not be late because the
+    /// faster one's came first), else the last one heard from. Records that name no producer
+    /// (0: the trend stage's spike alerts, records of earlier versions) count only while no
+    /// producer that names itself is active: a spike's time is a bucket's, behind the mentions.
     fn newest(&self, now: Instant) -> Option<i64> {
-        let active = self
-            .producers
-            .iter()
-            .filter(|(_, _, seen)| now.saturating_duration_since(*seen) < PRODUCER_GONE_AFTER)
-            .map(|(_, newest, _)| *newest)
-            .min();
-        active.or_else(|| {
+        let active = |named: bool| {
+            self.producers
+                .iter()
+                .filter(|(id, _, seen)| {
+                    (*id != 0) == named
+                        && now.saturating_duration_since(*seen) < PRODUCER_GONE_AFTER
+                })
+                .map(|(_, newest, _)| *newest)
+                .min()
+        };
+        active(true).or_else(|| active(false)).or_else(|| {
             self.producers
                 .iter()
                 .max_by_key(|(_, _, seen)| *seen)
@@ -370,6 +398,48 @@ mod tests {
         q.saw(0, 500);
         q.saw(0, 100);
         assert_eq!(q.low_watermark_of(&at(&[0]), Instant::now()), Some(500));
+    }
+
+    #[test]
+    fn the_producer_header_reads_back() {
+        use rdkafka::message::{OwnedMessage, Timestamp};
+        let msg = |headers| {
+            OwnedMessage::new(
+                None,
+                None,
+                "t".into(),
+                Timestamp::NotAvailable,
+                0,
+                0,
+                headers,
+            )
+        };
+        assert_eq!(
+            producer_of(&msg(Some(producer_header(u64::MAX)))),
+            Some(u64::MAX)
+        );
+        assert_eq!(producer_of(&msg(None)), None);
+        let other = OwnedHeaders::new().insert(Header {
+            key: PRODUCER_HEADER,
+            value: Some("not an id"),
+        });
+        assert_eq!(producer_of(&msg(Some(other))), None);
+    }
+
+    #[test]
+    fn records_that_name_no_producer_count_only_without_named_ones() {
+        let now = Instant::now();
+        let mut p = PartitionProgress::default();
+        // Two enrich processes' alerts and the trend stage's spike alert (older: a bucket's
+        // time) on one partition of the raw alerts.
+        p.saw_at(0, 7, 900, now);
+        p.saw_at(0, 8, 700, now);
+        p.saw_at(0, 0, 400, now);
+        assert_eq!(p.low_watermark_of(&at(&[0]), now), Some(700));
+        // Both processes gone: the unnamed records hold the partition.
+        let later = now + PRODUCER_GONE_AFTER;
+        p.saw_at(0, 0, 800, later);
+        assert_eq!(p.low_watermark_of(&at(&[0]), later), Some(800));
     }
 
     #[test]
