@@ -52,6 +52,7 @@ pub fn run_train(args: &TrainArgs, config: &gema::config::Config) -> anyhow::Res
             class_weight_power: args.class_weight_power,
             class_weight_power_id: args.class_weight_power_id,
             class_weight_power_binary: args.class_weight_power_binary,
+            binary_conditional: args.binary_conditional,
             id_repeat: args.id_repeat,
             word_trigrams: args.word_trigrams,
             ensemble: args.ensemble,

@@ -140,6 +140,10 @@ pub struct TrainArgs {
     /// Experiments only: class-weight power for negative/positive-only training files.
     #[arg(long, hide = true)]
     pub class_weight_power_binary: Option<f32>,
+    /// Experiments only: learn files labelled only negative/positive over those two classes
+    /// alone (`TrainConfig::binary_conditional`).
+    #[arg(long, hide = true)]
+    pub binary_conditional: bool,
     /// Experiments only: hold out every 10th row of each training file and select/report on
     /// those slices instead of the dev files (for fitting knobs without touching dev).
     #[arg(long, hide = true)]

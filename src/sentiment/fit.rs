@@ -32,6 +32,8 @@ pub struct GridOverrides {
     pub class_weight_power_id: Option<f32>,
     /// Class-weight power for negative/positive-only training files.
     pub class_weight_power_binary: Option<f32>,
+    /// Negative/positive-only files learnt over those two classes alone.
+    pub binary_conditional: bool,
     /// Visits of each Indonesian training row per epoch.
     pub id_repeat: Option<usize>,
     /// Word trigrams on.
@@ -54,6 +56,7 @@ impl GridOverrides {
             || self.class_weight_power.is_some()
             || self.class_weight_power_id.is_some()
             || self.class_weight_power_binary.is_some()
+            || self.binary_conditional
             || self.word_trigrams
             || self.id_repeat.is_some()
             || self.char_min.is_some()
@@ -202,6 +205,7 @@ pub fn default_grid(options: &FastTrainOptions) -> Vec<TrainConfig> {
         c.class_weight_power = o.class_weight_power.unwrap_or(c.class_weight_power);
         c.class_weight_power_id = o.class_weight_power_id.or(c.class_weight_power_id);
         c.class_weight_power_binary = o.class_weight_power_binary.or(c.class_weight_power_binary);
+        c.binary_conditional = o.binary_conditional || c.binary_conditional;
         c.id_repeat = o.id_repeat.unwrap_or(c.id_repeat);
         c.features.word_trigrams = o.word_trigrams || c.features.word_trigrams;
         c.features.char_min = o.char_min.unwrap_or(c.features.char_min);

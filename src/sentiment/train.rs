@@ -38,6 +38,13 @@ pub struct TrainConfig {
     /// negative F1, not macro-recall), when it differs from the per-language power.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class_weight_power_binary: Option<f32>,
+    /// Rows of files labelled only negative/positive are learnt as "negative or positive, which
+    /// one", not as "not neutral": their loss is over those two classes alone, so it leaves the
+    /// neutral score alone. Such a file (IndoLEM: the only Indonesian tweets) was collected
+    /// without neutral posts; learnt three-way, it teaches that a text of its kind is never
+    /// neutral, and plain Indonesian chatter comes out negative or positive.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub binary_conditional: bool,
     /// How many times each Indonesian training row is visited per epoch (0 or 1: once).
     #[serde(default, skip_serializing_if = "is_at_most_one")]
     pub id_repeat: usize,
@@ -57,6 +64,7 @@ impl Default for TrainConfig {
             class_weight_power: 1.0,
             class_weight_power_id: None,
             class_weight_power_binary: None,
+            binary_conditional: false,
             id_repeat: 1,
             seed: 42,
             ensemble: 1,
@@ -103,6 +111,8 @@ pub struct Encoded {
     offsets: Vec<usize>,
     labels: Vec<u8>,
     weights: Vec<f32>,
+    /// Per row: learnt over negative and positive alone (`TrainConfig::binary_conditional`).
+    two_way: Vec<bool>,
 }
 
 impl Encoded {
@@ -144,6 +154,7 @@ pub fn encode(f: &Featurizer, examples: &[Example], default_lang: Lang, cw_power
         offsets: vec![0],
         labels: vec![],
         weights: vec![],
+        two_way: vec![],
     };
     let mut norm = String::new();
     let mut feats = Vec::new();
@@ -158,6 +169,7 @@ pub fn encode(f: &Featurizer, examples: &[Example], default_lang: Lang, cw_power
         let c = class_index(e.label);
         enc.labels.push(c);
         enc.weights.push(cw[c as usize]);
+        enc.two_way.push(false);
     }
     enc
 }
@@ -191,10 +203,15 @@ impl Trainer {
                 z[1] += w[1] * v;
                 z[2] += w[2] * v;
             }
-            let p = FastModel::probs(z, 1.0);
             let y = data.labels[i] as usize;
             let sw = data.weights[i];
-            let mut d = p;
+            let mut d = if data.two_way[i] {
+                // Softmax over negative and positive alone: no gradient on neutral.
+                let p_neg = 1.0 / (1.0 + (z[2] - z[0]).exp());
+                [p_neg, 0.0, 1.0 - p_neg]
+            } else {
+                FastModel::probs(z, 1.0)
+            };
             d[y] -= 1.0;
             let d = d.map(|x| x * sw);
             for ((b, gb), dc) in self.b.iter_mut().zip(&mut self.gb).zip(d) {
@@ -360,12 +377,12 @@ pub fn train(
 ) -> Outcome {
     let mut best: Option<(f64, FastModel, TrainConfig, usize, Vec<Report>)> = None;
     let mut epochs = Vec::new();
-    let mut cache: Option<(FeatureConfig, ClassWeightPowers, Encoded, Vec<DevSet>)> = None;
+    let mut cache: Option<(FeatureConfig, ClassWeightPowers, bool, Encoded, Vec<DevSet>)> = None;
     let mut id_rows: Vec<usize> = Vec::new();
     for (ci, cfg) in grid.iter().enumerate() {
-        let stale = cache
-            .as_ref()
-            .is_none_or(|(f, p, _, _)| *f != cfg.features || *p != cfg.class_weight_powers());
+        let stale = cache.as_ref().is_none_or(|(f, p, b, _, _)| {
+            *f != cfg.features || *p != cfg.class_weight_powers() || *b != cfg.binary_conditional
+        });
         if stale {
             let start = Instant::now();
             let featurizer = Featurizer::new(cfg.features, lexicons.clone());
@@ -375,6 +392,7 @@ pub fn train(
                 offsets: vec![0],
                 labels: vec![],
                 weights: vec![],
+                two_way: vec![],
             };
             id_rows.clear();
             for (_, ex) in train {
@@ -395,6 +413,10 @@ pub fn train(
                 all.offsets.extend(e.offsets[1..].iter().map(|o| o + base));
                 all.labels.extend_from_slice(&e.labels);
                 all.weights.extend_from_slice(&e.weights);
+                all.two_way.extend(std::iter::repeat_n(
+                    binary && cfg.binary_conditional,
+                    e.len(),
+                ));
             }
             let devsets = dev
                 .iter()
@@ -410,9 +432,15 @@ pub fn train(
                 all.idx.len(),
                 start.elapsed().as_secs_f64()
             ));
-            cache = Some((cfg.features, cfg.class_weight_powers(), all, devsets));
+            cache = Some((
+                cfg.features,
+                cfg.class_weight_powers(),
+                cfg.binary_conditional,
+                all,
+                devsets,
+            ));
         }
-        let (_, _, data, devsets) = cache.as_ref().expect("cache filled above");
+        let (_, _, _, data, devsets) = cache.as_ref().expect("cache filled above");
         // An ensemble of `cfg.ensemble` runs with different shuffles, averaged after every epoch
         // (the model is linear, so averaging weights averages logits).
         let k = cfg.ensemble.max(1);
@@ -479,7 +507,7 @@ pub fn train(
         }
     }
     let (_, mut model, config, best_epoch, dev_reports) = best.expect("grid is not empty");
-    let (_, _, _, devsets) = cache.as_ref().expect("cache filled above");
+    let (_, _, _, _, devsets) = cache.as_ref().expect("cache filled above");
     // Devsets were encoded with the last configuration's features; re-encode if it differs.
     let reencoded;
     let devsets = if cache.as_ref().is_some_and(|c| c.0 == config.features) {
@@ -585,6 +613,37 @@ mod tests {
             label,
             lang: Some(Lang::En),
         }
+    }
+
+    #[test]
+    fn two_way_rows_leave_the_neutral_score_alone() {
+        // Features 0 and 1 occur only in negative/positive-only rows, feature 2 in a neutral row.
+        let data = Encoded {
+            idx: vec![0, 1, 2],
+            val: vec![1.0, 1.0, 1.0],
+            offsets: vec![0, 1, 2, 3],
+            labels: vec![0, 2, 1],
+            weights: vec![1.0; 3],
+            two_way: vec![true, true, false],
+        };
+        let cfg = TrainConfig::default();
+        let mut t = Trainer::new(3);
+        for _ in 0..5 {
+            t.epoch(&data, &[0, 1, 2], &cfg);
+        }
+        // Learnt negative against positive...
+        assert!(t.w[0] > t.w[2] && t.w[3 + 2] > t.w[3]);
+        // ...with no neutral weight at all; the three-way row moves all three.
+        assert_eq!((t.w[1], t.w[3 + 1]), (0.0, 0.0));
+        assert!(t.w[6 + 1] > 0.0 && t.w[6] < 0.0);
+        // Learnt three-way, the same rows push neutral down.
+        let three_way = Encoded {
+            two_way: vec![false; 3],
+            ..data
+        };
+        let mut t = Trainer::new(3);
+        t.epoch(&three_way, &[0, 1, 2], &cfg);
+        assert!(t.w[1] < 0.0 && t.w[3 + 1] < 0.0);
     }
 
     #[test]
