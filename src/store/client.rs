@@ -57,9 +57,16 @@ pub fn server_supports_validation(version: &str) -> bool {
 }
 
 fn base_client(config: &ClickHouseConfig) -> Client {
-    let mut client = Client::default()
-        .with_url(&config.url)
-        .with_user(&config.user);
+    let urls = super::failover::urls(&config.url);
+    let mut client = if urls.len() > 1 {
+        super::failover::FailoverConnector::new(&urls)
+            .expect("[clickhouse] url was validated")
+            .clickhouse_client()
+            .with_url(urls[0])
+    } else {
+        Client::default().with_url(&config.url)
+    }
+    .with_user(&config.user);
     if let Some(p) = &config.password {
         client = client.with_password(p);
     }

@@ -8,7 +8,10 @@ use crate::setting::Invalid;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClickHouseConfig {
-    /// HTTP interface URL. Env: `GEMA_CLICKHOUSE_URL`.
+    /// HTTP interface URL. Several, separated by commas, are the replicas of a one-shard
+    /// cluster (each `http://host:port`): requests go to the one that last accepted a
+    /// connection, and to the next when it stops (`store::failover`). Env:
+    /// `GEMA_CLICKHOUSE_URL`.
     pub url: String,
     /// Database gema creates and uses. Env: `GEMA_CLICKHOUSE_DATABASE`.
     pub database: String,
@@ -65,7 +68,14 @@ impl Default for SinkConfig {
 impl ClickHouseConfig {
     /// Checks every value; the key is relative to `[clickhouse]`.
     pub fn validate(&self) -> Result<(), Invalid> {
-        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+        let urls = super::failover::urls(&self.url);
+        if urls.is_empty() {
+            return Err(Invalid::new("url", &self.url, "name at least one URL"));
+        }
+        if urls.len() > 1 {
+            super::failover::FailoverConnector::new(&urls)
+                .map_err(|e| Invalid::new("url", &self.url, &e))?;
+        } else if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
             return Err(Invalid::new(
                 "url",
                 &self.url,

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod config;
+pub mod failover;
 pub mod keys;
 pub mod migrate;
 pub mod rollup;
