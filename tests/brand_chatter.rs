@@ -1,9 +1,9 @@
 //! Brand chatter: the class of error where a brand's own name, or plain talk about it, is read
 //! as negative. The set (`tests/chatter/`) runs through the enrich stage's code path with the
 //! brands as tracked queries, so that the names are masked as in the pipeline. What is asserted
-//! is what masking guarantees: every brand gets the same reading of a template, so the name
-//! itself sways nothing. The issue's target for this set (negative precision and recall ≥ 0.90)
-//! is printed, not asserted: the fast tier reaches recall 1.00 but precision 0.65 (0.71 with the
+//! is what masking guarantees: every brand gets the same language and reading of a template,
+//! so the name itself sways nothing. The issue's target for this set (negative precision and recall ≥ 0.90)
+//! is printed, not asserted: the fast tier reaches recall 1.00 but precision 0.65 (0.73 with the
 //! cascade, `tests/bert.rs`), because a few plain templates ("Heading out, grabbing my usual
 //! from {b}", "Pakai {b} lagi hari ini") read as negative whatever the brand; that is open work.
 
@@ -22,24 +22,21 @@ fn brand_chatter_is_not_read_as_negative() {
     let enricher =
         Enricher::new(model.clone()).with_queries(QuerySet::compile(&queries()).unwrap());
     let plain = Enricher::new(model);
-    // (template, detected language) → label: the language is detected on the unmasked text, so
-    // a name may tip it; within one language the reading must not depend on the brand.
-    let mut by_template: std::collections::HashMap<(usize, String), Label> = Default::default();
+    // template → (language, label): the language is read without the names too, so no brand
+    // changes either.
+    let mut by_template: std::collections::HashMap<usize, (String, Label)> = Default::default();
     let (mut masked, mut unmasked) = (Tally::default(), Tally::default());
     let cases = cases();
     for (i, c) in cases.iter().enumerate() {
         let e = enricher.enrich(mention(i, c.text.clone()));
         assert_eq!(e.queries, vec![c.query.clone()], "{}", c.text);
-        if e.lang == "en" || e.lang == "id" {
-            let first = by_template
-                .entry((c.template, e.lang.clone()))
-                .or_insert(e.sentiment.label);
-            assert_eq!(
-                *first, e.sentiment.label,
-                "brand {} changed the reading of {}",
-                c.query, c.text
-            );
-        }
+        let reading = (e.lang.clone(), e.sentiment.label);
+        let first = by_template.entry(c.template).or_insert(reading.clone());
+        assert_eq!(
+            *first, reading,
+            "brand {} changed the reading of {}",
+            c.query, c.text
+        );
         masked.add(e.sentiment.label, c.gold);
         unmasked.add(
             plain.enrich(mention(i, c.text.clone())).sentiment.label,
@@ -55,10 +52,13 @@ fn brand_chatter_is_not_read_as_negative() {
         unmasked.precision(),
         unmasked.recall()
     );
-    let scored: std::collections::HashSet<usize> = by_template.keys().map(|k| k.0).collect();
+    let scored = by_template
+        .values()
+        .filter(|(lang, _)| lang == "en" || lang == "id")
+        .count();
     assert!(
-        scored.len() >= TEMPLATES.len() - 4,
-        "most templates are scored: {scored:?}"
+        scored >= TEMPLATES.len() - 4,
+        "most templates are scored: {by_template:?}"
     );
 }
 

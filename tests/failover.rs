@@ -15,7 +15,6 @@ use gema::kafka::Group;
 use gema::mention::Mention;
 use gema::pipeline::Stage;
 use gema::sentiment::lexicon::LexiconModel;
-use rdkafka::producer::FutureRecord;
 
 /// A local address nothing listens on.
 fn refusing_url() -> String {
@@ -35,25 +34,17 @@ async fn a_replica_that_refuses_is_passed_over() {
         .await
         .unwrap();
     let sink = common::start_builtin(&env, Some(&store), &[Stage::Sink]);
-    let producer = gema::kafka::producer(&env.config.kafka).unwrap();
     let enricher = Enricher::new(Arc::new(LexiconModel));
-    for i in 0..20 {
-        let raw = serde_json::json!({
-            "id": i.to_string(), "platform": "x", "text": format!("post {i} about nusapay"),
-            "created_at": "2026-12-07T10:00:00Z", "author": {"id": "a", "handle": "ann"},
-        });
-        let e = enricher.enrich(Mention::parse(raw.to_string().as_bytes()).unwrap());
-        let json = serde_json::to_vec(&e).unwrap();
-        producer
-            .send(
-                FutureRecord::to(&env.topics.enriched)
-                    .key(&e.key)
-                    .payload(&json),
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
-    }
+    let mentions: Vec<_> = (0..20)
+        .map(|i| {
+            let raw = serde_json::json!({
+                "id": i.to_string(), "platform": "x", "text": format!("post {i} about nusapay"),
+                "created_at": "2026-12-07T10:00:00Z", "author": {"id": "a", "handle": "ann"},
+            });
+            enricher.enrich(Mention::parse(raw.to_string().as_bytes()).unwrap())
+        })
+        .collect();
+    env.send_enriched(&mentions).await;
     env.wait_lag(Group::SinkMentions, Duration::from_secs(60))
         .await;
     sink.stop().await.unwrap();

@@ -17,7 +17,6 @@ use gema::kafka::Group;
 use gema::mention::{EnrichedMention, Mention};
 use gema::pipeline::Stage;
 use gema::sentiment::lexicon::LexiconModel;
-use rdkafka::producer::FutureRecord;
 use serde::Deserialize;
 
 fn at(s: &str) -> DateTime<Utc> {
@@ -61,23 +60,11 @@ async fn a_re_sent_mention_is_one_row_and_the_newest_version_wins() {
         .await
         .unwrap();
     let sink = common::start_builtin(&env, Some(&store), &[Stage::Sink]);
-    let producer = gema::kafka::producer(&env.config.kafka).unwrap();
     // Each step is one sink batch, stored (rollups included) before the next is sent.
     let step = |mentions: Vec<EnrichedMention>| {
-        let (env, producer) = (&env, &producer);
+        let env = &env;
         async move {
-            for e in mentions {
-                let json = serde_json::to_vec(&e).unwrap();
-                producer
-                    .send(
-                        FutureRecord::to(&env.topics.enriched)
-                            .key(&e.key)
-                            .payload(&json),
-                        Duration::from_secs(10),
-                    )
-                    .await
-                    .unwrap();
-            }
+            env.send_enriched(&mentions).await;
             env.wait_lag(Group::SinkMentions, Duration::from_secs(60))
                 .await;
         }

@@ -105,21 +105,36 @@ impl Enricher {
     pub fn enrich(&self, mention: Mention) -> EnrichedMention {
         let extracted = extract(&mention.text);
         // A platform's hint decides only when detection has no evidence either way.
-        let (lang, lang_confidence) = self.model.language(&mention.text, mention.lang.as_deref());
+        let hint = mention.lang.as_deref();
+        let (mut lang, mut lang_confidence) = self.model.language(&mention.text, hint);
         let mut kw = merge_phrases(keywords(&extracted.normalized, MAX_KEYWORDS), &self.phrases);
         // Hashtags are reported on their own; do not count them twice as keywords.
         kw.retain(|k| !extracted.hashtags.contains(k));
-        let matched = self.queries.match_indices(&Doc {
+        let doc = |lang: Lang| Doc {
             text: &mention.text,
             hashtags: &extracted.hashtags,
             handles: &extracted.handles,
             author_handle: &mention.author.handle,
             lang: lang.as_str(),
             platform: &mention.platform,
-        });
+        };
+        let mut matched = self.queries.match_indices(&doc(lang));
         // Brand-blind: the matched queries' words are masked, so no brand name sways the score
         // (`QuerySet::mask`); a post with no letters is read from its emoji.
-        let masked = self.queries.mask(&mention.text, &matched);
+        let mut masked = self.queries.mask(&mention.text, &matched);
+        // Nor the language: an invented name ("Zorvia") tips short posts either way. The
+        // language is read again without the names; where it changes, the queries are matched
+        // again in it (one may ask for a language).
+        if let Some(m) = &masked {
+            let unnamed: String = m.chars().filter(|&c| c != BRAND_MARK).collect();
+            let (l, c) = self.model.language(&unnamed, hint);
+            lang_confidence = c;
+            if l != lang {
+                lang = l;
+                matched = self.queries.match_indices(&doc(lang));
+                masked = self.queries.mask(&mention.text, &matched);
+            }
+        }
         let text = masked.as_deref().unwrap_or(&mention.text);
         let sentiment = pipeline_sentiment(self.model.as_ref(), text, lang);
         let queries = self.queries.names_of(&matched);

@@ -63,6 +63,24 @@ impl TestEnv {
         store
     }
 
+    /// Produces `mentions` to the enriched topic (keyed as the enrich stage keys them), each
+    /// acknowledged before the next.
+    pub async fn send_enriched(&self, mentions: &[gema::mention::EnrichedMention]) {
+        let producer = gema::kafka::producer(&self.config.kafka).unwrap();
+        for e in mentions {
+            let json = serde_json::to_vec(e).unwrap();
+            producer
+                .send(
+                    rdkafka::producer::FutureRecord::to(&self.topics.enriched)
+                        .key(&e.key)
+                        .payload(&json),
+                    Duration::from_secs(10),
+                )
+                .await
+                .unwrap();
+        }
+    }
+
     /// Writes `lines` (raw bytes, one per line) to a feed file.
     pub fn feed(&self, lines: &[Vec<u8>]) -> PathBuf {
         let path = self.dir.path().join("feed.jsonl");
