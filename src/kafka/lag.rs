@@ -78,8 +78,13 @@ fn group_lag_once(config: &KafkaConfig, group: &str, topic: &str) -> Result<i64,
     Ok(lag)
 }
 
-/// Number of messages currently in `topic` (sum of high − low watermarks).
+/// Number of messages currently in `topic` (sum of high − low watermarks). A topic created a
+/// moment ago may have no leader yet: that is retried as the other lookups here are.
 pub fn topic_size(config: &KafkaConfig, topic: &str) -> Result<i64, KafkaError> {
+    with_retry(|| topic_size_once(config, topic))
+}
+
+fn topic_size_once(config: &KafkaConfig, topic: &str) -> Result<i64, KafkaError> {
     let consumer: BaseConsumer = super::client::base_config(config).create()?;
     let timeout = Duration::from_secs(10);
     let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
