@@ -3,7 +3,7 @@
 //! brands as tracked queries, so that the names are masked as in the pipeline. What is asserted
 //! is what masking guarantees: every brand gets the same language and reading of a template,
 //! so the name itself sways nothing. The issue's target for this set (negative precision and recall ≥ 0.90)
-//! is printed, not asserted: the fast tier reaches recall 1.00 but precision 0.65 (0.73 with the
+//! is printed, not asserted: the fast tier reaches recall 1.00 but precision 0.67 (0.73 with the
 //! cascade, `tests/bert.rs`), because a few plain templates ("Heading out, grabbing my usual
 //! from {b}", "Pakai {b} lagi hari ini") read as negative whatever the brand; that is open work.
 

@@ -106,7 +106,7 @@ impl Enricher {
         let extracted = extract(&mention.text);
         // A platform's hint decides only when detection has no evidence either way.
         let hint = mention.lang.as_deref();
-        let (mut lang, mut lang_confidence) = self.model.language(&mention.text, hint);
+        let (mut lang, mut lang_confidence);
         let mut kw = merge_phrases(keywords(&extracted.normalized, MAX_KEYWORDS), &self.phrases);
         // Hashtags are reported on their own; do not count them twice as keywords.
         kw.retain(|k| !extracted.hashtags.contains(k));
@@ -118,22 +118,36 @@ impl Enricher {
             lang: lang.as_str(),
             platform: &mention.platform,
         };
-        let mut matched = self.queries.match_indices(&doc(lang));
         // Brand-blind: the matched queries' words are masked, so no brand name sways the score
-        // (`QuerySet::mask`); a post with no letters is read from its emoji.
-        let mut masked = self.queries.mask(&mention.text, &matched);
-        // Nor the language: an invented name ("Zorvia") tips short posts either way. The
-        // language is read again without the names; where it changes, the queries are matched
-        // again in it (one may ask for a language).
-        if let Some(m) = &masked {
-            let unnamed: String = m.chars().filter(|&c| c != BRAND_MARK).collect();
-            let (l, c) = self.model.language(&unnamed, hint);
-            lang_confidence = c;
-            if l != lang {
-                lang = l;
-                matched = self.queries.match_indices(&doc(lang));
-                masked = self.queries.mask(&mention.text, &matched);
+        // (`QuerySet::mask`); a post with no letters is read from its emoji. Nor the language:
+        // an invented name ("Zorvia") tips short posts either way, so it is read without the
+        // names. When no query asks for a language, matching does not depend on it and the
+        // language is read once, after matching; otherwise it is read, the queries matched,
+        // and where a name was masked it is read again, the queries matched again if it
+        // changed.
+        let unnamed =
+            |masked: &str| -> String { masked.chars().filter(|&c| c != BRAND_MARK).collect() };
+        let (mut matched, mut masked);
+        if self.queries.asks_language() {
+            (lang, lang_confidence) = self.model.language(&mention.text, hint);
+            matched = self.queries.match_indices(&doc(lang));
+            masked = self.queries.mask(&mention.text, &matched);
+            if let Some(m) = &masked {
+                let (l, c) = self.model.language(&unnamed(m), hint);
+                lang_confidence = c;
+                if l != lang {
+                    lang = l;
+                    matched = self.queries.match_indices(&doc(lang));
+                    masked = self.queries.mask(&mention.text, &matched);
+                }
             }
+        } else {
+            matched = self.queries.match_indices(&doc(Lang::Other));
+            masked = self.queries.mask(&mention.text, &matched);
+            let read = masked.as_deref().map(unnamed);
+            (lang, lang_confidence) = self
+                .model
+                .language(read.as_deref().unwrap_or(&mention.text), hint);
         }
         let text = masked.as_deref().unwrap_or(&mention.text);
         let sentiment = pipeline_sentiment(self.model.as_ref(), text, lang);
@@ -203,6 +217,31 @@ mod tests {
             "lang": lang,
         });
         serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn the_language_is_read_without_the_matched_names() {
+        use crate::tracked::TrackedQueryConfig;
+        let set = |query: &str| {
+            QuerySet::compile(&[TrackedQueryConfig {
+                name: "zorvia".into(),
+                query: query.into(),
+            }])
+            .unwrap()
+        };
+        // "Zorvia" itself would tip language id (checked below); without it the post reads
+        // English, whether or not a query asks for a language.
+        for q in ["zorvia OR @zorvia", "zorvia lang:en", "zorvia -lang:id"] {
+            let queries = set(q);
+            assert_eq!(queries.asks_language(), q.contains("lang:"));
+            let e = Enricher::new(Arc::new(LexiconModel)).with_queries(queries);
+            let out = e.enrich(mention("Using Zorvia again today", None));
+            assert_eq!((out.lang.as_str(), out.queries.len()), ("en", 1), "{q}");
+        }
+        let named = crate::text::lang::detect("Using Zorvia again today");
+        let unnamed = crate::text::lang::detect("Using again today");
+        assert_eq!(unnamed.0, Lang::En);
+        assert!(named != unnamed, "the name moves language id: {named:?}");
     }
 
     #[test]

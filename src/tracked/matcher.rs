@@ -161,6 +161,20 @@ pub struct QuerySet {
 impl QuerySet {
     /// Parses and compiles `queries`. Fails on the first invalid query, a blank name or a
     /// duplicate name.
+    /// Whether any query asks for a language (`lang:xx`): only then does matching depend on
+    /// the detected language.
+    pub fn asks_language(&self) -> bool {
+        fn asks(n: &Node) -> bool {
+            match n {
+                Node::Lang(_) => true,
+                Node::And(v) | Node::Or(v) => v.iter().any(asks),
+                Node::Not(n) => asks(n),
+                _ => false,
+            }
+        }
+        self.nodes.iter().any(asks)
+    }
+
     pub fn compile(queries: &[TrackedQueryConfig]) -> Result<QuerySet, QueryError> {
         let mut set = QuerySet::default();
         let mut seen = HashSet::new();
