@@ -106,7 +106,6 @@ impl Enricher {
         let extracted = extract(&mention.text);
         // A platform's hint decides only when detection has no evidence either way.
         let hint = mention.lang.as_deref();
-        let (mut lang, mut lang_confidence);
         let mut kw = merge_phrases(keywords(&extracted.normalized, MAX_KEYWORDS), &self.phrases);
         // Hashtags are reported on their own; do not count them twice as keywords.
         kw.retain(|k| !extracted.hashtags.contains(k));
@@ -121,34 +120,33 @@ impl Enricher {
         // Brand-blind: the matched queries' words are masked, so no brand name sways the score
         // (`QuerySet::mask`); a post with no letters is read from its emoji. Nor the language:
         // an invented name ("Zorvia") tips short posts either way, so it is read without the
-        // names. When no query asks for a language, matching does not depend on it and the
-        // language is read once, after matching; otherwise it is read, the queries matched,
-        // and where a name was masked it is read again, the queries matched again if it
-        // changed.
-        let unnamed =
-            |masked: &str| -> String { masked.chars().filter(|&c| c != BRAND_MARK).collect() };
-        let (mut matched, mut masked);
-        if self.queries.asks_language() {
-            (lang, lang_confidence) = self.model.language(&mention.text, hint);
-            matched = self.queries.match_indices(&doc(lang));
-            masked = self.queries.mask(&mention.text, &matched);
-            if let Some(m) = &masked {
-                let (l, c) = self.model.language(&unnamed(m), hint);
-                lang_confidence = c;
-                if l != lang {
-                    lang = l;
-                    matched = self.queries.match_indices(&doc(lang));
+        // names. Matching depends on the language only when a query asks for one: then it is
+        // read first from the whole text, and the queries are matched again if reading it
+        // without the names changes it. Otherwise it is read once, after matching.
+        let first = self
+            .queries
+            .asks_language()
+            .then(|| self.model.language(&mention.text, hint));
+        let mut matched = self
+            .queries
+            .match_indices(&doc(first.map_or(Lang::Other, |(l, _)| l)));
+        let mut masked = self.queries.mask(&mention.text, &matched);
+        let unnamed: Option<String> = masked
+            .as_deref()
+            .map(|m| m.chars().filter(|&c| c != BRAND_MARK).collect());
+        let (lang, lang_confidence) = match (unnamed, first) {
+            (None, Some(read)) => read,
+            (unnamed, _) => {
+                let read = self
+                    .model
+                    .language(unnamed.as_deref().unwrap_or(&mention.text), hint);
+                if first.is_some_and(|(l, _)| l != read.0) {
+                    matched = self.queries.match_indices(&doc(read.0));
                     masked = self.queries.mask(&mention.text, &matched);
                 }
+                read
             }
-        } else {
-            matched = self.queries.match_indices(&doc(Lang::Other));
-            masked = self.queries.mask(&mention.text, &matched);
-            let read = masked.as_deref().map(unnamed);
-            (lang, lang_confidence) = self
-                .model
-                .language(read.as_deref().unwrap_or(&mention.text), hint);
-        }
+        };
         let text = masked.as_deref().unwrap_or(&mention.text);
         let sentiment = pipeline_sentiment(self.model.as_ref(), text, lang);
         let queries = self.queries.names_of(&matched);

@@ -38,11 +38,12 @@ pub struct TrainConfig {
     /// negative F1, not macro-recall), when it differs from the per-language power.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class_weight_power_binary: Option<f32>,
-    /// Rows of files labelled only negative/positive are learnt as "negative or positive, which
-    /// one", not as "not neutral": their loss is over those two classes alone, so it leaves the
-    /// neutral score alone. Such a file (IndoLEM: the only Indonesian tweets) was collected
-    /// without neutral posts; learnt three-way, it teaches that a text of its kind is never
-    /// neutral, and plain Indonesian chatter comes out negative or positive.
+    /// When set (an experiment, off by default), rows of files labelled only negative/positive
+    /// are learnt as "negative or positive, which one", not as "not neutral": their loss is
+    /// over those two classes alone, so it leaves the neutral score alone. Such a file
+    /// (IndoLEM: the only Indonesian tweets) was collected without neutral posts; learnt
+    /// three-way, it teaches that a text of its kind is never neutral. Measured on the tuning
+    /// slice it costs IndoLEM a tenth of its negative F1 (docs/SENTIMENT.md, Limitations).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub binary_conditional: bool,
     /// How many times each Indonesian training row is visited per epoch (0 or 1: once).

@@ -73,8 +73,7 @@ impl ClickHouseConfig {
             return Err(Invalid::new("url", &self.url, "name at least one URL"));
         }
         if urls.len() > 1 {
-            super::failover::FailoverConnector::new(&urls)
-                .map_err(|e| Invalid::new("url", &self.url, &e))?;
+            super::failover::replicas(&urls).map_err(|e| Invalid::new("url", &self.url, &e))?;
         } else if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
             return Err(Invalid::new(
                 "url",

@@ -46,25 +46,28 @@ pub struct FailoverConnector {
     preferred: Arc<AtomicUsize>,
 }
 
+/// `urls` as replicas: each `http://host:port`, at least one. Fails with the URL that is not.
+pub fn replicas(urls: &[&str]) -> Result<Vec<Uri>, String> {
+    if urls.is_empty() {
+        return Err("no URL".into());
+    }
+    urls.iter()
+        .map(|u| {
+            let uri: Uri = u.parse().map_err(|e| format!("{u}: {e}"))?;
+            if uri.scheme_str() != Some("http") || uri.host().is_none() {
+                return Err(format!(
+                    "{u}: several URLs must each be http://host:port (this build speaks plain HTTP)"
+                ));
+            }
+            Ok(uri)
+        })
+        .collect()
+}
+
 impl FailoverConnector {
-    /// `replicas`: `http://host:port` URLs (at least one). Fails with the URL that does not
-    /// parse.
-    pub fn new(replicas: &[&str]) -> Result<FailoverConnector, String> {
-        if replicas.is_empty() {
-            return Err("no URL".into());
-        }
-        let replicas = replicas
-            .iter()
-            .map(|u| {
-                let uri: Uri = u.parse().map_err(|e| format!("{u}: {e}"))?;
-                if uri.scheme_str() != Some("http") || uri.host().is_none() {
-                    return Err(format!(
-                        "{u}: several URLs must each be http://host:port (this build speaks plain HTTP)"
-                    ));
-                }
-                Ok(uri)
-            })
-            .collect::<Result<Vec<_>, String>>()?;
+    /// `replicas`: see [`replicas`]. Fails with the URL that is not one.
+    pub fn new(urls: &[&str]) -> Result<FailoverConnector, String> {
+        let replicas = replicas(urls)?;
         let mut inner = HttpConnector::new();
         inner.set_keepalive(Some(TCP_KEEPALIVE));
         inner.set_connect_timeout(Some(CONNECT_TIMEOUT));

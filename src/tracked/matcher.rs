@@ -151,6 +151,8 @@ pub struct QuerySet {
     /// Distinct prefix lengths in characters, so a text word is looked up once per length.
     prefix_lens: Vec<usize>,
     uses_tags: bool,
+    /// Some query has `lang:xx` (see [`QuerySet::asks_language`]).
+    asks_lang: bool,
     /// Per query, the words it looks for (not those under `NOT`): what [`QuerySet::mask`]
     /// replaces.
     mask_words: Vec<Vec<Pat>>,
@@ -164,15 +166,7 @@ impl QuerySet {
     /// Whether any query asks for a language (`lang:xx`): only then does matching depend on
     /// the detected language.
     pub fn asks_language(&self) -> bool {
-        fn asks(n: &Node) -> bool {
-            match n {
-                Node::Lang(_) => true,
-                Node::And(v) | Node::Or(v) => v.iter().any(asks),
-                Node::Not(n) => asks(n),
-                _ => false,
-            }
-        }
-        self.nodes.iter().any(asks)
+        self.asks_lang
     }
 
     pub fn compile(queries: &[TrackedQueryConfig]) -> Result<QuerySet, QueryError> {
@@ -248,7 +242,10 @@ impl QuerySet {
                 self.uses_tags = true;
                 Node::Handle(Pat::new(w))
             }
-            Expr::Lang(l) => Node::Lang(l),
+            Expr::Lang(l) => {
+                self.asks_lang = true;
+                Node::Lang(l)
+            }
             Expr::Platform(p) => Node::Platform(p),
         }
     }
