@@ -118,7 +118,7 @@ struct Kept {
 /// 0005 leaves one row per mention key in a database that already holds a mention stored under
 /// two `created_at`s (re-sent after an edit): the newest version's, with the rollups of both
 /// minutes recomputed and its current version in `mention_keys`; running it again changes
-/// nothing.
+/// nothing. 0008 then computes the term rollups from the rows kept.
 #[tokio::test]
 async fn one_row_per_mention_upgrades_an_existing_database() {
     let env = common::TestEnv::new("migrate5");
@@ -130,10 +130,14 @@ async fn one_row_per_mention_upgrades_an_existing_database() {
     store
         .client
         .query(
-            "INSERT INTO mentions (key, platform, id, created_at, text, queries, version) VALUES \
-             ('x:1', 'x', '1', toDateTime('2026-11-26 10:00:00', 'UTC'), 'first', ['q'], 1), \
-             ('x:1', 'x', '1', toDateTime('2026-11-26 10:05:00', 'UTC'), 'edited', ['q'], 2), \
-             ('x:2', 'x', '2', toDateTime('2026-11-26 10:00:30', 'UTC'), 'other', ['q'], 1)",
+            "INSERT INTO mentions (key, platform, id, created_at, text, queries, keywords, \
+             version) VALUES \
+             ('x:1', 'x', '1', toDateTime('2026-11-26 10:00:00', 'UTC'), 'first', ['q'], \
+             ['refund'], 1), \
+             ('x:1', 'x', '1', toDateTime('2026-11-26 10:05:00', 'UTC'), 'edited', ['q'], \
+             ['refund'], 2), \
+             ('x:2', 'x', '2', toDateTime('2026-11-26 10:00:30', 'UTC'), 'other', ['q'], \
+             ['refund', 'late'], 1)",
         )
         .execute()
         .await
@@ -156,7 +160,8 @@ async fn one_row_per_mention_upgrades_an_existing_database() {
         [
             "0005_one_row_per_mention",
             "0006_sentiment_corrections",
-            "0007_incidents"
+            "0007_incidents",
+            "0008_term_rollups"
         ]
     );
     assert!(migrate(&store).await.unwrap().is_empty());
@@ -201,6 +206,22 @@ async fn one_row_per_mention_upgrades_an_existing_database() {
             (at("2026-11-26T10:00:00Z"), 1),
             (at("2026-11-26T10:05:00Z"), 1)
         ]
+    );
+    // 0008 computed the term rollups of the rows 0005 kept: x:1 counts once.
+    let top = gema::query::trends::top_terms(
+        &store,
+        gema::query::trends::TermKind::Keywords,
+        "2026-11-26T09:00:00Z".parse().unwrap(),
+        "2026-11-26T12:00:00Z".parse().unwrap(),
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        top.iter()
+            .map(|t| (t.term.as_str(), t.mentions))
+            .collect::<Vec<_>>(),
+        [("refund", 2), ("late", 1)]
     );
     let keys: Vec<(String, u32, u64)> = store
         .client

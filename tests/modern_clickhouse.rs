@@ -109,6 +109,8 @@ const GETS: &[&str] = &[
     "/api/trends/top?kind=handles&since=1h",
     "/api/trends/top?kind=hashtags&q=KOPI",
     "/api/trends/top?since=2026-11-26T00:00:00Z&until=2026-11-26T03:00:00Z",
+    "/api/trends/top?since=2026-11-25T23:17:29Z&until=2026-11-26T02:41:07Z&limit=100",
+    "/api/trends/top?kind=handles&since=2026-11-25T23:17:29Z&until=2026-11-26T02:41:07Z",
     "/api/trends/rising",
     "/api/trends/rising?since=2026-11-26T00:00:00Z&until=2026-11-26T03:00:00Z",
     "/api/mentions",

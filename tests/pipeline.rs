@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chrono::Duration as ChronoDuration;
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use common::{Stages, TestEnv};
 use gema::kafka::lag;
 use gema::sources::replay::{replay, ReplayOptions, Speed};
@@ -216,6 +216,60 @@ async fn assert_rollups_match_mentions(store: &gema::store::Store) {
             assert_eq!(t.iter().map(|b| b.negative).sum::<u64>(), negative);
         }
     }
+    assert_top_terms_match_mentions(store).await;
+}
+
+/// Top terms read from the term rollups (whole hours, whole minutes, and the edge seconds from
+/// the mentions) equal the same ranking computed from the mentions alone, for every kind and
+/// windows cut every way.
+async fn assert_top_terms_match_mentions(store: &gema::store::Store) {
+    use gema::query::trends::{top_terms, TermCount, TermKind};
+    let windows = [
+        ("2026-11-25T23:00:00Z", "2026-11-26T03:00:00Z"),
+        ("2026-11-25T23:17:29Z", "2026-11-26T02:41:07Z"),
+        ("2026-11-26T00:30:15Z", "2026-11-26T02:10:45Z"),
+        ("2026-11-26T00:30:15Z", "2026-11-26T01:10:45Z"),
+        ("2026-11-26T01:00:05Z", "2026-11-26T01:00:55Z"),
+    ];
+    let kinds = [
+        (
+            TermKind::All,
+            "arrayConcat(arrayMap(h -> concat('#', h), hashtags), keywords)",
+        ),
+        (
+            TermKind::Hashtags,
+            "arrayMap(h -> concat('#', h), hashtags)",
+        ),
+        (TermKind::Keywords, "keywords"),
+        (TermKind::Handles, "arrayMap(h -> concat('@', h), mentions)"),
+    ];
+    let mut compared = 0;
+    for (since, until) in windows {
+        let (since, until): (DateTime<Utc>, DateTime<Utc>) =
+            (since.parse().unwrap(), until.parse().unwrap());
+        for (kind, terms) in kinds {
+            let fast = top_terms(store, kind, since, until, 10_000).await.unwrap();
+            let slow: Vec<TermCount> = store
+                .client
+                .query(&format!(
+                    "SELECT term, n AS mentions, a AS authors, neg AS negative, neu AS neutral, \
+                     pos AS positive FROM (SELECT term, count() AS n, uniq(author_id) AS a, \
+                     countIf(sentiment = 'negative') AS neg, countIf(sentiment = 'neutral') AS neu, \
+                     countIf(sentiment = 'positive') AS pos FROM mentions FINAL \
+                     ARRAY JOIN {terms} AS term WHERE created_at >= toDateTime(?) \
+                     AND created_at < toDateTime(?) AND deleted = 0 GROUP BY term) \
+                     ORDER BY mentions DESC, authors DESC, term"
+                ))
+                .bind(since.timestamp())
+                .bind(until.timestamp())
+                .fetch_all()
+                .await
+                .unwrap();
+            assert_eq!(fast, slow, "{kind:?} over {since} to {until}");
+            compared += fast.len();
+        }
+    }
+    assert!(compared > 100, "only {compared} terms compared");
 }
 
 fn spawn_gema(env: &TestEnv, args: &[&str]) -> Child {

@@ -1042,6 +1042,7 @@ async fn mention_feed_sends_only_negative_mentions_of_tracked_queries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollups_follow_redelivered_and_re_enriched_mentions() {
     use gema::query::timeline::{sentiment_timeline, share_of_voice};
+    use gema::query::trends::TermKind;
     let env = TestEnv::new("rollup");
     let store = env.store().await;
     let at = Utc::now() - chrono::Duration::minutes(30);
@@ -1074,6 +1075,23 @@ async fn rollups_follow_redelivered_and_re_enriched_mentions() {
     let v = share_of_voice(&store, since, until).await.unwrap();
     assert_eq!(v.len(), 1, "{v:?}");
     assert_eq!((v[0].mentions, v[0].negative, v[0].positive), (2, 1, 1));
+    let top = |store| async move {
+        gema::query::trends::top_terms(store, TermKind::Keywords, since, until, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t.term.clone(),
+                    t.mentions,
+                    t.authors,
+                    t.negative,
+                    t.positive,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(top(&store).await, vec![("nusapay".into(), 2, 2, 1, 1)]);
 
     // r1 re-enriched (newer version): now positive and about kopikita instead of nusapay.
     let mut again = mention(
@@ -1097,6 +1115,14 @@ async fn rollups_follow_redelivered_and_re_enriched_mentions() {
     assert_eq!(
         counts,
         vec![("kopikita".into(), 1, 0, 1), ("nusapay".into(), 1, 0, 1)]
+    );
+    // The term rollups follow too: r1's keyword is now kopikita.
+    assert_eq!(
+        top(&store).await,
+        vec![
+            ("kopikita".into(), 1, 1, 0, 1),
+            ("nusapay".into(), 1, 1, 0, 1)
+        ]
     );
     for (bucket, name) in [(60, "minute rollup"), (3600, "hour rollup")] {
         let t = sentiment_timeline(&store, "nusapay", since, until, bucket)

@@ -5,6 +5,7 @@ use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
 use crate::store::client::{Store, StoreError};
+use crate::store::rollup::{HOUR, MINUTE, TERMS_OF_A_MENTION};
 
 /// Which terms to rank.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -44,7 +45,64 @@ impl TermCount {
     }
 }
 
+impl TermKind {
+    /// The rollups' `kind` values this choice ranks (schemas/clickhouse/0008_term_rollups.sql).
+    fn kinds(self) -> &'static str {
+        match self {
+            TermKind::All => "('hashtag', 'keyword')",
+            TermKind::Hashtags => "('hashtag')",
+            TermKind::Keywords => "('keyword')",
+            TermKind::Handles => "('handle')",
+        }
+    }
+}
+
+/// A window `[since, end)` in seconds cut into what each source answers: whole hours from
+/// `term_hours`, the whole minutes at either edge from `term_minutes`, and the seconds left at
+/// either edge from the mentions themselves. Each part is `[from, to)`; an empty one has
+/// `from == to`.
+#[derive(Debug, PartialEq, Eq)]
+struct Cut {
+    hours: (u32, u32),
+    minutes: [(u32, u32); 2],
+    seconds: [(u32, u32); 2],
+}
+
+impl Cut {
+    fn new(since: u32, end: u32) -> Cut {
+        let end = end.max(since);
+        let (m1, m2) = (since.div_ceil(MINUTE) * MINUTE, end / MINUTE * MINUTE);
+        if m1 >= m2 {
+            return Cut {
+                hours: (end, end),
+                minutes: [(end, end); 2],
+                seconds: [(since, end), (end, end)],
+            };
+        }
+        let seconds = [(since, m1), (m2, end)];
+        let (h1, h2) = (m1.div_ceil(HOUR) * HOUR, m2 / HOUR * HOUR);
+        if h1 >= h2 {
+            return Cut {
+                hours: (m2, m2),
+                minutes: [(m1, m2), (m2, m2)],
+                seconds,
+            };
+        }
+        Cut {
+            hours: (h1, h2),
+            minutes: [(m1, h1), (h2, m2)],
+            seconds,
+        }
+    }
+}
+
 /// The top `limit` terms of mentions created in `[since, until)`, by mentions then authors.
+///
+/// Whole hours of the window are read from `term_hours` and whole minutes from `term_minutes`
+/// (the sink keeps both current from `mentions FINAL`, src/store/rollup.rs); only the seconds at
+/// either edge are read from `mentions`. So the cost depends on the window's length and the
+/// terms in it, not on how many mentions it holds, and the counts are those of the mentions
+/// (redelivered ones once).
 pub async fn top_terms(
     store: &Store,
     kind: TermKind,
@@ -52,29 +110,40 @@ pub async fn top_terms(
     until: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<TermCount>, StoreError> {
-    let terms = match kind {
-        TermKind::All => "arrayConcat(arrayMap(h -> concat('#', h), hashtags), keywords)",
-        TermKind::Hashtags => "arrayMap(h -> concat('#', h), hashtags)",
-        TermKind::Keywords => "keywords",
-        TermKind::Handles => "arrayMap(h -> concat('@', h), mentions)",
-    };
-    // FINAL collapses redelivered mentions so every count is exact. The counts are named in an
-    // outer query: ClickHouse resolves an alias before a column, so `count() AS mentions` next
-    // to the `mentions` column (the handles) would turn the handles into `count()`.
+    let secs = |t: i64| t.clamp(0, i64::from(u32::MAX - HOUR)) as u32;
+    let cut = Cut::new(secs(since.timestamp()), secs(super::time::end_secs(until)));
+    let kinds = kind.kinds();
+    // The counts are named in an outer query: ClickHouse resolves an alias before a column, so
+    // `count() AS mentions` next to the `mentions` column (the handles) would turn the handles
+    // into `count()`.
     let sql = format!(
         "SELECT term, n AS mentions, a AS authors, neg AS negative, neu AS neutral, \
          pos AS positive FROM ( \
-         SELECT term, count() AS n, uniq(author_id) AS a, countIf(sentiment = 'negative') AS neg, \
-         countIf(sentiment = 'neutral') AS neu, countIf(sentiment = 'positive') AS pos \
-         FROM mentions FINAL ARRAY JOIN {terms} AS term \
-         WHERE created_at >= toDateTime(?) AND created_at < toDateTime(?) AND deleted = 0 \
-         GROUP BY term) ORDER BY mentions DESC, authors DESC, term LIMIT ?"
+         SELECT term, sum(c) AS n, uniqMerge(s) AS a, sum(cn) AS neg, sum(cu) AS neu, \
+         sum(cp) AS pos FROM ( \
+         SELECT term, total AS c, negative AS cn, neutral AS cu, positive AS cp, authors AS s \
+         FROM term_hours FINAL WHERE hour >= toDateTime(?) AND hour < toDateTime(?) \
+         AND kind IN {kinds} \
+         UNION ALL \
+         SELECT term, total, negative, neutral, positive, authors FROM term_minutes FINAL \
+         WHERE ((minute >= toDateTime(?) AND minute < toDateTime(?)) \
+         OR (minute >= toDateTime(?) AND minute < toDateTime(?))) AND kind IN {kinds} \
+         UNION ALL \
+         SELECT t.2 AS term, count(), countIf(sentiment = 'negative'), \
+         countIf(sentiment = 'neutral'), countIf(sentiment = 'positive'), uniqState(author_id) \
+         FROM mentions FINAL ARRAY JOIN {TERMS_OF_A_MENTION} AS t \
+         WHERE ((created_at >= toDateTime(?) AND created_at < toDateTime(?)) \
+         OR (created_at >= toDateTime(?) AND created_at < toDateTime(?))) AND deleted = 0 \
+         AND t.1 IN {kinds} GROUP BY term) \
+         GROUP BY term HAVING n > 0) ORDER BY mentions DESC, authors DESC, term LIMIT ?"
     );
-    store
-        .client
-        .query(&sql)
-        .bind(since.timestamp().max(0))
-        .bind(super::time::end_secs(until))
+    let [m0, m1] = cut.minutes;
+    let [s0, s1] = cut.seconds;
+    [cut.hours, m0, m1, s0, s1]
+        .into_iter()
+        .fold(store.client.query(&sql), |q, (from, to)| {
+            q.bind(from).bind(to)
+        })
         .bind(limit)
         .fetch_all()
         .await
@@ -321,6 +390,60 @@ mod tests {
 
     fn t(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(s, 0).unwrap()
+    }
+
+    #[test]
+    fn a_window_is_cut_into_whole_hours_whole_minutes_and_edge_seconds() {
+        // 10:00:30 to 13:02:10: 11:00-13:00 from hours, 10:01-11:00 and 13:00-13:02 from
+        // minutes, 10:00:30-10:01 and 13:02-13:02:10 from mentions.
+        let c = Cut::new(36_030, 46_930);
+        assert_eq!(c.hours, (39_600, 46_800));
+        assert_eq!(c.minutes, [(36_060, 39_600), (46_800, 46_920)]);
+        assert_eq!(c.seconds, [(36_030, 36_060), (46_920, 46_930)]);
+        // Aligned on hours: nothing but hours.
+        let c = Cut::new(3_600, 10_800);
+        assert_eq!(c.hours, (3_600, 10_800));
+        assert!(c.minutes.iter().chain(&c.seconds).all(|(a, b)| a == b));
+        // No whole hour: minutes and seconds only.
+        let c = Cut::new(3_630, 5_430);
+        assert_eq!(c.hours.0, c.hours.1);
+        assert_eq!(c.minutes[0], (3_660, 5_400));
+        assert_eq!(c.seconds, [(3_630, 3_660), (5_400, 5_430)]);
+        // Inside one minute, or across one minute's edge: seconds only.
+        for (since, end) in [(3_610, 3_650), (3_630, 3_690)] {
+            let c = Cut::new(since, end);
+            assert_eq!(c.seconds[0], (since, end));
+            assert!([c.hours, c.minutes[0], c.minutes[1], c.seconds[1]]
+                .iter()
+                .all(|(a, b)| a == b));
+        }
+        // An empty or reversed window reads nothing.
+        let c = Cut::new(500, 400);
+        assert!([
+            c.hours,
+            c.minutes[0],
+            c.minutes[1],
+            c.seconds[0],
+            c.seconds[1]
+        ]
+        .iter()
+        .all(|(a, b)| a == b));
+        // Every second of a window is read exactly once.
+        for (since, end) in [(36_030, 46_930), (0, 7_260), (59, 61), (3_599, 7_201)] {
+            let c = Cut::new(since, end);
+            let mut parts = vec![
+                c.hours,
+                c.minutes[0],
+                c.minutes[1],
+                c.seconds[0],
+                c.seconds[1],
+            ];
+            parts.retain(|(a, b)| a < b);
+            parts.sort();
+            assert_eq!(parts.first().map(|p| p.0), Some(since));
+            assert_eq!(parts.last().map(|p| p.1), Some(end));
+            assert!(parts.windows(2).all(|w| w[0].1 == w[1].0), "{parts:?}");
+        }
     }
 
     #[test]

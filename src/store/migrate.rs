@@ -42,6 +42,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0007_incidents",
         include_str!("../../schemas/clickhouse/0007_incidents.sql"),
     ),
+    (
+        8,
+        "0008_term_rollups",
+        include_str!("../../schemas/clickhouse/0008_term_rollups.sql"),
+    ),
 ];
 
 /// `ALTER TABLE <db>.<table> ADD COLUMN IF NOT EXISTS <column> <rest>`, which ClickHouse 18.16
@@ -273,6 +278,9 @@ pub async fn migrate_to(store: &Store, last: u32) -> Result<Vec<String>, StoreEr
         if *version == 5 {
             recount_tombstoned(store).await?;
         }
+        if *version == 8 {
+            fill_term_rollups(store).await?;
+        }
         exec(
             name,
             format!(
@@ -300,7 +308,27 @@ async fn recount_tombstoned(store: &Store) -> Result<(), StoreError> {
         .map_err(super::client::query_err("find tombstoned mentions"))?;
     if n > 0 {
         let at = |s: u32| chrono::DateTime::from_timestamp(i64::from(s), 0).unwrap_or_default();
-        super::rollup::rebuild(store, at(first), at(last)).await?;
+        super::rollup::rebuild_queries(store, at(first), at(last)).await?;
+    }
+    Ok(())
+}
+
+/// After 0008: computes the term rollups of every hour that holds stored mentions.
+async fn fill_term_rollups(store: &Store) -> Result<(), StoreError> {
+    let hours: std::collections::BTreeSet<u32> = store
+        .client
+        .query("SELECT DISTINCT toUInt32(toStartOfHour(created_at)) FROM mentions")
+        .fetch_all::<u32>()
+        .await
+        .map_err(super::client::query_err("find the stored mentions' hours"))?
+        .into_iter()
+        .collect();
+    if !hours.is_empty() {
+        tracing::info!(
+            hours = hours.len(),
+            "Computing the term rollups of the stored mentions"
+        );
+        super::rollup::rebuild_terms(store, &hours).await?;
     }
     Ok(())
 }

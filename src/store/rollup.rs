@@ -1,5 +1,6 @@
 //! Per-minute and per-hour rollups of the tracked queries (`query_minutes`, `query_hours`,
-//! schemas/clickhouse/0003_time_order_rollups.sql).
+//! schemas/clickhouse/0003_time_order_rollups.sql) and of the terms (`term_minutes`,
+//! `term_hours`, schemas/clickhouse/0008_term_rollups.sql).
 //!
 //! A rollup row is never incremented: it is recomputed from `mentions FINAL` for the whole minute
 //! (and its hour from the minutes), stamped with a newer version, and replaces the older row. So a
@@ -39,48 +40,167 @@ fn ranges(minutes: &BTreeSet<u32>, step: u32) -> Vec<(u32, u32)> {
 /// the hours holding them. Cheap for a live stream (the current minute or two); a replayed
 /// backlog recomputes one range per contiguous run.
 pub async fn refresh(store: &Store, minutes: &BTreeSet<u32>) -> Result<(), StoreError> {
-    refresh_ranges(store, &ranges(minutes, MINUTE)).await
+    refresh_ranges(store, &ranges(minutes, MINUTE), &ROLLUPS).await
+}
+
+/// The SQL of [`TERMS_OF_A_MENTION`], as a literal for `concat!`.
+macro_rules! terms_of_a_mention {
+    () => {
+        "arrayConcat(arrayMap(h -> ('hashtag', concat('#', h)), hashtags), \
+         arrayMap(k -> ('keyword', k), keywords), arrayMap(m -> ('handle', concat('@', m)), mentions))"
+    };
+}
+/// The terms of a mention as `(kind, term)` tuples: hashtags as `#tag`, keywords and bigrams as
+/// they are, mentioned handles as `@name` (what `term_minutes` and `term_hours` count).
+pub const TERMS_OF_A_MENTION: &str = terms_of_a_mention!();
+
+/// One rollup: a per-minute table recomputed from `mentions FINAL` and a per-hour table summed
+/// from the minutes. Both key their rows by the time column and `keys`.
+struct Rollup {
+    minutes: &'static str,
+    hours: &'static str,
+    /// The key columns after the time column, as the tables name them.
+    keys: &'static str,
+    /// What the mentions are array-joined with, and the key columns selected from it.
+    join: &'static str,
+    select_keys: &'static str,
+    /// The author sketch's aggregate function.
+    authors: &'static str,
+}
+
+/// The tracked queries' rollup (timeline, share of voice).
+const QUERIES: Rollup = Rollup {
+    minutes: "query_minutes",
+    hours: "query_hours",
+    keys: "query",
+    join: "queries AS q",
+    select_keys: "q AS query",
+    authors: "uniqHLL12",
+};
+
+/// The terms' rollup (top terms).
+const TERMS: Rollup = Rollup {
+    minutes: "term_minutes",
+    hours: "term_hours",
+    keys: "kind, term",
+    join: concat!(terms_of_a_mention!(), " AS t"),
+    select_keys: "t.1 AS kind, t.2 AS term",
+    authors: "uniq",
+};
+
+const ROLLUPS: [Rollup; 2] = [QUERIES, TERMS];
+
+impl Rollup {
+    /// Recomputes the minutes in each range.
+    async fn minutes(
+        &self,
+        store: &Store,
+        minutes: &[(u32, u32)],
+        version: u64,
+    ) -> Result<(), StoreError> {
+        let (table, keys, authors) = (self.minutes, self.keys, self.authors);
+        let sql = format!(
+            "INSERT INTO {table} \
+             SELECT toStartOfMinute(created_at) AS minute, {}, count(), \
+             countIf(sentiment = 'negative'), countIf(sentiment = 'neutral'), \
+             countIf(sentiment = 'positive'), {authors}State(author_id), ? \
+             FROM mentions FINAL ARRAY JOIN {} \
+             WHERE created_at >= toDateTime(?) AND created_at < toDateTime(?) AND deleted = 0 \
+             GROUP BY minute, {keys}",
+            self.select_keys, self.join
+        );
+        for &(from, to) in minutes {
+            insert_select(
+                store,
+                &format!("recompute {table}"),
+                &sql,
+                [version, from.into(), to.into()],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Writes a zero row (newer version) for every (minute, key) pair in `minutes` whose newest
+    /// row is older than `version`: the recomputation just written did not produce it, so no
+    /// mention counts there any more (a mention re-enriched with other queries or terms, or
+    /// replaced).
+    async fn zero_vanished(
+        &self,
+        store: &Store,
+        minutes: &[(u32, u32)],
+        version: u64,
+    ) -> Result<(), StoreError> {
+        let (table, keys, authors) = (self.minutes, self.keys, self.authors);
+        let sql = format!(
+            "INSERT INTO {table} \
+             SELECT minute, {keys}, 0, 0, 0, 0, {authors}StateIf('', 0), ? \
+             FROM {table} FINAL \
+             WHERE minute >= toDateTime(?) AND minute < toDateTime(?) AND version < ? \
+             AND total > 0 GROUP BY minute, {keys}"
+        );
+        for &(from, to) in minutes {
+            insert_select(
+                store,
+                &format!("zero vanished {table}"),
+                &sql,
+                [version, from.into(), to.into(), version],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Recomputes the hours in each range from the minutes.
+    async fn hours(
+        &self,
+        store: &Store,
+        hours: &[(u32, u32)],
+        version: u64,
+    ) -> Result<(), StoreError> {
+        let (table, minutes, keys, authors) = (self.hours, self.minutes, self.keys, self.authors);
+        let sql = format!(
+            "INSERT INTO {table} \
+             SELECT toStartOfHour(minute) AS hour, {keys}, sum(total), sum(negative), \
+             sum(neutral), sum(positive), {authors}MergeState(authors), ? \
+             FROM {minutes} FINAL \
+             WHERE minute >= toDateTime(?) AND minute < toDateTime(?) \
+             GROUP BY hour, {keys}"
+        );
+        for &(from, to) in hours {
+            insert_select(
+                store,
+                &format!("recompute {table}"),
+                &sql,
+                [version, from.into(), to.into()],
+            )
+            .await?;
+        }
+        Ok(())
+    }
 }
 
 /// Recomputes the minutes in each `[from, to)` range (seconds, multiples of 60, ascending and
-/// disjoint) and the hours holding them.
-async fn refresh_ranges(store: &Store, minutes: &[(u32, u32)]) -> Result<(), StoreError> {
+/// disjoint) and the hours holding them, in each of `rollups`.
+async fn refresh_ranges(
+    store: &Store,
+    minutes: &[(u32, u32)],
+    rollups: &[Rollup],
+) -> Result<(), StoreError> {
     if minutes.is_empty() {
         return Ok(());
     }
     // A newer computation must win even within one millisecond of the previous one.
     let version = Utc::now().timestamp_micros().max(0) as u64;
-    for &(from, to) in minutes {
-        insert_select(
-            store,
-            "recompute query_minutes",
-            "INSERT INTO query_minutes \
-             SELECT toStartOfMinute(created_at) AS minute, q AS query, count(), \
-             countIf(sentiment = 'negative'), countIf(sentiment = 'neutral'), \
-             countIf(sentiment = 'positive'), uniqHLL12State(author_id), ? \
-             FROM mentions FINAL ARRAY JOIN queries AS q \
-             WHERE created_at >= toDateTime(?) AND created_at < toDateTime(?) AND deleted = 0 \
-             GROUP BY minute, query",
-            [version, from.into(), to.into()],
-        )
-        .await?;
-    }
-    // Queries that matched in a minute before and match nothing there now (a mention re-enriched
-    // with other tracked queries) keep their old row: zero it.
-    zero_vanished(store, minutes, version).await?;
-    for (from, to) in hour_ranges(minutes) {
-        insert_select(
-            store,
-            "recompute query_hours",
-            "INSERT INTO query_hours \
-             SELECT toStartOfHour(minute) AS hour, query, sum(total), sum(negative), \
-             sum(neutral), sum(positive), uniqHLL12MergeState(authors), ? \
-             FROM query_minutes FINAL \
-             WHERE minute >= toDateTime(?) AND minute < toDateTime(?) \
-             GROUP BY hour, query",
-            [version, from.into(), to.into()],
-        )
-        .await?;
+    let hours = hour_ranges(minutes);
+    // A long backlog (a replayed history, `gema rollup --since 30d`, migration 0008) is
+    // recomputed a few hours per statement, so no GROUP BY holds a month of terms at once.
+    let minutes = &pieces(minutes, CHUNK);
+    let hours = &pieces(&hours, CHUNK);
+    for rollup in rollups {
+        rollup.minutes(store, minutes, version).await?;
+        rollup.zero_vanished(store, minutes, version).await?;
+        rollup.hours(store, hours, version).await?;
     }
     Ok(())
 }
@@ -100,30 +220,6 @@ async fn insert_select<const N: usize>(
         .map_err(query_err(what))
 }
 
-/// Writes a zero row (newer version) for every (minute, query) pair in `minutes` whose newest row
-/// is older than `version`: the recomputation just written did not produce it, so no mention
-/// matches that query in that minute any more.
-async fn zero_vanished(
-    store: &Store,
-    minutes: &[(u32, u32)],
-    version: u64,
-) -> Result<(), StoreError> {
-    for &(from, to) in minutes {
-        insert_select(
-            store,
-            "zero vanished query_minutes",
-            "INSERT INTO query_minutes \
-             SELECT minute, query, 0, 0, 0, 0, uniqHLL12StateIf('', 0), ? \
-             FROM query_minutes FINAL \
-             WHERE minute >= toDateTime(?) AND minute < toDateTime(?) AND version < ? \
-             AND total > 0 GROUP BY minute, query",
-            [version, from.into(), to.into(), version],
-        )
-        .await?;
-    }
-    Ok(())
-}
-
 /// Recomputes every minute in `[since, until)`: for mentions written to ClickHouse by something
 /// other than the sink (`gema rollup`, tests that seed the table).
 pub async fn rebuild(
@@ -132,8 +228,44 @@ pub async fn rebuild(
     until: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
     let (first, end) = (minute_of(since), minute_of(until) + MINUTE);
-    refresh_ranges(store, &[(first, end)]).await?;
+    refresh_ranges(store, &[(first, end)], &ROLLUPS).await?;
     Ok(((end - first) / MINUTE) as usize)
+}
+
+/// Recomputes the term rollup only, for the `hours` given (Unix seconds, multiples of 3600):
+/// for migration 0008, which creates it.
+pub async fn rebuild_terms(store: &Store, hours: &BTreeSet<u32>) -> Result<(), StoreError> {
+    refresh_ranges(store, &ranges(hours, HOUR), &[TERMS]).await
+}
+
+/// Recomputes the tracked queries' rollup only, for every minute in `[since, until)`: for
+/// migration 0005, which runs before the term rollups exist (0008 computes those from the
+/// mentions as 0005 left them).
+pub async fn rebuild_queries(
+    store: &Store,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let (first, end) = (minute_of(since), minute_of(until) + MINUTE);
+    refresh_ranges(store, &[(first, end)], &[QUERIES]).await
+}
+
+/// The longest range one recomputing statement covers.
+const CHUNK: u32 = 6 * HOUR;
+
+/// `ranges` with each one longer than `max` cut into pieces of `max` (aligned to multiples of
+/// `max`).
+fn pieces(ranges: &[(u32, u32)], max: u32) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    for &(from, to) in ranges {
+        let mut at = from;
+        while at < to {
+            let end = ((at / max + 1) * max).min(to);
+            out.push((at, end));
+            at = end;
+        }
+    }
+    out
 }
 
 /// The hours holding the minute ranges, as merged `[from, to)` ranges.
@@ -168,6 +300,20 @@ mod tests {
         assert_eq!(
             hour_ranges(&[(60, 120), (10_800, 10_860)]),
             vec![(0, 3_600), (10_800, 14_400)]
+        );
+    }
+
+    #[test]
+    fn long_ranges_are_recomputed_in_pieces() {
+        assert_eq!(pieces(&[(60, 120)], CHUNK), vec![(60, 120)]);
+        assert_eq!(
+            pieces(&[(60, 2 * CHUNK + 60), (3 * CHUNK, 3 * CHUNK + 60)], CHUNK),
+            vec![
+                (60, CHUNK),
+                (CHUNK, 2 * CHUNK),
+                (2 * CHUNK, 2 * CHUNK + 60),
+                (3 * CHUNK, 3 * CHUNK + 60)
+            ]
         );
     }
 
