@@ -1075,7 +1075,9 @@ async fn rollups_follow_redelivered_and_re_enriched_mentions() {
     let v = share_of_voice(&store, since, until).await.unwrap();
     assert_eq!(v.len(), 1, "{v:?}");
     assert_eq!((v[0].mentions, v[0].negative, v[0].positive), (2, 1, 1));
+    // Over 3 hours: read from the term rollups.
     let top = |store| async move {
+        let since = since - chrono::Duration::hours(1);
         gema::query::trends::top_terms(store, TermKind::Keywords, since, until, 10)
             .await
             .unwrap()

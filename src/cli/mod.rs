@@ -113,8 +113,8 @@ pub enum Command {
     /// Classify texts (arguments or stdin) as the enrich stage would: language, sentiment label,
     /// confidence and polarity score; `--explain` lists the words that moved the score.
     Classify(sentiment::ClassifyArgs),
-    /// Recompute the per-minute and per-hour rollups behind the timeline and share-of-voice
-    /// queries from the stored mentions. The mentions sink keeps them current; run this after
+    /// Recompute the per-minute and per-hour rollups behind the timeline, share-of-voice and
+    /// top-terms queries from the stored mentions. The mentions sink keeps them current; run this after
     /// writing to the `mentions` table by other means.
     Rollup(query::RollupArgs),
     /// Move a stage's committed offsets back to the start of its input topic, so it re-processes

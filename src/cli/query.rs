@@ -597,7 +597,7 @@ pub struct RollupArgs {
     pub until: Option<DateTime<Utc>>,
 }
 
-/// `gema rollup`: recomputes the per-minute and per-hour query rollups of a range.
+/// `gema rollup`: recomputes the per-minute and per-hour query and term rollups of a range.
 pub async fn rollup(config: &Config, args: &RollupArgs) -> anyhow::Result<()> {
     let store = store::connect(&config.clickhouse).await?;
     let until = args.until.unwrap_or_else(Utc::now);
@@ -611,7 +611,7 @@ pub async fn rollup(config: &Config, args: &RollupArgs) -> anyhow::Result<()> {
         .await
         .context("recomputing the rollups (has `gema migrate` run on this database?)")?;
     println!(
-        "Recomputed the query rollups of {minutes} minute(s) from {} to {} in database {}",
+        "Recomputed the query and term rollups of {minutes} minute(s) from {} to {} in database {}",
         args.since.to_rfc3339(),
         until.to_rfc3339(),
         store.database

@@ -57,6 +57,11 @@ impl TermKind {
     }
 }
 
+/// The shortest window whose top terms are read from the rollups: a shorter one holds few
+/// mentions, and reading them is faster than reading a rollup row per term and minute
+/// (docs/SERVE.md).
+const ROLLUPS_FROM: u32 = 3 * HOUR;
+
 /// A window `[since, end)` in seconds cut into what each source answers: whole hours from
 /// `term_hours`, the whole minutes at either edge from `term_minutes`, and the seconds left at
 /// either edge from the mentions themselves. Each part is `[from, to)`; an empty one has
@@ -69,10 +74,12 @@ struct Cut {
 }
 
 impl Cut {
+    /// The window's parts; a window shorter than [`ROLLUPS_FROM`] is read from the mentions
+    /// alone.
     fn new(since: u32, end: u32) -> Cut {
         let end = end.max(since);
         let (m1, m2) = (since.div_ceil(MINUTE) * MINUTE, end / MINUTE * MINUTE);
-        if m1 >= m2 {
+        if m1 >= m2 || end - since < ROLLUPS_FROM {
             return Cut {
                 hours: (end, end),
                 minutes: [(end, end); 2],
@@ -98,11 +105,11 @@ impl Cut {
 
 /// The top `limit` terms of mentions created in `[since, until)`, by mentions then authors.
 ///
-/// Whole hours of the window are read from `term_hours` and whole minutes from `term_minutes`
-/// (the sink keeps both current from `mentions FINAL`, src/store/rollup.rs); only the seconds at
-/// either edge are read from `mentions`. So the cost depends on the window's length and the
-/// terms in it, not on how many mentions it holds, and the counts are those of the mentions
-/// (redelivered ones once).
+/// Over 3 hours or more, whole hours of the window are read from `term_hours` and whole minutes
+/// from `term_minutes` (the sink keeps both current from `mentions FINAL`, src/store/rollup.rs);
+/// only the seconds at either edge are read from `mentions`. So the cost of a long window
+/// depends on its length and the terms in it, not on how many mentions it holds. Either way the
+/// counts are those of the mentions (redelivered ones once).
 pub async fn top_terms(
     store: &Store,
     kind: TermKind,
@@ -394,21 +401,22 @@ mod tests {
 
     #[test]
     fn a_window_is_cut_into_whole_hours_whole_minutes_and_edge_seconds() {
-        // 10:00:30 to 13:02:10: 11:00-13:00 from hours, 10:01-11:00 and 13:00-13:02 from
-        // minutes, 10:00:30-10:01 and 13:02-13:02:10 from mentions.
+        // 10:00:30 to 13:02:10 (over 3 hours): 11:00-13:00 from hours, 10:01-11:00 and
+        // 13:00-13:02 from minutes, 10:00:30-10:01 and 13:02-13:02:10 from mentions.
         let c = Cut::new(36_030, 46_930);
         assert_eq!(c.hours, (39_600, 46_800));
         assert_eq!(c.minutes, [(36_060, 39_600), (46_800, 46_920)]);
         assert_eq!(c.seconds, [(36_030, 36_060), (46_920, 46_930)]);
         // Aligned on hours: nothing but hours.
-        let c = Cut::new(3_600, 10_800);
-        assert_eq!(c.hours, (3_600, 10_800));
+        let c = Cut::new(3_600, 18_000);
+        assert_eq!(c.hours, (3_600, 18_000));
         assert!(c.minutes.iter().chain(&c.seconds).all(|(a, b)| a == b));
-        // No whole hour: minutes and seconds only.
+        // Under 3 hours: the mentions alone.
         let c = Cut::new(3_630, 5_430);
-        assert_eq!(c.hours.0, c.hours.1);
-        assert_eq!(c.minutes[0], (3_660, 5_400));
-        assert_eq!(c.seconds, [(3_630, 3_660), (5_400, 5_430)]);
+        assert_eq!(c.seconds[0], (3_630, 5_430));
+        assert!([c.hours, c.minutes[0], c.minutes[1], c.seconds[1]]
+            .iter()
+            .all(|(a, b)| a == b));
         // Inside one minute, or across one minute's edge: seconds only.
         for (since, end) in [(3_610, 3_650), (3_630, 3_690)] {
             let c = Cut::new(since, end);
