@@ -52,6 +52,9 @@ pub struct SinkConfig {
     /// The mentions sink recomputes the per-minute query rollups (timeline, share of voice) of
     /// the minutes it wrote to at most this often; offsets are stored after that.
     pub rollup_period_ms: u64,
+    /// ...and the per-minute term rollups (top terms over 3 hours or more) at most this often
+    /// while mentions keep arriving, and as soon as they stop for a second.
+    pub term_rollup_period_ms: u64,
 }
 
 impl Default for SinkConfig {
@@ -61,6 +64,7 @@ impl Default for SinkConfig {
             max_bytes: 64 * 1024 * 1024,
             period_ms: 1000,
             rollup_period_ms: 2000,
+            term_rollup_period_ms: 15_000,
         }
     }
 }

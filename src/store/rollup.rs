@@ -36,11 +36,28 @@ fn ranges(minutes: &BTreeSet<u32>, step: u32) -> Vec<(u32, u32)> {
     out
 }
 
-/// Recomputes the rollup rows of every minute in `minutes` (Unix seconds, multiples of 60) and of
-/// the hours holding them. Cheap for a live stream (the current minute or two); a replayed
-/// backlog recomputes one range per contiguous run.
-pub async fn refresh(store: &Store, minutes: &BTreeSet<u32>) -> Result<(), StoreError> {
-    refresh_ranges(store, &ranges(minutes, MINUTE), &ROLLUPS).await
+/// Which rollups to recompute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// The tracked queries' (timeline, share of voice).
+    Queries,
+    /// The terms' (top terms).
+    Terms,
+}
+
+/// Recomputes the `which` rollup rows of every minute in `minutes` (Unix seconds, multiples of
+/// 60) and of the hours holding them. Cheap for a live stream (the current minute or two); a
+/// replayed backlog recomputes one range per contiguous run.
+pub async fn refresh(
+    store: &Store,
+    which: Which,
+    minutes: &BTreeSet<u32>,
+) -> Result<(), StoreError> {
+    let rollup = match which {
+        Which::Queries => QUERIES,
+        Which::Terms => TERMS,
+    };
+    refresh_ranges(store, &ranges(minutes, MINUTE), &[rollup]).await
 }
 
 /// The SQL of [`TERMS_OF_A_MENTION`], as a literal for `concat!`.

@@ -113,12 +113,65 @@ pub struct SinkStage<T: SinkTable> {
     inserter: Inserter<T::Row>,
     metrics: Arc<Metrics>,
     period: Duration,
-    /// Rollup minutes written since the last recomputation, and when that was.
-    dirty: BTreeSet<u32>,
+    /// Rollup minutes written since the last recomputation of the query rollups, and of the
+    /// term rollups.
+    dirty: Dirty,
     /// The key versions written since the last INSERT ended (tables with one row per key).
     written: Written,
-    rollup_period: Duration,
-    last_rollup: Instant,
+    /// When the last row arrived: the term rollups are recomputed once the input is quiet.
+    last_row: Instant,
+}
+
+/// How long the input must be quiet before the term rollups are recomputed ahead of their
+/// period.
+const QUIET: Duration = Duration::from_secs(1);
+
+/// The minutes each rollup still has to recompute, and when it last did.
+struct Dirty {
+    queries: BTreeSet<u32>,
+    terms: BTreeSet<u32>,
+    queries_period: Duration,
+    terms_period: Duration,
+    queries_done: Instant,
+    terms_done: Instant,
+}
+
+impl Dirty {
+    fn add(&mut self, minutes: impl IntoIterator<Item = u32>) {
+        for m in minutes {
+            self.queries.insert(m);
+            self.terms.insert(m);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queries.is_empty() && self.terms.is_empty()
+    }
+
+    /// Recomputes the query rollups when their period has passed, and the term rollups when
+    /// theirs has or the input is `quiet` (both, when `all`).
+    async fn refresh(&mut self, store: &Store, quiet: bool, all: bool) -> Result<(), StageError> {
+        use rollup::Which;
+        let due = |set: &BTreeSet<u32>, done: Instant, period: Duration| {
+            !set.is_empty() && (all || done.elapsed() >= period)
+        };
+        if due(&self.queries, self.queries_done, self.queries_period) {
+            rollup::refresh(store, Which::Queries, &self.queries)
+                .await
+                .map_err(StageError::store("recompute the query rollups"))?;
+            self.queries.clear();
+            self.queries_done = Instant::now();
+        }
+        if due(&self.terms, self.terms_done, self.terms_period) || (quiet && !self.terms.is_empty())
+        {
+            rollup::refresh(store, Which::Terms, &self.terms)
+                .await
+                .map_err(StageError::store("recompute the term rollups"))?;
+            self.terms.clear();
+            self.terms_done = Instant::now();
+        }
+        Ok(())
+    }
 }
 
 impl<T: SinkTable> SinkStage<T> {
@@ -135,10 +188,16 @@ impl<T: SinkTable> SinkStage<T> {
             inserter,
             metrics,
             period,
-            dirty: BTreeSet::new(),
+            dirty: Dirty {
+                queries: BTreeSet::new(),
+                terms: BTreeSet::new(),
+                queries_period: Duration::from_millis(config.rollup_period_ms),
+                terms_period: Duration::from_millis(config.term_rollup_period_ms),
+                queries_done: Instant::now(),
+                terms_done: Instant::now(),
+            },
             written: Written::default(),
-            rollup_period: Duration::from_millis(config.rollup_period_ms),
-            last_rollup: Instant::now(),
+            last_row: Instant::now(),
         }
     }
 
@@ -160,10 +219,8 @@ impl<T: SinkTable> SinkStage<T> {
             return Ok(Settled::Oldest(0));
         }
         self.settle_keys().await?;
-        if !self.dirty.is_empty() && self.last_rollup.elapsed() >= self.rollup_period {
-            self.refresh_rollups().await?;
-            self.last_rollup = Instant::now();
-        }
+        let quiet = self.last_row.elapsed() >= QUIET;
+        self.dirty.refresh(&self.store, quiet, false).await?;
         Ok(if self.dirty.is_empty() {
             Settled::All
         } else {
@@ -178,17 +235,8 @@ impl<T: SinkTable> SinkStage<T> {
             let minutes = keys::settle(&self.store, &mut self.written)
                 .await
                 .map_err(StageError::store("replace re-sent mentions"))?;
-            self.dirty.extend(minutes);
+            self.dirty.add(minutes);
         }
-        Ok(())
-    }
-
-    /// Recomputes the rollups of the dirty minutes and empties the set.
-    async fn refresh_rollups(&mut self) -> Result<(), StageError> {
-        rollup::refresh(&self.store, &self.dirty)
-            .await
-            .map_err(StageError::store("recompute rollups"))?;
-        self.dirty.clear();
         Ok(())
     }
 }
@@ -213,7 +261,8 @@ impl<T: SinkTable + Send> Handler for SinkStage<T> {
             reason: "schema".into(),
             error,
         })?;
-        self.dirty.extend(T::minute(&row));
+        self.dirty.add(T::minute(&row));
+        self.last_row = Instant::now();
         if let Some(k) = T::key(&row) {
             self.written.add(k);
         }
@@ -229,13 +278,13 @@ impl<T: SinkTable + Send> Handler for SinkStage<T> {
     }
 
     fn next_wake(&mut self) -> Option<tokio::time::Instant> {
-        // The INSERT's time limit, or the next rollup once nothing is buffered.
-        let wait = self
-            .inserter
-            .time_left()
-            .unwrap_or(self.period)
-            .max(Duration::from_millis(1));
-        Some(tokio::time::Instant::now() + wait)
+        // The INSERT's time limit, or the next rollup once nothing is buffered; the term
+        // rollups once the input has been quiet for a second.
+        let mut wait = self.inserter.time_left().unwrap_or(self.period);
+        if !self.dirty.terms.is_empty() && self.inserter.pending().rows == 0 {
+            wait = wait.min(QUIET.saturating_sub(self.last_row.elapsed()));
+        }
+        Some(tokio::time::Instant::now() + wait.max(Duration::from_millis(1)))
     }
 
     async fn wake(&mut self, _io: &mut Io<'_>) -> Result<Settled, StageError> {
@@ -253,7 +302,7 @@ impl<T: SinkTable + Send> Handler for SinkStage<T> {
             .map_err(StageError::store("insert rows"))?;
         self.metrics.sink_rows.add(q.rows);
         self.settle_keys().await?;
-        self.refresh_rollups().await?;
+        self.dirty.refresh(&self.store, true, true).await?;
         tracing::info!(table = T::TABLE, "Sink stage ended its last INSERT");
         Ok(())
     }
