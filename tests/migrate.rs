@@ -161,7 +161,8 @@ async fn one_row_per_mention_upgrades_an_existing_database() {
             "0005_one_row_per_mention",
             "0006_sentiment_corrections",
             "0007_incidents",
-            "0008_term_rollups"
+            "0008_term_rollups",
+            "0009_mention_keys_small_granules"
         ]
     );
     assert!(migrate(&store).await.unwrap().is_empty());

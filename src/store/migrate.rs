@@ -47,6 +47,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0008_term_rollups",
         include_str!("../../schemas/clickhouse/0008_term_rollups.sql"),
     ),
+    (
+        9,
+        "0009_mention_keys_small_granules",
+        include_str!("../../schemas/clickhouse/0009_mention_keys_small_granules.sql"),
+    ),
 ];
 
 /// `ALTER TABLE <db>.<table> ADD COLUMN IF NOT EXISTS <column> <rest>`, which ClickHouse 18.16
