@@ -126,16 +126,14 @@ impl Rollup {
              GROUP BY minute, {keys}",
             self.select_keys, self.join
         );
-        for &(from, to) in minutes {
-            insert_select(
-                store,
-                &format!("recompute {table}"),
-                &sql,
-                [version, from.into(), to.into()],
-            )
-            .await?;
-        }
-        Ok(())
+        per_range(
+            store,
+            &format!("recompute {table}"),
+            &sql,
+            minutes,
+            |f, t| vec![version, f.into(), t.into()],
+        )
+        .await
     }
 
     /// Writes a zero row (newer version) for every (minute, key) pair in `minutes` whose newest
@@ -156,16 +154,14 @@ impl Rollup {
              WHERE minute >= toDateTime(?) AND minute < toDateTime(?) AND version < ? \
              AND total > 0 GROUP BY minute, {keys}"
         );
-        for &(from, to) in minutes {
-            insert_select(
-                store,
-                &format!("zero vanished {table}"),
-                &sql,
-                [version, from.into(), to.into(), version],
-            )
-            .await?;
-        }
-        Ok(())
+        per_range(
+            store,
+            &format!("zero vanished {table}"),
+            &sql,
+            minutes,
+            |f, t| vec![version, f.into(), t.into(), version],
+        )
+        .await
     }
 
     /// Recomputes the hours in each range from the minutes.
@@ -184,16 +180,10 @@ impl Rollup {
              WHERE minute >= toDateTime(?) AND minute < toDateTime(?) \
              GROUP BY hour, {keys}"
         );
-        for &(from, to) in hours {
-            insert_select(
-                store,
-                &format!("recompute {table}"),
-                &sql,
-                [version, from.into(), to.into()],
-            )
-            .await?;
-        }
-        Ok(())
+        per_range(store, &format!("recompute {table}"), &sql, hours, |f, t| {
+            vec![version, f.into(), t.into()]
+        })
+        .await
     }
 }
 
@@ -222,19 +212,24 @@ async fn refresh_ranges(
     Ok(())
 }
 
-/// Runs one `INSERT … SELECT` with its `?` placeholders bound to `binds` in order.
-async fn insert_select<const N: usize>(
+/// Runs one `INSERT … SELECT` per `[from, to)` range, its `?` placeholders bound to
+/// `binds(from, to)` in order.
+async fn per_range(
     store: &Store,
     what: &str,
     sql: &str,
-    binds: [u64; N],
+    ranges: &[(u32, u32)],
+    binds: impl Fn(u32, u32) -> Vec<u64>,
 ) -> Result<(), StoreError> {
-    binds
-        .into_iter()
-        .fold(store.client.query(sql), |q, b| q.bind(b))
-        .execute()
-        .await
-        .map_err(query_err(what))
+    for &(from, to) in ranges {
+        binds(from, to)
+            .into_iter()
+            .fold(store.client.query(sql), |q, b| q.bind(b))
+            .execute()
+            .await
+            .map_err(query_err(what))?;
+    }
+    Ok(())
 }
 
 /// Recomputes every minute in `[since, until)`: for mentions written to ClickHouse by something
