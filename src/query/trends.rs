@@ -61,6 +61,8 @@ impl TermKind {
 /// mentions, and reading them is faster than reading a rollup row per term and minute
 /// (docs/SERVE.md).
 const ROLLUPS_FROM: u32 = 3 * HOUR;
+// Under two hours a window could end its whole hours before it starts them (`Cut::new`).
+const _: () = assert!(ROLLUPS_FROM >= 2 * HOUR);
 
 /// A window `[since, end)` in seconds cut into what each source answers: whole hours from
 /// `term_hours`, the whole minutes at either edge from `term_minutes`, and the seconds left at
@@ -86,19 +88,12 @@ impl Cut {
                 seconds: [(since, end), (end, end)],
             };
         }
-        let seconds = [(since, m1), (m2, end)];
+        // Two hours or longer (ROLLUPS_FROM), so the whole hours never start after they end.
         let (h1, h2) = (m1.div_ceil(HOUR) * HOUR, m2 / HOUR * HOUR);
-        if h1 >= h2 {
-            return Cut {
-                hours: (m2, m2),
-                minutes: [(m1, m2), (m2, m2)],
-                seconds,
-            };
-        }
         Cut {
             hours: (h1, h2),
             minutes: [(m1, h1), (h2, m2)],
-            seconds,
+            seconds: [(since, m1), (m2, end)],
         }
     }
 }

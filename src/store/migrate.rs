@@ -3,7 +3,10 @@
 use clickhouse::Row;
 use serde::Deserialize;
 
+use std::collections::BTreeSet;
+
 use super::client::{Store, StoreError};
+use super::rollup::Which;
 
 /// Every migration in order: (version, name, SQL with `{db}` for the database).
 pub const MIGRATIONS: &[(u32, &str, &str)] = &[
@@ -299,41 +302,45 @@ pub async fn migrate_to(store: &Store, last: u32) -> Result<Vec<String>, StoreEr
     Ok(done)
 }
 
-/// After 0005: recomputes the rollup minutes between the oldest and newest row it tombstoned
-/// (nothing when no key had two `created_at`s).
+/// After 0005: recomputes the query rollups of the hours holding a row it tombstoned (nothing
+/// when no key had two `created_at`s). The term rollups come later, from 0008.
 async fn recount_tombstoned(store: &Store) -> Result<(), StoreError> {
-    let (n, first, last) = store
-        .client
-        .query(
-            "SELECT count(), toUInt32(min(created_at)), toUInt32(max(created_at)) \
-             FROM mentions WHERE deleted = 1",
-        )
-        .fetch_one::<(u64, u32, u32)>()
-        .await
-        .map_err(super::client::query_err("find tombstoned mentions"))?;
-    if n > 0 {
-        let at = |s: u32| chrono::DateTime::from_timestamp(i64::from(s), 0).unwrap_or_default();
-        super::rollup::rebuild_queries(store, at(first), at(last)).await?;
-    }
-    Ok(())
+    rebuild_hours_of(
+        store,
+        Which::Queries,
+        "tombstoned mentions",
+        "WHERE deleted = 1",
+    )
+    .await
 }
 
 /// After 0008: computes the term rollups of every hour that holds stored mentions.
 async fn fill_term_rollups(store: &Store) -> Result<(), StoreError> {
-    let hours: std::collections::BTreeSet<u32> = store
+    rebuild_hours_of(store, Which::Terms, "stored mentions", "").await
+}
+
+/// Recomputes the `which` rollup of every hour holding a mention that `filter` selects.
+async fn rebuild_hours_of(
+    store: &Store,
+    which: Which,
+    what: &str,
+    filter: &str,
+) -> Result<(), StoreError> {
+    let hours: BTreeSet<u32> = store
         .client
-        .query("SELECT DISTINCT toUInt32(toStartOfHour(created_at)) FROM mentions")
+        .query(&format!(
+            "SELECT DISTINCT toUInt32(toStartOfHour(created_at)) FROM mentions {filter}"
+        ))
         .fetch_all::<u32>()
         .await
-        .map_err(super::client::query_err("find the stored mentions' hours"))?
+        .map_err(super::client::query_err(&format!(
+            "find the hours of {what}"
+        )))?
         .into_iter()
         .collect();
     if !hours.is_empty() {
-        tracing::info!(
-            hours = hours.len(),
-            "Computing the term rollups of the stored mentions"
-        );
-        super::rollup::rebuild_terms(store, &hours).await?;
+        tracing::info!(hours = hours.len(), rollup = ?which, "Recomputing the rollups of {what}");
+        super::rollup::rebuild_hours(store, which, &hours).await?;
     }
     Ok(())
 }

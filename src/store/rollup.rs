@@ -53,11 +53,16 @@ pub async fn refresh(
     which: Which,
     minutes: &BTreeSet<u32>,
 ) -> Result<(), StoreError> {
-    let rollup = match which {
-        Which::Queries => QUERIES,
-        Which::Terms => TERMS,
-    };
-    refresh_ranges(store, &ranges(minutes, MINUTE), &[rollup]).await
+    refresh_ranges(store, &ranges(minutes, MINUTE), &[which.rollup()]).await
+}
+
+impl Which {
+    fn rollup(self) -> Rollup {
+        match self {
+            Which::Queries => QUERIES,
+            Which::Terms => TERMS,
+        }
+    }
 }
 
 /// The SQL of [`TERMS_OF_A_MENTION`], as a literal for `concat!`.
@@ -244,22 +249,15 @@ pub async fn rebuild(
     Ok(((end - first) / MINUTE) as usize)
 }
 
-/// Recomputes the term rollup only, for the `hours` given (Unix seconds, multiples of 3600):
-/// for migration 0008, which creates it.
-pub async fn rebuild_terms(store: &Store, hours: &BTreeSet<u32>) -> Result<(), StoreError> {
-    refresh_ranges(store, &ranges(hours, HOUR), &[TERMS]).await
-}
-
-/// Recomputes the tracked queries' rollup only, for every minute in `[since, until)`: for
-/// migration 0005, which runs before the term rollups exist (0008 computes those from the
-/// mentions as 0005 left them).
-pub async fn rebuild_queries(
+/// Recomputes the `which` rollup only, for the `hours` given (Unix seconds, multiples of 3600):
+/// for the migrations, which recompute where they changed the mentions (0005, before the term
+/// rollups exist) or create a rollup (0008).
+pub async fn rebuild_hours(
     store: &Store,
-    since: DateTime<Utc>,
-    until: DateTime<Utc>,
+    which: Which,
+    hours: &BTreeSet<u32>,
 ) -> Result<(), StoreError> {
-    let (first, end) = (minute_of(since), minute_of(until) + MINUTE);
-    refresh_ranges(store, &[(first, end)], &[QUERIES]).await
+    refresh_ranges(store, &ranges(hours, HOUR), &[which.rollup()]).await
 }
 
 /// The longest range one recomputing statement covers.

@@ -118,59 +118,77 @@ pub struct SinkStage<T: SinkTable> {
     dirty: Dirty,
     /// The key versions written since the last INSERT ended (tables with one row per key).
     written: Written,
-    /// When the last row arrived: the term rollups are recomputed once the input is quiet.
-    last_row: Instant,
+    /// When the last batch ended: the term rollups are recomputed once the input is quiet.
+    last_batch: Instant,
 }
 
 /// How long the input must be quiet before the term rollups are recomputed ahead of their
 /// period.
 const QUIET: Duration = Duration::from_secs(1);
 
-/// The minutes each rollup still has to recompute, and when it last did.
+/// The minutes one rollup still has to recompute, and when it last did.
+struct Pending {
+    which: rollup::Which,
+    minutes: BTreeSet<u32>,
+    period: Duration,
+    /// Whether a quiet input recomputes it before its period has passed.
+    early_when_quiet: bool,
+    done: Instant,
+}
+
+impl Pending {
+    fn new(which: rollup::Which, period_ms: u64, early_when_quiet: bool) -> Pending {
+        Pending {
+            which,
+            minutes: BTreeSet::new(),
+            period: Duration::from_millis(period_ms),
+            early_when_quiet,
+            done: Instant::now(),
+        }
+    }
+
+    /// Recomputes the rollup when its period has passed, or the input is `quiet` and it may go
+    /// early (whatever the period, when `all`).
+    async fn refresh(&mut self, store: &Store, quiet: bool, all: bool) -> Result<(), StageError> {
+        let due = all || self.done.elapsed() >= self.period || (quiet && self.early_when_quiet);
+        if self.minutes.is_empty() || !due {
+            return Ok(());
+        }
+        let what = match self.which {
+            rollup::Which::Queries => "recompute the query rollups",
+            rollup::Which::Terms => "recompute the term rollups",
+        };
+        rollup::refresh(store, self.which, &self.minutes)
+            .await
+            .map_err(StageError::store(what))?;
+        self.minutes.clear();
+        self.done = Instant::now();
+        Ok(())
+    }
+}
+
+/// The query rollups (every `rollup_period_ms`) and the term rollups (every
+/// `term_rollup_period_ms`, or once the input is quiet).
 struct Dirty {
-    queries: BTreeSet<u32>,
-    terms: BTreeSet<u32>,
-    queries_period: Duration,
-    terms_period: Duration,
-    queries_done: Instant,
-    terms_done: Instant,
+    queries: Pending,
+    terms: Pending,
 }
 
 impl Dirty {
     fn add(&mut self, minutes: impl IntoIterator<Item = u32>) {
         for m in minutes {
-            self.queries.insert(m);
-            self.terms.insert(m);
+            self.queries.minutes.insert(m);
+            self.terms.minutes.insert(m);
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.queries.is_empty() && self.terms.is_empty()
+        self.queries.minutes.is_empty() && self.terms.minutes.is_empty()
     }
 
-    /// Recomputes the query rollups when their period has passed, and the term rollups when
-    /// theirs has or the input is `quiet` (both, when `all`).
     async fn refresh(&mut self, store: &Store, quiet: bool, all: bool) -> Result<(), StageError> {
-        use rollup::Which;
-        let due = |set: &BTreeSet<u32>, done: Instant, period: Duration| {
-            !set.is_empty() && (all || done.elapsed() >= period)
-        };
-        if due(&self.queries, self.queries_done, self.queries_period) {
-            rollup::refresh(store, Which::Queries, &self.queries)
-                .await
-                .map_err(StageError::store("recompute the query rollups"))?;
-            self.queries.clear();
-            self.queries_done = Instant::now();
-        }
-        if due(&self.terms, self.terms_done, self.terms_period) || (quiet && !self.terms.is_empty())
-        {
-            rollup::refresh(store, Which::Terms, &self.terms)
-                .await
-                .map_err(StageError::store("recompute the term rollups"))?;
-            self.terms.clear();
-            self.terms_done = Instant::now();
-        }
-        Ok(())
+        self.queries.refresh(store, quiet, all).await?;
+        self.terms.refresh(store, quiet, all).await
     }
 }
 
@@ -189,15 +207,11 @@ impl<T: SinkTable> SinkStage<T> {
             metrics,
             period,
             dirty: Dirty {
-                queries: BTreeSet::new(),
-                terms: BTreeSet::new(),
-                queries_period: Duration::from_millis(config.rollup_period_ms),
-                terms_period: Duration::from_millis(config.term_rollup_period_ms),
-                queries_done: Instant::now(),
-                terms_done: Instant::now(),
+                queries: Pending::new(rollup::Which::Queries, config.rollup_period_ms, false),
+                terms: Pending::new(rollup::Which::Terms, config.term_rollup_period_ms, true),
             },
             written: Written::default(),
-            last_row: Instant::now(),
+            last_batch: Instant::now(),
         }
     }
 
@@ -219,7 +233,7 @@ impl<T: SinkTable> SinkStage<T> {
             return Ok(Settled::Oldest(0));
         }
         self.settle_keys().await?;
-        let quiet = self.last_row.elapsed() >= QUIET;
+        let quiet = self.last_batch.elapsed() >= QUIET;
         self.dirty.refresh(&self.store, quiet, false).await?;
         Ok(if self.dirty.is_empty() {
             Settled::All
@@ -262,7 +276,6 @@ impl<T: SinkTable + Send> Handler for SinkStage<T> {
             error,
         })?;
         self.dirty.add(T::minute(&row));
-        self.last_row = Instant::now();
         if let Some(k) = T::key(&row) {
             self.written.add(k);
         }
@@ -274,6 +287,8 @@ impl<T: SinkTable + Send> Handler for SinkStage<T> {
     }
 
     async fn end_batch(&mut self, _io: &mut Io<'_>) -> Result<Settled, StageError> {
+        // Once a batch, not once a row: the clock is read per batch.
+        self.last_batch = Instant::now();
         self.commit().await
     }
 
@@ -281,8 +296,8 @@ impl<T: SinkTable + Send> Handler for SinkStage<T> {
         // The INSERT's time limit, or the next rollup once nothing is buffered; the term
         // rollups once the input has been quiet for a second.
         let mut wait = self.inserter.time_left().unwrap_or(self.period);
-        if !self.dirty.terms.is_empty() && self.inserter.pending().rows == 0 {
-            wait = wait.min(QUIET.saturating_sub(self.last_row.elapsed()));
+        if !self.dirty.terms.minutes.is_empty() && self.inserter.pending().rows == 0 {
+            wait = wait.min(QUIET.saturating_sub(self.last_batch.elapsed()));
         }
         Some(tokio::time::Instant::now() + wait.max(Duration::from_millis(1)))
     }
