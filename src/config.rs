@@ -19,7 +19,7 @@ pub use crate::setting::Invalid;
 pub use crate::sources::config::SourceConfig;
 pub use crate::store::config::{ClickHouseConfig, SinkConfig};
 use crate::tracked::{QuerySet, TrackedQueryConfig};
-use crate::trends::DetectorConfig;
+use crate::trends::{DetectorConfig, StateKeeping, TrendStageConfig};
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +57,9 @@ pub struct Config {
     pub keywords: DetectorConfig,
     /// Spike detection over tracked-query volume and negative volume (`[spikes]`).
     pub spikes: DetectorConfig,
+    /// Where the trend stage keeps its state: one process, or per terms partition so that
+    /// several processes share the work (`[trend_stage]`).
+    pub trend_stage: TrendStageConfig,
     /// Alert rules, routing and webhooks (`[alerts]`).
     pub alerts: AlertsConfig,
     /// Where stages keep local state (trend detector snapshots).
@@ -86,6 +89,7 @@ impl Default for Config {
                 ..DetectorConfig::default()
             },
             spikes: DetectorConfig::default(),
+            trend_stage: TrendStageConfig::default(),
             alerts: AlertsConfig::default(),
             state_dir: PathBuf::from(".gema/state"),
             server: ServerConfig::default(),
@@ -188,6 +192,18 @@ impl Config {
             ("spikes", &self.spikes),
         ] {
             d.validate().map_err(|e| Invalid::from(e).within(section))?;
+        }
+        let strategy = self.kafka.options.get("partition.assignment.strategy");
+        if self.trend_stage.state == StateKeeping::PerPartition
+            && strategy.is_some_and(|s| s.contains("cooperative"))
+        {
+            return Err(Invalid::new(
+                "state",
+                "per-partition",
+                "needs the eager rebalance protocol: remove kafka.options \"partition.assignment.strategy\" = \"cooperative-sticky\" (each rebalance must restart every terms partition from its committed offset)",
+            )
+            .within("trend_stage")
+            .into());
         }
         for (i, source) in self.sources.iter().enumerate() {
             let key = format!("sources[{i}]");

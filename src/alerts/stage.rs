@@ -166,6 +166,7 @@ impl Handler for RouterStage {
             linger: Duration::from_millis(5),
             partition_eof: true,
             pipelined: false,
+            partition_state: false,
         }
     }
 

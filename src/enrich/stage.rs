@@ -401,6 +401,7 @@ impl Handler for EnrichStage {
             linger: self.batch_linger,
             partition_eof: true,
             pipelined: true,
+            partition_state: false,
         }
     }
 

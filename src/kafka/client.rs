@@ -1,7 +1,9 @@
 //! Producer and consumer construction with gema's delivery guarantees.
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{ConsumerContext, StreamConsumer};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
@@ -42,8 +44,20 @@ pub fn consumer(config: &KafkaConfig, group: &str) -> Result<StageConsumer, Kafk
 
 /// The context of gema's consumers: librdkafka hands every error event both to the context and
 /// to `recv()`; a partition end is not an error (the stages that ask for them track them), so
-/// only the others are logged here.
-pub struct StageContext;
+/// only the others are logged here. It also counts rebalances, so that a stage with state per
+/// input partition learns that its partitions changed (see [`crate::runner::BatchPolicy`]).
+#[derive(Default)]
+pub struct StageContext {
+    rebalances: AtomicU64,
+}
+
+impl StageContext {
+    /// How many times partitions were assigned or revoked so far. Rebalance callbacks run
+    /// inside the consumer's `recv()`, so the count changes only while a stage waits for input.
+    pub fn rebalances(&self) -> u64 {
+        self.rebalances.load(Ordering::SeqCst)
+    }
+}
 
 impl ClientContext for StageContext {
     fn error(&self, error: KafkaError, reason: &str) {
@@ -53,7 +67,13 @@ impl ClientContext for StageContext {
     }
 }
 
-impl ConsumerContext for StageContext {}
+impl ConsumerContext for StageContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if !matches!(rebalance, Rebalance::Error(_)) {
+            self.rebalances.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
 
 /// A stage's consumer.
 pub type StageConsumer = StreamConsumer<StageContext>;
@@ -83,5 +103,5 @@ pub fn consumer_with_eof(
     for (k, v) in &config.options {
         c.set(k, v);
     }
-    c.create_with_context(StageContext)
+    c.create_with_context(StageContext::default())
 }

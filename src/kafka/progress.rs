@@ -316,6 +316,15 @@ impl PartitionProgress {
             .collect()
     }
 
+    /// What `partition`'s producers vouch for: the oldest newest event time over those heard
+    /// from lately (`None`: nothing read from it yet). A stage with state per partition closes
+    /// that partition's buckets on it.
+    pub fn watermark_of(&self, partition: i32) -> Option<i64> {
+        self.partitions
+            .get(&partition)
+            .and_then(|s| s.newest(Instant::now()))
+    }
+
     /// The low watermark over the partitions `consumer` is assigned now (`None`: no progress).
     pub fn low_watermark<X: ConsumerContext, C: Consumer<X>>(
         &mut self,

@@ -28,6 +28,9 @@ pub struct Topics {
     pub alerts: String,
     /// Incident versions from the router (key: incident id).
     pub incidents: String,
+    /// The trend stage's state per terms partition with `[trend_stage] state = "per-partition"`
+    /// (compacted, one partition: [`crate::runner::changelog`]).
+    pub trend_state: String,
 }
 
 impl Topics {
@@ -42,10 +45,11 @@ impl Topics {
             alerts_raw: format!("{prefix}.alerts.raw"),
             alerts: format!("{prefix}.alerts"),
             incidents: format!("{prefix}.incidents"),
+            trend_state: format!("{prefix}.trend-state"),
         }
     }
 
-    pub fn all(&self) -> [&str; 8] {
+    pub fn all(&self) -> [&str; 9] {
         [
             &self.raw,
             &self.enriched,
@@ -55,6 +59,7 @@ impl Topics {
             &self.alerts_raw,
             &self.alerts,
             &self.incidents,
+            &self.trend_state,
         ]
     }
 
@@ -160,11 +165,23 @@ pub async fn ensure_topics(config: &KafkaConfig, topics: &Topics) -> Result<(), 
         .all()
         .iter()
         .map(|t| {
+            // A changelog: one partition (every key is read back at once), compacted, in
+            // segments small enough for compaction to reach (the active one is never cleaned).
+            let changelog = *t == topics.trend_state;
             let topic = NewTopic::new(
                 t,
-                config.partitions,
+                if changelog { 1 } else { config.partitions },
                 TopicReplication::Fixed(config.replication_factor),
             );
+            let topic = if changelog {
+                topic
+                    .set("cleanup.policy", "compact")
+                    .set("segment.bytes", "16777216")
+                    .set("segment.ms", "600000")
+                    .set("min.cleanable.dirty.ratio", "0.2")
+            } else {
+                topic
+            };
             if config.min_insync_replicas > 0 {
                 topic.set("min.insync.replicas", &min_insync)
             } else {

@@ -245,10 +245,11 @@ pub fn start_with(config: &Config, stages: &[Stage], parts: Parts) -> Running {
             }
             Stage::Trends => {
                 let (sections, files) = trend_state(config);
-                let kafka = config.kafka.clone();
+                let (kafka, keeping) = (config.kafka.clone(), config.trend_stage.state);
                 spawn(&mut tasks, "trends", config, &parts, move || {
                     TrendStage::new(
                         sections.clone(),
+                        keeping,
                         files.clone(),
                         stage_topics.clone(),
                         &kafka,

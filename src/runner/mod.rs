@@ -8,6 +8,7 @@
 //! that resets after a healthy spell, and [`decide`] is the one place that says, per error,
 //! whether to retry, dead-letter the input or stop.
 
+pub mod changelog;
 mod error;
 pub mod memory;
 mod output;

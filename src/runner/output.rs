@@ -58,8 +58,28 @@ impl Output {
                 limit: self.limit,
             });
         }
+        self.queue(topic, key, Some(payload), headers).await
+    }
+
+    /// Queues a record with `key` and no value: a tombstone, which removes the key from a
+    /// compacted topic.
+    pub async fn tombstone(&mut self, topic: &str, key: &[u8]) -> Result<(), StageError> {
+        self.queue(topic, Some(key), None, None).await
+    }
+
+    /// Queues a record; while the producer's queue is full, waits for earlier deliveries.
+    async fn queue(
+        &mut self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        headers: Option<OwnedHeaders>,
+    ) -> Result<(), StageError> {
         loop {
-            let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(payload);
+            let mut record = FutureRecord::<[u8], [u8]>::to(topic);
+            if let Some(p) = payload {
+                record = record.payload(p);
+            }
             if let Some(k) = key {
                 record = record.key(k);
             }

@@ -44,6 +44,13 @@ pub struct BatchPolicy {
     /// acknowledged, at the end of the next batch (or at shutdown). A stage with state to make
     /// durable in [`Handler::settling`] must not set it.
     pub pipelined: bool,
+    /// The handler keeps its state per input partition, and another process in the group takes
+    /// a partition's state over with the partition (e.g. from [`super::changelog`]). On every
+    /// rebalance the runner forgets the batches it holds (their offsets are never stored: the
+    /// records come again to whoever is assigned them, from the committed offsets) and calls
+    /// [`Handler::reassigned`]. Needs the eager rebalance protocol (librdkafka's default), under
+    /// which every rebalance restarts every partition from its committed offset.
+    pub partition_state: bool,
 }
 
 /// Why one input message cannot be processed. The runner sends it to the dead-letter topic
@@ -143,6 +150,16 @@ pub trait Handler: Send {
     /// committed after this).
     fn drain(&mut self, io: &mut Io<'_>) -> impl Future<Output = Result<(), StageError>> + Send;
 
+    /// The partitions were revoked or assigned (only with `partition_state`): drop the state of
+    /// every partition and take up that of the partitions assigned now (`io.consumer`), as
+    /// of their committed offsets.
+    fn reassigned(
+        &mut self,
+        _io: &mut Io<'_>,
+    ) -> impl Future<Output = Result<(), StageError>> + Send {
+        async { Ok(()) }
+    }
+
     /// The consumer reached the end of `partition`, at offset `end` (as last fetched; only with
     /// `partition_eof`).
     fn partition_end(&mut self, _partition: i32, _end: Option<i64>) {}
@@ -182,8 +199,20 @@ pub async fn run<H: Handler>(
     let mut in_flight: Option<(OffsetTracker, u64)> = None;
     let stage = policy.group.suffix();
     tracing::info!(stage, topic = input, "Stage started");
+    let mut rebalances = 0;
 
     loop {
+        let mut tracker = OffsetTracker::new();
+        reassign(
+            &policy,
+            &mut rebalances,
+            &mut held,
+            &mut tracker,
+            &mut out,
+            &consumer,
+            &mut handler,
+        )
+        .await?;
         let wake = handler.next_wake();
         let first = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -196,11 +225,20 @@ pub async fn run<H: Handler>(
             }
             m = consumer.recv() => m,
         };
-        let mut tracker = OffsetTracker::new();
         let mut n = 0;
         let mut next = Some(first);
         let deadline = Instant::now() + policy.linger;
         while let Some(received) = next.take() {
+            reassign(
+                &policy,
+                &mut rebalances,
+                &mut held,
+                &mut tracker,
+                &mut out,
+                &consumer,
+                &mut handler,
+            )
+            .await?;
             match received {
                 Ok(msg) => {
                     n += 1;
@@ -231,6 +269,17 @@ pub async fn run<H: Handler>(
                     .ok();
             }
         }
+        // The last wait may have ended in a rebalance.
+        reassign(
+            &policy,
+            &mut rebalances,
+            &mut held,
+            &mut tracker,
+            &mut out,
+            &consumer,
+            &mut handler,
+        )
+        .await?;
         // Pushed even when empty (a batch of partition ends): handlers count batches too.
         held.push_back(tracker);
         let mut io = Io {
@@ -257,6 +306,28 @@ pub async fn run<H: Handler>(
     commit_now(&consumer).map_err(StageError::kafka("commit offsets on shutdown"))?;
     tracing::info!(stage, "Stage stopped after committing its offsets");
     Ok(())
+}
+
+/// With `partition_state`, after a rebalance: forgets the batches held and the one being read,
+/// and lets the handler take up the partitions it has now.
+async fn reassign<H: Handler>(
+    policy: &BatchPolicy,
+    seen: &mut u64,
+    held: &mut VecDeque<OffsetTracker>,
+    tracker: &mut OffsetTracker,
+    out: &mut Output,
+    consumer: &StageConsumer,
+    handler: &mut H,
+) -> Result<(), StageError> {
+    let now = consumer.context().rebalances();
+    if !policy.partition_state || now == *seen {
+        return Ok(());
+    }
+    *seen = now;
+    held.clear();
+    tracker.discard();
+    let mut io = Io { out, consumer };
+    handler.reassigned(&mut io).await
 }
 
 /// A `pipelined` stage's batch still in flight: awaits its outputs (not later ones) and stores

@@ -263,6 +263,7 @@ impl<T: SinkTable + Send> Handler for SinkStage<T> {
             linger: Duration::from_millis(20),
             partition_eof: false,
             pipelined: false,
+            partition_state: false,
         }
     }
 

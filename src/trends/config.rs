@@ -264,3 +264,27 @@ mod tests {
         assert!(DetectorConfig::default().validate().is_ok());
     }
 }
+
+/// Where the trend stage keeps its state (`[trend_stage] state`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StateKeeping {
+    /// One process holds the state of every terms partition, snapshotted to a file in
+    /// `state_dir`; the false-discovery control of a bucket spans every term. Run one
+    /// trend-stage process.
+    #[default]
+    One,
+    /// Each terms partition has state of its own (detectors, baselines, the false-discovery
+    /// control over that partition's terms), kept in the compacted `<prefix>.trend-state` topic
+    /// and handed over with the partition on a rebalance. Run as many trend-stage processes as
+    /// the terms topic has partitions; the results depend on the partition count, not on how
+    /// many processes share them.
+    PerPartition,
+}
+
+/// The trend stage's own settings (`[trend_stage]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrendStageConfig {
+    pub state: StateKeeping,
+}

@@ -229,6 +229,10 @@ pub struct DetectorSnapshot {
     next_ord: u64,
     stats: DetectorStats,
     terms: Vec<(String, TermState)>,
+    /// Ordinal of the first bucket closed since the detector's cold start or last restore (for
+    /// the warm-up rule; only [`Detector::resume`] reads it back).
+    #[serde(default)]
+    warm_from: Option<u64>,
 }
 
 /// The trend detector. See the module documentation for the rules.
@@ -678,6 +682,7 @@ impl Detector {
             next_ord: self.next_ord,
             stats: self.stats,
             terms,
+            warm_from: self.warm_from,
         }
     }
 
@@ -685,6 +690,21 @@ impl Detector {
     /// `bucket_ms`). The warm-up rule starts again: restored terms with enough history can trend
     /// at once, new terms only after `warmup_buckets` active buckets.
     pub fn restore(cfg: DetectorConfig, snap: DetectorSnapshot) -> Result<Detector, RestoreError> {
+        Detector::restore_as(cfg, snap, false)
+    }
+
+    /// A detector continuing from `snap` exactly as if it had never stopped, warm-up included:
+    /// for a snapshot that covers exactly the input read before it and none after (the state
+    /// per partition handed from one process to another), where no term can have been missed.
+    pub fn resume(cfg: DetectorConfig, snap: DetectorSnapshot) -> Result<Detector, RestoreError> {
+        Detector::restore_as(cfg, snap, true)
+    }
+
+    fn restore_as(
+        cfg: DetectorConfig,
+        snap: DetectorSnapshot,
+        exact: bool,
+    ) -> Result<Detector, RestoreError> {
         if snap.version != SNAPSHOT_VERSION {
             return Err(RestoreError::Version {
                 found: snap.version,
@@ -702,6 +722,9 @@ impl Detector {
         d.next_close = snap.next_close;
         d.next_ord = snap.next_ord;
         d.stats = snap.stats;
+        if exact {
+            d.warm_from = snap.warm_from;
+        }
         d.terms.reserve(snap.terms.len().min(d.cfg.max_terms));
         for (k, t) in snap.terms {
             d.open.extend(t.open.iter().map(|o| o.bucket));

@@ -21,7 +21,9 @@ mod terms;
 mod detector_tests;
 
 pub use baseline::Baseline;
-pub use config::{BurstTest, ConfigError, DetectorConfig, Sensitivity};
+pub use config::{
+    BurstTest, ConfigError, DetectorConfig, Sensitivity, StateKeeping, TrendStageConfig,
+};
 pub use detector::{
     Advanced, BucketSummary, Detector, DetectorSnapshot, DetectorStats, Observed, RestoreError,
     TermVolume, TrendEvent,

@@ -12,25 +12,38 @@
 //! as soon as the input is quiet, and on shutdown. The snapshot records the next offset of each
 //! input partition it covers; after a crash the stage restores it and skips the records it
 //! already holds, so nothing is counted twice or lost.
+//!
+//! Where the state lives (`[trend_stage] state`):
+//! - `one`: one state over every terms partition (one false-discovery control per bucket over
+//!   all terms), its snapshot a file in `state_dir`: one process.
+//! - `per-partition`: a state per terms partition (the terms topic is keyed by term, so each
+//!   term's history is in one), each closed on its own partition's watermark and snapshotted to
+//!   the compacted `<prefix>.trend-state` topic ([`crate::runner::changelog`]). On every
+//!   rebalance the stage drops what it holds and reads the states of the partitions it is
+//!   assigned now, as of their committed offsets: any number of processes, each partition's
+//!   results the same whichever process holds it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::alerts::trend::{emerging_trend_alert, query_alert, QueryContext};
-use crate::alerts::Alert;
 use crate::kafka::progress::{EndProbe, PartitionProgress};
 use crate::kafka::{Group, KafkaConfig, Topics};
 use crate::metrics::Metrics;
-use crate::runner::state::Coverage;
+use crate::runner::changelog::Changelog;
+use crate::runner::state::{Coverage, SNAPSHOT_EVERY};
 use crate::runner::{BatchPolicy, HandleError, Handler, Io, Reject, Settled, StageError};
 
 use super::record::TermRecord;
-use super::state::{DetectorSections, Detectors, StateFiles};
-use super::{Observed, Term, TrendEvent};
+use super::state::{
+    snapshot_bytes, DetectorSections, Detectors, Restored, StateFiles, TrendSnapshot,
+};
+use super::{Observed, StateKeeping, Term, TrendEvent};
 
 /// How long the stage must have read all of its input, with nothing new arriving, before event
 /// time is moved to the wall clock, so the last buckets of a stream that stopped still close.
@@ -42,51 +55,132 @@ const TICK: Duration = Duration::from_millis(500);
 /// How long the broker has to confirm the input's ends before an idle flush.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The trend stage's handler for [`crate::runner::run`].
-pub struct TrendStage {
-    sections: DetectorSections,
-    files: StateFiles,
-    topics: Topics,
-    metrics: Arc<Metrics>,
+/// The key of the one state of `state = "one"`.
+const ALL: i32 = -1;
+
+/// The state of one terms partition (or, with `state = "one"`, of all of them).
+struct Shard {
     detectors: Detectors,
     /// Recent negative-mention context per tracked query, to explain its spikes.
     contexts: HashMap<String, QueryContext>,
+    /// What the state covers of the input.
+    coverage: Coverage,
+    /// Records taken in since the last advance.
+    received: usize,
+}
+
+impl Shard {
+    fn of(r: Restored) -> Shard {
+        Shard {
+            detectors: r.detectors,
+            contexts: r.contexts,
+            coverage: Coverage::restored(r.covered),
+            received: 0,
+        }
+    }
+}
+
+/// Where the state is kept.
+enum Keeping {
+    /// One state, in a file.
+    File(StateFiles),
+    /// A state per terms partition, in the state topic.
+    Topic(Changelog),
+}
+
+/// The trend stage's handler for [`crate::runner::run`].
+pub struct TrendStage {
+    sections: DetectorSections,
+    keeping: Keeping,
+    topics: Topics,
+    metrics: Arc<Metrics>,
+    /// By terms partition ([`ALL`] with `state = "one"`).
+    shards: BTreeMap<i32, Shard>,
     /// Event-time progress per input partition (the enrich stage's low watermark carried on
-    /// each record): the watermark is the oldest of them over the assigned partitions, minus the
-    /// allowed lateness, so neither a terms partition nor a raw partition read ahead of the
-    /// others makes theirs late (src/kafka/progress.rs).
+    /// each record). With one state the watermark is the oldest over the assigned partitions,
+    /// minus the allowed lateness, so no terms partition read ahead of the others makes theirs
+    /// late (src/kafka/progress.rs); a state per partition closes on its own partition's.
     progress: PartitionProgress,
     /// Confirms with the broker that the input is quiet, not cut off.
     probe: EndProbe,
-    /// What the state covers of the input, and when it was last saved.
-    coverage: Coverage,
-    received: usize,
+    last_save: Instant,
     last_advance: tokio::time::Instant,
 }
 
 impl TrendStage {
-    /// The stage with its detectors restored from their snapshots in `files`.
+    /// The stage with its detectors restored from their snapshots: with `state = "one"` from
+    /// the file in `files`, else from the state topic as partitions are assigned.
     pub fn new(
         sections: DetectorSections,
+        keeping: StateKeeping,
         files: StateFiles,
         topics: Topics,
         kafka: &KafkaConfig,
         metrics: Arc<Metrics>,
     ) -> TrendStage {
-        let restored = files.load(&sections);
+        let (keeping, shards) = match keeping {
+            StateKeeping::One => {
+                let restored = files.load(&sections);
+                (
+                    Keeping::File(files),
+                    BTreeMap::from([(ALL, Shard::of(restored))]),
+                )
+            }
+            StateKeeping::PerPartition => (
+                Keeping::Topic(Changelog::new(kafka, &topics.trend_state)),
+                BTreeMap::new(),
+            ),
+        };
         TrendStage {
             sections,
-            files,
+            keeping,
             topics,
             metrics,
-            detectors: restored.detectors,
-            contexts: restored.contexts,
-            coverage: Coverage::restored(restored.covered),
+            shards,
             progress: PartitionProgress::default(),
             probe: EndProbe::new(kafka),
-            received: 0,
+            last_save: Instant::now(),
             last_advance: tokio::time::Instant::now(),
         }
+    }
+
+    /// The state that holds `partition`'s terms.
+    fn key_of(&self, partition: i32) -> i32 {
+        match self.keeping {
+            Keeping::File(_) => ALL,
+            Keeping::Topic(_) => partition,
+        }
+    }
+
+    /// Takes up the states of `partitions` from the state topic (cold where there is none).
+    async fn take_up(&mut self, partitions: &[i32]) -> Result<(), StageError> {
+        let Keeping::Topic(changelog) = &mut self.keeping else {
+            return Ok(());
+        };
+        let mut read = changelog.read(partitions).await?;
+        for &p in partitions {
+            let restored = read
+                .remove(&p)
+                .map(|bytes| {
+                    serde_json::from_slice::<TrendSnapshot>(&bytes)
+                        .map_err(|e| e.to_string())
+                        .and_then(|snap| Restored::of(&self.sections, snap, true))
+                })
+                .transpose();
+            let restored = match restored {
+                Ok(Some(r)) => {
+                    tracing::info!(partition = p, terms = r.detectors.tracked_terms(), covered = ?r.covered, "Took up a terms partition's trend state");
+                    r
+                }
+                Ok(None) => Restored::cold(&self.sections),
+                Err(e) => {
+                    tracing::warn!(partition = p, error = %e, "Cannot restore a terms partition's trend state; it starts cold");
+                    Restored::cold(&self.sections)
+                }
+            };
+            self.shards.insert(p, Shard::of(restored));
+        }
+        Ok(())
     }
 
     /// Whether the input is quiet because nothing more is coming, asked of the broker: a broker
@@ -113,49 +207,70 @@ impl TrendStage {
                 .await
     }
 
-    /// Closes what the watermark lets close (and, after a quiet spell, what the wall clock
+    /// Closes what the watermarks let close (and, after a quiet spell, what the wall clock
     /// does) and produces the trend events and their alerts.
     async fn advance(&mut self, io: &mut Io<'_>) -> Result<(), StageError> {
         self.last_advance = tokio::time::Instant::now();
         let now = Utc::now();
-        let oldest = self.progress.low_watermark(io.consumer);
-        let (mut terms, mut queries) = self.detectors.advance_until(&self.sections, oldest);
-        if std::mem::take(&mut self.received) == 0
-            && self.detectors.has_open()
+        let received: usize = self
+            .shards
+            .values_mut()
+            .map(|s| std::mem::take(&mut s.received))
+            .sum();
+        let flush = received == 0
+            && self.shards.values().any(|s| s.detectors.has_open())
             && self.progress.caught_up_for(io.consumer, IDLE_FLUSH)
-            && self.input_finished(io).await
-        {
-            let (t, q) = self.detectors.idle_flush(now);
-            terms.extend(t);
-            queries.extend(q);
+            && self.input_finished(io).await;
+        let low = match self.keeping {
+            Keeping::File(_) => self.progress.low_watermark(io.consumer),
+            Keeping::Topic(_) => None,
+        };
+        let mut events = Vec::new();
+        let mut alerts = Vec::new();
+        for (&key, shard) in &mut self.shards {
+            let watermark = if key == ALL {
+                low
+            } else {
+                self.progress.watermark_of(key)
+            };
+            let (mut terms, mut queries) = shard.detectors.advance_until(&self.sections, watermark);
+            if flush && shard.detectors.has_open() {
+                let (t, q) = shard.detectors.idle_flush(now);
+                terms.extend(t);
+                queries.extend(q);
+            }
+            // One emerging-trend alert per closed bucket of the term detectors (of this
+            // state: with a state per partition, of this partition's terms).
+            let mut by_bucket: Vec<Vec<TrendEvent>> = Vec::new();
+            for e in &terms {
+                match by_bucket
+                    .iter_mut()
+                    .find(|b| b[0].bucket_start == e.bucket_start)
+                {
+                    Some(b) => b.push(e.clone()),
+                    None => by_bucket.push(vec![e.clone()]),
+                }
+            }
+            alerts.extend(
+                by_bucket
+                    .iter()
+                    .filter_map(|b| emerging_trend_alert(b, now)),
+            );
+            alerts.extend(
+                queries
+                    .iter()
+                    .filter_map(|e| query_alert(e, &shard.contexts, now)),
+            );
+            events.extend(terms);
+            events.extend(queries);
         }
-        for e in terms.iter().chain(queries.iter()) {
+        for e in &events {
             self.metrics.trend_events.inc();
             let json = serde_json::to_vec(e).expect("a trend event serialises");
             io.out
                 .send(&self.topics.trends, Some(e.term.as_bytes()), &json, None)
                 .await?;
         }
-        // One emerging-trend alert per closed bucket of the term detectors.
-        let mut by_bucket: Vec<Vec<TrendEvent>> = Vec::new();
-        for e in terms {
-            match by_bucket
-                .iter_mut()
-                .find(|b| b[0].bucket_start == e.bucket_start)
-            {
-                Some(b) => b.push(e),
-                None => by_bucket.push(vec![e]),
-            }
-        }
-        let mut alerts: Vec<Alert> = by_bucket
-            .iter()
-            .filter_map(|b| emerging_trend_alert(b, now))
-            .collect();
-        alerts.extend(
-            queries
-                .iter()
-                .filter_map(|e| query_alert(e, &self.contexts, now)),
-        );
         for a in &alerts {
             self.metrics.alerts_raised.inc();
             let key = a
@@ -170,6 +285,36 @@ impl TrendStage {
         }
         Ok(())
     }
+
+    /// Settles everything when the input is `quiet` or a snapshot is due, else holds. With a
+    /// state per partition, the snapshots of the partitions that changed are queued here, so
+    /// the runner awaits them with the other outputs before it stores the offsets they cover.
+    async fn checkpoint(&mut self, io: &mut Io<'_>, quiet: bool) -> Result<Settled, StageError> {
+        if !quiet && self.last_save.elapsed() < SNAPSHOT_EVERY {
+            return Ok(Settled::Oldest(0));
+        }
+        self.last_save = Instant::now();
+        let Keeping::Topic(changelog) = &mut self.keeping else {
+            // The file is written in `settling`, once the outputs are acknowledged.
+            return Ok(Settled::All);
+        };
+        for (&p, shard) in &mut self.shards {
+            let mut bytes = None;
+            let (detectors, contexts) = (&shard.detectors, &shard.contexts);
+            shard.coverage.save(
+                "the trend state",
+                std::path::Path::new(changelog.topic()),
+                |covered| {
+                    bytes = Some(snapshot_bytes(detectors, contexts, covered));
+                    Ok(())
+                },
+            )?;
+            if let Some(bytes) = bytes {
+                changelog.write(io.out, p, &bytes).await?;
+            }
+        }
+        Ok(Settled::All)
+    }
 }
 
 impl Handler for TrendStage {
@@ -180,6 +325,7 @@ impl Handler for TrendStage {
             linger: Duration::from_millis(20),
             partition_eof: true,
             pipelined: false,
+            partition_state: matches!(self.keeping, Keeping::Topic(_)),
         }
     }
 
@@ -188,12 +334,17 @@ impl Handler for TrendStage {
         msg: &BorrowedMessage<'_>,
         _io: &mut Io<'_>,
     ) -> Result<(), HandleError> {
-        if !self.coverage.take(msg.partition(), msg.offset()) {
+        let key = self.key_of(msg.partition());
+        if !self.shards.contains_key(&key) {
+            self.take_up(&[key]).await?;
+        }
+        let shard = self.shards.get_mut(&key).expect("taken up above");
+        if !shard.coverage.take(msg.partition(), msg.offset()) {
             // Already in the restored state: the stage crashed after its snapshot and before
             // its offsets were committed.
             return Ok(());
         }
-        self.received += 1;
+        shard.received += 1;
         let record =
             serde_json::from_slice::<TermRecord>(msg.payload().unwrap_or(&[])).map_err(|e| {
                 Reject {
@@ -214,7 +365,7 @@ impl Handler for TrendStage {
             self.progress
                 .saw_from(msg.partition(), record.producer.unwrap_or(0), p);
         }
-        let detector = self.detectors.pick(&record.term);
+        let detector = shard.detectors.pick(&record.term);
         let negative = match Term::parse(&record.term) {
             Term::QueryNegative(q) => Some(q.to_string()),
             _ => None,
@@ -236,7 +387,7 @@ impl Handler for TrendStage {
             if let (Some(q), Some(c)) = (&negative, &raw.context) {
                 let bucket_ms = self.sections.spikes.bucket_ms as i64;
                 let ms = raw.event_time.timestamp_millis();
-                self.contexts.entry(q.clone()).or_default().add(
+                shard.contexts.entry(q.clone()).or_default().add(
                     ms - ms.rem_euclid(bucket_ms),
                     &c.terms,
                     &c.sample,
@@ -249,7 +400,7 @@ impl Handler for TrendStage {
     async fn end_batch(&mut self, io: &mut Io<'_>) -> Result<Settled, StageError> {
         self.advance(io).await?;
         // Held until a snapshot covers them; under continuous input, one every few seconds.
-        Ok(self.coverage.settle_when(false))
+        self.checkpoint(io, false).await
     }
 
     fn next_wake(&mut self) -> Option<tokio::time::Instant> {
@@ -259,12 +410,32 @@ impl Handler for TrendStage {
     async fn wake(&mut self, io: &mut Io<'_>) -> Result<Settled, StageError> {
         self.advance(io).await?;
         // The input is quiet: settle what is held now.
-        Ok(Settled::All)
+        self.checkpoint(io, true).await
     }
 
-    async fn drain(&mut self, _io: &mut Io<'_>) -> Result<(), StageError> {
-        // The runner settles everything next, which saves the state.
-        Ok(())
+    async fn drain(&mut self, io: &mut Io<'_>) -> Result<(), StageError> {
+        // The runner settles everything next (with one state, that saves it).
+        self.checkpoint(io, true).await.map(|_| ())
+    }
+
+    async fn reassigned(&mut self, io: &mut Io<'_>) -> Result<(), StageError> {
+        // Every partition restarts from its committed offset, which its state in the topic
+        // covers; what was read since is read again.
+        self.shards.clear();
+        self.progress = PartitionProgress::default();
+        let assigned: Vec<i32> = io
+            .consumer
+            .assignment()
+            .map(|tpl| {
+                tpl.elements()
+                    .iter()
+                    .filter(|e| e.topic() == self.topics.terms)
+                    .map(|e| e.partition())
+                    .collect()
+            })
+            .unwrap_or_default();
+        tracing::info!(partitions = ?assigned, "Terms partitions assigned");
+        self.take_up(&assigned).await
     }
 
     fn partition_end(&mut self, partition: i32, end: Option<i64>) {
@@ -272,8 +443,12 @@ impl Handler for TrendStage {
     }
 
     fn settling(&mut self) -> Result<(), StageError> {
-        let (detectors, contexts, files) = (&self.detectors, &self.contexts, &self.files);
-        self.coverage
+        let (Keeping::File(files), Some(shard)) = (&self.keeping, self.shards.get_mut(&ALL)) else {
+            return Ok(());
+        };
+        let (detectors, contexts) = (&shard.detectors, &shard.contexts);
+        shard
+            .coverage
             .save("the trend state", &files.dir, |covered| {
                 files.save(detectors, contexts, covered)
             })

@@ -59,21 +59,8 @@ impl StateFiles {
         let path = self.path("trend-state");
         let fresh =
             |cfg: &DetectorConfig| Detector::new(cfg.clone()).expect("validated at config load");
-        let restored = crate::runner::state::load::<TrendSnapshot>(&path).and_then(|snap| {
-            let Some(snap) = snap else { return Ok(None) };
-            let restore = |cfg: &DetectorConfig, s: DetectorSnapshot| {
-                Detector::restore(cfg.clone(), s).map_err(|e| e.to_string())
-            };
-            Ok(Some(Restored {
-                detectors: Detectors {
-                    tags: restore(&sections.trends, snap.trends)?,
-                    words: restore(&sections.keywords, snap.keywords)?,
-                    spikes: restore(&sections.spikes, snap.spikes)?,
-                },
-                contexts: snap.contexts,
-                covered: snap.covered,
-            }))
-        });
+        let restored = crate::runner::state::load::<TrendSnapshot>(&path)
+            .and_then(|snap| snap.map(|s| Restored::of(sections, s, false)).transpose());
         match restored {
             Ok(Some(r)) => {
                 tracing::info!(path = %path.display(), terms = r.detectors.tracked_terms(), covered = ?r.covered, "Restored trend state");
@@ -110,22 +97,88 @@ impl StateFiles {
         contexts: &HashMap<String, QueryContext>,
         covered: &BTreeMap<i32, i64>,
     ) -> std::io::Result<()> {
-        #[derive(Serialize)]
-        struct Borrowed<'a> {
-            trends: DetectorSnapshot,
-            keywords: DetectorSnapshot,
-            spikes: DetectorSnapshot,
-            contexts: &'a HashMap<String, QueryContext>,
-            covered: &'a BTreeMap<i32, i64>,
-        }
-        let snap = Borrowed {
+        crate::runner::state::save_atomically(
+            &self.path("trend-state"),
+            &Borrowed::of(detectors, contexts, covered),
+        )
+    }
+}
+
+/// A [`TrendSnapshot`] of state the stage keeps on holding.
+#[derive(Serialize)]
+struct Borrowed<'a> {
+    trends: DetectorSnapshot,
+    keywords: DetectorSnapshot,
+    spikes: DetectorSnapshot,
+    contexts: &'a HashMap<String, QueryContext>,
+    covered: &'a BTreeMap<i32, i64>,
+}
+
+impl<'a> Borrowed<'a> {
+    fn of(
+        detectors: &Detectors,
+        contexts: &'a HashMap<String, QueryContext>,
+        covered: &'a BTreeMap<i32, i64>,
+    ) -> Borrowed<'a> {
+        Borrowed {
             trends: detectors.tags.snapshot(),
             keywords: detectors.words.snapshot(),
             spikes: detectors.spikes.snapshot(),
             contexts,
             covered,
+        }
+    }
+}
+
+/// A [`TrendSnapshot`] as JSON bytes (what the state topic holds per terms partition).
+pub fn snapshot_bytes(
+    detectors: &Detectors,
+    contexts: &HashMap<String, QueryContext>,
+    covered: &BTreeMap<i32, i64>,
+) -> Vec<u8> {
+    serde_json::to_vec(&Borrowed::of(detectors, contexts, covered)).expect("a snapshot serialises")
+}
+
+impl Restored {
+    /// A fresh state (nothing covered).
+    pub fn cold(sections: &DetectorSections) -> Restored {
+        let fresh =
+            |cfg: &DetectorConfig| Detector::new(cfg.clone()).expect("validated at config load");
+        Restored {
+            detectors: Detectors {
+                tags: fresh(&sections.trends),
+                words: fresh(&sections.keywords),
+                spikes: fresh(&sections.spikes),
+            },
+            contexts: HashMap::new(),
+            covered: BTreeMap::new(),
+        }
+    }
+
+    /// The state `snap` holds under `sections`; `exact`: it covers exactly the input read before
+    /// it ([`Detector::resume`]), else the warm-up rule starts again ([`Detector::restore`]).
+    pub fn of(
+        sections: &DetectorSections,
+        snap: TrendSnapshot,
+        exact: bool,
+    ) -> Result<Restored, String> {
+        let restore = |cfg: &DetectorConfig, s: DetectorSnapshot| {
+            let d = if exact {
+                Detector::resume(cfg.clone(), s)
+            } else {
+                Detector::restore(cfg.clone(), s)
+            };
+            d.map_err(|e| e.to_string())
         };
-        crate::runner::state::save_atomically(&self.path("trend-state"), &snap)
+        Ok(Restored {
+            detectors: Detectors {
+                tags: restore(&sections.trends, snap.trends)?,
+                words: restore(&sections.keywords, snap.keywords)?,
+                spikes: restore(&sections.spikes, snap.spikes)?,
+            },
+            contexts: snap.contexts,
+            covered: snap.covered,
+        })
     }
 }
 
