@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::alert::{alert_id, Alert, AlertKind, Severity};
 use super::incident::{Incident, IncidentConfig, Incidents, Membership};
+use super::trend::merge_emerging;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -71,20 +72,36 @@ pub struct RouterStats {
     pub digests: u64,
 }
 
+/// A thread's negative comments in one window, or a bucket's emerging-trend alerts, as one
+/// alert.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Group {
     alert: Alert,
     opened: DateTime<Utc>,
     emitted_count: u32,
+    /// A bucket's emerging-trend alerts, one per state that raised one (with a state per terms
+    /// partition, each partition's); `alert` is them merged.
+    #[serde(default)]
+    members: Vec<Alert>,
+    /// Members in the alert that last went out.
+    #[serde(default)]
+    emitted_members: usize,
 }
 
 impl Group {
-    /// The thread's alert with its count, when the count has grown since it last went out.
+    /// The group's alert when it has grown since it last went out: a thread's count, or a
+    /// bucket's members.
     fn update(&mut self, now: DateTime<Utc>) -> Option<Alert> {
-        if self.alert.count <= self.emitted_count {
+        let grown = if self.members.is_empty() {
+            self.alert.count > self.emitted_count
+        } else {
+            self.members.len() > self.emitted_members
+        };
+        if !grown {
             return None;
         }
         self.emitted_count = self.alert.count;
+        self.emitted_members = self.members.len();
         let mut update = self.alert.clone();
         update.detected_at = now;
         Some(update)
@@ -345,6 +362,8 @@ impl Router {
                     alert: alert.clone(),
                     opened,
                     emitted_count: 1,
+                    members: Vec::new(),
+                    emitted_members: 0,
                 },
             );
         }
@@ -357,6 +376,18 @@ impl Router {
                 if (alert.event_time - *last).abs() < cooldown {
                     self.stats.cooling_down += 1;
                     return (Decision::CoolingDown, out);
+                }
+            }
+        }
+        // A term trending (a tracked query's volume surging is an emerging-trend alert too, about
+        // its query, and goes out on its own).
+        if alert.kind == AlertKind::EmergingTrend && alert.query.is_none() {
+            match self.join_bucket(alert, ck) {
+                Ok(grouped) => return (grouped, out),
+                Err(first) => {
+                    self.stats.delivered += 1;
+                    out.push(first);
+                    return (Decision::Delivered, out);
                 }
             }
         }
@@ -380,6 +411,46 @@ impl Router {
         self.stats.delivered += 1;
         out.push(alert);
         (Decision::Delivered, out)
+    }
+
+    /// A term's emerging-trend alert (not cooling down) joins its bucket's group: `Ok` when the bucket
+    /// already has one (it is folded in and goes out with the group's update, a grace period
+    /// after the bucket), else `Err` with the bucket's alert to deliver now, under an id of the
+    /// bucket's. With a state per terms partition each partition raises its own alert for a
+    /// bucket; the manager gets one.
+    fn join_bucket(
+        &mut self,
+        alert: Alert,
+        cooldown_key: (AlertKind, String),
+    ) -> Result<Decision, Alert> {
+        let end = alert.event_time;
+        let key = ("#trends".to_string(), end.timestamp().to_string());
+        self.last_delivered.insert(cooldown_key, end);
+        if let Some(g) = self.groups.get_mut(&key) {
+            g.members.push(alert);
+            if let Some(merged) = merge_emerging(&g.members, &g.alert.id) {
+                g.alert = merged;
+            }
+            self.stats.grouped += 1;
+            return Ok(Decision::Grouped(g.alert.id.clone()));
+        }
+        let id = alert_id(AlertKind::EmergingTrend, &["bucket", &end.to_rfc3339()]);
+        self.remember(&id);
+        let mut first = alert.clone();
+        first.id = id;
+        // Its update is due a grace period after the bucket's end (see `tick`).
+        let window = Duration::seconds(self.config.group_window_s.max(1) as i64);
+        self.groups.insert(
+            key,
+            Group {
+                alert: first.clone(),
+                opened: end - window,
+                emitted_count: first.count,
+                members: vec![alert],
+                emitted_members: 1,
+            },
+        );
+        Err(first)
     }
 
     /// Emits what became due by wall-clock time `now`: updated thread alerts whose window
@@ -579,6 +650,55 @@ mod tests {
             (update[0].id.as_str(), update[0].count, update[0].severity),
             (group_id.as_str(), 10, Severity::Medium)
         );
+    }
+
+    #[test]
+    fn a_buckets_emerging_trend_alerts_go_out_as_one() {
+        let mut r = Router::new(RouterConfig::default());
+        let trend = |id: &str, term: &str, authors: u32, end: i64| Alert {
+            query: None,
+            term: Some(term.into()),
+            count: authors,
+            why: format!("{authors} distinct authors used {term}"),
+            event_time: t(end),
+            ..alert(id, AlertKind::EmergingTrend, "-", None, Severity::Low)
+        };
+        r.advance(Some(t(60)), t(0));
+        // Two partitions' alerts for the bucket ending at 60 s: the first goes out at once under
+        // the bucket's id, the second joins it.
+        let (d, out) = r.route(trend("a", "@kopikita", 8, 60), t(0));
+        assert_eq!(d, Decision::Delivered);
+        let id = out[0].id.clone();
+        assert_eq!(out[0].term.as_deref(), Some("@kopikita"));
+        assert_eq!(
+            r.route(trend("b", "#senja", 30, 60), t(1)).0,
+            Decision::Grouped(id.clone())
+        );
+        // The other bucket is an alert of its own; the cooldown of a term in the first holds.
+        assert_eq!(
+            r.route(trend("c", "#lain", 9, 120), t(2)).0,
+            Decision::Delivered
+        );
+        assert_eq!(
+            r.route(trend("d", "#senja", 40, 120), t(3)).0,
+            Decision::CoolingDown
+        );
+        // A grace period after the bucket, its update: led by the term with the most authors.
+        r.advance(Some(t(60 + DIGEST_GRACE_S)), t(4));
+        let updates = r.tick(t(4));
+        let update = updates
+            .iter()
+            .find(|a| a.id == id)
+            .expect("the bucket's update");
+        assert_eq!(update.term.as_deref(), Some("#senja"));
+        assert!(
+            update
+                .why
+                .ends_with("rising with it: @kopikita (8 authors)"),
+            "{}",
+            update.why
+        );
+        assert!(r.tick(t(5)).iter().all(|a| a.id != id), "once");
     }
 
     #[test]

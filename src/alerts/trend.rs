@@ -146,7 +146,7 @@ pub fn emerging_trend_alert(events: &[TrendEvent], now: DateTime<Utc>) -> Option
         burst_facts(top, " per bucket")
     );
     if !others.is_empty() {
-        why.push_str(&format!("; rising with it: {}", others.join(", ")));
+        why.push_str(&format!("{RISING}{}", others.join(", ")));
     }
     Some(Alert {
         id: alert_id(AlertKind::EmergingTrend, &[&top.id()]),
@@ -162,6 +162,60 @@ pub fn emerging_trend_alert(events: &[TrendEvent], now: DateTime<Utc>) -> Option
         event_time: top.bucket_end,
         detected_at: now,
     })
+}
+
+/// Where an emerging-trend alert's `why` names the terms rising with its own.
+const RISING: &str = "; rising with it: ";
+/// Most terms named as rising with the leading one.
+const MAX_RISING: usize = 8;
+
+/// The emerging-trend alerts of one bucket raised by several states (one per terms partition:
+/// `[trend_stage] state = "per-partition"`) as one alert with the id `id`: the one with the most
+/// authors leads (then the higher severity, then the term's name, so the order they arrive in
+/// does not matter), and the others' terms, with those rising with them, are named as rising
+/// with it. `None` for no alerts.
+pub fn merge_emerging(members: &[Alert], id: &str) -> Option<Alert> {
+    let mut sorted: Vec<&Alert> = members.iter().collect();
+    sorted.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then(b.severity.cmp(&a.severity))
+            .then(a.term.cmp(&b.term))
+    });
+    let (top, rest) = sorted.split_first()?;
+    let mut merged = (*top).clone();
+    merged.id = id.to_string();
+    merged.severity = sorted
+        .iter()
+        .map(|a| a.severity)
+        .max()
+        .unwrap_or(top.severity);
+    merged.detected_at = sorted
+        .iter()
+        .map(|a| a.detected_at)
+        .max()
+        .unwrap_or(top.detected_at);
+    let (own, mut named) = match top.why.split_once(RISING) {
+        Some((own, list)) => (
+            own.to_string(),
+            list.split(", ").map(String::from).collect(),
+        ),
+        None => (top.why.clone(), Vec::new()),
+    };
+    for a in rest {
+        let Some(term) = &a.term else { continue };
+        named.push(format!("{term} ({} authors)", a.count));
+        if let Some((_, list)) = a.why.split_once(RISING) {
+            named.extend(list.split(", ").map(String::from));
+        }
+    }
+    named.truncate(MAX_RISING);
+    merged.why = if named.is_empty() {
+        own
+    } else {
+        format!("{own}{RISING}{}", named.join(", "))
+    };
+    Some(merged)
 }
 
 /// Where a negative spike's `why` names the terms driving it.
@@ -287,6 +341,31 @@ mod tests {
                 .unwrap()
                 .id
         );
+    }
+
+    #[test]
+    fn emerging_alerts_of_one_bucket_merge_whatever_their_order() {
+        let now = Utc::now();
+        let a = emerging_trend_alert(
+            &[event("pandan", 20, 19.8), event("#kopikitasenja", 40, 39.8)],
+            now,
+        )
+        .unwrap();
+        let b = emerging_trend_alert(&[event("@kopikita", 12, 8.0)], now).unwrap();
+        let c = emerging_trend_alert(&[event("senja", 50, 9.0)], now).unwrap();
+        let one = merge_emerging(&[a.clone(), b.clone(), c.clone()], "bucket").unwrap();
+        assert_eq!(one, merge_emerging(&[b, c, a], "bucket").unwrap());
+        assert_eq!(one.id, "bucket");
+        assert_eq!(one.term.as_deref(), Some("senja"), "the most authors lead");
+        assert_eq!(one.count, 50);
+        assert!(
+            one.why.ends_with(
+                "; rising with it: #kopikitasenja (40 authors), pandan (20 authors), @kopikita (12 authors)"
+            ),
+            "{}",
+            one.why
+        );
+        assert_eq!(merge_emerging(&[], "x"), None);
     }
 
     #[test]

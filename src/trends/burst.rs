@@ -130,8 +130,17 @@ impl Predictive {
 /// discoveries among the discoveries at `q` for independent tests (and the chance of any false
 /// discovery at `q` when no term bursts).
 pub fn bh_cutoff(ps: &mut [f64], q: f64) -> Option<f64> {
-    let m = ps.len();
-    if m == 0 {
+    bh_cutoff_among(ps, q, ps.len())
+}
+
+/// [`bh_cutoff`] for `ps` that are one share of a family of `family` tests (at least
+/// `ps.len()`) whose other members are judged elsewhere: each rank's level is that of the whole
+/// family. Applied to every share, the union's expected share of false discoveries is at most
+/// `q` (each share is BH at level `q·len/family`), and a lone burst needs the p-value it would
+/// need in the whole family.
+pub fn bh_cutoff_among(ps: &mut [f64], q: f64, family: usize) -> Option<f64> {
+    let m = family.max(ps.len());
+    if ps.is_empty() {
         return None;
     }
     ps.sort_by(f64::total_cmp);
@@ -225,5 +234,11 @@ mod tests {
         assert_eq!(bh_cutoff(&mut ps, 0.05), Some(0.03));
         assert_eq!(bh_cutoff(&mut [0.2, 0.3], 0.05), None);
         assert_eq!(bh_cutoff(&mut [], 0.05), None);
+        // One share of a family three times its size: every level is a third.
+        let mut ps = [0.011, 0.04, 0.001, 0.5];
+        assert_eq!(bh_cutoff(&mut ps.clone(), 0.05), Some(0.011));
+        assert_eq!(bh_cutoff_among(&mut ps, 0.05, 12), Some(0.001));
+        assert_eq!(bh_cutoff_among(&mut [0.02], 0.05, 3), None);
+        assert_eq!(bh_cutoff_among(&mut [0.02], 0.05, 1), Some(0.02));
     }
 }

@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::baseline::{lambda, Baseline};
-use super::burst::{bh_cutoff, Predictive};
+use super::burst::{bh_cutoff_among, Predictive};
 use super::config::{BurstTest, ConfigError, DetectorConfig};
 use super::sketch::{hash_author, AuthorSet, RecentAuthors};
 use super::terms::TermOccurrence;
@@ -254,6 +254,9 @@ pub struct Detector {
     /// Ordinal of the first bucket closed since the cold start or restore.
     warm_from: Option<u64>,
     stats: DetectorStats,
+    /// How many detectors share the terms, each with its share (the state per terms partition):
+    /// a bucket's false-discovery control counts this many times its own tests.
+    shares: usize,
 }
 
 fn to_time(ms: i64) -> DateTime<Utc> {
@@ -277,7 +280,17 @@ impl Detector {
             next_ord: 0,
             warm_from: None,
             stats: DetectorStats::default(),
+            shares: 1,
         })
+    }
+
+    /// This detector sees one of `n` shares of the terms (by partition), the others are tested
+    /// elsewhere: its false-discovery control judges each bucket's tests as one share of a
+    /// family `n` times their number ([`super::burst::bh_cutoff_among`]), so a lone burst needs
+    /// the evidence it would need among all the terms. Not part of a snapshot.
+    pub fn share_of(mut self, n: usize) -> Detector {
+        self.shares = n.max(1);
+        self
     }
 
     /// The configuration in force.
@@ -564,7 +577,8 @@ impl Detector {
         self.stats.evicted_idle += evicted_idle;
         let mut trends: Vec<TrendEvent> = if count_test {
             let fdr = self.fdr;
-            match bh_cutoff(&mut p_values, fdr) {
+            let family = p_values.len() * self.shares;
+            match bh_cutoff_among(&mut p_values, fdr, family) {
                 Some(cut) => candidates
                     .into_iter()
                     .filter(|(_, p)| *p <= cut)

@@ -84,8 +84,8 @@ impl Shard {
 enum Keeping {
     /// One state, in a file.
     File(StateFiles),
-    /// A state per terms partition, in the state topic.
-    Topic(Changelog),
+    /// A state per terms partition, in the state topic; the number of terms partitions.
+    Topic(Changelog, usize),
 }
 
 /// The trend stage's handler for [`crate::runner::run`].
@@ -127,7 +127,10 @@ impl TrendStage {
                 )
             }
             StateKeeping::PerPartition => (
-                Keeping::Topic(Changelog::new(kafka, &topics.trend_state)),
+                Keeping::Topic(
+                    Changelog::new(kafka, &topics.trend_state),
+                    kafka.partitions.max(1) as usize,
+                ),
                 BTreeMap::new(),
             ),
         };
@@ -148,15 +151,16 @@ impl TrendStage {
     fn key_of(&self, partition: i32) -> i32 {
         match self.keeping {
             Keeping::File(_) => ALL,
-            Keeping::Topic(_) => partition,
+            Keeping::Topic(..) => partition,
         }
     }
 
     /// Takes up the states of `partitions` from the state topic (cold where there is none).
     async fn take_up(&mut self, partitions: &[i32]) -> Result<(), StageError> {
-        let Keeping::Topic(changelog) = &mut self.keeping else {
+        let Keeping::Topic(changelog, shares) = &mut self.keeping else {
             return Ok(());
         };
+        let shares = *shares;
         let mut read = changelog.read(partitions).await?;
         for &p in partitions {
             let restored = read
@@ -177,6 +181,10 @@ impl TrendStage {
                     tracing::warn!(partition = p, error = %e, "Cannot restore a terms partition's trend state; it starts cold");
                     Restored::cold(&self.sections)
                 }
+            };
+            let restored = Restored {
+                detectors: restored.detectors.share_of(shares),
+                ..restored
             };
             self.shards.insert(p, Shard::of(restored));
         }
@@ -223,7 +231,7 @@ impl TrendStage {
             && self.input_finished(io).await;
         let low = match self.keeping {
             Keeping::File(_) => self.progress.low_watermark(io.consumer),
-            Keeping::Topic(_) => None,
+            Keeping::Topic(..) => None,
         };
         let mut events = Vec::new();
         let mut alerts = Vec::new();
@@ -294,7 +302,7 @@ impl TrendStage {
             return Ok(Settled::Oldest(0));
         }
         self.last_save = Instant::now();
-        let Keeping::Topic(changelog) = &mut self.keeping else {
+        let Keeping::Topic(changelog, _) = &mut self.keeping else {
             // The file is written in `settling`, once the outputs are acknowledged.
             return Ok(Settled::All);
         };
@@ -325,7 +333,7 @@ impl Handler for TrendStage {
             linger: Duration::from_millis(20),
             partition_eof: true,
             pipelined: false,
-            partition_state: matches!(self.keeping, Keeping::Topic(_)),
+            partition_state: matches!(self.keeping, Keeping::Topic(..)),
         }
     }
 

@@ -218,6 +218,15 @@ impl Detectors {
             .any(|d| d.has_open())
     }
 
+    /// Each detector sees one of `n` shares of the terms ([`Detector::share_of`]).
+    pub fn share_of(self, n: usize) -> Detectors {
+        Detectors {
+            tags: self.tags.share_of(n),
+            words: self.words.share_of(n),
+            spikes: self.spikes.share_of(n),
+        }
+    }
+
     pub fn tracked_terms(&self) -> usize {
         self.tags.tracked_terms() + self.words.tracked_terms() + self.spikes.tracked_terms()
     }
