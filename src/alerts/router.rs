@@ -382,14 +382,12 @@ impl Router {
         // A term trending (a tracked query's volume surging is an emerging-trend alert too, about
         // its query, and goes out on its own).
         if alert.kind == AlertKind::EmergingTrend && alert.query.is_none() {
-            match self.join_bucket(alert, ck) {
-                Ok(grouped) => return (grouped, out),
-                Err(first) => {
-                    self.stats.delivered += 1;
-                    out.push(first);
-                    return (Decision::Delivered, out);
-                }
+            if let Some(grouped) = self.join_bucket(&mut alert, ck) {
+                return (grouped, out);
             }
+            self.stats.delivered += 1;
+            out.push(alert);
+            return (Decision::Delivered, out);
         }
         let limited =
             alert.kind == AlertKind::NegativeComment && alert.severity < Severity::Critical;
@@ -413,44 +411,44 @@ impl Router {
         (Decision::Delivered, out)
     }
 
-    /// A term's emerging-trend alert (not cooling down) joins its bucket's group: `Ok` when the bucket
-    /// already has one (it is folded in and goes out with the group's update, a grace period
-    /// after the bucket), else `Err` with the bucket's alert to deliver now, under an id of the
-    /// bucket's. With a state per terms partition each partition raises its own alert for a
+    /// A term's emerging-trend alert (not cooling down) joins its bucket's group: when the bucket
+    /// already has one it is folded in (and goes out with the group's update, a grace period
+    /// after the bucket): `Some(Grouped)`; else it opens the group and takes the bucket's id, to
+    /// be delivered now: `None`. With a state per terms partition each partition raises its own alert for a
     /// bucket; the manager gets one.
     fn join_bucket(
         &mut self,
-        alert: Alert,
+        alert: &mut Alert,
         cooldown_key: (AlertKind, String),
-    ) -> Result<Decision, Alert> {
+    ) -> Option<Decision> {
         let end = alert.event_time;
         let key = ("#trends".to_string(), end.timestamp().to_string());
         self.last_delivered.insert(cooldown_key, end);
         if let Some(g) = self.groups.get_mut(&key) {
-            g.members.push(alert);
+            g.members.push(alert.clone());
             if let Some(merged) = merge_emerging(&g.members, &g.alert.id) {
                 g.alert = merged;
             }
             self.stats.grouped += 1;
-            return Ok(Decision::Grouped(g.alert.id.clone()));
+            return Some(Decision::Grouped(g.alert.id.clone()));
         }
         let id = alert_id(AlertKind::EmergingTrend, &["bucket", &end.to_rfc3339()]);
         self.remember(&id);
-        let mut first = alert.clone();
-        first.id = id;
+        let member = alert.clone();
+        alert.id = id;
         // Its update is due a grace period after the bucket's end (see `tick`).
         let window = Duration::seconds(self.config.group_window_s.max(1) as i64);
         self.groups.insert(
             key,
             Group {
-                alert: first.clone(),
+                alert: alert.clone(),
                 opened: end - window,
-                emitted_count: first.count,
-                members: vec![alert],
+                emitted_count: alert.count,
+                members: vec![member],
                 emitted_members: 1,
             },
         );
-        Err(first)
+        None
     }
 
     /// Emits what became due by wall-clock time `now`: updated thread alerts whose window

@@ -494,6 +494,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<()> {
         ("alerts", topics.alerts.as_str()),
         ("incidents", topics.incidents.as_str()),
         ("dlq", topics.dlq.as_str()),
+        ("trend_state", topics.trend_state.as_str()),
     ];
     let bytes: Vec<(&str, Option<u64>)> = topic_names
         .iter()
