@@ -325,6 +325,38 @@ impl PartitionProgress {
             .and_then(|s| s.newest(Instant::now()))
     }
 
+    /// What `partition`'s producers heard from within [`PRODUCER_GONE_AFTER`] vouched for so
+    /// far: (producer, newest event time), for a snapshot of state that covers the records read.
+    pub fn producers_of(&self, partition: i32) -> Vec<(u64, i64)> {
+        let now = Instant::now();
+        self.partitions
+            .get(&partition)
+            .map(|p| {
+                p.producers
+                    .iter()
+                    .filter(|(_, _, seen)| {
+                        now.saturating_duration_since(*seen) < PRODUCER_GONE_AFTER
+                    })
+                    .map(|(id, ms, _)| (*id, *ms))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Takes up what a snapshot recorded of `partition`'s producers, as heard from `now`: a
+    /// process that takes a partition over waits for the producers its previous owner was
+    /// waiting for (each for [`PRODUCER_GONE_AFTER`] at most), so a slower producer's records
+    /// are not late because a faster one's were read first after the handover.
+    pub fn restore_producers(&mut self, partition: i32, producers: &[(u64, i64)], now: Instant) {
+        let p = self.partitions.entry(partition).or_default();
+        for &(id, ms) in producers {
+            match p.producers.iter_mut().find(|(known, _, _)| *known == id) {
+                Some((_, newest, _)) => *newest = (*newest).max(ms),
+                None => p.producers.push((id, ms, now)),
+            }
+        }
+    }
+
     /// The low watermark over the partitions `consumer` is assigned now (`None`: no progress).
     pub fn low_watermark<X: ConsumerContext, C: Consumer<X>>(
         &mut self,

@@ -40,9 +40,7 @@ use crate::runner::state::{Coverage, SNAPSHOT_EVERY};
 use crate::runner::{BatchPolicy, HandleError, Handler, Io, Reject, Settled, StageError};
 
 use super::record::TermRecord;
-use super::state::{
-    snapshot_bytes, DetectorSections, Detectors, Restored, StateFiles, TrendSnapshot,
-};
+use super::state::{Borrowed, DetectorSections, Detectors, Restored, StateFiles, TrendSnapshot};
 use super::{Observed, StateKeeping, Term, TrendEvent};
 
 /// How long the stage must have read all of its input, with nothing new arriving, before event
@@ -136,9 +134,13 @@ impl TrendStage {
         kafka: &KafkaConfig,
         metrics: Arc<Metrics>,
     ) -> TrendStage {
+        let mut progress = PartitionProgress::default();
         let (keeping, shards) = match keeping {
             StateKeeping::One => {
                 let restored = files.load(&sections);
+                for (p, producers) in &restored.producers {
+                    progress.restore_producers(*p, producers, Instant::now());
+                }
                 (
                     Keeping::File(files),
                     BTreeMap::from([(ALL, Shard::of(restored))]),
@@ -158,7 +160,7 @@ impl TrendStage {
             topics,
             metrics,
             shards,
-            progress: PartitionProgress::default(),
+            progress,
             probe: EndProbe::new(kafka),
             last_save: Instant::now(),
             last_record: Instant::now(),
@@ -201,6 +203,10 @@ impl TrendStage {
                     Restored::cold(&self.sections)
                 }
             };
+            for (p, producers) in &restored.producers {
+                self.progress
+                    .restore_producers(*p, producers, Instant::now());
+            }
             let restored = Restored {
                 detectors: restored.detectors.share_of(shares),
                 ..restored
@@ -335,6 +341,7 @@ impl TrendStage {
             // The file is written in `settling`, once the outputs are acknowledged.
             return Ok(Settled::All);
         };
+        let progress = &self.progress;
         for (&p, shard) in &mut self.shards {
             let mut bytes = None;
             let (detectors, contexts) = (&shard.detectors, &shard.contexts);
@@ -342,7 +349,7 @@ impl TrendStage {
                 "the trend state",
                 std::path::Path::new(changelog.topic()),
                 |covered| {
-                    bytes = Some(snapshot_bytes(detectors, contexts, covered));
+                    bytes = Some(Borrowed::of(detectors, contexts, covered, progress).bytes());
                     Ok(())
                 },
             )?;
@@ -484,11 +491,11 @@ impl Handler for TrendStage {
         let (Keeping::File(files), Some(shard)) = (&self.keeping, self.shards.get_mut(&ALL)) else {
             return Ok(());
         };
-        let (detectors, contexts) = (&shard.detectors, &shard.contexts);
+        let (detectors, contexts, progress) = (&shard.detectors, &shard.contexts, &self.progress);
         shard
             .coverage
             .save("the trend state", &files.dir, |covered| {
-                files.save(detectors, contexts, covered)
+                files.save(Borrowed::of(detectors, contexts, covered, progress))
             })
     }
 }

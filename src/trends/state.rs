@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Detector, DetectorConfig, DetectorSnapshot, Term, TrendEvent};
 use crate::alerts::trend::QueryContext;
+use crate::kafka::progress::PartitionProgress;
 
 /// The three detector sections of the config: `[trends]`, `[keywords]` and `[spikes]`.
 #[derive(Debug, Clone)]
@@ -31,6 +32,10 @@ pub struct TrendSnapshot {
     pub contexts: HashMap<String, QueryContext>,
     /// Per partition of the terms topic, the next offset the state has not seen.
     pub covered: BTreeMap<i32, i64>,
+    /// Per partition of the terms topic, what its producers (enrich processes) had vouched for
+    /// in the records covered: (producer id, newest event time).
+    #[serde(default)]
+    pub producers: BTreeMap<i32, Vec<(u64, i64)>>,
 }
 
 /// What a restart begins with.
@@ -38,6 +43,7 @@ pub struct Restored {
     pub detectors: Detectors,
     pub contexts: HashMap<String, QueryContext>,
     pub covered: BTreeMap<i32, i64>,
+    pub producers: BTreeMap<i32, Vec<(u64, i64)>>,
 }
 
 /// Where the trend stage keeps its snapshot: `<dir>/<prefix>-trend-state.json`.
@@ -86,39 +92,36 @@ impl StateFiles {
             },
             contexts: HashMap::new(),
             covered: BTreeMap::new(),
+            producers: BTreeMap::new(),
         }
     }
 
     /// Writes the snapshot (to a temporary file renamed over the old one, so a crash leaves the
     /// old or the new one whole).
-    pub fn save(
-        &self,
-        detectors: &Detectors,
-        contexts: &HashMap<String, QueryContext>,
-        covered: &BTreeMap<i32, i64>,
-    ) -> std::io::Result<()> {
-        crate::runner::state::save_atomically(
-            &self.path("trend-state"),
-            &Borrowed::of(detectors, contexts, covered),
-        )
+    pub fn save(&self, state: Borrowed<'_>) -> std::io::Result<()> {
+        crate::runner::state::save_atomically(&self.path("trend-state"), &state)
     }
 }
 
 /// A [`TrendSnapshot`] of state the stage keeps on holding.
 #[derive(Serialize)]
-struct Borrowed<'a> {
+pub struct Borrowed<'a> {
     trends: DetectorSnapshot,
     keywords: DetectorSnapshot,
     spikes: DetectorSnapshot,
     contexts: &'a HashMap<String, QueryContext>,
     covered: &'a BTreeMap<i32, i64>,
+    producers: BTreeMap<i32, Vec<(u64, i64)>>,
 }
 
 impl<'a> Borrowed<'a> {
-    fn of(
+    /// The snapshot of `detectors` and `contexts`, covering `covered`, with what `progress`
+    /// knows of the producers of the partitions covered.
+    pub fn of(
         detectors: &Detectors,
         contexts: &'a HashMap<String, QueryContext>,
         covered: &'a BTreeMap<i32, i64>,
+        progress: &PartitionProgress,
     ) -> Borrowed<'a> {
         Borrowed {
             trends: detectors.tags.snapshot(),
@@ -126,17 +129,17 @@ impl<'a> Borrowed<'a> {
             spikes: detectors.spikes.snapshot(),
             contexts,
             covered,
+            producers: covered
+                .keys()
+                .map(|p| (*p, progress.producers_of(*p)))
+                .collect(),
         }
     }
-}
 
-/// A [`TrendSnapshot`] as JSON bytes (what the state topic holds per terms partition).
-pub fn snapshot_bytes(
-    detectors: &Detectors,
-    contexts: &HashMap<String, QueryContext>,
-    covered: &BTreeMap<i32, i64>,
-) -> Vec<u8> {
-    serde_json::to_vec(&Borrowed::of(detectors, contexts, covered)).expect("a snapshot serialises")
+    /// As JSON bytes (what the state topic holds per terms partition).
+    pub fn bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a snapshot serialises")
+    }
 }
 
 impl Restored {
@@ -152,6 +155,7 @@ impl Restored {
             },
             contexts: HashMap::new(),
             covered: BTreeMap::new(),
+            producers: BTreeMap::new(),
         }
     }
 
@@ -178,6 +182,7 @@ impl Restored {
             },
             contexts: snap.contexts,
             covered: snap.covered,
+            producers: snap.producers,
         })
     }
 }
