@@ -200,19 +200,25 @@ pub async fn run<H: Handler>(
     let stage = policy.group.suffix();
     tracing::info!(stage, topic = input, "Stage started");
     let mut rebalances = 0;
+    // After a rebalance, with `partition_state`: see [`reassign`].
+    macro_rules! reassign {
+        ($tracker:ident) => {
+            reassign(
+                &policy,
+                &mut rebalances,
+                &mut held,
+                &mut $tracker,
+                &mut out,
+                &consumer,
+                &mut handler,
+            )
+            .await?
+        };
+    }
 
     loop {
         let mut tracker = OffsetTracker::new();
-        reassign(
-            &policy,
-            &mut rebalances,
-            &mut held,
-            &mut tracker,
-            &mut out,
-            &consumer,
-            &mut handler,
-        )
-        .await?;
+        reassign!(tracker);
         let wake = handler.next_wake();
         let first = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -229,16 +235,7 @@ pub async fn run<H: Handler>(
         let mut next = Some(first);
         let deadline = Instant::now() + policy.linger;
         while let Some(received) = next.take() {
-            reassign(
-                &policy,
-                &mut rebalances,
-                &mut held,
-                &mut tracker,
-                &mut out,
-                &consumer,
-                &mut handler,
-            )
-            .await?;
+            reassign!(tracker);
             match received {
                 Ok(msg) => {
                     n += 1;
@@ -270,16 +267,7 @@ pub async fn run<H: Handler>(
             }
         }
         // The last wait may have ended in a rebalance.
-        reassign(
-            &policy,
-            &mut rebalances,
-            &mut held,
-            &mut tracker,
-            &mut out,
-            &consumer,
-            &mut handler,
-        )
-        .await?;
+        reassign!(tracker);
         // Pushed even when empty (a batch of partition ends): handlers count batches too.
         held.push_back(tracker);
         let mut io = Io {
