@@ -279,7 +279,7 @@ pub enum StateKeeping {
     /// and handed over with the partition on a rebalance. Run as many trend-stage processes as
     /// the terms topic has partitions; the results are meant to depend on the partition count,
     /// not on how many processes share them (not yet reliable while processes come and go: the
-    /// fault suite's scale-out run ended short of one process's trend rows in 2 of 5 suites).
+    /// fault suite's scale-out run ended short of one process's trend rows in 2 of 8 suites).
     PerPartition,
 }
 
