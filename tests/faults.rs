@@ -8,12 +8,15 @@
 //! - ClickHouse killed with SIGKILL mid-stream and restarted 30 s later;
 //! - scale-out on real clusters (`scripts/cluster/`): a three-broker Kafka (replication factor 3,
 //!   `min.insync.replicas` 2) and two ClickHouse replicas with ZooKeeper (`migrate` on the
-//!   cluster). Mid-stream a second enrich and a second sink process join their groups, one broker
-//!   is killed with SIGKILL and comes back, the added processes leave, and one replica is stopped
-//!   and comes back. Both replicas must end like the undisturbed run (the
-//!   trend stage keeps each enrich process's progress apart: with one for all, the slower
-//!   process's term occurrences were dropped as late and one run in three ended with fewer
-//!   trend rows).
+//!   cluster). Mid-stream a second enrich, sink and trend-stage process join their groups, one
+//!   broker is killed with SIGKILL and comes back, the added processes leave, and one replica is
+//!   stopped and comes back. Both replicas must end like the undisturbed run. (The trend stage
+//!   keeps the enrich watermark per raw partition: kept per enrich process, with a process not
+//!   heard from for 10 s left out, a raw partition whose new reader started late was dropped
+//!   as late and about one run in four ended with fewer trend rows.) The trend stage keeps a
+//!   state per terms partition (`[trend_stage] state = "per-partition"`) in every run, so its
+//!   partitions' states move between the two processes through the state topic, twice, and
+//!   its SIGKILLs restore from that topic.
 //!
 //! Each run must end exactly like the undisturbed one: the same distinct mentions in ClickHouse
 //! (one row each) and dead letters (together: every input line), the same trend rows, the same
@@ -390,6 +393,10 @@ period_ms = 300
 [enrich]
 sentiment_model = "builtin"
 
+# A state per terms partition in the state topic, so trend-stage processes can come and go.
+[trend_stage]
+state = "per-partition"
+
 # No per-minute rate limit: which of a wall-clock minute's alerts beyond the limit go out at once
 # depends on how the partitions' records interleave, so runs differ even undisturbed.
 [alerts.router]
@@ -538,8 +545,9 @@ async fn run(
             wait_stored(&store, valid / 10).await;
             stages.spawn("enrich");
             stages.spawn("sink");
+            stages.spawn("trends-stage");
             eprintln!(
-                "{name}: a second enrich and sink joined at {} stored",
+                "{name}: a second enrich, sink and trend stage joined at {} stored",
                 stored().await
             );
             wait_stored(&store, valid / 4).await;
@@ -551,6 +559,7 @@ async fn run(
             assert!(cluster.script("kafka", &["start-node", "2"]));
             stages.stop_last("enrich");
             stages.stop_last("sink");
+            stages.stop_last("trends-stage");
             eprintln!(
                 "{name}: broker 2 back, the added processes left at {} stored",
                 stored().await

@@ -28,7 +28,7 @@ use crate::metrics::Metrics;
 use crate::runner::{
     dead_letter, BatchPolicy, HandleError, Handler, Io, Origin, Output, Reject, Settled, StageError,
 };
-use crate::trends::record::TermBatch;
+use crate::trends::record::{Sources, TermBatch};
 
 use super::cascade::{record, Offer, Pending};
 use super::config::workers_or_cores;
@@ -128,7 +128,10 @@ impl EnrichStage {
             .watermark
             .and_then(chrono::DateTime::from_timestamp_millis)
             .unwrap_or(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
-        let records: Vec<_> = batch.terms.drain(Some(watermark), batch.producer).collect();
+        let records: Vec<_> = batch
+            .terms
+            .drain(Some(watermark), batch.producer, &batch.sources)
+            .collect();
         for r in records {
             let term = r.term.clone();
             // A term record over the topic's limit is split into smaller ones; a single
@@ -277,6 +280,8 @@ struct Batch {
     watermark: Option<i64>,
     /// The producer id its term records carry: the stage's id when the batch began.
     producer: u64,
+    /// The raw partitions the watermark speaks for: those assigned when the batch began.
+    sources: Sources,
     terms: TermBatch,
     /// Each with where it was read, to dead-letter it if its outputs cannot be produced.
     escalated: Vec<(EnrichedMention, Pending, ReadFrom)>,
@@ -420,6 +425,7 @@ impl Handler for EnrichStage {
             }
             self.current.watermark = watermark;
             self.current.producer = self.producer;
+            self.current.sources = Sources(self.progress.assignment().to_vec());
         }
         self.current.len += 1;
         let payload = msg.payload().unwrap_or(&[]);

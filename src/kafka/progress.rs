@@ -10,7 +10,7 @@
 //! The consumer must report partition ends (`BatchPolicy::partition_eof`), with the end offset
 //! from [`fetched_end`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::CString;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -173,8 +173,13 @@ pub struct PartitionProgress {
 #[derive(Debug, Default)]
 struct Partition {
     /// Per producer writing to the partition (0: records that do not say), its newest event
-    /// time and when it was last heard from here.
+    /// time and when it was last heard from here. Only records that name no sources.
     producers: Vec<(u64, i64, Instant)>,
+    /// Per source (a partition of the producers' own input, e.g. a raw partition the enrich
+    /// stage reads), the newest event time any producer vouched for it in records read here.
+    /// A source moves between producers as their group rebalances; it holds the partition back
+    /// until whichever producer reads it now vouches for more, however long that takes.
+    sources: BTreeMap<i32, i64>,
     /// Since when the consumer has been at the partition's end (no message since).
     at_end_since: Option<Instant>,
     /// The end offset it was at then (`None`: unknown).
@@ -189,6 +194,15 @@ impl Partition {
     /// (0: the trend stage's spike alerts, records of earlier versions) count only while no
     /// producer that names itself is active: a spike's time is a bucket's, behind the mentions.
     fn newest(&self, now: Instant) -> Option<i64> {
+        let sources = self.sources.values().min().copied();
+        match (sources, self.newest_of_producers(now)) {
+            (Some(s), Some(p)) => Some(s.min(p)),
+            (s, p) => s.or(p),
+        }
+    }
+
+    /// [`newest`](Self::newest) over the producers that name no sources.
+    fn newest_of_producers(&self, now: Instant) -> Option<i64> {
         let active = |named: bool| {
             self.producers
                 .iter()
@@ -235,17 +249,7 @@ impl PartitionProgress {
     /// because nothing was being written, and get [`IDLE_AFTER`] to show their share of what is
     /// written now before they stop holding the watermark back.
     pub fn saw_at(&mut self, partition: i32, producer: u64, ms: i64, now: Instant) {
-        let was_quiet = self
-            .last_message
-            .is_none_or(|last| now.duration_since(last) >= IDLE_AFTER);
-        if was_quiet {
-            for p in self.partitions.values_mut() {
-                if let Some(since) = p.at_end_since.as_mut() {
-                    *since = now;
-                }
-            }
-        }
-        self.last_message = Some(now);
+        self.heard(now);
         let p = self.partitions.entry(partition).or_default();
         match p.producers.iter_mut().find(|(id, _, _)| *id == producer) {
             Some((_, newest, seen)) => {
@@ -262,6 +266,59 @@ impl PartitionProgress {
             }
         }
         p.at_end_since = None;
+    }
+
+    /// A message was read `now`. The first after the whole input was quiet for [`IDLE_AFTER`]
+    /// restarts the idle clock of every partition at its end.
+    fn heard(&mut self, now: Instant) {
+        let was_quiet = self
+            .last_message
+            .is_none_or(|last| now.duration_since(last) >= IDLE_AFTER);
+        if was_quiet {
+            for p in self.partitions.values_mut() {
+                if let Some(since) = p.at_end_since.as_mut() {
+                    *since = now;
+                }
+            }
+        }
+        self.last_message = Some(now);
+    }
+
+    /// A message vouching for event time `ms` on behalf of each of `sources` (the producer's
+    /// input partitions it had read that far when it wrote the message) was read from
+    /// `partition`. Each source keeps the most any producer vouched for it: a producer that
+    /// takes a source over from another begins behind it, and what it writes until it has caught
+    /// up was written by the other already.
+    pub fn saw_sources(&mut self, partition: i32, sources: &[i32], ms: i64) {
+        self.saw_sources_at(partition, sources, ms, Instant::now());
+    }
+
+    /// [`saw_sources`](Self::saw_sources) at `now`.
+    pub fn saw_sources_at(&mut self, partition: i32, sources: &[i32], ms: i64, now: Instant) {
+        self.heard(now);
+        let p = self.partitions.entry(partition).or_default();
+        for &source in sources {
+            let v = p.sources.entry(source).or_insert(ms);
+            *v = (*v).max(ms);
+        }
+        p.at_end_since = None;
+    }
+
+    /// What producers vouched for each source of `partition`: (source, newest event time).
+    pub fn sources_of(&self, partition: i32) -> Vec<(i32, i64)> {
+        self.partitions
+            .get(&partition)
+            .map(|p| p.sources.iter().map(|(s, ms)| (*s, *ms)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Takes up what a snapshot recorded of `partition`'s sources.
+    pub fn restore_sources(&mut self, partition: i32, sources: &[(i32, i64)]) {
+        let p = self.partitions.entry(partition).or_default();
+        for &(source, ms) in sources {
+            let v = p.sources.entry(source).or_insert(ms);
+            *v = (*v).max(ms);
+        }
     }
 
     /// The consumer reached the end of `partition`, at offset `end` (its [`fetched_end`]).
@@ -355,6 +412,12 @@ impl PartitionProgress {
                 None => p.producers.push((id, ms, now)),
             }
         }
+    }
+
+    /// The partitions assigned at the last [`low_watermark_anew`](Self::low_watermark_anew),
+    /// in order.
+    pub fn assignment(&self) -> &[i32] {
+        self.assignment.as_deref().unwrap_or_default()
     }
 
     /// The low watermark over the partitions `consumer` is assigned now (`None`: no progress).
@@ -465,6 +528,33 @@ mod tests {
             value: Some("not an id"),
         });
         assert_eq!(producer_of(&msg(Some(other))), None);
+    }
+
+    #[test]
+    fn a_source_holds_the_partition_back_until_its_new_reader_catches_up() {
+        let now = Instant::now();
+        let mut p = PartitionProgress::default();
+        // One enrich process reads raw partitions 0..2; partition 2 is behind.
+        p.saw_sources_at(0, &[0, 1, 2], 100, now);
+        assert_eq!(p.low_watermark_of(&at(&[0]), now), Some(100));
+        // It loses raw partition 2 to a second process that is slow to start, and races ahead
+        // on 0 and 1. However long the second one takes, partition 2 holds the watermark.
+        let later = now + PRODUCER_GONE_AFTER * 10;
+        p.saw_sources_at(0, &[0, 1], 900, later);
+        assert_eq!(p.low_watermark_of(&at(&[0]), later), Some(100));
+        assert_eq!(p.watermark_of(0), Some(100));
+        // The second process begins behind what the first vouched for (what it writes up to
+        // there was written already): the source keeps the most vouched.
+        p.saw_sources_at(0, &[2], 50, later);
+        assert_eq!(p.low_watermark_of(&at(&[0]), later), Some(100));
+        p.saw_sources_at(0, &[2], 700, later);
+        assert_eq!(p.low_watermark_of(&at(&[0]), later), Some(700));
+        // A snapshot carries the sources to the next owner of the terms partition.
+        let mut q = PartitionProgress::default();
+        q.restore_sources(0, &p.sources_of(0));
+        assert_eq!(q.watermark_of(0), Some(700));
+        q.saw_sources_at(0, &[0, 1, 2], 800, later);
+        assert_eq!(q.watermark_of(0), Some(800));
     }
 
     #[test]

@@ -148,6 +148,32 @@ pub enum TopicError {
     },
 }
 
+/// How long topic creation is retried while the cluster is in flux.
+const CREATE_RETRY_FOR: Duration = Duration::from_secs(30);
+
+impl TopicError {
+    /// A failure of a cluster in flux (a broker lost mid-request, the controller moving), which
+    /// a retry a moment later gets past.
+    fn in_flux(&self) -> bool {
+        use RDKafkaErrorCode::*;
+        let code = match self {
+            TopicError::Client { .. } => return false,
+            TopicError::Request { source, .. } => source.rdkafka_error_code(),
+            TopicError::Create { code, .. } => Some(*code),
+        };
+        matches!(
+            code,
+            Some(
+                BrokerTransportFailure
+                    | NotController
+                    | LeaderNotAvailable
+                    | NotLeaderForPartition
+                    | RequestTimedOut
+            )
+        )
+    }
+}
+
 fn admin(config: &KafkaConfig) -> Result<AdminClient<DefaultClientContext>, TopicError> {
     super::client::base_config(config)
         .create()
@@ -190,18 +216,29 @@ pub async fn ensure_topics(config: &KafkaConfig, topics: &Topics) -> Result<(), 
         })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = admin
-        .create_topics(&new, &opts)
-        .await
-        .map_err(|source| TopicError::Request {
-            brokers: config.brokers.clone(),
-            source,
-        })?;
-    for result in results {
-        match result {
-            Ok(_) => {}
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => return Err(TopicError::Create { topic, code }),
+    // A cluster in flux (a broker that dies while it answers, a controller that moves) fails a
+    // request it would take a moment later: a process started then must not exit for it.
+    let deadline = std::time::Instant::now() + CREATE_RETRY_FOR;
+    loop {
+        let outcome = match admin.create_topics(&new, &opts).await {
+            Err(source) => Err(TopicError::Request {
+                brokers: config.brokers.clone(),
+                source,
+            }),
+            Ok(results) => results
+                .into_iter()
+                .find_map(|r| match r {
+                    Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => None,
+                    Err((topic, code)) => Some(Err(TopicError::Create { topic, code })),
+                })
+                .unwrap_or(Ok(())),
+        };
+        match outcome {
+            Err(e) if e.in_flux() && std::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "Kafka did not create the topics; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            other => break other?,
         }
     }
     // A topic just created may be missing from a broker's metadata for a moment; a consumer that

@@ -277,9 +277,8 @@ pub enum StateKeeping {
     /// Each terms partition has state of its own (detectors, baselines, the false-discovery
     /// control over that partition's terms), kept in the compacted `<prefix>.trend-state` topic
     /// and handed over with the partition on a rebalance. Run as many trend-stage processes as
-    /// the terms topic has partitions; the results are meant to depend on the partition count,
-    /// not on how many processes share them (not yet reliable while processes come and go: the
-    /// fault suite's scale-out run ended short of one process's trend rows in 2 of 8 suites).
+    /// the terms topic has partitions; the results depend on the partition count, not on how
+    /// many processes share them or when they come and go (the fault suite's scale-out run).
     PerPartition,
 }
 

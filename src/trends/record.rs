@@ -27,6 +27,63 @@ pub struct TermRecord {
     /// the slowest (`kafka::progress`). Absent in records of earlier versions.
     #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
     pub producer: Option<u64>,
+    /// The raw partitions the watermark speaks for: those the producer was reading when it
+    /// began the batch. The trend stage keeps the watermark per raw partition, so a partition
+    /// that moves to another enrich process holds the terms back until that process has caught
+    /// up with it, however long its start takes. Absent in records of earlier versions.
+    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Sources>,
+}
+
+/// Partitions of the producer's input, on the wire as ranges (`"0-5,8"`): one enrich process
+/// may read many raw partitions, and every term record says which.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Sources(pub Vec<i32>);
+
+impl Serialize for Sources {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut sorted = self.0.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut out = String::new();
+        let mut i = 0;
+        while i < sorted.len() {
+            let mut j = i;
+            while j + 1 < sorted.len() && sorted[j + 1] == sorted[j] + 1 {
+                j += 1;
+            }
+            if !out.is_empty() {
+                out.push(',');
+            }
+            if j == i {
+                out.push_str(&sorted[i].to_string());
+            } else {
+                out.push_str(&format!("{}-{}", sorted[i], sorted[j]));
+            }
+            i = j + 1;
+        }
+        s.serialize_str(&out)
+    }
+}
+
+impl<'de> Deserialize<'de> for Sources {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Sources, D::Error> {
+        let text = String::deserialize(d)?;
+        let bad = || serde::de::Error::custom(format!("invalid partition ranges {text:?}"));
+        let mut out = Vec::new();
+        for part in text.split(',').filter(|p| !p.is_empty()) {
+            let (from, to) = match part.split_once('-') {
+                Some((a, b)) => (a.parse::<i32>(), b.parse::<i32>()),
+                None => (part.parse::<i32>(), part.parse::<i32>()),
+            };
+            let (from, to) = (from.map_err(|_| bad())?, to.map_err(|_| bad())?);
+            if from < 0 || to < from || to - from > 100_000 {
+                return Err(bad());
+            }
+            out.extend(from..=to);
+        }
+        Ok(Sources(out))
+    }
 }
 
 /// One occurrence of a term. On the wire the keys are one letter and the time is milliseconds
@@ -107,6 +164,7 @@ impl TermRecord {
             occurrences: first.occurrences.split_off(first.occurrences.len() / 2),
             watermark: first.watermark,
             producer: first.producer,
+            sources: first.sources.clone(),
         };
         let mut parts = first.into_json_parts(max_bytes);
         parts.extend(second.into_json_parts(max_bytes));
@@ -158,13 +216,14 @@ impl TermBatch {
         self.by_term.is_empty()
     }
 
-    /// The records to produce, each stamped with `watermark` and the `producer`'s id, emptying
-    /// the batch.
-    pub fn drain(
-        &mut self,
+    /// The records to produce, each stamped with `watermark`, the `producer`'s id and the raw
+    /// partitions the watermark speaks for, emptying the batch.
+    pub fn drain<'a>(
+        &'a mut self,
         watermark: Option<DateTime<Utc>>,
         producer: u64,
-    ) -> impl Iterator<Item = TermRecord> + '_ {
+        sources: &'a Sources,
+    ) -> impl Iterator<Item = TermRecord> + 'a {
         self.by_term
             .drain()
             .map(move |(term, occurrences)| TermRecord {
@@ -172,6 +231,7 @@ impl TermBatch {
                 occurrences,
                 watermark,
                 producer: Some(producer),
+                sources: Some(sources.clone()),
             })
     }
 }
@@ -197,6 +257,22 @@ mod split_tests {
     }
 
     #[test]
+    fn sources_are_ranges_on_the_wire() {
+        let json = serde_json::to_string(&Sources(vec![5, 0, 1, 2, 8, 9, 2])).unwrap();
+        assert_eq!(json, r#""0-2,5,8-9""#);
+        let back: Sources = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, Sources(vec![0, 1, 2, 5, 8, 9]));
+        assert_eq!(serde_json::to_string(&Sources(vec![])).unwrap(), r#""""#);
+        assert_eq!(
+            serde_json::from_str::<Sources>(r#""""#).unwrap(),
+            Sources(vec![])
+        );
+        for bad in [r#""2-1""#, r#""x""#, r#""-1""#, r#""0-""#, "3"] {
+            assert!(serde_json::from_str::<Sources>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn a_record_over_the_limit_splits_into_records_that_fit_and_lose_nothing() {
         let at: DateTime<Utc> = "2026-11-26T10:00:00Z".parse().unwrap();
         let record = TermRecord {
@@ -211,6 +287,7 @@ mod split_tests {
                 .collect(),
             watermark: Some(at),
             producer: Some(3),
+            sources: Some(Sources(vec![0, 1, 2, 7])),
         };
         let whole = serde_json::to_vec(&record).unwrap().len();
         let parts = record.clone().into_json_parts(whole / 5);
@@ -223,6 +300,7 @@ mod split_tests {
                 (r.term.as_str(), r.watermark, r.producer),
                 ("#nusapaydown", Some(at), Some(3))
             );
+            assert_eq!(r.sources, Some(Sources(vec![0, 1, 2, 7])));
             authors.extend(r.occurrences.into_iter().map(|o| o.author_id));
         }
         let expected: Vec<String> = record
@@ -237,6 +315,7 @@ mod split_tests {
                 occurrences: vec![],
                 watermark: None,
                 producer: None,
+                sources: None,
             }
             .into_json_parts(1)
             .len(),

@@ -138,9 +138,7 @@ impl TrendStage {
         let (keeping, shards) = match keeping {
             StateKeeping::One => {
                 let restored = files.load(&sections);
-                for (p, producers) in &restored.producers {
-                    progress.restore_producers(*p, producers, Instant::now());
-                }
+                restored.restore_progress(&mut progress);
                 (
                     Keeping::File(files),
                     BTreeMap::from([(ALL, Shard::of(restored))]),
@@ -203,10 +201,7 @@ impl TrendStage {
                     Restored::cold(&self.sections)
                 }
             };
-            for (p, producers) in &restored.producers {
-                self.progress
-                    .restore_producers(*p, producers, Instant::now());
-            }
+            restored.restore_progress(&mut self.progress);
             let restored = Restored {
                 detectors: restored.detectors.share_of(shares),
                 ..restored
@@ -268,6 +263,9 @@ impl TrendStage {
             };
             let (mut terms, mut queries) = shard.detectors.advance_until(&self.sections, watermark);
             if flush && shard.detectors.has_open() {
+                // What the flush closed is the state's now: saved with the next snapshot, so a
+                // restart or the next owner does not close those buckets again.
+                shard.coverage.changed();
                 let (t, q) = shard.detectors.idle_flush(now);
                 terms.extend(t);
                 queries.extend(q);
@@ -406,9 +404,15 @@ impl Handler for TrendStage {
                 .map(|o| o.event_time.timestamp_millis())
                 .max()
         });
-        if let Some(p) = vouched {
-            self.progress
-                .saw_from(msg.partition(), record.producer.unwrap_or(0), p);
+        match (vouched, &record.sources) {
+            (Some(ms), Some(sources)) => {
+                self.progress.saw_sources(msg.partition(), &sources.0, ms);
+            }
+            (Some(ms), None) => {
+                self.progress
+                    .saw_from(msg.partition(), record.producer.unwrap_or(0), ms);
+            }
+            (None, _) => {}
         }
         let detector = shard.detectors.pick(&record.term);
         let negative = match Term::parse(&record.term) {

@@ -36,6 +36,10 @@ pub struct TrendSnapshot {
     /// in the records covered: (producer id, newest event time).
     #[serde(default)]
     pub producers: BTreeMap<i32, Vec<(u64, i64)>>,
+    /// Per partition of the terms topic, what was vouched for each raw partition in the
+    /// records covered: (raw partition, newest event time).
+    #[serde(default)]
+    pub sources: BTreeMap<i32, Vec<(i32, i64)>>,
 }
 
 /// What a restart begins with.
@@ -44,6 +48,7 @@ pub struct Restored {
     pub contexts: HashMap<String, QueryContext>,
     pub covered: BTreeMap<i32, i64>,
     pub producers: BTreeMap<i32, Vec<(u64, i64)>>,
+    pub sources: BTreeMap<i32, Vec<(i32, i64)>>,
 }
 
 /// Where the trend stage keeps its snapshot: `<dir>/<prefix>-trend-state.json`.
@@ -93,6 +98,7 @@ impl StateFiles {
             contexts: HashMap::new(),
             covered: BTreeMap::new(),
             producers: BTreeMap::new(),
+            sources: BTreeMap::new(),
         }
     }
 
@@ -112,6 +118,7 @@ pub struct Borrowed<'a> {
     contexts: &'a HashMap<String, QueryContext>,
     covered: &'a BTreeMap<i32, i64>,
     producers: BTreeMap<i32, Vec<(u64, i64)>>,
+    sources: BTreeMap<i32, Vec<(i32, i64)>>,
 }
 
 impl<'a> Borrowed<'a> {
@@ -133,6 +140,10 @@ impl<'a> Borrowed<'a> {
                 .keys()
                 .map(|p| (*p, progress.producers_of(*p)))
                 .collect(),
+            sources: covered
+                .keys()
+                .map(|p| (*p, progress.sources_of(*p)))
+                .collect(),
         }
     }
 
@@ -143,6 +154,17 @@ impl<'a> Borrowed<'a> {
 }
 
 impl Restored {
+    /// Hands what the snapshot knew of the producers and sources of each partition it covers
+    /// to `progress`, as heard from now.
+    pub fn restore_progress(&self, progress: &mut PartitionProgress) {
+        for (p, producers) in &self.producers {
+            progress.restore_producers(*p, producers, std::time::Instant::now());
+        }
+        for (p, sources) in &self.sources {
+            progress.restore_sources(*p, sources);
+        }
+    }
+
     /// A fresh state (nothing covered).
     pub fn cold(sections: &DetectorSections) -> Restored {
         let fresh =
@@ -156,6 +178,7 @@ impl Restored {
             contexts: HashMap::new(),
             covered: BTreeMap::new(),
             producers: BTreeMap::new(),
+            sources: BTreeMap::new(),
         }
     }
 
@@ -183,6 +206,7 @@ impl Restored {
             contexts: snap.contexts,
             covered: snap.covered,
             producers: snap.producers,
+            sources: snap.sources,
         })
     }
 }
