@@ -190,48 +190,26 @@ pub fn read_dead_letters(
     topic: &str,
     limit: usize,
 ) -> Result<Vec<DeadLetterRecord>, rdkafka::error::KafkaError> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::{Message, Offset, TopicPartitionList};
-    use std::time::{Duration, Instant};
-
-    let consumer: BaseConsumer = super::client::base_config(config)
-        .set("group.id", "gema-dlq-reader")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .create()?;
-    let timeout = Duration::from_secs(10);
-    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-    let mut tpl = TopicPartitionList::new();
-    let mut remaining = 0i64;
-    for t in metadata.topics() {
-        for p in t.partitions() {
-            let (low, high) = consumer.fetch_watermarks(topic, p.id(), timeout)?;
-            if high > low {
-                tpl.add_partition_offset(topic, p.id(), Offset::Offset(low))?;
-                remaining += high - low;
-            }
-        }
-    }
+    use rdkafka::Message;
     let mut out = Vec::new();
-    if remaining == 0 {
+    if limit == 0 {
         return Ok(out);
     }
-    consumer.assign(&tpl)?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while remaining > 0 && out.len() < limit && Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(500)) {
-            Some(Ok(m)) => {
-                remaining -= 1;
-                out.push(DeadLetterRecord {
-                    dead_letter: m.headers().and_then(DeadLetter::from_headers),
-                    original: String::from_utf8_lossy(m.payload().unwrap_or(&[])).into_owned(),
-                    partition: m.partition(),
-                    offset: m.offset(),
-                });
-            }
-            Some(Err(e)) => return Err(e),
-            None => {}
-        }
-    }
+    super::read::read_to_end(
+        config,
+        "gema-dlq-reader",
+        topic,
+        None,
+        std::time::Duration::from_secs(30),
+        |m| {
+            out.push(DeadLetterRecord {
+                dead_letter: m.headers().and_then(DeadLetter::from_headers),
+                original: String::from_utf8_lossy(m.payload().unwrap_or(&[])).into_owned(),
+                partition: m.partition(),
+                offset: m.offset(),
+            });
+            out.len() < limit
+        },
+    )?;
     Ok(out)
 }

@@ -14,16 +14,14 @@
 //! awaits them all before it stores the offsets the snapshot covers.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::Message;
 use serde::{Deserialize, Serialize};
 
 use super::{Output, StageError};
-use crate::kafka::client::base_config;
+use crate::kafka::read::read_to_end;
 use crate::kafka::KafkaConfig;
 
 /// How long reading the changelog to its end may take.
@@ -163,57 +161,34 @@ fn read_latest(
     topic: &str,
     partitions: &[i32],
 ) -> Result<HashMap<String, Vec<u8>>, KafkaError> {
-    // A group id the reader never joins (it assigns the partition itself and commits nothing):
-    // librdkafka's consumer wants one.
-    let consumer: BaseConsumer = base_config(kafka)
-        .set("group.id", format!("{topic}-reader"))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .create()?;
-    let timeout = Duration::from_secs(10);
-    let (low, high) = consumer.fetch_watermarks(topic, 0, timeout)?;
-    let mut latest = HashMap::new();
-    if high <= low {
-        return Ok(latest);
-    }
     let prefixes: Vec<(String, String)> = partitions
         .iter()
         .map(|p| (head_key(*p), format!("{}/", head_key(*p))))
         .collect();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Offset(low))?;
-    consumer.assign(&tpl)?;
-    let deadline = Instant::now() + READ_TIMEOUT;
-    loop {
-        match consumer.poll(Duration::from_millis(500)) {
-            Some(Ok(m)) => {
-                let key = String::from_utf8_lossy(m.key().unwrap_or(&[])).into_owned();
-                let ours = prefixes
-                    .iter()
-                    .any(|(head, pieces)| key == *head || key.starts_with(pieces.as_str()));
-                if ours {
-                    match m.payload() {
-                        Some(v) => {
-                            latest.insert(key, v.to_vec());
-                        }
-                        None => {
-                            latest.remove(&key);
-                        }
+    let mut latest = HashMap::new();
+    read_to_end(
+        kafka,
+        &format!("{topic}-reader"),
+        topic,
+        Some(&[0]),
+        READ_TIMEOUT,
+        |m| {
+            let key = String::from_utf8_lossy(m.key().unwrap_or(&[])).into_owned();
+            let ours = prefixes
+                .iter()
+                .any(|(head, pieces)| key == *head || key.starts_with(pieces.as_str()));
+            if ours {
+                match m.payload() {
+                    Some(v) => {
+                        latest.insert(key, v.to_vec());
+                    }
+                    None => {
+                        latest.remove(&key);
                     }
                 }
-                if m.offset() + 1 >= high {
-                    return Ok(latest);
-                }
             }
-            // A broker down for a moment (its partition's leader moves) is reported here too;
-            // the read goes on until the deadline.
-            Some(Err(e)) => tracing::debug!(%topic, error = %e, "Reading the state topic"),
-            None => {}
-        }
-        if Instant::now() >= deadline {
-            return Err(KafkaError::MessageConsumption(
-                RDKafkaErrorCode::OperationTimedOut,
-            ));
-        }
-    }
+            true
+        },
+    )?;
+    Ok(latest)
 }
