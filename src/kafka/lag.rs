@@ -8,8 +8,9 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::config::KafkaConfig;
 
-/// Errors a fresh or busy broker returns for a while (group coordinator still loading or moving).
-fn transient(e: &KafkaError) -> bool {
+/// Errors a fresh or busy broker returns for a while (group coordinator still loading or moving,
+/// a partition's leader moving or not known yet).
+pub(super) fn transient(e: &KafkaError) -> bool {
     use rdkafka::types::RDKafkaErrorCode::*;
     matches!(
         e.rdkafka_error_code(),

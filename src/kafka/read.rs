@@ -33,31 +33,34 @@ pub fn read_to_end(
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         .create()?;
-    let timeout = Duration::from_secs(10);
-    let partitions: Vec<i32> = match partitions {
-        Some(p) => p.to_vec(),
-        None => consumer
-            .fetch_metadata(Some(topic), timeout)?
-            .topics()
-            .iter()
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect(),
+    let deadline = Instant::now() + wait;
+    // Per partition, the start and the end to read up to. A partition whose leader is moving
+    // (or, in a topic just created, not known to every broker yet) answers with an error a
+    // moment later gone.
+    let ranges = loop {
+        match ranges_of(&consumer, topic, partitions) {
+            Err(e)
+                if (super::lag::transient(&e)
+                    || e.rdkafka_error_code()
+                        == Some(RDKafkaErrorCode::BrokerTransportFailure))
+                    && Instant::now() < deadline =>
+            {
+                tracing::debug!(%topic, error = %e, "Asking a topic's ends; retrying");
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            other => break other?,
+        }
     };
-    // Per partition, the end to read up to.
     let mut ends = BTreeMap::new();
     let mut tpl = TopicPartitionList::new();
-    for p in partitions {
-        let (low, high) = consumer.fetch_watermarks(topic, p, timeout)?;
-        if high > low {
-            tpl.add_partition_offset(topic, p, Offset::Offset(low))?;
-            ends.insert(p, high);
-        }
+    for (p, low, high) in ranges {
+        tpl.add_partition_offset(topic, p, Offset::Offset(low))?;
+        ends.insert(p, high);
     }
     if ends.is_empty() {
         return Ok(());
     }
     consumer.assign(&tpl)?;
-    let deadline = Instant::now() + wait;
     while !ends.is_empty() {
         match consumer.poll(Duration::from_millis(500)) {
             Some(Ok(m)) => {
@@ -84,4 +87,31 @@ pub fn read_to_end(
         }
     }
     Ok(())
+}
+
+/// (partition, low, high) of `partitions` of `topic` (every partition when `None`) that hold
+/// records now.
+fn ranges_of(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partitions: Option<&[i32]>,
+) -> Result<Vec<(i32, i64, i64)>, KafkaError> {
+    let timeout = Duration::from_secs(10);
+    let partitions: Vec<i32> = match partitions {
+        Some(p) => p.to_vec(),
+        None => consumer
+            .fetch_metadata(Some(topic), timeout)?
+            .topics()
+            .iter()
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect(),
+    };
+    let mut out = Vec::new();
+    for p in partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, p, timeout)?;
+        if high > low {
+            out.push((p, low, high));
+        }
+    }
+    Ok(out)
 }
